@@ -1,0 +1,125 @@
+//! Raw storage: named files of bytes, nothing more. The layers above
+//! (packs, indexes, snapshots) give the bytes meaning and encrypt them; a
+//! backend never sees plaintext.
+
+mod local;
+mod s3;
+
+use std::sync::Arc;
+
+pub use local::LocalBackend;
+pub use s3::{S3Backend, S3Options};
+
+use crate::error::{BackendError, Error, Result};
+
+/// The kinds of file a repository holds, each in its own folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileKind {
+    /// `config`: the one plaintext file.
+    Config,
+    /// `keys/`: the repository secrets, encrypted to each restore key.
+    Keys,
+    /// `data/XX/`: pack files.
+    Pack,
+    /// `index/`: where each blob is.
+    Index,
+    /// `snapshots/`: one file per snapshot.
+    Snapshot,
+    /// `locks/`: who is using the repository.
+    Lock,
+}
+
+impl FileKind {
+    /// The folder of this kind, relative to the repository root.
+    pub fn dir(self) -> &'static str {
+        match self {
+            FileKind::Config => "",
+            FileKind::Keys => "keys",
+            FileKind::Pack => "data",
+            FileKind::Index => "index",
+            FileKind::Snapshot => "snapshots",
+            FileKind::Lock => "locks",
+        }
+    }
+
+    /// The path of a file of this kind, relative to the repository root.
+    pub fn path(self, name: &str) -> String {
+        match self {
+            FileKind::Config => "config".to_string(),
+            FileKind::Pack => format!("data/{}/{}", &name[..name.len().min(2)], name),
+            _ => format!("{}/{}", self.dir(), name),
+        }
+    }
+
+    /// Every kind, in the order verify reports them.
+    pub const ALL: [FileKind; 6] = [
+        FileKind::Config,
+        FileKind::Keys,
+        FileKind::Pack,
+        FileKind::Index,
+        FileKind::Snapshot,
+        FileKind::Lock,
+    ];
+}
+
+/// A listed file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// Its name (without folder).
+    pub name: String,
+    /// Its size in bytes.
+    pub size: u64,
+}
+
+/// A place to keep repository files. Implementations must make `write`
+/// atomic (a reader sees the whole file or none of it) and durable once it
+/// returns; they retry transient failures themselves.
+pub trait Backend: Send + Sync + 'static {
+    /// Where this is, for messages (never includes credentials).
+    fn location(&self) -> String;
+    /// All files of one kind.
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, BackendError>;
+    /// A whole file.
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError>;
+    /// `length` bytes from `offset`.
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, BackendError>;
+    /// Store a file, atomically.
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError>;
+    /// Delete a file; deleting a missing file is not an error.
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError>;
+    /// How many transfers may usefully run at once.
+    fn connections(&self) -> usize {
+        2
+    }
+}
+
+/// Open a backend from a repository URL: a path (the default) or
+/// `s3://bucket/prefix`. S3 settings not in `s3` come from the standard
+/// AWS environment variables.
+pub fn open_backend(url: &str, s3: &S3Options) -> Result<Arc<dyn Backend>> {
+    if let Some(rest) = url.strip_prefix("s3://") {
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return Err(Error::Invalid(format!(
+                "repository URL {url:?} names no bucket: use s3://BUCKET/PREFIX"
+            )));
+        }
+        Ok(Arc::new(S3Backend::open(bucket, prefix, s3)?))
+    } else if url.contains("://") {
+        Err(Error::Invalid(format!(
+            "repository URL {url:?}: only a local path or s3://BUCKET/PREFIX is supported"
+        )))
+    } else if url.is_empty() {
+        Err(Error::Invalid(
+            "no repository given: pass --repo or set LIFEBOAT_REPO".into(),
+        ))
+    } else {
+        Ok(Arc::new(LocalBackend::new(url)))
+    }
+}

@@ -1,0 +1,342 @@
+//! A repository in any S3-compatible bucket (Cloudflare R2, AWS, Backblaze
+//! B2, MinIO, ...), through aws-sdk-s3.
+//!
+//! R2 compatibility: path-style addressing, region `auto`, and request
+//! checksums / response checksum validation only "when required" (R2 rejects
+//! some of the flexible checksums the SDK sends by default). Integrity does
+//! not depend on S3 checksums: every file is named by, and verified against,
+//! its own SHA-256.
+
+use std::future::Future;
+use std::time::Duration;
+
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+
+use super::{Backend, FileInfo, FileKind};
+use crate::error::{BackendError, BackendErrorKind, Error, Result};
+
+/// Settings of an S3 repository. Anything left `None` is taken from the
+/// standard AWS environment variables (`AWS_ENDPOINT_URL_S3`,
+/// `AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`).
+#[derive(Clone, Default)]
+pub struct S3Options {
+    /// e.g. `https://ACCOUNT.r2.cloudflarestorage.com`.
+    pub endpoint: Option<String>,
+    /// `auto` for R2; defaults to `auto` with a custom endpoint, else `us-east-1`.
+    pub region: Option<String>,
+    /// Access key id.
+    pub access_key_id: Option<String>,
+    /// Secret access key.
+    pub secret_access_key: Option<String>,
+    /// Session token, for temporary credentials.
+    pub session_token: Option<String>,
+    /// Virtual-hosted style instead of path style (path style is the default
+    /// because it works everywhere, including R2 and local test servers).
+    pub virtual_hosted_style: bool,
+    /// Parallel transfers (default 4).
+    pub connections: Option<usize>,
+    /// Attempts per request before giving up (default 6, exponential backoff).
+    pub max_attempts: Option<u32>,
+}
+
+impl std::fmt::Debug for S3Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Options")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
+            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// Files under `prefix` in a bucket.
+pub struct S3Backend {
+    client: Client,
+    bucket: String,
+    prefix: String,
+    endpoint: String,
+    connections: usize,
+    rt: tokio::runtime::Runtime,
+}
+
+impl S3Backend {
+    /// Connect (lazily: nothing is sent until the first request).
+    pub fn open(bucket: &str, prefix: &str, opts: &S3Options) -> Result<Self> {
+        let endpoint = opts
+            .endpoint
+            .clone()
+            .or_else(|| env("AWS_ENDPOINT_URL_S3"))
+            .or_else(|| env("AWS_ENDPOINT_URL"));
+        let region = opts
+            .region
+            .clone()
+            .or_else(|| env("AWS_REGION"))
+            .or_else(|| env("AWS_DEFAULT_REGION"))
+            .unwrap_or_else(|| if endpoint.is_some() { "auto" } else { "us-east-1" }.to_string());
+        let key_id = opts.access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+        let secret = opts
+            .secret_access_key
+            .clone()
+            .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
+        let (Some(key_id), Some(secret)) = (key_id, secret) else {
+            return Err(Error::Invalid(format!(
+                "no S3 credentials for s3://{bucket}: set access_key_id and secret_access_key \
+                 in the config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )));
+        };
+        let token = opts.session_token.clone().or_else(|| env("AWS_SESSION_TOKEN"));
+        let mut builder = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(region))
+            .credentials_provider(Credentials::new(key_id, secret, token, None, "lifeboat"))
+            .force_path_style(!opts.virtual_hosted_style)
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(opts.max_attempts.unwrap_or(6))
+                    .with_initial_backoff(Duration::from_millis(200))
+                    .with_max_backoff(Duration::from_secs(20)),
+            )
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .read_timeout(Duration::from_secs(60))
+                    .operation_attempt_timeout(Duration::from_secs(300))
+                    .build(),
+            );
+        if let Some(ep) = &endpoint {
+            builder = builder.endpoint_url(ep);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("lifeboat-s3")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("starting the S3 client runtime", e))?;
+        Ok(Self {
+            client: Client::from_conf(builder.build()),
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            endpoint: endpoint.unwrap_or_else(|| "AWS".into()),
+            connections: opts.connections.unwrap_or(4).max(1),
+            rt,
+        })
+    }
+
+    fn key(&self, kind: FileKind, name: &str) -> String {
+        if self.prefix.is_empty() {
+            kind.path(name)
+        } else {
+            format!("{}/{}", self.prefix, kind.path(name))
+        }
+    }
+
+    /// Run a request on our runtime from any thread (including threads of
+    /// another tokio runtime) and wait for it.
+    fn run<T: Send + 'static>(
+        &self,
+        what: (&'static str, &str),
+        fut: impl Future<Output = Result<T, BackendError>> + Send + 'static,
+    ) -> Result<T, BackendError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(fut.await);
+        });
+        rx.recv().unwrap_or_else(|_| {
+            Err(BackendError::new(
+                BackendErrorKind::Other,
+                what.0,
+                what.1,
+                "the S3 client stopped",
+            ))
+        })
+    }
+}
+
+fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    op: &'static str,
+    key: &str,
+    err: SdkError<E>,
+) -> BackendError {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let kind = match (status, code) {
+        (Some(404), _) | (_, "NoSuchKey") | (_, "NotFound") => BackendErrorKind::NotFound,
+        (Some(401 | 403), _) | (_, "NoSuchBucket") => BackendErrorKind::Access,
+        _ => BackendErrorKind::Other,
+    };
+    BackendError::new(kind, op, key, DisplayErrorContext(&err).to_string())
+}
+
+impl Backend for S3Backend {
+    fn location(&self) -> String {
+        format!("s3://{}/{} at {}", self.bucket, self.prefix, self.endpoint)
+    }
+
+    fn connections(&self) -> usize {
+        self.connections
+    }
+
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, BackendError> {
+        let base = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        let prefix = match kind {
+            FileKind::Config => format!("{base}config"),
+            _ => format!("{base}{}/", kind.dir()),
+        };
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let shown = prefix.clone();
+        self.run(("list", &shown), async move {
+            let mut out = Vec::new();
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(&bucket)
+                .prefix(&prefix)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| map_err("list", &prefix, e))?;
+                for obj in page.contents() {
+                    let Some(key) = obj.key() else { continue };
+                    let name = key.rsplit('/').next().unwrap_or(key);
+                    if kind == FileKind::Config && key != prefix {
+                        continue;
+                    }
+                    out.push(FileInfo {
+                        name: name.to_string(),
+                        size: obj.size().unwrap_or(0).max(0) as u64,
+                    });
+                }
+            }
+            out.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(out)
+        })
+    }
+
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
+        self.get(self.key(kind, name), None)
+    }
+
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        if length == 0 {
+            return Ok(Vec::new());
+        }
+        let key = self.key(kind, name);
+        let data = self.get(key.clone(), Some(format!("bytes={}-{}", offset, offset + length - 1)))?;
+        if data.len() as u64 != length {
+            return Err(BackendError::new(
+                BackendErrorKind::Other,
+                "read",
+                key,
+                format!("asked for {length} bytes, got {}", data.len()),
+            ));
+        }
+        Ok(data)
+    }
+
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        let key = self.key(kind, name);
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let body = bytes::Bytes::copy_from_slice(data);
+        let k = key.clone();
+        self.run(("write", &key), async move {
+            client
+                .put_object()
+                .bucket(bucket)
+                .key(&k)
+                .body(ByteStream::from(body))
+                .send()
+                .await
+                .map_err(|e| map_err("write", &k, e))?;
+            Ok(())
+        })
+    }
+
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError> {
+        let key = self.key(kind, name);
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let k = key.clone();
+        self.run(("remove", &key), async move {
+            match client.delete_object().bucket(bucket).key(&k).send().await {
+                Ok(_) => Ok(()),
+                Err(e) => {
+                    let e = map_err("remove", &k, e);
+                    if e.is_not_found() {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl S3Backend {
+    fn get(&self, key: String, range: Option<String>) -> Result<Vec<u8>, BackendError> {
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let k = key.clone();
+        self.run(("read", &key), async move {
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                match Self::get_once(&client, &bucket, &k, range.clone()).await {
+                    Err(e) if e.kind == BackendErrorKind::Other && attempt < 4 => {
+                        tracing::warn!("read {k}: {} (attempt {attempt}, retrying)", e.message);
+                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    }
+                    other => return other,
+                }
+            }
+        })
+    }
+
+    async fn get_once(
+        client: &Client,
+        bucket: &str,
+        k: &str,
+        range: Option<String>,
+    ) -> Result<Vec<u8>, BackendError> {
+        {
+            let resp = client
+                .get_object()
+                .bucket(bucket)
+                .key(k)
+                .set_range(range)
+                .send()
+                .await
+                .map_err(|e| map_err("read", k, e))?;
+            let body = resp.body.collect().await.map_err(|e| {
+                BackendError::new(BackendErrorKind::Other, "read", k, format!("body: {e}"))
+            })?;
+            Ok(body.into_bytes().to_vec())
+        }
+    }
+}

@@ -1,0 +1,530 @@
+//! Backup sessions: items are pushed in, chunked, deduplicated, sealed,
+//! packed and uploaded by a small pipeline of threads; `commit` writes the
+//! manifest, the last index and, last of all, the snapshot file.
+//!
+//! ```text
+//! caller thread           workers (1 per core)           uploaders (backend.connections())
+//! chunk + SHA-256 item -> blob id, dedup, zstd, age,  -> write pack, then index every few packs
+//!                         fill a pack
+//! ```
+//! Every channel is bounded, so memory is bounded whatever the input.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use chrono::Utc;
+use crossbeam_channel::{Receiver, Sender};
+use sha2::{Digest, Sha256};
+
+use crate::backend::FileKind;
+use crate::chunker::Chunker;
+use crate::crypto::{self, DedupKey};
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId, SnapshotId};
+use crate::index::{Index, IndexFile, IndexPack};
+use crate::lock::{hostname, LockGuard};
+use crate::pack::{BlobKind, PackBuilder, PackEntry};
+use crate::progress::{NoProgress, Progress};
+use crate::repository::{Access, Inner, Repository};
+use crate::snapshot::{BackupStats, ManifestItem, ManifestRef, Snapshot, SourceSummary};
+
+/// Write an index file after this many packs, so a killed backup leaves
+/// most of what it uploaded findable by the next one.
+const INDEX_EVERY_PACKS: usize = 4;
+
+/// Options of a backup.
+#[derive(Debug, Clone, Default)]
+pub struct BackupOptions {
+    /// Tags to put on the snapshot.
+    pub tags: Vec<String>,
+    /// Hostname to record (default: this host's).
+    pub hostname: Option<String>,
+}
+
+struct Job {
+    data: Vec<u8>,
+    kind: BlobKind,
+    seq: usize,
+    reply: Sender<(usize, BlobId)>,
+}
+
+type Pack = (PackId, Vec<u8>, Vec<PackEntry>);
+
+struct Shared<A: Access> {
+    repo: Repository<A>,
+    known: Index,
+    seen: Mutex<HashSet<BlobId>>,
+    dedup: DedupKey,
+    uploaded: Mutex<Vec<IndexPack>>,
+    error: Mutex<Option<Error>>,
+    new_blobs: AtomicU64,
+    new_plain_bytes: AtomicU64,
+    added_bytes: AtomicU64,
+}
+
+impl<A: Access> Shared<A> {
+    fn fail(&self, e: Error) {
+        if let Ok(mut slot) = self.error.lock() {
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+    }
+
+    fn failed(&self) -> bool {
+        self.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    }
+
+    fn take_error(&self) -> Option<Error> {
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    /// Write an index file naming every pack uploaded since the last one.
+    fn flush_index(&self, min_packs: usize) -> Result<()> {
+        let packs = {
+            let mut up = self
+                .uploaded
+                .lock()
+                .map_err(|_| Error::Invalid("index writer poisoned".into()))?;
+            if up.len() < min_packs.max(1) {
+                return Ok(());
+            }
+            std::mem::take(&mut *up)
+        };
+        let file = IndexFile { version: 1, packs };
+        let json = serde_json::to_vec(&file).expect("index serializes");
+        let (_, len) = self.repo.write_meta_file(FileKind::Index, &json)?;
+        self.added_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+fn inner_of<A: Access>(s: &Shared<A>) -> &Inner {
+    &s.repo.inner
+}
+
+fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<Pack>) {
+    let inner = inner_of(&shared);
+    let cfg = &inner.config;
+    let meta = inner.meta_recipient.clone();
+    let mut builder = PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024);
+    for job in jobs {
+        let id = shared.dedup.blob_id(&job.data);
+        let _ = job.reply.send((job.seq, id));
+        if shared.known.contains(&id) {
+            continue;
+        }
+        let fresh = shared.seen.lock().map(|mut s| s.insert(id)).unwrap_or(false);
+        if !fresh || shared.failed() {
+            continue;
+        }
+        let recipient: &dyn age::Recipient = match job.kind {
+            BlobKind::Data => &inner.data_recipient,
+            BlobKind::Tree => &inner.meta_recipient,
+        };
+        let sealed = crypto::seal(recipient, cfg.compression_level, &job.data);
+        builder.add(id, job.kind, &sealed, job.data.len());
+        shared.new_blobs.fetch_add(1, Ordering::Relaxed);
+        shared.new_plain_bytes.fetch_add(job.data.len() as u64, Ordering::Relaxed);
+        if builder.len() >= cfg.pack_size as usize {
+            let full = std::mem::replace(&mut builder, PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024));
+            if packs.send(full.finish(&meta)).is_err() {
+                return;
+            }
+        }
+    }
+    if !builder.is_empty() {
+        let _ = packs.send(builder.finish(&meta));
+    }
+}
+
+fn uploader<A: Access>(shared: Arc<Shared<A>>, packs: Receiver<Pack>) {
+    for (id, bytes, entries) in packs {
+        if shared.failed() {
+            continue; // drain so workers never block
+        }
+        let name = id.to_hex();
+        match inner_of(&shared).backend.write(FileKind::Pack, &name, &bytes) {
+            Ok(()) => {
+                shared.added_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                if let Ok(mut up) = shared.uploaded.lock() {
+                    up.push(IndexPack { id, blobs: entries });
+                }
+                if let Err(e) = shared.flush_index(INDEX_EVERY_PACKS) {
+                    shared.fail(e);
+                }
+            }
+            Err(e) => shared.fail(e.into()),
+        }
+    }
+}
+
+/// An open backup. Add items, then [`commit`](Self::commit). Dropping it
+/// (or [`abort`](Self::abort)) stores no snapshot; uploaded data stays
+/// indexed for the next run to reuse.
+pub struct BackupSession<A: Access> {
+    shared: Arc<Shared<A>>,
+    jobs: Option<Sender<Job>>,
+    workers: Vec<JoinHandle<()>>,
+    uploaders: Vec<JoinHandle<()>>,
+    manifest: ItemState,
+    manifest_blobs: Vec<BlobId>,
+    names: HashSet<String>,
+    sources: BTreeMap<String, SourceSummary>,
+    stats: BackupStats,
+    opts: BackupOptions,
+    started: Instant,
+    time: chrono::DateTime<Utc>,
+    _lock: LockGuard,
+}
+
+/// Per-stream state: chunker, hash, and the ids coming back from workers.
+struct ItemState {
+    chunker: Chunker,
+    hasher: Sha256,
+    size: u64,
+    sent: usize,
+    ids: Vec<Option<BlobId>>,
+    received: usize,
+    reply_tx: Sender<(usize, BlobId)>,
+    reply_rx: Receiver<(usize, BlobId)>,
+    kind: BlobKind,
+}
+
+impl ItemState {
+    fn new<A: Access>(repo: &Repository<A>, kind: BlobKind) -> Self {
+        let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
+        Self {
+            chunker: Chunker::new(repo.config().chunker, repo.key().dedup.gear_seed()),
+            hasher: Sha256::new(),
+            size: 0,
+            sent: 0,
+            ids: Vec::new(),
+            received: 0,
+            reply_tx,
+            reply_rx,
+            kind,
+        }
+    }
+
+    fn collect(&mut self, block: bool) -> Result<()> {
+        loop {
+            let next = if block && self.received < self.sent {
+                self.reply_rx
+                    .recv()
+                    .map_err(|_| Error::Invalid("backup workers stopped".into()))
+                    .map(Some)?
+            } else {
+                self.reply_rx.try_recv().ok()
+            };
+            let Some((seq, id)) = next else { return Ok(()) };
+            if self.ids.len() <= seq {
+                self.ids.resize(seq + 1, None);
+            }
+            self.ids[seq] = Some(id);
+            self.received += 1;
+        }
+    }
+
+    fn push(&mut self, data: &[u8], jobs: &Sender<Job>) -> Result<()> {
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        let kind = self.kind;
+        let (sent, reply) = (&mut self.sent, &self.reply_tx);
+        self.chunker.push(data, &mut |chunk: &[u8]| {
+            let job = Job {
+                data: chunk.to_vec(),
+                kind,
+                seq: *sent,
+                reply: reply.clone(),
+            };
+            *sent += 1;
+            jobs.send(job).map_err(|_| Error::Invalid("backup workers stopped".into()))
+        })?;
+        self.collect(false)
+    }
+
+    fn finish(&mut self, jobs: &Sender<Job>) -> Result<(u64, String, Vec<BlobId>)> {
+        let kind = self.kind;
+        let (sent, reply) = (&mut self.sent, &self.reply_tx);
+        self.chunker.finish(&mut |chunk: &[u8]| {
+            let job = Job {
+                data: chunk.to_vec(),
+                kind,
+                seq: *sent,
+                reply: reply.clone(),
+            };
+            *sent += 1;
+            jobs.send(job).map_err(|_| Error::Invalid("backup workers stopped".into()))
+        })?;
+        self.collect(true)?;
+        let ids = std::mem::take(&mut self.ids)
+            .into_iter()
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| Error::Invalid("a chunk id went missing".into()))?;
+        let sha = hex::encode(std::mem::take(&mut self.hasher).finalize());
+        let size = std::mem::take(&mut self.size);
+        self.sent = 0;
+        self.received = 0;
+        Ok((size, sha, ids))
+    }
+}
+
+impl<A: Access> Repository<A> {
+    /// Start a backup. Takes a shared lock and loads the index.
+    pub fn begin_backup(&self, opts: BackupOptions) -> Result<BackupSession<A>> {
+        let lock = self.lock(false)?;
+        let (known, unreadable) = self.load_index()?;
+        for u in &unreadable {
+            tracing::warn!("skipping unreadable index file {}: {}", u.file, u.detail);
+        }
+        let shared = Arc::new(Shared {
+            repo: self.clone(),
+            known,
+            seen: Mutex::new(HashSet::new()),
+            dedup: self.key().dedup.clone(),
+            uploaded: Mutex::new(Vec::new()),
+            error: Mutex::new(None),
+            new_blobs: AtomicU64::new(0),
+            new_plain_bytes: AtomicU64::new(0),
+            added_bytes: AtomicU64::new(0),
+        });
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(cores * 2);
+        let (pack_tx, pack_rx) = crossbeam_channel::bounded::<Pack>(1);
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| Error::io("starting backup threads", e))
+        };
+        let mut workers = Vec::new();
+        for _ in 0..cores {
+            let (s, j, p) = (shared.clone(), job_rx.clone(), pack_tx.clone());
+            workers.push(spawn("lifeboat-seal", Box::new(move || worker(s, j, p)))?);
+        }
+        let mut uploaders = Vec::new();
+        for _ in 0..self.backend().connections() {
+            let (s, p) = (shared.clone(), pack_rx.clone());
+            uploaders.push(spawn("lifeboat-upload", Box::new(move || uploader(s, p)))?);
+        }
+        Ok(BackupSession {
+            manifest: ItemState::new(self, BlobKind::Tree),
+            shared,
+            jobs: Some(job_tx),
+            workers,
+            uploaders,
+            manifest_blobs: Vec::new(),
+            names: HashSet::new(),
+            sources: BTreeMap::new(),
+            stats: BackupStats::default(),
+            opts,
+            started: Instant::now(),
+            time: Utc::now(),
+            _lock: lock,
+        })
+    }
+}
+
+/// Writes one item into a backup session; implements [`io::Write`].
+pub struct ItemWriter<'s, A: Access> {
+    session: &'s mut BackupSession<A>,
+    state: ItemState,
+    name: String,
+    source: String,
+    kind: String,
+    progress: &'s dyn Progress,
+}
+
+impl<A: Access> BackupSession<A> {
+    fn jobs(&self) -> Result<&Sender<Job>> {
+        self.jobs.as_ref().ok_or_else(|| Error::Invalid("backup session already closed".into()))
+    }
+
+    /// Start an item. `name` must be unique within the snapshot.
+    pub fn item<'s>(
+        &'s mut self,
+        source: &str,
+        name: &str,
+        kind: &str,
+        progress: &'s dyn Progress,
+    ) -> Result<ItemWriter<'s, A>> {
+        if name.is_empty() || name.contains('\n') {
+            return Err(Error::Invalid(format!("item name {name:?} must be non-empty and one line")));
+        }
+        if !self.names.insert(name.to_string()) {
+            return Err(Error::Invalid(format!("item {name:?} appears twice in one snapshot")));
+        }
+        let state = ItemState::new(&self.shared.repo, BlobKind::Data);
+        Ok(ItemWriter {
+            session: self,
+            state,
+            name: name.to_string(),
+            source: source.to_string(),
+            kind: kind.to_string(),
+            progress,
+        })
+    }
+
+    /// Record what a source contributed (item counts and bytes are added
+    /// automatically; this sets its facts).
+    pub fn set_source_facts(&mut self, source: &str, facts: serde_json::Value) {
+        self.sources.entry(source.to_string()).or_default().facts = facts;
+    }
+
+    fn add_manifest_item(&mut self, item: &ManifestItem) -> Result<()> {
+        let mut line = serde_json::to_vec(item).expect("manifest item serializes");
+        line.push(b'\n');
+        let jobs = self.jobs.clone().ok_or_else(|| Error::Invalid("session closed".into()))?;
+        self.manifest.push(&line, &jobs)?;
+        let s = self.sources.entry(item.source.clone()).or_default();
+        s.items += 1;
+        s.bytes += item.size;
+        self.stats.items += 1;
+        self.stats.bytes += item.size;
+        self.stats.blobs += item.blobs.len() as u64;
+        Ok(())
+    }
+
+    /// Stop the pipeline, wait for every pack to be stored, write the last index.
+    fn close(&mut self) -> Result<()> {
+        drop(self.jobs.take());
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+        for u in self.uploaders.drain(..) {
+            let _ = u.join();
+        }
+        let flushed = self.shared.flush_index(1);
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        flushed
+    }
+
+    /// Finish: store the manifest, the index and then the snapshot.
+    pub fn commit(mut self) -> Result<(SnapshotId, Snapshot)> {
+        let jobs = self.jobs()?.clone();
+        let (size, sha256, blobs) = self.manifest.finish(&jobs)?;
+        drop(jobs);
+        self.manifest_blobs = blobs;
+        self.close()?;
+        let s = &self.shared;
+        self.stats.new_blobs = s.new_blobs.load(Ordering::Relaxed);
+        self.stats.new_plain_bytes = s.new_plain_bytes.load(Ordering::Relaxed);
+        self.stats.duration_ms = self.started.elapsed().as_millis() as u64;
+        let mut snapshot = Snapshot {
+            version: 1,
+            time: self.time,
+            hostname: self.opts.hostname.clone().unwrap_or_else(hostname),
+            tags: self.opts.tags.clone(),
+            sources: std::mem::take(&mut self.sources),
+            manifest: ManifestRef {
+                blobs: std::mem::take(&mut self.manifest_blobs),
+                size,
+                sha256,
+            },
+            stats: self.stats.clone(),
+            program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
+        };
+        // The snapshot file itself counts towards what this run added.
+        let json_len = serde_json::to_vec(&snapshot).map(|v| v.len()).unwrap_or(0) as u64;
+        snapshot.stats.added_bytes = s.added_bytes.load(Ordering::Relaxed) + json_len;
+        let json = serde_json::to_vec(&snapshot).expect("snapshot serializes");
+        let (name, _) = self.shared.repo.write_meta_file(FileKind::Snapshot, &json)?;
+        Ok((name.parse()?, snapshot))
+    }
+
+    /// Give up: no snapshot. What was uploaded is indexed for reuse.
+    pub fn abort(mut self) {
+        if let Err(e) = self.close() {
+            tracing::warn!("while aborting the backup: {e}");
+        }
+    }
+}
+
+impl<A: Access> Drop for BackupSession<A> {
+    fn drop(&mut self) {
+        if self.jobs.is_some() {
+            let _ = self.close();
+        }
+    }
+}
+
+impl<A: Access> ItemWriter<'_, A> {
+    /// Add bytes.
+    pub fn push(&mut self, data: &[u8]) -> Result<()> {
+        if let Some(e) = self.session.shared.take_error() {
+            return Err(e);
+        }
+        let jobs = self.session.jobs()?.clone();
+        self.state.push(data, &jobs)?;
+        self.progress.inc(data.len() as u64);
+        Ok(())
+    }
+
+    /// End of the item: waits for its blob ids and records it in the manifest.
+    pub fn finish(mut self, meta: serde_json::Value) -> Result<ManifestItem> {
+        let jobs = self.session.jobs()?.clone();
+        let (size, sha256, blobs) = self.state.finish(&jobs)?;
+        if let Some(e) = self.session.shared.take_error() {
+            return Err(e);
+        }
+        let item = ManifestItem {
+            name: std::mem::take(&mut self.name),
+            source: std::mem::take(&mut self.source),
+            kind: std::mem::take(&mut self.kind),
+            size,
+            sha256,
+            blobs,
+            meta,
+        };
+        self.session.add_manifest_item(&item)?;
+        Ok(item)
+    }
+}
+
+impl<A: Access> io::Write for ItemWriter<'_, A> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.push(buf).map_err(io::Error::other)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Back up everything `reader` yields as one item and commit a snapshot.
+/// A read error aborts the backup: no snapshot is stored.
+pub fn backup_reader<A: Access>(
+    repo: &Repository<A>,
+    opts: BackupOptions,
+    source: &str,
+    name: &str,
+    reader: &mut dyn io::Read,
+    progress: Option<&dyn Progress>,
+) -> Result<(SnapshotId, Snapshot)> {
+    let progress = progress.unwrap_or(&NoProgress);
+    let mut session = repo.begin_backup(opts)?;
+    let mut item = session.item(source, name, "stream", progress)?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                drop(item);
+                session.abort();
+                return Err(Error::Source(format!("reading {name}: {e}")));
+            }
+        };
+        item.push(&buf[..n])?;
+    }
+    item.finish(serde_json::Value::Null)?;
+    session.commit()
+}

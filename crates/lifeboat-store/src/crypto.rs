@@ -1,0 +1,536 @@
+//! Keys and the two transformations every stored byte goes through:
+//! zstd then age (seal), and age then zstd (open).
+//!
+//! Three kinds of secret exist (see ARCHITECTURE.md, "Keys"):
+//! - the *dedup secret*, from which the blob-id key, the chunker's gear seed
+//!   and the config MAC key are derived;
+//! - the *metadata identity*, an age X25519 identity that decrypts indexes,
+//!   snapshots, manifests, pack headers and locks;
+//! - the *data identities*, age X25519 identities that decrypt data blobs.
+//!
+//! A backup host holds the first two (its backup key file). A restore key is
+//! an ordinary age identity; the repository's `keys/` files hold all three
+//! secrets encrypted to it.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::Path;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use age::x25519;
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::id::BlobId;
+
+type HmacSha256 = Hmac<Sha256>;
+
+fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// The secret that makes blob ids unguessable and chunk boundaries private.
+#[derive(Clone)]
+pub(crate) struct DedupKey {
+    secret: Zeroizing<[u8; 32]>,
+    id_key: Zeroizing<[u8; 32]>,
+    mac_key: Zeroizing<[u8; 32]>,
+    gear_seed: u64,
+}
+
+impl DedupKey {
+    pub(crate) fn from_secret(secret: [u8; 32]) -> Self {
+        let id_key = hmac(&secret, b"lifeboat blob-id v1");
+        let mac_key = hmac(&secret, b"lifeboat config-mac v1");
+        let seed = hmac(&secret, b"lifeboat gear-seed v1");
+        let mut seed8 = [0u8; 8];
+        seed8.copy_from_slice(&seed[..8]);
+        Self {
+            secret: Zeroizing::new(secret),
+            id_key: Zeroizing::new(id_key),
+            mac_key: Zeroizing::new(mac_key),
+            gear_seed: u64::from_le_bytes(seed8),
+        }
+    }
+
+    pub(crate) fn generate() -> Self {
+        let mut s = [0u8; 32];
+        rand::fill(&mut s);
+        Self::from_secret(s)
+    }
+
+    pub(crate) fn secret_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(*self.secret))
+    }
+
+    pub(crate) fn from_hex(s: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s.trim(), &mut out).ok()?;
+        Some(Self::from_secret(out))
+    }
+
+    /// The id of a blob with this plaintext.
+    pub(crate) fn blob_id(&self, plaintext: &[u8]) -> BlobId {
+        BlobId(hmac(&*self.id_key, plaintext))
+    }
+
+    pub(crate) fn mac(&self, data: &[u8]) -> [u8; 32] {
+        hmac(&*self.mac_key, data)
+    }
+
+    pub(crate) fn gear_seed(&self) -> u64 {
+        self.gear_seed
+    }
+}
+
+/// Encrypt `plaintext` to one age recipient (binary age format).
+pub(crate) fn encrypt(recipient: &dyn age::Recipient, plaintext: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(plaintext.len() + 256);
+    // Encrypting to a valid recipient into memory cannot fail.
+    let enc = age::Encryptor::with_recipients(std::iter::once(recipient))
+        .expect("a single valid recipient is always accepted");
+    let mut w = enc.wrap_output(&mut out).expect("writing to a Vec cannot fail");
+    w.write_all(plaintext).expect("writing to a Vec cannot fail");
+    w.finish().expect("writing to a Vec cannot fail");
+    out
+}
+
+/// Why an age file could not be opened.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// None of our identities can decrypt it.
+    NoMatchingKey,
+    /// It is not a valid age file, or its authentication failed.
+    Corrupt(String),
+}
+
+impl OpenError {
+    pub(crate) fn into_error(self, what: impl Into<String>) -> Error {
+        match self {
+            OpenError::NoMatchingKey => Error::WrongKey {
+                detail: format!("{} is not encrypted to any key given", what.into()),
+            },
+            OpenError::Corrupt(detail) => Error::damaged(what, detail),
+        }
+    }
+}
+
+/// Decrypt an age file with any of `identities`.
+pub(crate) fn decrypt(
+    identities: &[&dyn age::Identity],
+    ciphertext: &[u8],
+    limit: usize,
+) -> std::result::Result<Vec<u8>, OpenError> {
+    let dec = age::Decryptor::new_buffered(ciphertext)
+        .map_err(|e| OpenError::Corrupt(format!("not a valid age file: {e}")))?;
+    let reader = dec.decrypt(identities.iter().copied()).map_err(|e| match e {
+        age::DecryptError::NoMatchingKeys => OpenError::NoMatchingKey,
+        other => OpenError::Corrupt(format!("decryption failed: {other}")),
+    })?;
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| OpenError::Corrupt(format!("decryption failed: {e}")))?;
+    if out.len() > limit {
+        return Err(OpenError::Corrupt(format!(
+            "plaintext larger than the {limit} bytes expected"
+        )));
+    }
+    Ok(out)
+}
+
+/// zstd, then age: how every blob and metadata file is stored.
+pub(crate) fn seal(recipient: &dyn age::Recipient, level: i32, plaintext: &[u8]) -> Vec<u8> {
+    let compressed = zstd::bulk::compress(plaintext, level).expect("zstd compression into memory");
+    encrypt(recipient, &compressed)
+}
+
+/// age, then zstd: the inverse of [`seal`]. `limit` bounds the plaintext.
+pub(crate) fn open(
+    identities: &[&dyn age::Identity],
+    ciphertext: &[u8],
+    limit: usize,
+) -> std::result::Result<Vec<u8>, OpenError> {
+    // A zstd frame is never much larger than its input plus a small header.
+    let compressed = decrypt(identities, ciphertext, limit + limit / 64 + 1024)?;
+    let mut out = Vec::new();
+    zstd::stream::read::Decoder::new(compressed.as_slice())
+        .map_err(|e| OpenError::Corrupt(format!("zstd: {e}")))?
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| OpenError::Corrupt(format!("zstd: {e}")))?;
+    if out.len() > limit {
+        return Err(OpenError::Corrupt(format!(
+            "decompressed size exceeds the {limit} bytes expected"
+        )));
+    }
+    Ok(out)
+}
+
+/// Parse an `age1...` public key.
+pub(crate) fn parse_recipient(s: &str) -> Result<x25519::Recipient> {
+    s.trim()
+        .parse()
+        .map_err(|e| Error::Invalid(format!("{s:?} is not an age X25519 public key (age1...): {e}")))
+}
+
+pub(crate) fn parse_identity(s: &SecretString, what: &str) -> Result<x25519::Identity> {
+    s.expose_secret().trim().parse().map_err(|_| Error::KeyFile {
+        path: what.to_string(),
+        detail: "not an age X25519 secret key (AGE-SECRET-KEY-1...)".into(),
+    })
+}
+
+/// Create a file readable by its owner only (mode 0600). Refuses to
+/// overwrite: a key file written over is a repository lost.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut opts = fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            Error::Invalid(format!(
+                "{} already exists; lifeboat never overwrites a key file (move it away first)",
+                path.display()
+            ))
+        } else {
+            Error::io(format!("creating {}", path.display()), e)
+        }
+    })?;
+    f.write_all(contents)
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
+fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
+    fs::read(path).map(Zeroizing::new).map_err(|e| Error::KeyFile {
+        path: path.display().to_string(),
+        detail: e.to_string(),
+    })
+}
+
+/// What a backup host holds: it can add snapshots and dedup against what is
+/// stored, and read metadata (names, sizes, blob ids), but not one byte of
+/// backed-up data.
+#[derive(Clone)]
+pub struct BackupKey {
+    pub(crate) repository: String,
+    pub(crate) dedup: DedupKey,
+    pub(crate) metadata_identity: x25519::Identity,
+}
+
+impl std::fmt::Debug for BackupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "BackupKey(repository {})", self.repository)
+    }
+}
+
+const BACKUP_KEY_HEADER: &str = "# lifeboat backup key";
+
+impl BackupKey {
+    /// The id of the repository this key belongs to.
+    pub fn repository_id(&self) -> &str {
+        &self.repository
+    }
+
+    /// The key file's text (see docs/FORMAT.md, "Backup key file").
+    pub fn to_file_text(&self) -> Zeroizing<String> {
+        Zeroizing::new(format!(
+            "{BACKUP_KEY_HEADER}: lets this host add snapshots to the repository; it cannot read them.\n\
+             # Keep it private (mode 0600).\n\
+             repository: {}\n\
+             dedup-secret: {}\n\
+             metadata-identity: {}\n",
+            self.repository,
+            self.dedup.secret_hex().as_str(),
+            self.metadata_identity.to_string().expose_secret()
+        ))
+    }
+
+    /// Parse a backup key file's text.
+    pub fn parse(text: &str, what: &str) -> Result<Self> {
+        let bad = |detail: &str| Error::KeyFile {
+            path: what.to_string(),
+            detail: detail.to_string(),
+        };
+        if text.trim_start().starts_with("AGE-SECRET-KEY-")
+            || text.contains("\nAGE-SECRET-KEY-")
+            || text.starts_with("age-encryption.org/")
+            || text.starts_with("-----BEGIN AGE")
+        {
+            return Err(bad(
+                "this is a restore key (an age identity), not a backup key; pass it as --restore-key-file",
+            ));
+        }
+        let (mut repo, mut secret, mut meta) = (None, None, None);
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            match line.split_once(':') {
+                Some(("repository", v)) => repo = Some(v.trim().to_string()),
+                Some(("dedup-secret", v)) => secret = Some(v.trim().to_string()),
+                Some(("metadata-identity", v)) => meta = Some(SecretString::from(v.trim().to_string())),
+                _ => return Err(bad("unexpected line (not a lifeboat backup key file)")),
+            }
+        }
+        let repository = repo.ok_or_else(|| bad("missing `repository:` line"))?;
+        let dedup = secret
+            .as_deref()
+            .and_then(DedupKey::from_hex)
+            .ok_or_else(|| bad("missing or malformed `dedup-secret:` line"))?;
+        let meta = meta.ok_or_else(|| bad("missing `metadata-identity:` line"))?;
+        Ok(Self {
+            repository,
+            dedup,
+            metadata_identity: parse_identity(&meta, what)?,
+        })
+    }
+
+    /// Read a backup key file.
+    pub fn load(path: &Path) -> Result<Self> {
+        let raw = read_key_file(path)?;
+        let text = std::str::from_utf8(&raw).map_err(|_| Error::KeyFile {
+            path: path.display().to_string(),
+            detail: "not a text file".into(),
+        })?;
+        Self::parse(text, &path.display().to_string())
+    }
+}
+
+/// The secrets stored in each `keys/` file, encrypted to one restore key.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Keyring {
+    pub version: u32,
+    pub repository: String,
+    pub dedup_secret: String,
+    pub metadata_identity: String,
+    /// Newest first; blobs name the one they were encrypted to by recipient.
+    pub data_identities: Vec<String>,
+}
+
+impl Drop for Keyring {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.dedup_secret.zeroize();
+        self.metadata_identity.zeroize();
+        for s in &mut self.data_identities {
+            s.zeroize();
+        }
+    }
+}
+
+/// A restore key: one or more age identities, read from an age identity
+/// file that may itself be passphrase-protected (as `age -p` writes it).
+pub struct RestoreKey {
+    pub(crate) identities: Vec<x25519::Identity>,
+}
+
+impl std::fmt::Debug for RestoreKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RestoreKey({} identities)", self.identities.len())
+    }
+}
+
+impl RestoreKey {
+    /// A new random restore key.
+    pub fn generate() -> Self {
+        Self {
+            identities: vec![x25519::Identity::generate()],
+        }
+    }
+
+    /// The public keys (`age1...`) of this key.
+    pub fn recipients(&self) -> Vec<String> {
+        self.identities.iter().map(|i| i.to_public().to_string()).collect()
+    }
+
+    /// The text of an age identity file holding this key, optionally
+    /// encrypted with a passphrase (scrypt, armored), as `age -p` would.
+    pub fn to_file_bytes(&self, passphrase: Option<&SecretString>) -> Zeroizing<Vec<u8>> {
+        let mut text = String::from(
+            "# lifeboat restore key: reads every backup in the repository. Keep it offline and private.\n",
+        );
+        for id in &self.identities {
+            text.push_str(&format!("# public key: {}\n", id.to_public()));
+            text.push_str(id.to_string().expose_secret());
+            text.push('\n');
+        }
+        let text = Zeroizing::new(text);
+        match passphrase {
+            None => Zeroizing::new(text.as_bytes().to_vec()),
+            Some(p) => {
+                let recipient = age::scrypt::Recipient::new(p.clone());
+                let mut out = Vec::new();
+                let armored =
+                    age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
+                        .expect("writing to a Vec cannot fail");
+                let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
+                    .expect("a passphrase recipient is always accepted");
+                let mut w = enc.wrap_output(armored).expect("writing to a Vec cannot fail");
+                w.write_all(text.as_bytes()).expect("writing to a Vec cannot fail");
+                w.finish()
+                    .and_then(|a| a.finish())
+                    .expect("writing to a Vec cannot fail");
+                Zeroizing::new(out)
+            }
+        }
+    }
+
+    /// True when the file at `path` is passphrase-protected.
+    pub fn file_needs_passphrase(path: &Path) -> Result<bool> {
+        let raw = read_key_file(path)?;
+        Ok(is_age_file(&raw))
+    }
+
+    /// Read a restore key file; `passphrase` is used only if it is protected.
+    pub fn load(path: &Path, passphrase: Option<&SecretString>) -> Result<Self> {
+        let what = path.display().to_string();
+        let raw = read_key_file(path)?;
+        let text: Zeroizing<Vec<u8>> = if is_age_file(&raw) {
+            let Some(p) = passphrase else {
+                return Err(Error::KeyFile {
+                    path: what,
+                    detail: "the restore key is passphrase-protected; set LIFEBOAT_RESTORE_KEY_PASSPHRASE or run on a terminal".into(),
+                });
+            };
+            let reader = age::armor::ArmoredReader::new(raw.as_slice());
+            let dec = age::Decryptor::new(reader).map_err(|e| Error::KeyFile {
+                path: what.clone(),
+                detail: format!("not a valid encrypted key file: {e}"),
+            })?;
+            let identity = age::scrypt::Identity::new(p.clone());
+            let mut r = dec
+                .decrypt(std::iter::once(&identity as &dyn age::Identity))
+                .map_err(|_| Error::WrongKey {
+                    detail: format!("the passphrase does not unlock {what}"),
+                })?;
+            let mut out = Zeroizing::new(Vec::new());
+            r.read_to_end(&mut out).map_err(|e| Error::KeyFile {
+                path: what.clone(),
+                detail: e.to_string(),
+            })?;
+            out
+        } else {
+            raw
+        };
+        let text = std::str::from_utf8(&text).map_err(|_| Error::KeyFile {
+            path: what.clone(),
+            detail: "not a text file".into(),
+        })?;
+        Self::parse(text, &what)
+    }
+
+    /// Parse the text of an (unprotected) age identity file.
+    pub fn parse(text: &str, what: &str) -> Result<Self> {
+        let mut identities = Vec::new();
+        for line in text.lines() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            if line.starts_with("repository:") || line.starts_with("dedup-secret:") {
+                return Err(Error::KeyFile {
+                    path: what.to_string(),
+                    detail: "this is a backup key; reading backups needs the restore key written by `lifeboat init`".into(),
+                });
+            }
+            identities.push(parse_identity(&SecretString::from(line.to_string()), what)?);
+        }
+        if identities.is_empty() {
+            return Err(Error::KeyFile {
+                path: what.to_string(),
+                detail: "no AGE-SECRET-KEY-1... line found".into(),
+            });
+        }
+        Ok(Self { identities })
+    }
+}
+
+fn is_age_file(raw: &[u8]) -> bool {
+    raw.starts_with(b"age-encryption.org/") || raw.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip_and_wrong_key() {
+        let id = x25519::Identity::generate();
+        let other = x25519::Identity::generate();
+        let data = b"hello hello hello hello".repeat(100);
+        let ct = seal(&id.to_public(), 3, &data);
+        assert_ne!(&ct[..], &data[..]);
+        let back = open(&[&id], &ct, data.len()).unwrap();
+        assert_eq!(back, data);
+        assert!(matches!(open(&[&other], &ct, data.len()), Err(OpenError::NoMatchingKey)));
+        assert!(matches!(open(&[&id], &ct, 10), Err(OpenError::Corrupt(_))));
+        let mut bad = ct.clone();
+        let n = bad.len() - 5;
+        bad[n] ^= 1;
+        assert!(matches!(open(&[&id], &bad, data.len()), Err(OpenError::Corrupt(_))));
+    }
+
+    #[test]
+    fn blob_ids_are_keyed() {
+        let a = DedupKey::generate();
+        let b = DedupKey::generate();
+        assert_eq!(a.blob_id(b"x"), a.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x"), b.blob_id(b"x"));
+        assert_ne!(a.blob_id(b"x").0, crate::id::sha256(b"x"));
+    }
+
+    #[test]
+    fn backup_key_text_round_trip_and_confusions() {
+        let k = BackupKey {
+            repository: "r1".into(),
+            dedup: DedupKey::generate(),
+            metadata_identity: x25519::Identity::generate(),
+        };
+        let text = k.to_file_text();
+        let back = BackupKey::parse(&text, "b.key").unwrap();
+        assert_eq!(back.repository, "r1");
+        assert_eq!(back.dedup.blob_id(b"a"), k.dedup.blob_id(b"a"));
+        let rk = RestoreKey::generate();
+        let rtext = String::from_utf8(rk.to_file_bytes(None).to_vec()).unwrap();
+        let err = BackupKey::parse(&rtext, "r.key").unwrap_err().to_string();
+        assert!(err.contains("restore key"), "{err}");
+        let err = RestoreKey::parse(&text, "b.key").unwrap_err().to_string();
+        assert!(err.contains("backup key"), "{err}");
+    }
+
+    #[test]
+    fn passphrase_protected_restore_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.key");
+        let rk = RestoreKey::generate();
+        let pass = SecretString::from("correct horse".to_string());
+        write_secret_file(&path, &rk.to_file_bytes(Some(&pass))).unwrap();
+        assert!(RestoreKey::file_needs_passphrase(&path).unwrap());
+        let loaded = RestoreKey::load(&path, Some(&pass)).unwrap();
+        assert_eq!(loaded.recipients(), rk.recipients());
+        let wrong = SecretString::from("nope".to_string());
+        assert!(matches!(RestoreKey::load(&path, Some(&wrong)), Err(Error::WrongKey { .. })));
+        assert!(RestoreKey::load(&path, None).is_err());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert!(write_secret_file(&path, b"x").is_err(), "must not overwrite");
+    }
+}

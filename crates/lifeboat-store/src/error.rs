@@ -1,0 +1,170 @@
+//! Errors of the store. Every variant says what was being done, to what, and
+//! (through [`Error::hint`]) what the operator can do about it.
+
+use std::io;
+
+/// Result alias used throughout the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a backend failure was, so callers can tell "absent" from "broken".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendErrorKind {
+    /// The file does not exist.
+    NotFound,
+    /// Permission denied, bad credentials, missing bucket.
+    Access,
+    /// Anything else: network, timeouts after retries, disk errors.
+    Other,
+}
+
+/// A failure of the storage backend (local disk or S3), after retries.
+#[derive(Debug, thiserror::Error)]
+#[error("{op} {path}: {message}")]
+pub struct BackendError {
+    /// The kind of failure.
+    pub kind: BackendErrorKind,
+    /// The operation (`read`, `write`, `list`, `remove`).
+    pub op: &'static str,
+    /// The file or prefix it was done to.
+    pub path: String,
+    /// The underlying error, already stripped of credentials.
+    pub message: String,
+}
+
+impl BackendError {
+    pub(crate) fn new(
+        kind: BackendErrorKind,
+        op: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            kind,
+            op,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn io(op: &'static str, path: impl Into<String>, err: &io::Error) -> Self {
+        let kind = match err.kind() {
+            io::ErrorKind::NotFound => BackendErrorKind::NotFound,
+            io::ErrorKind::PermissionDenied => BackendErrorKind::Access,
+            _ => BackendErrorKind::Other,
+        };
+        Self::new(kind, op, path, err.to_string())
+    }
+
+    /// True when the file simply does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.kind == BackendErrorKind::NotFound
+    }
+}
+
+/// The error type of every store operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No repository at the given location.
+    #[error("no lifeboat repository at {location}")]
+    NotARepository {
+        /// Where we looked.
+        location: String,
+    },
+    /// `init` on a location that already holds a repository.
+    #[error("a repository already exists at {location}")]
+    AlreadyExists {
+        /// Where.
+        location: String,
+    },
+    /// The key given does not open this repository.
+    #[error("wrong key: {detail}")]
+    WrongKey {
+        /// What did not match.
+        detail: String,
+    },
+    /// The operation needs the restore key but only the backup key was given.
+    #[error("{operation} needs the restore key; the backup key can add snapshots but never read backed-up data")]
+    NeedRestoreKey {
+        /// What was attempted.
+        operation: &'static str,
+    },
+    /// A key file could not be read or parsed.
+    #[error("key file {path}: {detail}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// Stored data failed an integrity check.
+    #[error("damaged repository: {what}: {detail}")]
+    Damaged {
+        /// The damaged file or blob.
+        what: String,
+        /// What check failed.
+        detail: String,
+    },
+    /// The storage backend failed.
+    #[error("storage: {0}")]
+    Backend(#[from] BackendError),
+    /// A snapshot, item or key named by the user does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The input was unusable (bad option, bad URL, ambiguous id).
+    #[error("{0}")]
+    Invalid(String),
+    /// An exclusive lock held by another process blocks the operation.
+    #[error("repository is locked: {0}")]
+    Locked(String),
+    /// The data source feeding a backup failed; nothing was committed.
+    #[error("source failed: {0}")]
+    Source(String),
+    /// A local I/O error outside the backend (output file, temp file).
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn damaged(what: impl Into<String>, detail: impl Into<String>) -> Self {
+        Error::Damaged {
+            what: what.into(),
+            detail: detail.into(),
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// One line telling the operator what to do next, when there is one.
+    pub fn hint(&self) -> Option<&'static str> {
+        Some(match self {
+            Error::NotARepository { .. } => {
+                "check --repo / LIFEBOAT_REPO, or create one with `lifeboat init`"
+            }
+            Error::AlreadyExists { .. } => "choose an empty location, or use the existing repository with its keys",
+            Error::WrongKey { .. } => {
+                "use the key written by `lifeboat init` for this repository, or one added with `lifeboat key add`"
+            }
+            Error::NeedRestoreKey { .. } => {
+                "pass --restore-key-file (or LIFEBOAT_RESTORE_KEY_FILE) on a machine trusted to read backups"
+            }
+            Error::KeyFile { .. } => "check the path and that the file is the one `lifeboat init` wrote",
+            Error::Damaged { .. } => {
+                "run `lifeboat verify --read-data` to list every damaged file and the snapshots that need it"
+            }
+            Error::Backend(_) => "check the repository location, credentials and network; then retry",
+            Error::Locked(_) => "wait for the other process, or remove a lock left by a dead process with `lifeboat unlock`",
+            _ => return None,
+        })
+    }
+}

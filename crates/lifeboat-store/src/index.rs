@@ -1,0 +1,114 @@
+//! The index: which pack holds each blob. Index files are written by each
+//! backup after the packs they name are stored; the in-memory [`Index`] is
+//! the union of all of them.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BlobId, PackId};
+use crate::pack::{BlobKind, PackEntry};
+
+/// Largest index file accepted (plaintext), a guard against garbage.
+pub(crate) const MAX_INDEX_LEN: usize = 1 << 30;
+
+/// One pack as listed in an index file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IndexPack {
+    pub id: PackId,
+    pub blobs: Vec<PackEntry>,
+}
+
+/// The plaintext of an index file.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub(crate) struct IndexFile {
+    pub version: u32,
+    pub packs: Vec<IndexPack>,
+}
+
+/// Where a blob is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The pack holding it.
+    pub pack: PackId,
+    /// Data or tree.
+    pub kind: BlobKind,
+    /// Offset of its ciphertext in the pack.
+    pub offset: u32,
+    /// Length of its ciphertext.
+    pub length: u32,
+    /// Length of its plaintext.
+    pub plain_length: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    pack: u32,
+    kind: BlobKind,
+    offset: u32,
+    length: u32,
+    plain_length: u32,
+}
+
+/// All blobs known to the repository, compactly (about 80 bytes a blob).
+#[derive(Default)]
+pub struct Index {
+    packs: Vec<PackId>,
+    pack_pos: HashMap<PackId, u32>,
+    blobs: HashMap<BlobId, Slot>,
+}
+
+impl Index {
+    pub(crate) fn add_pack(&mut self, pack: &IndexPack) {
+        let pos = *self.pack_pos.entry(pack.id).or_insert_with(|| {
+            self.packs.push(pack.id);
+            (self.packs.len() - 1) as u32
+        });
+        for e in &pack.blobs {
+            // The first copy wins; duplicates (two backups racing) are harmless.
+            self.blobs.entry(e.id).or_insert(Slot {
+                pack: pos,
+                kind: e.kind,
+                offset: e.offset,
+                length: e.length,
+                plain_length: e.plain_length,
+            });
+        }
+    }
+
+    /// Where `id` is stored, if anywhere.
+    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
+        self.blobs.get(id).map(|s| BlobLocation {
+            pack: self.packs[s.pack as usize],
+            kind: s.kind,
+            offset: s.offset,
+            length: s.length,
+            plain_length: s.plain_length,
+        })
+    }
+
+    /// True when `id` is stored.
+    pub fn contains(&self, id: &BlobId) -> bool {
+        self.blobs.contains_key(id)
+    }
+
+    /// Number of distinct blobs.
+    pub fn len(&self) -> usize {
+        self.blobs.len()
+    }
+
+    /// True when no blob is known.
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+
+    /// Every pack named by an index.
+    pub fn packs(&self) -> &[PackId] {
+        &self.packs
+    }
+
+    /// Every blob with its location.
+    pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
+        self.blobs.keys().filter_map(|id| self.get(id).map(|l| (*id, l)))
+    }
+}

@@ -1,0 +1,167 @@
+//! Repository locks. A backup holds a shared lock, prune (which deletes)
+//! an exclusive one. A lock is refreshed every few minutes; one older than
+//! [`STALE_AFTER`], or whose process is gone from this host, is stale and
+//! ignored, so a crashed run never blocks the next nightly one.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, FileKind};
+use crate::error::{Error, Result};
+use crate::repository::{Access, Repository};
+
+/// A lock not refreshed for this long is stale.
+pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
+
+/// A lock file's content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// The host holding it.
+    pub hostname: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Last refresh.
+    pub time: DateTime<Utc>,
+    /// Exclusive (prune) or shared (backup).
+    pub exclusive: bool,
+    /// Random, so two refreshes never produce the same file.
+    pub nonce: u64,
+}
+
+impl LockInfo {
+    /// True when nobody holds this lock any more.
+    pub fn is_stale(&self) -> bool {
+        let age = Utc::now().signed_duration_since(self.time);
+        if age.to_std().map(|a| a > STALE_AFTER).unwrap_or(false) {
+            return true;
+        }
+        self.hostname == hostname() && !process_alive(self.pid)
+    }
+}
+
+pub(crate) fn hostname() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn process_alive(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        std::path::Path::new(&format!("/proc/{pid}")).exists()
+    } else {
+        true
+    }
+}
+
+/// Held while an operation runs; released on drop.
+pub(crate) struct LockGuard {
+    backend: Arc<dyn Backend>,
+    name: Arc<Mutex<String>>,
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let name = self.name.lock().map(|n| n.clone()).unwrap_or_default();
+        if let Err(e) = self.backend.remove(FileKind::Lock, &name) {
+            tracing::warn!("could not remove lock {name}: {e}");
+        }
+    }
+}
+
+impl<A: Access> Repository<A> {
+    fn write_lock(&self, exclusive: bool) -> Result<String> {
+        let info = LockInfo {
+            hostname: hostname(),
+            pid: std::process::id(),
+            time: Utc::now(),
+            exclusive,
+            nonce: rand::random(),
+        };
+        let json = serde_json::to_vec(&info).expect("lock serializes");
+        Ok(self.write_meta_file(FileKind::Lock, &json)?.0)
+    }
+
+    /// Every lock file with its content (`None` when unreadable).
+    pub fn locks(&self) -> Result<Vec<(String, Option<LockInfo>)>> {
+        let mut out = Vec::new();
+        for name in self.list_names(FileKind::Lock)? {
+            let info = self
+                .read_meta_file(FileKind::Lock, &name, 64 * 1024)
+                .ok()
+                .and_then(|j| serde_json::from_slice(&j).ok());
+            out.push((name, info));
+        }
+        Ok(out)
+    }
+
+    /// Remove stale and unreadable locks; returns how many.
+    pub fn remove_stale_locks(&self) -> Result<usize> {
+        let mut n = 0;
+        for (name, info) in self.locks()? {
+            if info.map(|i| i.is_stale()).unwrap_or(true) {
+                self.inner.backend.remove(FileKind::Lock, &name)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub(crate) fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        let mine = self.write_lock(exclusive)?;
+        let guard_backend = self.inner.backend.clone();
+        for (name, info) in self.locks()? {
+            if name == mine {
+                continue;
+            }
+            let Some(info) = info else { continue };
+            if info.is_stale() {
+                continue;
+            }
+            if exclusive || info.exclusive {
+                let _ = guard_backend.remove(FileKind::Lock, &mine);
+                return Err(Error::Locked(format!(
+                    "{} lock held by pid {} on {} since {}",
+                    if info.exclusive { "an exclusive" } else { "a" },
+                    info.pid,
+                    info.hostname,
+                    info.time.format("%Y-%m-%d %H:%M:%S UTC")
+                )));
+            }
+        }
+        let name = Arc::new(Mutex::new(mine));
+        let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+        let repo = self.clone();
+        let name2 = name.clone();
+        let thread = std::thread::Builder::new()
+            .name("lifeboat-lock".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(REFRESH_EVERY) {
+                    match repo.write_lock(exclusive) {
+                        Ok(new) => {
+                            let old = name2.lock().map(|mut n| std::mem::replace(&mut *n, new)).ok();
+                            if let Some(old) = old {
+                                let _ = repo.inner.backend.remove(FileKind::Lock, &old);
+                            }
+                        }
+                        Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
+                    }
+                }
+            })
+            .map_err(|e| Error::io("starting the lock refresher", e))?;
+        Ok(LockGuard {
+            backend: guard_backend,
+            name,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}

@@ -1,0 +1,719 @@
+//! The repository handle: config, keys, opening, the index, reading blobs.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use age::secrecy::{ExposeSecret, SecretString};
+use age::x25519;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::backend::{Backend, FileKind};
+use crate::chunker::ChunkerParams;
+use crate::crypto::{self, BackupKey, DedupKey, Keyring, OpenError, RestoreKey};
+use crate::error::{Error, Result};
+use crate::id::{sha256_hex, BlobId, SnapshotId};
+use crate::index::{Index, IndexFile, MAX_INDEX_LEN};
+use crate::pack::BlobKind;
+use crate::snapshot::{ManifestItem, Snapshot, SnapshotEntry};
+
+/// Largest snapshot file plaintext accepted.
+const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
+/// Largest keys/ or lock file plaintext accepted.
+const MAX_SMALL_LEN: usize = 1024 * 1024;
+
+/// A restore key's entry in the config (public data only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyEntry {
+    /// Name of its `keys/` file.
+    pub file: String,
+    /// Its age public key, or `passphrase` for a passphrase-protected entry.
+    pub recipient: String,
+    /// When it was added.
+    pub created: DateTime<Utc>,
+}
+
+/// The repository's only plaintext file. Its MAC (keyed by the dedup
+/// secret) stops someone with write access to the store from slipping in a
+/// recipient of their own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RepoConfig {
+    /// Format version (1).
+    pub version: u32,
+    /// Random repository id.
+    pub id: String,
+    /// When `init` ran.
+    pub created: DateTime<Utc>,
+    /// Chunk size bounds.
+    pub chunker: ChunkerParams,
+    /// Target pack size in bytes.
+    pub pack_size: u32,
+    /// zstd level for blobs.
+    pub compression_level: i32,
+    /// Data blobs are encrypted to this age recipient.
+    pub data_recipient: String,
+    /// Metadata is encrypted to this age recipient.
+    pub metadata_recipient: String,
+    /// Restore keys that can open the repository.
+    pub keys: Vec<KeyEntry>,
+    /// HMAC-SHA256 (config MAC key) of this JSON with `mac` empty.
+    pub mac: String,
+}
+
+impl RepoConfig {
+    fn mac_input(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.mac = String::new();
+        serde_json::to_vec(&c).expect("config serializes")
+    }
+
+    fn seal_mac(&mut self, dedup: &DedupKey) {
+        self.mac = hex::encode(dedup.mac(&self.mac_input()));
+    }
+
+    fn check_mac(&self, dedup: &DedupKey) -> Result<()> {
+        if hex::encode(dedup.mac(&self.mac_input())) == self.mac {
+            Ok(())
+        } else {
+            Err(Error::damaged(
+                "config",
+                "its MAC does not match: the file was altered (or the key belongs to another repository)",
+            ))
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("config serializes");
+        v.push(b'\n');
+        v
+    }
+}
+
+/// Options of [`Repository::init`].
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    /// Chunk size bounds.
+    pub chunker: ChunkerParams,
+    /// Target pack size (default 16 MiB).
+    pub pack_size: u32,
+    /// zstd level (default 3).
+    pub compression_level: i32,
+}
+
+impl Default for InitOptions {
+    fn default() -> Self {
+        Self {
+            chunker: ChunkerParams::default(),
+            pack_size: 16 * 1024 * 1024,
+            compression_level: 3,
+        }
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// What a handle may do; see [`BackupAccess`] and [`FullAccess`].
+pub trait Access: sealed::Sealed + Send + Sync + 'static {
+    #[doc(hidden)]
+    fn key(&self) -> &BackupKey;
+    #[doc(hidden)]
+    fn data_identities(&self) -> &[x25519::Identity];
+}
+
+/// Opened with the backup key: add snapshots, list them, read metadata.
+pub struct BackupAccess(BackupKey);
+/// Opened with a restore key: everything.
+pub struct FullAccess {
+    key: BackupKey,
+    data: Vec<x25519::Identity>,
+}
+
+impl sealed::Sealed for BackupAccess {}
+impl sealed::Sealed for FullAccess {}
+impl Access for BackupAccess {
+    fn key(&self) -> &BackupKey {
+        &self.0
+    }
+    fn data_identities(&self) -> &[x25519::Identity] {
+        &[]
+    }
+}
+impl Access for FullAccess {
+    fn key(&self) -> &BackupKey {
+        &self.key
+    }
+    fn data_identities(&self) -> &[x25519::Identity] {
+        &self.data
+    }
+}
+
+pub(crate) struct Inner {
+    pub backend: Arc<dyn Backend>,
+    pub config: RepoConfig,
+    pub data_recipient: x25519::Recipient,
+    pub meta_recipient: x25519::Recipient,
+}
+
+/// An open repository. `A` says which key opened it: restore operations
+/// exist only on `Repository<FullAccess>`.
+pub struct Repository<A: Access> {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) access: Arc<A>,
+}
+
+impl<A: Access> Clone for Repository<A> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            access: self.access.clone(),
+        }
+    }
+}
+
+fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+    let raw = match backend.read(FileKind::Config, "config") {
+        Ok(raw) => raw,
+        Err(e) if e.is_not_found() => {
+            return Err(Error::NotARepository {
+                location: backend.location(),
+            })
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let config: RepoConfig = serde_json::from_slice(&raw)
+        .map_err(|e| Error::damaged("config", format!("not a lifeboat config: {e}")))?;
+    if config.version != 1 {
+        return Err(Error::Invalid(format!(
+            "repository format version {} is newer than this lifeboat understands: upgrade lifeboat",
+            config.version
+        )));
+    }
+    config.chunker.validate().map_err(|e| Error::damaged("config", e))?;
+    Ok(config)
+}
+
+fn build_inner(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Inner> {
+    let data_recipient = crypto::parse_recipient(&config.data_recipient)
+        .map_err(|e| Error::damaged("config", e.to_string()))?;
+    let meta_recipient = crypto::parse_recipient(&config.metadata_recipient)
+        .map_err(|e| Error::damaged("config", e.to_string()))?;
+    Ok(Inner {
+        backend,
+        config,
+        data_recipient,
+        meta_recipient,
+    })
+}
+
+fn seal_keyring(keyring: &Keyring, recipient: &dyn age::Recipient) -> (String, Vec<u8>) {
+    let json = zeroize::Zeroizing::new(serde_json::to_vec(keyring).expect("keyring serializes"));
+    let sealed = crypto::seal(recipient, 3, &json);
+    (sha256_hex(&sealed), sealed)
+}
+
+impl Repository<FullAccess> {
+    /// Create a repository readable by `restore`; returns it and the backup
+    /// key to install on backup hosts.
+    pub fn init(
+        backend: Arc<dyn Backend>,
+        restore: &RestoreKey,
+        opts: &InitOptions,
+    ) -> Result<(Self, BackupKey)> {
+        opts.chunker.validate().map_err(Error::Invalid)?;
+        match read_config(&*backend) {
+            Err(Error::NotARepository { .. }) => {}
+            Ok(_) | Err(Error::Damaged { .. }) => {
+                return Err(Error::AlreadyExists {
+                    location: backend.location(),
+                })
+            }
+            Err(e) => return Err(e),
+        }
+        let id = hex::encode(rand::random::<[u8; 16]>());
+        let dedup = DedupKey::generate();
+        let meta = x25519::Identity::generate();
+        let data = x25519::Identity::generate();
+        let keyring = Keyring {
+            version: 1,
+            repository: id.clone(),
+            dedup_secret: dedup.secret_hex().to_string(),
+            metadata_identity: meta.to_string().expose_secret().to_string(),
+            data_identities: vec![data.to_string().expose_secret().to_string()],
+        };
+        let now = Utc::now();
+        let mut keys = Vec::new();
+        for ident in &restore.identities {
+            let recipient = ident.to_public();
+            let (name, sealed) = seal_keyring(&keyring, &recipient);
+            backend.write(FileKind::Keys, &name, &sealed)?;
+            keys.push(KeyEntry {
+                file: name,
+                recipient: recipient.to_string(),
+                created: now,
+            });
+        }
+        let mut config = RepoConfig {
+            version: 1,
+            id: id.clone(),
+            created: now,
+            chunker: opts.chunker,
+            pack_size: opts.pack_size,
+            compression_level: opts.compression_level,
+            data_recipient: data.to_public().to_string(),
+            metadata_recipient: meta.to_public().to_string(),
+            keys,
+            mac: String::new(),
+        };
+        config.seal_mac(&dedup);
+        // The config is written last: its presence is what makes a repository.
+        backend.write(FileKind::Config, "config", &config.to_bytes())?;
+        let key = BackupKey {
+            repository: id,
+            dedup,
+            metadata_identity: meta,
+        };
+        let inner = Arc::new(build_inner(backend, config)?);
+        Ok((
+            Self {
+                inner,
+                access: Arc::new(FullAccess {
+                    key: key.clone(),
+                    data: vec![data],
+                }),
+            },
+            key,
+        ))
+    }
+
+    /// Open with a restore key: full access.
+    pub fn open_for_restore(backend: Arc<dyn Backend>, restore: &RestoreKey) -> Result<Self> {
+        let config = read_config(&*backend)?;
+        let ids: Vec<&dyn age::Identity> = restore.identities.iter().map(|i| i as _).collect();
+        let mut keyring = None;
+        let mut damaged = Vec::new();
+        for file in backend.list(FileKind::Keys)? {
+            let raw = backend.read(FileKind::Keys, &file.name)?;
+            match crypto::open(&ids, &raw, MAX_SMALL_LEN) {
+                Ok(json) => {
+                    let json = zeroize::Zeroizing::new(json);
+                    let k: Keyring = serde_json::from_slice(&json).map_err(|e| {
+                        Error::damaged(format!("keys/{}", file.name), format!("keyring: {e}"))
+                    })?;
+                    keyring = Some(k);
+                    break;
+                }
+                Err(OpenError::NoMatchingKey) => {}
+                Err(OpenError::Corrupt(d)) => damaged.push(format!("keys/{}: {d}", file.name)),
+            }
+        }
+        let Some(keyring) = keyring else {
+            return Err(if damaged.is_empty() {
+                Error::WrongKey {
+                    detail: format!(
+                        "the restore key ({}) is not one of this repository's keys",
+                        restore.recipients().join(", ")
+                    ),
+                }
+            } else {
+                Error::damaged("keys", damaged.join("; "))
+            });
+        };
+        if keyring.repository != config.id {
+            return Err(Error::damaged(
+                "keys",
+                "a keys/ file belongs to another repository",
+            ));
+        }
+        let what = "keys";
+        let dedup = DedupKey::from_hex(&keyring.dedup_secret)
+            .ok_or_else(|| Error::damaged(what, "malformed dedup secret"))?;
+        let meta = crypto::parse_identity(&SecretString::from(keyring.metadata_identity.clone()), what)?;
+        let data = keyring
+            .data_identities
+            .iter()
+            .map(|s| crypto::parse_identity(&SecretString::from(s.clone()), what))
+            .collect::<Result<Vec<_>>>()?;
+        config.check_mac(&dedup)?;
+        let key = BackupKey {
+            repository: config.id.clone(),
+            dedup,
+            metadata_identity: meta,
+        };
+        Ok(Self {
+            inner: Arc::new(build_inner(backend, config)?),
+            access: Arc::new(FullAccess { key, data }),
+        })
+    }
+
+    /// The backup key of this repository (to install on a new backup host).
+    pub fn backup_key(&self) -> BackupKey {
+        self.access.key.clone()
+    }
+
+    /// Add a restore key: it can read every snapshot, past and future.
+    pub fn add_key(&mut self, new: &RestoreKey) -> Result<()> {
+        let keyring = self.keyring();
+        let mut config = self.inner.config.clone();
+        for ident in &new.identities {
+            let recipient = ident.to_public();
+            if config.keys.iter().any(|k| k.recipient == recipient.to_string()) {
+                return Err(Error::Invalid(format!("{recipient} is already a key of this repository")));
+            }
+            let (name, sealed) = seal_keyring(&keyring, &recipient);
+            self.inner.backend.write(FileKind::Keys, &name, &sealed)?;
+            config.keys.push(KeyEntry {
+                file: name,
+                recipient: recipient.to_string(),
+                created: Utc::now(),
+            });
+        }
+        self.write_config(config)
+    }
+
+    /// Remove a restore key (by its `age1...` public key). The last key
+    /// cannot be removed.
+    pub fn remove_key(&mut self, recipient: &str) -> Result<()> {
+        let mut config = self.inner.config.clone();
+        let Some(pos) = config.keys.iter().position(|k| k.recipient == recipient) else {
+            return Err(Error::NotFound(format!("{recipient} is not a key of this repository")));
+        };
+        if config.keys.len() == 1 {
+            return Err(Error::Invalid(
+                "refusing to remove the last restore key: the repository would be unreadable".into(),
+            ));
+        }
+        let entry = config.keys.remove(pos);
+        self.write_config(config)?;
+        self.inner.backend.remove(FileKind::Keys, &entry.file)?;
+        Ok(())
+    }
+
+    fn keyring(&self) -> Keyring {
+        Keyring {
+            version: 1,
+            repository: self.inner.config.id.clone(),
+            dedup_secret: self.access.key.dedup.secret_hex().to_string(),
+            metadata_identity: self.access.key.metadata_identity.to_string().expose_secret().to_string(),
+            data_identities: self
+                .access
+                .data
+                .iter()
+                .map(|i| i.to_string().expose_secret().to_string())
+                .collect(),
+        }
+    }
+
+    fn write_config(&mut self, mut config: RepoConfig) -> Result<()> {
+        config.seal_mac(&self.access.key.dedup);
+        self.inner.backend.write(FileKind::Config, "config", &config.to_bytes())?;
+        self.inner = Arc::new(build_inner(self.inner.backend.clone(), config)?);
+        Ok(())
+    }
+
+    /// Restore one item's content into `out`, checking its size and SHA-256.
+    pub fn restore_item(
+        &self,
+        index: &Index,
+        item: &ManifestItem,
+        out: &mut dyn std::io::Write,
+        progress: &dyn crate::Progress,
+    ) -> Result<()> {
+        use sha2::Digest;
+        progress.set_length(item.size);
+        let mut hasher = sha2::Sha256::new();
+        let mut size = 0u64;
+        self.read_blobs(index, &item.blobs, &mut |data| {
+            hasher.update(data);
+            size += data.len() as u64;
+            progress.inc(data.len() as u64);
+            out.write_all(data)
+                .map_err(|e| Error::io(format!("writing item {}", item.name), e))
+        })?;
+        let got = hex::encode(hasher.finalize());
+        if size != item.size || got != item.sha256 {
+            return Err(Error::damaged(
+                format!("item {}", item.name),
+                format!(
+                    "restored {size} bytes with SHA-256 {got}, manifest says {} bytes with {}",
+                    item.size, item.sha256
+                ),
+            ));
+        }
+        progress.finish();
+        Ok(())
+    }
+}
+
+impl Repository<BackupAccess> {
+    /// Open with the backup key: can add and list snapshots, not read data.
+    pub fn open_for_backup(backend: Arc<dyn Backend>, key: BackupKey) -> Result<Self> {
+        let config = read_config(&*backend)?;
+        if key.repository != config.id {
+            return Err(Error::WrongKey {
+                detail: format!(
+                    "the backup key belongs to repository {}, this is repository {}",
+                    key.repository, config.id
+                ),
+            });
+        }
+        config.check_mac(&key.dedup)?;
+        if key.metadata_identity.to_public().to_string() != config.metadata_recipient {
+            return Err(Error::WrongKey {
+                detail: "the backup key's metadata identity does not match the repository".into(),
+            });
+        }
+        Ok(Self {
+            inner: Arc::new(build_inner(backend, config)?),
+            access: Arc::new(BackupAccess(key)),
+        })
+    }
+}
+
+/// A file that could not be read while loading the index or snapshots.
+#[derive(Debug, Clone)]
+pub struct Unreadable {
+    /// The file, e.g. `index/ab12...`.
+    pub file: String,
+    /// Why.
+    pub detail: String,
+}
+
+impl<A: Access> Repository<A> {
+    /// The repository config.
+    pub fn config(&self) -> &RepoConfig {
+        &self.inner.config
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.inner.backend
+    }
+
+    pub(crate) fn key(&self) -> &BackupKey {
+        self.access.key()
+    }
+
+    fn identities(&self) -> Vec<&dyn age::Identity> {
+        let mut ids: Vec<&dyn age::Identity> = vec![&self.key().metadata_identity];
+        ids.extend(self.access.data_identities().iter().map(|i| i as &dyn age::Identity));
+        ids
+    }
+
+    /// Read, check the name of, and decrypt a content-addressed metadata file.
+    pub(crate) fn read_meta_file(&self, kind: FileKind, name: &str, limit: usize) -> Result<Vec<u8>> {
+        let raw = self.inner.backend.read(kind, name)?;
+        let what = kind.path(name);
+        if sha256_hex(&raw) != name {
+            return Err(Error::damaged(what, "content does not match its name (SHA-256)"));
+        }
+        crypto::open(&[&self.key().metadata_identity], &raw, limit).map_err(|e| e.into_error(what))
+    }
+
+    /// Seal and store a metadata file under its content hash; returns the name.
+    pub(crate) fn write_meta_file(&self, kind: FileKind, plaintext: &[u8]) -> Result<(String, u64)> {
+        let sealed = crypto::seal(&self.inner.meta_recipient, 3, plaintext);
+        let name = sha256_hex(&sealed);
+        self.inner.backend.write(kind, &name, &sealed)?;
+        Ok((name, sealed.len() as u64))
+    }
+
+    /// Load every index file. Unreadable ones are skipped and returned, so a
+    /// damaged index slows a backup down (blobs are stored again) instead
+    /// of stopping it.
+    pub fn load_index(&self) -> Result<(Index, Vec<Unreadable>)> {
+        let mut index = Index::default();
+        let mut bad = Vec::new();
+        for f in self.inner.backend.list(FileKind::Index)? {
+            match self
+                .read_meta_file(FileKind::Index, &f.name, MAX_INDEX_LEN)
+                .and_then(|json| {
+                    serde_json::from_slice::<IndexFile>(&json)
+                        .map_err(|e| Error::damaged(FileKind::Index.path(&f.name), e.to_string()))
+                }) {
+                Ok(file) => {
+                    for p in &file.packs {
+                        index.add_pack(p);
+                    }
+                }
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
+                Err(e) => bad.push(Unreadable {
+                    file: FileKind::Index.path(&f.name),
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        Ok((index, bad))
+    }
+
+    /// All snapshots, oldest first, and the snapshot files that could not be read.
+    pub fn snapshots(&self) -> Result<(Vec<SnapshotEntry>, Vec<Unreadable>)> {
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        for f in self.inner.backend.list(FileKind::Snapshot)? {
+            let r = self
+                .read_meta_file(FileKind::Snapshot, &f.name, MAX_SNAPSHOT_LEN)
+                .and_then(|json| {
+                    serde_json::from_slice::<Snapshot>(&json)
+                        .map_err(|e| Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string()))
+                })
+                .and_then(|s| Ok((f.name.parse::<SnapshotId>()?, s)));
+            match r {
+                Ok((id, snapshot)) => out.push(SnapshotEntry { id, snapshot }),
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
+                Err(e) => bad.push(Unreadable {
+                    file: FileKind::Snapshot.path(&f.name),
+                    detail: e.to_string(),
+                }),
+            }
+        }
+        out.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
+        Ok((out, bad))
+    }
+
+    /// Find a snapshot by `latest`, a full id or a unique id prefix.
+    pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
+        let (all, _) = self.snapshots()?;
+        if spec == "latest" {
+            return all
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| Error::NotFound("the repository has no snapshot yet".into()));
+        }
+        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(Error::Invalid(format!(
+                "{spec:?} is not a snapshot id: give `latest`, or at least 4 hex digits of an id"
+            )));
+        }
+        let spec = spec.to_ascii_lowercase();
+        let mut hits: Vec<_> = all.into_iter().filter(|s| s.id.to_hex().starts_with(&spec)).collect();
+        match hits.len() {
+            0 => Err(Error::NotFound(format!(
+                "no snapshot id starts with {spec}: list them with `lifeboat snapshots`"
+            ))),
+            1 => Ok(hits.remove(0)),
+            n => Err(Error::Invalid(format!(
+                "{n} snapshots start with {spec}: give more digits"
+            ))),
+        }
+    }
+
+    /// Read the manifest of a snapshot, checking its SHA-256.
+    pub fn manifest(&self, index: &Index, snap: &Snapshot) -> Result<Vec<ManifestItem>> {
+        use sha2::Digest;
+        let mut raw = Vec::new();
+        let mut hasher = sha2::Sha256::new();
+        self.read_blobs(index, &snap.manifest.blobs, &mut |d| {
+            hasher.update(d);
+            raw.extend_from_slice(d);
+            Ok(())
+        })?;
+        if hex::encode(hasher.finalize()) != snap.manifest.sha256 || raw.len() as u64 != snap.manifest.size {
+            return Err(Error::damaged("manifest", "content does not match the snapshot's checksum"));
+        }
+        raw.split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string())))
+            .collect()
+    }
+
+    /// Read one blob: fetch its bytes, decrypt, decompress, check its id.
+    pub(crate) fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
+        let loc = index.get(id).ok_or_else(|| {
+            Error::damaged(format!("blob {id}"), "not in any index (its pack or index file is lost)")
+        })?;
+        let pack = loc.pack.to_hex();
+        let raw = self
+            .inner
+            .backend
+            .read_range(FileKind::Pack, &pack, loc.offset as u64, loc.length as u64)?;
+        self.open_blob(id, loc.kind, loc.plain_length, &raw, &FileKind::Pack.path(&pack))
+    }
+
+    pub(crate) fn open_blob(
+        &self,
+        id: &BlobId,
+        kind: BlobKind,
+        plain_length: u32,
+        raw: &[u8],
+        pack_path: &str,
+    ) -> Result<Vec<u8>> {
+        let what = format!("blob {id} in {pack_path}");
+        if kind == BlobKind::Data && self.access.data_identities().is_empty() {
+            return Err(Error::NeedRestoreKey {
+                operation: "reading backed-up data",
+            });
+        }
+        let plain = crypto::open(&self.identities(), raw, plain_length as usize)
+            .map_err(|e| e.into_error(what.clone()))?;
+        if plain.len() != plain_length as usize || self.key().dedup.blob_id(&plain) != *id {
+            return Err(Error::damaged(what, "content does not match its id"));
+        }
+        Ok(plain)
+    }
+
+    /// Read blobs in order into `sink`, fetching ahead in parallel with a
+    /// bounded window (memory stays at about window x max chunk size).
+    pub(crate) fn read_blobs(
+        &self,
+        index: &Index,
+        blobs: &[BlobId],
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let threads = self.inner.backend.connections().clamp(2, 8);
+        if blobs.len() <= 1 {
+            for id in blobs {
+                sink(&self.read_blob(index, id)?)?;
+            }
+            return Ok(());
+        }
+        let window = threads * 2;
+        std::thread::scope(|s| -> Result<()> {
+            let (job_tx, job_rx) = crossbeam_channel::bounded::<(usize, BlobId)>(window);
+            let (res_tx, res_rx) = crossbeam_channel::bounded::<(usize, Result<Vec<u8>>)>(window);
+            for _ in 0..threads {
+                let job_rx = job_rx.clone();
+                let res_tx = res_tx.clone();
+                s.spawn(move || {
+                    for (seq, id) in job_rx {
+                        if res_tx.send((seq, self.read_blob(index, &id))).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(res_tx);
+            let mut pending = std::collections::BTreeMap::new();
+            let (mut sent, mut next) = (0usize, 0usize);
+            let result = (|| {
+                while next < blobs.len() {
+                    while sent < blobs.len() && sent < next + window {
+                        job_tx
+                            .send((sent, blobs[sent]))
+                            .map_err(|_| Error::Invalid("reader threads stopped".into()))?;
+                        sent += 1;
+                    }
+                    let (seq, r) = res_rx
+                        .recv()
+                        .map_err(|_| Error::Invalid("reader threads stopped".into()))?;
+                    pending.insert(seq, r?);
+                    while let Some(data) = pending.remove(&next) {
+                        sink(&data)?;
+                        next += 1;
+                    }
+                }
+                Ok(())
+            })();
+            drop(job_tx);
+            // Drain so the readers can exit.
+            for _ in res_rx.iter() {}
+            result
+        })
+    }
+
+    /// Names of every file of `kind`.
+    pub(crate) fn list_names(&self, kind: FileKind) -> Result<BTreeSet<String>> {
+        Ok(self.inner.backend.list(kind)?.into_iter().map(|f| f.name).collect())
+    }
+}

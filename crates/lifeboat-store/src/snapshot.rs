@@ -1,0 +1,100 @@
+//! Snapshots and their manifests.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::id::{BlobId, SnapshotId};
+
+/// One backed-up thing: a stream, a table, an object, an env set, a bundle.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestItem {
+    /// Unique within the snapshot, e.g. `clinic.sql` or `objects/uploads/a.pdf`.
+    pub name: String,
+    /// The source that produced it (`command`, `mysql`, `objects`, ...).
+    pub source: String,
+    /// What it is, in the source's terms (`stream`, `table`, `object`, ...).
+    pub kind: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+    /// SHA-256 of the plaintext, 64 hex digits.
+    pub sha256: String,
+    /// The blobs whose plaintexts, concatenated, are the item.
+    pub blobs: Vec<BlobId>,
+    /// Source-side facts to check a restore against (row counts, ETag, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
+}
+
+/// What one source contributed to a snapshot.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceSummary {
+    /// Items stored.
+    pub items: u64,
+    /// Their plaintext bytes.
+    pub bytes: u64,
+    /// Source-level facts (server version, object count, ref list, ...).
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub facts: serde_json::Value,
+}
+
+/// Where the manifest (JSON lines of [`ManifestItem`]) is stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestRef {
+    /// Tree blobs, in order.
+    pub blobs: Vec<BlobId>,
+    /// Plaintext size.
+    pub size: u64,
+    /// SHA-256 of the plaintext.
+    pub sha256: String,
+}
+
+/// Counters of one backup run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BackupStats {
+    /// Items stored.
+    pub items: u64,
+    /// Plaintext bytes read from sources.
+    pub bytes: u64,
+    /// Blobs produced by chunking.
+    pub blobs: u64,
+    /// Blobs that were new (not already in the repository).
+    pub new_blobs: u64,
+    /// Plaintext bytes of new blobs.
+    pub new_plain_bytes: u64,
+    /// Bytes added to the repository (packs and index files).
+    pub added_bytes: u64,
+    /// Wall time of the backup in milliseconds.
+    pub duration_ms: u64,
+}
+
+/// A snapshot file's plaintext.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Format version (1).
+    pub version: u32,
+    /// When the backup started.
+    pub time: DateTime<Utc>,
+    /// The host that ran it.
+    pub hostname: String,
+    /// User tags (`nightly`, `pre-migration`, ...).
+    pub tags: Vec<String>,
+    /// Per source.
+    pub sources: BTreeMap<String, SourceSummary>,
+    /// The item list.
+    pub manifest: ManifestRef,
+    /// What the run did.
+    pub stats: BackupStats,
+    /// The lifeboat version that wrote it.
+    pub program: String,
+}
+
+/// A snapshot with its id.
+#[derive(Debug, Clone)]
+pub struct SnapshotEntry {
+    /// The id (SHA-256 of the stored file).
+    pub id: SnapshotId,
+    /// The content.
+    pub snapshot: Snapshot,
+}

@@ -1,0 +1,347 @@
+//! `verify`: the structure check (every file a snapshot needs is listed and
+//! indexed) and, optionally, the data check (every selected pack is read,
+//! its SHA-256 compared with its name, its header with the index, and each
+//! blob decrypted and its id recomputed). Damage is reported with every
+//! snapshot and item that needs the damaged part.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use crate::backend::FileKind;
+use crate::error::{Error, Result};
+use crate::id::{sha256_hex, BlobId, PackId};
+use crate::index::Index;
+use crate::pack::{self, TRAILER_LEN};
+use crate::progress::Progress;
+use crate::repository::{Access, Repository};
+
+/// Options of [`Repository::verify`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct VerifyOptions {
+    /// Read and decrypt this percentage of packs (chosen at random);
+    /// `None` checks structure only. Needs the restore key.
+    pub read_data_percent: Option<f64>,
+}
+
+/// One thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Problem {
+    /// The damaged or missing part: `data/ab/ab12...`, `blob 12ab...`, a snapshot.
+    pub what: String,
+    /// What check failed.
+    pub detail: String,
+    /// `snapshot <id8> item <name>` for everything that cannot be restored
+    /// because of it.
+    pub needed_by: Vec<String>,
+}
+
+/// What verify checked and found.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct VerifyReport {
+    /// Snapshots checked.
+    pub snapshots: usize,
+    /// Pack files in the repository.
+    pub packs: usize,
+    /// Pack files read and checked byte by byte.
+    pub packs_read: usize,
+    /// Blobs decrypted and re-hashed.
+    pub blobs_read: u64,
+    /// Packs no index names (left by an interrupted backup; harmless, the
+    /// next backup indexes and reuses them).
+    pub unindexed_packs: usize,
+    /// Everything wrong. Empty means the repository is sound.
+    pub problems: Vec<Problem>,
+}
+
+impl VerifyReport {
+    /// True when nothing is wrong.
+    pub fn is_ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Damage found in the first pass, before attributing it to snapshots.
+#[derive(Default)]
+struct Damage {
+    /// Blob → why it cannot be read.
+    blobs: HashMap<BlobId, String>,
+    /// Problems with files (packs, index files, snapshots, manifests).
+    files: Vec<Problem>,
+    /// Pack → the blobs lost with it, so the report names the pack once.
+    pack_of: HashMap<BlobId, String>,
+}
+
+impl<A: Access> Repository<A> {
+    /// Check the repository. Returns a report; an `Err` means verify itself
+    /// could not run (backend unreachable, wrong key), not that damage was found.
+    pub fn verify(&self, opts: &VerifyOptions, progress: &dyn Progress) -> Result<VerifyReport> {
+        if opts.read_data_percent.is_some() && self.access.data_identities().is_empty() {
+            return Err(Error::NeedRestoreKey {
+                operation: "verify --read-data",
+            });
+        }
+        let mut report = VerifyReport::default();
+        let mut damage = Damage::default();
+
+        let packs: BTreeMap<String, u64> = self
+            .backend()
+            .list(FileKind::Pack)?
+            .into_iter()
+            .map(|f| (f.name, f.size))
+            .collect();
+        report.packs = packs.len();
+        let (index, bad_index) = self.load_index()?;
+        for u in bad_index {
+            damage.files.push(Problem {
+                what: u.file,
+                detail: u.detail,
+                needed_by: vec![],
+            });
+        }
+        let (snapshots, bad_snaps) = self.snapshots()?;
+        for u in bad_snaps {
+            damage.files.push(Problem {
+                what: u.file,
+                detail: format!("{} (this snapshot is lost)", u.detail),
+                needed_by: vec![],
+            });
+        }
+        report.snapshots = snapshots.len();
+
+        // Structure: every indexed blob lies inside an existing pack.
+        let indexed: BTreeSet<PackId> = index.packs().iter().copied().collect();
+        report.unindexed_packs = packs
+            .keys()
+            .filter(|n| n.parse::<PackId>().map(|p| !indexed.contains(&p)).unwrap_or(true))
+            .count();
+        for (id, loc) in index.iter() {
+            let name = loc.pack.to_hex();
+            let path = FileKind::Pack.path(&name);
+            match packs.get(&name) {
+                None => {
+                    damage.blobs.insert(id, "its pack file is missing".into());
+                    damage.pack_of.insert(id, path);
+                }
+                Some(&size) if loc.offset as u64 + loc.length as u64 + TRAILER_LEN as u64 > size => {
+                    damage.blobs.insert(id, "its pack file is truncated".into());
+                    damage.pack_of.insert(id, path);
+                }
+                Some(_) => {}
+            }
+        }
+
+        if let Some(pct) = opts.read_data_percent {
+            let pct = pct.clamp(0.0, 100.0);
+            let mut names: Vec<&String> = packs.keys().collect();
+            let want = ((names.len() as f64) * pct / 100.0).ceil() as usize;
+            if want < names.len() {
+                use rand::seq::SliceRandom;
+                names.shuffle(&mut rand::rng());
+                names.truncate(want);
+                names.sort();
+            }
+            let by_pack = blobs_by_pack(&index);
+            progress.set_length(names.iter().map(|n| packs[*n]).sum());
+            let results = self.read_packs(&names, &by_pack, &packs, progress)?;
+            for r in results {
+                report.packs_read += 1;
+                report.blobs_read += r.blobs_read;
+                if let Some(p) = r.file_problem {
+                    damage.files.push(p);
+                }
+                for (id, why) in r.bad_blobs {
+                    damage.pack_of.insert(id, r.path.clone());
+                    damage.blobs.insert(id, why);
+                }
+            }
+            progress.finish();
+        }
+
+        // Attribute damage to the snapshots and items that need it.
+        let mut blob_users: BTreeMap<BlobId, BTreeSet<String>> = BTreeMap::new();
+        for snap in &snapshots {
+            let short = snap.id.short();
+            let mut need = |blob: &BlobId, who: String| {
+                if damage.blobs.contains_key(blob) || !index.contains(blob) {
+                    blob_users.entry(*blob).or_default().insert(who);
+                }
+            };
+            for b in &snap.snapshot.manifest.blobs {
+                need(b, format!("snapshot {short} (its manifest)"));
+            }
+            match self.manifest(&index, &snap.snapshot) {
+                Ok(items) => {
+                    for item in items {
+                        for b in &item.blobs {
+                            need(b, format!("snapshot {short} item {}", item.name));
+                        }
+                    }
+                }
+                Err(e) => damage.files.push(Problem {
+                    what: format!("snapshot {short}"),
+                    detail: format!("its manifest cannot be read: {e}"),
+                    needed_by: vec![format!("snapshot {short} (every item)")],
+                }),
+            }
+        }
+        report.problems = damage.files;
+        let mut by_what: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for (blob, users) in &blob_users {
+            let (what, detail) = match damage.blobs.get(blob) {
+                Some(why) => {
+                    let pack = damage.pack_of.get(blob).cloned().unwrap_or_default();
+                    (format!("blob {blob} in {pack}"), why.clone())
+                }
+                None => (format!("blob {blob}"), "not in any index: its pack or index file is lost".into()),
+            };
+            by_what.entry((what, detail)).or_default().extend(users.iter().cloned());
+        }
+        for ((what, detail), users) in by_what {
+            report.problems.push(Problem {
+                what,
+                detail,
+                needed_by: users.into_iter().collect(),
+            });
+        }
+        // Damaged blobs no snapshot needs are still damage (a future backup
+        // would dedup against them); name them too.
+        for (blob, why) in &damage.blobs {
+            if !blob_users.contains_key(blob) {
+                let pack = damage.pack_of.get(blob).cloned().unwrap_or_default();
+                report.problems.push(Problem {
+                    what: format!("blob {blob} in {pack}"),
+                    detail: format!("{why} (no snapshot needs it)"),
+                    needed_by: vec![],
+                });
+            }
+        }
+        Ok(report)
+    }
+
+    fn read_packs(
+        &self,
+        names: &[&String],
+        by_pack: &HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>>,
+        sizes: &BTreeMap<String, u64>,
+        progress: &dyn Progress,
+    ) -> Result<Vec<PackCheck>> {
+        let threads = self.backend().connections().clamp(1, 4);
+        let (tx, rx) = crossbeam_channel::unbounded::<&String>();
+        for n in names {
+            let _ = tx.send(n);
+        }
+        drop(tx);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    let rx = rx.clone();
+                    s.spawn(move || -> Result<Vec<PackCheck>> {
+                        let mut out = Vec::new();
+                        for name in rx {
+                            out.push(self.check_pack(name, by_pack)?);
+                            progress.inc(sizes.get(name).copied().unwrap_or(0));
+                        }
+                        Ok(out)
+                    })
+                })
+                .collect();
+            let mut all = Vec::new();
+            for h in handles {
+                all.extend(h.join().map_err(|_| Error::Invalid("a verify thread panicked".into()))??);
+            }
+            Ok(all)
+        })
+    }
+
+    fn check_pack(
+        &self,
+        name: &str,
+        by_pack: &HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>>,
+    ) -> Result<PackCheck> {
+        let path = FileKind::Pack.path(name);
+        let mut check = PackCheck {
+            path: path.clone(),
+            ..Default::default()
+        };
+        let data = match self.backend().read(FileKind::Pack, name) {
+            Ok(d) => d,
+            Err(e) if e.is_not_found() => return Ok(check), // removed since listing
+            Err(e) => return Err(e.into()),
+        };
+        let mut problems = Vec::new();
+        if sha256_hex(&data) != name {
+            problems.push("content does not match its name (SHA-256)".to_string());
+        }
+        let header = pack::parse_pack(&data, &self.key().metadata_identity, &path);
+        let indexed = name
+            .parse::<PackId>()
+            .ok()
+            .and_then(|id| by_pack.get(&id))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        match &header {
+            Ok(entries) => {
+                let in_header: HashMap<BlobId, _> = entries.iter().map(|e| (e.id, e)).collect();
+                for (id, loc) in indexed {
+                    match in_header.get(id) {
+                        Some(e) if e.offset == loc.offset && e.length == loc.length => {}
+                        _ => {
+                            problems.push(format!("the index places blob {id} where the pack header does not"));
+                        }
+                    }
+                }
+            }
+            Err(e) => problems.push(format!("header unreadable: {e}")),
+        }
+        // Decrypt every blob the index or the header knows of.
+        let mut blobs: Vec<(BlobId, crate::pack::BlobKind, u32, u32, u32)> = indexed
+            .iter()
+            .map(|(id, l)| (*id, l.kind, l.offset, l.length, l.plain_length))
+            .collect();
+        if let Ok(entries) = &header {
+            let known: std::collections::HashSet<BlobId> = blobs.iter().map(|b| b.0).collect();
+            blobs.extend(
+                entries
+                    .iter()
+                    .filter(|e| !known.contains(&e.id))
+                    .map(|e| (e.id, e.kind, e.offset, e.length, e.plain_length)),
+            );
+        }
+        for (id, kind, offset, length, plain) in blobs {
+            let (start, end) = (offset as usize, offset as usize + length as usize);
+            let Some(raw) = data.get(start..end) else {
+                check.bad_blobs.push((id, "lies beyond the end of its pack".into()));
+                continue;
+            };
+            check.blobs_read += 1;
+            match self.open_blob(&id, kind, plain, raw, &path) {
+                Ok(_) => {}
+                Err(Error::Damaged { detail, .. }) => check.bad_blobs.push((id, detail)),
+                Err(e) => return Err(e),
+            }
+        }
+        if !problems.is_empty() {
+            check.file_problem = Some(Problem {
+                what: path,
+                detail: problems.join("; "),
+                needed_by: vec![],
+            });
+        }
+        Ok(check)
+    }
+}
+
+#[derive(Default)]
+struct PackCheck {
+    path: String,
+    blobs_read: u64,
+    bad_blobs: Vec<(BlobId, String)>,
+    file_problem: Option<Problem>,
+}
+
+fn blobs_by_pack(index: &Index) -> HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>> {
+    let mut m: HashMap<PackId, Vec<_>> = HashMap::new();
+    for (id, loc) in index.iter() {
+        m.entry(loc.pack).or_default().push((id, loc));
+    }
+    m
+}
