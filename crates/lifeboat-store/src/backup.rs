@@ -118,20 +118,27 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
         if shared.known.contains(&id) {
             continue;
         }
-        let fresh = shared.seen.lock().map(|mut s| s.insert(id)).unwrap_or(false);
+        let fresh = shared
+            .seen
+            .lock()
+            .map(|mut s| s.insert(id))
+            .unwrap_or(false);
         if !fresh || shared.failed() {
             continue;
         }
-        let recipient: &dyn age::Recipient = match job.kind {
-            BlobKind::Data => &inner.data_recipient,
-            BlobKind::Tree => &inner.meta_recipient,
-        };
-        let sealed = crypto::seal(recipient, cfg.compression_level, &job.data);
+        // Data and manifest (tree) blobs alike go to the data recipient: the
+        // backup key may learn that a blob exists, never what it holds.
+        let sealed = crypto::seal(&inner.data_recipient, cfg.compression_level, &job.data);
         builder.add(id, job.kind, &sealed, job.data.len());
         shared.new_blobs.fetch_add(1, Ordering::Relaxed);
-        shared.new_plain_bytes.fetch_add(job.data.len() as u64, Ordering::Relaxed);
+        shared
+            .new_plain_bytes
+            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
         if builder.len() >= cfg.pack_size as usize {
-            let full = std::mem::replace(&mut builder, PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024));
+            let full = std::mem::replace(
+                &mut builder,
+                PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024),
+            );
             if packs.send(full.finish(&meta)).is_err() {
                 return;
             }
@@ -148,9 +155,14 @@ fn uploader<A: Access>(shared: Arc<Shared<A>>, packs: Receiver<Pack>) {
             continue; // drain so workers never block
         }
         let name = id.to_hex();
-        match inner_of(&shared).backend.write(FileKind::Pack, &name, &bytes) {
+        match inner_of(&shared)
+            .backend
+            .write(FileKind::Pack, &name, &bytes)
+        {
             Ok(()) => {
-                shared.added_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+                shared
+                    .added_bytes
+                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
                 if let Ok(mut up) = shared.uploaded.lock() {
                     up.push(IndexPack { id, blobs: entries });
                 }
@@ -243,7 +255,8 @@ impl ItemState {
                 reply: reply.clone(),
             };
             *sent += 1;
-            jobs.send(job).map_err(|_| Error::Invalid("backup workers stopped".into()))
+            jobs.send(job)
+                .map_err(|_| Error::Invalid("backup workers stopped".into()))
         })?;
         self.collect(false)
     }
@@ -259,7 +272,8 @@ impl ItemState {
                 reply: reply.clone(),
             };
             *sent += 1;
-            jobs.send(job).map_err(|_| Error::Invalid("backup workers stopped".into()))
+            jobs.send(job)
+                .map_err(|_| Error::Invalid("backup workers stopped".into()))
         })?;
         self.collect(true)?;
         let ids = std::mem::take(&mut self.ids)
@@ -278,10 +292,11 @@ impl<A: Access> Repository<A> {
     /// Start a backup. Takes a shared lock and loads the index.
     pub fn begin_backup(&self, opts: BackupOptions) -> Result<BackupSession<A>> {
         let lock = self.lock(false)?;
-        let (known, unreadable) = self.load_index()?;
+        let (mut known, unreadable) = self.load_index()?;
         for u in &unreadable {
             tracing::warn!("skipping unreadable index file {}: {}", u.file, u.detail);
         }
+        self.index_orphan_packs(&mut known)?;
         let shared = Arc::new(Shared {
             repo: self.clone(),
             known,
@@ -293,7 +308,9 @@ impl<A: Access> Repository<A> {
             new_plain_bytes: AtomicU64::new(0),
             added_bytes: AtomicU64::new(0),
         });
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(cores * 2);
         let (pack_tx, pack_rx) = crossbeam_channel::bounded::<Pack>(1);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
@@ -330,6 +347,65 @@ impl<A: Access> Repository<A> {
     }
 }
 
+impl<A: Access> Repository<A> {
+    /// Index packs that no index file names: an interrupted backup uploads
+    /// packs before their index, so this is how the next run finds and reuses
+    /// them. Reading a pack header needs only the metadata identity, which the
+    /// backup key holds. A pack whose header cannot be read is left alone
+    /// (verify reports it).
+    fn index_orphan_packs(&self, known: &mut Index) -> Result<()> {
+        let mut found = Vec::new();
+        for f in self.backend().list(FileKind::Pack)? {
+            let Ok(id) = f.name.parse::<PackId>() else {
+                continue;
+            };
+            if known.packs().contains(&id) || f.size < crate::pack::TRAILER_LEN as u64 {
+                continue;
+            }
+            match self.read_pack_header(&f.name, f.size) {
+                Ok(blobs) => found.push(IndexPack { id, blobs }),
+                Err(e) => tracing::warn!("ignoring pack {}: {e}", f.name),
+            }
+        }
+        if found.is_empty() {
+            return Ok(());
+        }
+        tracing::info!(
+            "indexing {} packs left by an interrupted backup",
+            found.len()
+        );
+        for chunk in found.chunks(256) {
+            let file = IndexFile {
+                version: 1,
+                packs: chunk.to_vec(),
+            };
+            self.write_meta_file(
+                FileKind::Index,
+                &serde_json::to_vec(&file).expect("index serializes"),
+            )?;
+            for p in chunk {
+                known.add_pack(p);
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the header of one pack with two range reads.
+    pub(crate) fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<PackEntry>> {
+        let what = FileKind::Pack.path(name);
+        let tlen = crate::pack::TRAILER_LEN as u64;
+        let trailer = self
+            .backend()
+            .read_range(FileKind::Pack, name, size - tlen, tlen)?;
+        let hlen = crate::pack::parse_trailer(&trailer, size, &what)? as u64;
+        let start = size - tlen - hlen;
+        let sealed = self
+            .backend()
+            .read_range(FileKind::Pack, name, start, hlen)?;
+        crate::pack::parse_header(&sealed, start, &self.key().metadata_identity, &what)
+    }
+}
+
 /// Writes one item into a backup session; implements [`io::Write`].
 pub struct ItemWriter<'s, A: Access> {
     session: &'s mut BackupSession<A>,
@@ -342,7 +418,9 @@ pub struct ItemWriter<'s, A: Access> {
 
 impl<A: Access> BackupSession<A> {
     fn jobs(&self) -> Result<&Sender<Job>> {
-        self.jobs.as_ref().ok_or_else(|| Error::Invalid("backup session already closed".into()))
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| Error::Invalid("backup session already closed".into()))
     }
 
     /// Start an item. `name` must be unique within the snapshot.
@@ -354,10 +432,14 @@ impl<A: Access> BackupSession<A> {
         progress: &'s dyn Progress,
     ) -> Result<ItemWriter<'s, A>> {
         if name.is_empty() || name.contains('\n') {
-            return Err(Error::Invalid(format!("item name {name:?} must be non-empty and one line")));
+            return Err(Error::Invalid(format!(
+                "item name {name:?} must be non-empty and one line"
+            )));
         }
         if !self.names.insert(name.to_string()) {
-            return Err(Error::Invalid(format!("item {name:?} appears twice in one snapshot")));
+            return Err(Error::Invalid(format!(
+                "item {name:?} appears twice in one snapshot"
+            )));
         }
         let state = ItemState::new(&self.shared.repo, BlobKind::Data);
         Ok(ItemWriter {
@@ -379,7 +461,10 @@ impl<A: Access> BackupSession<A> {
     fn add_manifest_item(&mut self, item: &ManifestItem) -> Result<()> {
         let mut line = serde_json::to_vec(item).expect("manifest item serializes");
         line.push(b'\n');
-        let jobs = self.jobs.clone().ok_or_else(|| Error::Invalid("session closed".into()))?;
+        let jobs = self
+            .jobs
+            .clone()
+            .ok_or_else(|| Error::Invalid("session closed".into()))?;
         self.manifest.push(&line, &jobs)?;
         let s = self.sources.entry(item.source.clone()).or_default();
         s.items += 1;
@@ -435,7 +520,10 @@ impl<A: Access> BackupSession<A> {
         let json_len = serde_json::to_vec(&snapshot).map(|v| v.len()).unwrap_or(0) as u64;
         snapshot.stats.added_bytes = s.added_bytes.load(Ordering::Relaxed) + json_len;
         let json = serde_json::to_vec(&snapshot).expect("snapshot serializes");
-        let (name, _) = self.shared.repo.write_meta_file(FileKind::Snapshot, &json)?;
+        let (name, _) = self
+            .shared
+            .repo
+            .write_meta_file(FileKind::Snapshot, &json)?;
         Ok((name.parse()?, snapshot))
     }
 

@@ -121,7 +121,10 @@ impl Chunker {
     }
 
     /// End of stream: emit what is left.
-    pub(crate) fn finish<E>(&mut self, emit: &mut impl FnMut(&[u8]) -> Result<(), E>) -> Result<(), E> {
+    pub(crate) fn finish<E>(
+        &mut self,
+        emit: &mut impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         while self.start < self.buf.len() {
             let n = self.cut(&self.buf[self.start..]);
             emit(&self.buf[self.start..self.start + n])?;

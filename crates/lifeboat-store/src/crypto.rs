@@ -5,8 +5,9 @@
 //! - the *dedup secret*, from which the blob-id key, the chunker's gear seed
 //!   and the config MAC key are derived;
 //! - the *metadata identity*, an age X25519 identity that decrypts indexes,
-//!   snapshots, manifests, pack headers and locks;
-//! - the *data identities*, age X25519 identities that decrypt data blobs.
+//!   snapshot files, pack headers and locks (not manifests);
+//! - the *data identities*, age X25519 identities that decrypt data and
+//!   manifest blobs.
 //!
 //! A backup host holds the first two (its backup key file). A restore key is
 //! an ordinary age identity; the repository's `keys/` files hold all three
@@ -95,8 +96,11 @@ pub(crate) fn encrypt(recipient: &dyn age::Recipient, plaintext: &[u8]) -> Vec<u
     // Encrypting to a valid recipient into memory cannot fail.
     let enc = age::Encryptor::with_recipients(std::iter::once(recipient))
         .expect("a single valid recipient is always accepted");
-    let mut w = enc.wrap_output(&mut out).expect("writing to a Vec cannot fail");
-    w.write_all(plaintext).expect("writing to a Vec cannot fail");
+    let mut w = enc
+        .wrap_output(&mut out)
+        .expect("writing to a Vec cannot fail");
+    w.write_all(plaintext)
+        .expect("writing to a Vec cannot fail");
     w.finish().expect("writing to a Vec cannot fail");
     out
 }
@@ -129,10 +133,12 @@ pub(crate) fn decrypt(
 ) -> std::result::Result<Vec<u8>, OpenError> {
     let dec = age::Decryptor::new_buffered(ciphertext)
         .map_err(|e| OpenError::Corrupt(format!("not a valid age file: {e}")))?;
-    let reader = dec.decrypt(identities.iter().copied()).map_err(|e| match e {
-        age::DecryptError::NoMatchingKeys => OpenError::NoMatchingKey,
-        other => OpenError::Corrupt(format!("decryption failed: {other}")),
-    })?;
+    let reader = dec
+        .decrypt(identities.iter().copied())
+        .map_err(|e| match e {
+            age::DecryptError::NoMatchingKeys => OpenError::NoMatchingKey,
+            other => OpenError::Corrupt(format!("decryption failed: {other}")),
+        })?;
     let mut out = Vec::new();
     reader
         .take(limit as u64 + 1)
@@ -176,16 +182,21 @@ pub(crate) fn open(
 
 /// Parse an `age1...` public key.
 pub(crate) fn parse_recipient(s: &str) -> Result<x25519::Recipient> {
-    s.trim()
-        .parse()
-        .map_err(|e| Error::Invalid(format!("{s:?} is not an age X25519 public key (age1...): {e}")))
+    s.trim().parse().map_err(|e| {
+        Error::Invalid(format!(
+            "{s:?} is not an age X25519 public key (age1...): {e}"
+        ))
+    })
 }
 
 pub(crate) fn parse_identity(s: &SecretString, what: &str) -> Result<x25519::Identity> {
-    s.expose_secret().trim().parse().map_err(|_| Error::KeyFile {
-        path: what.to_string(),
-        detail: "not an age X25519 secret key (AGE-SECRET-KEY-1...)".into(),
-    })
+    s.expose_secret()
+        .trim()
+        .parse()
+        .map_err(|_| Error::KeyFile {
+            path: what.to_string(),
+            detail: "not an age X25519 secret key (AGE-SECRET-KEY-1...)".into(),
+        })
 }
 
 /// Create a file readable by its owner only (mode 0600). Refuses to
@@ -214,10 +225,12 @@ pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 fn read_key_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
-    fs::read(path).map(Zeroizing::new).map_err(|e| Error::KeyFile {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    })
+    fs::read(path)
+        .map(Zeroizing::new)
+        .map_err(|e| Error::KeyFile {
+            path: path.display().to_string(),
+            detail: e.to_string(),
+        })
 }
 
 /// What a backup host holds: it can add snapshots and dedup against what is
@@ -282,7 +295,9 @@ impl BackupKey {
             match line.split_once(':') {
                 Some(("repository", v)) => repo = Some(v.trim().to_string()),
                 Some(("dedup-secret", v)) => secret = Some(v.trim().to_string()),
-                Some(("metadata-identity", v)) => meta = Some(SecretString::from(v.trim().to_string())),
+                Some(("metadata-identity", v)) => {
+                    meta = Some(SecretString::from(v.trim().to_string()))
+                }
                 _ => return Err(bad("unexpected line (not a lifeboat backup key file)")),
             }
         }
@@ -354,7 +369,10 @@ impl RestoreKey {
 
     /// The public keys (`age1...`) of this key.
     pub fn recipients(&self) -> Vec<String> {
-        self.identities.iter().map(|i| i.to_public().to_string()).collect()
+        self.identities
+            .iter()
+            .map(|i| i.to_public().to_string())
+            .collect()
     }
 
     /// The text of an age identity file holding this key, optionally
@@ -374,13 +392,20 @@ impl RestoreKey {
             Some(p) => {
                 let recipient = age::scrypt::Recipient::new(p.clone());
                 let mut out = Vec::new();
-                let armored =
-                    age::armor::ArmoredWriter::wrap_output(&mut out, age::armor::Format::AsciiArmor)
-                        .expect("writing to a Vec cannot fail");
-                let enc = age::Encryptor::with_recipients(std::iter::once(&recipient as &dyn age::Recipient))
-                    .expect("a passphrase recipient is always accepted");
-                let mut w = enc.wrap_output(armored).expect("writing to a Vec cannot fail");
-                w.write_all(text.as_bytes()).expect("writing to a Vec cannot fail");
+                let armored = age::armor::ArmoredWriter::wrap_output(
+                    &mut out,
+                    age::armor::Format::AsciiArmor,
+                )
+                .expect("writing to a Vec cannot fail");
+                let enc = age::Encryptor::with_recipients(std::iter::once(
+                    &recipient as &dyn age::Recipient,
+                ))
+                .expect("a passphrase recipient is always accepted");
+                let mut w = enc
+                    .wrap_output(armored)
+                    .expect("writing to a Vec cannot fail");
+                w.write_all(text.as_bytes())
+                    .expect("writing to a Vec cannot fail");
                 w.finish()
                     .and_then(|a| a.finish())
                     .expect("writing to a Vec cannot fail");
@@ -460,7 +485,8 @@ impl RestoreKey {
 }
 
 fn is_age_file(raw: &[u8]) -> bool {
-    raw.starts_with(b"age-encryption.org/") || raw.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
+    raw.starts_with(b"age-encryption.org/")
+        || raw.starts_with(b"-----BEGIN AGE ENCRYPTED FILE-----")
 }
 
 #[cfg(test)]
@@ -476,12 +502,18 @@ mod tests {
         assert_ne!(&ct[..], &data[..]);
         let back = open(&[&id], &ct, data.len()).unwrap();
         assert_eq!(back, data);
-        assert!(matches!(open(&[&other], &ct, data.len()), Err(OpenError::NoMatchingKey)));
+        assert!(matches!(
+            open(&[&other], &ct, data.len()),
+            Err(OpenError::NoMatchingKey)
+        ));
         assert!(matches!(open(&[&id], &ct, 10), Err(OpenError::Corrupt(_))));
         let mut bad = ct.clone();
         let n = bad.len() - 5;
         bad[n] ^= 1;
-        assert!(matches!(open(&[&id], &bad, data.len()), Err(OpenError::Corrupt(_))));
+        assert!(matches!(
+            open(&[&id], &bad, data.len()),
+            Err(OpenError::Corrupt(_))
+        ));
     }
 
     #[test]
@@ -523,7 +555,10 @@ mod tests {
         let loaded = RestoreKey::load(&path, Some(&pass)).unwrap();
         assert_eq!(loaded.recipients(), rk.recipients());
         let wrong = SecretString::from("nope".to_string());
-        assert!(matches!(RestoreKey::load(&path, Some(&wrong)), Err(Error::WrongKey { .. })));
+        assert!(matches!(
+            RestoreKey::load(&path, Some(&wrong)),
+            Err(Error::WrongKey { .. })
+        ));
         assert!(RestoreKey::load(&path, None).is_err());
         #[cfg(unix)]
         {
@@ -531,6 +566,9 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        assert!(write_secret_file(&path, b"x").is_err(), "must not overwrite");
+        assert!(
+            write_secret_file(&path, b"x").is_err(),
+            "must not overwrite"
+        );
     }
 }

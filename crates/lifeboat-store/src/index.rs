@@ -109,6 +109,8 @@ impl Index {
 
     /// Every blob with its location.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.blobs.keys().filter_map(|id| self.get(id).map(|l| (*id, l)))
+        self.blobs
+            .keys()
+            .filter_map(|id| self.get(id).map(|l| (*id, l)))
     }
 }

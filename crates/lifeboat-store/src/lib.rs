@@ -63,7 +63,9 @@ pub use progress::{NoProgress, Progress, ProgressBars};
 pub use repository::{
     Access, BackupAccess, FullAccess, InitOptions, KeyEntry, RepoConfig, Repository, Unreadable,
 };
-pub use snapshot::{BackupStats, ManifestItem, ManifestRef, Snapshot, SnapshotEntry, SourceSummary};
+pub use snapshot::{
+    BackupStats, ManifestItem, ManifestRef, Snapshot, SnapshotEntry, SourceSummary,
+};
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 /// The age library, re-exported so callers name the same `SecretString`.

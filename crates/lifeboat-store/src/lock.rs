@@ -144,10 +144,15 @@ impl<A: Access> Repository<A> {
         let thread = std::thread::Builder::new()
             .name("lifeboat-lock".into())
             .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop_rx.recv_timeout(REFRESH_EVERY) {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stop_rx.recv_timeout(REFRESH_EVERY)
+                {
                     match repo.write_lock(exclusive) {
                         Ok(new) => {
-                            let old = name2.lock().map(|mut n| std::mem::replace(&mut *n, new)).ok();
+                            let old = name2
+                                .lock()
+                                .map(|mut n| std::mem::replace(&mut *n, new))
+                                .ok();
                             if let Some(old) = old {
                                 let _ = repo.inner.backend.remove(FileKind::Lock, &old);
                             }

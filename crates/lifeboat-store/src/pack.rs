@@ -20,7 +20,7 @@ pub(crate) const MAX_HEADER_LEN: usize = 64 * 1024 * 1024;
 pub enum BlobKind {
     /// Backed-up content, encrypted to the data recipient.
     Data,
-    /// Manifest content, encrypted to the metadata recipient.
+    /// Manifest content (item lists), also encrypted to the data recipient.
     Tree,
 }
 
@@ -88,7 +88,8 @@ impl PackBuilder {
         let json = serde_json::to_vec(&header).expect("pack header serializes");
         let sealed = crypto::seal(meta, 3, &json);
         self.buf.extend_from_slice(&sealed);
-        self.buf.extend_from_slice(&(sealed.len() as u32).to_le_bytes());
+        self.buf
+            .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
         self.buf.extend_from_slice(PACK_MAGIC);
         let id = PackId(sha256(&self.buf));
         (id, self.buf, header.blobs)
@@ -102,7 +103,10 @@ pub(crate) fn parse_trailer(trailer: &[u8], pack_len: u64, what: &str) -> Result
     }
     let len = u32::from_le_bytes([trailer[0], trailer[1], trailer[2], trailer[3]]) as usize;
     if len > MAX_HEADER_LEN || len as u64 + TRAILER_LEN as u64 > pack_len {
-        return Err(Error::damaged(what, format!("pack header length {len} impossible")));
+        return Err(Error::damaged(
+            what,
+            format!("pack header length {len} impossible"),
+        ));
     }
     Ok(len)
 }
@@ -118,18 +122,28 @@ pub(crate) fn parse_header(
     let header: PackHeader = serde_json::from_slice(&json)
         .map_err(|e| Error::damaged(what, format!("pack header: {e}")))?;
     if header.version != 1 {
-        return Err(Error::damaged(what, format!("pack version {} unknown", header.version)));
+        return Err(Error::damaged(
+            what,
+            format!("pack version {} unknown", header.version),
+        ));
     }
     for e in &header.blobs {
         if e.offset as u64 + e.length as u64 > header_start {
-            return Err(Error::damaged(what, format!("blob {} lies outside the pack", e.id)));
+            return Err(Error::damaged(
+                what,
+                format!("blob {} lies outside the pack", e.id),
+            ));
         }
     }
     Ok(header.blobs)
 }
 
 /// Read every entry of a whole pack held in memory.
-pub(crate) fn parse_pack(data: &[u8], meta: &dyn age::Identity, what: &str) -> Result<Vec<PackEntry>> {
+pub(crate) fn parse_pack(
+    data: &[u8],
+    meta: &dyn age::Identity,
+    what: &str,
+) -> Result<Vec<PackEntry>> {
     if data.len() < TRAILER_LEN {
         return Err(Error::damaged(what, "pack shorter than its trailer"));
     }

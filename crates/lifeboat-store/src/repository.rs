@@ -190,7 +190,10 @@ fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
             config.version
         )));
     }
-    config.chunker.validate().map_err(|e| Error::damaged("config", e))?;
+    config
+        .chunker
+        .validate()
+        .map_err(|e| Error::damaged("config", e))?;
     Ok(config)
 }
 
@@ -329,7 +332,8 @@ impl Repository<FullAccess> {
         let what = "keys";
         let dedup = DedupKey::from_hex(&keyring.dedup_secret)
             .ok_or_else(|| Error::damaged(what, "malformed dedup secret"))?;
-        let meta = crypto::parse_identity(&SecretString::from(keyring.metadata_identity.clone()), what)?;
+        let meta =
+            crypto::parse_identity(&SecretString::from(keyring.metadata_identity.clone()), what)?;
         let data = keyring
             .data_identities
             .iter()
@@ -358,8 +362,14 @@ impl Repository<FullAccess> {
         let mut config = self.inner.config.clone();
         for ident in &new.identities {
             let recipient = ident.to_public();
-            if config.keys.iter().any(|k| k.recipient == recipient.to_string()) {
-                return Err(Error::Invalid(format!("{recipient} is already a key of this repository")));
+            if config
+                .keys
+                .iter()
+                .any(|k| k.recipient == recipient.to_string())
+            {
+                return Err(Error::Invalid(format!(
+                    "{recipient} is already a key of this repository"
+                )));
             }
             let (name, sealed) = seal_keyring(&keyring, &recipient);
             self.inner.backend.write(FileKind::Keys, &name, &sealed)?;
@@ -377,11 +387,14 @@ impl Repository<FullAccess> {
     pub fn remove_key(&mut self, recipient: &str) -> Result<()> {
         let mut config = self.inner.config.clone();
         let Some(pos) = config.keys.iter().position(|k| k.recipient == recipient) else {
-            return Err(Error::NotFound(format!("{recipient} is not a key of this repository")));
+            return Err(Error::NotFound(format!(
+                "{recipient} is not a key of this repository"
+            )));
         };
         if config.keys.len() == 1 {
             return Err(Error::Invalid(
-                "refusing to remove the last restore key: the repository would be unreadable".into(),
+                "refusing to remove the last restore key: the repository would be unreadable"
+                    .into(),
             ));
         }
         let entry = config.keys.remove(pos);
@@ -395,7 +408,13 @@ impl Repository<FullAccess> {
             version: 1,
             repository: self.inner.config.id.clone(),
             dedup_secret: self.access.key.dedup.secret_hex().to_string(),
-            metadata_identity: self.access.key.metadata_identity.to_string().expose_secret().to_string(),
+            metadata_identity: self
+                .access
+                .key
+                .metadata_identity
+                .to_string()
+                .expose_secret()
+                .to_string(),
             data_identities: self
                 .access
                 .data
@@ -407,7 +426,9 @@ impl Repository<FullAccess> {
 
     fn write_config(&mut self, mut config: RepoConfig) -> Result<()> {
         config.seal_mac(&self.access.key.dedup);
-        self.inner.backend.write(FileKind::Config, "config", &config.to_bytes())?;
+        self.inner
+            .backend
+            .write(FileKind::Config, "config", &config.to_bytes())?;
         self.inner = Arc::new(build_inner(self.inner.backend.clone(), config)?);
         Ok(())
     }
@@ -497,22 +518,39 @@ impl<A: Access> Repository<A> {
 
     fn identities(&self) -> Vec<&dyn age::Identity> {
         let mut ids: Vec<&dyn age::Identity> = vec![&self.key().metadata_identity];
-        ids.extend(self.access.data_identities().iter().map(|i| i as &dyn age::Identity));
+        ids.extend(
+            self.access
+                .data_identities()
+                .iter()
+                .map(|i| i as &dyn age::Identity),
+        );
         ids
     }
 
     /// Read, check the name of, and decrypt a content-addressed metadata file.
-    pub(crate) fn read_meta_file(&self, kind: FileKind, name: &str, limit: usize) -> Result<Vec<u8>> {
+    pub(crate) fn read_meta_file(
+        &self,
+        kind: FileKind,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let raw = self.inner.backend.read(kind, name)?;
         let what = kind.path(name);
         if sha256_hex(&raw) != name {
-            return Err(Error::damaged(what, "content does not match its name (SHA-256)"));
+            return Err(Error::damaged(
+                what,
+                "content does not match its name (SHA-256)",
+            ));
         }
         crypto::open(&[&self.key().metadata_identity], &raw, limit).map_err(|e| e.into_error(what))
     }
 
     /// Seal and store a metadata file under its content hash; returns the name.
-    pub(crate) fn write_meta_file(&self, kind: FileKind, plaintext: &[u8]) -> Result<(String, u64)> {
+    pub(crate) fn write_meta_file(
+        &self,
+        kind: FileKind,
+        plaintext: &[u8],
+    ) -> Result<(String, u64)> {
         let sealed = crypto::seal(&self.inner.meta_recipient, 3, plaintext);
         let name = sha256_hex(&sealed);
         self.inner.backend.write(kind, &name, &sealed)?;
@@ -555,8 +593,9 @@ impl<A: Access> Repository<A> {
             let r = self
                 .read_meta_file(FileKind::Snapshot, &f.name, MAX_SNAPSHOT_LEN)
                 .and_then(|json| {
-                    serde_json::from_slice::<Snapshot>(&json)
-                        .map_err(|e| Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string()))
+                    serde_json::from_slice::<Snapshot>(&json).map_err(|e| {
+                        Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string())
+                    })
                 })
                 .and_then(|s| Ok((f.name.parse::<SnapshotId>()?, s)));
             match r {
@@ -587,7 +626,10 @@ impl<A: Access> Repository<A> {
             )));
         }
         let spec = spec.to_ascii_lowercase();
-        let mut hits: Vec<_> = all.into_iter().filter(|s| s.id.to_hex().starts_with(&spec)).collect();
+        let mut hits: Vec<_> = all
+            .into_iter()
+            .filter(|s| s.id.to_hex().starts_with(&spec))
+            .collect();
         match hits.len() {
             0 => Err(Error::NotFound(format!(
                 "no snapshot id starts with {spec}: list them with `lifeboat snapshots`"
@@ -609,26 +651,44 @@ impl<A: Access> Repository<A> {
             raw.extend_from_slice(d);
             Ok(())
         })?;
-        if hex::encode(hasher.finalize()) != snap.manifest.sha256 || raw.len() as u64 != snap.manifest.size {
-            return Err(Error::damaged("manifest", "content does not match the snapshot's checksum"));
+        if hex::encode(hasher.finalize()) != snap.manifest.sha256
+            || raw.len() as u64 != snap.manifest.size
+        {
+            return Err(Error::damaged(
+                "manifest",
+                "content does not match the snapshot's checksum",
+            ));
         }
         raw.split(|b| *b == b'\n')
             .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string())))
+            .map(|l| {
+                serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string()))
+            })
             .collect()
     }
 
     /// Read one blob: fetch its bytes, decrypt, decompress, check its id.
     pub(crate) fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
         let loc = index.get(id).ok_or_else(|| {
-            Error::damaged(format!("blob {id}"), "not in any index (its pack or index file is lost)")
+            Error::damaged(
+                format!("blob {id}"),
+                "not in any index (its pack or index file is lost)",
+            )
         })?;
         let pack = loc.pack.to_hex();
-        let raw = self
-            .inner
-            .backend
-            .read_range(FileKind::Pack, &pack, loc.offset as u64, loc.length as u64)?;
-        self.open_blob(id, loc.kind, loc.plain_length, &raw, &FileKind::Pack.path(&pack))
+        let raw = self.inner.backend.read_range(
+            FileKind::Pack,
+            &pack,
+            loc.offset as u64,
+            loc.length as u64,
+        )?;
+        self.open_blob(
+            id,
+            loc.kind,
+            loc.plain_length,
+            &raw,
+            &FileKind::Pack.path(&pack),
+        )
     }
 
     pub(crate) fn open_blob(
@@ -640,9 +700,12 @@ impl<A: Access> Repository<A> {
         pack_path: &str,
     ) -> Result<Vec<u8>> {
         let what = format!("blob {id} in {pack_path}");
-        if kind == BlobKind::Data && self.access.data_identities().is_empty() {
+        if self.access.data_identities().is_empty() {
             return Err(Error::NeedRestoreKey {
-                operation: "reading backed-up data",
+                operation: match kind {
+                    BlobKind::Data => "reading backed-up data",
+                    BlobKind::Tree => "reading a snapshot's manifest",
+                },
             });
         }
         let plain = crypto::open(&self.identities(), raw, plain_length as usize)
@@ -714,6 +777,12 @@ impl<A: Access> Repository<A> {
 
     /// Names of every file of `kind`.
     pub(crate) fn list_names(&self, kind: FileKind) -> Result<BTreeSet<String>> {
-        Ok(self.inner.backend.list(kind)?.into_iter().map(|f| f.name).collect())
+        Ok(self
+            .inner
+            .backend
+            .list(kind)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect())
     }
 }

@@ -32,7 +32,8 @@ impl LocalBackend {
             Err(e) => return Err(BackendError::io("list", dir.display().to_string(), &e)),
         };
         for entry in entries {
-            let entry = entry.map_err(|e| BackendError::io("list", dir.display().to_string(), &e))?;
+            let entry =
+                entry.map_err(|e| BackendError::io("list", dir.display().to_string(), &e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with(".tmp-") {
                 continue;
@@ -79,7 +80,8 @@ impl Backend for LocalBackend {
                     Err(e) => return Err(BackendError::io("list", dir.display().to_string(), &e)),
                 };
                 for sub in subdirs {
-                    let sub = sub.map_err(|e| BackendError::io("list", dir.display().to_string(), &e))?;
+                    let sub =
+                        sub.map_err(|e| BackendError::io("list", dir.display().to_string(), &e))?;
                     if sub.path().is_dir() {
                         Self::list_dir(&sub.path(), &mut out)?;
                     }
@@ -114,7 +116,10 @@ impl Backend for LocalBackend {
                 crate::error::BackendErrorKind::Other,
                 "read",
                 path.display().to_string(),
-                format!("file ends {} bytes short of the range asked for", length - buf.len() as u64),
+                format!(
+                    "file ends {} bytes short of the range asked for",
+                    length - buf.len() as u64
+                ),
             ));
         }
         Ok(buf)
@@ -151,7 +156,11 @@ impl Backend for LocalBackend {
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
     loop {
         let path = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
-        match fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
             Ok(f) => return Ok((path, f)),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(e),
@@ -173,9 +182,18 @@ mod tests {
         b.write(FileKind::Config, "config", b"{}").unwrap();
         assert!(dir.path().join("data/ab/abcdef").is_file());
         let l = b.list(FileKind::Pack).unwrap();
-        assert_eq!(l, vec![FileInfo { name: "abcdef".into(), size: 10 }]);
+        assert_eq!(
+            l,
+            vec![FileInfo {
+                name: "abcdef".into(),
+                size: 10
+            }]
+        );
         assert_eq!(b.list(FileKind::Config).unwrap().len(), 1);
-        assert_eq!(b.read_range(FileKind::Pack, "abcdef", 2, 3).unwrap(), b"234");
+        assert_eq!(
+            b.read_range(FileKind::Pack, "abcdef", 2, 3).unwrap(),
+            b"234"
+        );
         assert!(b.read_range(FileKind::Pack, "abcdef", 8, 3).is_err());
         assert!(b.read(FileKind::Index, "nope").unwrap_err().is_not_found());
         b.remove(FileKind::Pack, "abcdef").unwrap();

@@ -52,8 +52,14 @@ impl std::fmt::Debug for S3Options {
         f.debug_struct("S3Options")
             .field("endpoint", &self.endpoint)
             .field("region", &self.region)
-            .field("access_key_id", &self.access_key_id.as_ref().map(|_| "<set>"))
-            .field("secret_access_key", &self.secret_access_key.as_ref().map(|_| "<redacted>"))
+            .field(
+                "access_key_id",
+                &self.access_key_id.as_ref().map(|_| "<set>"),
+            )
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
             .finish()
     }
 }
@@ -85,8 +91,18 @@ impl S3Backend {
             .clone()
             .or_else(|| env("AWS_REGION"))
             .or_else(|| env("AWS_DEFAULT_REGION"))
-            .unwrap_or_else(|| if endpoint.is_some() { "auto" } else { "us-east-1" }.to_string());
-        let key_id = opts.access_key_id.clone().or_else(|| env("AWS_ACCESS_KEY_ID"));
+            .unwrap_or_else(|| {
+                if endpoint.is_some() {
+                    "auto"
+                } else {
+                    "us-east-1"
+                }
+                .to_string()
+            });
+        let key_id = opts
+            .access_key_id
+            .clone()
+            .or_else(|| env("AWS_ACCESS_KEY_ID"));
         let secret = opts
             .secret_access_key
             .clone()
@@ -97,7 +113,10 @@ impl S3Backend {
                  in the config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )));
         };
-        let token = opts.session_token.clone().or_else(|| env("AWS_SESSION_TOKEN"));
+        let token = opts
+            .session_token
+            .clone()
+            .or_else(|| env("AWS_SESSION_TOKEN"));
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region))
@@ -246,7 +265,10 @@ impl Backend for S3Backend {
             return Ok(Vec::new());
         }
         let key = self.key(kind, name);
-        let data = self.get(key.clone(), Some(format!("bytes={}-{}", offset, offset + length - 1)))?;
+        let data = self.get(
+            key.clone(),
+            Some(format!("bytes={}-{}", offset, offset + length - 1)),
+        )?;
         if data.len() as u64 != length {
             return Err(BackendError::new(
                 BackendErrorKind::Other,

@@ -1,0 +1,175 @@
+//! The command line. Every option that names a repository or a key can also
+//! come from the environment, so nightly scripts carry no secrets in argv.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Back up a MySQL database, an object bucket, Render config and git
+/// repositories into one versioned, compressed, encrypted store, and prove
+/// restores work.
+#[derive(Debug, Parser)]
+#[command(name = "lifeboat", version, about, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Repository: a directory, or s3://BUCKET/PREFIX.
+    #[arg(long, env = "LIFEBOAT_REPO", global = true, value_name = "URL")]
+    pub repo: Option<String>,
+    /// The backup key file written by `init` (lets a host add snapshots only).
+    #[arg(
+        long,
+        env = "LIFEBOAT_BACKUP_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub backup_key_file: Option<PathBuf>,
+    /// The restore key file written by `init` (reads everything).
+    #[arg(
+        long,
+        env = "LIFEBOAT_RESTORE_KEY_FILE",
+        global = true,
+        value_name = "FILE"
+    )]
+    pub restore_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub s3: S3Args,
+    /// Print machine-readable JSON on stdout (read commands).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// More log output (-v info, -vv debug). LIFEBOAT_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors; no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+/// S3 repository settings; anything unset falls back to the AWS_* variables.
+#[derive(Debug, Args)]
+pub struct S3Args {
+    /// S3 endpoint, e.g. https://ACCOUNT.r2.cloudflarestorage.com.
+    #[arg(long, env = "LIFEBOAT_S3_ENDPOINT", global = true, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+    /// S3 region (`auto` for R2).
+    #[arg(long, env = "LIFEBOAT_S3_REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Parallel S3 transfers.
+    #[arg(long, env = "LIFEBOAT_S3_CONNECTIONS", global = true, value_name = "N")]
+    pub s3_connections: Option<usize>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a repository and its two keys.
+    Init(InitArgs),
+    /// Store a new snapshot.
+    Backup(BackupArgs),
+    /// List snapshots (works with the backup key alone).
+    Snapshots,
+    /// List the items of a snapshot (needs the restore key).
+    Show(ShowArgs),
+    /// Restore an item of a snapshot into a file or stdout.
+    Restore(RestoreArgs),
+    /// Check the repository; with --read-data, every byte.
+    Verify(VerifyArgs),
+    /// Manage restore keys.
+    #[command(subcommand)]
+    Key(KeyCommand),
+    /// Remove locks left by processes that are gone.
+    Unlock,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Protect the restore key with a passphrase (read from
+    /// LIFEBOAT_RESTORE_KEY_PASSPHRASE, or asked on the terminal).
+    #[arg(long)]
+    pub passphrase: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Run this shell command and store its standard output. If it exits
+    /// non-zero or is killed, no snapshot is stored.
+    #[arg(long, value_name = "CMD", conflicts_with = "stdin")]
+    pub stdin_from_command: Option<String>,
+    /// Store lifeboat's own standard input.
+    #[arg(long)]
+    pub stdin: bool,
+    /// Name of the item in the snapshot.
+    #[arg(long, value_name = "NAME", required_unless_present = "file")]
+    pub item: Option<String>,
+    /// Store files (each an item named by its path as given).
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["stdin", "stdin_from_command"])]
+    pub file: Vec<PathBuf>,
+    /// Tag the snapshot (repeatable), e.g. nightly, pre-migration.
+    #[arg(long = "tag", value_name = "TAG")]
+    pub tags: Vec<String>,
+    /// Hostname to record instead of this machine's.
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// `latest`, or a snapshot id (at least 4 hex digits).
+    pub snapshot: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// `latest`, or a snapshot id (at least 4 hex digits).
+    pub snapshot: String,
+    /// The item to restore (may be left out when the snapshot has one item).
+    #[arg(long)]
+    pub item: Option<String>,
+    /// Output file, or `-` for standard output.
+    #[arg(long, value_name = "PATH|-")]
+    pub to: String,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Read, decrypt and re-hash every blob (needs the restore key).
+    #[arg(long, conflicts_with = "read_data_subset")]
+    pub read_data: bool,
+    /// Like --read-data on a random N% of the pack files, e.g. 10%.
+    #[arg(long, value_name = "N%")]
+    pub read_data_subset: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// List the restore keys of the repository.
+    List,
+    /// Make a new restore key that reads everything (needs a current one).
+    Add {
+        /// Where to write the new key (mode 0600; must not exist).
+        #[arg(long, value_name = "FILE")]
+        new_key_file: PathBuf,
+        /// Protect the new key with a passphrase (LIFEBOAT_NEW_KEY_PASSPHRASE or the terminal).
+        #[arg(long)]
+        passphrase: bool,
+    },
+    /// Remove a restore key by its public key (age1...).
+    Remove {
+        /// The key's public key, as shown by `key list`.
+        recipient: String,
+    },
+    /// Write the backup key again (for a new backup host; needs the restore key).
+    ExportBackupKey {
+        /// Where to write it (mode 0600; must not exist).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
+    },
+}

@@ -1,0 +1,165 @@
+//! `lifeboat backup`: store a command's output, standard input, or files.
+
+use std::io::Read;
+use std::process::{Command as Process, Stdio};
+
+use anyhow::{Context as _, Result};
+use lifeboat_store::{Access, BackupOptions, ProgressBars, Repository, Snapshot, SnapshotId};
+
+use super::{AnyRepo, Ctx};
+use crate::cli::BackupArgs;
+use crate::exit::{self, Code};
+
+pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
+    // A backup host has only the backup key; a restore key works as well.
+    let repo = if ctx.global.backup_key_file.is_some() {
+        AnyRepo::Backup(ctx.open_backup()?)
+    } else {
+        ctx.open_any()?
+    };
+    let (id, snap) = match &repo {
+        AnyRepo::Backup(r) => backup(ctx, r, &args)?,
+        AnyRepo::Full(r) => backup(ctx, r, &args)?,
+    };
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({
+            "id": id.to_hex(),
+            "time": snap.time,
+            "tags": snap.tags,
+            "stats": snap.stats,
+        }))?;
+    } else {
+        let s = &snap.stats;
+        outln!(
+            "snapshot {} saved: {} item(s), {} read, {} new, {} added to the repository in {:.1}s",
+            id.short(),
+            s.items,
+            human(s.bytes),
+            human(s.new_plain_bytes),
+            human(s.added_bytes),
+            s.duration_ms as f64 / 1000.0
+        )?;
+    }
+    Ok(Code::Ok)
+}
+
+fn backup<A: Access>(
+    ctx: &Ctx,
+    repo: &Repository<A>,
+    args: &BackupArgs,
+) -> Result<(SnapshotId, Snapshot)> {
+    let opts = BackupOptions {
+        tags: args.tags.clone(),
+        hostname: args.host.clone(),
+    };
+    let bar = ctx.bars.bytes("backup");
+    let mut session = repo.begin_backup(opts)?;
+    if !args.file.is_empty() {
+        for path in &args.file {
+            let name = path.display().to_string();
+            let mut f = std::fs::File::open(path).with_context(|| format!("opening {name}"))?;
+            let mut item = session.item("file", &name, "file", &*bar)?;
+            std::io::copy(&mut f, &mut item)
+                .map_err(|e| exit::source(format!("reading {name}: {e}")))?;
+            item.finish(serde_json::Value::Null)?;
+        }
+        let r = session.commit()?;
+        bar.finish();
+        return Ok(r);
+    }
+    let name = args
+        .item
+        .as_deref()
+        .ok_or_else(|| exit::usage("--item NAME is required"))?;
+    if let Some(cmd) = &args.stdin_from_command {
+        let mut child = Process::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| exit::source(format!("starting the command: {e}")))?;
+        let mut out = child.stdout.take().context("the command's stdout")?;
+        let mut item = session.item("command", name, "stream", &*bar)?;
+        let copied = copy(&mut out, &mut |b| item.push(b).map_err(Into::into));
+        drop(out);
+        if let Err(e) = copied {
+            let _ = child.kill();
+            let _ = child.wait();
+            drop(item);
+            session.abort();
+            return Err(e);
+        }
+        let status = child.wait().context("waiting for the command")?;
+        if !status.success() {
+            drop(item);
+            session.abort();
+            return Err(exit::source(format!(
+                "the command {}: {cmd}",
+                describe_status(status)
+            )));
+        }
+        item.finish(serde_json::json!({ "command": cmd }))?;
+    } else if args.stdin {
+        let mut item = session.item("stdin", name, "stream", &*bar)?;
+        let stdin = std::io::stdin();
+        let copied = copy(&mut stdin.lock(), &mut |b| item.push(b).map_err(Into::into));
+        if let Err(e) = copied {
+            drop(item);
+            session.abort();
+            return Err(e);
+        }
+        item.finish(serde_json::Value::Null)?;
+    } else {
+        return Err(exit::usage(
+            "say what to back up: --stdin-from-command CMD, --stdin, or --file PATH",
+        ));
+    }
+    let r = session.commit()?;
+    bar.finish();
+    Ok(r)
+}
+
+/// Read `from` to its end in 1 MiB pieces; a read error is a source failure.
+fn copy(from: &mut dyn Read, to: &mut dyn FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => to(&buf[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(exit::source(format!("reading the input: {e}"))),
+        }
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(sig) = status.signal() {
+            return format!("was killed by signal {sig}");
+        }
+    }
+    match status.code() {
+        Some(c) => format!("exited with status {c}"),
+        None => "failed".into(),
+    }
+}
+
+/// Bytes for people: 1.5 GiB.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}

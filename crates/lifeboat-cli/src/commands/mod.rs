@@ -1,0 +1,160 @@
+//! One module per command; this one holds what they share: opening the
+//! repository with whichever key the user gave.
+
+/// `println!` that returns an error instead of panicking when stdout is
+/// closed (`lifeboat snapshots | head`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err(anyhow::Error::from)
+    }};
+}
+
+mod backup;
+mod init;
+mod key;
+mod read;
+mod restore;
+mod verify;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use lifeboat_store::backend::{open_backend, Backend, S3Options};
+use lifeboat_store::secrecy::SecretString;
+use lifeboat_store::{BackupAccess, BackupKey, FullAccess, Repository, RestoreKey};
+
+use crate::cli::{Cli, Command, Global};
+use crate::exit::{self, Code};
+use crate::progress::Bars;
+
+/// What every command gets.
+pub struct Ctx {
+    pub global: Global,
+    pub bars: Bars,
+}
+
+pub fn run(cli: Cli) -> Result<Code> {
+    let ctx = Ctx {
+        bars: Bars::new(cli.global.quiet || cli.global.json),
+        global: cli.global,
+    };
+    match cli.command {
+        Command::Init(a) => init::run(&ctx, a),
+        Command::Backup(a) => backup::run(&ctx, a),
+        Command::Snapshots => read::snapshots(&ctx),
+        Command::Show(a) => read::show(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Verify(a) => verify::run(&ctx, a),
+        Command::Key(k) => key::run(&ctx, k),
+        Command::Unlock => read::unlock(&ctx),
+    }
+}
+
+/// Either handle: read commands take whichever key is at hand.
+pub enum AnyRepo {
+    Backup(Repository<BackupAccess>),
+    Full(Repository<FullAccess>),
+}
+
+impl Ctx {
+    pub fn backend(&self) -> Result<Arc<dyn Backend>> {
+        let url =
+            self.global.repo.as_deref().ok_or_else(|| {
+                exit::usage("no repository given: pass --repo or set LIFEBOAT_REPO")
+            })?;
+        let s3 = S3Options {
+            endpoint: self.global.s3.s3_endpoint.clone(),
+            region: self.global.s3.s3_region.clone(),
+            connections: self.global.s3.s3_connections,
+            ..Default::default()
+        };
+        Ok(open_backend(url, &s3)?)
+    }
+
+    pub fn restore_key_path(&self) -> Result<&Path> {
+        self.global.restore_key_file.as_deref().ok_or_else(|| {
+            anyhow::Error::new(lifeboat_store::Error::NeedRestoreKey {
+                operation: "this command",
+            })
+        })
+    }
+
+    pub fn load_restore_key(&self) -> Result<RestoreKey> {
+        let path = self.restore_key_path()?;
+        let pass = if RestoreKey::file_needs_passphrase(path)? {
+            Some(passphrase(
+                "LIFEBOAT_RESTORE_KEY_PASSPHRASE",
+                "Restore key passphrase: ",
+                false,
+            )?)
+        } else {
+            None
+        };
+        Ok(RestoreKey::load(path, pass.as_ref())?)
+    }
+
+    pub fn open_full(&self) -> Result<Repository<FullAccess>> {
+        let backend = self.backend()?;
+        let key = self.load_restore_key()?;
+        Ok(Repository::open_for_restore(backend, &key)?)
+    }
+
+    pub fn open_backup(&self) -> Result<Repository<BackupAccess>> {
+        let path = self.global.backup_key_file.as_deref().ok_or_else(|| {
+            exit::usage(
+                "no backup key given: pass --backup-key-file or set LIFEBOAT_BACKUP_KEY_FILE",
+            )
+        })?;
+        let key = BackupKey::load(path)?;
+        Ok(Repository::open_for_backup(self.backend()?, key)?)
+    }
+
+    /// The restore key if given, else the backup key.
+    pub fn open_any(&self) -> Result<AnyRepo> {
+        if self.global.restore_key_file.is_some() {
+            Ok(AnyRepo::Full(self.open_full()?))
+        } else if self.global.backup_key_file.is_some() {
+            Ok(AnyRepo::Backup(self.open_backup()?))
+        } else {
+            Err(exit::usage(
+                "no key given: pass --backup-key-file or --restore-key-file (or LIFEBOAT_BACKUP_KEY_FILE / LIFEBOAT_RESTORE_KEY_FILE)",
+            ))
+        }
+    }
+
+    /// Print JSON on stdout.
+    pub fn print_json(&self, value: &impl serde::Serialize) -> Result<()> {
+        let s = serde_json::to_string_pretty(value).context("serializing output")?;
+        outln!("{s}")?;
+        Ok(())
+    }
+}
+
+/// A passphrase from `env`, or asked on the terminal (twice when `confirm`).
+pub fn passphrase(env: &str, prompt: &str, confirm: bool) -> Result<SecretString> {
+    if let Ok(p) = std::env::var(env) {
+        if p.is_empty() {
+            return Err(exit::usage(format!("{env} is set but empty")));
+        }
+        return Ok(SecretString::from(p));
+    }
+    use std::io::IsTerminal;
+    if !std::io::stdin().is_terminal() {
+        return Err(exit::usage(format!(
+            "a passphrase is needed and there is no terminal to ask it on: set {env}"
+        )));
+    }
+    let first = rpassword::prompt_password(prompt).context("reading the passphrase")?;
+    if first.is_empty() {
+        return Err(exit::usage("the passphrase must not be empty"));
+    }
+    if confirm {
+        let again = rpassword::prompt_password("Again: ").context("reading the passphrase")?;
+        if again != first {
+            return Err(exit::usage("the two passphrases differ"));
+        }
+    }
+    Ok(SecretString::from(first))
+}

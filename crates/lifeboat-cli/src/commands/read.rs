@@ -1,0 +1,140 @@
+//! Read-only commands: `snapshots`, `show`, and `unlock`.
+
+use anyhow::Result;
+use lifeboat_store::{Access, Repository, SnapshotEntry};
+
+use super::backup::human;
+use super::{AnyRepo, Ctx};
+use crate::cli::ShowArgs;
+use crate::exit::Code;
+
+pub fn snapshots(ctx: &Ctx) -> Result<Code> {
+    let (list, bad) = match ctx.open_any()? {
+        AnyRepo::Backup(r) => r.snapshots()?,
+        AnyRepo::Full(r) => r.snapshots()?,
+    };
+    for u in &bad {
+        tracing::warn!("unreadable snapshot file {}: {}", u.file, u.detail);
+    }
+    if ctx.global.json {
+        let out: Vec<_> = list.iter().map(snapshot_json).collect();
+        ctx.print_json(&out)?;
+    } else {
+        outln!(
+            "{:<10} {:<20} {:<16} {:<24} {:>6} {:>11} {:>11}",
+            "id",
+            "time (UTC)",
+            "host",
+            "tags",
+            "items",
+            "size",
+            "added"
+        )?;
+        for s in &list {
+            let snap = &s.snapshot;
+            outln!(
+                "{:<10} {:<20} {:<16} {:<24} {:>6} {:>11} {:>11}",
+                s.id.short(),
+                snap.time.format("%Y-%m-%d %H:%M:%S"),
+                snap.hostname,
+                snap.tags.join(","),
+                snap.stats.items,
+                human(snap.stats.bytes),
+                human(snap.stats.added_bytes)
+            )?;
+        }
+        outln!("{} snapshot(s)", list.len())?;
+    }
+    Ok(if bad.is_empty() {
+        Code::Ok
+    } else {
+        Code::Damaged
+    })
+}
+
+fn snapshot_json(s: &SnapshotEntry) -> serde_json::Value {
+    let snap = &s.snapshot;
+    serde_json::json!({
+        "id": s.id.to_hex(),
+        "short_id": s.id.short(),
+        "time": snap.time,
+        "hostname": snap.hostname,
+        "tags": snap.tags,
+        "sources": snap.sources,
+        "items": snap.stats.items,
+        "size": snap.stats.bytes,
+        "added_bytes": snap.stats.added_bytes,
+        "stats": snap.stats,
+        "program": snap.program,
+    })
+}
+
+pub fn show(ctx: &Ctx, args: ShowArgs) -> Result<Code> {
+    let repo = ctx.open_full()?;
+    let snap = repo.find_snapshot(&args.snapshot)?;
+    let (index, _) = repo.load_index()?;
+    let items = repo.manifest(&index, &snap.snapshot)?;
+    if ctx.global.json {
+        let items: Vec<_> = items
+            .iter()
+            .map(|i| {
+                serde_json::json!({
+                    "name": i.name, "source": i.source, "kind": i.kind,
+                    "size": i.size, "sha256": i.sha256, "blobs": i.blobs.len(), "meta": i.meta,
+                })
+            })
+            .collect();
+        let mut out = snapshot_json(&snap);
+        out["manifest"] = serde_json::Value::Array(items);
+        ctx.print_json(&out)?;
+    } else {
+        outln!(
+            "snapshot {} taken {} on {}",
+            snap.id,
+            snap.snapshot.time,
+            snap.snapshot.hostname
+        )?;
+        outln!(
+            "{:<10} {:<8} {:>11}  {:<16} name",
+            "source",
+            "kind",
+            "size",
+            "sha256"
+        )?;
+        for i in &items {
+            outln!(
+                "{:<10} {:<8} {:>11}  {:<16} {}",
+                i.source,
+                i.kind,
+                human(i.size),
+                &i.sha256[..16.min(i.sha256.len())],
+                i.name
+            )?;
+        }
+    }
+    Ok(Code::Ok)
+}
+
+pub fn unlock(ctx: &Ctx) -> Result<Code> {
+    let n = match ctx.open_any()? {
+        AnyRepo::Backup(r) => remove_stale(&r)?,
+        AnyRepo::Full(r) => remove_stale(&r)?,
+    };
+    outln!("removed {n} stale lock(s)")?;
+    Ok(Code::Ok)
+}
+
+fn remove_stale<A: Access>(repo: &Repository<A>) -> Result<usize> {
+    for (name, info) in repo.locks()? {
+        if let Some(i) = info.filter(|i| !i.is_stale()) {
+            outln!(
+                "kept live lock {} of pid {} on {} ({})",
+                &name[..8],
+                i.pid,
+                i.hostname,
+                i.time
+            )?;
+        }
+    }
+    Ok(repo.remove_stale_locks()?)
+}
