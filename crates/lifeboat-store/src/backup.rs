@@ -64,6 +64,9 @@ struct Shared<A: Access> {
     new_blobs: AtomicU64,
     new_plain_bytes: AtomicU64,
     added_bytes: AtomicU64,
+    /// Pack buffers: a fixed number circulate between workers and
+    /// uploaders, which bounds memory and avoids allocator churn.
+    pool: (Sender<Vec<u8>>, Receiver<Vec<u8>>),
 }
 
 impl<A: Access> Shared<A> {
@@ -111,7 +114,8 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
     let inner = inner_of(&shared);
     let cfg = &inner.config;
     let meta = inner.meta_recipient.clone();
-    let mut builder = PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024);
+    let capacity = cfg.pack_size as usize + 4 * 1024 * 1024;
+    let mut builder: Option<PackBuilder> = None;
     for job in jobs {
         let id = shared.dedup.blob_id(&job.data);
         let _ = job.reply.send((job.seq, id));
@@ -129,49 +133,61 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
         // Data and manifest (tree) blobs alike go to the data recipient: the
         // backup key may learn that a blob exists, never what it holds.
         let sealed = crypto::seal(&inner.data_recipient, cfg.compression_level, &job.data);
-        builder.add(id, job.kind, &sealed, job.data.len());
+        let b = match builder.as_mut() {
+            Some(b) => b,
+            None => {
+                // Blocks while every buffer is in use: that is the memory bound.
+                let Ok(buf) = shared.pool.1.recv() else {
+                    return;
+                };
+                builder.insert(PackBuilder::with_buffer(buf, capacity))
+            }
+        };
+        b.add(id, job.kind, &sealed, job.data.len());
         shared.new_blobs.fetch_add(1, Ordering::Relaxed);
         shared
             .new_plain_bytes
             .fetch_add(job.data.len() as u64, Ordering::Relaxed);
-        if builder.len() >= cfg.pack_size as usize {
-            let full = std::mem::replace(
-                &mut builder,
-                PackBuilder::new(cfg.pack_size as usize + 4 * 1024 * 1024),
-            );
-            if packs.send(full.finish(&meta)).is_err() {
-                return;
+        if b.len() >= cfg.pack_size as usize {
+            if let Some(full) = builder.take() {
+                if packs.send(full.finish(&meta)).is_err() {
+                    return;
+                }
             }
         }
     }
-    if !builder.is_empty() {
-        let _ = packs.send(builder.finish(&meta));
+    if let Some(b) = builder.filter(|b| !b.is_empty()) {
+        let _ = packs.send(b.finish(&meta));
     }
 }
 
 fn uploader<A: Access>(shared: Arc<Shared<A>>, packs: Receiver<Pack>) {
     for (id, bytes, entries) in packs {
-        if shared.failed() {
-            continue; // drain so workers never block
-        }
-        let name = id.to_hex();
-        match inner_of(&shared)
-            .backend
-            .write(FileKind::Pack, &name, &bytes)
-        {
-            Ok(()) => {
-                shared
-                    .added_bytes
-                    .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-                if let Ok(mut up) = shared.uploaded.lock() {
-                    up.push(IndexPack { id, blobs: entries });
+        let len = bytes.len() as u64;
+        let bytes = Arc::new(bytes);
+        if !shared.failed() {
+            let name = id.to_hex();
+            match inner_of(&shared)
+                .backend
+                .write_shared(FileKind::Pack, &name, bytes.clone())
+            {
+                Ok(()) => {
+                    shared.added_bytes.fetch_add(len, Ordering::Relaxed);
+                    if let Ok(mut up) = shared.uploaded.lock() {
+                        up.push(IndexPack { id, blobs: entries });
+                    }
+                    if let Err(e) = shared.flush_index(INDEX_EVERY_PACKS) {
+                        shared.fail(e);
+                    }
                 }
-                if let Err(e) = shared.flush_index(INDEX_EVERY_PACKS) {
-                    shared.fail(e);
-                }
+                Err(e) => shared.fail(e.into()),
             }
-            Err(e) => shared.fail(e.into()),
         }
+        // Give the buffer back (a new empty one if the backend kept a reference).
+        let _ = shared
+            .pool
+            .0
+            .send(Arc::try_unwrap(bytes).unwrap_or_default());
     }
 }
 
@@ -307,12 +323,21 @@ impl<A: Access> Repository<A> {
             new_blobs: AtomicU64::new(0),
             new_plain_bytes: AtomicU64::new(0),
             added_bytes: AtomicU64::new(0),
+            pool: crossbeam_channel::unbounded(),
         });
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
+        let uploads = self.backend().connections();
+        // One buffer per worker and per uploader, plus one so a worker can
+        // fill the next pack while the uploaders are busy.
+        for _ in 0..cores + uploads + 1 {
+            let _ = shared.pool.0.send(Vec::new());
+        }
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(cores * 2);
-        let (pack_tx, pack_rx) = crossbeam_channel::bounded::<Pack>(1);
+        // Rendezvous: a finished pack waits in its worker until an uploader
+        // takes it. Peak memory is about (workers + uploaders) x pack size.
+        let (pack_tx, pack_rx) = crossbeam_channel::bounded::<Pack>(0);
         let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
             std::thread::Builder::new()
                 .name(name.into())
@@ -325,7 +350,7 @@ impl<A: Access> Repository<A> {
             workers.push(spawn("lifeboat-seal", Box::new(move || worker(s, j, p)))?);
         }
         let mut uploaders = Vec::new();
-        for _ in 0..self.backend().connections() {
+        for _ in 0..uploads {
             let (s, p) = (shared.clone(), pack_rx.clone());
             uploaders.push(spawn("lifeboat-upload", Box::new(move || uploader(s, p)))?);
         }

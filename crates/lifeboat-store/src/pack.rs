@@ -53,11 +53,19 @@ pub(crate) struct PackBuilder {
 }
 
 impl PackBuilder {
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// Start a pack in `buf` (cleared; its capacity is reused).
+    pub(crate) fn with_buffer(mut buf: Vec<u8>, capacity: usize) -> Self {
+        buf.clear();
+        buf.reserve(capacity);
         Self {
-            buf: Vec::with_capacity(capacity),
+            buf,
             entries: Vec::new(),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self::with_buffer(Vec::new(), capacity)
     }
 
     pub(crate) fn len(&self) -> usize {

@@ -91,6 +91,18 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<Vec<u8>, BackendError>;
     /// Store a file, atomically.
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError>;
+    /// Store a file whose bytes are shared with the caller. Backends that
+    /// must own the bytes (S3) borrow the buffer instead of copying it, and
+    /// the caller reuses it afterwards: pack buffers are pooled so a backup
+    /// never churns 16 MiB allocations (glibc would keep them as fragments).
+    fn write_shared(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: Arc<Vec<u8>>,
+    ) -> Result<(), BackendError> {
+        self.write(kind, name, &data)
+    }
     /// Delete a file; deleting a missing file is not an error.
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError>;
     /// How many transfers may usefully run at once.

@@ -281,10 +281,19 @@ impl Backend for S3Backend {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        self.write_shared(kind, name, std::sync::Arc::new(data.to_vec()))
+    }
+
+    fn write_shared(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: std::sync::Arc<Vec<u8>>,
+    ) -> Result<(), BackendError> {
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();
-        let body = bytes::Bytes::copy_from_slice(data);
+        let body = bytes::Bytes::from_owner(SharedBuf(data));
         let k = key.clone();
         self.run(("write", &key), async move {
             client
@@ -317,6 +326,15 @@ impl Backend for S3Backend {
                 }
             }
         })
+    }
+}
+
+/// Lends a pooled buffer to the SDK without copying it.
+struct SharedBuf(std::sync::Arc<Vec<u8>>);
+
+impl AsRef<[u8]> for SharedBuf {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
     }
 }
 

@@ -1,0 +1,72 @@
+//! Test support in the style of cargo's `cargo-test-support`: small helpers
+//! that start the real servers a test needs and run the real `lifeboat`
+//! binary, so tests read as the commands an operator would type.
+//!
+//! - [`Lifeboat`]: a scratch directory with a repository, keys and a
+//!   runner for the binary;
+//! - [`S3Server`]: a real S3-compatible server process (moto), one per test
+//!   or the one `scripts/test.sh` started (`LIFEBOAT_TEST_S3_ENDPOINT`);
+//! - [`data`]: deterministic generators of test streams.
+
+pub mod data;
+mod run;
+mod s3;
+
+pub use run::{lifeboat_bin, strs, Lifeboat, Output};
+pub use s3::S3Server;
+
+use sha2::{Digest, Sha256};
+use std::io::Read;
+use std::path::Path;
+
+/// SHA-256 of a file, hex.
+pub fn sha256_file(path: &Path) -> String {
+    let mut f =
+        std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).expect("read");
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// Total size of the files under `dir`.
+pub fn dir_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                total += dir_size(&p);
+            } else if let Ok(m) = e.metadata() {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
+/// Every file under `dir`, relative paths, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else if let Ok(rel) = p.strip_prefix(root) {
+                    out.push(rel.display().to_string());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
