@@ -308,6 +308,11 @@ impl<A: Access> Repository<A> {
     /// Start a backup. Takes a shared lock and loads the index.
     pub fn begin_backup(&self, opts: BackupOptions) -> Result<BackupSession<A>> {
         let lock = self.lock(false)?;
+        match self.backend().remove_partial_writes() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("removed {n} partial file(s) left by interrupted backups"),
+            Err(e) => tracing::warn!("could not clean up partial files: {e}"),
+        }
         let (mut known, unreadable) = self.load_index()?;
         for u in &unreadable {
             tracing::warn!("skipping unreadable index file {}: {}", u.file, u.detail);

@@ -48,7 +48,7 @@ pub(crate) fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     if cfg!(target_os = "linux") {
         std::path::Path::new(&format!("/proc/{pid}")).exists()
     } else {
@@ -103,8 +103,13 @@ impl<A: Access> Repository<A> {
         Ok(out)
     }
 
-    /// Remove stale and unreadable locks; returns how many.
+    /// Remove stale and unreadable locks, and partial files left by dead
+    /// writers; returns how many locks.
     pub fn remove_stale_locks(&self) -> Result<usize> {
+        let partial = self.inner.backend.remove_partial_writes()?;
+        if partial > 0 {
+            tracing::info!("removed {partial} partial file(s) left by interrupted writes");
+        }
         let mut n = 0;
         for (name, info) in self.locks()? {
             if info.map(|i| i.is_stale()).unwrap_or(true) {

@@ -56,7 +56,49 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
+/// True when a `.tmp-HOST-PID-RAND` file was left by a process that is gone.
+fn is_dead_leftover(name: &str, modified: Option<std::time::SystemTime>) -> bool {
+    let old = modified
+        .and_then(|m| m.elapsed().ok())
+        .is_some_and(|age| age > std::time::Duration::from_secs(24 * 3600));
+    let mut parts = name.trim_start_matches(".tmp-").splitn(3, '-');
+    match (
+        parts.next(),
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+    ) {
+        (Some(host), Some(pid)) if host == crate::lock::hostname().replace(['-', '/'], "_") => {
+            !crate::lock::process_alive(pid) || old
+        }
+        _ => old,
+    }
+}
+
 impl Backend for LocalBackend {
+    fn remove_partial_writes(&self) -> Result<usize, BackendError> {
+        let mut removed = 0;
+        let mut dirs = vec![self.root.clone()];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let meta = entry.metadata().ok();
+                if meta.as_ref().is_some_and(|m| m.is_dir()) {
+                    dirs.push(path);
+                } else if name.starts_with(".tmp-")
+                    && is_dead_leftover(&name, meta.and_then(|m| m.modified().ok()))
+                {
+                    fs::remove_file(&path)
+                        .map_err(|e| BackendError::io("remove", path.display().to_string(), &e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
     fn location(&self) -> String {
         self.root.display().to_string()
     }
@@ -155,7 +197,14 @@ impl Backend for LocalBackend {
 
 fn tempfile_in(dir: &Path) -> std::io::Result<(PathBuf, fs::File)> {
     loop {
-        let path = dir.join(format!(".tmp-{:016x}", rand::random::<u64>()));
+        // Host and pid in the name let a later run tell a dead writer's
+        // leftover from a live concurrent writer's file.
+        let path = dir.join(format!(
+            ".tmp-{}-{}-{:016x}",
+            crate::lock::hostname().replace(['-', '/'], "_"),
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         match fs::OpenOptions::new()
             .write(true)
             .create_new(true)

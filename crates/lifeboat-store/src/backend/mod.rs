@@ -105,6 +105,11 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// Delete a file; deleting a missing file is not an error.
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError>;
+    /// Delete partial files left by writers that died (local temp files);
+    /// returns how many. Backends with atomic uploads have none.
+    fn remove_partial_writes(&self) -> Result<usize, BackendError> {
+        Ok(0)
+    }
     /// How many transfers may usefully run at once.
     fn connections(&self) -> usize {
         2
