@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""Restore one item from a lifeboat repository without lifeboat.
+
+Uses only the `age` and `zstd` command-line tools and this script, written
+from docs/FORMAT.md. For the day the lifeboat binary cannot be built.
+
+    recover-by-hand.py REPO_DIR RESTORE_KEY_FILE ITEM_NAME OUT_FILE [SNAPSHOT_ID]
+
+The restore key must be the plain (not passphrase-protected) age identity
+file; decrypt a protected one first with `age -d -o plain.key restore.key`.
+Secrets are written only to a private temporary directory, removed at exit.
+"""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def unseal(data, identity_file):
+    """age, then zstd: the inverse of how every file and blob is stored."""
+    compressed = subprocess.run(["age", "-d", "-i", identity_file], input=data,
+                                capture_output=True, check=True).stdout
+    return subprocess.run(["zstd", "-d", "-c"], input=compressed,
+                          capture_output=True, check=True).stdout
+
+
+def files(repo, folder):
+    return sorted(p for p in glob.glob(os.path.join(repo, folder, "**", "*"), recursive=True)
+                  if os.path.isfile(p) and not os.path.basename(p).startswith(".tmp-"))
+
+
+def private_file(directory, name, text):
+    path = os.path.join(directory, name)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+    return path
+
+
+def main():
+    repo, restore_key, item_name, out_path = sys.argv[1:5]
+    wanted = sys.argv[5] if len(sys.argv) > 5 else None
+    tmp = tempfile.mkdtemp(prefix="lifeboat-recover-")  # mode 0700
+    try:
+        # 1. keys/: the keyring, encrypted to the restore key.
+        keyring = None
+        for path in files(repo, "keys"):
+            try:
+                keyring = json.loads(unseal(open(path, "rb").read(), restore_key))
+                break
+            except subprocess.CalledProcessError:
+                continue
+        if keyring is None:
+            sys.exit("the restore key opens no file in keys/")
+        meta = private_file(tmp, "metadata.key", keyring["metadata_identity"])
+        data = private_file(tmp, "data.key", "\n".join(keyring["data_identities"]))
+
+        # 2. snapshots/: pick the newest (or the one asked for).
+        snaps = []
+        for path in files(repo, "snapshots"):
+            snaps.append((os.path.basename(path), json.loads(unseal(open(path, "rb").read(), meta))))
+        if wanted:
+            snaps = [s for s in snaps if s[0].startswith(wanted)]
+        if not snaps:
+            sys.exit("no snapshot found")
+        snap_id, snap = max(snaps, key=lambda s: (s[1]["time"], s[0]))
+
+        # 3. index/: where each blob is.
+        where = {}
+        for path in files(repo, "index"):
+            for pack in json.loads(unseal(open(path, "rb").read(), meta))["packs"]:
+                for b in pack["blobs"]:
+                    where.setdefault(b["id"], (pack["id"], b["offset"], b["length"]))
+
+        def blob(blob_id):
+            pack, offset, length = where[blob_id]
+            with open(os.path.join(repo, "data", pack[:2], pack), "rb") as f:
+                f.seek(offset)
+                return unseal(f.read(length), data)
+
+        def join(blob_ids, size, sha256, what):
+            content = b"".join(blob(b) for b in blob_ids)
+            if len(content) != size or hashlib.sha256(content).hexdigest() != sha256:
+                sys.exit(f"{what}: size or SHA-256 does not match")
+            return content
+
+        # 4. The manifest: JSON lines, one per item.
+        m = snap["manifest"]
+        manifest = join(m["blobs"], m["size"], m["sha256"], "manifest")
+        items = [json.loads(line) for line in manifest.splitlines() if line]
+        item = next((i for i in items if i["name"] == item_name), None)
+        if item is None:
+            sys.exit(f"snapshot {snap_id[:8]} has no item {item_name!r}")
+
+        # 5. The item: its blobs in order, checked against its SHA-256.
+        with open(out_path, "wb") as out:
+            out.write(join(item["blobs"], item["size"], item["sha256"], item_name))
+        print(f"restored {item_name} ({item['size']} bytes, sha256 {item['sha256']}) "
+              f"from snapshot {snap_id[:8]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
