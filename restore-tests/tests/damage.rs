@@ -24,13 +24,17 @@ fn one_flipped_byte_in_any_stored_file_is_found_and_named() {
     for (i, item) in ["db.sql", "uploads.tar"].iter().enumerate() {
         let src = lb.path(item);
         data::write_mixed_stream(&src, 3 << 20, i as u64);
-        lb.backup_command(&format!("cat '{}'", src.display()), item, &[]).ok();
+        lb.backup_command(&format!("cat '{}'", src.display()), item, &[])
+            .ok();
     }
     lb.verify_read_data().ok();
     let pristine = lb.path("pristine");
     copy_dir(lb.repo_path(), &pristine);
     let files = files_under(&pristine);
-    assert!(files.iter().any(|f| f.starts_with("data/")) && files.iter().any(|f| f.starts_with("index/")));
+    assert!(
+        files.iter().any(|f| f.starts_with("data/"))
+            && files.iter().any(|f| f.starts_with("index/"))
+    );
 
     for rel in &files {
         // Fresh copy of the pristine repository, then one byte flipped in
@@ -54,9 +58,15 @@ fn one_flipped_byte_in_any_stored_file_is_found_and_named() {
             out.code
         );
         let expected = if rel == "config" { "config" } else { name };
-        assert!(all.contains(expected), "{rel}: the report does not name it:\n{all}");
+        assert!(
+            all.contains(expected),
+            "{rel}: the report does not name it:\n{all}"
+        );
         if rel.starts_with("data/") {
-            assert!(all.contains("needed by snapshot"), "{rel}: no snapshot named:\n{all}");
+            assert!(
+                all.contains("needed by snapshot"),
+                "{rel}: no snapshot named:\n{all}"
+            );
         }
     }
 }

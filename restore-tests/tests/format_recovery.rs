@@ -14,8 +14,10 @@ fn an_item_is_recovered_with_only_age_zstd_and_a_short_script() {
     let (old, new) = (lb.path("old.sql"), lb.path("new.sql"));
     data::write_mixed_stream(&old, 5 << 20, 1);
     data::write_mixed_stream(&new, 6 << 20, 2);
-    lb.backup_command(&format!("cat '{}'", old.display()), "clinic.sql", &[]).ok();
-    lb.backup_command(&format!("cat '{}'", new.display()), "clinic.sql", &[]).ok();
+    lb.backup_command(&format!("cat '{}'", old.display()), "clinic.sql", &[])
+        .ok();
+    lb.backup_command(&format!("cat '{}'", new.display()), "clinic.sql", &[])
+        .ok();
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/recover-by-hand.py");
     let out = lb.path("recovered.sql");
@@ -27,7 +29,11 @@ fn an_item_is_recovered_with_only_age_zstd_and_a_short_script() {
         .arg(&out)
         .output()
         .expect("python3");
-    assert!(run.status.success(), "recovery failed: {}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "recovery failed: {}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     // The newest snapshot by default.
     assert_eq!(sha256_file(&out), sha256_file(&new));
 
@@ -44,6 +50,10 @@ fn an_item_is_recovered_with_only_age_zstd_and_a_short_script() {
         .arg(&first[..10])
         .output()
         .expect("python3");
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(sha256_file(&out), sha256_file(&old));
 }

@@ -50,9 +50,9 @@ pub fn write_mixed_stream(path: &Path, len: u64, seed: u64) {
     while written < len {
         line.clear();
         id += 1;
-        let _ = write!(
+        let _ = writeln!(
             line,
-            "INSERT INTO appointments VALUES ({id},{},'2026-{:02}-{:02} {:02}:{:02}:00','scheduled','checkup note {}');\n",
+            "INSERT INTO appointments VALUES ({id},{},'2026-{:02}-{:02} {:02}:{:02}:00','scheduled','checkup note {}');",
             rng.below(50_000),
             1 + rng.below(12),
             1 + rng.below(28),

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs and starts what the
+# tests need (scripts/dev-services.sh), checks formatting and lints, builds
+# the binary the end-to-end tests run, and runs every test.
+# MariaDB is expected at 127.0.0.1:3306 (root, no password) for the MySQL
+# tests; everything else is started here and stopped at exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+eval "$(scripts/dev-services.sh start)"
+trap 'scripts/dev-services.sh stop' EXIT
+export LIFEBOAT_TEST_S3_ENDPOINT
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "== build"
+cargo build --workspace --quiet
+echo "== tests"
+cargo test --workspace --quiet -- --test-threads 2 "$@"
