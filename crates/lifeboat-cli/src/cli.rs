@@ -19,6 +19,9 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
+    /// Configuration file (TOML; see config/lifeboat.example.toml).
+    #[arg(long, env = "LIFEBOAT_CONFIG", global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Repository: a directory, or s3://BUCKET/PREFIX.
     #[arg(long, env = "LIFEBOAT_REPO", global = true, value_name = "URL")]
     pub repo: Option<String>,
@@ -49,6 +52,11 @@ pub struct Global {
     /// Only errors; no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// S3 credentials from the config file (never from flags: argv is public).
+    #[arg(skip)]
+    pub s3_access_key_id: Option<String>,
+    #[arg(skip)]
+    pub s3_secret_access_key: Option<String>,
 }
 
 /// S3 repository settings; anything unset falls back to the AWS_* variables.

@@ -35,7 +35,10 @@ pub struct Ctx {
     pub bars: Bars,
 }
 
-pub fn run(cli: Cli) -> Result<Code> {
+pub fn run(mut cli: Cli) -> Result<Code> {
+    if let Some(path) = cli.global.config.clone() {
+        apply_config(&mut cli.global, crate::config::Config::load(&path)?);
+    }
     let ctx = Ctx {
         bars: Bars::new(cli.global.quiet || cli.global.json),
         global: cli.global,
@@ -50,6 +53,19 @@ pub fn run(cli: Cli) -> Result<Code> {
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
     }
+}
+
+/// Fill what the command line left unset from the config file.
+fn apply_config(g: &mut Global, c: crate::config::Config) {
+    let r = c.repository;
+    g.repo = g.repo.take().or(r.url);
+    g.backup_key_file = g.backup_key_file.take().or(r.backup_key_file);
+    g.restore_key_file = g.restore_key_file.take().or(r.restore_key_file);
+    g.s3.s3_endpoint = g.s3.s3_endpoint.take().or(r.endpoint);
+    g.s3.s3_region = g.s3.s3_region.take().or(r.region);
+    g.s3.s3_connections = g.s3.s3_connections.or(r.connections);
+    g.s3_access_key_id = r.access_key_id;
+    g.s3_secret_access_key = r.secret_access_key;
 }
 
 /// Either handle: read commands take whichever key is at hand.
@@ -68,6 +84,8 @@ impl Ctx {
             endpoint: self.global.s3.s3_endpoint.clone(),
             region: self.global.s3.s3_region.clone(),
             connections: self.global.s3.s3_connections,
+            access_key_id: self.global.s3_access_key_id.clone(),
+            secret_access_key: self.global.s3_secret_access_key.clone(),
             ..Default::default()
         };
         Ok(open_backend(url, &s3)?)

@@ -1,0 +1,144 @@
+//! The configuration file (`--config FILE` or `LIFEBOAT_CONFIG`): TOML, any
+//! value may be `${ENV_VAR}`, unknown keys are errors. Command-line flags
+//! and their environment variables win over the file.
+//!
+//! Only `[repository]` exists so far; the source sections of
+//! config/lifeboat.example.toml arrive with their crates.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use serde::Deserialize;
+
+use crate::exit;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub repository: RepositoryConfig,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepositoryConfig {
+    pub url: Option<String>,
+    pub backup_key_file: Option<PathBuf>,
+    pub restore_key_file: Option<PathBuf>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub connections: Option<usize>,
+}
+
+impl std::fmt::Debug for RepositoryConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RepositoryConfig")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading the config file {}", path.display()))?;
+        let value: toml::Value = toml::from_str(&text)
+            .map_err(|e| exit::usage(format!("config file {}: {}", path.display(), e.message())))?;
+        let value = expand(value, &mut Vec::new())
+            .map_err(|e| exit::usage(format!("config file {}: {e}", path.display())))?;
+        Config::deserialize(value)
+            .map_err(|e| exit::usage(format!("config file {}: {}", path.display(), e.message())))
+    }
+}
+
+/// Replace `${NAME}` in every string with the environment variable NAME.
+/// A missing variable is an error naming the key, never an empty value.
+fn expand(value: toml::Value, path: &mut Vec<String>) -> std::result::Result<toml::Value, String> {
+    Ok(match value {
+        toml::Value::String(s) => toml::Value::String(expand_str(&s).map_err(|var| {
+            format!(
+                "{} refers to ${{{var}}}, which is not set in the environment",
+                path.join(".")
+            )
+        })?),
+        toml::Value::Table(t) => {
+            let mut out = toml::Table::new();
+            for (k, v) in t {
+                path.push(k.clone());
+                let v = expand(v, path)?;
+                path.pop();
+                out.insert(k, v);
+            }
+            toml::Value::Table(out)
+        }
+        toml::Value::Array(a) => {
+            let mut out = Vec::new();
+            for (i, v) in a.into_iter().enumerate() {
+                path.push(i.to_string());
+                out.push(expand(v, path)?);
+                path.pop();
+            }
+            toml::Value::Array(out)
+        }
+        other => other,
+    })
+}
+
+fn expand_str(s: &str) -> std::result::Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            out.push_str(&rest[start..]);
+            return Ok(out);
+        };
+        let name = &after[..end];
+        match std::env::var(name) {
+            Ok(v) if !v.is_empty() => out.push_str(&v),
+            _ => return Err(name.to_string()),
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_references_expand_and_missing_ones_name_the_key() {
+        std::env::set_var("LIFEBOAT_TEST_CFG_BUCKET", "backups");
+        let v: toml::Value =
+            toml::from_str("[repository]\nurl = \"s3://${LIFEBOAT_TEST_CFG_BUCKET}/x\"\n").unwrap();
+        let v = expand(v, &mut Vec::new()).unwrap();
+        let c = Config::deserialize(v).unwrap();
+        assert_eq!(c.repository.url.as_deref(), Some("s3://backups/x"));
+        let v: toml::Value =
+            toml::from_str("[repository]\nsecret_access_key = \"${LIFEBOAT_TEST_CFG_UNSET}\"\n")
+                .unwrap();
+        let e = expand(v, &mut Vec::new()).unwrap_err();
+        assert!(
+            e.contains("repository.secret_access_key") && e.contains("LIFEBOAT_TEST_CFG_UNSET"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let v: toml::Value =
+            toml::from_str("[repository]\nurl = \"/x\"\nbucket = \"y\"\n").unwrap();
+        let e = Config::deserialize(v).unwrap_err();
+        assert!(e.to_string().contains("bucket"), "{e}");
+    }
+}
