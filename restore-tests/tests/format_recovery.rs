@@ -21,39 +21,27 @@ fn an_item_is_recovered_with_only_age_zstd_and_a_short_script() {
 
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/recover-by-hand.py");
     let out = lb.path("recovered.sql");
-    let run = Command::new("python3")
-        .arg(&script)
-        .arg(lb.repo_path())
-        .arg(&lb.restore_key)
-        .arg("clinic.sql")
-        .arg(&out)
-        .output()
-        .expect("python3");
-    assert!(
-        run.status.success(),
-        "recovery failed: {}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    // The newest snapshot by default.
-    assert_eq!(sha256_file(&out), sha256_file(&new));
-
-    // An older snapshot by id prefix.
+    let recover = |snapshot: Option<&str>| {
+        let _ = std::fs::remove_file(&out);
+        let run = Command::new("python3")
+            .arg(&script)
+            .arg(lb.repo_path())
+            .arg(&lb.restore_key)
+            .arg("clinic.sql")
+            .arg(&out)
+            .args(snapshot)
+            .output()
+            .expect("python3");
+        assert!(
+            run.status.success(),
+            "recovery failed: {}",
+            String::from_utf8_lossy(&run.stderr)
+        );
+        sha256_file(&out)
+    };
+    // The newest snapshot by default, an older one by id prefix.
+    assert_eq!(recover(None), sha256_file(&new));
     let snaps = lb.snapshots();
     let first = snaps[0]["id"].as_str().expect("id");
-    std::fs::remove_file(&out).expect("rm");
-    let run = Command::new("python3")
-        .arg(&script)
-        .arg(lb.repo_path())
-        .arg(&lb.restore_key)
-        .arg("clinic.sql")
-        .arg(&out)
-        .arg(&first[..10])
-        .output()
-        .expect("python3");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert_eq!(sha256_file(&out), sha256_file(&old));
+    assert_eq!(recover(Some(&first[..10])), sha256_file(&old));
 }

@@ -85,6 +85,8 @@ pub enum Command {
     Show(ShowArgs),
     /// Restore an item of a snapshot into a file or stdout.
     Restore(RestoreArgs),
+    /// Write a source's backup in a portable format (MySQL: a SQL file).
+    Export(ExportArgs),
     /// Check the repository; with --read-data, every byte.
     Verify(VerifyArgs),
     /// Manage restore keys.
@@ -104,6 +106,16 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
+    /// Back up a configured source (repeatable): `mysql`.
+    #[arg(long = "source", value_name = "SOURCE", conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
+    pub sources: Vec<String>,
+    /// The MySQL database for `--source mysql` (else the config's [mysql] url).
+    #[arg(
+        long,
+        env = "LIFEBOAT_MYSQL_URL",
+        value_name = "mysql://USER@HOST:PORT/DB"
+    )]
+    pub mysql_url: Option<String>,
     /// Run this shell command and store its standard output. If it exits
     /// non-zero or is killed, no snapshot is stored.
     #[arg(long, value_name = "CMD", conflicts_with = "stdin")]
@@ -112,7 +124,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub stdin: bool,
     /// Name of the item in the snapshot.
-    #[arg(long, value_name = "NAME", required_unless_present = "file")]
+    #[arg(long, value_name = "NAME", required_unless_present_any = ["file", "sources"])]
     pub item: Option<String>,
     /// Store files (each an item named by its path as given).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["stdin", "stdin_from_command"])]
@@ -138,6 +150,35 @@ pub struct RestoreArgs {
     /// The item to restore (may be left out when the snapshot has one item).
     #[arg(long)]
     pub item: Option<String>,
+    /// Output file, or `-` for standard output (item restores).
+    #[arg(long, value_name = "PATH|-", required_unless_present = "source")]
+    pub to: Option<String>,
+    /// Overwrite an existing output file; with --source mysql, drop and
+    /// recreate a non-empty target database.
+    #[arg(long)]
+    pub force: bool,
+    /// Replay a source instead of writing an item: `mysql`.
+    #[arg(long, value_name = "SOURCE")]
+    pub source: Option<String>,
+    /// The database to replay into (else the config's [staging] mysql_url).
+    /// Its password comes from LIFEBOAT_TARGET_PASSWORD.
+    #[arg(long, value_name = "mysql://USER@HOST:PORT/DB")]
+    pub target: Option<String>,
+    /// Allow the target to be the database the snapshot was taken from.
+    #[arg(long)]
+    pub allow_source: bool,
+    /// Parallel connections for the replay.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// `latest`, or a snapshot id (at least 4 hex digits).
+    pub snapshot: String,
+    /// What to export: `mysql` (a plain SQL file for the stock client).
+    #[arg(long, value_name = "SOURCE")]
+    pub source: String,
     /// Output file, or `-` for standard output.
     #[arg(long, value_name = "PATH|-")]
     pub to: String,

@@ -2,8 +2,8 @@
 //! value may be `${ENV_VAR}`, unknown keys are errors. Command-line flags
 //! and their environment variables win over the file.
 //!
-//! Only `[repository]` exists so far; the source sections of
-//! config/lifeboat.example.toml arrive with their crates.
+//! Sections so far: `[repository]`, `[mysql]`, `[staging]`; the other
+//! source sections of config/lifeboat.example.toml arrive with their crates.
 
 use std::path::{Path, PathBuf};
 
@@ -12,11 +12,36 @@ use serde::Deserialize;
 
 use crate::exit;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub repository: RepositoryConfig,
+    pub mysql: Option<MysqlConfig>,
+    pub staging: Option<StagingConfig>,
+}
+
+/// `[mysql]`: the production database.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    pub url: String,
+    pub password: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub ssl_mode: Option<String>,
+    #[serde(default)]
+    pub include_tables: Vec<String>,
+    #[serde(default)]
+    pub exclude_tables: Vec<String>,
+}
+
+/// `[staging]`: where restore drills go.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StagingConfig {
+    pub mysql_url: Option<String>,
+    pub mysql_password: Option<String>,
+    pub mysql_ca_file: Option<PathBuf>,
 }
 
 #[derive(Default, Deserialize)]
@@ -138,7 +163,7 @@ mod tests {
     fn unknown_keys_are_errors() {
         let v: toml::Value =
             toml::from_str("[repository]\nurl = \"/x\"\nbucket = \"y\"\n").unwrap();
-        let e = Config::deserialize(v).unwrap_err();
+        let Err(e) = Config::deserialize(v) else { panic!("an unknown key was accepted") };
         assert!(e.to_string().contains("bucket"), "{e}");
     }
 }

@@ -223,6 +223,26 @@ struct ItemState {
     kind: BlobKind,
 }
 
+/// The chunker's callback: each chunk becomes a numbered job for the workers.
+fn job_sender<'a>(
+    kind: BlobKind,
+    sent: &'a mut usize,
+    reply: &'a Sender<(usize, BlobId)>,
+    jobs: &'a Sender<Job>,
+) -> impl FnMut(&[u8]) -> Result<()> + 'a {
+    move |chunk: &[u8]| {
+        let job = Job {
+            data: chunk.to_vec(),
+            kind,
+            seq: *sent,
+            reply: reply.clone(),
+        };
+        *sent += 1;
+        jobs.send(job)
+            .map_err(|_| Error::Invalid("backup workers stopped".into()))
+    }
+}
+
 impl ItemState {
     fn new<A: Access>(repo: &Repository<A>, kind: BlobKind) -> Self {
         let (reply_tx, reply_rx) = crossbeam_channel::unbounded();
@@ -261,36 +281,20 @@ impl ItemState {
     fn push(&mut self, data: &[u8], jobs: &Sender<Job>) -> Result<()> {
         self.hasher.update(data);
         self.size += data.len() as u64;
-        let kind = self.kind;
-        let (sent, reply) = (&mut self.sent, &self.reply_tx);
-        self.chunker.push(data, &mut |chunk: &[u8]| {
-            let job = Job {
-                data: chunk.to_vec(),
-                kind,
-                seq: *sent,
-                reply: reply.clone(),
-            };
-            *sent += 1;
-            jobs.send(job)
-                .map_err(|_| Error::Invalid("backup workers stopped".into()))
-        })?;
+        self.chunker.push(
+            data,
+            &mut job_sender(self.kind, &mut self.sent, &self.reply_tx, jobs),
+        )?;
         self.collect(false)
     }
 
     fn finish(&mut self, jobs: &Sender<Job>) -> Result<(u64, String, Vec<BlobId>)> {
-        let kind = self.kind;
-        let (sent, reply) = (&mut self.sent, &self.reply_tx);
-        self.chunker.finish(&mut |chunk: &[u8]| {
-            let job = Job {
-                data: chunk.to_vec(),
-                kind,
-                seq: *sent,
-                reply: reply.clone(),
-            };
-            *sent += 1;
-            jobs.send(job)
-                .map_err(|_| Error::Invalid("backup workers stopped".into()))
-        })?;
+        self.chunker.finish(&mut job_sender(
+            self.kind,
+            &mut self.sent,
+            &self.reply_tx,
+            jobs,
+        ))?;
         self.collect(true)?;
         let ids = std::mem::take(&mut self.ids)
             .into_iter()

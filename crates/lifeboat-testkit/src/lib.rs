@@ -8,7 +8,9 @@
 //!   or the one `scripts/test.sh` started (`LIFEBOAT_TEST_S3_ENDPOINT`);
 //! - [`data`]: deterministic generators of test streams.
 
+pub mod clinic;
 pub mod data;
+pub mod mariadb;
 mod run;
 mod s3;
 

@@ -54,6 +54,21 @@ fn backup<A: Access>(
     };
     let bar = ctx.bars.bytes("backup");
     let mut session = repo.begin_backup(opts)?;
+    if !args.sources.is_empty() {
+        for source in &args.sources {
+            let r = match source.as_str() {
+                "mysql" => super::mysql::backup(ctx, &mut session, args.mysql_url.as_deref()),
+                other => Err(exit::usage(format!(
+                    "unknown source {other:?}: this version backs up `mysql`"
+                ))),
+            };
+            if let Err(e) = r {
+                session.abort();
+                return Err(e);
+            }
+        }
+        return Ok(session.commit()?);
+    }
     if !args.file.is_empty() {
         for path in &args.file {
             let name = path.display().to_string();

@@ -13,6 +13,7 @@ macro_rules! outln {
 mod backup;
 mod init;
 mod key;
+mod mysql;
 mod read;
 mod restore;
 mod verify;
@@ -33,15 +34,20 @@ use crate::progress::Bars;
 pub struct Ctx {
     pub global: Global,
     pub bars: Bars,
+    /// Source and staging sections of the config file.
+    pub config: crate::config::Config,
 }
 
 pub fn run(mut cli: Cli) -> Result<Code> {
-    if let Some(path) = cli.global.config.clone() {
-        apply_config(&mut cli.global, crate::config::Config::load(&path)?);
-    }
+    let mut config = match cli.global.config.clone() {
+        Some(path) => crate::config::Config::load(&path)?,
+        None => crate::config::Config::default(),
+    };
+    apply_config(&mut cli.global, std::mem::take(&mut config.repository));
     let ctx = Ctx {
         bars: Bars::new(cli.global.quiet || cli.global.json),
         global: cli.global,
+        config,
     };
     match cli.command {
         Command::Init(a) => init::run(&ctx, a),
@@ -50,14 +56,14 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Show(a) => read::show(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::Export(a) => mysql::export(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
     }
 }
 
 /// Fill what the command line left unset from the config file.
-fn apply_config(g: &mut Global, c: crate::config::Config) {
-    let r = c.repository;
+fn apply_config(g: &mut Global, r: crate::config::RepositoryConfig) {
     g.repo = g.repo.take().or(r.url);
     g.backup_key_file = g.backup_key_file.take().or(r.backup_key_file);
     g.restore_key_file = g.restore_key_file.take().or(r.restore_key_file);

@@ -16,6 +16,19 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
+    match args.source.as_deref() {
+        Some("mysql") => return super::mysql::restore(ctx, &repo, &index, &items, &args),
+        Some(other) => {
+            return Err(exit::usage(format!(
+                "unknown source {other:?}: this version replays `mysql`"
+            )))
+        }
+        None => {}
+    }
+    let to_arg = args
+        .to
+        .clone()
+        .ok_or_else(|| exit::usage("--to PATH|- is required to restore an item"))?;
     let item = match &args.item {
         Some(name) => items.iter().find(|i| &i.name == name).ok_or_else(|| {
             exit::usage(format!(
@@ -35,14 +48,14 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
         }
     };
     let bar = ctx.bars.bytes("restore");
-    if args.to == "-" {
+    if to_arg == "-" {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
         repo.restore_item(&index, item, &mut out, &*bar)?;
         out.flush().context("writing to standard output")?;
         return Ok(Code::Ok);
     }
-    let to = Path::new(&args.to);
+    let to = Path::new(&to_arg);
     if to.exists() && !args.force {
         return Err(exit::usage(format!(
             "{} exists; pass --force to overwrite it",

@@ -3,6 +3,7 @@
 //!
 //!     lifeboat-gen stream BYTES SEED OUT    half random, half SQL-like text
 //!     lifeboat-gen change OUT FRACTION SEED change a fraction in place (10 runs)
+//!     lifeboat-gen clinic SCALE_MB SEED     the clinic database as SQL on stdout
 
 use std::path::Path;
 
@@ -17,6 +18,16 @@ fn main() {
         Some("stream") if args.len() == 5 => {
             lifeboat_testkit::data::write_mixed_stream(Path::new(&args[4]), num(2), num(3))
         }
+        Some("clinic") if args.len() == 4 => {
+            let out = std::io::stdout();
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, out.lock());
+            if let Err(e) = lifeboat_testkit::clinic::write_clinic_sql(&mut w, num(2), num(3))
+                .and_then(|_| std::io::Write::flush(&mut w))
+            {
+                eprintln!("lifeboat-gen: {e}");
+                std::process::exit(1);
+            }
+        }
         Some("change") if args.len() == 5 => {
             let fraction: f64 = args[3].parse().unwrap_or_else(|_| usage());
             let n =
@@ -28,6 +39,6 @@ fn main() {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: lifeboat-gen stream BYTES SEED OUT | lifeboat-gen change FILE FRACTION SEED");
+    eprintln!("usage: lifeboat-gen stream BYTES SEED OUT | change FILE FRACTION SEED | clinic SCALE_MB SEED");
     std::process::exit(2)
 }

@@ -1,0 +1,204 @@
+//! The MySQL source, wired in: options from flags, environment and the
+//! config's `[mysql]` / `[staging]` sections; dump, replay and export.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context as _, Result};
+use lifeboat_mysql::{DumpOptions, MysqlOptions, ReplayOptions, TableFilter};
+use lifeboat_store::secrecy::SecretString;
+use lifeboat_store::{Access, BackupSession, FullAccess, Index, ManifestItem, Repository};
+
+use super::Ctx;
+use crate::cli::{ExportArgs, RestoreArgs};
+use crate::exit::{self, Code};
+
+fn env_secret(name: &str) -> Option<SecretString> {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from)
+}
+
+/// The source database: `--mysql-url`/LIFEBOAT_MYSQL_URL or `[mysql] url`;
+/// password from LIFEBOAT_MYSQL_PASSWORD or `[mysql] password`.
+pub fn source_options(ctx: &Ctx, url_flag: Option<&str>) -> Result<DumpOptions> {
+    let cfg = ctx.config.mysql.as_ref();
+    let url = url_flag
+        .map(str::to_string)
+        .or_else(|| cfg.map(|c| c.url.clone()))
+        .ok_or_else(|| exit::usage("no MySQL database configured: add a [mysql] section to the config, or pass --mysql-url"))?;
+    let ssl_mode = cfg
+        .and_then(|c| c.ssl_mode.as_deref())
+        .map(str::parse)
+        .transpose()
+        .map_err(|e: lifeboat_mysql::Error| exit::usage(e.to_string()))?;
+    Ok(DumpOptions {
+        mysql: MysqlOptions {
+            url,
+            password: env_secret("LIFEBOAT_MYSQL_PASSWORD")
+                .or_else(|| cfg.and_then(|c| c.password.clone()).map(SecretString::from)),
+            ca_file: cfg.and_then(|c| c.ca_file.clone()),
+            ssl_mode,
+        },
+        filter: TableFilter {
+            include: cfg.map(|c| c.include_tables.clone()).unwrap_or_default(),
+            exclude: cfg.map(|c| c.exclude_tables.clone()).unwrap_or_default(),
+        },
+    })
+}
+
+/// Dump into an open session; a failure is a source failure (exit 3).
+pub fn backup<A: Access>(
+    ctx: &Ctx,
+    session: &mut BackupSession<A>,
+    url_flag: Option<&str>,
+) -> Result<()> {
+    let opts = source_options(ctx, url_flag)?;
+    match lifeboat_mysql::dump(session, &opts, &ctx.bars) {
+        Ok(report) => {
+            let rows: u64 = report.tables.iter().map(|t| t.1).sum();
+            tracing::info!(
+                "mysql: {} tables, {rows} rows, {} objects from {} ({})",
+                report.tables.len(),
+                report.objects,
+                report.database,
+                report.server_version
+            );
+            Ok(())
+        }
+        Err(lifeboat_mysql::Error::Store(e)) => Err(e.into()),
+        Err(e) => Err(exit::source(format!("MySQL dump failed: {e}"))),
+    }
+}
+
+fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
+    match e {
+        lifeboat_mysql::Error::Store(e) => e.into(),
+        lifeboat_mysql::Error::Mismatch(m) => exit::damaged(format!(
+            "the replayed database does not match the snapshot: {m}"
+        )),
+        lifeboat_mysql::Error::Target(m) | lifeboat_mysql::Error::Invalid(m) => exit::usage(m),
+        other => anyhow::Error::new(other),
+    }
+}
+
+/// `restore --source mysql --target URL`.
+pub fn restore(
+    ctx: &Ctx,
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    args: &RestoreArgs,
+) -> Result<Code> {
+    let staging = ctx.config.staging.as_ref();
+    let url = args
+        .target
+        .clone()
+        .or_else(|| staging.and_then(|s| s.mysql_url.clone()))
+        .ok_or_else(|| exit::usage("--source mysql needs --target mysql://USER@HOST:PORT/DB (or [staging] mysql_url in the config)"))?;
+    let opts = ReplayOptions {
+        target: MysqlOptions {
+            url,
+            password: env_secret("LIFEBOAT_TARGET_PASSWORD").or_else(|| {
+                staging
+                    .and_then(|s| s.mysql_password.clone())
+                    .map(SecretString::from)
+            }),
+            ca_file: staging.and_then(|s| s.mysql_ca_file.clone()),
+            ssl_mode: None,
+        },
+        force: args.force,
+        allow_source: args.allow_source,
+        connections: args.connections,
+    };
+    let report =
+        lifeboat_mysql::replay(repo, index, items, &opts, &ctx.bars).map_err(map_replay_error)?;
+    if ctx.global.json {
+        ctx.print_json(&report)?;
+    } else {
+        outln!(
+            "{:<28} {:>12} {:>12}  checksum",
+            "table",
+            "rows",
+            "expected"
+        )?;
+        for t in &report.tables {
+            outln!(
+                "{:<28} {:>12} {:>12}  {}",
+                t.table,
+                t.rows_found,
+                t.rows_expected,
+                if t.checksum_matches {
+                    "match"
+                } else {
+                    "DIFFERS"
+                }
+            )?;
+        }
+        outln!(
+            "replayed {} tables and {} of {} objects into {} in {:.1}s; checked in {:.1}s: every table matches the snapshot",
+            report.tables.len(),
+            report.objects_created,
+            report.objects_expected,
+            report.target,
+            report.load_seconds,
+            report.check_seconds
+        )?;
+    }
+    Ok(Code::Ok)
+}
+
+/// `export SNAPSHOT --source mysql --to FILE`.
+pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
+    if args.source != "mysql" {
+        return Err(exit::usage(format!(
+            "export supports --source mysql (not {:?})",
+            args.source
+        )));
+    }
+    let repo = ctx.open_full()?;
+    let snap = repo.find_snapshot(&args.snapshot)?;
+    let (index, _) = repo.load_index()?;
+    let items = repo.manifest(&index, &snap.snapshot)?;
+    if args.to == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        lifeboat_mysql::export(&repo, &index, &items, &mut out).map_err(map_replay_error)?;
+        out.flush().context("writing to standard output")?;
+        return Ok(Code::Ok);
+    }
+    let to = Path::new(&args.to);
+    if to.exists() && !args.force {
+        return Err(exit::usage(format!(
+            "{} exists; pass --force to overwrite it",
+            to.display()
+        )));
+    }
+    let tmp = to.with_extension("lifeboat-partial");
+    let result = (|| -> Result<()> {
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        lifeboat_mysql::export(&repo, &index, &items, &mut out).map_err(map_replay_error)?;
+        let f = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing the SQL file")?;
+        f.sync_all().context("flushing the SQL file")?;
+        std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result?;
+    if !ctx.global.quiet {
+        eprintln!(
+            "exported the MySQL backup of snapshot {} to {}",
+            snap.id.short(),
+            to.display()
+        );
+    }
+    Ok(Code::Ok)
+}

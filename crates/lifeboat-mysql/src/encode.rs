@@ -1,0 +1,115 @@
+//! Rows as SQL literals. Values are read with the text protocol, so every
+//! type arrives as the server's own exact text (DECIMAL digits, DATETIME
+//! with fractions, JSON); only the quoting depends on the column kind.
+
+use serde::{Deserialize, Serialize};
+
+/// How a column's values are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    /// Integers, DECIMAL, FLOAT, DOUBLE, YEAR: the text as is.
+    Number,
+    /// BINARY, VARBINARY, BLOBs, BIT, geometry: `X'hex'`.
+    Binary,
+    /// Everything else (strings, dates, ENUM, SET, JSON): `'escaped'`.
+    Text,
+}
+
+impl Kind {
+    /// From `information_schema.COLUMNS.DATA_TYPE` (MySQL and MariaDB agree
+    /// on these names).
+    pub fn of(data_type: &str) -> Kind {
+        match data_type.to_ascii_lowercase().as_str() {
+            "tinyint" | "smallint" | "mediumint" | "int" | "integer" | "bigint" | "decimal"
+            | "numeric" | "float" | "double" | "real" | "year" => Kind::Number,
+            "binary" | "varbinary" | "tinyblob" | "blob" | "mediumblob" | "longblob" | "bit"
+            | "geometry" | "point" | "linestring" | "polygon" | "multipoint"
+            | "multilinestring" | "multipolygon" | "geometrycollection" | "geomcollection" => {
+                Kind::Binary
+            }
+            _ => Kind::Text,
+        }
+    }
+}
+
+/// Append one value as a SQL literal.
+pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
+    let Some(v) = value else {
+        out.extend_from_slice(b"NULL");
+        return;
+    };
+    match kind {
+        // Numbers come from the server as plain ASCII digits; an odd value
+        // (NaN is impossible in MySQL) would still be quoted safely below.
+        Kind::Number
+            if !v.is_empty() && v.iter().all(|b| b.is_ascii_digit() || b"+-.eE".contains(b)) =>
+        {
+            out.extend_from_slice(v)
+        }
+        Kind::Binary => {
+            out.extend_from_slice(b"X'");
+            let start = out.len();
+            out.resize(start + v.len() * 2, 0);
+            // hex::encode_to_slice cannot fail: the slice is exactly 2x long.
+            let _ = hex::encode_to_slice(v, &mut out[start..]);
+            out.push(b'\'');
+        }
+        _ => {
+            out.push(b'\'');
+            for &b in v {
+                match b {
+                    0 => out.extend_from_slice(b"\\0"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    0x1a => out.extend_from_slice(b"\\Z"),
+                    b'\'' => out.extend_from_slice(b"\\'"),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    _ => out.push(b),
+                }
+            }
+            out.push(b'\'');
+        }
+    }
+}
+
+/// Quote an identifier with backticks.
+pub fn ident(name: &str) -> String {
+    format!("`{}`", name.replace('`', "``"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lit(kind: Kind, v: Option<&[u8]>) -> String {
+        let mut out = Vec::new();
+        push_value(&mut out, kind, v);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn literals() {
+        assert_eq!(lit(Kind::Number, Some(b"-12.50")), "-12.50");
+        assert_eq!(lit(Kind::Number, None), "NULL");
+        assert_eq!(
+            lit(Kind::Text, Some("it's a \\ 😀\n\0".as_bytes())),
+            "'it\\'s a \\\\ 😀\\n\\0'"
+        );
+        assert_eq!(lit(Kind::Binary, Some(&[0, 255, 10])), "X'00ff0a'");
+        assert_eq!(lit(Kind::Binary, Some(&[])), "X''");
+        assert_eq!(lit(Kind::Text, Some(b"")), "''");
+        // A number that is not digits is quoted rather than trusted.
+        assert_eq!(lit(Kind::Number, Some(b"1;DROP")), "'1;DROP'");
+        assert_eq!(ident("we`ird"), "`we``ird`");
+    }
+
+    #[test]
+    fn kinds() {
+        assert_eq!(Kind::of("DECIMAL"), Kind::Number);
+        assert_eq!(Kind::of("longblob"), Kind::Binary);
+        assert_eq!(Kind::of("json"), Kind::Text);
+        assert_eq!(Kind::of("datetime"), Kind::Text);
+        assert_eq!(Kind::of("bit"), Kind::Binary);
+    }
+}

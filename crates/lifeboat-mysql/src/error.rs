@@ -1,0 +1,43 @@
+//! Errors of the MySQL source; each says what failed and what to do.
+
+/// Result alias.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What can go wrong dumping or replaying.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Could not connect or the connection failed mid-way.
+    #[error("MySQL {what}: {source}")]
+    Sql {
+        /// What was being done (never contains a password).
+        what: String,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The options or URL are unusable.
+    #[error("{0}")]
+    Invalid(String),
+    /// The target refused or is unsafe to write to.
+    #[error("{0}")]
+    Target(String),
+    /// The replayed data differs from the manifest.
+    #[error("replay check failed: {0}")]
+    Mismatch(String),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] lifeboat_store::Error),
+}
+
+pub(crate) trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::result::Result<T, sqlx::Error> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|source| Error::Sql {
+            what: what(),
+            source,
+        })
+    }
+}

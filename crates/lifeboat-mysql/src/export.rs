@@ -1,0 +1,156 @@
+//! The escape hatch: a snapshot's MySQL backup as one plain SQL file that
+//! the stock client loads (`mariadb DB < dump.sql`, `mysql DB < dump.sql`).
+
+use std::io::Write;
+
+use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
+
+use crate::encode::ident;
+use crate::error::{Error, Result};
+use crate::replay::{load_schema, views_in_order};
+use crate::schema::quote;
+
+/// Rows per INSERT statement are capped at about this many bytes, well
+/// under the smallest common `max_allowed_packet` (4 MiB on older servers).
+const STATEMENT_BYTES: usize = 1 << 20;
+
+/// Write the MySQL backup in `items` to `out` as SQL.
+pub fn export(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    out: &mut dyn Write,
+) -> Result<()> {
+    let (schema, table_items) = load_schema(repo, index, items)?;
+    let io = |e: std::io::Error| Error::Invalid(format!("writing the SQL file: {e}"));
+    let mode: Vec<&str> = schema
+        .server
+        .sql_mode
+        .split(',')
+        .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
+        .collect();
+    write!(
+        out,
+        "-- lifeboat export of database {} ({} server {})\n\
+         -- Load into an empty database: mariadb TARGET_DB < this-file (or mysql).\n\
+         SET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 0;\nSET UNIQUE_CHECKS = 0;\nSET time_zone = '+00:00';\n\
+         SET SESSION sql_mode = {};\n",
+        schema.database,
+        schema.server.flavor,
+        schema.server.version,
+        quote(&mode.join(","))
+    )
+    .map_err(io)?;
+    if schema.tables.iter().any(|t| t.primary_key.is_empty()) {
+        writeln!(out, "/*!80013 SET SESSION sql_require_primary_key = 0 */;").map_err(io)?;
+    }
+    for t in &schema.tables {
+        writeln!(
+            out,
+            "\nDROP TABLE IF EXISTS {};\n{};",
+            ident(&t.name),
+            t.create
+        )
+        .map_err(io)?;
+    }
+    for t in &schema.tables {
+        let item = table_items
+            .get(&t.item_name(&schema.database))
+            .ok_or_else(|| {
+                Error::Invalid(format!("the snapshot lacks the rows of table {}", t.name))
+            })?;
+        let mut w = SqlRows {
+            out: &mut *out,
+            prefix: t.insert_prefix(),
+            partial: Vec::new(),
+            in_stmt: 0,
+        };
+        repo.restore_item(index, item, &mut w, &NoProgress)?;
+        w.end().map_err(io)?;
+    }
+    for v in views_in_order(&schema.views) {
+        writeln!(out, "\n{};", v.create).map_err(io)?;
+    }
+    // Bodies contain ';', so the client needs another delimiter for these.
+    writeln!(out, "\nDELIMITER ;;").map_err(io)?;
+    for o in schema
+        .triggers
+        .iter()
+        .chain(&schema.routines)
+        .chain(&schema.events)
+    {
+        let mode: Vec<&str> = o
+            .sql_mode
+            .split(',')
+            .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
+            .collect();
+        writeln!(
+            out,
+            "SET SESSION sql_mode = {} ;;\n{} ;;",
+            quote(&mode.join(",")),
+            o.create
+        )
+        .map_err(io)?;
+    }
+    writeln!(
+        out,
+        "DELIMITER ;\nSET FOREIGN_KEY_CHECKS = 1;\nSET UNIQUE_CHECKS = 1;"
+    )
+    .map_err(io)?;
+    Ok(())
+}
+
+/// Row lines → `INSERT ... VALUES (...),(...);` statements.
+struct SqlRows<'a> {
+    out: &'a mut dyn Write,
+    prefix: String,
+    partial: Vec<u8>,
+    in_stmt: usize,
+}
+
+impl SqlRows<'_> {
+    fn line(&mut self, line: &[u8]) -> std::io::Result<()> {
+        if self.in_stmt == 0 {
+            self.out.write_all(self.prefix.as_bytes())?;
+        } else {
+            self.out.write_all(b",\n")?;
+        }
+        self.out.write_all(line)?;
+        self.in_stmt += line.len() + 2;
+        if self.in_stmt >= STATEMENT_BYTES {
+            self.out.write_all(b";\n")?;
+            self.in_stmt = 0;
+        }
+        Ok(())
+    }
+
+    fn end(&mut self) -> std::io::Result<()> {
+        if !self.partial.is_empty() {
+            let l = std::mem::take(&mut self.partial);
+            self.line(&l)?;
+        }
+        if self.in_stmt > 0 {
+            self.out.write_all(b";\n")?;
+            self.in_stmt = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Write for SqlRows<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            let mut line = std::mem::take(&mut self.partial);
+            line.extend_from_slice(&rest[..nl]);
+            self.line(&line)?;
+            rest = &rest[nl + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}

@@ -1,0 +1,523 @@
+//! The schema of a database and the server facts that matter for replay,
+//! read at dump time; and the rewrites that make it replayable by a user
+//! without SUPER (Aiven's `avnadmin`): DEFINER clauses are dropped and
+//! `SQL SECURITY DEFINER` becomes `INVOKER`, as MySQL Shell's
+//! `strip_definers` compatibility option does. GTID and `SQL_LOG_BIN`
+//! statements are never written at all.
+
+use serde::{Deserialize, Serialize};
+use sqlx::{MySqlConnection, Row};
+
+use crate::encode::{ident, Kind};
+use crate::error::{Context, Result};
+
+/// The `source` name of this crate's items.
+pub const SOURCE: &str = "mysql";
+
+/// Everything but the rows, stored as the `<db>/_schema` item.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Schema {
+    /// Format version (1).
+    pub version: u32,
+    /// The database dumped.
+    pub database: String,
+    /// Facts about the source server.
+    pub server: ServerFacts,
+    /// Base tables, by name.
+    pub tables: Vec<Table>,
+    /// Views (created after the tables, in dependency order at replay).
+    pub views: Vec<Object>,
+    /// Triggers (created after the data is loaded).
+    pub triggers: Vec<Object>,
+    /// Stored procedures and functions.
+    pub routines: Vec<Object>,
+    /// Events.
+    pub events: Vec<Object>,
+}
+
+/// What a replay needs to know about the source server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ServerFacts {
+    /// `SELECT VERSION()`.
+    pub version: String,
+    /// `mariadb` or `mysql`.
+    pub flavor: String,
+    /// Session `sql_mode` of the dump (used for replay).
+    pub sql_mode: String,
+    /// Server character set and collation.
+    pub character_set: String,
+    pub collation: String,
+    /// `lower_case_table_names`.
+    pub lower_case_table_names: String,
+    /// GTID position at the snapshot (`gtid_executed` or `gtid_current_pos`).
+    #[serde(default)]
+    pub gtid: Option<String>,
+    /// Host, port and database of the source (to refuse replaying onto it).
+    pub source: String,
+}
+
+/// A base table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Table {
+    /// Its name.
+    pub name: String,
+    /// `SHOW CREATE TABLE`.
+    pub create: String,
+    /// Stored (non-generated) columns in order.
+    pub columns: Vec<Column>,
+    /// Primary key columns; empty when the table has none.
+    pub primary_key: Vec<String>,
+}
+
+/// A column as dumped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// How values are written.
+    pub kind: Kind,
+}
+
+/// A view, trigger, routine or event: its (rewritten) CREATE statement.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Object {
+    /// Its name.
+    pub name: String,
+    /// `VIEW`, `TRIGGER`, `PROCEDURE`, `FUNCTION` or `EVENT`.
+    pub kind: String,
+    /// The `sql_mode` it was created under.
+    pub sql_mode: String,
+    /// The statement, without DEFINER.
+    pub create: String,
+}
+
+impl Table {
+    /// The SELECT that reads the table in a deterministic order: by primary
+    /// key, or by every column when there is none.
+    pub fn select(&self, database: &str) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        let order: Vec<String> = if self.primary_key.is_empty() {
+            cols.clone()
+        } else {
+            self.primary_key.iter().map(|c| ident(c)).collect()
+        };
+        format!(
+            "SELECT {} FROM {}.{} ORDER BY {}",
+            cols.join(","),
+            ident(database),
+            ident(&self.name),
+            order.join(",")
+        )
+    }
+
+    /// `INSERT INTO t (cols) VALUES ` prefix.
+    pub fn insert_prefix(&self) -> String {
+        let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
+        format!(
+            "INSERT INTO {} ({}) VALUES ",
+            ident(&self.name),
+            cols.join(",")
+        )
+    }
+
+    /// The item name of the table's rows.
+    pub fn item_name(&self, database: &str) -> String {
+        format!("{database}/{}", self.name)
+    }
+}
+
+/// Item name of the schema.
+pub fn schema_item(database: &str) -> String {
+    format!("{database}/_schema")
+}
+
+/// Remove `DEFINER=...` (with its trailing space), in every form servers
+/// print it: `` `u`@`h` ``, `'u'@'h'`, `u@h`, `CURRENT_USER`, `CURRENT_USER()`,
+/// and inside version comments (`/*!50013 DEFINER=... */`).
+pub fn strip_definer(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut rest = sql;
+    while let Some(pos) = find_ci(rest, "DEFINER=") {
+        out.push_str(&rest[..pos]);
+        let mut after = &rest[pos + "DEFINER=".len()..];
+        // Skip the user spec: quoted or bare parts joined by '@'.
+        loop {
+            after = skip_part(after);
+            if let Some(a) = after.strip_prefix('@') {
+                after = a;
+            } else {
+                break;
+            }
+        }
+        if let Some(a) = after.strip_prefix("()") {
+            after = a;
+        }
+        rest = after.trim_start_matches(' ');
+    }
+    out.push_str(rest);
+    replace_ci(&out, "SQL SECURITY DEFINER", "SQL SECURITY INVOKER")
+}
+
+fn skip_part(s: &str) -> &str {
+    let bytes = s.as_bytes();
+    match bytes.first() {
+        Some(&q @ (b'`' | b'\'' | b'"')) => {
+            let mut i = 1;
+            while i < bytes.len() {
+                if bytes[i] == q {
+                    if bytes.get(i + 1) == Some(&q) {
+                        i += 2; // doubled quote inside
+                        continue;
+                    }
+                    return &s[i + 1..];
+                }
+                i += 1;
+            }
+            ""
+        }
+        _ => {
+            let end = s
+                .find(['@', ' ', '*', '(', '\n'])
+                .unwrap_or(s.len());
+            &s[end..]
+        }
+    }
+}
+
+fn find_ci(hay: &str, needle: &str) -> Option<usize> {
+    hay.to_ascii_uppercase().find(needle)
+}
+
+fn replace_ci(hay: &str, from: &str, to: &str) -> String {
+    let mut out = String::new();
+    let mut rest = hay;
+    while let Some(p) = find_ci(rest, from) {
+        out.push_str(&rest[..p]);
+        out.push_str(to);
+        rest = &rest[p + from.len()..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Adapt a CREATE statement written by one server for another: MySQL 8's
+/// default collation `utf8mb4_0900_ai_ci` does not exist on MariaDB before
+/// 11.4, so it maps to `utf8mb4_unicode_ci` there.
+pub fn adapt_for_target(create: &str, target_flavor: &str) -> String {
+    if target_flavor == "mariadb" && create.contains("_0900_") {
+        create
+            .replace("utf8mb4_0900_ai_ci", "utf8mb4_unicode_ci")
+            .replace("utf8mb4_0900_as_cs", "utf8mb4_bin")
+    } else {
+        create.to_string()
+    }
+}
+
+/// Run a query with the text protocol and return every row as strings.
+pub(crate) async fn text_rows(
+    conn: &mut MySqlConnection,
+    sql: &str,
+) -> Result<Vec<Vec<Option<String>>>> {
+    let rows = sqlx::raw_sql(sql)
+        .fetch_all(&mut *conn)
+        .await
+        .context(|| short(sql))?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| {
+                    r.try_get_unchecked::<Option<&[u8]>, _>(i)
+                        .ok()
+                        .flatten()
+                        .map(|b| String::from_utf8_lossy(b).into_owned())
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// One value of one row, or an empty string.
+pub(crate) async fn text_value(conn: &mut MySqlConnection, sql: &str) -> Result<String> {
+    Ok(text_rows(conn, sql)
+        .await?
+        .into_iter()
+        .next()
+        .and_then(|r| r.into_iter().next().flatten())
+        .unwrap_or_default())
+}
+
+/// The first 80 characters of a statement, for messages.
+pub(crate) fn short(sql: &str) -> String {
+    let s: String = sql.chars().take(80).collect();
+    if s.len() < sql.len() {
+        format!("{s}...")
+    } else {
+        s
+    }
+}
+
+/// A string literal for information_schema queries.
+pub(crate) fn quote(s: &str) -> String {
+    let mut out = Vec::new();
+    crate::encode::push_value(&mut out, Kind::Text, Some(s.as_bytes()));
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// `mariadb` or `mysql`, from `VERSION()`.
+pub(crate) fn flavor(version: &str) -> &'static str {
+    if version.to_ascii_lowercase().contains("mariadb") {
+        "mariadb"
+    } else {
+        "mysql"
+    }
+}
+
+/// Read the schema of `db` on `conn` (inside the dump's transaction).
+pub(crate) async fn read(
+    conn: &mut MySqlConnection,
+    db: &str,
+    source: String,
+    keep: &dyn Fn(&str) -> bool,
+) -> Result<Schema> {
+    let version = text_value(conn, "SELECT VERSION()").await?;
+    let flavor = flavor(&version).to_string();
+    let gtid_sql = if flavor == "mariadb" {
+        "SELECT @@GLOBAL.gtid_current_pos"
+    } else {
+        "SELECT @@GLOBAL.gtid_executed"
+    };
+    let gtid = text_value(conn, gtid_sql)
+        .await
+        .ok()
+        .filter(|g| !g.is_empty());
+    let v = text_rows(
+        conn,
+        "SELECT @@SESSION.sql_mode, @@character_set_server, @@collation_server, @@lower_case_table_names",
+    )
+    .await?;
+    let v = v.into_iter().next().unwrap_or_default();
+    let get = |i: usize| v.get(i).cloned().flatten().unwrap_or_default();
+    let server = ServerFacts {
+        version,
+        flavor,
+        sql_mode: get(0),
+        character_set: get(1),
+        collation: get(2),
+        lower_case_table_names: get(3),
+        gtid,
+        source,
+    };
+    let q = quote(db);
+    let mut tables = Vec::new();
+    let mut views = Vec::new();
+    let list = text_rows(
+        conn,
+        &format!("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q} ORDER BY TABLE_NAME"),
+    )
+    .await?;
+    for row in list {
+        let (Some(name), Some(ty)) = (row[0].clone(), row[1].clone()) else {
+            continue;
+        };
+        if !keep(&name) {
+            continue;
+        }
+        let full = format!("{}.{}", ident(db), ident(&name));
+        if ty == "VIEW" {
+            let create = nth(
+                text_rows(conn, &format!("SHOW CREATE VIEW {full}")).await?,
+                1,
+            );
+            views.push(Object {
+                name,
+                kind: "VIEW".into(),
+                sql_mode: server.sql_mode.clone(),
+                create: strip_definer(&create),
+            });
+            continue;
+        }
+        let create = nth(
+            text_rows(conn, &format!("SHOW CREATE TABLE {full}")).await?,
+            1,
+        );
+        let tq = quote(&name);
+        let columns = text_rows(
+            conn,
+            &format!(
+                "SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS \
+                 WHERE TABLE_SCHEMA = {q} AND TABLE_NAME = {tq} ORDER BY ORDINAL_POSITION"
+            ),
+        )
+        .await?
+        .into_iter()
+        .filter(|r| r[2].as_deref().unwrap_or("").is_empty())
+        .map(|r| Column {
+            name: r[0].clone().unwrap_or_default(),
+            kind: Kind::of(r[1].as_deref().unwrap_or("")),
+        })
+        .collect();
+        let primary_key = text_rows(
+            conn,
+            &format!(
+                "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = {q} \
+                 AND TABLE_NAME = {tq} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION"
+            ),
+        )
+        .await?
+        .into_iter()
+        .filter_map(|r| r[0].clone())
+        .collect();
+        tables.push(Table {
+            name,
+            create,
+            columns,
+            primary_key,
+        });
+    }
+    let mut triggers = Vec::new();
+    for row in text_rows(
+        conn,
+        &format!("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q} ORDER BY TRIGGER_NAME"),
+    )
+    .await?
+    {
+        let (Some(name), Some(table)) = (row[0].clone(), row[1].clone()) else { continue };
+        if !keep(&table) {
+            continue;
+        }
+        let r = text_rows(conn, &format!("SHOW CREATE TRIGGER {}.{}", ident(db), ident(&name))).await?;
+        triggers.push(object(name, "TRIGGER", &r, 1, 2));
+    }
+    let mut routines = Vec::new();
+    for row in text_rows(
+        conn,
+        &format!("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME"),
+    )
+    .await?
+    {
+        let (Some(name), Some(ty)) = (row[0].clone(), row[1].clone()) else { continue };
+        let r = text_rows(conn, &format!("SHOW CREATE {ty} {}.{}", ident(db), ident(&name))).await?;
+        routines.push(object(name, &ty, &r, 1, 2));
+    }
+    let mut events = Vec::new();
+    for row in text_rows(
+        conn,
+        &format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q} ORDER BY EVENT_NAME"),
+    )
+    .await?
+    {
+        let Some(name) = row[0].clone() else { continue };
+        let r = text_rows(conn, &format!("SHOW CREATE EVENT {}.{}", ident(db), ident(&name))).await?;
+        events.push(object(name, "EVENT", &r, 1, 3));
+    }
+    Ok(Schema {
+        version: 1,
+        database: db.to_string(),
+        server,
+        tables,
+        views,
+        triggers,
+        routines,
+        events,
+    })
+}
+
+fn nth(rows: Vec<Vec<Option<String>>>, col: usize) -> String {
+    rows.into_iter()
+        .next()
+        .and_then(|r| r.into_iter().nth(col).flatten())
+        .unwrap_or_default()
+}
+
+fn object(
+    name: String,
+    kind: &str,
+    rows: &[Vec<Option<String>>],
+    mode_col: usize,
+    create_col: usize,
+) -> Object {
+    let row = rows.first().cloned().unwrap_or_default();
+    Object {
+        name,
+        kind: kind.to_string(),
+        sql_mode: row.get(mode_col).cloned().flatten().unwrap_or_default(),
+        create: strip_definer(&row.get(create_col).cloned().flatten().unwrap_or_default()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definers_are_stripped_in_every_form_servers_print() {
+        // MariaDB 10.11 SHOW CREATE VIEW
+        assert_eq!(
+            strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1"),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select 1"
+        );
+        // MySQL 8 on Aiven: avnadmin@%
+        assert_eq!(
+            strip_definer("CREATE DEFINER=`avnadmin`@`%` PROCEDURE `p`() BEGIN SELECT 1; END"),
+            "CREATE PROCEDURE `p`() BEGIN SELECT 1; END"
+        );
+        // mysqldump's versioned comment and quoted forms
+        assert_eq!(
+            strip_definer("/*!50013 DEFINER='app'@'10.0.%' SQL SECURITY DEFINER */"),
+            "/*!50013 SQL SECURITY INVOKER */"
+        );
+        assert_eq!(
+            strip_definer("CREATE DEFINER=CURRENT_USER() TRIGGER t"),
+            "CREATE TRIGGER t"
+        );
+        assert_eq!(
+            strip_definer("CREATE DEFINER=root@localhost EVENT e"),
+            "CREATE EVENT e"
+        );
+        assert_eq!(
+            strip_definer("CREATE DEFINER=`we``ird`@`h` FUNCTION f"),
+            "CREATE FUNCTION f"
+        );
+        // Nothing to strip: unchanged.
+        assert_eq!(
+            strip_definer("CREATE TABLE t (definer_name int)"),
+            "CREATE TABLE t (definer_name int)"
+        );
+    }
+
+    #[test]
+    fn mysql8_collations_map_to_mariadb() {
+        let c = "CREATE TABLE t (a varchar(5)) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_0900_ai_ci";
+        assert!(adapt_for_target(c, "mariadb").ends_with("COLLATE=utf8mb4_unicode_ci"));
+        assert_eq!(adapt_for_target(c, "mysql"), c);
+        assert_eq!(flavor("10.11.19-MariaDB-0+deb12u1"), "mariadb");
+        assert_eq!(flavor("8.0.35"), "mysql");
+    }
+
+    #[test]
+    fn select_orders_by_primary_key_or_every_column() {
+        let mut t = Table {
+            name: "t".into(),
+            create: String::new(),
+            columns: vec![
+                Column {
+                    name: "a".into(),
+                    kind: Kind::Number,
+                },
+                Column {
+                    name: "b".into(),
+                    kind: Kind::Text,
+                },
+            ],
+            primary_key: vec!["a".into()],
+        };
+        assert_eq!(t.select("db"), "SELECT `a`,`b` FROM `db`.`t` ORDER BY `a`");
+        t.primary_key.clear();
+        assert_eq!(
+            t.select("db"),
+            "SELECT `a`,`b` FROM `db`.`t` ORDER BY `a`,`b`"
+        );
+        assert_eq!(t.insert_prefix(), "INSERT INTO `t` (`a`,`b`) VALUES ");
+    }
+}
