@@ -163,7 +163,9 @@ mod tests {
     fn unknown_keys_are_errors() {
         let v: toml::Value =
             toml::from_str("[repository]\nurl = \"/x\"\nbucket = \"y\"\n").unwrap();
-        let Err(e) = Config::deserialize(v) else { panic!("an unknown key was accepted") };
+        let Err(e) = Config::deserialize(v) else {
+            panic!("an unknown key was accepted")
+        };
         assert!(e.to_string().contains("bucket"), "{e}");
     }
 }

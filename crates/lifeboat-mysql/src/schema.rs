@@ -176,9 +176,7 @@ fn skip_part(s: &str) -> &str {
             ""
         }
         _ => {
-            let end = s
-                .find(['@', ' ', '*', '(', '\n'])
-                .unwrap_or(s.len());
+            let end = s.find(['@', ' ', '*', '(', '\n']).unwrap_or(s.len());
             &s[end..]
         }
     }

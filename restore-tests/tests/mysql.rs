@@ -1,0 +1,376 @@
+//! The MySQL source against the real MariaDB server: dump a generated
+//! clinic database, replay it, and compare with the source table by table
+//! (rows and CHECKSUM TABLE, which is comparable within one server), plus
+//! consistency under concurrent writers, a killed connection, a restricted
+//! user, target safety and the plain-SQL export.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use lifeboat_testkit::mariadb::{self, TestDb};
+use lifeboat_testkit::Lifeboat;
+
+fn backup_mysql(lb: &Lifeboat, db: &TestDb) -> lifeboat_testkit::Output {
+    let b = lb.backup_key.display().to_string();
+    let url = db.url();
+    lb.run(&[
+        "backup",
+        "--json",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        &url,
+    ])
+}
+
+fn replay(lb: &Lifeboat, target: &str, extra: &[&str]) -> lifeboat_testkit::Output {
+    let k = lb.restore_key.display().to_string();
+    let mut args = vec![
+        "restore",
+        "--json",
+        "--restore-key-file",
+        &k,
+        "latest",
+        "--source",
+        "mysql",
+        "--target",
+        target,
+    ];
+    args.extend_from_slice(extra);
+    lb.run(&args)
+}
+
+#[test]
+fn a_clinic_database_replays_identical_with_working_objects_and_exports_to_plain_sql() {
+    let src = TestDb::new("clinic");
+    src.load_clinic(12, 42);
+    // A value of every awkward kind, to be sure the round trip is exact.
+    src.sql(
+        "INSERT INTO patients (id, medical_record_no, name, birth_date, phone, photo, notes, created_by) VALUES \
+         (999999, 'MR-EDGE', 'Zoë 😀 O''Neil \\\\ \"q\"', '2000-02-29', NULL, X'00FF0A0D1A27', 'line1\\nline2\\r\\0end', 1)",
+    );
+    let lb = Lifeboat::local();
+    lb.init();
+    let out = backup_mysql(&lb, &src).ok();
+    assert_eq!(
+        out.json()["stats"]["items"],
+        8,
+        "7 tables + schema: {}",
+        out.stdout
+    );
+
+    let copy = TestDb::unborn("copy");
+    let r = replay(&lb, &copy.url(), &[]).ok();
+    let report = r.json();
+    assert_eq!(report["tables"].as_array().map(Vec::len), Some(7));
+    assert!(report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|t| t["checksum_matches"] == true));
+    // Independently of lifeboat's own check: the server's view.
+    assert_eq!(copy.fingerprint(), src.fingerprint());
+    assert_eq!(copy.objects(), (2, 1, 1, 1));
+    assert_eq!(copy.objects(), src.objects());
+    // The objects work: the view computes, the procedure runs, the trigger fires.
+    assert_eq!(
+        copy.sql("SELECT COUNT(*) FROM patient_balance"),
+        src.sql("SELECT COUNT(*) FROM patient_balance")
+    );
+    assert_eq!(
+        copy.sql("CALL patient_summary(5)"),
+        src.sql("CALL patient_summary(5)")
+    );
+    let before: u64 = copy
+        .sql("SELECT COUNT(*) FROM audit_log")
+        .trim()
+        .parse()
+        .unwrap();
+    copy.sql(
+        "UPDATE appointments SET status = IF(status = 'done', 'cancelled', 'done') WHERE id = 1",
+    );
+    let after: u64 = copy
+        .sql("SELECT COUNT(*) FROM audit_log")
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(
+        after,
+        before + 1,
+        "the trigger did not fire in the replayed database"
+    );
+    assert_eq!(
+        copy.sql("SELECT HEX(photo), notes FROM patients WHERE id = 999999"),
+        src.sql("SELECT HEX(photo), notes FROM patients WHERE id = 999999")
+    );
+
+    // Export, load with the stock client, compare.
+    let k = lb.restore_key.display().to_string();
+    let file = lb.path("dump.sql");
+    let f = file.display().to_string();
+    lb.run(&[
+        "export",
+        "--restore-key-file",
+        &k,
+        "latest",
+        "--source",
+        "mysql",
+        "--to",
+        &f,
+    ])
+    .ok();
+    let loaded = TestDb::new("export");
+    let (ok, err) = mariadb::run_script(&loaded.name, &std::fs::read(&file).expect("read dump"));
+    assert!(ok, "the stock client could not load the export: {err}");
+    assert_eq!(loaded.fingerprint(), src.fingerprint());
+    assert_eq!(loaded.objects(), src.objects());
+}
+
+#[test]
+fn the_dump_is_one_point_in_time_while_writers_run() {
+    // Money moves between two tables in transactions; a dump that read the
+    // tables at different moments would see the total change.
+    let db = TestDb::new("bank");
+    let (ok, err) = mariadb::run_script(
+        &db.name,
+        b"CREATE TABLE checking (id INT PRIMARY KEY, balance BIGINT NOT NULL, pad CHAR(200) NOT NULL DEFAULT '');
+          CREATE TABLE savings (id INT PRIMARY KEY, balance BIGINT NOT NULL, pad CHAR(200) NOT NULL DEFAULT '');
+          INSERT INTO checking (id, balance) SELECT seq, 1000 FROM seq_1_to_100000;
+          INSERT INTO savings (id, balance) SELECT seq, 1000 FROM seq_1_to_100000;
+          DELIMITER //
+          CREATE PROCEDURE churn(n INT)
+          BEGIN
+            DECLARE i INT DEFAULT 0;
+            WHILE i < n DO
+              START TRANSACTION;
+              UPDATE checking SET balance = balance - 7 WHERE id = 1 + (i * 7919) % 100000;
+              UPDATE savings SET balance = balance + 7 WHERE id = 1 + (i * 104729) % 100000;
+              COMMIT;
+              SET i = i + 1;
+            END WHILE;
+          END //
+          DELIMITER ;",
+    );
+    assert!(ok, "{err}");
+    let total = "SELECT (SELECT SUM(balance) FROM checking) + (SELECT SUM(balance) FROM savings)";
+    assert_eq!(db.sql(total).trim(), "200000000");
+    let lb = Lifeboat::local();
+    lb.init();
+    let mut writer = mariadb::client(Some(&db.name))
+        .arg("-e")
+        .arg("CALL churn(1000000)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("writer");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = db.sql("SELECT SUM(balance) FROM checking");
+    let mut snapshots = 0;
+    for _ in 0..3 {
+        backup_mysql(&lb, &db).ok();
+        snapshots += 1;
+    }
+    let after = db.sql("SELECT SUM(balance) FROM checking");
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert_ne!(before, after, "the writer did not run during the dumps");
+    assert_eq!(lb.snapshots().len(), snapshots);
+    let copy = TestDb::unborn("bankcopy");
+    replay(&lb, &copy.url(), &[]).ok();
+    assert_eq!(
+        copy.sql(total).trim(),
+        "200000000",
+        "the dump mixed two points in time"
+    );
+}
+
+#[test]
+fn killing_the_dump_connection_commits_nothing_with_a_clear_error() {
+    let db = TestDb::new("killed");
+    db.sql(
+        "CREATE TABLE big (id INT PRIMARY KEY, v CHAR(255) NOT NULL);
+         INSERT INTO big SELECT seq, REPEAT(CHAR(65 + seq % 26), 255) FROM seq_1_to_1500000;",
+    );
+    let lb = Lifeboat::local();
+    lb.init();
+    let b = lb.backup_key.display().to_string();
+    let url = db.url();
+    let child = lb
+        .command(&[
+            "backup",
+            "--backup-key-file",
+            &b,
+            "--source",
+            "mysql",
+            "--mysql-url",
+            &url,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("backup");
+    // Find the dump's connection while it streams the table, and kill it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut killed = false;
+    while Instant::now() < deadline && !killed {
+        let id = mariadb::sql(
+            None,
+            &format!(
+                "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() \
+                 AND INFO LIKE 'SELECT %FROM `{}`.`big`%'",
+                db.name
+            ),
+        );
+        if let Some(id) = id.lines().next().filter(|l| !l.is_empty()) {
+            mariadb::sql(None, &format!("KILL {id}"));
+            killed = true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(killed, "never saw the dump's SELECT");
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("MySQL dump failed") && err.contains("big"),
+        "{err}"
+    );
+    assert!(err.contains("no snapshot was stored"), "{err}");
+    assert!(lb.snapshots().is_empty());
+    lb.verify_read_data().ok();
+}
+
+#[test]
+fn a_user_without_super_replays_objects_defined_by_root() {
+    let src = TestDb::new("definer");
+    src.load_clinic(2, 3);
+    let definers = src.sql("SELECT DEFINER FROM information_schema.TRIGGERS UNION SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()");
+    assert!(
+        definers.contains("root@"),
+        "the source objects should be defined by root: {definers}"
+    );
+    // The grants of Aiven's avnadmin: broad, but no SUPER (nor SET USER).
+    let user = format!("lbt_avn_{}", std::process::id());
+    mariadb::sql(
+        None,
+        &format!(
+            "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY 'Avn-pass-1';
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER,
+               SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE,
+               REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT,
+               TRIGGER ON *.* TO '{user}'@'%' WITH GRANT OPTION;"
+        ),
+    );
+    // Control: the stock dump (DEFINER=root) fails for this user.
+    let plain = std::process::Command::new("mariadb-dump")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            "root",
+            "--routines",
+            "--triggers",
+            "--events",
+            &src.name,
+        ])
+        .output()
+        .expect("mariadb-dump");
+    let control = TestDb::new("control");
+    let loaded = std::process::Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-u",
+            &user,
+            "-pAvn-pass-1",
+            &control.name,
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            // The client stops at the first DEFINER error: ignore the broken pipe.
+            let _ = c.stdin.take().expect("stdin").write_all(&plain.stdout);
+            c.wait_with_output()
+        })
+        .expect("load");
+    assert!(
+        !loaded.status.success(),
+        "the control load with DEFINER=root unexpectedly worked"
+    );
+
+    let lb = Lifeboat::local();
+    lb.init();
+    backup_mysql(&lb, &src).ok();
+    let copy = TestDb::unborn("avncopy");
+    let target = format!("mysql://{user}@127.0.0.1:3306/{}", copy.name);
+    let k = lb.restore_key.display().to_string();
+    let out = lb
+        .command(&[
+            "restore",
+            "--restore-key-file",
+            &k,
+            "latest",
+            "--source",
+            "mysql",
+            "--target",
+            &target,
+        ])
+        .env("LIFEBOAT_TARGET_PASSWORD", "Avn-pass-1")
+        .output()
+        .expect("restore");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stdout.contains("Avn-pass-1") && !stderr.contains("Avn-pass-1"),
+        "the password was printed"
+    );
+    assert_eq!(copy.fingerprint(), src.fingerprint());
+    assert_eq!(copy.objects(), src.objects());
+    let definer = mariadb::sql(
+        None,
+        &format!(
+            "SELECT DISTINCT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = '{}'",
+            copy.name
+        ),
+    );
+    assert!(definer.starts_with(&format!("{user}@")), "{definer}");
+    mariadb::sql(None, &format!("DROP USER '{user}'@'%'"));
+}
+
+#[test]
+fn replay_refuses_the_source_and_non_empty_targets_without_force() {
+    let src = TestDb::new("safety");
+    src.sql("CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(10)); INSERT INTO t VALUES (1, 'a'), (2, NULL)");
+    let lb = Lifeboat::local();
+    lb.init();
+    backup_mysql(&lb, &src).ok();
+    // The source itself.
+    let out = replay(&lb, &src.url(), &[]).code(2);
+    assert!(
+        out.stderr
+            .contains("is the database this snapshot was taken from"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(src.sql("SELECT COUNT(*) FROM t").trim(), "2");
+    // A non-empty target.
+    let other = TestDb::new("busy");
+    other.sql("CREATE TABLE keep_me (id INT PRIMARY KEY)");
+    let out = replay(&lb, &other.url(), &[]).code(2);
+    assert!(
+        out.stderr.contains("not empty") && out.stderr.contains("--force"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(other.tables(), ["keep_me"]);
+    // With --force it is replaced.
+    replay(&lb, &other.url(), &["--force"]).ok();
+    assert_eq!(other.tables(), ["t"]);
+    assert_eq!(other.fingerprint(), src.fingerprint());
+}
