@@ -160,6 +160,16 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid() {
+        std::env::set_var("MYSQL_PASSWORD", "x");
+        std::env::set_var("STAGING_MYSQL_PASSWORD", "y");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lifeboat.example.toml");
+        let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(c.mysql.is_some() && c.staging.is_some());
+        assert_eq!(c.repository.url.as_deref(), Some("/var/backups/lifeboat"));
+    }
+
+    #[test]
     fn unknown_keys_are_errors() {
         let v: toml::Value =
             toml::from_str("[repository]\nurl = \"/x\"\nbucket = \"y\"\n").unwrap();
