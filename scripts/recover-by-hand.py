@@ -28,6 +28,27 @@ def unseal(data, identity_file):
                           capture_output=True, check=True).stdout
 
 
+def apply_patch(base, patch):
+    """A delta blob: line ops against its base (docs/FORMAT.md, "Delta blobs")."""
+    parts = base.split(b"\n")
+    lines = [p + b"\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    assert patch.startswith(b"LBD1\n"), "not a patch"
+    rest, out = patch[5:], []
+    while rest:
+        op, rest = rest.split(b"\n", 1)
+        parts = op.split(b" ")
+        if parts[0] == b"c":
+            start, count = int(parts[1]), int(parts[2])
+            out.extend(lines[start:start + count])
+        elif parts[0] == b"l":
+            n = int(parts[1])
+            out.append(rest[:n])
+            rest = rest[n:]
+        else:
+            raise ValueError(f"unknown patch op {op!r}")
+    return b"".join(out)
+
+
 def files(repo, folder):
     return sorted(p for p in glob.glob(os.path.join(repo, folder, "**", "*"), recursive=True)
                   if os.path.isfile(p) and not os.path.basename(p).startswith(".tmp-"))
@@ -74,13 +95,14 @@ def main():
         for path in files(repo, "index"):
             for pack in json.loads(unseal(open(path, "rb").read(), meta))["packs"]:
                 for b in pack["blobs"]:
-                    where.setdefault(b["id"], (pack["id"], b["offset"], b["length"]))
+                    where.setdefault(b["id"], (pack["id"], b["offset"], b["length"], b.get("base")))
 
         def blob(blob_id):
-            pack, offset, length = where[blob_id]
+            pack, offset, length, base = where[blob_id]
             with open(os.path.join(repo, "data", pack[:2], pack), "rb") as f:
                 f.seek(offset)
-                return unseal(f.read(length), data)
+                stored = unseal(f.read(length), data)
+            return apply_patch(blob(base), stored) if base else stored
 
         def join(blob_ids, size, sha256, what):
             content = b"".join(blob(b) for b in blob_ids)

@@ -374,3 +374,73 @@ fn replay_refuses_the_source_and_non_empty_targets_without_force() {
     assert_eq!(other.tables(), ["t"]);
     assert_eq!(other.fingerprint(), src.fingerprint());
 }
+
+#[test]
+fn nightly_backups_after_scattered_one_percent_changes_add_under_five_percent() {
+    let db = TestDb::new("nightly");
+    db.load_clinic(30, 9);
+    let lb = Lifeboat::local();
+    lb.init();
+    let added = |out: &lifeboat_testkit::Output| {
+        out.json()["stats"]["added_bytes"]
+            .as_u64()
+            .expect("added_bytes")
+    };
+    let first = added(&backup_mysql(&lb, &db).ok());
+    for night in 1..=3u64 {
+        // 1% of appointments updated at random places (the audit trigger
+        // adds rows for status changes), and 1% new audit rows.
+        db.sql(&format!(
+            "UPDATE appointments SET status = IF(status = 'done', 'no_show', 'done'), \
+             notes = CONCAT(COALESCE(notes, ''), ' n{night}') WHERE (id * 7 + {night}) % 100 = 0;
+             INSERT INTO audit_log (user_id, action, entity, entity_id, details, at)
+               SELECT user_id, 'view', entity, entity_id, details, at FROM audit_log WHERE id % 100 = {night};"
+        ));
+        let out = backup_mysql(&lb, &db).ok();
+        let a = added(&out);
+        eprintln!(
+            "night {night}: added {a} bytes = {:.2}% of the first backup ({first})",
+            100.0 * a as f64 / first as f64
+        );
+        assert!(
+            (a as f64) < 0.05 * first as f64,
+            "night {night} added {a} of {first} bytes"
+        );
+    }
+    // The chain of patches restores exactly, with lifeboat and by hand.
+    let item = format!("{}/appointments", db.name);
+    let by_lifeboat = lb.path("appointments.rows");
+    lb.restore_item("latest", &item, &by_lifeboat).ok();
+    let by_hand = lb.path("appointments.by-hand");
+    let script =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/recover-by-hand.py");
+    let run = std::process::Command::new("python3")
+        .arg(&script)
+        .arg(lb.repo_path())
+        .arg(&lb.restore_key)
+        .arg(&item)
+        .arg(&by_hand)
+        .output()
+        .expect("python3");
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert_eq!(
+        lifeboat_testkit::sha256_file(&by_hand),
+        lifeboat_testkit::sha256_file(&by_lifeboat)
+    );
+    let copy = TestDb::unborn("nightlycopy");
+    replay(&lb, &copy.url(), &[]).ok();
+    assert_eq!(copy.fingerprint(), db.fingerprint());
+    lb.verify_read_data().ok();
+
+    // A new backup host (no cache) still backs up correctly, just bigger.
+    std::fs::remove_dir_all(lb.cache_dir()).expect("rm cache");
+    db.sql("UPDATE patients SET phone = '+62-000' WHERE id % 100 = 5");
+    backup_mysql(&lb, &db).ok();
+    let copy2 = TestDb::unborn("nightlycopy2");
+    replay(&lb, &copy2.url(), &[]).ok();
+    assert_eq!(copy2.fingerprint(), db.fingerprint());
+}

@@ -125,6 +125,11 @@ impl MysqlOptions {
         parse_url(&self.url)
     }
 
+    /// The database named by the URL.
+    pub fn database(&self) -> Result<String> {
+        Ok(self.target()?.database)
+    }
+
     /// Connect to `database` (or the URL's database).
     pub(crate) async fn connect(&self, database: Option<&str>) -> Result<MySqlConnection> {
         let t = self.target()?;

@@ -2,9 +2,12 @@
 //! row by row in primary-key order into the backup session.
 
 use futures_util::TryStreamExt;
-use lifeboat_store::{Access, BackupSession, ProgressBars};
+use lifeboat_store::delta::PatchBuilder;
+use lifeboat_store::{Access, BackupSession, BlobId, ItemWriter, ProgressBars};
+use sha2::{Digest, Sha256};
 use sqlx::Row;
 
+use crate::cache::{self, Segment};
 use crate::connect::MysqlOptions;
 use crate::encode::push_value;
 use crate::error::{Context, Error, Result};
@@ -42,6 +45,9 @@ pub struct DumpOptions {
     pub mysql: MysqlOptions,
     /// Table selection.
     pub filter: TableFilter,
+    /// Where the row-hash cache lives (see [`commit_cache`]); `None` stores
+    /// every changed segment whole.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 /// What a dump stored.
@@ -60,8 +66,17 @@ pub struct DumpReport {
     pub objects: usize,
 }
 
-/// Flush rows to the store in pieces of about this size.
-const PUSH_BYTES: usize = 1 << 20;
+/// Segments: a run of rows ends after a row whose primary-key hash is 0
+/// modulo this (about this many rows a segment), so boundaries depend on
+/// keys only and stay put when rows change.
+const AVG_ROWS: u64 = 2048;
+/// Bounds, so a segment is neither tiny nor huge whatever the keys.
+const MIN_ROWS: usize = 64;
+const MAX_ROWS: usize = 32768;
+const MAX_BYTES: usize = 4 << 20;
+/// A changed segment is stored as a patch on its previous version at most
+/// this many times in a row; then whole again, so restores stay fast.
+const MAX_DEPTH: u8 = 8;
 
 /// Dump the database into `session`: a `<db>/<table>` item per table and
 /// the `<db>/_schema` item. An error (connection lost, query killed) leaves
@@ -99,6 +114,8 @@ async fn dump_async<A: Access>(
             .context(|| stmt.to_string())?;
     }
     let identity = server_identity(&mut conn).await?;
+    let repo_id = session.repository_id().to_string();
+    let row_key = session.derived_key("mysql row hash");
     let schema = schema::read(&mut conn, &db, format!("{identity}/{db}"), &|t| {
         opts.filter.keep(t)
     })
@@ -122,36 +139,56 @@ async fn dump_async<A: Access>(
             report.tables_without_primary_key.push(table.name.clone());
         }
         let bar = bars.bytes(&table.name);
+        let cache_dir = opts
+            .cache_dir
+            .as_ref()
+            .map(|root| cache::folder(root, &repo_id, &db));
+        let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
         let mut item = session.item(SOURCE, &table.item_name(&db), "table", &*bar)?;
         let select = table.select(&db);
         let mut rows = sqlx::raw_sql(&select).fetch(&mut conn);
-        let mut buf = Vec::with_capacity(PUSH_BYTES + 64 * 1024);
+        let mut line = Vec::with_capacity(4096);
         let mut count = 0u64;
         let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
+        // Which columns form the segment key: the primary key, or all.
+        let pk: Vec<usize> = if table.primary_key.is_empty() {
+            (0..kinds.len()).collect()
+        } else {
+            table
+                .primary_key
+                .iter()
+                .filter_map(|k| table.columns.iter().position(|c| &c.name == k))
+                .collect()
+        };
+        let mut pk_text = Vec::with_capacity(64);
         while let Some(row) = rows
             .try_next()
             .await
             .context(|| format!("reading table {}", table.name))?
         {
-            buf.push(b'(');
+            line.clear();
+            pk_text.clear();
+            line.push(b'(');
             for (i, kind) in kinds.iter().enumerate() {
                 if i > 0 {
-                    buf.push(b',');
+                    line.push(b',');
                 }
                 let v = row
                     .try_get_unchecked::<Option<&[u8]>, _>(i)
                     .context(|| format!("reading a value of table {}", table.name))?;
-                push_value(&mut buf, *kind, v);
+                let start = line.len();
+                push_value(&mut line, *kind, v);
+                if pk.contains(&i) {
+                    pk_text.extend_from_slice(&line[start..]);
+                    pk_text.push(0);
+                }
             }
-            buf.extend_from_slice(b")\n");
+            line.extend_from_slice(b")\n");
             count += 1;
-            if buf.len() >= PUSH_BYTES {
-                item.push(&buf)?;
-                buf.clear();
-            }
+            segmenter.push_row(&line, &pk_text, &mut item)?;
         }
         drop(rows);
-        item.push(&buf)?;
+        segmenter.finish(&mut item)?;
         let stored = item.finish(serde_json::json!({ "rows": count, "columns": kinds.len() }))?;
         bar.finish();
         report.tables.push((table.name.clone(), count, stored.size));
@@ -181,6 +218,122 @@ async fn dump_async<A: Access>(
         }),
     );
     Ok(report)
+}
+
+/// Cuts a table's rows into segments and stores each whole, unchanged
+/// (deduplicated), or as a patch on its previous version.
+struct Segmenter {
+    hasher: Sha256,
+    buf: Vec<u8>,
+    hashes: Vec<u64>,
+    key: Option<u64>,
+    previous: Option<cache::Reader>,
+    next: Option<cache::Writer>,
+}
+
+impl Segmenter {
+    fn new(row_key: [u8; 32], cache_dir: Option<&std::path::Path>, table: &str) -> Self {
+        Segmenter {
+            hasher: Sha256::new_with_prefix(row_key),
+            buf: Vec::with_capacity(1 << 20),
+            hashes: Vec::with_capacity(AVG_ROWS as usize * 2),
+            key: None,
+            previous: cache_dir.map(|d| cache::Reader::open(d, table)),
+            next: cache_dir.map(|d| cache::Writer::create(d, table)),
+        }
+    }
+
+    fn hash(&self, data: &[u8]) -> u64 {
+        let d = self.hasher.clone().chain_update(data).finalize();
+        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+    }
+
+    fn push_row<A: Access>(
+        &mut self,
+        line: &[u8],
+        pk: &[u8],
+        item: &mut ItemWriter<'_, A>,
+    ) -> Result<()> {
+        let pk_hash = self.hash(pk);
+        if self.key.is_none() {
+            self.key = Some(pk_hash);
+        }
+        self.hashes.push(self.hash(line));
+        self.buf.extend_from_slice(line);
+        let n = self.hashes.len();
+        if (n >= MIN_ROWS && pk_hash.is_multiple_of(AVG_ROWS))
+            || n >= MAX_ROWS
+            || self.buf.len() >= MAX_BYTES
+        {
+            self.store(item)?;
+        }
+        Ok(())
+    }
+
+    fn finish<A: Access>(mut self, item: &mut ItemWriter<'_, A>) -> Result<()> {
+        if !self.hashes.is_empty() {
+            self.store(item)?;
+        }
+        if let Some(w) = self.next.take() {
+            w.finish();
+        }
+        Ok(())
+    }
+
+    fn store<A: Access>(&mut self, item: &mut ItemWriter<'_, A>) -> Result<()> {
+        let key = self.key.take().unwrap_or(0);
+        let (depth, delta) = match self.previous.as_mut().and_then(|p| p.find(key)) {
+            // Unchanged: the same content has the same blob id, so it dedups.
+            Some(old) if old.hashes == self.hashes => (old.depth, None),
+            Some(old) if old.depth < MAX_DEPTH => {
+                match make_patch(&old.hashes, &self.hashes, &self.buf) {
+                    Some(patch) => (old.depth + 1, Some((old.blob, patch))),
+                    None => (0, None),
+                }
+            }
+            _ => (0, None),
+        };
+        let blob: BlobId = item.push_blob(&self.buf, delta)?;
+        if let Some(w) = self.next.as_mut() {
+            w.add(&Segment {
+                key,
+                blob,
+                depth,
+                hashes: std::mem::take(&mut self.hashes),
+            });
+        }
+        self.hashes.clear();
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// A patch turning the old segment (known only by its row hashes) into the
+/// new one, or `None` when changed rows are over half of it (store whole).
+fn make_patch(old: &[u64], new: &[u64], data: &[u8]) -> Option<Vec<u8>> {
+    let mut at: std::collections::HashMap<u64, usize> =
+        std::collections::HashMap::with_capacity(old.len());
+    for (i, h) in old.iter().enumerate().rev() {
+        at.insert(*h, i);
+    }
+    let mut patch = PatchBuilder::new();
+    let mut start = 0;
+    for h in new {
+        let end = start
+            + data[start..]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|p| p + 1)?;
+        match at.get(h) {
+            Some(&i) => patch.copy(i),
+            None => patch.literal(&data[start..end]),
+        }
+        start = end;
+    }
+    if patch.literal_bytes() * 2 > data.len() {
+        return None;
+    }
+    Some(patch.finish())
 }
 
 /// Who the server is, to recognise it again at replay time (a replay onto

@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+mod cache;
 mod connect;
 mod dump;
 mod encode;
@@ -26,6 +27,7 @@ mod export;
 mod replay;
 mod schema;
 
+pub use cache::{commit_cache, discard_cache};
 pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};

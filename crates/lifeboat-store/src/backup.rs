@@ -50,6 +50,10 @@ struct Job {
     kind: BlobKind,
     seq: usize,
     reply: Sender<(usize, BlobId)>,
+    /// Already computed by the caller.
+    id: Option<BlobId>,
+    /// Store as this patch against this base, if the base is stored.
+    delta: Option<(BlobId, Vec<u8>)>,
 }
 
 type Pack = (PackId, Vec<u8>, Vec<PackEntry>);
@@ -117,7 +121,7 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
     let capacity = cfg.pack_size as usize + 4 * 1024 * 1024;
     let mut builder: Option<PackBuilder> = None;
     for job in jobs {
-        let id = shared.dedup.blob_id(&job.data);
+        let id = job.id.unwrap_or_else(|| shared.dedup.blob_id(&job.data));
         let _ = job.reply.send((job.seq, id));
         if shared.known.contains(&id) {
             continue;
@@ -130,9 +134,19 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
         if !fresh || shared.failed() {
             continue;
         }
+        // A delta only if its base is stored (or being stored by this run).
+        let (payload, base) = match job.delta {
+            Some((b, patch))
+                if shared.known.contains(&b)
+                    || shared.seen.lock().map(|s| s.contains(&b)).unwrap_or(false) =>
+            {
+                (patch, Some(b))
+            }
+            _ => (job.data, None),
+        };
         // Data and manifest (tree) blobs alike go to the data recipient: the
         // backup key may learn that a blob exists, never what it holds.
-        let sealed = crypto::seal(&inner.data_recipient, cfg.compression_level, &job.data);
+        let sealed = crypto::seal(&inner.data_recipient, cfg.compression_level, &payload);
         let b = match builder.as_mut() {
             Some(b) => b,
             None => {
@@ -143,11 +157,11 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
                 builder.insert(PackBuilder::with_buffer(buf, capacity))
             }
         };
-        b.add(id, job.kind, &sealed, job.data.len());
+        b.add(id, job.kind, &sealed, payload.len(), base);
         shared.new_blobs.fetch_add(1, Ordering::Relaxed);
         shared
             .new_plain_bytes
-            .fetch_add(job.data.len() as u64, Ordering::Relaxed);
+            .fetch_add(payload.len() as u64, Ordering::Relaxed);
         if b.len() >= cfg.pack_size as usize {
             if let Some(full) = builder.take() {
                 if packs.send(full.finish(&meta)).is_err() {
@@ -236,6 +250,8 @@ fn job_sender<'a>(
             kind,
             seq: *sent,
             reply: reply.clone(),
+            id: None,
+            delta: None,
         };
         *sent += 1;
         jobs.send(job)
@@ -285,6 +301,36 @@ impl ItemState {
             data,
             &mut job_sender(self.kind, &mut self.sent, &self.reply_tx, jobs),
         )?;
+        self.collect(false)
+    }
+
+    /// One whole blob, bypassing the chunker (after whatever it holds).
+    fn push_whole(
+        &mut self,
+        data: &[u8],
+        id: BlobId,
+        delta: Option<(BlobId, Vec<u8>)>,
+        jobs: &Sender<Job>,
+    ) -> Result<()> {
+        self.chunker.finish(&mut job_sender(
+            self.kind,
+            &mut self.sent,
+            &self.reply_tx,
+            jobs,
+        ))?;
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        let job = Job {
+            data: data.to_vec(),
+            kind: self.kind,
+            seq: self.sent,
+            reply: self.reply_tx.clone(),
+            id: Some(id),
+            delta,
+        };
+        self.sent += 1;
+        jobs.send(job)
+            .map_err(|_| Error::Invalid("backup workers stopped".into()))?;
         self.collect(false)
     }
 
@@ -486,6 +532,28 @@ impl<A: Access> BackupSession<A> {
         })
     }
 
+    /// A 32-byte key for a source's own keyed hashes (e.g. row hashes kept
+    /// in a local cache), derived from the dedup secret and `purpose`.
+    pub fn derived_key(&self, purpose: &str) -> [u8; 32] {
+        self.shared.dedup.derive(purpose)
+    }
+
+    /// The repository id (to key local caches).
+    pub fn repository_id(&self) -> &str {
+        &self.shared.repo.config().id
+    }
+
+    /// True when `id` is stored (or being stored by this session).
+    pub fn has_blob(&self, id: &BlobId) -> bool {
+        self.shared.known.contains(id)
+            || self
+                .shared
+                .seen
+                .lock()
+                .map(|s| s.contains(id))
+                .unwrap_or(false)
+    }
+
     /// Record what a source contributed (item counts and bytes are added
     /// automatically; this sets its facts).
     pub fn set_source_facts(&mut self, source: &str, facts: serde_json::Value) {
@@ -587,6 +655,20 @@ impl<A: Access> ItemWriter<'_, A> {
         self.state.push(data, &jobs)?;
         self.progress.inc(data.len() as u64);
         Ok(())
+    }
+
+    /// Add `data` as one blob of its own (no chunking), optionally stored
+    /// as a patch against `delta.0` (see [`crate::delta`]); returns its id.
+    /// The item's content is still `data`, whatever the storage.
+    pub fn push_blob(&mut self, data: &[u8], delta: Option<(BlobId, Vec<u8>)>) -> Result<BlobId> {
+        if let Some(e) = self.session.shared.take_error() {
+            return Err(e);
+        }
+        let id = self.session.shared.dedup.blob_id(data);
+        let jobs = self.session.jobs()?.clone();
+        self.state.push_whole(data, id, delta, &jobs)?;
+        self.progress.inc(data.len() as u64);
+        Ok(id)
     }
 
     /// End of the item: waits for its blob ids and records it in the manifest.

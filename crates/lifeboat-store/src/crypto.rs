@@ -85,6 +85,14 @@ impl DedupKey {
         hmac(&*self.mac_key, data)
     }
 
+    /// A key for `purpose`, independent of the others.
+    pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
+        hmac(
+            &*self.secret,
+            format!("lifeboat derived v1: {purpose}").as_bytes(),
+        )
+    }
+
     pub(crate) fn gear_seed(&self) -> u64 {
         self.gear_seed
     }

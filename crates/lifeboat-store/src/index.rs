@@ -37,8 +37,10 @@ pub struct BlobLocation {
     pub offset: u32,
     /// Length of its ciphertext.
     pub length: u32,
-    /// Length of its plaintext.
+    /// Length of its stored plaintext (a delta blob: of its patch).
     pub plain_length: u32,
+    /// A delta blob's base.
+    pub base: Option<BlobId>,
 }
 
 #[derive(Clone, Copy)]
@@ -48,9 +50,10 @@ struct Slot {
     offset: u32,
     length: u32,
     plain_length: u32,
+    base: Option<BlobId>,
 }
 
-/// All blobs known to the repository, compactly (about 80 bytes a blob).
+/// All blobs known to the repository, compactly (about 120 bytes a blob).
 #[derive(Default)]
 pub struct Index {
     packs: Vec<PackId>,
@@ -72,6 +75,7 @@ impl Index {
                 offset: e.offset,
                 length: e.length,
                 plain_length: e.plain_length,
+                base: e.base,
             });
         }
     }
@@ -84,6 +88,7 @@ impl Index {
             offset: s.offset,
             length: s.length,
             plain_length: s.plain_length,
+            base: s.base,
         })
     }
 

@@ -41,6 +41,7 @@ pub mod backend;
 mod backup;
 mod chunker;
 mod crypto;
+pub mod delta;
 mod error;
 mod id;
 mod index;

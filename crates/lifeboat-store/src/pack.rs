@@ -36,8 +36,13 @@ pub struct PackEntry {
     pub offset: u32,
     /// Stored (encrypted) length.
     pub length: u32,
-    /// Plaintext length.
+    /// Plaintext length of what is stored (for a delta blob: of the patch).
     pub plain_length: u32,
+    /// Set when the blob is stored as a line patch against this other blob
+    /// (see docs/FORMAT.md, "Delta blobs"); its id is still the HMAC of the
+    /// full plaintext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base: Option<BlobId>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -76,13 +81,21 @@ impl PackBuilder {
         self.entries.is_empty()
     }
 
-    pub(crate) fn add(&mut self, id: BlobId, kind: BlobKind, sealed: &[u8], plain_length: usize) {
+    pub(crate) fn add(
+        &mut self,
+        id: BlobId,
+        kind: BlobKind,
+        sealed: &[u8],
+        plain_length: usize,
+        base: Option<BlobId>,
+    ) {
         self.entries.push(PackEntry {
             id,
             kind,
             offset: self.buf.len() as u32,
             length: sealed.len() as u32,
             plain_length: plain_length as u32,
+            base,
         });
         self.buf.extend_from_slice(sealed);
     }
@@ -170,8 +183,14 @@ mod tests {
     fn build_and_parse() {
         let meta = Identity::generate();
         let mut b = PackBuilder::new(0);
-        b.add(BlobId([1; 32]), BlobKind::Data, b"aaaa", 10);
-        b.add(BlobId([2; 32]), BlobKind::Tree, b"bbbbbb", 20);
+        b.add(BlobId([1; 32]), BlobKind::Data, b"aaaa", 10, None);
+        b.add(
+            BlobId([2; 32]),
+            BlobKind::Tree,
+            b"bbbbbb",
+            20,
+            Some(BlobId([1; 32])),
+        );
         let (id, bytes, entries) = b.finish(&meta.to_public());
         assert_eq!(id.0, sha256(&bytes));
         assert_eq!(&bytes[bytes.len() - 4..], PACK_MAGIC);

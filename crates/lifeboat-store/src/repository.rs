@@ -19,6 +19,9 @@ use crate::snapshot::{ManifestItem, Snapshot, SnapshotEntry};
 
 /// Largest snapshot file plaintext accepted.
 const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
+/// Longest chain of delta blobs followed when reading (writers keep
+/// chains far shorter; this only stops a damaged index from looping).
+const MAX_DELTA_DEPTH: usize = 64;
 /// Largest keys/ or lock file plaintext accepted.
 const MAX_SMALL_LEN: usize = 1024 * 1024;
 
@@ -667,8 +670,19 @@ impl<A: Access> Repository<A> {
             .collect()
     }
 
-    /// Read one blob: fetch its bytes, decrypt, decompress, check its id.
+    /// Read one blob: fetch its bytes, decrypt, decompress, resolve a delta
+    /// against its base, check its id.
     pub(crate) fn read_blob(&self, index: &Index, id: &BlobId) -> Result<Vec<u8>> {
+        self.read_blob_at_depth(index, id, 0)
+    }
+
+    fn read_blob_at_depth(&self, index: &Index, id: &BlobId, depth: usize) -> Result<Vec<u8>> {
+        if depth > MAX_DELTA_DEPTH {
+            return Err(Error::damaged(
+                format!("blob {id}"),
+                "delta chain too long (a loop?)",
+            ));
+        }
         let loc = index.get(id).ok_or_else(|| {
             Error::damaged(
                 format!("blob {id}"),
@@ -682,12 +696,17 @@ impl<A: Access> Repository<A> {
             loc.offset as u64,
             loc.length as u64,
         )?;
+        let base = match &loc.base {
+            Some(b) => Some(self.read_blob_at_depth(index, b, depth + 1)?),
+            None => None,
+        };
         self.open_blob(
             id,
             loc.kind,
             loc.plain_length,
             &raw,
             &FileKind::Pack.path(&pack),
+            base.as_deref(),
         )
     }
 
@@ -698,6 +717,7 @@ impl<A: Access> Repository<A> {
         plain_length: u32,
         raw: &[u8],
         pack_path: &str,
+        base: Option<&[u8]>,
     ) -> Result<Vec<u8>> {
         let what = format!("blob {id} in {pack_path}");
         if self.access.data_identities().is_empty() {
@@ -710,10 +730,18 @@ impl<A: Access> Repository<A> {
         }
         let plain = crypto::open(&self.identities(), raw, plain_length as usize)
             .map_err(|e| e.into_error(what.clone()))?;
-        if plain.len() != plain_length as usize || self.key().dedup.blob_id(&plain) != *id {
+        if plain.len() != plain_length as usize {
+            return Err(Error::damaged(what, "shorter than its index entry says"));
+        }
+        let full = match base {
+            Some(base) => crate::delta::apply(base, &plain)
+                .map_err(|e| Error::damaged(what.clone(), format!("delta: {e}")))?,
+            None => plain,
+        };
+        if self.key().dedup.blob_id(&full) != *id {
             return Err(Error::damaged(what, "content does not match its id"));
         }
-        Ok(plain)
+        Ok(full)
     }
 
     /// Read blobs in order into `sink`, fetching ahead in parallel with a

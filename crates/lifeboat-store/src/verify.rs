@@ -147,7 +147,7 @@ impl<A: Access> Repository<A> {
             }
             let by_pack = blobs_by_pack(&index);
             progress.set_length(names.iter().map(|n| packs[*n]).sum());
-            let results = self.read_packs(&names, &by_pack, &packs, progress)?;
+            let results = self.read_packs(&index, &names, &by_pack, &packs, progress)?;
             for r in results {
                 report.packs_read += 1;
                 report.blobs_read += r.blobs_read;
@@ -234,6 +234,7 @@ impl<A: Access> Repository<A> {
 
     fn read_packs(
         &self,
+        index: &Index,
         names: &[&String],
         by_pack: &HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>>,
         sizes: &BTreeMap<String, u64>,
@@ -252,7 +253,7 @@ impl<A: Access> Repository<A> {
                     s.spawn(move || -> Result<Vec<PackCheck>> {
                         let mut out = Vec::new();
                         for name in rx {
-                            out.push(self.check_pack(name, by_pack)?);
+                            out.push(self.check_pack(index, name, by_pack)?);
                             progress.inc(sizes.get(name).copied().unwrap_or(0));
                         }
                         Ok(out)
@@ -272,6 +273,7 @@ impl<A: Access> Repository<A> {
 
     fn check_pack(
         &self,
+        index: &Index,
         name: &str,
         by_pack: &HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>>,
     ) -> Result<PackCheck> {
@@ -313,9 +315,10 @@ impl<A: Access> Repository<A> {
             Err(e) => problems.push(format!("header unreadable: {e}")),
         }
         // Decrypt every blob the index or the header knows of.
-        let mut blobs: Vec<(BlobId, crate::pack::BlobKind, u32, u32, u32)> = indexed
+        type Entry = (BlobId, crate::pack::BlobKind, u32, u32, u32, Option<BlobId>);
+        let mut blobs: Vec<Entry> = indexed
             .iter()
-            .map(|(id, l)| (*id, l.kind, l.offset, l.length, l.plain_length))
+            .map(|(id, l)| (*id, l.kind, l.offset, l.length, l.plain_length, l.base))
             .collect();
         if let Ok(entries) = &header {
             let known: std::collections::HashSet<BlobId> = blobs.iter().map(|b| b.0).collect();
@@ -323,10 +326,10 @@ impl<A: Access> Repository<A> {
                 entries
                     .iter()
                     .filter(|e| !known.contains(&e.id))
-                    .map(|e| (e.id, e.kind, e.offset, e.length, e.plain_length)),
+                    .map(|e| (e.id, e.kind, e.offset, e.length, e.plain_length, e.base)),
             );
         }
-        for (id, kind, offset, length, plain) in blobs {
+        for (id, kind, offset, length, plain, base) in blobs {
             let (start, end) = (offset as usize, offset as usize + length as usize);
             let Some(raw) = data.get(start..end) else {
                 check
@@ -335,7 +338,22 @@ impl<A: Access> Repository<A> {
                 continue;
             };
             check.blobs_read += 1;
-            match self.open_blob(&id, kind, plain, raw, &path) {
+            // A delta blob is checked whole: its base is read too (a damaged
+            // base makes this blob unreadable as well, and so it is reported).
+            let base = match base {
+                Some(b) => match self.read_blob(index, &b) {
+                    Ok(p) => Some(p),
+                    Err(Error::Damaged { detail, .. }) => {
+                        check
+                            .bad_blobs
+                            .push((id, format!("its delta base {b} is unreadable: {detail}")));
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
+                None => None,
+            };
+            match self.open_blob(&id, kind, plain, raw, &path, base.as_deref()) {
                 Ok(_) => {}
                 Err(Error::Damaged { detail, .. }) => check.bad_blobs.push((id, detail)),
                 Err(e) => return Err(e),

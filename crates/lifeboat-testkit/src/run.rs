@@ -108,6 +108,11 @@ impl Lifeboat {
         Path::new(&self.repo)
     }
 
+    /// The backup host's cache directory (`LIFEBOAT_CACHE_DIR` of every run).
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
     /// A path inside the scratch directory.
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
@@ -203,6 +208,8 @@ impl Lifeboat {
         ] {
             c.env_remove(var);
         }
+        // The backup host's cache stays in the scratch directory.
+        c.env("LIFEBOAT_CACHE_DIR", self.cache_dir());
         for (k, v) in &self.env {
             c.env(k, v);
         }

@@ -55,6 +55,7 @@ fn backup<A: Access>(
     let bar = ctx.bars.bytes("backup");
     let mut session = repo.begin_backup(opts)?;
     if !args.sources.is_empty() {
+        let mut caches = Vec::new();
         for source in &args.sources {
             let r = match source.as_str() {
                 "mysql" => super::mysql::backup(ctx, &mut session, args.mysql_url.as_deref()),
@@ -62,12 +63,25 @@ fn backup<A: Access>(
                     "unknown source {other:?}: this version backs up `mysql`"
                 ))),
             };
-            if let Err(e) = r {
-                session.abort();
-                return Err(e);
+            match r {
+                Ok(cache) => caches.extend(cache),
+                Err(e) => {
+                    session.abort();
+                    caches.iter().for_each(|c| c.discard());
+                    return Err(e);
+                }
             }
         }
-        return Ok(session.commit()?);
+        // The row-hash caches become current only with a committed snapshot.
+        let committed = session.commit();
+        for c in &caches {
+            if committed.is_ok() {
+                c.commit();
+            } else {
+                c.discard();
+            }
+        }
+        return Ok(committed?);
     }
     if !args.file.is_empty() {
         for path in &args.file {

@@ -2,7 +2,7 @@
 //! config's `[mysql]` / `[staging]` sections; dump, replay and export.
 
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, Result};
 use lifeboat_mysql::{DumpOptions, MysqlOptions, ReplayOptions, TableFilter};
@@ -45,7 +45,38 @@ pub fn source_options(ctx: &Ctx, url_flag: Option<&str>) -> Result<DumpOptions> 
             include: cfg.map(|c| c.include_tables.clone()).unwrap_or_default(),
             exclude: cfg.map(|c| c.exclude_tables.clone()).unwrap_or_default(),
         },
+        cache_dir: cache_root(),
     })
+}
+
+/// The backup host's cache: LIFEBOAT_CACHE_DIR, else $XDG_CACHE_HOME/lifeboat,
+/// else ~/.cache/lifeboat. It holds keyed row hashes, never data.
+pub fn cache_root() -> Option<PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
+    env("LIFEBOAT_CACHE_DIR")
+        .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("lifeboat")))
+        .or_else(|| env("HOME").map(|d| d.join(".cache").join("lifeboat")))
+}
+
+/// The row-hash cache files a dump wrote, to keep once the snapshot is
+/// committed (or drop if it is not).
+pub struct PendingCache {
+    root: PathBuf,
+    repository: String,
+    database: String,
+}
+
+impl PendingCache {
+    pub fn commit(&self) {
+        lifeboat_mysql::commit_cache(&self.root, &self.repository, &self.database);
+    }
+    pub fn discard(&self) {
+        lifeboat_mysql::discard_cache(&self.root, &self.repository, &self.database);
+    }
 }
 
 /// Dump into an open session; a failure is a source failure (exit 3).
@@ -53,8 +84,16 @@ pub fn backup<A: Access>(
     ctx: &Ctx,
     session: &mut BackupSession<A>,
     url_flag: Option<&str>,
-) -> Result<()> {
+) -> Result<Option<PendingCache>> {
     let opts = source_options(ctx, url_flag)?;
+    let pending = match (&opts.cache_dir, opts.mysql.database()) {
+        (Some(root), Ok(database)) => Some(PendingCache {
+            root: root.clone(),
+            repository: session.repository_id().to_string(),
+            database,
+        }),
+        _ => None,
+    };
     match lifeboat_mysql::dump(session, &opts, &ctx.bars) {
         Ok(report) => {
             let rows: u64 = report.tables.iter().map(|t| t.1).sum();
@@ -65,10 +104,17 @@ pub fn backup<A: Access>(
                 report.database,
                 report.server_version
             );
-            Ok(())
+            Ok(pending)
         }
-        Err(lifeboat_mysql::Error::Store(e)) => Err(e.into()),
-        Err(e) => Err(exit::source(format!("MySQL dump failed: {e}"))),
+        Err(e) => {
+            if let Some(p) = &pending {
+                p.discard();
+            }
+            Err(match e {
+                lifeboat_mysql::Error::Store(e) => e.into(),
+                e => exit::source(format!("MySQL dump failed: {e}")),
+            })
+        }
     }
 }
 

@@ -1,0 +1,257 @@
+//! The backup host's local cache of row hashes: for every stored segment of
+//! a table (a run of rows between primary-key-defined boundaries), its blob
+//! id and a keyed 8-byte hash of each row. With it the next dump knows which
+//! rows changed without reading the store (the backup key cannot), and
+//! stores a changed segment as a patch against the old one.
+//!
+//! It holds no data, only keyed hashes; files are 0600 in a 0700 folder.
+//! It is written next to the live one (`.new`) and swapped in only after the
+//! snapshot is committed. A lost or damaged cache costs one full-size
+//! night, never correctness: every record carries a checksum, and a record
+//! is only used when its blob is in the repository.
+
+use std::collections::VecDeque;
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use lifeboat_store::BlobId;
+use sha2::{Digest, Sha256};
+
+const MAGIC: &[u8; 4] = b"LBC1";
+/// How far ahead to look for a segment that moved (inserted/deleted segments).
+const WINDOW: usize = 256;
+
+/// One stored segment as remembered.
+#[derive(Debug, Clone)]
+pub(crate) struct Segment {
+    pub key: u64,
+    pub blob: BlobId,
+    pub depth: u8,
+    pub hashes: Vec<u64>,
+}
+
+fn record_bytes(s: &Segment) -> Vec<u8> {
+    let mut b = Vec::with_capacity(45 + s.hashes.len() * 8);
+    b.extend_from_slice(&s.key.to_le_bytes());
+    b.extend_from_slice(&s.blob.0);
+    b.push(s.depth);
+    b.extend_from_slice(&(s.hashes.len() as u32).to_le_bytes());
+    for h in &s.hashes {
+        b.extend_from_slice(&h.to_le_bytes());
+    }
+    b
+}
+
+/// The cache folder of one database in one repository.
+pub(crate) fn folder(root: &Path, repository: &str, database: &str) -> PathBuf {
+    root.join(repository)
+        .join("mysql")
+        .join(hex::encode(database.as_bytes()))
+}
+
+fn table_file(dir: &Path, table: &str) -> PathBuf {
+    dir.join(format!("{}.lbc", hex::encode(table.as_bytes())))
+}
+
+/// Reads the previous segments of a table in order, with a look-ahead window.
+pub(crate) struct Reader {
+    file: Option<BufReader<File>>,
+    window: VecDeque<Segment>,
+}
+
+impl Reader {
+    pub fn open(dir: &Path, table: &str) -> Reader {
+        let file = File::open(table_file(dir, table)).ok().and_then(|f| {
+            let mut r = BufReader::with_capacity(1 << 16, f);
+            let mut magic = [0u8; 4];
+            r.read_exact(&mut magic)
+                .ok()
+                .filter(|_| &magic == MAGIC)
+                .map(|_| r)
+        });
+        Reader {
+            file,
+            window: VecDeque::new(),
+        }
+    }
+
+    fn read_one(&mut self) -> Option<Segment> {
+        let r = self.file.as_mut()?;
+        let mut head = [0u8; 45];
+        let seg = (|| {
+            r.read_exact(&mut head).ok()?;
+            let key = u64::from_le_bytes(head[..8].try_into().ok()?);
+            let mut blob = [0u8; 32];
+            blob.copy_from_slice(&head[8..40]);
+            let depth = head[40];
+            let n = u32::from_le_bytes(head[41..45].try_into().ok()?) as usize;
+            if n > 10_000_000 {
+                return None;
+            }
+            let mut raw = vec![0u8; n * 8];
+            r.read_exact(&mut raw).ok()?;
+            let mut sum = [0u8; 8];
+            r.read_exact(&mut sum).ok()?;
+            let hashes = raw
+                .chunks_exact(8)
+                .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])))
+                .collect();
+            let seg = Segment {
+                key,
+                blob: BlobId(blob),
+                depth,
+                hashes,
+            };
+            (Sha256::digest(record_bytes(&seg))[..8] == sum).then_some(seg)
+        })();
+        if seg.is_none() {
+            // End of file, or damage: stop using the rest.
+            self.file = None;
+        }
+        seg
+    }
+
+    /// The previous segment with `key`, if it is near; skips those before it.
+    pub fn find(&mut self, key: u64) -> Option<Segment> {
+        while self.window.len() < WINDOW {
+            match self.read_one() {
+                Some(s) => self.window.push_back(s),
+                None => break,
+            }
+        }
+        let pos = self.window.iter().position(|s| s.key == key)?;
+        self.window.drain(..pos);
+        self.window.pop_front()
+    }
+}
+
+/// Writes the segments of this dump to `<table>.lbc.new`.
+pub(crate) struct Writer {
+    out: Option<BufWriter<File>>,
+    path: PathBuf,
+}
+
+impl Writer {
+    pub fn create(dir: &Path, table: &str) -> Writer {
+        let path = table_file(dir, table).with_extension("lbc.new");
+        let out = private_dir(dir)
+            .and_then(|_| {
+                let mut o = fs::OpenOptions::new();
+                o.write(true).create(true).truncate(true);
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::OpenOptionsExt;
+                    o.mode(0o600);
+                }
+                o.open(&path)
+            })
+            .map(|f| BufWriter::with_capacity(1 << 16, f))
+            .and_then(|mut w| w.write_all(MAGIC).map(|_| w));
+        if let Err(e) = &out {
+            tracing::warn!(
+                "row-hash cache {} unusable ({e}): the next backup stores changed segments whole",
+                path.display()
+            );
+        }
+        Writer {
+            out: out.ok(),
+            path,
+        }
+    }
+
+    pub fn add(&mut self, seg: &Segment) {
+        let Some(out) = self.out.as_mut() else { return };
+        let rec = record_bytes(seg);
+        let sum = Sha256::digest(&rec);
+        if out
+            .write_all(&rec)
+            .and_then(|_| out.write_all(&sum[..8]))
+            .is_err()
+        {
+            self.out = None;
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(mut out) = self.out {
+            if out.flush().is_err() {
+                let _ = fs::remove_file(&self.path);
+            }
+        }
+    }
+}
+
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
+/// After the snapshot is committed: the `.new` files become the cache.
+/// Call only after a successful commit; a failed backup leaves the old cache.
+pub fn commit_cache(root: &Path, repository: &str, database: &str) {
+    let dir = folder(root, repository, database);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "new") {
+            let _ = fs::rename(&p, p.with_extension(""));
+        }
+    }
+}
+
+/// Drop the `.new` files of a backup that did not commit.
+pub fn discard_cache(root: &Path, repository: &str, database: &str) {
+    let dir = folder(root, repository, database);
+    let Ok(entries) = fs::read_dir(&dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.extension().is_some_and(|x| x == "new") {
+            let _ = fs::remove_file(&p);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_commit_read_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = folder(dir.path(), "repo", "db");
+        let seg = |k: u64| Segment {
+            key: k,
+            blob: BlobId([k as u8; 32]),
+            depth: 1,
+            hashes: vec![k, k + 1, k + 2],
+        };
+        let mut w = Writer::create(&f, "t");
+        for k in [1, 2, 3] {
+            w.add(&seg(k));
+        }
+        w.finish();
+        // Not committed yet: nothing to read.
+        assert!(Reader::open(&f, "t").find(1).is_none());
+        commit_cache(dir.path(), "repo", "db");
+        let mut r = Reader::open(&f, "t");
+        assert_eq!(r.find(2).unwrap().hashes, vec![2, 3, 4]);
+        assert!(r.find(1).is_none(), "segments before a match are skipped");
+        assert_eq!(r.find(3).unwrap().blob, BlobId([3; 32]));
+        // A flipped byte makes the rest of the file unused, not wrong.
+        let path = table_file(&f, "t");
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[4 + 45 + 8 + 3] ^= 1;
+        fs::write(&path, bytes).unwrap();
+        assert!(Reader::open(&f, "t").find(1).is_none());
+    }
+}
