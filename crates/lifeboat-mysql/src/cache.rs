@@ -192,33 +192,32 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// After the snapshot is committed: the `.new` files become the cache.
-/// Call only after a successful commit; a failed backup leaves the old cache.
-pub fn commit_cache(root: &Path, repository: &str, database: &str) {
-    let dir = folder(root, repository, database);
-    let Ok(entries) = fs::read_dir(&dir) else {
+/// Apply `f` to every `.new` file of a database's cache folder.
+fn each_new(root: &Path, repository: &str, database: &str, f: impl Fn(&Path)) {
+    let Ok(entries) = fs::read_dir(folder(root, repository, database)) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         if p.extension().is_some_and(|x| x == "new") {
-            let _ = fs::rename(&p, p.with_extension(""));
+            f(&p);
         }
     }
 }
 
+/// After the snapshot is committed: the `.new` files become the cache.
+/// Call only after a successful commit; a failed backup leaves the old cache.
+pub fn commit_cache(root: &Path, repository: &str, database: &str) {
+    each_new(root, repository, database, |p| {
+        let _ = fs::rename(p, p.with_extension(""));
+    });
+}
+
 /// Drop the `.new` files of a backup that did not commit.
 pub fn discard_cache(root: &Path, repository: &str, database: &str) {
-    let dir = folder(root, repository, database);
-    let Ok(entries) = fs::read_dir(&dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.extension().is_some_and(|x| x == "new") {
-            let _ = fs::remove_file(&p);
-        }
-    }
+    each_new(root, repository, database, |p| {
+        let _ = fs::remove_file(p);
+    });
 }
 
 #[cfg(test)]

@@ -156,6 +156,53 @@ impl Ctx {
     }
 }
 
+/// Write an output file (or standard output for `-`) so that a failed or
+/// interrupted write never leaves a plausible-looking file: a temporary
+/// name in the same folder, fsync, then rename. Refuses to overwrite
+/// without `force`.
+pub fn write_output(
+    to: &str,
+    force: bool,
+    write: &mut dyn FnMut(&mut dyn std::io::Write) -> Result<()>,
+) -> Result<()> {
+    use std::io::Write as _;
+    if to == "-" {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        write(&mut out)?;
+        return out.flush().context("writing to standard output");
+    }
+    let to = Path::new(to);
+    if to.exists() && !force {
+        return Err(exit::usage(format!(
+            "{} exists; pass --force to overwrite it",
+            to.display()
+        )));
+    }
+    let dir = match to.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let tmp = dir.join(format!(".lifeboat-partial-{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let f =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
+        write(&mut out)?;
+        let f = out
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .context("writing the output")?;
+        f.sync_all().context("flushing the output to disk")?;
+        std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 /// A passphrase from `env`, or asked on the terminal (twice when `confirm`).
 pub fn passphrase(env: &str, prompt: &str, confirm: bool) -> Result<SecretString> {
     if let Ok(p) = std::env::var(env) {

@@ -1,10 +1,9 @@
 //! The MySQL source, wired in: options from flags, environment and the
 //! config's `[mysql]` / `[staging]` sections; dump, replay and export.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use lifeboat_mysql::{DumpOptions, MysqlOptions, ReplayOptions, TableFilter};
 use lifeboat_store::secrecy::SecretString;
 use lifeboat_store::{Access, BackupSession, FullAccess, Index, ManifestItem, Repository};
@@ -207,43 +206,17 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
+    super::write_output(&args.to, args.force, &mut |out| {
+        lifeboat_mysql::export(&repo, &index, &items, out).map_err(map_replay_error)
+    })?;
     if args.to == "-" {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        lifeboat_mysql::export(&repo, &index, &items, &mut out).map_err(map_replay_error)?;
-        out.flush().context("writing to standard output")?;
         return Ok(Code::Ok);
     }
-    let to = Path::new(&args.to);
-    if to.exists() && !args.force {
-        return Err(exit::usage(format!(
-            "{} exists; pass --force to overwrite it",
-            to.display()
-        )));
-    }
-    let tmp = to.with_extension("lifeboat-partial");
-    let result = (|| -> Result<()> {
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        lifeboat_mysql::export(&repo, &index, &items, &mut out).map_err(map_replay_error)?;
-        let f = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("writing the SQL file")?;
-        f.sync_all().context("flushing the SQL file")?;
-        std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
     if !ctx.global.quiet {
         eprintln!(
             "exported the MySQL backup of snapshot {} to {}",
             snap.id.short(),
-            to.display()
+            args.to
         );
     }
     Ok(Code::Ok)

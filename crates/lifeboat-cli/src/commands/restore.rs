@@ -1,10 +1,7 @@
 //! `lifeboat restore`: one item into a file (written to a temporary name
 //! and renamed only once its SHA-256 matched) or onto standard output.
 
-use std::io::Write;
-use std::path::Path;
-
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use lifeboat_store::ProgressBars;
 
 use super::Ctx;
@@ -48,43 +45,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
         }
     };
     let bar = ctx.bars.bytes("restore");
+    super::write_output(&to_arg, args.force, &mut |out| {
+        Ok(repo.restore_item(&index, item, out, &*bar)?)
+    })?;
     if to_arg == "-" {
-        let stdout = std::io::stdout();
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
-        repo.restore_item(&index, item, &mut out, &*bar)?;
-        out.flush().context("writing to standard output")?;
         return Ok(Code::Ok);
     }
-    let to = Path::new(&to_arg);
-    if to.exists() && !args.force {
-        return Err(exit::usage(format!(
-            "{} exists; pass --force to overwrite it",
-            to.display()
-        )));
-    }
-    let dir = match to.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".lifeboat-restore-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        repo.restore_item(&index, item, &mut out, &*bar)?;
-        let f = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("writing the output")?;
-        f.sync_all().context("flushing the output to disk")?;
-        std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result?;
     if !ctx.global.quiet {
         eprintln!(
             "restored {} ({} bytes, SHA-256 {}) from snapshot {} to {}",
@@ -92,7 +58,7 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
             item.size,
             item.sha256,
             snap.id.short(),
-            to.display()
+            to_arg
         );
     }
     Ok(Code::Ok)

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# scripts/bench.sh mysql [SCALE_MB]: the generated clinic database (about
+# SCALE_MB MB of data) in the local MariaDB, peers side by side in one run:
+#   dump:    mariadb-dump --single-transaction | zstd -3 -T2 | age,
+#            mydumper -t 2 (plain, and compressed), lifeboat backup --source mysql
+#   restore: mariadb < dump, myloader -t 2, lifeboat restore --source mysql
+#            (which also reads every table back to check it)
+#   nightly: 1% of appointments updated at random + 1% new audit rows, then
+#            the second backup of each tool: time and bytes added.
+# Best of 2 for timings; peak RSS from GNU time. Release build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SCALE=${1:-1000}
+MYSQL="mariadb -h 127.0.0.1 -u root --default-character-set=utf8mb4"
+SRC=lb_bench_src
+scripts/dev-services.sh install
+command -v mydumper >/dev/null || { s=""; [ "$(id -u)" -eq 0 ] || s=sudo; $s apt-get install -y -qq mydumper >/dev/null 2>&1 || true; }
+command -v restic >/dev/null || { s=""; [ "$(id -u)" -eq 0 ] || s=sudo; $s apt-get install -y -qq restic >/dev/null 2>&1 || true; }
+cargo build -q --release -p lifeboat-cli -p lifeboat-testkit
+LB=$PWD/target/release/lifeboat
+GEN=$PWD/target/release/lifeboat-gen
+W=$(mktemp -d /var/tmp/lifeboat-bench.XXXXXX)
+cleanup() { rm -rf "$W"; for d in $SRC lb_bench_a lb_bench_b lb_bench_c; do $MYSQL -e "DROP DATABASE IF EXISTS $d" || true; done; }
+trap cleanup EXIT
+export LIFEBOAT_CACHE_DIR=$W/cache RESTIC_PASSWORD=bench
+
+echo "generating the clinic database (scale $SCALE MB)..." >&2
+$MYSQL -e "DROP DATABASE IF EXISTS $SRC; CREATE DATABASE $SRC CHARACTER SET utf8mb4"
+"$GEN" clinic "$SCALE" 7 | $MYSQL "$SRC"
+DUMP_BYTES=$(mariadb-dump -h 127.0.0.1 -u root --single-transaction --routines --triggers --events $SRC | wc -c)
+age-keygen -o "$W/age.key" 2>/dev/null
+RCPT=$(age-keygen -y "$W/age.key")
+
+results=()
+measure() { # LABEL CMD [SETUP]
+    local label=$1 cmd=$2 setup=${3:-true} best="" rss=""
+    for _ in 1 2; do
+        eval "$setup"
+        /usr/bin/time -f "%e %M" -o "$W/t" bash -c "$cmd" >/dev/null 2>"$W/err" || { cat "$W/err" >&2; exit 1; }
+        read -r t m <"$W/t"
+        if [ -z "$best" ] || awk "BEGIN{exit !($t < $best)}"; then best=$t; rss=$m; fi
+    done
+    results+=("| $label | $best s | $((rss / 1024)) MB |")
+    echo "$label: $best s, $((rss / 1024)) MB" >&2
+}
+fresh_repo() {
+    rm -rf "$W/repo" "$W/r.key" "$W/b.key" "$W/cache"
+    $LB --repo "$W/repo" init --restore-key-file "$W/r.key" --backup-key-file "$W/b.key" >/dev/null
+}
+fresh_db() { $MYSQL -e "DROP DATABASE IF EXISTS $1; CREATE DATABASE $1 CHARACTER SET utf8mb4"; }
+URL=mysql://root@127.0.0.1:3306/$SRC
+LBBACKUP="$LB --repo '$W/repo' backup -q --backup-key-file '$W/b.key' --source mysql --mysql-url $URL"
+
+measure "mariadb-dump \| zstd -3 -T2 \| age" "mariadb-dump -h 127.0.0.1 -u root --single-transaction --routines --triggers --events $SRC | zstd -q -3 -T2 | age -r $RCPT > '$W/dump.sql.zst.age'"
+if command -v mydumper >/dev/null; then
+    measure "mydumper -t 2 (plain)" "mydumper -h 127.0.0.1 -u root -B $SRC -t 2 -o '$W/myd' -R -E -G --trx-consistency-only" "rm -rf '$W/myd'"
+    measure "mydumper -t 2 -c (compressed)" "mydumper -h 127.0.0.1 -u root -B $SRC -t 2 -c -o '$W/mydc' -R -E -G --trx-consistency-only" "rm -rf '$W/mydc'"
+fi
+measure "lifeboat backup --source mysql" "$LBBACKUP" fresh_repo
+FIRST=$(du -sb "$W/repo" | cut -f1)
+
+measure "mariadb < dump (restore)" "age -d -i '$W/age.key' '$W/dump.sql.zst.age' | zstd -q -d | $MYSQL lb_bench_a" "fresh_db lb_bench_a"
+if command -v myloader >/dev/null; then
+    measure "myloader -t 2 (restore)" "myloader -h 127.0.0.1 -u root -d '$W/myd' -B lb_bench_b -t 2 -o" "fresh_db lb_bench_b"
+fi
+measure "lifeboat restore --source mysql (replay + check)" "$LB --repo '$W/repo' restore -q --restore-key-file '$W/r.key' latest --source mysql --target mysql://root@127.0.0.1:3306/lb_bench_c --force"
+
+# The nightly: 1% scattered updates and 1% new audit rows.
+$MYSQL $SRC -e "UPDATE appointments SET status = IF(status = 'done', 'no_show', 'done'), notes = CONCAT(COALESCE(notes, ''), ' (seen)') WHERE (id * 7) % 100 = 3;
+  INSERT INTO audit_log (user_id, action, entity, entity_id, details, at) SELECT user_id, 'view', entity, entity_id, details, at FROM audit_log WHERE id % 100 = 1;"
+start=$(date +%s.%N); eval "$LBBACKUP" >/dev/null; end=$(date +%s.%N)
+SECOND=$(( $(du -sb "$W/repo" | cut -f1) - FIRST ))
+NIGHT_T=$(awk "BEGIN{printf \"%.2f\", $end - $start}")
+RESTIC_LINE=""
+if command -v restic >/dev/null; then
+    restic -q -r "$W/restic" init >/dev/null
+    mariadb-dump -h 127.0.0.1 -u root --single-transaction --routines --triggers --events lb_bench_c > "$W/d1.sql"
+    restic -q -r "$W/restic" backup --stdin --stdin-filename dump.sql < "$W/d1.sql" >/dev/null
+    R1=$(du -sb "$W/restic" | cut -f1)
+    mariadb-dump -h 127.0.0.1 -u root --single-transaction --routines --triggers --events $SRC > "$W/d2.sql"
+    restic -q -r "$W/restic" backup --stdin --stdin-filename dump.sql < "$W/d2.sql" >/dev/null
+    R2=$(( $(du -sb "$W/restic" | cut -f1) - R1 ))
+    RESTIC_LINE=$(awk "BEGIN{printf \"| restic backup --stdin of the dump | %d | %d | %.1f%% |\", $R1, $R2, 100*$R2/$R1}")
+fi
+
+echo
+echo "Clinic database: scale $SCALE, plain dump $((DUMP_BYTES / 1000000)) MB; $(nproc) cores; MariaDB $($MYSQL -N -e 'SELECT VERSION()'); $(date -u +%Y-%m-%d)."
+echo
+echo "| job | time (best of 2) | peak RSS |"
+echo "|---|---|---|"
+printf '%s\n' "${results[@]}"
+echo
+echo "| nightly after 1% updates + 1% inserts | first run bytes | second run adds | share |"
+echo "|---|---|---|---|"
+awk "BEGIN{printf \"| lifeboat (second run %s s) | %d | %d | %.2f%% |\n\", \"$NIGHT_T\", $FIRST, $SECOND, 100*$SECOND/$FIRST}"
+[ -n "$RESTIC_LINE" ] && echo "$RESTIC_LINE"
