@@ -4,7 +4,6 @@
 use futures_util::TryStreamExt;
 use lifeboat_store::delta::PatchBuilder;
 use lifeboat_store::{Access, BackupSession, BlobId, ItemWriter, ProgressBars};
-use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::cache::{self, Segment};
@@ -90,36 +89,31 @@ pub fn dump<A: Access>(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))?;
-    rt.block_on(dump_async(session, opts, bars))
-}
-
-async fn dump_async<A: Access>(
-    session: &mut BackupSession<A>,
-    opts: &DumpOptions,
-    bars: &dyn ProgressBars,
-) -> Result<DumpReport> {
     let target = opts.mysql.target()?;
     let db = target.database.clone();
-    let mut conn = opts.mysql.connect(Some(&db)).await?;
     // One connection, one snapshot: every table is read inside this
     // REPEATABLE READ transaction, so the dump is one point in time.
-    for stmt in [
-        "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
-        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-    ] {
-        sqlx::raw_sql(stmt)
-            .execute(&mut conn)
-            .await
-            .context(|| stmt.to_string())?;
-    }
-    let identity = server_identity(&mut conn).await?;
+    let (mut conn, identity) =
+        rt.block_on(async {
+            let mut conn = opts.mysql.connect(Some(&db)).await?;
+            for stmt in [
+            "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        ] {
+            sqlx::raw_sql(stmt).execute(&mut conn).await.context(|| stmt.to_string())?;
+        }
+            let identity = server_identity(&mut conn).await?;
+            Ok::<_, Error>((conn, identity))
+        })?;
     let repo_id = session.repository_id().to_string();
     let row_key = session.derived_key("mysql row hash");
-    let schema = schema::read(&mut conn, &db, format!("{identity}/{db}"), &|t| {
-        opts.filter.keep(t)
-    })
-    .await?;
+    let schema = rt.block_on(schema::read(
+        &mut conn,
+        &db,
+        format!("{identity}/{db}"),
+        &|t| opts.filter.keep(t),
+    ))?;
     let mut report = DumpReport {
         database: db.clone(),
         server_version: schema.server.version.clone(),
@@ -143,53 +137,29 @@ async fn dump_async<A: Access>(
             .cache_dir
             .as_ref()
             .map(|root| cache::folder(root, &repo_id, &db));
-        let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
         let mut item = session.item(SOURCE, &table.item_name(&db), "table", &*bar)?;
-        let select = table.select(&db);
-        let mut rows = sqlx::raw_sql(&select).fetch(&mut conn);
-        let mut line = Vec::with_capacity(4096);
-        let mut count = 0u64;
-        let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
-        // Which columns form the segment key: the primary key, or all.
-        let pk: Vec<usize> = if table.primary_key.is_empty() {
-            (0..kinds.len()).collect()
-        } else {
-            table
-                .primary_key
-                .iter()
-                .filter_map(|k| table.columns.iter().position(|c| &c.name == k))
-                .collect()
-        };
-        let mut pk_text = Vec::with_capacity(64);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .context(|| format!("reading table {}", table.name))?
-        {
-            line.clear();
-            pk_text.clear();
-            line.push(b'(');
-            for (i, kind) in kinds.iter().enumerate() {
-                if i > 0 {
-                    line.push(b',');
+        // Two threads per table: this one reads and encodes rows; the other
+        // hashes them, cuts segments and hands them to the store.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
+        let count = std::thread::scope(|s| -> Result<u64> {
+            let item = &mut item;
+            let consumer = s.spawn(move || -> Result<()> {
+                let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
+                for batch in rx {
+                    for (line, pk) in batch.rows() {
+                        segmenter.push_row(line, pk, item)?;
+                    }
                 }
-                let v = row
-                    .try_get_unchecked::<Option<&[u8]>, _>(i)
-                    .context(|| format!("reading a value of table {}", table.name))?;
-                let start = line.len();
-                push_value(&mut line, *kind, v);
-                if pk.contains(&i) {
-                    pk_text.extend_from_slice(&line[start..]);
-                    pk_text.push(0);
-                }
-            }
-            line.extend_from_slice(b")\n");
-            count += 1;
-            segmenter.push_row(&line, &pk_text, &mut item)?;
-        }
-        drop(rows);
-        segmenter.finish(&mut item)?;
-        let stored = item.finish(serde_json::json!({ "rows": count, "columns": kinds.len() }))?;
+                segmenter.finish(item)
+            });
+            let read = rt.block_on(read_table(&mut conn, table, &db, tx));
+            consumer
+                .join()
+                .map_err(|_| Error::Invalid("the segmenting thread panicked".into()))??;
+            read
+        })?;
+        let stored =
+            item.finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
         bar.finish();
         report.tables.push((table.name.clone(), count, stored.size));
     }
@@ -200,9 +170,7 @@ async fn dump_async<A: Access>(
     let mut item = session.item(SOURCE, &schema_item(&db), "schema", &*bar)?;
     item.push(&json)?;
     item.finish(serde_json::json!({ "tables": schema.tables.len(), "objects": report.objects }))?;
-    sqlx::raw_sql("COMMIT")
-        .execute(&mut conn)
-        .await
+    rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut conn))
         .context(|| "COMMIT".into())?;
     session.set_source_facts(
         SOURCE,
@@ -220,10 +188,98 @@ async fn dump_async<A: Access>(
     Ok(report)
 }
 
+/// Encoded rows on their way from the reading thread to the segmenter.
+#[derive(Default)]
+struct Batch {
+    lines: Vec<u8>,
+    line_ends: Vec<usize>,
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+}
+
+/// Send rows to the segmenter in batches of about this many bytes.
+const BATCH_BYTES: usize = 256 * 1024;
+
+impl Batch {
+    fn rows(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        let mut l = 0;
+        let mut k = 0;
+        self.line_ends
+            .iter()
+            .zip(&self.key_ends)
+            .map(move |(&le, &ke)| {
+                let r = (&self.lines[l..le], &self.keys[k..ke]);
+                l = le;
+                k = ke;
+                r
+            })
+    }
+}
+
+/// Read one table in key order, encode each row, and send batches.
+async fn read_table(
+    conn: &mut sqlx::MySqlConnection,
+    table: &crate::schema::Table,
+    db: &str,
+    tx: std::sync::mpsc::SyncSender<Batch>,
+) -> Result<u64> {
+    let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
+    // Which columns form the segment key: the primary key, or all.
+    let is_key: Vec<bool> = if table.primary_key.is_empty() {
+        vec![true; kinds.len()]
+    } else {
+        table
+            .columns
+            .iter()
+            .map(|c| table.primary_key.contains(&c.name))
+            .collect()
+    };
+    let select = table.select(db);
+    let mut rows = sqlx::raw_sql(&select).fetch(&mut *conn);
+    let mut batch = Batch::default();
+    let mut count = 0u64;
+    let stopped = || Error::Invalid(format!("storing table {} stopped", table.name));
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .context(|| format!("reading table {}", table.name))?
+    {
+        let line = &mut batch.lines;
+        line.push(b'(');
+        for (i, kind) in kinds.iter().enumerate() {
+            if i > 0 {
+                line.push(b',');
+            }
+            let v = row
+                .try_get_unchecked::<Option<&[u8]>, _>(i)
+                .context(|| format!("reading a value of table {}", table.name))?;
+            let start = line.len();
+            push_value(line, *kind, v);
+            if is_key[i] {
+                batch.keys.extend_from_slice(&line[start..]);
+                batch.keys.push(0);
+            }
+        }
+        line.extend_from_slice(b")\n");
+        batch.line_ends.push(batch.lines.len());
+        batch.key_ends.push(batch.keys.len());
+        count += 1;
+        if batch.lines.len() >= BATCH_BYTES {
+            tx.send(std::mem::take(&mut batch)).map_err(|_| stopped())?;
+        }
+    }
+    if !batch.line_ends.is_empty() {
+        tx.send(batch).map_err(|_| stopped())?;
+    }
+    Ok(count)
+}
+
 /// Cuts a table's rows into segments and stores each whole, unchanged
 /// (deduplicated), or as a patch on its previous version.
 struct Segmenter {
-    hasher: Sha256,
+    /// Keyed row and key hashes: SipHash-1-3 (a keyed PRF, 64-bit), fast
+    /// on short rows; the key is derived from the repository's dedup secret.
+    sip: (u64, u64),
     buf: Vec<u8>,
     hashes: Vec<u64>,
     key: Option<u64>,
@@ -234,7 +290,22 @@ struct Segmenter {
 impl Segmenter {
     fn new(row_key: [u8; 32], cache_dir: Option<&std::path::Path>, table: &str) -> Self {
         Segmenter {
-            hasher: Sha256::new_with_prefix(row_key),
+            sip: (
+                u64::from_le_bytes([
+                    row_key[0], row_key[1], row_key[2], row_key[3], row_key[4], row_key[5],
+                    row_key[6], row_key[7],
+                ]),
+                u64::from_le_bytes([
+                    row_key[8],
+                    row_key[9],
+                    row_key[10],
+                    row_key[11],
+                    row_key[12],
+                    row_key[13],
+                    row_key[14],
+                    row_key[15],
+                ]),
+            ),
             buf: Vec::with_capacity(1 << 20),
             hashes: Vec::with_capacity(AVG_ROWS as usize * 2),
             key: None,
@@ -244,8 +315,10 @@ impl Segmenter {
     }
 
     fn hash(&self, data: &[u8]) -> u64 {
-        let d = self.hasher.clone().chain_update(data).finalize();
-        u64::from_le_bytes([d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7]])
+        use std::hash::Hasher;
+        let mut h = siphasher::sip::SipHasher13::new_with_keys(self.sip.0, self.sip.1);
+        h.write(data);
+        h.finish()
     }
 
     fn push_row<A: Access>(
