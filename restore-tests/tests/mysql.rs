@@ -173,6 +173,15 @@ fn the_dump_is_one_point_in_time_while_writers_run() {
         snapshots += 1;
     }
     let after = db.sql("SELECT SUM(balance) FROM checking");
+    // Stop the writer on the server too (killing the client does not).
+    for id in mariadb::sql(
+        None,
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'CALL churn%'",
+    )
+    .lines()
+    {
+        let _ = mariadb::client(None).arg("-e").arg(format!("KILL {id}")).output();
+    }
     let _ = writer.kill();
     let _ = writer.wait();
     assert_ne!(before, after, "the writer did not run during the dumps");
