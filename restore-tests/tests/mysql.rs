@@ -453,3 +453,48 @@ fn nightly_backups_after_scattered_one_percent_changes_add_under_five_percent() 
     replay(&lb, &copy2.url(), &[]).ok();
     assert_eq!(copy2.fingerprint(), db.fingerprint());
 }
+
+#[test]
+fn tls_with_a_ca_file_is_verified_and_a_wrong_ca_is_refused() {
+    let server = mariadb::TlsServer::start();
+    server
+        .sql("CREATE DATABASE clinic; CREATE TABLE clinic.t (id INT PRIMARY KEY, v VARCHAR(20)); INSERT INTO clinic.t VALUES (1, 'over TLS'), (2, NULL)")
+        .expect("seed");
+    let lb = Lifeboat::local();
+    lb.init();
+    let config = |ca: &std::path::Path, mode: &str| {
+        let path = lb.path(&format!("{mode}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[repository]\nurl = \"{}\"\nbackup_key_file = \"{}\"\n[mysql]\nurl = \"mysql://root@127.0.0.1:{}/clinic\"\nca_file = \"{}\"\nssl_mode = \"{mode}\"\n",
+                lb.repo,
+                lb.backup_key.display(),
+                server.port,
+                ca.display()
+            ),
+        )
+        .expect("config");
+        path.display().to_string()
+    };
+    for mode in ["verify-identity", "verify-ca"] {
+        let c = config(&server.ca, mode);
+        lb.run(&["--config", &c, "backup", "--source", "mysql"])
+            .ok();
+    }
+    // A certificate from another CA: refused, nothing stored.
+    let c = config(&server.other_ca, "verify-ca");
+    let out = lb
+        .run(&["--config", &c, "backup", "--source", "mysql"])
+        .code(3);
+    assert!(out.stderr.contains("certificate"), "{}", out.stderr);
+    // Without TLS the server refuses us.
+    let c = config(&server.ca, "disabled");
+    lb.run(&["--config", &c, "backup", "--source", "mysql"])
+        .code(3);
+    assert_eq!(lb.snapshots().len(), 2);
+    // What came over TLS replays identical (checked by lifeboat).
+    let copy = TestDb::unborn("tlscopy");
+    replay(&lb, &copy.url(), &[]).ok();
+    assert_eq!(copy.sql("SELECT v FROM t ORDER BY id"), "over TLS\nNULL\n");
+}

@@ -132,6 +132,9 @@ impl MysqlOptions {
 
     /// Connect to `database` (or the URL's database).
     pub(crate) async fn connect(&self, database: Option<&str>) -> Result<MySqlConnection> {
+        // Two TLS stacks are linked (the S3 client's and sqlx's), so rustls
+        // cannot pick a crypto provider by itself: name one, once.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let t = self.target()?;
         let mut o = MySqlConnectOptions::new()
             .host(&t.host)

@@ -187,3 +187,119 @@ impl Drop for TestDb {
             .output();
     }
 }
+
+/// A second, private MariaDB server that requires TLS, with its own CA:
+/// certificates from `openssl`, a data directory from `mariadb-install-db`,
+/// `mariadbd --require-secure-transport`. Stopped and removed on drop.
+pub struct TlsServer {
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+    /// The CA certificate that signed the server's (PEM).
+    pub ca: std::path::PathBuf,
+    /// Another CA, which did not.
+    pub other_ca: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl TlsServer {
+    /// Start it (a few seconds).
+    pub fn start() -> TlsServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let sh = |script: &str| {
+            let out = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(d)
+                .output()
+                .expect("sh");
+            assert!(
+                out.status.success(),
+                "{script}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh("openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj '/CN=lifeboat test CA' \
+            && openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 2 -subj '/CN=other CA' \
+            && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' \
+            && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf \
+            && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf");
+        sh("mariadb-install-db --no-defaults --user=$(id -un) --datadir=$PWD/data --auth-root-authentication-method=normal");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let p = |f: &str| d.join(f).display().to_string();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!(
+                "--user={}",
+                std::env::var("USER").unwrap_or_else(|_| "root".into())
+            ))
+            .arg(format!("--datadir={}", p("data")))
+            .arg(format!("--port={port}"))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", p("s.sock")))
+            .arg(format!("--ssl-ca={}", p("ca.pem")))
+            .arg(format!("--ssl-cert={}", p("server.pem")))
+            .arg(format!("--ssl-key={}", p("server.key")))
+            .arg("--require-secure-transport=ON")
+            .arg("--skip-log-bin")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        let server = TlsServer {
+            port,
+            ca: d.join("ca.pem"),
+            other_ca: d.join("other.pem"),
+            dir,
+            child,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while server.sql("SELECT 1").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the TLS MariaDB did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        server
+    }
+
+    /// Run SQL over TLS as root.
+    pub fn sql(&self, q: &str) -> Result<String, String> {
+        let out = Command::new("mariadb")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-P",
+                &self.port.to_string(),
+                "-u",
+                "root",
+                "--ssl",
+            ])
+            .arg(format!("--ssl-ca={}", self.ca.display()))
+            .args(["--batch", "--skip-column-names", "-e", q])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// Scratch space next to the server.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for TlsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
