@@ -244,19 +244,30 @@ fn job_sender<'a>(
     reply: &'a Sender<(usize, BlobId)>,
     jobs: &'a Sender<Job>,
 ) -> impl FnMut(&[u8]) -> Result<()> + 'a {
-    move |chunk: &[u8]| {
-        let job = Job {
-            data: chunk.to_vec(),
-            kind,
-            seq: *sent,
-            reply: reply.clone(),
-            id: None,
-            delta: None,
-        };
-        *sent += 1;
-        jobs.send(job)
-            .map_err(|_| Error::Invalid("backup workers stopped".into()))
-    }
+    move |chunk: &[u8]| send_job(kind, sent, reply, jobs, chunk.to_vec(), None, None)
+}
+
+/// Number a blob of an item and queue it for the workers.
+fn send_job(
+    kind: BlobKind,
+    sent: &mut usize,
+    reply: &Sender<(usize, BlobId)>,
+    jobs: &Sender<Job>,
+    data: Vec<u8>,
+    id: Option<BlobId>,
+    delta: Option<(BlobId, Vec<u8>)>,
+) -> Result<()> {
+    let job = Job {
+        data,
+        kind,
+        seq: *sent,
+        reply: reply.clone(),
+        id,
+        delta,
+    };
+    *sent += 1;
+    jobs.send(job)
+        .map_err(|_| Error::Invalid("backup workers stopped".into()))
 }
 
 impl ItemState {
@@ -320,17 +331,15 @@ impl ItemState {
         ))?;
         self.hasher.update(data);
         self.size += data.len() as u64;
-        let job = Job {
-            data: data.to_vec(),
-            kind: self.kind,
-            seq: self.sent,
-            reply: self.reply_tx.clone(),
-            id: Some(id),
+        send_job(
+            self.kind,
+            &mut self.sent,
+            &self.reply_tx,
+            jobs,
+            data.to_vec(),
+            Some(id),
             delta,
-        };
-        self.sent += 1;
-        jobs.send(job)
-            .map_err(|_| Error::Invalid("backup workers stopped".into()))?;
+        )?;
         self.collect(false)
     }
 
@@ -541,17 +550,6 @@ impl<A: Access> BackupSession<A> {
     /// The repository id (to key local caches).
     pub fn repository_id(&self) -> &str {
         &self.shared.repo.config().id
-    }
-
-    /// True when `id` is stored (or being stored by this session).
-    pub fn has_blob(&self, id: &BlobId) -> bool {
-        self.shared.known.contains(id)
-            || self
-                .shared
-                .seen
-                .lock()
-                .map(|s| s.contains(id))
-                .unwrap_or(false)
     }
 
     /// Record what a source contributed (item counts and bytes are added
