@@ -4,11 +4,10 @@
 use futures_util::TryStreamExt;
 use lifeboat_store::delta::PatchBuilder;
 use lifeboat_store::{Access, BackupSession, BlobId, ItemWriter, ProgressBars};
-use sqlx::Row;
 
 use crate::cache::{self, Segment};
 use crate::connect::MysqlOptions;
-use crate::encode::push_value;
+use crate::encode::push_row;
 use crate::error::{Context, Error, Result};
 use crate::schema::{self, schema_item, text_value, SOURCE};
 
@@ -244,23 +243,13 @@ async fn read_table(
         .await
         .context(|| format!("reading table {}", table.name))?
     {
-        let line = &mut batch.lines;
-        line.push(b'(');
-        for (i, kind) in kinds.iter().enumerate() {
-            if i > 0 {
-                line.push(b',');
-            }
-            let v = row
-                .try_get_unchecked::<Option<&[u8]>, _>(i)
-                .context(|| format!("reading a value of table {}", table.name))?;
-            let start = line.len();
-            push_value(line, *kind, v);
-            if is_key[i] {
-                batch.keys.extend_from_slice(&line[start..]);
-                batch.keys.push(0);
-            }
-        }
-        line.extend_from_slice(b")\n");
+        push_row(
+            &mut batch.lines,
+            &row,
+            &kinds,
+            Some((&is_key, &mut batch.keys)),
+        )
+        .context(|| format!("reading a value of table {}", table.name))?;
         batch.line_ends.push(batch.lines.len());
         batch.key_ends.push(batch.keys.len());
         count += 1;

@@ -3,6 +3,8 @@
 //! with fractions, JSON); only the quoting depends on the column kind.
 
 use serde::{Deserialize, Serialize};
+use sqlx::mysql::MySqlRow;
+use sqlx::Row;
 
 /// How a column's values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +75,83 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
     }
 }
 
+/// Append one row as a line, `(v1,v2,...)\n`: the form of table items and
+/// of the content checksum, so the dump and the replay check share it.
+/// With `key`, the values of the columns marked `true` are also appended
+/// to the given buffer, each followed by a 0 byte.
+pub fn push_row(
+    line: &mut Vec<u8>,
+    row: &MySqlRow,
+    kinds: &[Kind],
+    mut key: Option<(&[bool], &mut Vec<u8>)>,
+) -> Result<(), sqlx::Error> {
+    line.push(b'(');
+    for (i, kind) in kinds.iter().enumerate() {
+        if i > 0 {
+            line.push(b',');
+        }
+        let start = line.len();
+        push_value(line, *kind, row.try_get_unchecked::<Option<&[u8]>, _>(i)?);
+        if let Some((mask, keys)) = key.as_mut() {
+            if mask[i] {
+                keys.extend_from_slice(&line[start..]);
+                keys.push(0);
+            }
+        }
+    }
+    line.extend_from_slice(b")\n");
+    Ok(())
+}
+
+/// Cuts what is written into lines (without their `\n`) for `on_line`,
+/// whatever the size of the writes; [`Lines::finish`] passes a last line
+/// that lacks its `\n`.
+pub struct Lines<F: FnMut(&[u8]) -> std::io::Result<()>> {
+    partial: Vec<u8>,
+    on_line: F,
+}
+
+impl<F: FnMut(&[u8]) -> std::io::Result<()>> Lines<F> {
+    /// Lines go to `on_line`.
+    pub fn new(on_line: F) -> Self {
+        Lines {
+            partial: Vec::new(),
+            on_line,
+        }
+    }
+
+    /// End of input.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if self.partial.is_empty() {
+            return Ok(());
+        }
+        let line = std::mem::take(&mut self.partial);
+        (self.on_line)(&line)
+    }
+}
+
+impl<F: FnMut(&[u8]) -> std::io::Result<()>> std::io::Write for Lines<F> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let mut rest = data;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            if self.partial.is_empty() {
+                (self.on_line)(&rest[..nl])?;
+            } else {
+                let mut line = std::mem::take(&mut self.partial);
+                line.extend_from_slice(&rest[..nl]);
+                (self.on_line)(&line)?;
+            }
+            rest = &rest[nl + 1..];
+        }
+        self.partial.extend_from_slice(rest);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// Quote an identifier with backticks.
 pub fn ident(name: &str) -> String {
     format!("`{}`", name.replace('`', "``"))
@@ -102,6 +181,24 @@ mod tests {
         // A number that is not digits is quoted rather than trusted.
         assert_eq!(lit(Kind::Number, Some(b"1;DROP")), "'1;DROP'");
         assert_eq!(ident("we`ird"), "`we``ird`");
+    }
+
+    #[test]
+    fn lines_are_cut_whatever_the_writes() {
+        use std::io::Write;
+        let mut got = Vec::new();
+        let mut w = Lines::new(|l: &[u8]| {
+            got.push(l.to_vec());
+            Ok(())
+        });
+        for piece in [&b"(1,'a"[..], b"')\n(2", b",NULL)\n", b"(3,4)"] {
+            w.write_all(piece).unwrap();
+        }
+        w.finish().unwrap();
+        assert_eq!(
+            got,
+            vec![b"(1,'a')".to_vec(), b"(2,NULL)".to_vec(), b"(3,4)".to_vec()]
+        );
     }
 
     #[test]

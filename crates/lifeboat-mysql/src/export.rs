@@ -6,9 +6,10 @@ use std::io::Write;
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
 
 use crate::encode::ident;
+use crate::encode::Lines;
 use crate::error::{Error, Result};
 use crate::replay::{load_schema, views_in_order};
-use crate::schema::quote;
+use crate::schema::sql_mode_literal;
 
 /// Rows per INSERT statement are capped at about this many bytes, well
 /// under the smallest common `max_allowed_packet` (4 MiB on older servers).
@@ -23,12 +24,7 @@ pub fn export(
 ) -> Result<()> {
     let (schema, table_items) = load_schema(repo, index, items)?;
     let io = |e: std::io::Error| Error::Invalid(format!("writing the SQL file: {e}"));
-    let mode: Vec<&str> = schema
-        .server
-        .sql_mode
-        .split(',')
-        .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
-        .collect();
+
     write!(
         out,
         "-- lifeboat export of database {} ({} server {})\n\
@@ -38,7 +34,7 @@ pub fn export(
         schema.database,
         schema.server.flavor,
         schema.server.version,
-        quote(&mode.join(","))
+        sql_mode_literal(&schema.server.sql_mode)
     )
     .map_err(io)?;
     if schema.tables.iter().any(|t| t.primary_key.is_empty()) {
@@ -59,14 +55,15 @@ pub fn export(
             .ok_or_else(|| {
                 Error::Invalid(format!("the snapshot lacks the rows of table {}", t.name))
             })?;
-        let mut w = SqlRows {
+        let mut rows = SqlRows {
             out: &mut *out,
             prefix: t.insert_prefix(),
-            partial: Vec::new(),
             in_stmt: 0,
         };
-        repo.restore_item(index, item, &mut w, &NoProgress)?;
-        w.end().map_err(io)?;
+        let mut lines = Lines::new(|line: &[u8]| rows.line(line));
+        repo.restore_item(index, item, &mut lines, &NoProgress)?;
+        lines.finish().map_err(io)?;
+        rows.end().map_err(io)?;
     }
     for v in views_in_order(&schema.views) {
         writeln!(out, "\n{};", v.create).map_err(io)?;
@@ -79,15 +76,10 @@ pub fn export(
         .chain(&schema.routines)
         .chain(&schema.events)
     {
-        let mode: Vec<&str> = o
-            .sql_mode
-            .split(',')
-            .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
-            .collect();
         writeln!(
             out,
             "SET SESSION sql_mode = {} ;;\n{} ;;",
-            quote(&mode.join(",")),
+            sql_mode_literal(&o.sql_mode),
             o.create
         )
         .map_err(io)?;
@@ -104,7 +96,6 @@ pub fn export(
 struct SqlRows<'a> {
     out: &'a mut dyn Write,
     prefix: String,
-    partial: Vec<u8>,
     in_stmt: usize,
 }
 
@@ -125,32 +116,10 @@ impl SqlRows<'_> {
     }
 
     fn end(&mut self) -> std::io::Result<()> {
-        if !self.partial.is_empty() {
-            let l = std::mem::take(&mut self.partial);
-            self.line(&l)?;
-        }
         if self.in_stmt > 0 {
             self.out.write_all(b";\n")?;
             self.in_stmt = 0;
         }
         Ok(())
-    }
-}
-
-impl Write for SqlRows<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let mut rest = data;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            let mut line = std::mem::take(&mut self.partial);
-            line.extend_from_slice(&rest[..nl]);
-            self.line(&line)?;
-            rest = &rest[nl + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
     }
 }

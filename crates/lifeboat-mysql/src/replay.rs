@@ -3,19 +3,20 @@
 //! then every table read back and checked against the manifest.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::sync::Mutex;
 use std::time::Instant;
 
 use futures_util::TryStreamExt;
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, ProgressBars, Repository};
 use sha2::{Digest, Sha256};
-use sqlx::{MySqlConnection, Row};
+use sqlx::MySqlConnection;
 
 use crate::connect::MysqlOptions;
-use crate::encode::{ident, push_value};
+use crate::encode::{ident, push_row, Lines};
 use crate::error::{Context, Error, Result};
-use crate::schema::{adapt_for_target, flavor, quote, text_value, Object, Schema, Table, SOURCE};
+use crate::schema::{
+    adapt_for_target, flavor, quote, sql_mode_literal, text_value, Object, Schema, Table, SOURCE,
+};
 
 /// Options of [`replay`].
 #[derive(Debug, Clone)]
@@ -172,7 +173,7 @@ pub fn replay(
         let version = text_value(&mut conn, "SELECT VERSION()").await?;
         let fl = flavor(&version);
         exec(&mut conn, &format!("USE {db}")).await?;
-        session_setup(&mut conn, &schema, &schema.server.sql_mode).await?;
+        session_setup(&mut conn, &schema).await?;
         for t in &schema.tables {
             exec(&mut conn, &adapt_for_target(&t.create, fl)).await.map_err(|e| {
                 Error::Target(format!("creating table {}: {e}", t.name))
@@ -207,7 +208,7 @@ pub fn replay(
                     let rt = runtime()?;
                     let mut conn = rt.block_on(async {
                         let mut c = opts.target.connect(Some(&target.database)).await?;
-                        session_setup(&mut c, &schema, &schema.server.sql_mode).await?;
+                        session_setup(&mut c, &schema).await?;
                         Ok::<_, Error>(c)
                     })?;
                     let max_packet: usize = rt
@@ -229,28 +230,22 @@ pub fn replay(
                             conn: &mut conn,
                             prefix: table.insert_prefix(),
                             stmt: Vec::with_capacity(batch + 64 * 1024),
-                            partial: Vec::new(),
                             rows_in_stmt: 0,
                             batch,
                             error: None,
                         };
-                        let r = repo.restore_item(index, item, &mut w, &*bar);
-                        if let Some(e) = w.error.take() {
-                            return Err(Error::Target(format!(
-                                "loading table {}: {e}",
-                                table.name
-                            )));
-                        }
-                        r?;
-                        w.flush().map_err(|e| {
+                        let mut lines = Lines::new(|line: &[u8]| w.add_line(line));
+                        let loaded = match repo.restore_item(index, item, &mut lines, &*bar) {
+                            Ok(()) => lines
+                                .finish()
+                                .and_then(|()| w.run())
+                                .map_err(|e| e.to_string()),
+                            // A failed INSERT surfaces as a write error of the item.
+                            Err(e) => Err(w.error.take().ok_or(e)?),
+                        };
+                        loaded.map_err(|e| {
                             Error::Target(format!("loading table {}: {e}", table.name))
                         })?;
-                        if let Some(e) = w.error.take() {
-                            return Err(Error::Target(format!(
-                                "loading table {}: {e}",
-                                table.name
-                            )));
-                        }
                         bar.finish();
                     }
                 })
@@ -268,7 +263,7 @@ pub fn replay(
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
     let objects_created = rt.block_on(async {
         let mut conn = opts.target.connect(Some(&target.database)).await?;
-        session_setup(&mut conn, &schema, &schema.server.sql_mode).await?;
+        session_setup(&mut conn, &schema).await?;
         create_objects(&mut conn, &schema, target_flavor).await?;
         count_objects(&mut conn, &target.database).await
     })?;
@@ -374,16 +369,12 @@ async fn exec(conn: &mut MySqlConnection, sql: &str) -> Result<()> {
 /// The session settings of a replay connection: the source's sql_mode (our
 /// literals use backslash escapes, so never NO_BACKSLASH_ESCAPES), no
 /// foreign-key or unique checks during the load, UTC.
-async fn session_setup(conn: &mut MySqlConnection, schema: &Schema, sql_mode: &str) -> Result<()> {
-    let mode: Vec<&str> = sql_mode
-        .split(',')
-        .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
-        .collect();
+async fn session_setup(conn: &mut MySqlConnection, schema: &Schema) -> Result<()> {
     exec(
         conn,
         &format!(
             "SET SESSION sql_mode = {}, FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0, time_zone = '+00:00'",
-            quote(&mode.join(","))
+            sql_mode_literal(&schema.server.sql_mode)
         ),
     )
     .await?;
@@ -441,14 +432,9 @@ async fn create_objects(
         .chain(&schema.routines)
         .chain(&schema.events);
     for obj in views.into_iter().chain(rest) {
-        let mode: Vec<&str> = obj
-            .sql_mode
-            .split(',')
-            .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
-            .collect();
         exec(
             conn,
-            &format!("SET SESSION sql_mode = {}", quote(&mode.join(","))),
+            &format!("SET SESSION sql_mode = {}", sql_mode_literal(&obj.sql_mode)),
         )
         .await?;
         exec(conn, &adapt_for_target(&obj.create, target_flavor))
@@ -489,6 +475,7 @@ pub(crate) async fn table_checksum(
     let mut hasher = Sha256::new();
     let select = t.select(db);
     let mut rows = sqlx::raw_sql(&select).fetch(&mut *conn);
+    let kinds: Vec<_> = t.columns.iter().map(|c| c.kind).collect();
     let mut buf = Vec::with_capacity(64 * 1024);
     let mut n = 0u64;
     while let Some(row) = rows
@@ -496,17 +483,7 @@ pub(crate) async fn table_checksum(
         .await
         .context(|| format!("reading back table {}", t.name))?
     {
-        buf.push(b'(');
-        for (i, c) in t.columns.iter().enumerate() {
-            if i > 0 {
-                buf.push(b',');
-            }
-            let v = row
-                .try_get_unchecked::<Option<&[u8]>, _>(i)
-                .context(|| format!("reading table {}", t.name))?;
-            push_value(&mut buf, c.kind, v);
-        }
-        buf.extend_from_slice(b")\n");
+        push_row(&mut buf, &row, &kinds, None).context(|| format!("reading table {}", t.name))?;
         n += 1;
         if buf.len() >= 1 << 20 {
             hasher.update(&buf);
@@ -524,7 +501,6 @@ struct BatchWriter<'a> {
     conn: &'a mut MySqlConnection,
     prefix: String,
     stmt: Vec<u8>,
-    partial: Vec<u8>,
     rows_in_stmt: usize,
     batch: usize,
     error: Option<String>,
@@ -564,32 +540,6 @@ impl BatchWriter<'_> {
             return Err(std::io::Error::other(msg));
         }
         Ok(())
-    }
-}
-
-impl Write for BatchWriter<'_> {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        let mut rest = data;
-        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
-            if self.partial.is_empty() {
-                self.add_line(&rest[..nl])?;
-            } else {
-                let mut line = std::mem::take(&mut self.partial);
-                line.extend_from_slice(&rest[..nl]);
-                self.add_line(&line)?;
-            }
-            rest = &rest[nl + 1..];
-        }
-        self.partial.extend_from_slice(rest);
-        Ok(data.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        if !self.partial.is_empty() {
-            let line = std::mem::take(&mut self.partial);
-            self.add_line(&line)?;
-        }
-        self.run()
     }
 }
 

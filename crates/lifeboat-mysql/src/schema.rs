@@ -262,6 +262,16 @@ pub(crate) fn quote(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The SQL literal of `sql_mode` as replays set it: our literals use
+/// backslash escapes, so never with NO_BACKSLASH_ESCAPES.
+pub(crate) fn sql_mode_literal(sql_mode: &str) -> String {
+    let mode: Vec<&str> = sql_mode
+        .split(',')
+        .filter(|m| !m.is_empty() && *m != "NO_BACKSLASH_ESCAPES")
+        .collect();
+    quote(&mode.join(","))
+}
+
 /// `mariadb` or `mysql`, from `VERSION()`.
 pub(crate) fn flavor(version: &str) -> &'static str {
     if version.to_ascii_lowercase().contains("mariadb") {
