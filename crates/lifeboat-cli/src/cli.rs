@@ -106,7 +106,7 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Back up a configured source (repeatable): `mysql`.
+    /// Back up a configured source (repeatable): `mysql`, `objects`.
     #[arg(long = "source", value_name = "SOURCE", conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
     pub sources: Vec<String>,
     /// The MySQL database for `--source mysql` (else the config's [mysql] url).
@@ -150,23 +150,31 @@ pub struct RestoreArgs {
     /// The item to restore (may be left out when the snapshot has one item).
     #[arg(long)]
     pub item: Option<String>,
-    /// Output file, or `-` for standard output (item restores).
+    /// Output file, or `-` for standard output (item restores); a directory
+    /// with --source objects.
     #[arg(long, value_name = "PATH|-", required_unless_present = "source")]
     pub to: Option<String>,
     /// Overwrite an existing output file; with --source mysql, drop and
     /// recreate a non-empty target database.
     #[arg(long)]
     pub force: bool,
-    /// Replay a source instead of writing an item: `mysql`.
+    /// Restore a whole source instead of one item: `mysql`, `objects`.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
-    /// The database to replay into (else the config's [staging] mysql_url).
-    /// Its password comes from LIFEBOAT_TARGET_PASSWORD.
-    #[arg(long, value_name = "mysql://USER@HOST:PORT/DB")]
+    /// mysql: the database to replay into (else [staging] mysql_url; its
+    /// password from LIFEBOAT_TARGET_PASSWORD). objects: s3://BUCKET/PREFIX
+    /// at the [objects] endpoint (else [staging] objects_bucket).
+    #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// Allow the target to be the database the snapshot was taken from.
+    /// Allow the target to be the database or bucket the snapshot came from.
     #[arg(long)]
     pub allow_source: bool,
+    /// objects: only keys starting with this.
+    #[arg(long, value_name = "PREFIX")]
+    pub prefix: Option<String>,
+    /// objects: only this key.
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
     /// Parallel connections for the replay.
     #[arg(long, default_value_t = 2)]
     pub connections: usize,

@@ -2,8 +2,9 @@
 //! value may be `${ENV_VAR}`, unknown keys are errors. Command-line flags
 //! and their environment variables win over the file.
 //!
-//! Sections so far: `[repository]`, `[mysql]`, `[staging]`; the other
-//! source sections of config/lifeboat.example.toml arrive with their crates.
+//! Sections so far: `[repository]`, `[mysql]`, `[objects]`, `[staging]`;
+//! the other source sections of config/lifeboat.example.toml arrive with
+//! their crates.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +19,26 @@ pub struct Config {
     #[serde(default)]
     pub repository: RepositoryConfig,
     pub mysql: Option<MysqlConfig>,
+    pub objects: Option<ObjectsConfig>,
     pub staging: Option<StagingConfig>,
+}
+
+/// `[objects]`: the uploads bucket (R2) or a local upload directory.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectsConfig {
+    pub bucket: Option<String>,
+    #[serde(default)]
+    pub prefix: String,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub connections: Option<usize>,
+    pub path: Option<PathBuf>,
+    /// Alarm when more than this percentage of objects vanished since the
+    /// previous snapshot (default 10).
+    pub max_deleted_percent: Option<f64>,
 }
 
 /// `[mysql]`: the production database.
@@ -42,6 +62,12 @@ pub struct StagingConfig {
     pub mysql_url: Option<String>,
     pub mysql_password: Option<String>,
     pub mysql_ca_file: Option<PathBuf>,
+    /// Drill bucket (same endpoint and credentials as `[objects]`).
+    pub objects_bucket: Option<String>,
+    #[serde(default)]
+    pub objects_prefix: String,
+    /// Scratch directory for drills (objects, env files, git clones).
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Default, Deserialize)]
@@ -163,9 +189,11 @@ mod tests {
     fn the_example_config_is_valid() {
         std::env::set_var("MYSQL_PASSWORD", "x");
         std::env::set_var("STAGING_MYSQL_PASSWORD", "y");
+        std::env::set_var("R2_ACCESS_KEY_ID", "k");
+        std::env::set_var("R2_SECRET_ACCESS_KEY", "s");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lifeboat.example.toml");
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
-        assert!(c.mysql.is_some() && c.staging.is_some());
+        assert!(c.mysql.is_some() && c.staging.is_some() && c.objects.is_some());
         assert_eq!(c.repository.url.as_deref(), Some("/var/backups/lifeboat"));
     }
 

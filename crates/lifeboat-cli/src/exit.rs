@@ -21,6 +21,9 @@ pub enum Code {
     Locked = 6,
     /// The storage backend could not be reached or refused access.
     Storage = 7,
+    /// The snapshot was stored, but something needs a look (e.g. many
+    /// objects disappeared from the bucket since the previous snapshot).
+    Warning = 8,
 }
 
 impl From<Code> for std::process::ExitCode {

@@ -215,7 +215,8 @@ pub struct BackupSession<A: Access> {
     uploaders: Vec<JoinHandle<()>>,
     manifest: ItemState,
     manifest_blobs: Vec<BlobId>,
-    names: HashSet<String>,
+    /// (source, name) of every item so far: names are unique per source.
+    names: HashSet<(String, String)>,
     sources: BTreeMap<String, SourceSummary>,
     stats: BackupStats,
     opts: BackupOptions,
@@ -512,7 +513,7 @@ impl<A: Access> BackupSession<A> {
             .ok_or_else(|| Error::Invalid("backup session already closed".into()))
     }
 
-    /// Start an item. `name` must be unique within the snapshot.
+    /// Start an item. `name` must be unique among `source`'s items in the snapshot.
     pub fn item<'s>(
         &'s mut self,
         source: &str,
@@ -525,9 +526,9 @@ impl<A: Access> BackupSession<A> {
                 "item name {name:?} must be non-empty and one line"
             )));
         }
-        if !self.names.insert(name.to_string()) {
+        if !self.names.insert((source.to_string(), name.to_string())) {
             return Err(Error::Invalid(format!(
-                "item {name:?} appears twice in one snapshot"
+                "item {name:?} of {source} appears twice in one snapshot"
             )));
         }
         let state = ItemState::new(&self.shared.repo, BlobKind::Data);
@@ -556,6 +557,54 @@ impl<A: Access> BackupSession<A> {
     /// automatically; this sets its facts).
     pub fn set_source_facts(&mut self, source: &str, facts: serde_json::Value) {
         self.sources.entry(source.to_string()).or_default().facts = facts;
+    }
+
+    /// Store `state` (sealed to the metadata recipient, so the next backup
+    /// can read it with the backup key) and name it in this snapshot's
+    /// summary of `source`. A source keeps here what lets its next run skip
+    /// work, e.g. keyed hashes of object keys with their blob ids. It must
+    /// not hold anything the backup key should not read.
+    pub fn set_source_state(&mut self, source: &str, state: &[u8]) -> Result<()> {
+        let (name, len) = self.shared.repo.write_meta_file(FileKind::State, state)?;
+        self.shared.added_bytes.fetch_add(len, Ordering::Relaxed);
+        self.sources.entry(source.to_string()).or_default().state = Some(name);
+        Ok(())
+    }
+
+    /// Whether every one of `blobs` is already stored (per the index loaded
+    /// when the session began, or stored by this session).
+    pub fn knows_blobs(&self, blobs: &[BlobId]) -> bool {
+        let seen = self.shared.seen.lock();
+        blobs.iter().all(|b| {
+            self.shared.known.contains(b) || seen.as_ref().map(|s| s.contains(b)).unwrap_or(false)
+        })
+    }
+
+    /// Record an item whose content is already stored (carried over from an
+    /// earlier snapshot without reading it again). Its blobs must be known
+    /// ([`knows_blobs`](Self::knows_blobs)); otherwise this is an error and
+    /// the caller should store the content anew.
+    pub fn carry_item(&mut self, item: ManifestItem) -> Result<ManifestItem> {
+        if !self.knows_blobs(&item.blobs) {
+            return Err(Error::Invalid(format!(
+                "item {:?} names blobs this repository does not hold",
+                item.name
+            )));
+        }
+        if item.name.is_empty() || item.name.contains('\n') {
+            return Err(Error::Invalid(format!(
+                "item name {:?} must be non-empty and one line",
+                item.name
+            )));
+        }
+        if !self.names.insert((item.source.clone(), item.name.clone())) {
+            return Err(Error::Invalid(format!(
+                "item {:?} of {} appears twice in one snapshot",
+                item.name, item.source
+            )));
+        }
+        self.add_manifest_item(&item)?;
+        Ok(item)
     }
 
     fn add_manifest_item(&mut self, item: &ManifestItem) -> Result<()> {
@@ -687,6 +736,20 @@ impl<A: Access> ItemWriter<'_, A> {
         };
         self.session.add_manifest_item(&item)?;
         Ok(item)
+    }
+}
+
+impl<A: Access> Drop for ItemWriter<'_, A> {
+    /// An item dropped before [`finish`](ItemWriter::finish) is not in the
+    /// snapshot, so its name is free again (a source may retry it).
+    fn drop(&mut self) {
+        if !self.name.is_empty() {
+            let key = (
+                std::mem::take(&mut self.source),
+                std::mem::take(&mut self.name),
+            );
+            self.session.names.remove(&key);
+        }
     }
 }
 

@@ -19,6 +19,8 @@ use crate::snapshot::{ManifestItem, Snapshot, SnapshotEntry};
 
 /// Largest snapshot file plaintext accepted.
 const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
+/// A source state file (e.g. a bucket's object list) may be large.
+const MAX_STATE_LEN: usize = 1 << 30;
 /// Longest chain of delta blobs followed when reading (writers keep
 /// chains far shorter; this only stops a damaged index from looping).
 const MAX_DELTA_DEPTH: usize = 64;
@@ -612,6 +614,19 @@ impl<A: Access> Repository<A> {
         }
         out.sort_by(|a, b| a.snapshot.time.cmp(&b.snapshot.time).then(a.id.cmp(&b.id)));
         Ok((out, bad))
+    }
+
+    /// The state `source` left in `snapshot` for its next backup, if any
+    /// (see [`BackupSession::set_source_state`](crate::BackupSession::set_source_state)).
+    pub fn source_state(&self, snapshot: &Snapshot, source: &str) -> Result<Option<Vec<u8>>> {
+        match snapshot.sources.get(source).and_then(|s| s.state.as_ref()) {
+            Some(name) => Ok(Some(self.read_meta_file(
+                FileKind::State,
+                name,
+                MAX_STATE_LEN,
+            )?)),
+            None => Ok(None),
+        }
     }
 
     /// Find a snapshot by `latest`, a full id or a unique id prefix.

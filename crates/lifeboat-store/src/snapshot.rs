@@ -10,7 +10,8 @@ use crate::id::{BlobId, SnapshotId};
 /// One backed-up thing: a stream, a table, an object, an env set, a bundle.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestItem {
-    /// Unique within the snapshot, e.g. `clinic.sql` or `objects/uploads/a.pdf`.
+    /// Unique among the items of its source in the snapshot, e.g.
+    /// `clinic/patients` (mysql) or `scans/2024/a.pdf` (objects).
     pub name: String,
     /// The source that produced it (`command`, `mysql`, `objects`, ...).
     pub source: String,
@@ -37,6 +38,9 @@ pub struct SourceSummary {
     /// Source-level facts (server version, object count, ref list, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub facts: serde_json::Value,
+    /// The `state/` file the source left for its next backup, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 /// Where the manifest (JSON lines of [`ManifestItem`]) is stored.

@@ -174,6 +174,21 @@ impl<A: Access> Repository<A> {
             for b in &snap.snapshot.manifest.blobs {
                 need(b, format!("snapshot {short} (its manifest)"));
             }
+            for (source, summary) in &snap.snapshot.sources {
+                let Some(state) = &summary.state else {
+                    continue;
+                };
+                if let Err(e) = self.source_state(&snap.snapshot, source) {
+                    damage.files.push(Problem {
+                        what: FileKind::State.path(state),
+                        detail: format!(
+                            "{e} (restores are unaffected; the next backup of {source} \
+                             reads everything again)"
+                        ),
+                        needed_by: vec![format!("snapshot {short} (state of {source})")],
+                    });
+                }
+            }
             if self.access.data_identities().is_empty() {
                 continue; // manifests need the restore key; their blobs were checked above
             }

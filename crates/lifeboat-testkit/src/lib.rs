@@ -6,11 +6,15 @@
 //!   runner for the binary;
 //! - [`S3Server`]: a real S3-compatible server process (moto), one per test
 //!   or the one `scripts/test.sh` started (`LIFEBOAT_TEST_S3_ENDPOINT`);
-//! - [`data`]: deterministic generators of test streams.
+//! - [`data`]: deterministic generators of test streams;
+//! - [`bucket`]: a plain S3 client and generated objects;
+//! - [`proxy`]: an HTTP proxy that counts requests and injects faults.
 
+pub mod bucket;
 pub mod clinic;
 pub mod data;
 pub mod mariadb;
+pub mod proxy;
 mod run;
 mod s3;
 

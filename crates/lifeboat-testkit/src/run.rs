@@ -103,6 +103,11 @@ impl Lifeboat {
         }
     }
 
+    /// Set an environment variable for every later run.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_string(), value.to_string()));
+    }
+
     /// The repository directory (local repositories only).
     pub fn repo_path(&self) -> &Path {
         Path::new(&self.repo)

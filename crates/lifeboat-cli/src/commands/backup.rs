@@ -17,7 +17,7 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
     } else {
         ctx.open_any()?
     };
-    let (id, snap) = match &repo {
+    let (id, snap, warnings) = match &repo {
         AnyRepo::Backup(r) => backup(ctx, r, &args)?,
         AnyRepo::Full(r) => backup(ctx, r, &args)?,
     };
@@ -40,14 +40,21 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
             s.duration_ms as f64 / 1000.0
         )?;
     }
-    Ok(Code::Ok)
+    if warnings.is_empty() {
+        return Ok(Code::Ok);
+    }
+    for w in &warnings {
+        eprintln!("WARNING: {w}");
+    }
+    Ok(Code::Warning)
 }
 
+/// Returns the snapshot and warnings to report once it is stored.
 fn backup<A: Access>(
     ctx: &Ctx,
     repo: &Repository<A>,
     args: &BackupArgs,
-) -> Result<(SnapshotId, Snapshot)> {
+) -> Result<(SnapshotId, Snapshot, Vec<String>)> {
     let opts = BackupOptions {
         tags: args.tags.clone(),
         hostname: args.host.clone(),
@@ -56,11 +63,16 @@ fn backup<A: Access>(
     let mut session = repo.begin_backup(opts)?;
     if !args.sources.is_empty() {
         let mut caches = Vec::new();
+        let mut warnings = Vec::new();
         for source in &args.sources {
             let r = match source.as_str() {
                 "mysql" => super::mysql::backup(ctx, &mut session, args.mysql_url.as_deref()),
+                "objects" => super::objects::backup(ctx, repo, &mut session).map(|alarm| {
+                    warnings.extend(alarm);
+                    None
+                }),
                 other => Err(exit::usage(format!(
-                    "unknown source {other:?}: this version backs up `mysql`"
+                    "unknown source {other:?}: this version backs up `mysql` and `objects`"
                 ))),
             };
             match r {
@@ -81,7 +93,8 @@ fn backup<A: Access>(
                 c.discard();
             }
         }
-        return Ok(committed?);
+        let (id, snap) = committed?;
+        return Ok((id, snap, warnings));
     }
     if !args.file.is_empty() {
         for path in &args.file {
@@ -92,9 +105,9 @@ fn backup<A: Access>(
                 .map_err(|e| exit::source(format!("reading {name}: {e}")))?;
             item.finish(serde_json::Value::Null)?;
         }
-        let r = session.commit()?;
+        let (id, snap) = session.commit()?;
         bar.finish();
-        return Ok(r);
+        return Ok((id, snap, Vec::new()));
     }
     let name = args
         .item
@@ -145,9 +158,9 @@ fn backup<A: Access>(
             "say what to back up: --stdin-from-command CMD, --stdin, or --file PATH",
         ));
     }
-    let r = session.commit()?;
+    let (id, snap) = session.commit()?;
     bar.finish();
-    Ok(r)
+    Ok((id, snap, Vec::new()))
 }
 
 /// Read `from` to its end in 1 MiB pieces; a read error is a source failure.

@@ -14,6 +14,7 @@ mod backup;
 mod init;
 mod key;
 mod mysql;
+mod objects;
 mod read;
 mod restore;
 mod verify;

@@ -15,9 +15,10 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let items = repo.manifest(&index, &snap.snapshot)?;
     match args.source.as_deref() {
         Some("mysql") => return super::mysql::restore(ctx, &repo, &index, &items, &args),
+        Some("objects") => return super::objects::restore(ctx, &repo, &index, items, &args),
         Some(other) => {
             return Err(exit::usage(format!(
-                "unknown source {other:?}: this version replays `mysql`"
+                "unknown source {other:?}: this version restores `mysql` and `objects`"
             )))
         }
         None => {}

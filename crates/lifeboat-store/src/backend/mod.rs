@@ -27,6 +27,9 @@ pub enum FileKind {
     Snapshot,
     /// `locks/`: who is using the repository.
     Lock,
+    /// `state/`: per-source state a later backup reads with the backup key
+    /// (e.g. the object list that lets unchanged objects be carried over).
+    State,
 }
 
 impl FileKind {
@@ -39,6 +42,7 @@ impl FileKind {
             FileKind::Index => "index",
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
+            FileKind::State => "state",
         }
     }
 
@@ -52,12 +56,13 @@ impl FileKind {
     }
 
     /// Every kind, in the order verify reports them.
-    pub const ALL: [FileKind; 6] = [
+    pub const ALL: [FileKind; 7] = [
         FileKind::Config,
         FileKind::Keys,
         FileKind::Pack,
         FileKind::Index,
         FileKind::Snapshot,
+        FileKind::State,
         FileKind::Lock,
     ];
 }

@@ -78,9 +78,13 @@ pub struct S3Backend {
     rt: tokio::runtime::Runtime,
 }
 
-impl S3Backend {
-    /// Connect (lazily: nothing is sent until the first request).
-    pub fn open(bucket: &str, prefix: &str, opts: &S3Options) -> Result<Self> {
+impl S3Options {
+    /// An S3 client with lifeboat's settings (R2-safe checksums, path style,
+    /// retries with backoff, timeouts) and the endpoint it talks to. `what`
+    /// names the bucket in errors. Sources use this for the buckets they
+    /// back up, so every S3 conversation behaves the same.
+    pub fn client(&self, what: &str) -> Result<(Client, Option<String>)> {
+        let opts = self;
         let endpoint = opts
             .endpoint
             .clone()
@@ -109,7 +113,7 @@ impl S3Backend {
             .or_else(|| env("AWS_SECRET_ACCESS_KEY"));
         let (Some(key_id), Some(secret)) = (key_id, secret) else {
             return Err(Error::Invalid(format!(
-                "no S3 credentials for s3://{bucket}: set access_key_id and secret_access_key \
+                "no S3 credentials for {what}: set access_key_id and secret_access_key \
                  in the config, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )));
         };
@@ -140,6 +144,14 @@ impl S3Backend {
         if let Some(ep) = &endpoint {
             builder = builder.endpoint_url(ep);
         }
+        Ok((Client::from_conf(builder.build()), endpoint))
+    }
+}
+
+impl S3Backend {
+    /// Connect (lazily: nothing is sent until the first request).
+    pub fn open(bucket: &str, prefix: &str, opts: &S3Options) -> Result<Self> {
+        let (client, endpoint) = opts.client(&format!("s3://{bucket}"))?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("lifeboat-s3")
@@ -147,7 +159,7 @@ impl S3Backend {
             .build()
             .map_err(|e| Error::io("starting the S3 client runtime", e))?;
         Ok(Self {
-            client: Client::from_conf(builder.build()),
+            client,
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             endpoint: endpoint.unwrap_or_else(|| "AWS".into()),

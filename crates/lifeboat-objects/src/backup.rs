@@ -1,0 +1,622 @@
+//! Backing up a bucket or a directory into a backup session.
+//!
+//! ```text
+//! list (all pages) -> plan per object: carry | refresh headers | fetch
+//! fetch: ranged GETs pinned to the listed ETag, `connections` in flight,
+//!        results in key order -> one item per object (this thread)
+//! carry: the previous snapshot's blobs, by reference, nothing downloaded
+//! ```
+//! Memory: the listing and the state (a few hundred bytes per object) plus
+//! `connections` ranges of `range_size` bytes in flight.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crossbeam_channel::Receiver;
+use futures_util::{stream, StreamExt};
+use lifeboat_store::{Access, BackupSession, ManifestItem, Progress, ProgressBars, Repository};
+use serde::Serialize;
+
+use crate::bucket::{Bucket, Fetched, Remote};
+use crate::error::{Error, Result};
+use crate::meta::{Headers, Listed, ObjectMeta};
+use crate::state::{self, Entry, KeyHasher, State};
+use crate::{dir, SOURCE};
+
+/// What to back up.
+pub enum Source {
+    /// A bucket (R2, S3, MinIO, ...).
+    Bucket(Bucket),
+    /// A local upload directory.
+    Dir(PathBuf),
+}
+
+impl Source {
+    /// Where: the previous snapshot of the same location is the basis of
+    /// the incremental run.
+    pub fn location(&self) -> String {
+        match self {
+            Source::Bucket(b) => b.location(),
+            Source::Dir(p) => format!(
+                "dir:{}",
+                std::fs::canonicalize(p)
+                    .unwrap_or_else(|_| p.clone())
+                    .display()
+            ),
+        }
+    }
+}
+
+/// How to back up.
+#[derive(Debug, Clone)]
+pub struct ObjectsBackupOptions {
+    /// Raise the alarm when more than this share of the previous
+    /// snapshot's objects is gone (default 0.10).
+    pub max_deleted_share: f64,
+    /// Bytes per ranged GET (default 8 MiB).
+    pub range_size: u64,
+}
+
+impl Default for ObjectsBackupOptions {
+    fn default() -> Self {
+        ObjectsBackupOptions {
+            max_deleted_share: 0.10,
+            range_size: 8 << 20,
+        }
+    }
+}
+
+/// What a backup did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ObjectsReport {
+    /// The bucket or directory.
+    pub location: String,
+    /// Objects in the snapshot.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Objects carried over from the previous snapshot without reading them.
+    pub carried: u64,
+    /// Objects read.
+    pub fetched: u64,
+    /// Bytes read.
+    pub fetched_bytes: u64,
+    /// Objects listed but deleted before they could be read.
+    pub vanished: Vec<String>,
+    /// Files skipped (directory source: links, special files).
+    pub skipped: Vec<String>,
+    /// Objects in the previous snapshot of this location.
+    pub previous_objects: Option<u64>,
+    /// Of those, how many are gone.
+    pub deleted: u64,
+    /// Requests: list pages, GETs, HEADs (bucket source).
+    pub requests: Requests,
+    /// Set when too many objects disappeared since the previous snapshot.
+    pub alarm: Option<String>,
+}
+
+/// Request counts.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Requests {
+    /// ListObjectsV2 pages.
+    pub lists: u64,
+    /// GetObject requests.
+    pub gets: u64,
+    /// HeadObject requests.
+    pub heads: u64,
+}
+
+enum Plan {
+    Carry(Entry),
+    /// Same content, new Last-Modified: read the headers again (HEAD).
+    Refresh(Entry),
+    Fetch,
+}
+
+enum Task {
+    Range { idx: usize, start: u64, len: u64 },
+    Head { idx: usize },
+}
+
+enum Piece {
+    Data {
+        idx: usize,
+        start: u64,
+        data: bytes::Bytes,
+        headers: Option<Headers>,
+    },
+    Head {
+        idx: usize,
+        found: Option<(Listed, Headers)>,
+    },
+    Gone {
+        idx: usize,
+    },
+    Changed {
+        idx: usize,
+    },
+}
+
+impl Piece {
+    fn idx(&self) -> usize {
+        match self {
+            Piece::Data { idx, .. }
+            | Piece::Head { idx, .. }
+            | Piece::Gone { idx }
+            | Piece::Changed { idx } => *idx,
+        }
+    }
+}
+
+/// How often an object that changes while it is read is tried again.
+const CHANGE_ROUNDS: usize = 3;
+
+/// Back up `source` into `session` as one `objects` item per object, with
+/// the object list stored as the source's state for the next run. A failed
+/// listing or read returns an error and the caller aborts the session: no
+/// snapshot. Too many deletions set [`ObjectsReport::alarm`] but store the
+/// snapshot anyway (the caller reports it).
+pub fn backup<A: Access>(
+    session: &mut BackupSession<A>,
+    repo: &Repository<A>,
+    source: &Source,
+    opts: &ObjectsBackupOptions,
+    bars: &dyn ProgressBars,
+) -> Result<ObjectsReport> {
+    let location = source.location();
+    let previous = state::previous(repo, &location)?;
+    let (listed, skipped) = match source {
+        Source::Bucket(b) => (b.list()?, Vec::new()),
+        Source::Dir(p) => dir::list(p)?,
+    };
+    for s in &skipped {
+        tracing::warn!("skipped {s}");
+    }
+    let hasher = KeyHasher::new(session.derived_key("objects key"));
+    let keys: Vec<String> = listed.iter().map(|o| hasher.hash(&o.key)).collect();
+    let mut report = ObjectsReport {
+        location: location.clone(),
+        skipped,
+        ..Default::default()
+    };
+    let mut prev = previous.map(State::into_map);
+    if let Some(prev) = &prev {
+        let now: HashSet<&String> = keys.iter().collect();
+        report.previous_objects = Some(prev.len() as u64);
+        report.deleted = prev.keys().filter(|k| !now.contains(k)).count() as u64;
+    }
+    let mut plans = Vec::with_capacity(listed.len());
+    let mut to_fetch = 0u64;
+    for (o, k) in listed.iter().zip(&keys) {
+        let plan = match prev.as_mut().and_then(|p| p.remove(k)) {
+            Some(e)
+                if e.size == o.size
+                    && e.meta.etag == o.etag
+                    && !o.etag.is_empty()
+                    && session.knows_blobs(&e.blobs) =>
+            {
+                if e.meta.last_modified == o.last_modified || matches!(source, Source::Dir(_)) {
+                    Plan::Carry(e)
+                } else {
+                    Plan::Refresh(e)
+                }
+            }
+            _ => {
+                to_fetch += o.size;
+                Plan::Fetch
+            }
+        };
+        plans.push(plan);
+    }
+    drop(prev);
+    let bar = bars.bytes("objects");
+    bar.set_length(to_fetch);
+    let mut run = Run {
+        session,
+        state: State::new(&location),
+        report,
+        listed: &listed,
+        keys: &keys,
+        bar: &*bar,
+    };
+    match source {
+        Source::Bucket(b) => {
+            let retry = run.read_bucket(b, plans, opts)?;
+            run.retry_changed(b, retry, opts)?;
+            let c = b.counters();
+            run.report.requests = Requests {
+                lists: c.lists.load(std::sync::atomic::Ordering::Relaxed),
+                gets: c.gets.load(std::sync::atomic::Ordering::Relaxed),
+                heads: c.heads.load(std::sync::atomic::Ordering::Relaxed),
+            };
+        }
+        Source::Dir(root) => run.read_dir(root, plans)?,
+    }
+    bar.finish();
+    let Run {
+        session,
+        state,
+        mut report,
+        ..
+    } = run;
+    if let Some(prev_n) = report.previous_objects.filter(|n| *n > 0) {
+        let share = report.deleted as f64 / prev_n as f64;
+        if share > opts.max_deleted_share {
+            report.alarm = Some(format!(
+                "{} of the {prev_n} objects in the previous snapshot of {location} are gone \
+                 ({:.0}%, more than the {:.0}% allowed): if this is a mass deletion or the wrong \
+                 bucket, keep the older snapshots (do not prune) and restore from them",
+                report.deleted,
+                share * 100.0,
+                opts.max_deleted_share * 100.0
+            ));
+        }
+    }
+    let state_json = serde_json::to_vec(&state).expect("state serializes");
+    session.set_source_state(SOURCE, &state_json)?;
+    let mut facts = serde_json::to_value(&report).expect("report serializes");
+    if let Some(f) = facts.as_object_mut() {
+        // Keys of vanished or skipped files are for the operator's log, not
+        // for the snapshot file the backup key can read.
+        f.remove("vanished");
+        f.remove("skipped");
+    }
+    session.set_source_facts(SOURCE, facts);
+    Ok(report)
+}
+
+struct Run<'a, 's, A: Access> {
+    session: &'s mut BackupSession<A>,
+    state: State,
+    report: ObjectsReport,
+    listed: &'a [Listed],
+    keys: &'a [String],
+    bar: &'a dyn Progress,
+}
+
+impl<A: Access> Run<'_, '_, A> {
+    fn record(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) {
+        self.report.objects += 1;
+        self.report.bytes += item.size;
+        self.state.objects.push(Entry {
+            k: self.keys[idx].clone(),
+            size: item.size,
+            sha256: item.sha256,
+            blobs: item.blobs,
+            meta,
+        });
+    }
+
+    fn carry(&mut self, idx: usize, entry: Entry, fresh: Option<(&Listed, Headers)>) -> Result<()> {
+        let mut meta = entry.meta;
+        if let Some((l, h)) = fresh {
+            meta.last_modified = l.last_modified.clone();
+            meta.headers = h;
+        } else {
+            meta.last_modified = self.listed[idx].last_modified.clone();
+        }
+        let item = self.session.carry_item(ManifestItem {
+            name: self.listed[idx].key.clone(),
+            source: SOURCE.into(),
+            kind: "object".into(),
+            size: entry.size,
+            sha256: entry.sha256,
+            blobs: entry.blobs,
+            meta: serde_json::to_value(&meta).expect("meta serializes"),
+        })?;
+        self.report.carried += 1;
+        self.record(idx, item, meta);
+        Ok(())
+    }
+
+    /// Carry every planned carry before `until`.
+    fn carry_before(
+        &mut self,
+        plans: &mut [Option<Plan>],
+        next: &mut usize,
+        until: usize,
+    ) -> Result<()> {
+        while *next < until {
+            if let Some(Plan::Carry(_)) = plans[*next] {
+                if let Some(Plan::Carry(e)) = plans[*next].take() {
+                    self.carry(*next, e, None)?;
+                }
+            }
+            *next += 1;
+        }
+        Ok(())
+    }
+
+    fn read_dir(&mut self, root: &Path, plans: Vec<Plan>) -> Result<()> {
+        let mut buf = vec![0u8; 1 << 20];
+        for (idx, plan) in plans.into_iter().enumerate() {
+            let entry = match plan {
+                Plan::Carry(e) | Plan::Refresh(e) => {
+                    self.carry(idx, e, None)?;
+                    continue;
+                }
+                Plan::Fetch => {
+                    let listed = self.listed;
+                    &listed[idx]
+                }
+            };
+            let path = root.join(&entry.key);
+            let mut file = match std::fs::File::open(&path) {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    self.report.vanished.push(entry.key.clone());
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&path, e)),
+            };
+            let fmeta = file.metadata().map_err(|e| Error::io(&path, e))?;
+            let mut item = self.session.item(SOURCE, &entry.key, "object", self.bar)?;
+            loop {
+                let n = match file.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(Error::io(&path, e)),
+                };
+                item.push(&buf[..n])?;
+            }
+            let meta = ObjectMeta {
+                etag: entry.etag.clone(),
+                last_modified: dir::modified(&fmeta),
+                headers: Headers::default(),
+                mode: dir::mode(&fmeta),
+            };
+            let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
+            self.report.fetched += 1;
+            self.report.fetched_bytes += item.size;
+            self.record(idx, item, meta);
+        }
+        Ok(())
+    }
+
+    /// Download what the plans say, in key order; returns the objects that
+    /// changed while being read.
+    fn read_bucket(
+        &mut self,
+        b: &Bucket,
+        plans: Vec<Plan>,
+        opts: &ObjectsBackupOptions,
+    ) -> Result<Vec<usize>> {
+        let range = opts.range_size.max(1 << 20);
+        let mut tasks = Vec::new();
+        for (idx, plan) in plans.iter().enumerate() {
+            match plan {
+                Plan::Carry(_) => {}
+                Plan::Refresh(_) => tasks.push(Task::Head { idx }),
+                Plan::Fetch => {
+                    let size = self.listed[idx].size;
+                    let mut start = 0;
+                    loop {
+                        let len = range.min(size - start);
+                        tasks.push(Task::Range { idx, start, len });
+                        start += len;
+                        if start >= size {
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        let mut plans: Vec<Option<Plan>> = plans.into_iter().map(Some).collect();
+        let (tx, rx) = crossbeam_channel::bounded::<Result<Piece>>(4);
+        let listed = self.listed;
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                let remote = b.remote.clone();
+                let rt = b.rt.handle().clone();
+                b.rt.block_on(async move {
+                    let mut results = stream::iter(tasks.into_iter().map(|t| {
+                        let remote = remote.clone();
+                        let o = &listed[match t {
+                            Task::Range { idx, .. } | Task::Head { idx } => idx,
+                        }];
+                        let (key, etag) = (o.key.clone(), o.etag.clone());
+                        rt.spawn(fetch(remote, t, key, etag))
+                    }))
+                    .buffered(b.connections);
+                    while let Some(r) = results.next().await {
+                        let r = r.unwrap_or_else(|e| {
+                            Err(Error::Invalid(format!("a download task failed: {e}")))
+                        });
+                        let stop = r.is_err();
+                        // Blocks this (non-worker) thread only; the spawned
+                        // downloads go on. Fails once the consumer has stopped.
+                        if tx.send(r).is_err() || stop {
+                            break;
+                        }
+                    }
+                });
+            });
+            self.consume(rx, &mut plans)
+        })
+    }
+
+    fn consume(
+        &mut self,
+        rx: Receiver<Result<Piece>>,
+        plans: &mut [Option<Plan>],
+    ) -> Result<Vec<usize>> {
+        let mut pieces = rx.into_iter().peekable();
+        let mut next = 0;
+        let mut retry = Vec::new();
+        while let Some(piece) = pieces.next() {
+            let piece = piece?;
+            let idx = piece.idx();
+            self.carry_before(plans, &mut next, idx)?;
+            next = idx + 1;
+            let listed = self.listed;
+            let o = &listed[idx];
+            match piece {
+                Piece::Gone { .. } => self.report.vanished.push(o.key.clone()),
+                Piece::Changed { .. } => retry.push(idx),
+                Piece::Head { found: None, .. } => self.report.vanished.push(o.key.clone()),
+                Piece::Head {
+                    found: Some((l, h)),
+                    ..
+                } => match plans[idx].take() {
+                    Some(Plan::Refresh(e)) if e.size == l.size && e.meta.etag == l.etag => {
+                        self.carry(idx, e, Some((&l, h)))?
+                    }
+                    _ => retry.push(idx),
+                },
+                Piece::Data {
+                    start,
+                    data,
+                    headers,
+                    ..
+                } => {
+                    if start != 0 {
+                        return Err(Error::Invalid(format!(
+                            "download of {} out of order (at {start})",
+                            o.key
+                        )));
+                    }
+                    let mut item = self.session.item(SOURCE, &o.key, "object", self.bar)?;
+                    item.push(&data)?;
+                    let mut got = data.len() as u64;
+                    let mut changed = false;
+                    while got < o.size {
+                        match pieces.next() {
+                            Some(Ok(Piece::Data { idx: i, data, .. })) if i == idx => {
+                                item.push(&data)?;
+                                got += data.len() as u64;
+                            }
+                            Some(Ok(Piece::Gone { idx: i } | Piece::Changed { idx: i }))
+                                if i == idx =>
+                            {
+                                changed = true;
+                                break;
+                            }
+                            Some(Err(e)) => return Err(e),
+                            _ => {
+                                return Err(Error::Invalid(format!(
+                                    "download of {} ended early",
+                                    o.key
+                                )))
+                            }
+                        }
+                    }
+                    if changed {
+                        drop(item);
+                        while pieces
+                            .peek()
+                            .is_some_and(|p| p.as_ref().is_ok_and(|p| p.idx() == idx))
+                        {
+                            pieces.next();
+                        }
+                        retry.push(idx);
+                        continue;
+                    }
+                    let meta = ObjectMeta {
+                        etag: o.etag.clone(),
+                        last_modified: o.last_modified.clone(),
+                        headers: headers.unwrap_or_default(),
+                        mode: None,
+                    };
+                    let item =
+                        item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
+                    self.report.fetched += 1;
+                    self.report.fetched_bytes += item.size;
+                    self.record(idx, item, meta);
+                }
+            }
+        }
+        let n = plans.len();
+        self.carry_before(plans, &mut next, n)?;
+        Ok(retry)
+    }
+
+    /// Objects that changed while being read: read them again, a few times.
+    fn retry_changed(
+        &mut self,
+        b: &Bucket,
+        mut retry: Vec<usize>,
+        opts: &ObjectsBackupOptions,
+    ) -> Result<()> {
+        let range = opts.range_size.max(1 << 20);
+        for _round in 0..CHANGE_ROUNDS {
+            if retry.is_empty() {
+                return Ok(());
+            }
+            let mut again = Vec::new();
+            for idx in std::mem::take(&mut retry) {
+                let key = self.listed[idx].key.clone();
+                let Some((now, headers)) = b.rt.block_on(b.remote.head(&key))? else {
+                    self.report.vanished.push(key);
+                    continue;
+                };
+                let mut item = self.session.item(SOURCE, &key, "object", self.bar)?;
+                let mut start = 0;
+                let mut changed = false;
+                while start < now.size || (start == 0 && now.size == 0) {
+                    let len = range.min(now.size - start);
+                    match b
+                        .rt
+                        .block_on(b.remote.get_range(&key, &now.etag, start, len))?
+                    {
+                        Fetched::Data(data, _) => item.push(&data)?,
+                        Fetched::Gone | Fetched::Changed => {
+                            changed = true;
+                            break;
+                        }
+                    }
+                    start += len;
+                    if now.size == 0 {
+                        break;
+                    }
+                }
+                if changed {
+                    drop(item);
+                    again.push(idx);
+                    continue;
+                }
+                let meta = ObjectMeta {
+                    etag: now.etag.clone(),
+                    last_modified: now.last_modified.clone(),
+                    headers,
+                    mode: None,
+                };
+                let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
+                self.report.fetched += 1;
+                self.report.fetched_bytes += item.size;
+                self.record(idx, item, meta);
+            }
+            retry = again;
+        }
+        match retry.first() {
+            None => Ok(()),
+            Some(&idx) => Err(Error::S3 {
+                what: format!("reading {}", self.listed[idx].key),
+                detail: format!(
+                    "the object changed while it was read, {CHANGE_ROUNDS} times: run the backup \
+                     again when uploads to it have settled"
+                ),
+            }),
+        }
+    }
+}
+
+async fn fetch(remote: Remote, task: Task, key: String, etag: String) -> Result<Piece> {
+    Ok(match task {
+        Task::Head { idx } => Piece::Head {
+            idx,
+            found: remote.head(&key).await?,
+        },
+        Task::Range { idx, start, len } => match remote.get_range(&key, &etag, start, len).await? {
+            Fetched::Data(data, headers) => Piece::Data {
+                idx,
+                start,
+                data,
+                headers,
+            },
+            Fetched::Gone => Piece::Gone { idx },
+            Fetched::Changed => Piece::Changed { idx },
+        },
+    })
+}

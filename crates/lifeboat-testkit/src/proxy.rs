@@ -1,0 +1,253 @@
+//! An HTTP/1.1 proxy between lifeboat and a test server that logs every
+//! request and can answer chosen ones with an error instead of forwarding
+//! them: to count requests (how many GETs did a backup make?) and to inject
+//! faults (a listing that fails after its first page).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+/// One request as the proxy saw it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// `GET`, `PUT`, ...
+    pub method: String,
+    /// Path without the query, percent-encoded as sent.
+    pub path: String,
+    /// The query string (may be empty).
+    pub query: String,
+}
+
+type Fault = dyn Fn(&Request) -> Option<u16> + Send + Sync;
+
+/// A running proxy; it stops accepting when dropped.
+pub struct Proxy {
+    /// `http://127.0.0.1:PORT`: give this to lifeboat as the endpoint.
+    pub endpoint: String,
+    log: Arc<Mutex<Vec<Request>>>,
+    fault: Arc<Mutex<Option<Box<Fault>>>>,
+}
+
+impl Proxy {
+    /// Forward to `upstream` (`http://HOST:PORT`).
+    pub fn start(upstream: &str) -> Proxy {
+        let upstream = upstream.trim_start_matches("http://").to_string();
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let endpoint = format!("http://{}", listener.local_addr().expect("proxy address"));
+        let log: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let fault: Arc<Mutex<Option<Box<Fault>>>> = Arc::default();
+        let (l, f) = (log.clone(), fault.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (l, f, up) = (l.clone(), f.clone(), upstream.clone());
+                std::thread::spawn(move || {
+                    let _ = serve(client, &up, &l, &f);
+                });
+            }
+        });
+        Proxy {
+            endpoint,
+            log,
+            fault,
+        }
+    }
+
+    /// Answer requests for which `f` returns a status with that status
+    /// (and an S3-style XML error body) instead of forwarding them.
+    pub fn set_fault(&self, f: impl Fn(&Request) -> Option<u16> + Send + Sync + 'static) {
+        *self.fault.lock().expect("fault lock") = Some(Box::new(f));
+    }
+
+    /// Forward everything again.
+    pub fn clear_fault(&self) {
+        *self.fault.lock().expect("fault lock") = None;
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Request> {
+        self.log.lock().expect("log lock").clone()
+    }
+
+    /// Forget the requests so far.
+    pub fn reset(&self) {
+        self.log.lock().expect("log lock").clear();
+    }
+
+    /// Object GETs so far (GET requests that are not listings).
+    pub fn object_gets(&self) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == "GET" && !r.query.contains("list-type") && r.path.len() > 1)
+            .filter(|r| r.path.trim_start_matches('/').contains('/'))
+            .count()
+    }
+}
+
+struct Head {
+    first: String,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn write_to(&self, w: &mut dyn Write, skip: &[&str]) -> std::io::Result<()> {
+        let mut out = format!("{}\r\n", self.first);
+        for (k, v) in &self.headers {
+            if !skip.iter().any(|s| k.eq_ignore_ascii_case(s)) {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        out.push_str("\r\n");
+        w.write_all(out.as_bytes())
+    }
+}
+
+fn read_head(r: &mut dyn BufRead) -> std::io::Result<Option<Head>> {
+    let mut first = String::new();
+    if r.read_line(&mut first)? == 0 {
+        return Ok(None);
+    }
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line)? == 0 {
+            return Ok(None);
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+    }
+    Ok(Some(Head {
+        first: first.trim_end().to_string(),
+        headers,
+    }))
+}
+
+/// Copy a body framed by `head` from `r` to `w`.
+fn relay_body(
+    head: &Head,
+    r: &mut dyn BufRead,
+    w: &mut dyn Write,
+    until_eof: bool,
+) -> std::io::Result<()> {
+    if let Some(n) = head
+        .get("content-length")
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        let copied = std::io::copy(&mut r.take(n), w)?;
+        if copied != n {
+            return Err(std::io::Error::other("body cut short"));
+        }
+    } else if head
+        .get("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            r.read_line(&mut size)?;
+            w.write_all(size.as_bytes())?;
+            let n = u64::from_str_radix(size.trim().split(';').next().unwrap_or("0"), 16)
+                .map_err(std::io::Error::other)?;
+            std::io::copy(&mut r.take(n + 2), w)?;
+            if n == 0 {
+                break;
+            }
+        }
+    } else if until_eof {
+        std::io::copy(r, w)?;
+    }
+    Ok(())
+}
+
+fn serve(
+    client: TcpStream,
+    upstream: &str,
+    log: &Mutex<Vec<Request>>,
+    fault: &Mutex<Option<Box<Fault>>>,
+) -> std::io::Result<()> {
+    let mut client_w = client.try_clone()?;
+    let mut client_r = BufReader::new(client);
+    let mut up: Option<(TcpStream, BufReader<TcpStream>)> = None;
+    while let Some(req) = read_head(&mut client_r)? {
+        let mut parts = req.first.split_whitespace();
+        let method = parts.next().unwrap_or("").to_string();
+        let target = parts.next().unwrap_or("").to_string();
+        let (path, query) = target.split_once('?').unwrap_or((&target, ""));
+        let info = Request {
+            method: method.clone(),
+            path: path.to_string(),
+            query: query.to_string(),
+        };
+        log.lock().expect("log lock").push(info.clone());
+        if req
+            .get("expect")
+            .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"))
+        {
+            client_w.write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
+        }
+        let injected = fault
+            .lock()
+            .expect("fault lock")
+            .as_ref()
+            .and_then(|f| f(&info));
+        if let Some(status) = injected {
+            relay_body(&req, &mut client_r, &mut std::io::sink(), false)?;
+            let body =
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>\
+                        <Message>injected by the test proxy</Message></Error>";
+            write!(
+                client_w,
+                "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            )?;
+            continue;
+        }
+        if up.is_none() {
+            let s = TcpStream::connect(upstream)?;
+            let r = BufReader::new(s.try_clone()?);
+            up = Some((s, r));
+        }
+        let Some((up_w, up_r)) = up.as_mut() else {
+            break;
+        };
+        req.write_to(up_w, &["expect"])?;
+        relay_body(&req, &mut client_r, up_w, false)?;
+        let Some(resp) = read_head(up_r)? else {
+            break;
+        };
+        resp.write_to(&mut client_w, &[])?;
+        let status: u16 = resp
+            .first
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let no_body = method == "HEAD" || status == 204 || status == 304 || status < 200;
+        if !no_body {
+            let framed =
+                resp.get("content-length").is_some() || resp.get("transfer-encoding").is_some();
+            relay_body(&resp, up_r, &mut client_w, true)?;
+            if !framed {
+                break; // the body ended with the connection
+            }
+        }
+        client_w.flush()?;
+        if resp
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+        {
+            up = None;
+        }
+    }
+    Ok(())
+}
