@@ -89,6 +89,9 @@ pub enum Command {
     Export(ExportArgs),
     /// Check the repository; with --read-data, every byte.
     Verify(VerifyArgs),
+    /// Cross-check document rows (MySQL) against stored objects: rows whose
+    /// object is missing or differs (exit 4), orphan objects, local rows.
+    CheckReferences(CheckReferencesArgs),
     /// Manage restore keys.
     #[command(subcommand)]
     Key(KeyCommand),
@@ -193,6 +196,25 @@ pub struct ExportArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckReferencesArgs {
+    /// The snapshot holding the rows and objects (unless both are live).
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Read the rows from the live database of [mysql] instead.
+    #[arg(long)]
+    pub live_db: bool,
+    /// List the live bucket or directory of [objects] instead.
+    #[arg(long)]
+    pub live_objects: bool,
+    /// The table of documents.
+    #[arg(long, default_value = "medical_documents")]
+    pub table: String,
+    /// Check only rows whose storage_bucket is this (others are listed apart).
+    #[arg(long, value_name = "BUCKET")]
+    pub row_bucket: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -8,7 +8,8 @@
 //! - [`replay`]: a snapshot into a named target database, tables in
 //!   parallel with multi-row inserts, then every table's row count and
 //!   content checksum compared with the manifest;
-//! - [`export`]: a plain SQL file the stock `mysql`/`mariadb` client loads.
+//! - [`export`]: a plain SQL file the stock `mysql`/`mariadb` client loads;
+//! - [`rows`]: some columns of one table, from a snapshot or a live database.
 //!
 //! Data format of a table item: one row per line, `(v1,v2,...)\n`, each
 //! value a SQL literal (`NULL`, a number, `'escaped text'`, `X'hex'`). The
@@ -25,6 +26,7 @@ mod encode;
 mod error;
 mod export;
 mod replay;
+pub mod rows;
 mod schema;
 
 pub use cache::{commit_cache, discard_cache};

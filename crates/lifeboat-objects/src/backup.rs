@@ -48,6 +48,16 @@ impl Source {
     }
 }
 
+impl Source {
+    /// The objects as a listing shows them now, sorted by key.
+    pub fn list(&self) -> Result<Vec<Listed>> {
+        match self {
+            Source::Bucket(b) => b.list(),
+            Source::Dir(p) => Ok(dir::list(p)?.0),
+        }
+    }
+}
+
 /// How to back up.
 #[derive(Debug, Clone)]
 pub struct ObjectsBackupOptions {

@@ -11,6 +11,7 @@ macro_rules! outln {
 }
 
 mod backup;
+mod check;
 mod init;
 mod key;
 mod mysql;
@@ -57,6 +58,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Show(a) => read::show(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
+        Command::CheckReferences(a) => check::run(&ctx, a),
         Command::Export(a) => mysql::export(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),

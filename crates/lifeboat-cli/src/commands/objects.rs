@@ -42,7 +42,7 @@ fn open_bucket(c: &ObjectsConfig, bucket: &str, prefix: &str) -> Result<Bucket> 
 }
 
 /// The configured source.
-fn source(ctx: &Ctx) -> Result<Source> {
+pub fn source(ctx: &Ctx) -> Result<Source> {
     let c = config(ctx)?;
     match (&c.bucket, &c.path) {
         (Some(_), Some(_)) => Err(exit::usage(
