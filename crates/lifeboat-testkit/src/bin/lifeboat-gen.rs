@@ -4,6 +4,9 @@
 //!     lifeboat-gen stream BYTES SEED OUT    half random, half SQL-like text
 //!     lifeboat-gen change OUT FRACTION SEED change a fraction in place (10 runs)
 //!     lifeboat-gen clinic SCALE_MB SEED     the clinic database as SQL on stdout
+//!     lifeboat-gen bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT]
+//!         fill a bucket with generated documents (the bucket must exist);
+//!         with CHANGE_PERCENT, rewrite that share of them with new content
 
 use std::path::Path;
 
@@ -34,11 +37,34 @@ fn main() {
                 lifeboat_testkit::data::change_in_place(Path::new(&args[2]), fraction, 10, num(4));
             println!("changed {n} bytes");
         }
+        Some("bucket") if args.len() == 7 || args.len() == 8 => {
+            let s3 = lifeboat_testkit::bucket::S3Client::new(&args[2]);
+            let mut objects =
+                lifeboat_testkit::bucket::generate(num(4) as usize, num(5), num(6));
+            if args.len() == 8 {
+                let every = (100 / num(7).max(1)) as usize;
+                objects = objects
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % every == every / 2)
+                    .map(|(_, mut o)| {
+                        o.seed ^= 0xDEAD_BEEF;
+                        o
+                    })
+                    .collect();
+            }
+            s3.put_all(&args[3], &objects);
+            let bytes: u64 = objects.iter().map(|o| o.size).sum();
+            println!("wrote {} objects, {bytes} bytes", objects.len());
+        }
         _ => usage(),
     }
 }
 
 fn usage() -> ! {
-    eprintln!("usage: lifeboat-gen stream BYTES SEED OUT | change FILE FRACTION SEED | clinic SCALE_MB SEED");
+    eprintln!(
+        "usage: lifeboat-gen stream BYTES SEED OUT | change FILE FRACTION SEED | clinic SCALE_MB SEED \
+         | bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT]"
+    );
     std::process::exit(2)
 }
