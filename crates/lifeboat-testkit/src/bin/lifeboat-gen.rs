@@ -39,8 +39,7 @@ fn main() {
         }
         Some("bucket") if args.len() == 7 || args.len() == 8 => {
             let s3 = lifeboat_testkit::bucket::S3Client::new(&args[2]);
-            let mut objects =
-                lifeboat_testkit::bucket::generate(num(4) as usize, num(5), num(6));
+            let mut objects = lifeboat_testkit::bucket::generate(num(4) as usize, num(5), num(6));
             if args.len() == 8 {
                 let every = (100 / num(7).max(1)) as usize;
                 objects = objects
