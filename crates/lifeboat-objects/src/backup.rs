@@ -298,6 +298,12 @@ impl<A: Access> Run<'_, '_, A> {
         });
     }
 
+    fn record_fetched(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) {
+        self.report.fetched += 1;
+        self.report.fetched_bytes += item.size;
+        self.record(idx, item, meta);
+    }
+
     fn carry(&mut self, idx: usize, entry: Entry, fresh: Option<(&Listed, Headers)>) -> Result<()> {
         let mut meta = entry.meta;
         if let Some((l, h)) = fresh {
@@ -378,9 +384,7 @@ impl<A: Access> Run<'_, '_, A> {
                 mode: dir::mode(&fmeta),
             };
             let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-            self.report.fetched += 1;
-            self.report.fetched_bytes += item.size;
-            self.record(idx, item, meta);
+            self.record_fetched(idx, item, meta);
         }
         Ok(())
     }
@@ -531,9 +535,7 @@ impl<A: Access> Run<'_, '_, A> {
                     };
                     let item =
                         item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                    self.report.fetched += 1;
-                    self.report.fetched_bytes += item.size;
-                    self.record(idx, item, meta);
+                    self.record_fetched(idx, item, meta);
                 }
             }
         }
@@ -593,9 +595,7 @@ impl<A: Access> Run<'_, '_, A> {
                     mode: None,
                 };
                 let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                self.report.fetched += 1;
-                self.report.fetched_bytes += item.size;
-                self.record(idx, item, meta);
+                self.record_fetched(idx, item, meta);
             }
             retry = again;
         }

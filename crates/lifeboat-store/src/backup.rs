@@ -521,6 +521,20 @@ impl<A: Access> BackupSession<A> {
         kind: &str,
         progress: &'s dyn Progress,
     ) -> Result<ItemWriter<'s, A>> {
+        self.claim_name(source, name)?;
+        let state = ItemState::new(&self.shared.repo, BlobKind::Data);
+        Ok(ItemWriter {
+            session: self,
+            state,
+            name: name.to_string(),
+            source: source.to_string(),
+            kind: kind.to_string(),
+            progress,
+        })
+    }
+
+    /// Check an item name and reserve it among `source`'s items.
+    fn claim_name(&mut self, source: &str, name: &str) -> Result<()> {
         if name.is_empty() || name.contains('\n') {
             return Err(Error::Invalid(format!(
                 "item name {name:?} must be non-empty and one line"
@@ -531,15 +545,7 @@ impl<A: Access> BackupSession<A> {
                 "item {name:?} of {source} appears twice in one snapshot"
             )));
         }
-        let state = ItemState::new(&self.shared.repo, BlobKind::Data);
-        Ok(ItemWriter {
-            session: self,
-            state,
-            name: name.to_string(),
-            source: source.to_string(),
-            kind: kind.to_string(),
-            progress,
-        })
+        Ok(())
     }
 
     /// A 32-byte key for a source's own keyed hashes (e.g. row hashes kept
@@ -591,18 +597,7 @@ impl<A: Access> BackupSession<A> {
                 item.name
             )));
         }
-        if item.name.is_empty() || item.name.contains('\n') {
-            return Err(Error::Invalid(format!(
-                "item name {:?} must be non-empty and one line",
-                item.name
-            )));
-        }
-        if !self.names.insert((item.source.clone(), item.name.clone())) {
-            return Err(Error::Invalid(format!(
-                "item {:?} of {} appears twice in one snapshot",
-                item.name, item.source
-            )));
-        }
+        self.claim_name(&item.source, &item.name)?;
         self.add_manifest_item(&item)?;
         Ok(item)
     }
