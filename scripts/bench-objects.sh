@@ -22,6 +22,8 @@ EP=$LIFEBOAT_TEST_S3_ENDPOINT
 B=bench-uploads
 curl -s -X PUT "$EP/$B" >/dev/null
 $GEN bucket "$EP" $B "$COUNT" 7 $((MAX_MIB << 20)) >&2
+# rclone refuses AWS_CA_BUNDLE (set system-wide on some hosts) for its S3 transport.
+unset AWS_CA_BUNDLE
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing-secret RESTIC_PASSWORD=bench
 export RCLONE_CONFIG_M_TYPE=s3 RCLONE_CONFIG_M_PROVIDER=Other RCLONE_CONFIG_M_ENDPOINT=$EP \
     RCLONE_CONFIG_M_ACCESS_KEY_ID=testing RCLONE_CONFIG_M_SECRET_ACCESS_KEY=testing-secret \
