@@ -87,6 +87,9 @@ pub enum Command {
     Restore(RestoreArgs),
     /// Write a source's backup in a portable format (MySQL: a SQL file).
     Export(ExportArgs),
+    /// What changed between two snapshots (Render: names only, values
+    /// redacted unless --show-values).
+    Diff(DiffArgs),
     /// Check the repository; with --read-data, every byte.
     Verify(VerifyArgs),
     /// Cross-check document rows (MySQL) against stored objects: rows whose
@@ -109,7 +112,8 @@ pub struct InitArgs {
 
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// Back up a configured source (repeatable): `mysql`, `objects`.
+    /// Back up a configured source (repeatable): `mysql`, `objects`,
+    /// `render`, `git`.
     #[arg(long = "source", value_name = "SOURCE", conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
     pub sources: Vec<String>,
     /// The MySQL database for `--source mysql` (else the config's [mysql] url).
@@ -161,7 +165,8 @@ pub struct RestoreArgs {
     /// recreate a non-empty target database.
     #[arg(long)]
     pub force: bool,
-    /// Restore a whole source instead of one item: `mysql`, `objects`.
+    /// Restore a whole source instead of one item: `mysql`, `objects`,
+    /// `render`, `git`.
     #[arg(long, value_name = "SOURCE")]
     pub source: Option<String>,
     /// mysql: the database to replay into (else [staging] mysql_url; its
@@ -181,6 +186,45 @@ pub struct RestoreArgs {
     /// Parallel connections for the replay.
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
+    /// render: write one NAME.env per service and env group (0600) and
+    /// their secret files into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub to_env_dir: Option<PathBuf>,
+    /// render: write a Blueprint (render.yaml) that recreates the services;
+    /// values are `sync: false`.
+    #[arg(long, value_name = "FILE")]
+    pub render_yaml: Option<String>,
+    /// render: put the env vars and secret files of --service into this
+    /// service through the API (shows the change; applies it with --yes).
+    #[arg(long, value_name = "NAME")]
+    pub to_service: Option<String>,
+    /// render: the snapshot's service (or env-group/NAME) for --to-service.
+    #[arg(long, value_name = "NAME")]
+    pub service: Option<String>,
+    /// Apply a change that was shown (--to-service).
+    #[arg(long)]
+    pub yes: bool,
+    /// git: push every branch and tag to this new, empty remote.
+    #[arg(long, value_name = "URL")]
+    pub push_to: Option<String>,
+    /// git: only this repository (by name).
+    #[arg(long, value_name = "NAME")]
+    pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot.
+    pub from: String,
+    /// The newer snapshot.
+    #[arg(default_value = "latest")]
+    pub to: String,
+    /// What to compare: `render` (services, settings, env var names).
+    #[arg(long, value_name = "SOURCE", default_value = "render")]
+    pub source: String,
+    /// Show old and new values (needs the restore key; prints secrets).
+    #[arg(long)]
+    pub show_values: bool,
 }
 
 #[derive(Debug, Args)]

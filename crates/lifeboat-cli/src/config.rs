@@ -2,9 +2,8 @@
 //! value may be `${ENV_VAR}`, unknown keys are errors. Command-line flags
 //! and their environment variables win over the file.
 //!
-//! Sections so far: `[repository]`, `[mysql]`, `[objects]`, `[staging]`;
-//! the other source sections of config/lifeboat.example.toml arrive with
-//! their crates.
+//! Sections: `[repository]`, `[mysql]`, `[objects]`, `[render]`,
+//! `[[git]]`, `[staging]` (documented in config/lifeboat.example.toml).
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +19,39 @@ pub struct Config {
     pub repository: RepositoryConfig,
     pub mysql: Option<MysqlConfig>,
     pub objects: Option<ObjectsConfig>,
+    pub render: Option<RenderConfig>,
+    #[serde(default)]
+    pub git: Vec<GitConfig>,
     pub staging: Option<StagingConfig>,
+}
+
+/// `[render]`: the Render account.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenderConfig {
+    pub api_key: String,
+    pub api_url: Option<String>,
+    pub owner_id: Option<String>,
+    /// Only these services (by name); all when empty.
+    #[serde(default)]
+    pub services: Vec<String>,
+    pub page_size: Option<u32>,
+    /// Attempts after the first for a request answered 429 or 5xx (default 6).
+    pub retries: Option<u32>,
+}
+
+/// `[[git]]`: one repository.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GitConfig {
+    pub url: String,
+    pub name: Option<String>,
+    pub token: Option<String>,
+    pub ssh_command: Option<String>,
+    /// Where the mirror lives (default: under the cache directory).
+    pub mirror_dir: Option<PathBuf>,
+    /// Incremental bundles before a full one (default 30).
+    pub max_chain: Option<usize>,
 }
 
 /// `[objects]`: the uploads bucket (R2) or a local upload directory.
@@ -191,9 +222,12 @@ mod tests {
         std::env::set_var("STAGING_MYSQL_PASSWORD", "y");
         std::env::set_var("R2_ACCESS_KEY_ID", "k");
         std::env::set_var("R2_SECRET_ACCESS_KEY", "s");
+        std::env::set_var("RENDER_API_KEY", "rnd_x");
+        std::env::set_var("GITHUB_TOKEN", "ghp_x");
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/lifeboat.example.toml");
         let c = Config::load(&path).unwrap_or_else(|e| panic!("{e:#}"));
         assert!(c.mysql.is_some() && c.staging.is_some() && c.objects.is_some());
+        assert!(c.render.is_some() && !c.git.is_empty());
         assert_eq!(c.repository.url.as_deref(), Some("/var/backups/lifeboat"));
     }
 

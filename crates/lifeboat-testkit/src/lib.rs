@@ -15,6 +15,7 @@ pub mod clinic;
 pub mod data;
 pub mod mariadb;
 pub mod proxy;
+pub mod render;
 mod run;
 mod s3;
 

@@ -71,8 +71,10 @@ fn backup<A: Access>(
                     warnings.extend(alarm);
                     None
                 }),
+                "render" => super::render::backup(ctx, &mut session).map(|_| None),
+                "git" => super::git::backup(ctx, repo, &mut session).map(|_| None),
                 other => Err(exit::usage(format!(
-                    "unknown source {other:?}: this version backs up `mysql` and `objects`"
+                    "unknown source {other:?}: sources are mysql, objects, render and git"
                 ))),
             };
             match r {

@@ -12,11 +12,13 @@ macro_rules! outln {
 
 mod backup;
 mod check;
+mod git;
 mod init;
 mod key;
 mod mysql;
 mod objects;
 mod read;
+mod render;
 mod restore;
 mod verify;
 
@@ -60,6 +62,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Verify(a) => verify::run(&ctx, a),
         Command::CheckReferences(a) => check::run(&ctx, a),
         Command::Export(a) => mysql::export(&ctx, a),
+        Command::Diff(a) => render::diff(&ctx, a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
     }

@@ -16,9 +16,13 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     match args.source.as_deref() {
         Some("mysql") => return super::mysql::restore(ctx, &repo, &index, &items, &args),
         Some("objects") => return super::objects::restore(ctx, &repo, &index, items, &args),
+        Some("render") => return super::render::restore(ctx, &repo, &index, &items, &args),
+        Some("git") => {
+            return super::git::restore(ctx, &repo, &index, &snap.snapshot, &items, &args)
+        }
         Some(other) => {
             return Err(exit::usage(format!(
-                "unknown source {other:?}: this version restores `mysql` and `objects`"
+                "unknown source {other:?}: sources are mysql, objects, render and git"
             )))
         }
         None => {}

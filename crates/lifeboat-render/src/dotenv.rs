@@ -1,0 +1,120 @@
+//! `.env` files: `KEY=value` per line. A value is written bare when it is
+//! plain (letters, digits and `_-./:@,+%=`), in single quotes (taken
+//! literally by every dotenv reader) when it holds no `'` and no line
+//! break, and otherwise in double quotes with `\\`, `\"`, `\$` and `\n`
+//! escaped (the dotenvy/python-dotenv rules). Files are read back with
+//! dotenvy to prove the round trip.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::model::EnvVar;
+
+fn plain(v: &str) -> bool {
+    v.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "_-./:@,+%=".contains(c))
+}
+
+fn valid_key(k: &str) -> bool {
+    !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// One `KEY=value` line (with its newline).
+pub fn line(var: &EnvVar) -> Result<String> {
+    if !valid_key(&var.key) {
+        return Err(Error::Invalid(format!(
+            "variable name {:?} cannot be written to a .env file; use --to-service",
+            var.key
+        )));
+    }
+    let v = &var.value;
+    let quoted = if !v.is_empty() && plain(v) {
+        v.clone()
+    } else if !v.contains('\'') && !v.contains('\n') && !v.contains('\r') {
+        format!("'{v}'")
+    } else {
+        let mut s = String::with_capacity(v.len() + 8);
+        s.push('"');
+        for c in v.chars() {
+            match c {
+                '\\' => s.push_str("\\\\"),
+                '"' => s.push_str("\\\""),
+                '$' => s.push_str("\\$"),
+                '\n' => s.push_str("\\n"),
+                c => s.push(c),
+            }
+        }
+        s.push('"');
+        s
+    };
+    Ok(format!("{}={quoted}\n", var.key))
+}
+
+/// A whole file.
+pub fn format(vars: &[EnvVar]) -> Result<String> {
+    vars.iter().map(line).collect()
+}
+
+/// Read a file with dotenvy, in order, without touching the process
+/// environment.
+pub fn read(path: &Path) -> Result<Vec<(String, String)>> {
+    let iter = dotenvy::from_path_iter(path)
+        .map_err(|e| Error::Mismatch(format!("{} does not parse as .env: {e}", path.display())))?;
+    iter.map(|r| {
+        r.map_err(|e| Error::Mismatch(format!("{} does not parse as .env: {e}", path.display())))
+    })
+    .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn awkward_values_round_trip_through_dotenvy() {
+        let values = [
+            "",
+            "plain-value_1.2:3@x",
+            "with space",
+            "has # hash",
+            "dollar $HOME and ${PATH}",
+            "single ' quote",
+            "double \" quote",
+            "back\\slash \\n not a newline",
+            "line one\nline two\n",
+            "-----BEGIN KEY-----\nMIIB\\x'\"$\n-----END KEY-----",
+            "unicode é ✓ 🚑",
+            "=leading equals",
+            "  padded  ",
+        ];
+        let vars: Vec<EnvVar> = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| EnvVar {
+                key: format!("K_{i}"),
+                value: v.to_string(),
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.env");
+        std::fs::write(&p, format(&vars).unwrap()).unwrap();
+        let back = read(&p).unwrap();
+        let want: Vec<(String, String)> = vars.into_iter().map(|v| (v.key, v.value)).collect();
+        assert_eq!(back, want);
+    }
+
+    #[test]
+    fn keys_a_dotenv_reader_cannot_take_are_refused() {
+        for k in ["", "1ABC", "A B", "A=B", "A-B"] {
+            let e = line(&EnvVar {
+                key: k.into(),
+                value: "v".into(),
+            })
+            .unwrap_err();
+            assert!(e.to_string().contains("cannot be written"), "{e}");
+        }
+    }
+}
