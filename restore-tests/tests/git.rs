@@ -58,11 +58,11 @@ fn make_origin(dir: &Path) {
     let mut commit = |s: &mut String, branch: &str, from: Option<String>, i: usize| -> String {
         mark += 1;
         let content = format!("line {i} of {branch}\n").repeat(1 + i % 7);
+        let msg = format!("{branch} {i}");
         s.push_str(&format!(
-            "commit refs/heads/{branch}\nmark :{mark}\ncommitter Dr Ana <ana@clinic.example> {} +0000\ndata {}\n{}\n",
+            "commit refs/heads/{branch}\nmark :{mark}\ncommitter Dr Ana <ana@clinic.example> {} +0000\ndata {}\n{msg}\n",
             1_700_000_000 + i * 60,
-            format!("{branch} {i}").len(),
-            format!("{branch} {i}")
+            msg.len(),
         ));
         if let Some(f) = from {
             s.push_str(&format!("from {f}\n"));
