@@ -147,19 +147,27 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
         "200"
     );
     let cfg = config(&lb, origin.to_str().unwrap());
+    let run = |args: &[&str]| {
+        let mut a = vec!["--config", cfg.as_str()];
+        a.extend_from_slice(args);
+        lb.run(&a)
+    };
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    let backup = || {
-        lb.run(&[
-            "--config",
-            &cfg,
-            "backup",
+    let restore_to = |snapshot: &str, dir: &Path| {
+        run(&[
+            "restore",
+            snapshot,
             "--source",
             "git",
-            "--backup-key-file",
-            &bk,
+            "--to",
+            dir.to_str().unwrap(),
+            "--restore-key-file",
+            &rk,
         ])
-        .ok();
+    };
+    let backup = || {
+        run(&["backup", "--source", "git", "--backup-key-file", &bk]).ok();
         lb.snapshots().last().cloned().unwrap()
     };
 
@@ -171,19 +179,7 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
 
     // Restore by clone: same refs, same ids, HEAD checked out, 200 commits.
     let restored = lb.path("restored");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "restore",
-        "latest",
-        "--source",
-        "git",
-        "--to",
-        restored.to_str().unwrap(),
-        "--restore-key-file",
-        &rk,
-    ])
-    .ok();
+    restore_to("latest", &restored).ok();
     assert_eq!(refs(&restored), want);
     assert_eq!(
         git(&restored, &["rev-list", "--all", "--count"]).trim(),
@@ -242,19 +238,7 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
         third["stats"]
     );
     let restored2 = lb.path("restored2");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "restore",
-        "latest",
-        "--source",
-        "git",
-        "--to",
-        restored2.to_str().unwrap(),
-        "--restore-key-file",
-        &rk,
-    ])
-    .ok();
+    restore_to("latest", &restored2).ok();
     assert_eq!(refs(&restored2), want2);
     assert_eq!(
         std::fs::read_to_string(restored2.join("NEW.md")).unwrap(),
@@ -263,28 +247,14 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
     // The first snapshot still restores as it was.
     let first_id = first["id"].as_str().unwrap();
     let restored1 = lb.path("restored1");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "restore",
-        first_id,
-        "--source",
-        "git",
-        "--to",
-        restored1.to_str().unwrap(),
-        "--restore-key-file",
-        &rk,
-    ])
-    .ok();
+    restore_to(first_id, &restored1).ok();
     assert_eq!(refs(&restored1), want);
 
     // Push everything to a new, empty remote.
     let remote = lb.path("new-remote.git");
     std::fs::create_dir_all(&remote).unwrap();
     git(&remote, &["init", "--bare", "--quiet"]);
-    lb.run(&[
-        "--config",
-        &cfg,
+    run(&[
         "restore",
         "latest",
         "--source",
@@ -298,20 +268,17 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
     assert_eq!(refs(&remote), want2);
 
     // A non-empty target directory is refused.
-    let out = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "restore",
-            "latest",
-            "--source",
-            "git",
-            "--to",
-            restored2.to_str().unwrap(),
-            "--restore-key-file",
-            &rk,
-        ])
-        .code(2);
+    let out = run(&[
+        "restore",
+        "latest",
+        "--source",
+        "git",
+        "--to",
+        restored2.to_str().unwrap(),
+        "--restore-key-file",
+        &rk,
+    ])
+    .code(2);
     assert!(out.stderr.contains("not empty"), "{}", out.stderr);
 
     // An unreachable remote: exit 3, no snapshot, earlier ones intact.

@@ -27,6 +27,12 @@ fn config(lb: &Lifeboat, fake: &FakeRender) -> String {
     cfg.display().to_string()
 }
 
+fn with_config(lb: &Lifeboat, cfg: &str, args: &[&str]) -> Output {
+    let mut a = vec!["--config", cfg];
+    a.extend_from_slice(args);
+    lb.run(&a)
+}
+
 fn read_env(path: &Path) -> Vec<(String, String)> {
     dotenvy::from_path_iter(path)
         .unwrap()
@@ -66,24 +72,22 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     lb.init();
     lb.set_env("TEST_RENDER_KEY", KEY);
     let cfg = config(&lb, &fake);
+    let run = |args: &[&str]| with_config(&lb, &cfg, args);
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
     let mut outputs: Vec<Output> = Vec::new();
 
     // First backup, through a 429 (Retry-After: 1) and a 500.
     fake.fail_next([Fault::RateLimit { retry_after: 1 }, Fault::Status(500)]);
-    let out = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "-vv",
-            "backup",
-            "--source",
-            "render",
-            "--backup-key-file",
-            &bk,
-        ])
-        .ok();
+    let out = run(&[
+        "-vv",
+        "backup",
+        "--source",
+        "render",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
     outputs.push(out);
     let log = fake.requests();
     assert!(log.iter().any(|r| r.status == 429) && log.iter().any(|r| r.status == 500));
@@ -112,20 +116,17 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
 
     // Restore into an env dir: every variable and file equal to the API's.
     let dir = lb.path("env");
-    let out = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "restore",
-            "latest",
-            "--source",
-            "render",
-            "--to-env-dir",
-            dir.to_str().unwrap(),
-            "--restore-key-file",
-            &rk,
-        ])
-        .ok();
+    let out = run(&[
+        "restore",
+        "latest",
+        "--source",
+        "render",
+        "--to-env-dir",
+        dir.to_str().unwrap(),
+        "--restore-key-file",
+        &rk,
+    ])
+    .ok();
     outputs.push(out);
     let world = fake.with(|w| w.clone());
     for s in &world.services {
@@ -165,33 +166,19 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         api.env_vars
             .push(("NEW_FEATURE_FLAG".into(), "s3cr3t-new-flag-value".into()));
     });
-    outputs.push(
-        lb.run(&[
-            "--config",
-            &cfg,
-            "backup",
-            "--source",
-            "render",
-            "--backup-key-file",
-            &bk,
-        ])
-        .ok(),
-    );
+    outputs.push(run(&["backup", "--source", "render", "--backup-key-file", &bk]).ok());
     // diff with the backup key alone: names, no values.
-    let out = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "diff",
-            &first,
-            "latest",
-            "--source",
-            "render",
-            "--json",
-            "--backup-key-file",
-            &bk,
-        ])
-        .ok();
+    let out = run(&[
+        "diff",
+        &first,
+        "latest",
+        "--source",
+        "render",
+        "--json",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
     let d = out.json();
     let changes = d["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{d}");
@@ -208,18 +195,15 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         );
     }
     outputs.push(out);
-    let text = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "diff",
-            &first,
-            "--source",
-            "render",
-            "--backup-key-file",
-            &bk,
-        ])
-        .ok();
+    let text = run(&[
+        "diff",
+        &first,
+        "--source",
+        "render",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
     assert!(
         text.stdout.contains("env vars changed: JWT_SECRET"),
         "{}",
@@ -228,9 +212,7 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     assert!(text.stdout.contains("values redacted"));
     outputs.push(text);
     // --show-values needs the restore key and shows both values.
-    lb.run(&[
-        "--config",
-        &cfg,
+    run(&[
         "diff",
         &first,
         "--source",
@@ -240,27 +222,22 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         &bk,
     ])
     .code(5);
-    let shown = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "diff",
-            &first,
-            "--source",
-            "render",
-            "--show-values",
-            "--restore-key-file",
-            &rk,
-        ])
-        .ok();
+    let shown = run(&[
+        "diff",
+        &first,
+        "--source",
+        "render",
+        "--show-values",
+        "--restore-key-file",
+        &rk,
+    ])
+    .ok();
     assert!(shown.stdout.contains(&new_jwt), "{}", shown.stdout);
 
     // A Blueprint: every service and variable name, no value.
     let yaml_path = lb.path("render.yaml");
     outputs.push(
-        lb.run(&[
-            "--config",
-            &cfg,
+        run(&[
             "restore",
             "latest",
             "--source",
@@ -342,20 +319,17 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     assert_eq!(sorted(vars), sorted(api.env_vars.clone()));
     assert_eq!(sorted(files), sorted(api.secret_files.clone()));
     // The production service itself is refused.
-    let refused = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "restore",
-            "latest",
-            "--source",
-            "render",
-            "--to-service",
-            "clinic-api",
-            "--restore-key-file",
-            &rk,
-        ])
-        .code(2);
+    let refused = run(&[
+        "restore",
+        "latest",
+        "--source",
+        "render",
+        "--to-service",
+        "clinic-api",
+        "--restore-key-file",
+        &rk,
+    ])
+    .code(2);
     assert!(refused.stderr.contains("production"), "{}", refused.stderr);
 
     // A bad key: exit 3, says what to do, does not echo the key.
@@ -427,20 +401,11 @@ fn a_render_outage_fails_the_backup_after_the_retries_and_stores_nothing() {
     lb.init();
     lb.set_env("TEST_RENDER_KEY", KEY);
     let cfg = config(&lb, &fake);
+    let run = |args: &[&str]| with_config(&lb, &cfg, args);
     let bk = lb.backup_key.display().to_string();
     // A 500 storm: three answers in a row, one more than the retries allow.
     fake.fail_next([Fault::Status(500), Fault::Status(502), Fault::Status(500)]);
-    let out = lb
-        .run(&[
-            "--config",
-            &cfg,
-            "backup",
-            "--source",
-            "render",
-            "--backup-key-file",
-            &bk,
-        ])
-        .code(3);
+    let out = run(&["backup", "--source", "render", "--backup-key-file", &bk]).code(3);
     assert!(
         out.stderr.contains("still failing after 3 attempts"),
         "{}",

@@ -210,18 +210,6 @@ pub fn backup<A: Access>(
     Ok(reports)
 }
 
-fn private_dir(path: &Path) -> Result<()> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(path)
-        .map_err(|e| Error::io(format!("creating {}", path.display()), e))
-}
-
 /// Create or update the bare mirror; returns its HEAD.
 fn fetch(r: &GitRepoOptions) -> Result<Option<String>> {
     if let Some(rest) = r.url.split_once("://").map(|(_, rest)| rest) {
@@ -236,7 +224,8 @@ fn fetch(r: &GitRepoOptions) -> Result<Option<String>> {
     let dir = &r.mirror_dir;
     let git = r.git().at(dir);
     if !dir.join("HEAD").exists() {
-        private_dir(dir)?;
+        lifeboat_store::create_private_dir(dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         git.run(&["init", "--bare", "--quiet"])?;
         git.run(&[
             "config",
@@ -278,9 +267,7 @@ fn backup_one<A: Access>(
     prev: Option<&RepoState>,
 ) -> Result<(RepoState, RepoReport)> {
     let head = fetch(r)?;
-    let git = r.git().at(&r.mirror_dir);
-    let refs = git.refs()?;
-    let url = redact_url(&r.url);
+    let refs = r.git().at(&r.mirror_dir).refs()?;
     let mut report = RepoReport {
         name: r.name.clone(),
         head: head.clone(),
@@ -290,6 +277,29 @@ fn backup_one<A: Access>(
         full: false,
         chain: 0,
     };
+    let (chain, next_seq) = store_changes(session, r, prev, &head, &refs, &mut report)?;
+    report.chain = chain.len();
+    let state = RepoState {
+        url: redact_url(&r.url),
+        head,
+        refs,
+        chain,
+        next_seq,
+    };
+    Ok((state, report))
+}
+
+/// Store what the snapshot needs beyond the previous chain; returns the
+/// new chain and the next bundle number.
+fn store_changes<A: Access>(
+    session: &mut BackupSession<A>,
+    r: &GitRepoOptions,
+    prev: Option<&RepoState>,
+    head: &Option<String>,
+    refs: &BTreeMap<String, String>,
+    report: &mut RepoReport,
+) -> Result<(Vec<ManifestItem>, u64)> {
+    let git = r.git().at(&r.mirror_dir);
     // Carry the previous chain when its blobs are still there.
     let carried: Option<Vec<ManifestItem>> = prev.and_then(|p| {
         p.chain
@@ -299,29 +309,13 @@ fn backup_one<A: Access>(
     });
     let next_seq = prev.map(|p| p.next_seq).unwrap_or(1);
     if let (Some(p), Some(chain)) = (prev, &carried) {
-        if p.refs == refs && p.head == head {
-            let chain = carry(session, chain)?;
+        if &p.refs == refs && &p.head == head {
             report.unchanged = true;
-            report.chain = chain.len();
-            let rs = RepoState {
-                url,
-                head,
-                refs,
-                chain,
-                next_seq,
-            };
-            return Ok((rs, report));
+            return Ok((carry(session, chain)?, next_seq));
         }
     }
     if refs.is_empty() {
-        let rs = RepoState {
-            url,
-            head,
-            refs,
-            chain: Vec::new(),
-            next_seq,
-        };
-        return Ok((rs, report));
+        return Ok((Vec::new(), next_seq));
     }
     // Incremental on top of the previous tips that the mirror still has.
     let mut basis: Vec<String> = Vec::new();
@@ -353,15 +347,7 @@ fn backup_one<A: Access>(
         if stderr.contains("empty bundle") && !report.full {
             // Refs moved, no new objects (a branch deleted, a lightweight
             // tag on an old commit): the chain already holds everything.
-            report.chain = chain.len();
-            let rs = RepoState {
-                url,
-                head,
-                refs,
-                chain,
-                next_seq,
-            };
-            return Ok((rs, report));
+            return Ok((chain, next_seq));
         }
         return Err(Error::Git {
             command: "bundle create".into(),
@@ -390,15 +376,7 @@ fn backup_one<A: Access>(
     }))?;
     report.bundle_bytes = stored.size;
     chain.push(stored);
-    report.chain = chain.len();
-    let rs = RepoState {
-        url,
-        head,
-        refs,
-        chain,
-        next_seq: next_seq + 1,
-    };
-    Ok((rs, report))
+    Ok((chain, next_seq + 1))
 }
 
 fn carry<A: Access>(

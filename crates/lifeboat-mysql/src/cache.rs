@@ -135,7 +135,7 @@ pub(crate) struct Writer {
 impl Writer {
     pub fn create(dir: &Path, table: &str) -> Writer {
         let path = table_file(dir, table).with_extension("lbc.new");
-        let out = private_dir(dir)
+        let out = lifeboat_store::create_private_dir(dir)
             .and_then(|_| {
                 let mut o = fs::OpenOptions::new();
                 o.write(true).create(true).truncate(true);
@@ -180,16 +180,6 @@ impl Writer {
             }
         }
     }
-}
-
-fn private_dir(dir: &Path) -> std::io::Result<()> {
-    fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
-    }
-    Ok(())
 }
 
 /// Apply `f` to every `.new` file of a database's cache folder.

@@ -201,12 +201,14 @@ impl Client {
                             .into(),
                     })
                 }
-                None => return Err(Error::Shape {
-                    path: path.into(),
-                    what: format!(
+                None => {
+                    return Err(Error::Shape {
+                        path: path.into(),
+                        what: format!(
                         "a full page of {n} without cursors: lifeboat cannot ask for the next page"
                     ),
-                }),
+                    })
+                }
             }
         }
     }

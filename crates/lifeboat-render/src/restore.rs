@@ -98,14 +98,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 fn private_dir(path: &Path) -> Result<()> {
-    let mut b = fs::DirBuilder::new();
-    b.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        b.mode(0o700);
-    }
-    b.create(path)
+    lifeboat_store::create_private_dir(path)
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))
 }
 

@@ -207,6 +207,23 @@ pub(crate) fn parse_identity(s: &SecretString, what: &str) -> Result<x25519::Ide
         })
 }
 
+/// Create `dir` (and its parents) readable by its owner only (mode 0700);
+/// an existing `dir` is made 0700. For folders that hold secrets or
+/// plaintext a user asked for (restored env files, caches, git mirrors).
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        b.mode(0o700);
+        b.create(dir)?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+    }
+    #[cfg(not(unix))]
+    b.create(dir)
+}
+
 /// Create a file readable by its owner only (mode 0600). Refuses to
 /// overwrite: a key file written over is a repository lost.
 pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {

@@ -54,7 +54,7 @@ mod verify;
 
 pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter};
 pub use chunker::ChunkerParams;
-pub use crypto::{write_secret_file, BackupKey, RestoreKey};
+pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};
 pub use index::{BlobLocation, Index};
