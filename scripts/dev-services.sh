@@ -20,6 +20,7 @@ install() {
     command -v age >/dev/null || missing+=(age)
     command -v zstd >/dev/null || missing+=(zstd)
     [ -x /usr/bin/time ] || missing+=(time)
+    command -v git >/dev/null || missing+=(git)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]} (apt)"
         local sudo=""
