@@ -6,6 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
+
+use base64::Engine as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -298,4 +300,105 @@ fn git_bundles_restore_every_ref_and_skip_unchanged_runs() {
     assert!(out.stderr.contains("git"), "{}", out.stderr);
     assert_eq!(lb.snapshots().len(), before);
     lb.verify_read_data().ok();
+}
+
+/// The token reaches the remote only as an `Authorization` header (GitHub's
+/// `x-access-token` basic form), never in the URL, and a refusal is a
+/// clear error that does not echo it.
+#[test]
+fn an_https_token_travels_as_a_header_and_never_appears_in_errors() {
+    use std::io::{BufRead, BufReader};
+    use std::net::TcpListener;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = std::thread::spawn(move || {
+        let mut auth = Vec::new();
+        // Answer every request 403 and keep its Authorization header.
+        listener.set_nonblocking(false).unwrap();
+        for _ in 0..2 {
+            let Ok((stream, _)) = listener.accept() else {
+                break;
+            };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            let mut request_line = String::new();
+            reader.read_line(&mut request_line).unwrap();
+            loop {
+                line.clear();
+                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
+                    break;
+                }
+                if line.to_ascii_lowercase().starts_with("authorization:") {
+                    auth.push(line.trim().to_string());
+                }
+            }
+            let mut s = stream;
+            let _ = s.write_all(
+                b"HTTP/1.1 403 Forbidden\r\nContent-Length: 9\r\nConnection: close\r\n\r\nforbidden",
+            );
+            auth.push(format!("request: {}", request_line.trim()));
+            if request_line.contains("info/refs") {
+                break;
+            }
+        }
+        auth
+    });
+    let mut lb = Lifeboat::local();
+    lb.init();
+    let token = "ghp_TestToken0123456789abcdefABCDEF";
+    lb.set_env("TEST_GITHUB_TOKEN", token);
+    let cfg = lb.path("https.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[git]]\nurl = \"http://127.0.0.1:{port}/org/clinic.git\"\ntoken = \"${{TEST_GITHUB_TOKEN}}\"\n"
+        ),
+    )
+    .unwrap();
+    let bk = lb.backup_key.display().to_string();
+    let out = lb
+        .run(&[
+            "--config",
+            cfg.to_str().unwrap(),
+            "-vv",
+            "backup",
+            "--source",
+            "git",
+            "--backup-key-file",
+            &bk,
+        ])
+        .code(3);
+    assert!(out.stderr.contains("403"), "{}", out.stderr);
+    assert!(!out.stderr.contains(token) && !out.stdout.contains(token));
+    let seen = seen.join().unwrap();
+    let want = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("x-access-token:{token}"))
+    );
+    assert!(seen.iter().any(|l| l == &want), "{seen:?}");
+    assert!(seen
+        .iter()
+        .all(|l| !l.starts_with("request:") || !l.contains(token)));
+    assert!(lb.snapshots().is_empty());
+    // The mirror's config on disk does not hold the token either.
+    let mut files = Vec::new();
+    let mut stack = vec![lb.cache_dir()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                files.push(e.path());
+            }
+        }
+    }
+    assert!(!files.is_empty());
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+            "{} holds the token",
+            f.display()
+        );
+    }
 }
