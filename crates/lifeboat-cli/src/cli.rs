@@ -131,7 +131,7 @@ pub struct BackupArgs {
     #[arg(long)]
     pub stdin: bool,
     /// Name of the item in the snapshot.
-    #[arg(long, value_name = "NAME", required_unless_present_any = ["file", "sources"])]
+    #[arg(long, value_name = "NAME")]
     pub item: Option<String>,
     /// Store files (each an item named by its path as given).
     #[arg(long, value_name = "PATH", conflicts_with_all = ["stdin", "stdin_from_command"])]
@@ -207,6 +207,10 @@ pub struct RestoreArgs {
     /// git: push every branch and tag to this new, empty remote.
     #[arg(long, value_name = "URL")]
     pub push_to: Option<String>,
+    /// Restore a source that failed during a partial backup (its items are
+    /// an incomplete set).
+    #[arg(long)]
+    pub allow_partial: bool,
     /// git: only this repository (by name).
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,

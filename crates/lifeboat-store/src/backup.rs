@@ -205,6 +205,9 @@ fn uploader<A: Access>(shared: Arc<Shared<A>>, packs: Receiver<Pack>) {
     }
 }
 
+/// The tag a snapshot gets when a source failed.
+pub const PARTIAL_TAG: &str = "partial";
+
 /// An open backup. Add items, then [`commit`](Self::commit). Dropping it
 /// (or [`abort`](Self::abort)) stores no snapshot; uploaded data stays
 /// indexed for the next run to reuse.
@@ -563,6 +566,24 @@ impl<A: Access> BackupSession<A> {
     /// automatically; this sets its facts).
     pub fn set_source_facts(&mut self, source: &str, facts: serde_json::Value) {
         self.sources.entry(source.to_string()).or_default().facts = facts;
+    }
+
+    /// Record that `source` failed (the message must hold no secret). The
+    /// snapshot, if committed, is partial: restores refuse this source's
+    /// items, which may be an incomplete set. Its state is dropped, so the
+    /// next backup does not build on it.
+    pub fn set_source_failed(&mut self, source: &str, message: &str) {
+        let s = self.sources.entry(source.to_string()).or_default();
+        s.error = Some(message.to_string());
+        s.state = None;
+        if !self.opts.tags.iter().any(|t| t == PARTIAL_TAG) {
+            self.opts.tags.push(PARTIAL_TAG.to_string());
+        }
+    }
+
+    /// Whether any source failed.
+    pub fn is_partial(&self) -> bool {
+        self.sources.values().any(|s| s.error.is_some())
     }
 
     /// Store `state` (sealed to the metadata recipient, so the next backup

@@ -52,7 +52,7 @@ mod repository;
 mod snapshot;
 mod verify;
 
-pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter};
+pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter, PARTIAL_TAG};
 pub use chunker::ChunkerParams;
 pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{BackendError, BackendErrorKind, Error, Result};

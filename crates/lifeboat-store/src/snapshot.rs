@@ -41,6 +41,11 @@ pub struct SourceSummary {
     /// The `state/` file the source left for its next backup, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Set when the source failed during the backup: the snapshot was
+    /// stored for the other sources, and this source's items (if any) are
+    /// an incomplete set that restores refuse by default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Where the manifest (JSON lines of [`ManifestItem`]) is stored.
@@ -92,6 +97,16 @@ pub struct Snapshot {
     pub stats: BackupStats,
     /// The lifeboat version that wrote it.
     pub program: String,
+}
+
+impl Snapshot {
+    /// Sources that failed during the backup (the snapshot is partial).
+    pub fn failed_sources(&self) -> Vec<(&str, &str)> {
+        self.sources
+            .iter()
+            .filter_map(|(k, v)| v.error.as_deref().map(|e| (k.as_str(), e)))
+            .collect()
+    }
 }
 
 /// A snapshot with its id.

@@ -61,10 +61,22 @@ fn backup<A: Access>(
     };
     let bar = ctx.bars.bytes("backup");
     let mut session = repo.begin_backup(opts)?;
-    if !args.sources.is_empty() {
+    let mut sources = args.sources.clone();
+    let raw_input = args.stdin || args.stdin_from_command.is_some() || !args.file.is_empty();
+    if sources.is_empty() && !raw_input && args.item.is_none() {
+        sources = configured_sources(ctx);
+        if sources.is_empty() {
+            return Err(exit::usage(
+                "nothing to back up: configure sources ([mysql], [objects], [render], [[git]]) \
+                 in --config FILE, or give --source, --stdin-from-command, --stdin or --file",
+            ));
+        }
+    }
+    if !sources.is_empty() {
         let mut caches = Vec::new();
         let mut warnings = Vec::new();
-        for source in &args.sources {
+        let mut failed = Vec::new();
+        for source in &sources {
             let r = match source.as_str() {
                 "mysql" => super::mysql::backup(ctx, &mut session, args.mysql_url.as_deref()),
                 "objects" => super::objects::backup(ctx, repo, &mut session).map(|alarm| {
@@ -79,12 +91,28 @@ fn backup<A: Access>(
             };
             match r {
                 Ok(cache) => caches.extend(cache),
-                Err(e) => {
+                // A broken repository or a bad command line ends the run;
+                // a source that fails leaves the others to be stored.
+                Err(e) if !is_source_failure(&e) || sources.len() == 1 => {
                     session.abort();
                     caches.iter().for_each(|c| c.discard());
                     return Err(e);
                 }
+                Err(e) => {
+                    let message = exit::render(&e);
+                    tracing::error!("{source} failed, the other sources go on: {message}");
+                    session.set_source_failed(source, &message);
+                    failed.push(format!("{source}: {message}"));
+                }
             }
+        }
+        if failed.len() == sources.len() {
+            session.abort();
+            caches.iter().for_each(|c| c.discard());
+            return Err(exit::source(format!(
+                "every source failed, nothing stored:\n  {}",
+                failed.join("\n  ")
+            )));
         }
         // The row-hash caches become current only with a committed snapshot.
         let committed = session.commit();
@@ -96,6 +124,14 @@ fn backup<A: Access>(
             }
         }
         let (id, snap) = committed?;
+        if !failed.is_empty() {
+            return Err(exit::source(format!(
+                "snapshot {} was stored PARTIAL (tag `partial`): the other sources are in it, \
+                 but these failed and are not:\n  {}",
+                id.short(),
+                failed.join("\n  ")
+            )));
+        }
         return Ok((id, snap, warnings));
     }
     if !args.file.is_empty() {
@@ -163,6 +199,27 @@ fn backup<A: Access>(
     let (id, snap) = session.commit()?;
     bar.finish();
     Ok((id, snap, Vec::new()))
+}
+
+/// The sources the config file describes, in backup order.
+fn configured_sources(ctx: &Ctx) -> Vec<String> {
+    let c = &ctx.config;
+    [
+        ("mysql", c.mysql.is_some()),
+        ("objects", c.objects.is_some()),
+        ("render", c.render.is_some()),
+        ("git", !c.git.is_empty()),
+    ]
+    .into_iter()
+    .filter(|(_, on)| *on)
+    .map(|(s, _)| s.to_string())
+    .collect()
+}
+
+/// Whether an error is the source's (unreachable, refused, broken input)
+/// rather than the repository's or the command line's.
+fn is_source_failure(e: &anyhow::Error) -> bool {
+    matches!(exit::classify(e).0, Code::Source | Code::Failure)
 }
 
 /// Read `from` to its end in 1 MiB pieces; a read error is a source failure.

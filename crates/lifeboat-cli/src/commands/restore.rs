@@ -13,6 +13,21 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
+    if let Some(source) = args.source.as_deref() {
+        let failed = snap
+            .snapshot
+            .sources
+            .get(source)
+            .and_then(|s| s.error.as_ref());
+        if let (Some(error), false) = (failed, args.allow_partial) {
+            return Err(exit::usage(format!(
+                "in snapshot {}, {source} failed during the backup ({error}): what it holds of \
+                 {source} is incomplete. Restore {source} from an earlier snapshot \
+                 (`lifeboat snapshots`), or pass --allow-partial to take what there is",
+                snap.id.short()
+            )));
+        }
+    }
     match args.source.as_deref() {
         Some("mysql") => return super::mysql::restore(ctx, &repo, &index, &items, &args),
         Some("objects") => return super::objects::restore(ctx, &repo, &index, items, &args),
