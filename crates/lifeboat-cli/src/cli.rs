@@ -90,6 +90,12 @@ pub enum Command {
     /// What changed between two snapshots (Render: names only, values
     /// redacted unless --show-values).
     Diff(DiffArgs),
+    /// Remove snapshots by a retention policy (flags, else [retention]);
+    /// `pre-migration` snapshots are always kept. Their data goes with prune.
+    Forget(ForgetArgs),
+    /// Delete data no snapshot needs (takes the exclusive lock: waits for
+    /// no backup, refuses while one runs).
+    Prune(PruneArgs),
     /// Check the repository; with --read-data, every byte.
     Verify(VerifyArgs),
     /// Cross-check document rows (MySQL) against stored objects: rows whose
@@ -214,6 +220,50 @@ pub struct RestoreArgs {
     /// git: only this repository (by name).
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    /// Remove exactly these snapshots instead of applying a policy.
+    #[arg(value_name = "SNAPSHOT")]
+    pub snapshots: Vec<String>,
+    /// Keep the newest N snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep the newest whole snapshot of each of the last N hours.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<usize>,
+    /// ... of each of the last N days (UTC).
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<usize>,
+    /// ... of each of the last N ISO weeks.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<usize>,
+    /// ... of each of the last N months.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<usize>,
+    /// ... of each of the last N years.
+    #[arg(long, value_name = "N")]
+    pub keep_yearly: Option<usize>,
+    /// Keep every snapshot with this tag (repeatable).
+    #[arg(long = "keep-tag", value_name = "TAG")]
+    pub keep_tags: Vec<String>,
+    /// Show what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prune right after.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Show what would be deleted; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Repack a pack when more than this percentage of it is unused.
+    #[arg(long, value_name = "PERCENT", default_value_t = 20.0)]
+    pub max_unused: f64,
 }
 
 #[derive(Debug, Args)]

@@ -23,6 +23,27 @@ pub struct Config {
     #[serde(default)]
     pub git: Vec<GitConfig>,
     pub staging: Option<StagingConfig>,
+    pub retention: Option<RetentionConfig>,
+}
+
+/// `[retention]`: what `forget` keeps when no --keep-* flag is given.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default)]
+    pub keep_last: usize,
+    #[serde(default)]
+    pub keep_hourly: usize,
+    #[serde(default)]
+    pub keep_daily: usize,
+    #[serde(default)]
+    pub keep_weekly: usize,
+    #[serde(default)]
+    pub keep_monthly: usize,
+    #[serde(default)]
+    pub keep_yearly: usize,
+    #[serde(default)]
+    pub keep_tags: Vec<String>,
 }
 
 /// `[render]`: the Render account.

@@ -48,6 +48,7 @@ mod index;
 mod lock;
 mod pack;
 mod progress;
+mod prune;
 mod repository;
 mod snapshot;
 mod verify;
@@ -61,6 +62,7 @@ pub use index::{BlobLocation, Index};
 pub use lock::{LockInfo, STALE_AFTER};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
+pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
 pub use repository::{
     Access, BackupAccess, FullAccess, InitOptions, KeyEntry, RepoConfig, Repository, Unreadable,
 };

@@ -20,6 +20,7 @@ mod objects;
 mod read;
 mod render;
 mod restore;
+mod retention;
 mod verify;
 
 use std::path::Path;
@@ -63,6 +64,8 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::CheckReferences(a) => check::run(&ctx, a),
         Command::Export(a) => mysql::export(&ctx, a),
         Command::Diff(a) => render::diff(&ctx, a),
+        Command::Forget(a) => retention::forget(&ctx, a),
+        Command::Prune(a) => retention::prune(&ctx, &a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
     }

@@ -1,0 +1,473 @@
+//! Retention: which snapshots a policy keeps ([`ForgetPolicy`]), removing
+//! the others ([`Repository::forget`]), and deleting the data no snapshot
+//! needs any more ([`Repository::prune`]).
+//!
+//! Prune holds the exclusive lock: while it runs no backup can start, and
+//! it refuses to start while a backup holds its (shared) lock; a lock whose
+//! holder died goes stale and is ignored. It writes before it deletes: new
+//! packs (the kept blobs of mostly-unused packs, copied still encrypted),
+//! then index files describing every kept pack, then it removes the old
+//! index files, then the unused and repacked packs, then state files no
+//! snapshot names. Killed at any point, the repository stays readable: the
+//! worst case is duplicate index entries or packs no index names, which the
+//! next prune removes.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+use serde::Serialize;
+
+use crate::backend::FileKind;
+use crate::backup::PARTIAL_TAG;
+use crate::error::{Error, Result};
+use crate::id::{BlobId, PackId, SnapshotId};
+use crate::index::{IndexFile, IndexPack};
+use crate::pack::{PackBuilder, PackEntry};
+use crate::repository::{FullAccess, Repository};
+use crate::snapshot::SnapshotEntry;
+
+/// Which snapshots to keep; everything unset keeps nothing by that rule.
+/// A snapshot kept by any rule is kept. Time buckets use UTC.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ForgetPolicy {
+    /// The newest N.
+    pub keep_last: usize,
+    /// The newest whole (non-partial) snapshot of each of the last N hours
+    /// that have one.
+    pub keep_hourly: usize,
+    /// Likewise per day.
+    pub keep_daily: usize,
+    /// Likewise per ISO week.
+    pub keep_weekly: usize,
+    /// Likewise per month.
+    pub keep_monthly: usize,
+    /// Likewise per year.
+    pub keep_yearly: usize,
+    /// Every snapshot with one of these tags (e.g. `pre-migration`).
+    pub keep_tags: Vec<String>,
+}
+
+impl ForgetPolicy {
+    /// True when no rule is set (forget would remove everything).
+    pub fn is_empty(&self) -> bool {
+        self.keep_last == 0
+            && self.keep_hourly == 0
+            && self.keep_daily == 0
+            && self.keep_weekly == 0
+            && self.keep_monthly == 0
+            && self.keep_yearly == 0
+            && self.keep_tags.is_empty()
+    }
+
+    /// Decide for each snapshot (any order): kept ones with the rules that
+    /// keep them, and the ones to remove. Partial snapshots are kept only
+    /// by `keep_last` and tags: a time bucket keeps its newest whole one.
+    pub fn apply(&self, snapshots: &[SnapshotEntry]) -> ForgetPlan {
+        let mut sorted: Vec<&SnapshotEntry> = snapshots.iter().collect();
+        sorted.sort_by_key(|s| std::cmp::Reverse(s.snapshot.time));
+        let mut reasons: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
+        for s in sorted.iter().take(self.keep_last) {
+            reasons.entry(s.id).or_default().push("last".into());
+        }
+        type Bucket = fn(&DateTime<Utc>) -> String;
+        let rules: [(&str, usize, Bucket); 5] = [
+            ("hourly", self.keep_hourly, |t| {
+                format!("{}-{:02}", t.date_naive(), t.hour())
+            }),
+            ("daily", self.keep_daily, |t| t.date_naive().to_string()),
+            ("weekly", self.keep_weekly, |t| {
+                let w = t.iso_week();
+                format!("{}-W{:02}", w.year(), w.week())
+            }),
+            ("monthly", self.keep_monthly, |t| {
+                format!("{}-{:02}", t.year(), t.month())
+            }),
+            ("yearly", self.keep_yearly, |t| t.year().to_string()),
+        ];
+        for (name, n, bucket) in rules {
+            if n == 0 {
+                continue;
+            }
+            let mut seen = HashSet::new();
+            for s in sorted
+                .iter()
+                .filter(|s| !s.snapshot.tags.iter().any(|t| t == PARTIAL_TAG))
+            {
+                if seen.len() == n && !seen.contains(&bucket(&s.snapshot.time)) {
+                    break;
+                }
+                if seen.insert(bucket(&s.snapshot.time)) {
+                    reasons.entry(s.id).or_default().push(name.into());
+                }
+            }
+        }
+        for s in &sorted {
+            for t in &s.snapshot.tags {
+                if self.keep_tags.contains(t) {
+                    reasons.entry(s.id).or_default().push(format!("tag {t}"));
+                }
+            }
+        }
+        let mut plan = ForgetPlan::default();
+        for s in sorted {
+            match reasons.remove(&s.id) {
+                Some(r) => plan.keep.push((s.id, r)),
+                None => plan.remove.push(s.id),
+            }
+        }
+        plan
+    }
+}
+
+/// What a policy decided, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ForgetPlan {
+    /// Kept snapshots with the rules that keep them.
+    pub keep: Vec<(SnapshotId, Vec<String>)>,
+    /// Snapshots to remove.
+    pub remove: Vec<SnapshotId>,
+}
+
+/// How `prune` works.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PruneOptions {
+    /// Compute and report, change nothing.
+    pub dry_run: bool,
+    /// Repack a pack when more than this share of its bytes is unused
+    /// (0.0..=1.0); below it the pack is kept whole.
+    pub repack_unused_share: f64,
+}
+
+impl Default for PruneOptions {
+    fn default() -> Self {
+        PruneOptions {
+            dry_run: false,
+            repack_unused_share: 0.2,
+        }
+    }
+}
+
+/// What `prune` did (or would do, dry).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct PruneReport {
+    /// Snapshots whose data is kept.
+    pub snapshots: usize,
+    /// Pack files before.
+    pub packs: usize,
+    /// Packs deleted because no blob in them is used.
+    pub packs_removed: usize,
+    /// Mostly-unused packs whose used blobs were copied into new packs.
+    pub packs_repacked: usize,
+    /// New packs those copies went into.
+    pub packs_written: usize,
+    /// Packs no index named (left by killed backups).
+    pub unindexed_packs_removed: usize,
+    /// Blobs the snapshots need (delta bases included).
+    pub blobs_used: usize,
+    /// Blobs dropped from the index.
+    pub blobs_removed: usize,
+    /// Index files replaced by new ones.
+    pub index_files_replaced: usize,
+    /// State files no remaining snapshot names.
+    pub state_files_removed: usize,
+    /// Bytes of pack files before.
+    pub bytes_before: u64,
+    /// Bytes of pack files after (estimated when dry).
+    pub bytes_after: u64,
+}
+
+impl Repository<FullAccess> {
+    /// Remove snapshot files (their data stays until [`prune`](Self::prune)).
+    pub fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
+        let _lock = self.lock(false)?;
+        for id in ids {
+            self.backend()
+                .remove(FileKind::Snapshot, &id.to_hex())
+                .map_err(Error::Backend)?;
+        }
+        Ok(())
+    }
+
+    /// Delete what no snapshot needs; see the module documentation.
+    pub fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {
+        let _lock = self.lock(true)?;
+        let backend = self.backend().clone();
+        let (snapshots, bad) = self.snapshots()?;
+        if let Some(b) = bad.first() {
+            return Err(Error::damaged(
+                &b.file,
+                format!(
+                    "{}; prune needs every snapshot to know what is used: run `lifeboat verify` and remove or repair it first",
+                    b.detail
+                ),
+            ));
+        }
+        let (index, bad) = self.load_index()?;
+        if let Some(b) = bad.first() {
+            return Err(Error::damaged(
+                &b.file,
+                format!(
+                    "{}; prune needs every index file: run `lifeboat verify` first",
+                    b.detail
+                ),
+            ));
+        }
+        // Everything the snapshots need, delta bases included.
+        let mut used: HashSet<BlobId> = HashSet::new();
+        let mut states = HashSet::new();
+        for s in &snapshots {
+            used.extend(s.snapshot.manifest.blobs.iter().copied());
+            for item in self.manifest(&index, &s.snapshot)? {
+                used.extend(item.blobs);
+            }
+            states.extend(s.snapshot.sources.values().filter_map(|v| v.state.clone()));
+        }
+        let mut stack: Vec<BlobId> = used.iter().copied().collect();
+        while let Some(id) = stack.pop() {
+            match index.get(&id) {
+                Some(loc) => {
+                    if let Some(base) = loc.base {
+                        if used.insert(base) {
+                            stack.push(base);
+                        }
+                    }
+                }
+                None => {
+                    return Err(Error::damaged(
+                        format!("blob {id}"),
+                        "a snapshot needs it and no index names it: run `lifeboat verify`; prune stops rather than guess",
+                    ))
+                }
+            }
+        }
+        // Per pack: its entries, used or not.
+        let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();
+        for (id, loc) in index.iter() {
+            by_pack.entry(loc.pack).or_default().push((
+                PackEntry {
+                    id,
+                    kind: loc.kind,
+                    offset: loc.offset,
+                    length: loc.length,
+                    plain_length: loc.plain_length,
+                    base: loc.base,
+                },
+                used.contains(&id),
+            ));
+        }
+        let stored: BTreeMap<String, u64> = backend
+            .list(FileKind::Pack)?
+            .into_iter()
+            .map(|f| (f.name, f.size))
+            .collect();
+        let mut report = PruneReport {
+            snapshots: snapshots.len(),
+            packs: stored.len(),
+            blobs_used: used.len(),
+            bytes_before: stored.values().sum(),
+            ..Default::default()
+        };
+        let mut keep: Vec<IndexPack> = Vec::new();
+        let mut remove: Vec<String> = Vec::new();
+        let mut repack: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
+        for name in stored.keys() {
+            let Ok(pack_id) = name.parse::<PackId>() else {
+                continue;
+            };
+            let Some(entries) = by_pack.remove(&pack_id) else {
+                report.unindexed_packs_removed += 1;
+                remove.push(name.clone());
+                continue;
+            };
+            let total: u64 = entries.iter().map(|(e, _)| u64::from(e.length)).sum();
+            let unused: u64 = entries
+                .iter()
+                .filter(|(_, u)| !u)
+                .map(|(e, _)| u64::from(e.length))
+                .sum();
+            let unused_count = entries.iter().filter(|(_, u)| !u).count();
+            report.blobs_removed += unused_count;
+            if unused == total {
+                report.packs_removed += 1;
+                remove.push(name.clone());
+            } else if unused_count > 0 && unused as f64 > opts.repack_unused_share * total as f64 {
+                report.packs_repacked += 1;
+                let kept = entries.into_iter().filter(|(_, u)| *u).map(|(e, _)| e);
+                repack.push((pack_id, kept.collect()));
+                remove.push(name.clone());
+            } else {
+                // Kept whole; its unused blobs stay indexed (and reusable).
+                report.blobs_removed -= unused_count;
+                keep.push(IndexPack {
+                    id: pack_id,
+                    blobs: entries.into_iter().map(|(e, _)| e).collect(),
+                });
+            }
+        }
+        // A pack an index names but the backend lacks: its used blobs are
+        // lost; stop (verify names the snapshots).
+        if let Some((pack, entries)) = by_pack.iter().find(|(_, e)| e.iter().any(|(_, u)| *u)) {
+            return Err(Error::damaged(
+                format!("pack {pack}"),
+                format!(
+                    "indexed with {} used blob(s) but missing from the repository: run `lifeboat verify`",
+                    entries.len()
+                ),
+            ));
+        }
+        let old_indexes: Vec<String> = backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let old_states: Vec<String> = backend
+            .list(FileKind::State)?
+            .into_iter()
+            .map(|f| f.name)
+            .filter(|n| !states.contains(n))
+            .collect();
+        report.state_files_removed = old_states.len();
+        report.index_files_replaced = old_indexes.len();
+        if opts.dry_run {
+            let rewritten = rewritten_bytes(&repack);
+            report.packs_written = rewritten.div_ceil(u64::from(self.config().pack_size)) as usize;
+            report.bytes_after = report.bytes_before
+                - remove.iter().filter_map(|n| stored.get(n)).sum::<u64>()
+                + rewritten;
+            return Ok(report);
+        }
+        // 1. Repacked data, still encrypted, into new packs.
+        let limit = self.config().pack_size as usize;
+        let meta = self.inner.meta_recipient.clone();
+        let mut builder = PackBuilder::with_buffer(Vec::new(), limit + (4 << 20));
+        for (old, entries) in &repack {
+            let bytes = backend.read(FileKind::Pack, &old.to_hex())?;
+            if crate::id::sha256(&bytes) != old.0 {
+                return Err(Error::damaged(
+                    FileKind::Pack.path(&old.to_hex()),
+                    "content does not match its name (SHA-256): not repacking damaged data; run `lifeboat verify`",
+                ));
+            }
+            for e in entries {
+                let (a, b) = (e.offset as usize, e.offset as usize + e.length as usize);
+                let sealed = bytes.get(a..b).ok_or_else(|| {
+                    Error::damaged(
+                        FileKind::Pack.path(&old.to_hex()),
+                        "a blob lies outside the pack",
+                    )
+                })?;
+                builder.add(e.id, e.kind, sealed, e.plain_length as usize, e.base);
+                if builder.len() >= limit {
+                    let full = std::mem::replace(
+                        &mut builder,
+                        PackBuilder::with_buffer(Vec::new(), limit + (4 << 20)),
+                    );
+                    keep.push(self.store_pack(full, &meta)?);
+                    report.packs_written += 1;
+                }
+            }
+        }
+        if !builder.is_empty() {
+            keep.push(self.store_pack(builder, &meta)?);
+            report.packs_written += 1;
+        }
+        // 2. Index files naming every kept pack, 3. the old ones removed
+        // (an old file with the same content has the same name: kept).
+        let mut written = BTreeSet::new();
+        for chunk in keep.chunks(2000) {
+            let file = IndexFile {
+                version: 1,
+                packs: chunk.to_vec(),
+            };
+            let json = serde_json::to_vec(&file).expect("index serializes");
+            written.insert(self.write_meta_file(FileKind::Index, &json)?.0);
+        }
+        for name in old_indexes.iter().filter(|n| !written.contains(*n)) {
+            backend.remove(FileKind::Index, name)?;
+        }
+        // 4. Packs, 5. state files.
+        for name in &remove {
+            backend.remove(FileKind::Pack, name)?;
+        }
+        for name in &old_states {
+            backend.remove(FileKind::State, name)?;
+        }
+        report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
+        Ok(report)
+    }
+
+    fn store_pack(&self, builder: PackBuilder, meta: &dyn age::Recipient) -> Result<IndexPack> {
+        let (id, bytes, blobs) = builder.finish(meta);
+        self.backend().write(FileKind::Pack, &id.to_hex(), &bytes)?;
+        Ok(IndexPack { id, blobs })
+    }
+}
+
+fn rewritten_bytes(repack: &[(PackId, Vec<PackEntry>)]) -> u64 {
+    repack
+        .iter()
+        .flat_map(|(_, e)| e.iter().map(|e| u64::from(e.length)))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{BackupStats, ManifestRef, Snapshot};
+
+    fn snap(n: u8, time: &str, tags: &[&str]) -> SnapshotEntry {
+        SnapshotEntry {
+            id: SnapshotId([n; 32]),
+            snapshot: Snapshot {
+                version: 1,
+                time: chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M")
+                    .unwrap_or_else(|_| panic!("{time}"))
+                    .and_utc(),
+                hostname: "h".into(),
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                sources: Default::default(),
+                manifest: ManifestRef {
+                    blobs: Vec::new(),
+                    size: 0,
+                    sha256: String::new(),
+                },
+                stats: BackupStats::default(),
+                program: String::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn daily_weekly_last_and_tags_keep_what_restic_would() {
+        let snaps = vec![
+            snap(1, "2026-11-01 02:00", &["nightly"]),
+            snap(2, "2026-11-02 02:00", &["nightly"]),
+            snap(3, "2026-11-02 14:00", &["pre-migration"]),
+            snap(4, "2026-11-03 02:00", &["nightly"]),
+            snap(5, "2026-11-04 02:00", &["nightly"]),
+            snap(6, "2026-11-04 09:00", &["nightly", "partial"]),
+            snap(7, "2026-11-10 02:00", &["nightly"]),
+        ];
+        let p = ForgetPolicy {
+            keep_daily: 3,
+            keep_tags: vec!["pre-migration".into()],
+            ..Default::default()
+        };
+        let plan = p.apply(&snaps);
+        let kept: Vec<u8> = plan.keep.iter().map(|(id, _)| id.0[0]).collect();
+        // Days 11-10, 11-04 (the whole one: 6 is partial), 11-03; and the tag.
+        assert_eq!(kept, vec![7, 5, 4, 3]);
+        let removed: Vec<u8> = plan.remove.iter().map(|id| id.0[0]).collect();
+        assert_eq!(removed, vec![6, 2, 1]);
+        let p = ForgetPolicy {
+            keep_last: 1,
+            keep_weekly: 2,
+            ..Default::default()
+        };
+        let kept: Vec<u8> = p.apply(&snaps).keep.iter().map(|(id, _)| id.0[0]).collect();
+        // Newest (7, also week 46) and week 45's newest whole one (5).
+        assert_eq!(kept, vec![7, 5]);
+        assert!(ForgetPolicy::default().is_empty());
+        assert_eq!(ForgetPolicy::default().apply(&snaps).remove.len(), 7);
+    }
+}
