@@ -90,6 +90,10 @@ pub enum Command {
     /// What changed between two snapshots (Render: names only, values
     /// redacted unless --show-values).
     Diff(DiffArgs),
+    /// Restore a snapshot into the [staging] environment, verify every
+    /// source, cross-check rows against objects, and report RTO and RPO
+    /// (exit 4 on any mismatch).
+    Drill(DrillArgs),
     /// Remove snapshots by a retention policy (flags, else [retention]);
     /// `pre-migration` snapshots are always kept. Their data goes with prune.
     Forget(ForgetArgs),
@@ -220,6 +224,32 @@ pub struct RestoreArgs {
     /// git: only this repository (by name).
     #[arg(long, value_name = "NAME")]
     pub repository: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct DrillArgs {
+    /// The snapshot to drill.
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+    /// Write the report here as JSON, and as Markdown next to it (.md).
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+    /// Restore only this percentage of the objects (a different sample each
+    /// run), to keep nightly drills cheap.
+    #[arg(long, value_name = "PERCENT")]
+    pub sample: Option<f64>,
+    /// Run this shell command between restore and verification.
+    #[arg(long, value_name = "CMD")]
+    pub exec_before_verify: Option<String>,
+    /// GET this URL after verification (else [staging] health_url).
+    #[arg(long, value_name = "URL")]
+    pub health_url: Option<String>,
+    /// The documents table for the rows vs objects cross-check.
+    #[arg(long, default_value = "medical_documents")]
+    pub table: String,
+    /// Parallel connections for the replay and checks.
+    #[arg(long, default_value_t = 2)]
+    pub connections: usize,
 }
 
 #[derive(Debug, Args)]

@@ -120,6 +120,8 @@ pub struct StagingConfig {
     pub objects_prefix: String,
     /// Scratch directory for drills (objects, env files, git clones).
     pub dir: Option<PathBuf>,
+    /// `drill` GETs this after verification (e.g. the staging app's health).
+    pub health_url: Option<String>,
 }
 
 #[derive(Default, Deserialize)]

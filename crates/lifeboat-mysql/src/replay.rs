@@ -29,6 +29,9 @@ pub struct ReplayOptions {
     pub allow_source: bool,
     /// Parallel connections for loading and checking (default 2).
     pub connections: usize,
+    /// Read every table back and compare with the manifest afterwards (as
+    /// [`verify_database`] does). Off only for callers that verify later.
+    pub verify: bool,
 }
 
 /// One table's check after a replay.
@@ -269,8 +272,80 @@ pub fn replay(
     })?;
     let load_seconds = started.elapsed().as_secs_f64();
 
-    // Check: every table read back with the dump's own query and encoder.
+    let mut report = ReplayReport {
+        source_database: schema.database.clone(),
+        target: target.display(),
+        tables: Vec::new(),
+        objects_created,
+        objects_expected,
+        load_seconds,
+        check_seconds: 0.0,
+    };
+    if opts.verify {
+        let checked = Instant::now();
+        report.tables = check_tables(
+            &opts.target,
+            &schema,
+            &table_items,
+            &target.database,
+            workers,
+        )?;
+        report.check_seconds = checked.elapsed().as_secs_f64();
+        judge(&report)?;
+    }
+    Ok(report)
+}
+
+/// Read every table of the MySQL backup in `items` back from `target` (a
+/// database it was replayed into, perhaps earlier) and compare rows and
+/// content checksums with the manifest, and count its views, triggers,
+/// routines and events. Returns the report when everything matches; a
+/// difference is an [`Error::Mismatch`] naming the tables.
+pub fn verify_database(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    target: &MysqlOptions,
+    connections: usize,
+) -> Result<ReplayReport> {
+    let (schema, table_items) = load_schema(repo, index, items)?;
+    let t = target.target()?;
+    let rt = runtime()?;
+    let objects_expected =
+        schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
+    let objects_created = rt.block_on(async {
+        let mut conn = target.connect(Some(&t.database)).await?;
+        count_objects(&mut conn, &t.database).await
+    })?;
     let checked = Instant::now();
+    let tables = check_tables(
+        target,
+        &schema,
+        &table_items,
+        &t.database,
+        connections.max(1),
+    )?;
+    let report = ReplayReport {
+        source_database: schema.database.clone(),
+        target: t.display(),
+        tables,
+        objects_created,
+        objects_expected,
+        load_seconds: 0.0,
+        check_seconds: checked.elapsed().as_secs_f64(),
+    };
+    judge(&report)?;
+    Ok(report)
+}
+
+/// Every table read back with the dump's own query and encoder.
+fn check_tables(
+    target: &MysqlOptions,
+    schema: &Schema,
+    table_items: &HashMap<String, ManifestItem>,
+    database: &str,
+    workers: usize,
+) -> Result<Vec<TableCheck>> {
     let checks = Mutex::new(Vec::new());
     let tables = Mutex::new(schema.tables.iter());
     std::thread::scope(|s| -> Result<()> {
@@ -279,21 +354,20 @@ pub fn replay(
                 s.spawn(|| -> Result<()> {
                     let rt = runtime()?;
                     rt.block_on(async {
-                        let mut conn = opts.target.connect(Some(&target.database)).await?;
+                        let mut conn = target.connect(Some(database)).await?;
                         loop {
                             let next = tables
                                 .lock()
                                 .map_err(|_| Error::Invalid("poisoned".into()))?
                                 .next();
                             let Some(t) = next else { return Ok(()) };
-                            let (rows, sha) =
-                                table_checksum(&mut conn, t, &target.database).await?;
-                            let item = &table_items[&t.item_name(&schema.database)];
+                            let (rows, sha) = table_checksum(&mut conn, t, database).await?;
+                            let item = table_items.get(&t.item_name(&schema.database));
                             let check = TableCheck {
                                 table: t.name.clone(),
-                                rows_expected: rows_of(item),
+                                rows_expected: item.map(rows_of).unwrap_or(0),
                                 rows_found: rows,
-                                checksum_matches: sha == item.sha256,
+                                checksum_matches: item.is_some_and(|i| sha == i.sha256),
                             };
                             checks
                                 .lock()
@@ -314,15 +388,11 @@ pub fn replay(
         .into_inner()
         .map_err(|_| Error::Invalid("poisoned".into()))?;
     tables.sort_by(|a, b| a.table.cmp(&b.table));
-    let report = ReplayReport {
-        source_database: schema.database.clone(),
-        target: target.display(),
-        tables,
-        objects_created,
-        objects_expected,
-        load_seconds,
-        check_seconds: checked.elapsed().as_secs_f64(),
-    };
+    Ok(tables)
+}
+
+/// A mismatch error naming every table (and the object count) that differs.
+fn judge(report: &ReplayReport) -> Result<()> {
     let bad: Vec<String> = report
         .tables
         .iter()
@@ -343,12 +413,13 @@ pub fn replay(
             bad.join(", ")
         )));
     }
-    if objects_created != objects_expected {
+    if report.objects_created != report.objects_expected {
         return Err(Error::Mismatch(format!(
-            "{objects_created} of {objects_expected} views/triggers/routines/events exist after the replay"
+            "{} of {} views/triggers/routines/events exist after the replay",
+            report.objects_created, report.objects_expected
         )));
     }
-    Ok(report)
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {

@@ -5,9 +5,13 @@
 //!   (or the live database) against the objects of a bucket backup (or the
 //!   live bucket): rows whose object is missing or differs, objects no row
 //!   points at, rows still on local storage.
+//! - [`drill`]: restore a snapshot into staging, verify every source, run
+//!   the cross-check on the restored data, report RTO and RPO.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
+
+pub mod drill;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod backup;
 mod check;
+mod drill;
 mod git;
 mod init;
 mod key;
@@ -64,6 +65,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::CheckReferences(a) => check::run(&ctx, a),
         Command::Export(a) => mysql::export(&ctx, a),
         Command::Diff(a) => render::diff(&ctx, a),
+        Command::Drill(a) => drill::run(&ctx, &a),
         Command::Forget(a) => retention::forget(&ctx, a),
         Command::Prune(a) => retention::prune(&ctx, &a),
         Command::Key(k) => key::run(&ctx, k),

@@ -128,6 +128,25 @@ fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
     }
 }
 
+/// The database to replay into: `url`, else `[staging] mysql_url`; its
+/// password from LIFEBOAT_TARGET_PASSWORD, else `[staging] mysql_password`.
+pub fn staging_target(ctx: &Ctx, url: Option<String>) -> Result<MysqlOptions> {
+    let staging = ctx.config.staging.as_ref();
+    let url = url
+        .or_else(|| staging.and_then(|s| s.mysql_url.clone()))
+        .ok_or_else(|| exit::usage("--source mysql needs --target mysql://USER@HOST:PORT/DB (or [staging] mysql_url in the config)"))?;
+    Ok(MysqlOptions {
+        url,
+        password: env_secret("LIFEBOAT_TARGET_PASSWORD").or_else(|| {
+            staging
+                .and_then(|s| s.mysql_password.clone())
+                .map(SecretString::from)
+        }),
+        ca_file: staging.and_then(|s| s.mysql_ca_file.clone()),
+        ssl_mode: None,
+    })
+}
+
 /// `restore --source mysql --target URL`.
 pub fn restore(
     ctx: &Ctx,
@@ -136,26 +155,12 @@ pub fn restore(
     items: &[ManifestItem],
     args: &RestoreArgs,
 ) -> Result<Code> {
-    let staging = ctx.config.staging.as_ref();
-    let url = args
-        .target
-        .clone()
-        .or_else(|| staging.and_then(|s| s.mysql_url.clone()))
-        .ok_or_else(|| exit::usage("--source mysql needs --target mysql://USER@HOST:PORT/DB (or [staging] mysql_url in the config)"))?;
     let opts = ReplayOptions {
-        target: MysqlOptions {
-            url,
-            password: env_secret("LIFEBOAT_TARGET_PASSWORD").or_else(|| {
-                staging
-                    .and_then(|s| s.mysql_password.clone())
-                    .map(SecretString::from)
-            }),
-            ca_file: staging.and_then(|s| s.mysql_ca_file.clone()),
-            ssl_mode: None,
-        },
+        target: staging_target(ctx, args.target.clone())?,
         force: args.force,
         allow_source: args.allow_source,
         connections: args.connections,
+        verify: true,
     };
     let report =
         lifeboat_mysql::replay(repo, index, items, &opts, &ctx.bars).map_err(map_replay_error)?;

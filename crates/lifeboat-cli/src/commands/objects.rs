@@ -32,13 +32,17 @@ fn s3_options(c: &ObjectsConfig) -> S3Options {
     }
 }
 
-fn open_bucket(c: &ObjectsConfig, bucket: &str, prefix: &str) -> Result<Bucket> {
-    Bucket::open(&BucketOptions {
+/// A bucket at the [objects] endpoint, with its credentials.
+pub fn bucket_options(c: &ObjectsConfig, bucket: &str, prefix: &str) -> BucketOptions {
+    BucketOptions {
         bucket: bucket.to_string(),
         prefix: prefix.to_string(),
         s3: s3_options(c),
-    })
-    .map_err(map_error)
+    }
+}
+
+fn open_bucket(c: &ObjectsConfig, bucket: &str, prefix: &str) -> Result<Bucket> {
+    Bucket::open(&bucket_options(c, bucket, prefix)).map_err(map_error)
 }
 
 /// The configured source.

@@ -1,0 +1,478 @@
+//! Restore drills: restore a snapshot into the staging environment, verify
+//! every source against the manifest, cross-check document rows against
+//! objects, optionally call a health URL, and report what was restored,
+//! how long it took (the measured RTO) and how old the snapshot was (RPO).
+//!
+//! Two phases: restore everything (each source's own checks run as it
+//! writes: SHA-256 before a file or object is published, refs and `fsck`
+//! for git, env files read back), then, after an optional hook command,
+//! verify what is in staging now (every table read back and compared, the
+//! staging objects listed against the manifest). A failure of one source
+//! is recorded and the drill goes on with the others.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use lifeboat_mysql::{MysqlOptions, ReplayOptions};
+use lifeboat_objects::{Bucket, BucketOptions, ObjectsRestoreOptions, Source, Target};
+use lifeboat_store::{FullAccess, Index, ManifestItem, ProgressBars, Repository, SnapshotEntry};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::{check_references, CrossCheckOptions, Documents, Objects};
+
+/// Where staged objects go.
+#[derive(Debug, Clone)]
+pub enum ObjectsStaging {
+    /// A directory (wiped first: it belongs to the drill).
+    Dir(PathBuf),
+    /// A staging bucket (and prefix); written with `force`.
+    Bucket(BucketOptions),
+}
+
+/// What a drill restores where. A source left `None` is skipped.
+#[derive(Debug, Clone, Default)]
+pub struct DrillPlan {
+    /// The staging database (its `force` drops and recreates it).
+    pub mysql: Option<MysqlOptions>,
+    /// Parallel connections for the replay and the checks.
+    pub connections: usize,
+    /// The staging bucket or directory.
+    pub objects: Option<ObjectsStaging>,
+    /// Restore only this share of the objects (0 < p <= 100), chosen by a
+    /// keyed hash of the key and `seed` (a different sample each night).
+    pub sample_percent: Option<f64>,
+    /// Seed of the sample.
+    pub seed: u64,
+    /// Scratch directory for Render env files and git clones (wiped first).
+    pub scratch: Option<PathBuf>,
+    /// The document rows vs objects check on the restored database.
+    pub cross_check: Option<CrossCheckOptions>,
+    /// A shell command run between restore and verification (with
+    /// `LIFEBOAT_DRILL_MYSQL_URL` and `LIFEBOAT_DRILL_DIR` set), e.g. the
+    /// application's smoke tests; a non-zero exit is a failure.
+    pub before_verify: Option<String>,
+    /// GET this URL after verification; anything but 2xx is a failure.
+    pub health_url: Option<String>,
+}
+
+/// One source's result.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceResult {
+    /// `mysql`, `objects`, `render` or `git`.
+    pub source: String,
+    /// Where it was restored.
+    pub target: String,
+    /// Items (tables, objects, services, repositories) restored and checked.
+    pub items: u64,
+    /// Of how many in the snapshot (or in the sample).
+    pub items_expected: u64,
+    /// Bytes restored (objects).
+    pub bytes: u64,
+    /// Time to restore (with the checks done while writing).
+    pub restore_seconds: f64,
+    /// Time to verify staging afterwards.
+    pub verify_seconds: f64,
+    /// What did not match, each naming the table, object or ref.
+    pub mismatches: Vec<String>,
+    /// Source-specific numbers (per-table rows, refs, ...).
+    pub details: serde_json::Value,
+}
+
+impl SourceResult {
+    /// Nothing mismatched.
+    pub fn ok(&self) -> bool {
+        self.mismatches.is_empty()
+    }
+}
+
+/// The drill report (written as JSON and Markdown).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DrillReport {
+    /// The snapshot id.
+    pub snapshot: String,
+    /// When it was taken.
+    pub snapshot_time: Option<DateTime<Utc>>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// When the drill started.
+    pub started: Option<DateTime<Utc>>,
+    /// Snapshot age when the drill started: what a loss now would cost.
+    pub rpo_seconds: i64,
+    /// Restore plus verification, all sources: the measured recovery time.
+    pub rto_seconds: f64,
+    /// The objects sample, if one was drawn.
+    pub sample_percent: Option<f64>,
+    /// Per source.
+    pub sources: Vec<SourceResult>,
+    /// The cross-check's counts, when it ran.
+    pub cross_check: Option<serde_json::Value>,
+    /// The health URL's answer.
+    pub health: Option<String>,
+    /// Everything that failed; empty means the drill passed.
+    pub problems: Vec<String>,
+}
+
+impl DrillReport {
+    /// The drill passed.
+    pub fn ok(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+fn wipe(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => lifeboat_store::create_private_dir(dir),
+    }
+}
+
+fn in_sample(key: &str, seed: u64, percent: f64) -> bool {
+    let h = Sha256::digest(format!("{seed}\0{key}").as_bytes());
+    let x = u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]));
+    (x as f64 / u64::MAX as f64) * 100.0 < percent
+}
+
+/// Run a drill of `snap` (its manifest is `items`).
+pub fn run(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    snap: &SnapshotEntry,
+    items: &[ManifestItem],
+    plan: &DrillPlan,
+    bars: &dyn ProgressBars,
+) -> DrillReport {
+    let started = Utc::now();
+    let clock = Instant::now();
+    let mut report = DrillReport {
+        snapshot: snap.id.to_hex(),
+        snapshot_time: Some(snap.snapshot.time),
+        tags: snap.snapshot.tags.clone(),
+        started: Some(started),
+        rpo_seconds: (started - snap.snapshot.time).num_seconds(),
+        sample_percent: plan.sample_percent,
+        ..Default::default()
+    };
+    let has = |source: &str| snap.snapshot.sources.contains_key(source);
+    for (source, error) in snap.snapshot.failed_sources() {
+        report.problems.push(format!(
+            "{source} failed during this backup ({error}): not in the snapshot"
+        ));
+    }
+    let mut results: BTreeMap<&str, SourceResult> = BTreeMap::new();
+
+    // Phase 1: restore.
+    if let (Some(target), true) = (&plan.mysql, has(lifeboat_mysql::SOURCE)) {
+        let t = Instant::now();
+        let opts = ReplayOptions {
+            target: target.clone(),
+            force: true,
+            allow_source: false,
+            connections: plan.connections.max(1),
+            verify: false,
+        };
+        let mut r = SourceResult {
+            source: "mysql".into(),
+            target: lifeboat_git::redact_url(&target.url),
+            ..Default::default()
+        };
+        if let Err(e) = lifeboat_mysql::replay(repo, index, items, &opts, bars) {
+            r.mismatches.push(format!("replay failed: {e}"));
+        }
+        r.restore_seconds = t.elapsed().as_secs_f64();
+        results.insert("mysql", r);
+    }
+    let mut selected: Vec<ManifestItem> = Vec::new();
+    if let (Some(staging), true) = (&plan.objects, has(lifeboat_objects::SOURCE)) {
+        let t = Instant::now();
+        let all = lifeboat_objects::select(items.to_vec(), &ObjectsRestoreOptions::default());
+        let total = all.len() as u64;
+        selected = match plan.sample_percent {
+            Some(p) => all
+                .into_iter()
+                .filter(|i| in_sample(&i.name, plan.seed, p))
+                .collect(),
+            None => all,
+        };
+        let mut r = SourceResult {
+            source: "objects".into(),
+            items_expected: selected.len() as u64,
+            details: serde_json::json!({ "objects_in_snapshot": total }),
+            ..Default::default()
+        };
+        let opts = ObjectsRestoreOptions {
+            force: true,
+            ..Default::default()
+        };
+        let target = match staging {
+            ObjectsStaging::Dir(d) => wipe(d)
+                .map(|_| Target::Dir(d.clone()))
+                .map_err(|e| format!("preparing {}: {e}", d.display())),
+            ObjectsStaging::Bucket(b) => Bucket::open(b)
+                .map(Target::Bucket)
+                .map_err(|e| e.to_string()),
+        };
+        match target {
+            Ok(target) => {
+                r.target = match &target {
+                    Target::Dir(d) => d.display().to_string(),
+                    Target::Bucket(b) => b.location(),
+                };
+                match lifeboat_objects::restore(repo, index, &selected, &target, &opts, bars) {
+                    Ok(o) => {
+                        r.items = o.objects;
+                        r.bytes = o.bytes;
+                        r.mismatches.extend(o.failed);
+                    }
+                    Err(e) => r.mismatches.push(format!("restore failed: {e}")),
+                }
+            }
+            Err(e) => r.mismatches.push(e),
+        }
+        r.restore_seconds = t.elapsed().as_secs_f64();
+        results.insert("objects", r);
+    }
+    if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_render::SOURCE)) {
+        let t = Instant::now();
+        let dir = scratch.join("render");
+        let mut r = SourceResult {
+            source: "render".into(),
+            target: dir.display().to_string(),
+            ..Default::default()
+        };
+        let done = wipe(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|_| lifeboat_render::load(repo, index, items).map_err(|e| e.to_string()))
+            .and_then(|s| {
+                r.items_expected = (s.services.len() + s.env_groups.len()) as u64;
+                lifeboat_render::write_env_dir(&s, &dir, true).map_err(|e| e.to_string())
+            });
+        match done {
+            Ok(w) => {
+                r.items = r.items_expected;
+                r.details = serde_json::json!({
+                    "env_vars": w.env_vars,
+                    "secret_files": w.secret_files,
+                });
+            }
+            Err(e) => r.mismatches.push(e),
+        }
+        r.restore_seconds = t.elapsed().as_secs_f64();
+        results.insert("render", r);
+    }
+    if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_git::SOURCE)) {
+        let t = Instant::now();
+        let dir = scratch.join("git");
+        let mut r = SourceResult {
+            source: "git".into(),
+            target: dir.display().to_string(),
+            ..Default::default()
+        };
+        match wipe(&dir)
+            .map_err(|e| e.to_string())
+            .and_then(|_| lifeboat_git::repositories(&snap.snapshot).map_err(|e| e.to_string()))
+        {
+            Ok(repos) => {
+                r.items_expected = repos.len() as u64;
+                let mut refs = serde_json::Map::new();
+                for g in &repos {
+                    let to = dir.join(&g.name);
+                    match lifeboat_git::restore_to_dir(repo, index, items, g, &to, false) {
+                        Ok(done) => {
+                            r.items += 1;
+                            refs.insert(g.name.clone(), done.refs.into());
+                        }
+                        Err(e) => r.mismatches.push(format!("{}: {e}", g.name)),
+                    }
+                }
+                r.details = serde_json::json!({ "refs": refs });
+            }
+            Err(e) => r.mismatches.push(e),
+        }
+        r.restore_seconds = t.elapsed().as_secs_f64();
+        results.insert("git", r);
+    }
+
+    // The hook, then phase 2: verify what is in staging now.
+    if let Some(cmd) = &plan.before_verify {
+        let mut c = std::process::Command::new("sh");
+        c.arg("-c").arg(cmd);
+        if let Some(m) = &plan.mysql {
+            c.env("LIFEBOAT_DRILL_MYSQL_URL", &m.url);
+        }
+        if let Some(s) = &plan.scratch {
+            c.env("LIFEBOAT_DRILL_DIR", s);
+        }
+        match c.status() {
+            Ok(s) if s.success() => {}
+            Ok(s) => report
+                .problems
+                .push(format!("the before-verify command failed ({s})")),
+            Err(e) => report
+                .problems
+                .push(format!("the before-verify command could not run: {e}")),
+        }
+    }
+    if let (Some(target), Some(r)) = (&plan.mysql, results.get_mut("mysql")) {
+        if r.ok() {
+            let t = Instant::now();
+            match lifeboat_mysql::verify_database(repo, index, items, target, plan.connections) {
+                Ok(v) => {
+                    r.items = v.tables.len() as u64;
+                    r.items_expected = v.tables.len() as u64;
+                    r.details = serde_json::to_value(&v.tables).unwrap_or_default();
+                }
+                Err(e) => r.mismatches.push(e.to_string()),
+            }
+            r.verify_seconds = t.elapsed().as_secs_f64();
+        }
+    }
+    if let (Some(staging), Some(r)) = (&plan.objects, results.get_mut("objects")) {
+        if r.ok() {
+            let t = Instant::now();
+            let listed = match staging {
+                ObjectsStaging::Dir(d) => Source::Dir(d.clone()).list(),
+                ObjectsStaging::Bucket(b) => Bucket::open(b).and_then(|b| Source::Bucket(b).list()),
+            };
+            match listed {
+                Ok(list) => {
+                    let found: BTreeMap<String, u64> =
+                        list.into_iter().map(|l| (l.key, l.size)).collect();
+                    for i in &selected {
+                        match found.get(&i.name) {
+                            None => r
+                                .mismatches
+                                .push(format!("object {} is not in staging", i.name)),
+                            Some(s) if *s != i.size => r.mismatches.push(format!(
+                                "object {} has {s} bytes in staging, {} in the snapshot",
+                                i.name, i.size
+                            )),
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) => r.mismatches.push(format!("listing staging: {e}")),
+            }
+            r.verify_seconds = t.elapsed().as_secs_f64();
+        }
+    }
+    if let (Some(opts), Some(target)) = (&plan.cross_check, &plan.mysql) {
+        if results.get("mysql").is_some_and(|r| r.ok()) && has(lifeboat_objects::SOURCE) {
+            match check_references(Documents::Live(target), Objects::Snapshot(items), opts) {
+                Ok(x) => {
+                    if !x.ok() {
+                        let names: Vec<String> = x
+                            .missing
+                            .iter()
+                            .chain(&x.differs)
+                            .take(10)
+                            .map(|d| format!("row {} -> {}", d.id, d.key))
+                            .collect();
+                        report.problems.push(format!(
+                            "cross-check: {} document row(s) point at missing and {} at different objects: {}",
+                            x.missing.len(),
+                            x.differs.len(),
+                            names.join(", ")
+                        ));
+                    }
+                    report.cross_check = serde_json::to_value(&x).ok().map(|mut v| {
+                        // Counts in the report; the lists can be long.
+                        for k in ["missing", "differs", "orphans", "local", "elsewhere"] {
+                            let n = v[k].as_array().map(Vec::len).unwrap_or(0);
+                            v[k] = n.into();
+                        }
+                        v
+                    });
+                }
+                Err(e) => report
+                    .problems
+                    .push(format!("cross-check could not run: {e}")),
+            }
+        }
+    }
+    report.rto_seconds = clock.elapsed().as_secs_f64();
+    if let Some(url) = &plan.health_url {
+        match reqwest::blocking::get(url) {
+            Ok(resp) if resp.status().is_success() => {
+                report.health = Some(format!("{} {}", resp.status().as_u16(), url));
+            }
+            Ok(resp) => {
+                report.health = Some(format!("{} {}", resp.status().as_u16(), url));
+                report
+                    .problems
+                    .push(format!("health check {url} answered {}", resp.status()));
+            }
+            Err(e) => report.problems.push(format!("health check {url}: {e}")),
+        }
+    }
+    for r in results.values() {
+        for m in &r.mismatches {
+            report.problems.push(format!("{}: {m}", r.source));
+        }
+    }
+    report.sources = results.into_values().collect();
+    report
+}
+
+/// The report as Markdown.
+pub fn markdown(r: &DrillReport) -> String {
+    let mut s = String::new();
+    let verdict = if r.ok() { "PASSED" } else { "FAILED" };
+    s.push_str(&format!("# Restore drill {verdict}\n\n"));
+    s.push_str(&format!(
+        "- snapshot `{}` of {} [{}]\n",
+        &r.snapshot[..r.snapshot.len().min(8)],
+        r.snapshot_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+        r.tags.join(", ")
+    ));
+    s.push_str(&format!(
+        "- RTO (measured restore + verification): **{:.1} s**\n- RPO (snapshot age at drill start): **{}**\n",
+        r.rto_seconds,
+        human_age(r.rpo_seconds)
+    ));
+    if let Some(p) = r.sample_percent {
+        s.push_str(&format!("- objects: a {p}% sample\n"));
+    }
+    s.push_str("\n| source | target | items | bytes | restore s | verify s | result |\n|---|---|---|---|---|---|---|\n");
+    for x in &r.sources {
+        s.push_str(&format!(
+            "| {} | {} | {}/{} | {} | {:.1} | {:.1} | {} |\n",
+            x.source,
+            x.target,
+            x.items,
+            x.items_expected,
+            x.bytes,
+            x.restore_seconds,
+            x.verify_seconds,
+            if x.ok() { "match" } else { "MISMATCH" }
+        ));
+    }
+    if let Some(x) = &r.cross_check {
+        s.push_str(&format!(
+            "\nCross-check of document rows: {} rows, {} objects; {} missing, {} differ, {} orphan objects, {} rows on local storage.\n",
+            x["rows"], x["objects"], x["missing"], x["differs"], x["orphans"], x["local"]
+        ));
+    }
+    if let Some(h) = &r.health {
+        s.push_str(&format!("\nHealth: {h}\n"));
+    }
+    if !r.problems.is_empty() {
+        s.push_str("\n## Problems\n\n");
+        for p in &r.problems {
+            s.push_str(&format!("- {p}\n"));
+        }
+    }
+    s
+}
+
+fn human_age(secs: i64) -> String {
+    let s = secs.max(0);
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7199 => format!("{} min", s / 60),
+        7200..=172_799 => format!("{:.1} h", s as f64 / 3600.0),
+        _ => format!("{:.1} days", s as f64 / 86400.0),
+    }
+}
