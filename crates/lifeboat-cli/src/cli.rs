@@ -90,6 +90,10 @@ pub enum Command {
     /// What changed between two snapshots (Render: names only, values
     /// redacted unless --show-values).
     Diff(DiffArgs),
+    /// Before a schema change: a verified MySQL snapshot tagged
+    /// pre-migration (kept by every retention policy), and the exact
+    /// command to roll back.
+    SnapshotBeforeMigration(PreMigrationArgs),
     /// Restore a snapshot into the [staging] environment, verify every
     /// source, cross-check rows against objects, and report RTO and RPO
     /// (exit 4 on any mismatch).
@@ -152,6 +156,26 @@ pub struct BackupArgs {
     /// Hostname to record instead of this machine's.
     #[arg(long)]
     pub host: Option<String>,
+    /// A note to keep with the snapshot.
+    #[arg(long, value_name = "TEXT")]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PreMigrationArgs {
+    /// What the migration is (kept with the snapshot).
+    #[arg(long, value_name = "TEXT")]
+    pub note: String,
+    /// Sources to include (repeatable; default mysql).
+    #[arg(long = "source", value_name = "SOURCE")]
+    pub sources: Vec<String>,
+    /// The MySQL database (else the config's [mysql] url).
+    #[arg(
+        long,
+        env = "LIFEBOAT_MYSQL_URL",
+        value_name = "mysql://USER@HOST:PORT/DB"
+    )]
+    pub mysql_url: Option<String>,
 }
 
 #[derive(Debug, Args)]

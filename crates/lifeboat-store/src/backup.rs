@@ -43,6 +43,8 @@ pub struct BackupOptions {
     pub tags: Vec<String>,
     /// Hostname to record (default: this host's).
     pub hostname: Option<String>,
+    /// A note to keep with the snapshot (e.g. which migration it precedes).
+    pub note: Option<String>,
 }
 
 struct Job {
@@ -672,6 +674,7 @@ impl<A: Access> BackupSession<A> {
             time: self.time,
             hostname: self.opts.hostname.clone().unwrap_or_else(hostname),
             tags: self.opts.tags.clone(),
+            note: self.opts.note.clone(),
             sources: std::mem::take(&mut self.sources),
             manifest: ManifestRef {
                 blobs: std::mem::take(&mut self.manifest_blobs),

@@ -425,6 +425,7 @@ mod tests {
                     .and_utc(),
                 hostname: "h".into(),
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                note: None,
                 sources: Default::default(),
                 manifest: ManifestRef {
                     blobs: Vec::new(),

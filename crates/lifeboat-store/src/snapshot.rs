@@ -89,6 +89,9 @@ pub struct Snapshot {
     pub hostname: String,
     /// User tags (`nightly`, `pre-migration`, ...).
     pub tags: Vec<String>,
+    /// A free-text note (`snapshot-before-migration --note`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     /// Per source.
     pub sources: BTreeMap<String, SourceSummary>,
     /// The item list.

@@ -50,7 +50,7 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
 }
 
 /// Returns the snapshot and warnings to report once it is stored.
-fn backup<A: Access>(
+pub(super) fn backup<A: Access>(
     ctx: &Ctx,
     repo: &Repository<A>,
     args: &BackupArgs,
@@ -58,6 +58,7 @@ fn backup<A: Access>(
     let opts = BackupOptions {
         tags: args.tags.clone(),
         hostname: args.host.clone(),
+        note: args.note.clone(),
     };
     let bar = ctx.bars.bytes("backup");
     let mut session = repo.begin_backup(opts)?;

@@ -18,6 +18,7 @@ mod init;
 mod key;
 mod mysql;
 mod objects;
+mod premigration;
 mod read;
 mod render;
 mod restore;
@@ -66,6 +67,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Export(a) => mysql::export(&ctx, a),
         Command::Diff(a) => render::diff(&ctx, a),
         Command::Drill(a) => drill::run(&ctx, &a),
+        Command::SnapshotBeforeMigration(a) => premigration::run(&ctx, a),
         Command::Forget(a) => retention::forget(&ctx, a),
         Command::Prune(a) => retention::prune(&ctx, &a),
         Command::Key(k) => key::run(&ctx, k),

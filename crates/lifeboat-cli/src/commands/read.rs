@@ -60,6 +60,7 @@ fn snapshot_json(s: &SnapshotEntry) -> serde_json::Value {
         "time": snap.time,
         "hostname": snap.hostname,
         "tags": snap.tags,
+        "note": snap.note,
         "sources": snap.sources,
         "items": snap.stats.items,
         "size": snap.stats.bytes,
