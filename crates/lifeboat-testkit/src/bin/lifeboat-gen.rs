@@ -7,6 +7,11 @@
 //!     lifeboat-gen bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT]
 //!         fill a bucket with generated documents (the bucket must exist);
 //!         with CHANGE_PERCENT, rewrite that share of them with new content
+//!     lifeboat-gen documents DB ENDPOINT BUCKET MAX_BYTES
+//!         upload a document for every `r2` row of DB.medical_documents (in
+//!         the local MariaDB) and set the row's sha256 and size_bytes to match
+//!     lifeboat-gen render-fake PORT API_KEY SEED
+//!         serve the fake Render API (the clinic deployment) until killed
 
 use std::path::Path;
 
@@ -56,14 +61,64 @@ fn main() {
             let bytes: u64 = objects.iter().map(|o| o.size).sum();
             println!("wrote {} objects, {bytes} bytes", objects.len());
         }
+        Some("documents") if args.len() == 6 => documents(&args[2], &args[3], &args[4], num(5)),
+        Some("render-fake") if args.len() == 5 => {
+            let world = lifeboat_testkit::render::World::clinic(num(4));
+            let fake =
+                lifeboat_testkit::render::FakeRender::start_on(world, &args[3], num(2) as u16);
+            println!("{}", fake.url);
+            fake.wait();
+        }
         _ => usage(),
     }
+}
+
+/// One object per `r2` document row, its row updated to the object's
+/// SHA-256 and size, so the rows vs objects cross-check holds.
+fn documents(db: &str, endpoint: &str, bucket: &str, max_bytes: u64) {
+    use lifeboat_testkit::bucket::{ObjectSpec, S3Client};
+    use lifeboat_testkit::mariadb;
+    let rows = mariadb::sql(
+        Some(db),
+        "SELECT id, storage_key FROM medical_documents WHERE storage_provider = 'r2' ORDER BY id",
+    );
+    let mut objects = Vec::new();
+    let mut sql = String::from("START TRANSACTION;\n");
+    for line in rows.lines() {
+        let Some((id, key)) = line.split_once('\t') else {
+            continue;
+        };
+        let id: u64 = id.parse().unwrap_or(0);
+        let size = (id * 7919) % max_bytes.max(1);
+        let o = ObjectSpec {
+            key: key.to_string(),
+            size,
+            seed: id,
+            content_type: "application/pdf".into(),
+            metadata: Default::default(),
+        };
+        sql.push_str(&format!(
+            "UPDATE medical_documents SET sha256 = '{}', size_bytes = {size} WHERE id = {id};\n",
+            o.sha256()
+        ));
+        objects.push(o);
+    }
+    sql.push_str("COMMIT;\n");
+    let (ok, err) = mariadb::run_script(db, sql.as_bytes());
+    if !ok {
+        eprintln!("lifeboat-gen: updating medical_documents: {err}");
+        std::process::exit(1);
+    }
+    S3Client::new(endpoint).put_all(bucket, &objects);
+    let bytes: u64 = objects.iter().map(|o| o.size).sum();
+    println!("uploaded {} documents, {bytes} bytes", objects.len());
 }
 
 fn usage() -> ! {
     eprintln!(
         "usage: lifeboat-gen stream BYTES SEED OUT | change FILE FRACTION SEED | clinic SCALE_MB SEED \
-         | bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT]"
+         | bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT] \
+         | documents DB ENDPOINT BUCKET MAX_BYTES | render-fake PORT API_KEY SEED"
     );
     std::process::exit(2)
 }
