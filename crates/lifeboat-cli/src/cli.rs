@@ -98,6 +98,10 @@ pub enum Command {
     /// source, cross-check rows against objects, and report RTO and RPO
     /// (exit 4 on any mismatch).
     Drill(DrillArgs),
+    /// Run the [[schedule]] jobs of the config (backup, drill, forget,
+    /// prune, verify) at their cron times, one at a time, and send [notify]
+    /// after each.
+    Daemon(DaemonArgs),
     /// Remove snapshots by a retention policy (flags, else [retention]);
     /// `pre-migration` snapshots are always kept. Their data goes with prune.
     Forget(ForgetArgs),
@@ -274,6 +278,20 @@ pub struct DrillArgs {
     /// Parallel connections for the replay and checks.
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Run this job once now, with notifications, and exit with its status
+    /// (for cron, systemd timers, Render Cron Jobs).
+    #[arg(long, value_name = "JOB")]
+    pub once: Option<String>,
+    /// Check the schedules and print their next runs; run nothing.
+    #[arg(long)]
+    pub check: bool,
+    /// Arguments for the --once job, after `--`.
+    #[arg(last = true)]
+    pub job_args: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -24,6 +24,40 @@ pub struct Config {
     pub git: Vec<GitConfig>,
     pub staging: Option<StagingConfig>,
     pub retention: Option<RetentionConfig>,
+    pub notify: Option<NotifyConfig>,
+    #[serde(default)]
+    pub schedule: Vec<ScheduleConfig>,
+}
+
+/// `[notify]`: where job results go.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// JSON POST of every failure (and success with `on_success`).
+    pub webhook_url: Option<String>,
+    /// GET after every successful job: a dead-man's switch (e.g.
+    /// healthchecks.io) notices when it stops coming.
+    pub ping_url: Option<String>,
+    /// GET after a failed job (healthchecks.io: PING_URL/fail).
+    pub ping_fail_url: Option<String>,
+    /// Also send successes to the webhook.
+    #[serde(default)]
+    pub on_success: bool,
+}
+
+/// `[[schedule]]`: one job of `lifeboat daemon`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    /// `backup`, `drill`, `forget`, `prune` or `verify`.
+    pub job: String,
+    /// Cron pattern (5 fields, or 6 with seconds first).
+    pub cron: String,
+    /// IANA time zone of the pattern (default UTC), e.g. Europe/Berlin.
+    pub time_zone: Option<String>,
+    /// Extra arguments for the job's command, e.g. ["--tag", "nightly"].
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// `[retention]`: what `forget` keeps when no --keep-* flag is given.

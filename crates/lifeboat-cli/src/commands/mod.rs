@@ -12,6 +12,7 @@ macro_rules! outln {
 
 mod backup;
 mod check;
+mod daemon;
 mod drill;
 mod git;
 mod init;
@@ -67,6 +68,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Export(a) => mysql::export(&ctx, a),
         Command::Diff(a) => render::diff(&ctx, a),
         Command::Drill(a) => drill::run(&ctx, &a),
+        Command::Daemon(a) => daemon::run(&ctx, &a),
         Command::SnapshotBeforeMigration(a) => premigration::run(&ctx, a),
         Command::Forget(a) => retention::forget(&ctx, a),
         Command::Prune(a) => retention::prune(&ctx, &a),

@@ -1,0 +1,234 @@
+//! `lifeboat daemon`: runs the `[[schedule]]` jobs of the config at their
+//! cron times (time-zone aware), one at a time, each as a child process of
+//! this binary so that a failing or crashing job never takes the daemon
+//! down; after each job, `[notify]` hears of it (webhook, dead-man's-switch
+//! ping). `--once JOB` runs one job now with the same notifications (for
+//! cron, systemd timers and Render Cron Jobs), `--check` prints the next
+//! runs and exits.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::str::FromStr as _;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result};
+use chrono::{DateTime, Utc};
+use croner::Cron;
+
+use super::Ctx;
+use crate::cli::DaemonArgs;
+use crate::config::{NotifyConfig, ScheduleConfig};
+use crate::exit::{self, Code};
+
+const JOBS: [&str; 5] = ["backup", "drill", "forget", "prune", "verify"];
+
+struct Schedule<'a> {
+    cfg: &'a ScheduleConfig,
+    cron: Cron,
+    tz: chrono_tz::Tz,
+}
+
+impl Schedule<'_> {
+    fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.cron
+            .find_next_occurrence(&t.with_timezone(&self.tz), false)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    }
+}
+
+fn parse(cfg: &[ScheduleConfig]) -> Result<Vec<Schedule<'_>>> {
+    cfg.iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let what = format!(
+                "[[schedule]] #{} (job {:?}, cron {:?})",
+                i + 1,
+                s.job,
+                s.cron
+            );
+            if !JOBS.contains(&s.job.as_str()) {
+                return Err(exit::usage(format!(
+                    "{what}: job must be one of {}",
+                    JOBS.join(", ")
+                )));
+            }
+            let cron = Cron::from_str(&s.cron)
+                .map_err(|e| exit::usage(format!("{what}: not a cron pattern: {e}")))?;
+            let tz = match s.time_zone.as_deref() {
+                None | Some("UTC") => chrono_tz::UTC,
+                Some(name) => name.parse::<chrono_tz::Tz>().map_err(|_| {
+                    exit::usage(format!(
+                        "{what}: time_zone {name:?} is not an IANA zone like Europe/Berlin"
+                    ))
+                })?,
+            };
+            Ok(Schedule { cfg: s, cron, tz })
+        })
+        .collect()
+}
+
+pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
+    let config = ctx.global.config.clone().ok_or_else(|| {
+        exit::usage("the daemon reads its schedules from --config FILE (or LIFEBOAT_CONFIG)")
+    })?;
+    if let Some(job) = &args.once {
+        if !JOBS.contains(&job.as_str()) {
+            return Err(exit::usage(format!(
+                "--once {job:?}: jobs are {}",
+                JOBS.join(", ")
+            )));
+        }
+        let extra: Vec<String> = args.job_args.clone();
+        let ok = run_job(ctx, &config, job, &extra)?;
+        return Ok(if ok { Code::Ok } else { Code::Source });
+    }
+    let schedules = parse(&ctx.config.schedule)?;
+    if schedules.is_empty() {
+        return Err(exit::usage(
+            "no [[schedule]] in the config: add e.g. job = \"backup\", cron = \"0 2 * * *\"",
+        ));
+    }
+    let now = Utc::now();
+    let mut next: Vec<Option<DateTime<Utc>>> =
+        schedules.iter().map(|s| s.next_after(now)).collect();
+    for (s, n) in schedules.iter().zip(&next) {
+        let when = n
+            .map(|t| t.with_timezone(&s.tz).to_rfc3339())
+            .unwrap_or("never".into());
+        eprintln!(
+            "schedule {} {:?} ({}): next at {when}",
+            s.cfg.job, s.cfg.cron, s.tz
+        );
+    }
+    if args.check {
+        return Ok(Code::Ok);
+    }
+    loop {
+        let Some((i, at)) = next
+            .iter()
+            .enumerate()
+            .filter_map(|(i, t)| t.map(|t| (i, t)))
+            .min_by_key(|(_, t)| *t)
+        else {
+            return Err(exit::usage("no schedule will ever run again"));
+        };
+        let wait = (at - Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        if !wait.is_zero() {
+            // Short sleeps: a suspended machine or a clock change is noticed.
+            std::thread::sleep(wait.min(Duration::from_secs(30)));
+            continue;
+        }
+        let s = &schedules[i];
+        if let Err(e) = run_job(ctx, &config, &s.cfg.job, &s.cfg.args) {
+            tracing::error!("job {} could not be run: {e:#}", s.cfg.job);
+        }
+        // One job at a time: runs missed while it ran are skipped, not stacked.
+        let now = Utc::now();
+        for (t, s) in next.iter_mut().zip(&schedules) {
+            if t.is_some_and(|t| t <= now) {
+                *t = s.next_after(now);
+            }
+        }
+    }
+}
+
+/// Run one job as a child process, stream its output, notify. Returns
+/// whether it succeeded.
+fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> Result<bool> {
+    let exe = std::env::current_exe().context("finding the lifeboat binary")?;
+    let started = Utc::now();
+    let clock = Instant::now();
+    eprintln!("job {job} started at {}", started.to_rfc3339());
+    let mut cmd = Command::new(exe);
+    cmd.arg("--config").arg(config);
+    // What the daemon was given on its command line, the job gets too.
+    if let Some(r) = &ctx.global.repo {
+        cmd.arg("--repo").arg(r);
+    }
+    if let Some(k) = &ctx.global.backup_key_file {
+        cmd.arg("--backup-key-file").arg(k);
+    }
+    if let Some(k) = &ctx.global.restore_key_file {
+        cmd.arg("--restore-key-file").arg(k);
+    }
+    let mut child = cmd
+        .arg(job)
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("starting the job")?;
+    let out = child.stdout.take().context("job stdout")?;
+    let err = child.stderr.take().context("job stderr")?;
+    let prefix = job.to_string();
+    let printer = std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            eprintln!("[{prefix}] {line}");
+        }
+    });
+    let mut tail: Vec<String> = Vec::new();
+    for line in BufReader::new(err).lines().map_while(Result::ok) {
+        eprintln!("[{job}] {line}");
+        tail.push(line);
+        if tail.len() > 20 {
+            tail.remove(0);
+        }
+    }
+    let _ = printer.join();
+    let status = child.wait().context("waiting for the job")?;
+    let ok = status.success();
+    let code = status.code().unwrap_or(-1);
+    let seconds = clock.elapsed().as_secs_f64();
+    eprintln!(
+        "job {job} {} after {seconds:.1}s (exit {code})",
+        if ok { "succeeded" } else { "FAILED" }
+    );
+    if let Some(n) = &ctx.config.notify {
+        notify(
+            n,
+            &serde_json::json!({
+                "job": job,
+                "ok": ok,
+                "exit_code": code,
+                "started": started,
+                "seconds": seconds,
+                "host": gethostname::gethostname().to_string_lossy(),
+                "message": tail.join("\n"),
+            }),
+            ok,
+        );
+    }
+    Ok(ok)
+}
+
+/// Tell `[notify]` about a job. Never fails the job: a notification that
+/// cannot be sent is logged (the dead-man's switch covers total silence).
+fn notify(n: &NotifyConfig, event: &serde_json::Value, ok: bool) {
+    let http = match reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("notify: {e}");
+            return;
+        }
+    };
+    if let Some(url) = &n.webhook_url {
+        if !ok || n.on_success {
+            match http.post(url).json(event).send() {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => tracing::error!("notify: the webhook answered {}", r.status()),
+                Err(e) => tracing::error!("notify: the webhook: {e}"),
+            }
+        }
+    }
+    let ping = if ok { &n.ping_url } else { &n.ping_fail_url };
+    if let Some(url) = ping {
+        if let Err(e) = http.get(url).send() {
+            tracing::error!("notify: the ping: {e}");
+        }
+    }
+}

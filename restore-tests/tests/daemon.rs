@@ -1,0 +1,168 @@
+//! `lifeboat daemon`: schedules from the config run at their cron times,
+//! one at a time; a failing job does not stop the daemon; every result
+//! reaches the webhook, and the dead-man's-switch ping is called on
+//! success (its fail URL on failure). Bad schedules are clear errors.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lifeboat_testkit::Lifeboat;
+
+/// Requests seen by a tiny HTTP receiver: (request line, body).
+type Seen = Arc<Mutex<Vec<(String, String)>>>;
+
+fn receiver() -> (String, Seen) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen: Seen = Arc::default();
+    let s = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut r = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if r.read_line(&mut line).is_err() {
+                continue;
+            }
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = r.read_exact(&mut body);
+            s.lock().unwrap().push((
+                line.trim().to_string(),
+                String::from_utf8_lossy(&body).into(),
+            ));
+            let mut w = stream;
+            let _ =
+                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    (url, seen)
+}
+
+#[test]
+fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {
+    let lb = Lifeboat::local();
+    lb.init();
+    let (url, seen) = receiver();
+    let uploads = lb.path("uploads");
+    std::fs::create_dir_all(&uploads).unwrap();
+    std::fs::write(uploads.join("a.txt"), b"a").unwrap();
+    let cfg = lb.path("daemon.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[repository]\nbackup_key_file = \"{}\"\n\n[objects]\npath = \"{}\"\n\n\
+             [render]\napi_key = \"rnd_x\"\napi_url = \"http://127.0.0.1:9/v1\"\nretries = 0\n\n\
+             [notify]\nwebhook_url = \"{url}/hook\"\nping_url = \"{url}/ping\"\nping_fail_url = \"{url}/ping/fail\"\non_success = true\n\n\
+             [[schedule]]\njob = \"backup\"\ncron = \"* * * * * *\"\nargs = [\"--source\", \"objects\", \"--tag\", \"nightly\"]\n\n\
+             [[schedule]]\njob = \"backup\"\ncron = \"*/2 * * * * *\"\ntime_zone = \"Europe/Berlin\"\nargs = [\"--source\", \"render\"]\n",
+            lb.backup_key.display(),
+            uploads.display()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    // --check validates and prints the next runs.
+    let out = lb.run(&["--config", &cfg, "daemon", "--check"]).ok();
+    assert!(out.stderr.contains("Europe/Berlin"), "{}", out.stderr);
+
+    let mut daemon = lb.command(&["--config", &cfg, "daemon"]).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s = seen.lock().unwrap().clone();
+        let good = s
+            .iter()
+            .filter(|(l, b)| l.contains("/hook") && b.contains("\"ok\":true"))
+            .count();
+        let bad = s
+            .iter()
+            .filter(|(l, b)| l.contains("/hook") && b.contains("\"ok\":false"))
+            .count();
+        if good >= 2 && bad >= 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "too few job results in 30 s: {s:?}"
+        );
+        assert!(daemon.try_wait().unwrap().is_none(), "the daemon exited");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Still alive after the failed job.
+    assert!(
+        daemon.try_wait().unwrap().is_none(),
+        "a failing job stopped the daemon"
+    );
+    daemon.kill().unwrap();
+    let _ = daemon.wait();
+    let s = seen.lock().unwrap().clone();
+    let failure = s
+        .iter()
+        .find(|(l, b)| l.contains("/hook") && b.contains("\"ok\":false"))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(&failure.1).unwrap();
+    assert_eq!(event["job"], "backup");
+    assert_eq!(event["exit_code"], 3);
+    assert!(
+        event["message"].as_str().unwrap().contains("Render"),
+        "{event}"
+    );
+    assert!(s.iter().any(|(l, _)| l.starts_with("GET /ping ")));
+    assert!(s.iter().any(|(l, _)| l.starts_with("GET /ping/fail ")));
+    let snaps = lb.snapshots();
+    assert!(snaps.len() >= 2, "{}", snaps.len());
+    assert!(snaps
+        .iter()
+        .all(|s| s["tags"] == serde_json::json!(["nightly"])));
+
+    // --once runs one job now and exits with its status.
+    lb.run(&[
+        "--config", &cfg, "daemon", "--once", "backup", "--", "--source", "objects",
+    ])
+    .ok();
+    lb.run(&[
+        "--config", &cfg, "daemon", "--once", "backup", "--", "--source", "render",
+    ])
+    .code(3);
+}
+
+#[test]
+fn bad_schedules_are_errors_naming_them() {
+    let lb = Lifeboat::local();
+    lb.init();
+    for (body, needle) in [
+        (
+            "job = \"backup\"\ncron = \"61 * * * *\"",
+            "not a cron pattern",
+        ),
+        (
+            "job = \"restore\"\ncron = \"0 2 * * *\"",
+            "job must be one of",
+        ),
+        (
+            "job = \"backup\"\ncron = \"0 2 * * *\"\ntime_zone = \"Mars/Olympus\"",
+            "IANA",
+        ),
+    ] {
+        let cfg = lb.path("bad.toml");
+        std::fs::write(&cfg, format!("[[schedule]]\n{body}\n")).unwrap();
+        let out = lb
+            .run(&["--config", cfg.to_str().unwrap(), "daemon", "--check"])
+            .code(2);
+        assert!(
+            out.stderr.contains(needle) && out.stderr.contains("[[schedule]] #1"),
+            "{}",
+            out.stderr
+        );
+    }
+}
