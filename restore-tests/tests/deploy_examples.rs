@@ -32,12 +32,19 @@ fn every_example_runs_its_backup_as_written() {
             .arg(root().join(yaml))
             .output()
             .expect("python3");
-        assert!(out.status.success(), "{yaml}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{yaml}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let commands = [
         (
             "deploy/systemd/lifeboat-backup.service",
-            command_after(&read("deploy/systemd/lifeboat-backup.service"), "ExecStart="),
+            command_after(
+                &read("deploy/systemd/lifeboat-backup.service"),
+                "ExecStart=",
+            ),
         ),
         (
             "deploy/render.yaml",
@@ -45,7 +52,10 @@ fn every_example_runs_its_backup_as_written() {
         ),
         (
             "deploy/github/lifeboat-backup.yml",
-            command_after(&read("deploy/github/lifeboat-backup.yml"), "run: target/release/"),
+            command_after(
+                &read("deploy/github/lifeboat-backup.yml"),
+                "run: target/release/",
+            ),
         ),
     ];
     assert!(read("deploy/Dockerfile").contains("ENTRYPOINT [\"lifeboat\"]"));

@@ -120,7 +120,34 @@ impl<A: Access> Repository<A> {
         Ok(n)
     }
 
+    /// Take a lock. A shared lock (backup, forget) waits for an exclusive
+    /// one (prune) to go, up to `LIFEBOAT_LOCK_WAIT` seconds (default 1800):
+    /// a nightly backup that meets a prune finishes after it instead of
+    /// failing. An exclusive lock does not wait unless that variable says
+    /// so: prune refuses while a backup runs.
     pub(crate) fn lock(&self, exclusive: bool) -> Result<LockGuard> {
+        let wait = std::env::var("LIFEBOAT_LOCK_WAIT")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(if exclusive { 0 } else { 1800 });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(wait);
+        let mut told = false;
+        loop {
+            match self.try_lock(exclusive) {
+                Err(Error::Locked(why)) if std::time::Instant::now() < deadline => {
+                    if !told {
+                        tracing::warn!("repository locked ({why}): waiting up to {wait}s");
+                        told = true;
+                    }
+                    let jitter = u64::from(rand::random::<u8>()) * 4;
+                    std::thread::sleep(std::time::Duration::from_millis(500 + jitter));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn try_lock(&self, exclusive: bool) -> Result<LockGuard> {
         let mine = self.write_lock(exclusive)?;
         let guard_backend = self.inner.backend.clone();
         for (name, info) in self.locks()? {

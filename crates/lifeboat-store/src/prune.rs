@@ -471,4 +471,80 @@ mod tests {
         assert!(ForgetPolicy::default().is_empty());
         assert_eq!(ForgetPolicy::default().apply(&snaps).remove.len(), 7);
     }
+
+    #[test]
+    fn a_year_of_nightlies_keeps_one_per_bucket_and_the_newest_of_each() {
+        // 02:00 every day from 2025-10-01 to 2026-11-24, plus a second run
+        // at 14:00 on the first of each month.
+        let start = chrono::NaiveDate::from_ymd_opt(2025, 10, 1).unwrap();
+        let mut snaps = Vec::new();
+        let mut n: u32 = 0;
+        for d in 0..420 {
+            let day = start + chrono::Duration::days(d);
+            for hour in [2u32, 14] {
+                if hour == 14 && day.day() != 1 {
+                    continue;
+                }
+                n += 1;
+                let mut id = [0u8; 32];
+                id[..4].copy_from_slice(&n.to_le_bytes());
+                let t = format!("{} {hour:02}:00", day.format("%Y-%m-%d"));
+                let mut e = snap(0, &t, &["nightly"]);
+                e.id = SnapshotId(id);
+                snaps.push(e);
+            }
+        }
+        let p = ForgetPolicy {
+            keep_daily: 7,
+            keep_weekly: 4,
+            keep_monthly: 12,
+            keep_yearly: 3,
+            ..Default::default()
+        };
+        let plan = p.apply(&snaps);
+        let time = |id: &SnapshotId| snaps.iter().find(|s| &s.id == id).unwrap().snapshot.time;
+        // Every kept snapshot is the newest of some bucket of its rule.
+        for (id, why) in &plan.keep {
+            let t = time(id);
+            for rule in why {
+                let same = |o: &DateTime<Utc>| match rule.as_str() {
+                    "daily" => o.date_naive() == t.date_naive(),
+                    "weekly" => o.iso_week() == t.iso_week(),
+                    "monthly" => (o.year(), o.month()) == (t.year(), t.month()),
+                    "yearly" => o.year() == t.year(),
+                    other => panic!("unexpected rule {other}"),
+                };
+                assert!(
+                    snaps
+                        .iter()
+                        .all(|s| !same(&s.snapshot.time) || s.snapshot.time <= t),
+                    "{t} kept by {rule} but a newer one shares its bucket"
+                );
+            }
+        }
+        let count = |rule: &str| {
+            plan.keep
+                .iter()
+                .filter(|(_, w)| w.iter().any(|r| r == rule))
+                .count()
+        };
+        assert_eq!(count("daily"), 7);
+        assert_eq!(count("weekly"), 4);
+        assert_eq!(count("monthly"), 12);
+        assert_eq!(count("yearly"), 2, "only 2025 and 2026 exist");
+        // Overlaps (today is daily, weekly, monthly and yearly at once).
+        assert!(plan.keep.len() < 7 + 4 + 12 + 2);
+        assert_eq!(plan.keep.len() + plan.remove.len(), snaps.len());
+        // The first-of-month 14:00 runs win their month over the 02:00 ones
+        // only when nothing newer in that month exists: never, except for
+        // the current month's first day being the newest. Monthly picks are
+        // each month's last day.
+        for (id, why) in &plan.keep {
+            if why.iter().any(|r| r == "monthly") && !why.iter().any(|r| r == "daily") {
+                let t = time(id);
+                let next = t.date_naive() + chrono::Duration::days(1);
+                assert_eq!(next.day(), 1, "{t} is not the last day of its month");
+            }
+        }
+    }
 }
