@@ -8,6 +8,7 @@ use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lifeboat_testkit::smtp::SmtpSink;
 use lifeboat_testkit::Lifeboat;
 
 /// Requests seen by a tiny HTTP receiver: (request line, body).
@@ -54,6 +55,7 @@ fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {
     let lb = Lifeboat::local();
     lb.init();
     let (url, seen) = receiver();
+    let smtp = SmtpSink::start();
     let uploads = lb.path("uploads");
     std::fs::create_dir_all(&uploads).unwrap();
     std::fs::write(uploads.join("a.txt"), b"a").unwrap();
@@ -63,11 +65,13 @@ fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {
         format!(
             "[repository]\nbackup_key_file = \"{}\"\n\n[objects]\npath = \"{}\"\n\n\
              [render]\napi_key = \"rnd_x\"\napi_url = \"http://127.0.0.1:9/v1\"\nretries = 0\n\n\
-             [notify]\nwebhook_url = \"{url}/hook\"\nping_url = \"{url}/ping\"\nping_fail_url = \"{url}/ping/fail\"\non_success = true\n\n\
+             [notify]\nwebhook_url = \"{url}/hook\"\nping_url = \"{url}/ping\"\nping_fail_url = \"{url}/ping/fail\"\non_success = true\n\
+             smtp_url = \"{smtp}\"\nemail_from = \"lifeboat@clinic.example\"\nemail_to = [\"ops@clinic.example\"]\n\n\
              [[schedule]]\njob = \"backup\"\ncron = \"* * * * * *\"\nargs = [\"--source\", \"objects\", \"--tag\", \"nightly\"]\n\n\
              [[schedule]]\njob = \"backup\"\ncron = \"*/2 * * * * *\"\ntime_zone = \"Europe/Berlin\"\nargs = [\"--source\", \"render\"]\n",
             lb.backup_key.display(),
-            uploads.display()
+            uploads.display(),
+            smtp = smtp.url
         ),
     )
     .unwrap();
@@ -88,7 +92,8 @@ fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {
             .iter()
             .filter(|(l, b)| l.contains("/hook") && b.contains("\"ok\":false"))
             .count();
-        if good >= 2 && bad >= 1 {
+        let failed_mail = smtp.mails().iter().any(|m| m.data.contains("FAILED"));
+        if good >= 2 && bad >= 1 && failed_mail {
             break;
         }
         assert!(
@@ -118,6 +123,18 @@ fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {
         "{event}"
     );
     assert!(s.iter().any(|(l, _)| l.starts_with("GET /ping ")));
+    let mail = smtp
+        .mails()
+        .into_iter()
+        .find(|m| m.data.contains("FAILED"))
+        .unwrap();
+    assert_eq!(mail.to, vec!["<ops@clinic.example>".to_string()]);
+    assert!(
+        mail.data.contains("Subject: lifeboat: backup FAILED"),
+        "{}",
+        mail.data
+    );
+    assert!(mail.data.contains("Render"), "{}", mail.data);
     assert!(s.iter().any(|(l, _)| l.starts_with("GET /ping/fail ")));
     let snaps = lb.snapshots();
     assert!(snaps.len() >= 2, "{}", snaps.len());

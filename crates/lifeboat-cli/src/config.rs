@@ -40,9 +40,17 @@ pub struct NotifyConfig {
     pub ping_url: Option<String>,
     /// GET after a failed job (healthchecks.io: PING_URL/fail).
     pub ping_fail_url: Option<String>,
-    /// Also send successes to the webhook.
+    /// Also send successes (webhook and e-mail).
     #[serde(default)]
     pub on_success: bool,
+    /// E-mail failures through this server: `smtps://USER:${SMTP_PASSWORD}@HOST:465`
+    /// or `smtp://USER:PASSWORD@HOST:587?tls=required` (SMTP2GO, Brevo, ...).
+    pub smtp_url: Option<String>,
+    /// Sender address.
+    pub email_from: Option<String>,
+    /// Recipients.
+    #[serde(default)]
+    pub email_to: Vec<String>,
 }
 
 /// `[[schedule]]`: one job of `lifeboat daemon`.

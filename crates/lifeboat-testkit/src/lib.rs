@@ -18,6 +18,7 @@ pub mod proxy;
 pub mod render;
 mod run;
 mod s3;
+pub mod smtp;
 
 pub use run::{lifeboat_bin, strs, Lifeboat, Output};
 pub use s3::S3Server;

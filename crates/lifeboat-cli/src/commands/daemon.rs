@@ -203,6 +203,50 @@ fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> 
     Ok(ok)
 }
 
+/// One plain-text e-mail about a job. The SMTP URL holds a password: it is
+/// never part of an error.
+fn email(
+    url: &str,
+    from: &str,
+    to: &[String],
+    event: &serde_json::Value,
+    ok: bool,
+) -> std::result::Result<(), String> {
+    use lettre::{Message, SmtpTransport, Transport};
+    let job = event["job"].as_str().unwrap_or("job");
+    let host = event["host"].as_str().unwrap_or("");
+    let mut m = Message::builder()
+        .from(
+            from.parse()
+                .map_err(|e| format!("email_from {from:?}: {e}"))?,
+        )
+        .subject(format!(
+            "lifeboat: {job} {} on {host}",
+            if ok { "succeeded" } else { "FAILED" }
+        ));
+    for t in to {
+        m = m.to(t.parse().map_err(|e| format!("email_to {t:?}: {e}"))?);
+    }
+    let body = format!(
+        "lifeboat {job} on {host}: {} (exit {}) after {:.1} s, started {}.\n\n{}\n",
+        if ok { "succeeded" } else { "FAILED" },
+        event["exit_code"],
+        event["seconds"].as_f64().unwrap_or(0.0),
+        event["started"].as_str().unwrap_or(""),
+        event["message"].as_str().unwrap_or("")
+    );
+    let msg = m
+        .body(body)
+        .map_err(|e| format!("building the message: {e}"))?;
+    let mailer = SmtpTransport::from_url(url)
+        .map_err(|_| {
+            "[notify] smtp_url is not an SMTP URL (smtps://USER:PASSWORD@HOST:465)".to_string()
+        })?
+        .timeout(Some(Duration::from_secs(30)))
+        .build();
+    mailer.send(&msg).map(|_| ()).map_err(|e| e.to_string())
+}
+
 /// Tell `[notify]` about a job. Never fails the job: a notification that
 /// cannot be sent is logged (the dead-man's switch covers total silence).
 fn notify(n: &NotifyConfig, event: &serde_json::Value, ok: bool) {
@@ -223,6 +267,16 @@ fn notify(n: &NotifyConfig, event: &serde_json::Value, ok: bool) {
                 Ok(r) => tracing::error!("notify: the webhook answered {}", r.status()),
                 Err(e) => tracing::error!("notify: the webhook: {e}"),
             }
+        }
+    }
+    if let (Some(url), Some(from), false, true) = (
+        &n.smtp_url,
+        &n.email_from,
+        n.email_to.is_empty(),
+        !ok || n.on_success,
+    ) {
+        if let Err(e) = email(url, from, &n.email_to, event, ok) {
+            tracing::error!("notify: e-mail: {e}");
         }
     }
     let ping = if ok { &n.ping_url } else { &n.ping_fail_url };
