@@ -4,32 +4,12 @@
 //! snapshot tagged `partial` (exit 3, naming the failed source), and a
 //! restore of the failed source from it is refused.
 
-use std::process::Command;
-
+use lifeboat_testkit::git::git;
 use lifeboat_testkit::mariadb::TestDb;
 use lifeboat_testkit::render::{FakeRender, World};
 use lifeboat_testkit::Lifeboat;
 
 const KEY: &str = "rnd_AllSourcesKey";
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 fn one_backup_holds_all_four_sources_and_a_failing_one_makes_it_partial() {

@@ -5,37 +5,14 @@
 //! is checked to appear verbatim in the runbook, so the two stay in step.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use lifeboat_testkit::bucket::{self, S3Client};
+use lifeboat_testkit::git::{git, refs};
 use lifeboat_testkit::mariadb::TestDb;
 use lifeboat_testkit::render::{FakeRender, World};
 use lifeboat_testkit::{Lifeboat, S3Server};
 
 const RUNBOOK: &str = include_str!("../../docs/DISASTER-RECOVERY.md");
-
-fn git(dir: &std::path::Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn refs(dir: &std::path::Path) -> String {
-    git(dir, &["for-each-ref", "--format=%(refname) %(objectname)"])
-}
 
 #[test]
 fn the_runbook_rebuilds_production_from_the_restore_key_and_the_store() {

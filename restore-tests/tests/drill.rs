@@ -4,32 +4,13 @@
 //! Markdown. A row deleted from staging before verification fails the
 //! drill and names the table; a sample restores only part of the objects.
 
-use std::process::Command;
-
+use lifeboat_testkit::git::git;
 use lifeboat_testkit::mariadb::TestDb;
 use lifeboat_testkit::render::{FakeRender, World};
 use lifeboat_testkit::Lifeboat;
 use sha2::{Digest, Sha256};
 
 const KEY: &str = "rnd_DrillKey";
-
-fn git(dir: &std::path::Path, args: &[&str]) {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.org")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.org")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn a_drill_restores_verifies_and_reports_and_a_planted_difference_fails_it() {

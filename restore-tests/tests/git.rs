@@ -11,26 +11,8 @@ use base64::Engine as _;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use lifeboat_testkit::git::git;
 use lifeboat_testkit::Lifeboat;
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "Dr Ana")
-        .env("GIT_AUTHOR_EMAIL", "ana@clinic.example")
-        .env("GIT_COMMITTER_NAME", "Dr Ana")
-        .env("GIT_COMMITTER_EMAIL", "ana@clinic.example")
-        .output()
-        .expect("run git");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 fn refs(dir: &Path) -> BTreeMap<String, String> {
     git(
