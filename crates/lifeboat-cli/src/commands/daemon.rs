@@ -123,13 +123,9 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
         if let Err(e) = run_job(ctx, &config, &s.cfg.job, &s.cfg.args) {
             tracing::error!("job {} could not be run: {e:#}", s.cfg.job);
         }
-        // One job at a time: runs missed while it ran are skipped, not stacked.
-        let now = Utc::now();
-        for (t, s) in next.iter_mut().zip(&schedules) {
-            if t.is_some_and(|t| t <= now) {
-                *t = s.next_after(now);
-            }
-        }
+        // One job at a time. Its own runs missed while it ran are skipped,
+        // not stacked; another schedule that came due meanwhile runs next.
+        next[i] = s.next_after(Utc::now());
     }
 }
 
