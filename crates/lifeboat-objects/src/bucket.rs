@@ -17,6 +17,21 @@ use md5::{Digest, Md5};
 use crate::error::{Error, Result};
 use crate::meta::{Headers, Listed};
 
+/// Set the headers and user metadata to restore on a PutObject or
+/// CreateMultipartUpload builder (distinct types with the same setters).
+macro_rules! with_headers {
+    ($builder:expr, $h:expr) => {{
+        let h: &Headers = $h;
+        $builder
+            .set_content_type(h.content_type.clone())
+            .set_content_encoding(h.content_encoding.clone())
+            .set_content_disposition(h.content_disposition.clone())
+            .set_content_language(h.content_language.clone())
+            .set_cache_control(h.cache_control.clone())
+            .set_metadata(meta_map(h))
+    }};
+}
+
 /// Which bucket, and how to reach it.
 #[derive(Debug, Clone, Default)]
 pub struct BucketOptions {
@@ -393,22 +408,15 @@ impl<'b> Upload<'b> {
             Some(id) => id.clone(),
             None => {
                 let h = &self.headers;
+                let create = b
+                    .remote
+                    .client
+                    .create_multipart_upload()
+                    .bucket(&b.remote.bucket)
+                    .key(&self.key);
                 let out =
-                    b.rt.block_on(
-                        b.remote
-                            .client
-                            .create_multipart_upload()
-                            .bucket(&b.remote.bucket)
-                            .key(&self.key)
-                            .set_content_type(h.content_type.clone())
-                            .set_content_encoding(h.content_encoding.clone())
-                            .set_content_disposition(h.content_disposition.clone())
-                            .set_content_language(h.content_language.clone())
-                            .set_cache_control(h.cache_control.clone())
-                            .set_metadata(meta_map(h))
-                            .send(),
-                    )
-                    .map_err(|e| b.remote.sdk_error("starting an upload of", &self.key, e))?;
+                    b.rt.block_on(with_headers!(create, h).send())
+                        .map_err(|e| b.remote.sdk_error("starting an upload of", &self.key, e))?;
                 let id = out.upload_id().unwrap_or_default().to_string();
                 self.upload_id = Some(id.clone());
                 id
@@ -460,19 +468,15 @@ impl<'b> Upload<'b> {
         if self.upload_id.is_none() {
             let h = &self.headers;
             b.remote.counters.puts.fetch_add(1, Ordering::Relaxed);
+            let put = b
+                .remote
+                .client
+                .put_object()
+                .bucket(&b.remote.bucket)
+                .key(&self.key);
             let out =
                 b.rt.block_on(
-                    b.remote
-                        .client
-                        .put_object()
-                        .bucket(&b.remote.bucket)
-                        .key(&self.key)
-                        .set_content_type(h.content_type.clone())
-                        .set_content_encoding(h.content_encoding.clone())
-                        .set_content_disposition(h.content_disposition.clone())
-                        .set_content_language(h.content_language.clone())
-                        .set_cache_control(h.cache_control.clone())
-                        .set_metadata(meta_map(h))
+                    with_headers!(put, h)
                         .body(ByteStream::from(self.buf.clone()))
                         .send(),
                 )
