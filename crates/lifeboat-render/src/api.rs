@@ -84,7 +84,6 @@ pub struct Requests {
 pub struct Client {
     http: Http,
     base: String,
-    key: SecretString,
     opts: RenderOptions,
     sent: AtomicU64,
     rate_limited: AtomicU64,
@@ -121,7 +120,6 @@ impl Client {
         Ok(Client {
             http,
             base,
-            key: opts.api_key.clone(),
             opts: opts.clone(),
             sent: AtomicU64::new(0),
             rate_limited: AtomicU64::new(0),
@@ -228,7 +226,7 @@ impl Client {
                 .http
                 .request(method.clone(), &url)
                 .query(query)
-                .bearer_auth(self.key.expose_secret())
+                .bearer_auth(self.opts.api_key.expose_secret())
                 .header(reqwest::header::ACCEPT, "application/json");
             if let Some(b) = body {
                 req = req.json(b);

@@ -162,42 +162,14 @@ impl Fingerprint {
     }
 }
 
-/// Flatten a JSON object into `a.b.c` paths with their leaf values.
-pub(crate) fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, v) in m {
-                let p = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                flatten(v, &p, out);
-            }
-        }
-        other => {
-            out.insert(prefix.to_string(), other.clone());
-        }
-    }
-}
-
 fn settings_fp(fp: &Fingerprint, s: &Service) -> BTreeMap<String, String> {
-    let mut flat = BTreeMap::new();
-    flatten(&s.settings, "", &mut flat);
-    let mut out: BTreeMap<String, String> = flat
+    s.setting_leaves()
         .into_iter()
         .map(|(k, v)| {
             let f = fp.of(&k, v.to_string().as_bytes());
             (k, f)
         })
-        .collect();
-    for (what, list) in [("routes", &s.routes), ("headers", &s.headers)] {
-        if !list.is_empty() {
-            let f = fp.of(what, Value::Array(list.clone()).to_string().as_bytes());
-            out.insert(what.to_string(), f);
-        }
-    }
-    out
+        .collect()
 }
 
 fn service_meta(fp: &Fingerprint, s: &Service) -> Value {

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::backup::flatten;
 use crate::model::{RenderSnapshot, Service};
 
 /// Names added, removed and changed in one category.
@@ -157,9 +156,7 @@ fn values_of(snap: &RenderSnapshot, item: &str) -> BTreeMap<String, String> {
 }
 
 fn settings_values(s: &Service) -> BTreeMap<String, String> {
-    let mut flat = BTreeMap::new();
-    flatten(&s.settings, "", &mut flat);
-    let mut out: BTreeMap<String, String> = flat
+    s.setting_leaves()
         .into_iter()
         .map(|(k, v)| {
             let text = match v {
@@ -168,13 +165,7 @@ fn settings_values(s: &Service) -> BTreeMap<String, String> {
             };
             (k, text)
         })
-        .collect();
-    for (what, list) in [("routes", &s.routes), ("headers", &s.headers)] {
-        if !list.is_empty() {
-            out.insert(what.to_string(), Value::Array(list.clone()).to_string());
-        }
-    }
-    out
+        .collect()
 }
 
 impl RenderDiff {

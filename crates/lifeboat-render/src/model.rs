@@ -64,6 +64,41 @@ pub struct Service {
     pub env_groups: Vec<String>,
 }
 
+impl Service {
+    /// Every setting as a dotted path into `settings` with its leaf value,
+    /// plus `routes` and `headers` as whole lists: what `diff` names and
+    /// the fingerprints cover.
+    pub(crate) fn setting_leaves(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        flatten(&self.settings, "", &mut out);
+        for (what, list) in [("routes", &self.routes), ("headers", &self.headers)] {
+            if !list.is_empty() {
+                out.insert(what.to_string(), Value::Array(list.clone()));
+            }
+        }
+        out
+    }
+}
+
+/// Flatten a JSON object into `a.b.c` paths with their leaf values.
+fn flatten(v: &Value, prefix: &str, out: &mut BTreeMap<String, Value>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, v) in m {
+                let p = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                flatten(v, &p, out);
+            }
+        }
+        other => {
+            out.insert(prefix.to_string(), other.clone());
+        }
+    }
+}
+
 /// An environment group as backed up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EnvGroup {
@@ -161,6 +196,15 @@ pub(crate) fn secret_files(list: Vec<Value>, path: &str) -> Result<Vec<SecretFil
     Ok(out)
 }
 
+/// A service's own env vars and secret files (both sorted).
+pub(crate) fn service_env(client: &Client, id: &str) -> Result<(Vec<EnvVar>, Vec<SecretFile>)> {
+    let p = format!("/services/{id}/env-vars");
+    let vars = env_vars(client.list(&p, "envVar", &[])?, &p)?;
+    let p = format!("/services/{id}/secret-files");
+    let files = secret_files(client.list(&p, "secretFile", &[])?, &p)?;
+    Ok((vars, files))
+}
+
 /// Read services (filtered by the client's options) and the env groups
 /// linked to them, with all their variables, files and domains.
 pub fn fetch(client: &Client) -> Result<RenderSnapshot> {
@@ -196,10 +240,7 @@ pub fn fetch(client: &Client) -> Result<RenderSnapshot> {
         if let Some(obj) = settings.as_object_mut() {
             obj.remove("updatedAt");
         }
-        let p = format!("/services/{id}/env-vars");
-        let env = env_vars(client.list(&p, "envVar", &[])?, &p)?;
-        let p = format!("/services/{id}/secret-files");
-        let files = secret_files(client.list(&p, "secretFile", &[])?, &p)?;
+        let (env, files) = service_env(client, &id)?;
         let (mut domains, mut routes, mut headers) = (Vec::new(), Vec::new(), Vec::new());
         if kind == "web_service" || kind == "static_site" {
             domains = client.list(

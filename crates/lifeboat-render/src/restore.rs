@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use crate::api::Client;
 use crate::backup::{ENV_GROUP_KIND, SERVICE_KIND};
 use crate::error::{Error, Result};
-use crate::model::{env_vars, secret_files, EnvGroup, EnvVar, RenderSnapshot, SecretFile};
+use crate::model::{service_env, EnvGroup, EnvVar, RenderSnapshot, SecretFile};
 use crate::SOURCE;
 
 /// Read the Render items of a snapshot (each checked against its SHA-256).
@@ -418,14 +418,7 @@ pub fn push_env(
             )))
         }
     };
-    let read = |id: &str| -> Result<(Vec<EnvVar>, Vec<SecretFile>)> {
-        let p = format!("/services/{id}/env-vars");
-        let v = env_vars(client.list(&p, "envVar", &[])?, &p)?;
-        let p = format!("/services/{id}/secret-files");
-        let f = secret_files(client.list(&p, "secretFile", &[])?, &p)?;
-        Ok((v, f))
-    };
-    let (cur_vars, cur_files) = read(&id)?;
+    let (cur_vars, cur_files) = service_env(client, &id)?;
     let mut plan = EnvPlan {
         service: target.to_string(),
         service_id: id.clone(),
@@ -449,7 +442,7 @@ pub fn push_env(
             .collect();
         client.put(&format!("/services/{id}/secret-files"), &Value::Array(body))?;
     }
-    let (new_vars, new_files) = read(&id)?;
+    let (new_vars, new_files) = service_env(client, &id)?;
     let mut want_vars = vars.to_vec();
     want_vars.sort_by(|a, b| a.key.cmp(&b.key));
     let mut want_files = files.to_vec();
