@@ -185,6 +185,8 @@ pub fn run(
         results.insert("mysql", r);
     }
     let mut selected: Vec<ManifestItem> = Vec::new();
+    // The staging bucket or directory the objects went to, to list it later.
+    let mut staged: Option<Source> = None;
     if let (Some(staging), true) = (&plan.objects, has(lifeboat_objects::SOURCE)) {
         let t = Instant::now();
         let all = lifeboat_objects::select(items.to_vec(), &ObjectsRestoreOptions::default());
@@ -228,6 +230,10 @@ pub fn run(
                     }
                     Err(e) => r.mismatches.push(format!("restore failed: {e}")),
                 }
+                staged = Some(match target {
+                    Target::Dir(d) => Source::Dir(d),
+                    Target::Bucket(b) => Source::Bucket(b),
+                });
             }
             Err(e) => r.mismatches.push(e),
         }
@@ -329,14 +335,10 @@ pub fn run(
             r.verify_seconds = t.elapsed().as_secs_f64();
         }
     }
-    if let (Some(staging), Some(r)) = (&plan.objects, results.get_mut("objects")) {
+    if let (Some(staged), Some(r)) = (&staged, results.get_mut("objects")) {
         if r.ok() {
             let t = Instant::now();
-            let listed = match staging {
-                ObjectsStaging::Dir(d) => Source::Dir(d.clone()).list(),
-                ObjectsStaging::Bucket(b) => Bucket::open(b).and_then(|b| Source::Bucket(b).list()),
-            };
-            match listed {
+            match staged.list() {
                 Ok(list) => {
                     let found: BTreeMap<String, u64> =
                         list.into_iter().map(|l| (l.key, l.size)).collect();

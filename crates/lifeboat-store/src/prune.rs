@@ -286,18 +286,18 @@ impl Repository<FullAccess> {
                 .map(|(e, _)| u64::from(e.length))
                 .sum();
             let unused_count = entries.iter().filter(|(_, u)| !u).count();
-            report.blobs_removed += unused_count;
             if unused == total {
                 report.packs_removed += 1;
+                report.blobs_removed += unused_count;
                 remove.push(name.clone());
             } else if unused_count > 0 && unused as f64 > opts.repack_unused_share * total as f64 {
                 report.packs_repacked += 1;
+                report.blobs_removed += unused_count;
                 let kept = entries.into_iter().filter(|(_, u)| *u).map(|(e, _)| e);
                 repack.push((pack_id, kept.collect()));
                 remove.push(name.clone());
             } else {
                 // Kept whole; its unused blobs stay indexed (and reusable).
-                report.blobs_removed -= unused_count;
                 keep.push(IndexPack {
                     id: pack_id,
                     blobs: entries.into_iter().map(|(e, _)| e).collect(),
