@@ -72,19 +72,7 @@ impl Git {
 
     /// Run; stdout on success, an error quoting (sanitized) stderr otherwise.
     pub fn run(&self, args: &[&str]) -> Result<String> {
-        let out = self.output(args)?;
-        if !out.status.success() {
-            return Err(Error::Git {
-                command: args
-                    .iter()
-                    .take(2)
-                    .map(|a| redact_url(a))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                stderr: redact_url(String::from_utf8_lossy(&out.stderr).trim()),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_of(args, self.output(args)?)
     }
 
     /// Run with `input` on standard input (e.g. `update-ref --stdin`).
@@ -105,13 +93,7 @@ impl Git {
         let out = child
             .wait_with_output()
             .map_err(|e| Error::io("waiting for git", e))?;
-        if !out.status.success() {
-            return Err(Error::Git {
-                command: args.iter().take(2).copied().collect::<Vec<_>>().join(" "),
-                stderr: redact_url(String::from_utf8_lossy(&out.stderr).trim()),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        stdout_of(args, out)
     }
 
     /// Run; whether it succeeded, and its stderr.
@@ -133,6 +115,23 @@ impl Git {
         ])?;
         Ok(parse_refs(&out))
     }
+}
+
+/// A finished git's stdout, or an error naming the command (its first two
+/// words) and quoting its stderr, URLs without credentials.
+fn stdout_of(args: &[&str], out: Output) -> Result<String> {
+    if !out.status.success() {
+        return Err(Error::Git {
+            command: args
+                .iter()
+                .take(2)
+                .map(|a| redact_url(a))
+                .collect::<Vec<_>>()
+                .join(" "),
+            stderr: redact_url(String::from_utf8_lossy(&out.stderr).trim()),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `OID REFNAME` lines (for-each-ref, ls-remote) into a map.
