@@ -11,6 +11,7 @@ use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
+use lifeboat_store::backend::s3::etag_mismatch;
 use lifeboat_store::backend::S3Options;
 use md5::{Digest, Md5};
 
@@ -353,11 +354,6 @@ impl Remote {
     }
 }
 
-/// Whether an ETag is a plain MD5 (single-part upload without SSE-KMS).
-fn is_md5(etag: &str) -> bool {
-    etag.len() == 32 && etag.bytes().all(|b| b.is_ascii_hexdigit())
-}
-
 /// Uploads one object: a single PUT when it fits in one part, multipart
 /// otherwise. Every ETag the server returns is compared with the MD5 of
 /// the bytes sent, so a restore knows the bucket holds exactly them.
@@ -385,18 +381,12 @@ impl<'b> Upload<'b> {
     }
 
     fn check_etag(&self, got: Option<&str>, data: &[u8], what: &str) -> Result<()> {
-        let got = unquote(got.unwrap_or(""));
-        if !is_md5(&got) {
-            return Ok(()); // not an MD5 (e.g. SSE-KMS): the SHA-256 check still holds
-        }
-        let want = hex::encode(Md5::digest(data));
-        if got.eq_ignore_ascii_case(&want) {
-            Ok(())
-        } else {
-            Err(Error::Mismatch(format!(
-                "{}: the bucket stored {what} with MD5 {got}, lifeboat sent {want}",
+        match etag_mismatch(got, &Md5::digest(data)) {
+            None => Ok(()),
+            Some(why) => Err(Error::Mismatch(format!(
+                "{}: {what}: {why}",
                 self.bucket.remote.what("writing", &self.key)
-            )))
+            ))),
         }
     }
 
@@ -534,10 +524,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn md5_etags_are_recognised() {
-        assert!(is_md5("9e107d9d372bb6826bd81d3542a419d6"));
-        assert!(!is_md5("9e107d9d372bb6826bd81d3542a419d6-3"));
-        assert!(!is_md5(""));
+    fn etags_are_unquoted() {
         assert_eq!(unquote("\"abc\""), "abc");
     }
 }

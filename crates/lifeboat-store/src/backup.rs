@@ -489,15 +489,17 @@ impl<A: Access> Repository<A> {
     pub(crate) fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<PackEntry>> {
         let what = FileKind::Pack.path(name);
         let tlen = crate::pack::TRAILER_LEN as u64;
-        let trailer = self
-            .backend()
-            .read_range(FileKind::Pack, name, size - tlen, tlen)?;
-        let hlen = crate::pack::parse_trailer(&trailer, size, &what)? as u64;
-        let start = size - tlen - hlen;
-        let sealed = self
-            .backend()
-            .read_range(FileKind::Pack, name, start, hlen)?;
-        crate::pack::parse_header(&sealed, start, &self.key().metadata_identity, &what)
+        crate::repository::reread_if_damaged(&what, || {
+            let trailer = self
+                .backend()
+                .read_range(FileKind::Pack, name, size - tlen, tlen)?;
+            let hlen = crate::pack::parse_trailer(&trailer, size, &what)? as u64;
+            let start = size - tlen - hlen;
+            let sealed = self
+                .backend()
+                .read_range(FileKind::Pack, name, start, hlen)?;
+            crate::pack::parse_header(&sealed, start, &self.key().metadata_identity, &what)
+        })
     }
 }
 

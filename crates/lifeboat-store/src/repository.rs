@@ -178,6 +178,23 @@ impl<A: Access> Clone for Repository<A> {
 }
 
 fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+    read_config_checked(backend, |_| Ok(()))
+}
+
+/// Read the config and run `check` on it (its MAC), reading again if either
+/// finds damage (see [`reread_if_damaged`]).
+fn read_config_checked(
+    backend: &dyn Backend,
+    check: impl Fn(&RepoConfig) -> Result<()>,
+) -> Result<RepoConfig> {
+    reread_if_damaged("config", || {
+        let config = read_config_once(backend)?;
+        check(&config)?;
+        Ok(config)
+    })
+}
+
+fn read_config_once(backend: &dyn Backend) -> Result<RepoConfig> {
     let raw = match backend.read(FileKind::Config, "config") {
         Ok(raw) => raw,
         Err(e) if e.is_not_found() => {
@@ -302,8 +319,19 @@ impl Repository<FullAccess> {
         let mut keyring = None;
         let mut damaged = Vec::new();
         for file in backend.list(FileKind::Keys)? {
-            let raw = backend.read(FileKind::Keys, &file.name)?;
-            match crypto::open(&ids, &raw, MAX_SMALL_LEN) {
+            let open = || -> Result<_> {
+                let raw = backend.read(FileKind::Keys, &file.name)?;
+                Ok(crypto::open(&ids, &raw, MAX_SMALL_LEN))
+            };
+            let mut opened = open()?;
+            for _ in 0..2 {
+                let Err(OpenError::Corrupt(d)) = &opened else {
+                    break;
+                };
+                tracing::warn!("keys/{}: {d}; reading it again", file.name);
+                opened = open()?;
+            }
+            match opened {
                 Ok(json) => {
                     let json = zeroize::Zeroizing::new(json);
                     let k: Keyring = serde_json::from_slice(&json).map_err(|e| {
@@ -344,7 +372,10 @@ impl Repository<FullAccess> {
             .iter()
             .map(|s| crypto::parse_identity(&SecretString::from(s.clone()), what))
             .collect::<Result<Vec<_>>>()?;
-        config.check_mac(&dedup)?;
+        let config = match config.check_mac(&dedup) {
+            Ok(()) => config,
+            Err(_) => read_config_checked(&*backend, |c| c.check_mac(&dedup))?,
+        };
         let key = BackupKey {
             repository: config.id.clone(),
             dedup,
@@ -475,16 +506,17 @@ impl Repository<FullAccess> {
 impl Repository<BackupAccess> {
     /// Open with the backup key: can add and list snapshots, not read data.
     pub fn open_for_backup(backend: Arc<dyn Backend>, key: BackupKey) -> Result<Self> {
-        let config = read_config(&*backend)?;
-        if key.repository != config.id {
-            return Err(Error::WrongKey {
-                detail: format!(
-                    "the backup key belongs to repository {}, this is repository {}",
-                    key.repository, config.id
-                ),
-            });
-        }
-        config.check_mac(&key.dedup)?;
+        let config = read_config_checked(&*backend, |config| {
+            if key.repository != config.id {
+                return Err(Error::WrongKey {
+                    detail: format!(
+                        "the backup key belongs to repository {}, this is repository {}",
+                        key.repository, config.id
+                    ),
+                });
+            }
+            config.check_mac(&key.dedup)
+        })?;
         if key.metadata_identity.to_public().to_string() != config.metadata_recipient {
             return Err(Error::WrongKey {
                 detail: "the backup key's metadata identity does not match the repository".into(),
@@ -539,15 +571,18 @@ impl<A: Access> Repository<A> {
         name: &str,
         limit: usize,
     ) -> Result<Vec<u8>> {
-        let raw = self.inner.backend.read(kind, name)?;
         let what = kind.path(name);
-        if sha256_hex(&raw) != name {
-            return Err(Error::damaged(
-                what,
-                "content does not match its name (SHA-256)",
-            ));
-        }
-        crypto::open(&[&self.key().metadata_identity], &raw, limit).map_err(|e| e.into_error(what))
+        reread_if_damaged(&what, || {
+            let raw = self.inner.backend.read(kind, name)?;
+            if sha256_hex(&raw) != name {
+                return Err(Error::damaged(
+                    &what,
+                    "content does not match its name (SHA-256)",
+                ));
+            }
+            crypto::open(&[&self.key().metadata_identity], &raw, limit)
+                .map_err(|e| e.into_error(&what))
+        })
     }
 
     /// Seal and store a metadata file under its content hash; returns the name.
@@ -705,24 +740,20 @@ impl<A: Access> Repository<A> {
             )
         })?;
         let pack = loc.pack.to_hex();
-        let raw = self.inner.backend.read_range(
-            FileKind::Pack,
-            &pack,
-            loc.offset as u64,
-            loc.length as u64,
-        )?;
         let base = match &loc.base {
             Some(b) => Some(self.read_blob_at_depth(index, b, depth + 1)?),
             None => None,
         };
-        self.open_blob(
-            id,
-            loc.kind,
-            loc.plain_length,
-            &raw,
-            &FileKind::Pack.path(&pack),
-            base.as_deref(),
-        )
+        let path = FileKind::Pack.path(&pack);
+        reread_if_damaged(&format!("blob {id} in {path}"), || {
+            let raw = self.inner.backend.read_range(
+                FileKind::Pack,
+                &pack,
+                loc.offset as u64,
+                loc.length as u64,
+            )?;
+            self.open_blob(id, loc.kind, loc.plain_length, &raw, &path, base.as_deref())
+        })
     }
 
     pub(crate) fn open_blob(
@@ -827,5 +858,23 @@ impl<A: Access> Repository<A> {
             .into_iter()
             .map(|f| f.name)
             .collect())
+    }
+}
+
+/// Run a read that checks what it read; if the check fails, read again
+/// (up to three reads in all) before reporting damage. Bytes can be
+/// corrupted on the way (a proxy, a flaky link) rather than in the store:
+/// restic re-reads on a hash mismatch for the same reason. The last
+/// failure is reported as it is.
+pub(crate) fn reread_if_damaged<T>(what: &str, read: impl Fn() -> Result<T>) -> Result<T> {
+    let mut attempt = 1;
+    loop {
+        match read() {
+            Err(Error::Damaged { detail, .. }) if attempt < 3 => {
+                tracing::warn!("{what}: {detail}; reading it again");
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }

@@ -297,11 +297,21 @@ impl<A: Access> Repository<A> {
             path: path.clone(),
             ..Default::default()
         };
-        let data = match self.backend().read(FileKind::Pack, name) {
+        let read = || self.backend().read(FileKind::Pack, name);
+        let mut data = match read() {
             Ok(d) => d,
             Err(e) if e.is_not_found() => return Ok(check), // removed since listing
             Err(e) => return Err(e.into()),
         };
+        for _ in 0..2 {
+            if sha256_hex(&data) == name {
+                break;
+            }
+            // Read again before calling it damaged: bytes can be corrupted
+            // on the way (a proxy, a bad NIC), not in the store.
+            tracing::warn!("{path}: content does not match its name; reading it again");
+            data = read()?;
+        }
         let mut problems = Vec::new();
         if sha256_hex(&data) != name {
             problems.push("content does not match its name (SHA-256)".to_string());

@@ -1,7 +1,9 @@
 //! An HTTP/1.1 proxy between lifeboat and a test server that logs every
-//! request and can answer chosen ones with an error instead of forwarding
-//! them: to count requests (how many GETs did a backup make?) and to inject
-//! faults (a listing that fails after its first page).
+//! request and can break chosen ones: to count requests (how many GETs did
+//! a backup make?) and to inject faults: an error status, a connection reset
+//! before the answer, an answer cut short, a 200 whose body has one byte
+//! flipped, an upload whose body is flipped on its way to the server, or a
+//! slow answer.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,14 +20,31 @@ pub struct Request {
     pub query: String,
 }
 
-type Fault = dyn Fn(&Request) -> Option<u16> + Send + Sync;
+/// What the proxy does to one request instead of relaying it faithfully.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this status and an S3-style XML error body.
+    Status(u16),
+    /// Read the request, then reset the connection (TCP RST) unanswered.
+    Reset,
+    /// Relay the answer's head and half its body, then reset.
+    Truncate,
+    /// Relay the answer with one byte of a 2xx body flipped.
+    CorruptResponse,
+    /// Relay the request with one byte of its body flipped.
+    CorruptRequest,
+    /// Wait this long, then relay faithfully.
+    Delay(std::time::Duration),
+}
+
+type Rule = dyn Fn(&Request) -> Option<Fault> + Send + Sync;
 
 /// A running proxy; it stops accepting when dropped.
 pub struct Proxy {
     /// `http://127.0.0.1:PORT`: give this to lifeboat as the endpoint.
     pub endpoint: String,
     log: Arc<Mutex<Vec<Request>>>,
-    fault: Arc<Mutex<Option<Box<Fault>>>>,
+    fault: Arc<Mutex<Option<Box<Rule>>>>,
 }
 
 impl Proxy {
@@ -35,7 +54,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let endpoint = format!("http://{}", listener.local_addr().expect("proxy address"));
         let log: Arc<Mutex<Vec<Request>>> = Arc::default();
-        let fault: Arc<Mutex<Option<Box<Fault>>>> = Arc::default();
+        let fault: Arc<Mutex<Option<Box<Rule>>>> = Arc::default();
         let (l, f) = (log.clone(), fault.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
@@ -55,6 +74,11 @@ impl Proxy {
     /// Answer requests for which `f` returns a status with that status
     /// (and an S3-style XML error body) instead of forwarding them.
     pub fn set_fault(&self, f: impl Fn(&Request) -> Option<u16> + Send + Sync + 'static) {
+        self.set_faults(move |r| f(r).map(Fault::Status));
+    }
+
+    /// Apply the fault `f` returns to each request (`None`: relay it).
+    pub fn set_faults(&self, f: impl Fn(&Request) -> Option<Fault> + Send + Sync + 'static) {
         *self.fault.lock().expect("fault lock") = Some(Box::new(f));
     }
 
@@ -169,11 +193,38 @@ fn relay_body(
     Ok(())
 }
 
+fn status_of(resp: &Head) -> u16 {
+    resp.first
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Close with a TCP reset rather than an orderly FIN.
+fn reset(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(std::time::Duration::ZERO));
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+}
+
+/// Read a body framed by `head` into memory (the proxy's own faults only).
+fn read_body(head: &Head, r: &mut dyn BufRead, until_eof: bool) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    relay_body(head, r, &mut body, until_eof)?;
+    Ok(body)
+}
+
+fn flip_middle(body: &mut [u8]) {
+    if let Some(b) = body.get_mut(body.len() / 2) {
+        *b ^= 0x20;
+    }
+}
+
 fn serve(
     client: TcpStream,
     upstream: &str,
     log: &Mutex<Vec<Request>>,
-    fault: &Mutex<Option<Box<Fault>>>,
+    fault: &Mutex<Option<Box<Rule>>>,
 ) -> std::io::Result<()> {
     let mut client_w = client.try_clone()?;
     let mut client_r = BufReader::new(client);
@@ -200,17 +251,26 @@ fn serve(
             .expect("fault lock")
             .as_ref()
             .and_then(|f| f(&info));
-        if let Some(status) = injected {
-            relay_body(&req, &mut client_r, &mut std::io::sink(), false)?;
-            let body =
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>\
+        match injected {
+            Some(Fault::Status(status)) => {
+                relay_body(&req, &mut client_r, &mut std::io::sink(), false)?;
+                let body =
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>\
                         <Message>injected by the test proxy</Message></Error>";
-            write!(
-                client_w,
-                "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            )?;
-            continue;
+                write!(
+                    client_w,
+                    "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+                    body.len()
+                )?;
+                continue;
+            }
+            Some(Fault::Reset) => {
+                relay_body(&req, &mut client_r, &mut std::io::sink(), false)?;
+                reset(&client_w);
+                return Ok(());
+            }
+            Some(Fault::Delay(d)) => std::thread::sleep(d),
+            _ => {}
         }
         if up.is_none() {
             let s = TcpStream::connect(upstream)?;
@@ -221,24 +281,46 @@ fn serve(
             break;
         };
         req.write_to(up_w, &["expect"])?;
-        relay_body(&req, &mut client_r, up_w, false)?;
+        if injected == Some(Fault::CorruptRequest) {
+            let mut body = read_body(&req, &mut client_r, false)?;
+            flip_middle(&mut body);
+            up_w.write_all(&body)?;
+        } else {
+            relay_body(&req, &mut client_r, up_w, false)?;
+        }
         let Some(resp) = read_head(up_r)? else {
             break;
         };
-        resp.write_to(&mut client_w, &[])?;
-        let status: u16 = resp
-            .first
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
+        let status = status_of(&resp);
         let no_body = method == "HEAD" || status == 204 || status == 304 || status < 200;
-        if !no_body {
-            let framed =
-                resp.get("content-length").is_some() || resp.get("transfer-encoding").is_some();
-            relay_body(&resp, up_r, &mut client_w, true)?;
-            if !framed {
-                break; // the body ended with the connection
+        let framed =
+            resp.get("content-length").is_some() || resp.get("transfer-encoding").is_some();
+        match injected {
+            Some(Fault::Truncate) if !no_body => {
+                let body = read_body(&resp, up_r, true)?;
+                resp.write_to(&mut client_w, &[])?;
+                client_w.write_all(&body[..body.len() / 2])?;
+                client_w.flush()?;
+                reset(&client_w);
+                return Ok(());
+            }
+            Some(Fault::CorruptResponse) if !no_body && (200..300).contains(&status) => {
+                // Bodies as relayed (a chunked one with its framing; S3
+                // objects come with a Content-Length, so the flip lands in
+                // the data).
+                let mut body = read_body(&resp, up_r, true)?;
+                flip_middle(&mut body);
+                resp.write_to(&mut client_w, &[])?;
+                client_w.write_all(&body)?;
+            }
+            _ => {
+                resp.write_to(&mut client_w, &[])?;
+                if !no_body {
+                    relay_body(&resp, up_r, &mut client_w, true)?;
+                    if !framed {
+                        break; // the body ended with the connection
+                    }
+                }
             }
         }
         client_w.flush()?;

@@ -3,7 +3,7 @@
 //! backend never sees plaintext.
 
 mod local;
-mod s3;
+pub mod s3;
 
 use std::sync::Arc;
 

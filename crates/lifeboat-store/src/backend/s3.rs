@@ -18,6 +18,7 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
+use md5::{Digest, Md5};
 
 use super::{Backend, FileInfo, FileKind};
 use crate::error::{BackendError, BackendErrorKind, Error, Result};
@@ -121,6 +122,12 @@ impl S3Options {
             .session_token
             .clone()
             .or_else(|| env("AWS_SESSION_TOKEN"));
+        // A stalled answer is abandoned after this long and the request
+        // retried (LIFEBOAT_S3_READ_TIMEOUT, seconds; default 60).
+        let read_timeout = env("LIFEBOAT_S3_READ_TIMEOUT")
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s > 0.0)
+            .map_or(Duration::from_secs(60), Duration::from_secs_f64);
         let mut builder = aws_sdk_s3::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region))
@@ -137,7 +144,7 @@ impl S3Options {
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .read_timeout(Duration::from_secs(60))
+                    .read_timeout(read_timeout)
                     .operation_attempt_timeout(Duration::from_secs(300))
                     .build(),
             );
@@ -305,18 +312,50 @@ impl Backend for S3Backend {
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();
+        let md5 = Md5::digest(data.as_slice());
+        let content_md5 = aws_smithy_types::base64::encode(md5);
         let body = bytes::Bytes::from_owner(SharedBuf(data));
         let k = key.clone();
         self.run(("write", &key), async move {
-            client
-                .put_object()
-                .bucket(bucket)
-                .key(&k)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| map_err("write", &k, e))?;
-            Ok(())
+            // The SDK retries transient failures itself. These two mean the
+            // bytes were damaged on the way: the server refused them
+            // (BadDigest, checked against Content-MD5) or stored something
+            // else (its ETag is not our MD5). Send them again.
+            let mut attempt = 0u32;
+            loop {
+                attempt += 1;
+                let sent = client
+                    .put_object()
+                    .bucket(&bucket)
+                    .key(&k)
+                    .content_md5(&content_md5)
+                    .body(ByteStream::from(body.clone()))
+                    .send()
+                    .await;
+                let problem = match sent {
+                    Ok(out) => match etag_mismatch(out.e_tag(), &md5) {
+                        None => return Ok(()),
+                        Some(p) => p,
+                    },
+                    Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("BadDigest") => {
+                        "the server found the body did not match its Content-MD5".to_string()
+                    }
+                    Err(e) => return Err(map_err("write", &k, e)),
+                };
+                if attempt >= 4 {
+                    return Err(BackendError::new(
+                        BackendErrorKind::Other,
+                        "write",
+                        &k,
+                        format!(
+                            "{problem}, {attempt} times: the upload is corrupted on the way \
+                             (check proxies between this host and the store)"
+                        ),
+                    ));
+                }
+                tracing::warn!("write {k}: {problem} (attempt {attempt}, sending it again)");
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+            }
         })
     }
 
@@ -339,6 +378,19 @@ impl Backend for S3Backend {
             }
         })
     }
+}
+
+/// Whether an upload's ETag shows the server stored other bytes than were
+/// sent: `Some(why)` when the ETag is a plain MD5 (a single-part upload
+/// without SSE-KMS, on AWS, R2, MinIO, B2, ...) that differs from `sent_md5`;
+/// `None` when it matches or is not an MD5 (multipart, SSE-KMS), where the
+/// SHA-256 that names every stored file is the check.
+pub fn etag_mismatch(etag: Option<&str>, sent_md5: &[u8]) -> Option<String> {
+    let got = etag.unwrap_or("").trim_matches('"');
+    let is_md5 = got.len() == 32 && got.bytes().all(|b| b.is_ascii_hexdigit());
+    let want = hex::encode(sent_md5);
+    (is_md5 && !got.eq_ignore_ascii_case(&want))
+        .then(|| format!("the server stored MD5 {got}, lifeboat sent {want}"))
 }
 
 /// Lends a pooled buffer to the SDK without copying it.
@@ -390,5 +442,33 @@ impl S3Backend {
             })?;
             Ok(body.into_bytes().to_vec())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_plain_md5_etag_that_differs_is_a_mismatch() {
+        // MD5("The quick brown fox jumps over the lazy dog")
+        let md5 = Md5::digest(b"The quick brown fox jumps over the lazy dog");
+        assert_eq!(hex::encode(md5), "9e107d9d372bb6826bd81d3542a419d6");
+        assert_eq!(
+            etag_mismatch(Some("\"9e107d9d372bb6826bd81d3542a419d6\""), &md5),
+            None
+        );
+        assert_eq!(
+            etag_mismatch(Some("9E107D9D372BB6826BD81D3542A419D6"), &md5),
+            None
+        );
+        let other = etag_mismatch(Some("\"00107d9d372bb6826bd81d3542a419d6\""), &md5);
+        assert!(other.is_some_and(|w| w.contains("00107d9d") && w.contains("9e107d9d")));
+        // Multipart and SSE-KMS ETags are not MD5s of the body: no verdict.
+        assert_eq!(
+            etag_mismatch(Some("\"9e107d9d372bb6826bd81d3542a419d6-3\""), &md5),
+            None
+        );
+        assert_eq!(etag_mismatch(None, &md5), None);
     }
 }
