@@ -118,6 +118,21 @@ pub enum Command {
     Key(KeyCommand),
     /// Remove locks left by processes that are gone.
     Unlock,
+    /// Recover what can be recovered of a damaged repository.
+    #[command(subcommand)]
+    Repair(RepairCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RepairCommand {
+    /// Rebuild the index from the packs' own headers (after index files
+    /// were lost or damaged); names the snapshots that still miss data.
+    /// Needs the restore key; takes the exclusive lock.
+    Index {
+        /// Show what would be rebuilt; write and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Args)]

@@ -49,6 +49,7 @@ mod lock;
 mod pack;
 mod progress;
 mod prune;
+mod repair;
 mod repository;
 mod snapshot;
 mod verify;
@@ -63,6 +64,7 @@ pub use lock::{LockInfo, STALE_AFTER};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
 pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
+pub use repair::{RepairOptions, RepairReport};
 pub use repository::{
     Access, BackupAccess, FullAccess, InitOptions, KeyEntry, RepoConfig, Repository, Unreadable,
 };

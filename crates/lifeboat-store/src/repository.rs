@@ -746,12 +746,21 @@ impl<A: Access> Repository<A> {
         };
         let path = FileKind::Pack.path(&pack);
         reread_if_damaged(&format!("blob {id} in {path}"), || {
-            let raw = self.inner.backend.read_range(
-                FileKind::Pack,
-                &pack,
-                loc.offset as u64,
-                loc.length as u64,
-            )?;
+            let raw = self
+                .inner
+                .backend
+                .read_range(FileKind::Pack, &pack, loc.offset as u64, loc.length as u64)
+                .map_err(|e| {
+                    if e.is_not_found() {
+                        Error::damaged(
+                            &path,
+                            "missing: an index names it but the repository does not have it \
+                             (run `lifeboat verify` to see which snapshots need it)",
+                        )
+                    } else {
+                        e.into()
+                    }
+                })?;
             self.open_blob(id, loc.kind, loc.plain_length, &raw, &path, base.as_deref())
         })
     }

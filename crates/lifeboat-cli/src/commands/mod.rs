@@ -34,7 +34,7 @@ use lifeboat_store::backend::{open_backend, Backend, S3Options};
 use lifeboat_store::secrecy::SecretString;
 use lifeboat_store::{BackupAccess, BackupKey, FullAccess, Repository, RestoreKey};
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::{Cli, Command, Global, RepairCommand};
 use crate::exit::{self, Code};
 use crate::progress::Bars;
 
@@ -74,6 +74,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Prune(a) => retention::prune(&ctx, &a),
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
+        Command::Repair(RepairCommand::Index { dry_run }) => verify::repair_index(&ctx, dry_run),
     }
 }
 

@@ -1,7 +1,9 @@
 //! `lifeboat verify`: structure, and with --read-data every byte.
 
 use anyhow::Result;
-use lifeboat_store::{Access, Progress, ProgressBars, Repository, VerifyOptions, VerifyReport};
+use lifeboat_store::{
+    Access, Progress, ProgressBars, RepairOptions, Repository, VerifyOptions, VerifyReport,
+};
 
 use super::{AnyRepo, Ctx};
 use crate::cli::VerifyArgs;
@@ -83,4 +85,48 @@ fn parse_percent(s: &str) -> Result<f64> {
         )));
     }
     Ok(n)
+}
+
+/// `lifeboat repair index`.
+pub fn repair_index(ctx: &Ctx, dry_run: bool) -> Result<Code> {
+    let repo = ctx.open_full()?;
+    let bar = ctx.bars.counter("pack headers");
+    let r = repo.repair_index(&RepairOptions { dry_run }, &*bar)?;
+    if ctx.global.json {
+        ctx.print_json(&r)?;
+    } else {
+        for f in &r.damaged_index_files {
+            outln!("damaged index file: {f}")?;
+        }
+        for p in &r.unreadable_packs {
+            outln!("UNREADABLE {p}")?;
+        }
+        let verb = if dry_run { "would index" } else { "indexed" };
+        outln!(
+            "{} pack(s): {verb} {} from their headers and {} from the old index ({} blob(s)); \
+             {} index file(s) {}, {} removed",
+            r.packs,
+            r.packs_from_header,
+            r.packs_from_old_index,
+            r.blobs,
+            r.index_files_written,
+            if dry_run { "to write" } else { "written" },
+            r.index_files_removed
+        )?;
+        for (snap, missing) in &r.snapshots_missing_data {
+            outln!(
+                "MISSING DATA snapshot {}: {missing} blob(s) are in no pack",
+                &snap[..snap.len().min(12)]
+            )?;
+        }
+    }
+    if r.snapshots_missing_data.is_empty() {
+        Ok(Code::Ok)
+    } else {
+        Err(exit::damaged(format!(
+            "{} snapshot(s) need data no pack holds: `lifeboat verify` names their items; \
+             `lifeboat forget` them once nothing else can be recovered",
+            r.snapshots_missing_data.len()
+        )))
+    }
 }
