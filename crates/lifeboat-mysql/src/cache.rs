@@ -50,7 +50,7 @@ pub(crate) fn folder(root: &Path, repository: &str, database: &str) -> PathBuf {
         .join(hex::encode(database.as_bytes()))
 }
 
-fn table_file(dir: &Path, table: &str) -> PathBuf {
+pub(crate) fn table_file(dir: &Path, table: &str) -> PathBuf {
     dir.join(format!("{}.lbc", hex::encode(table.as_bytes())))
 }
 

@@ -25,6 +25,8 @@ mod dump;
 mod encode;
 mod error;
 mod export;
+#[cfg(test)]
+mod fuzz;
 mod replay;
 pub mod rows;
 mod schema;

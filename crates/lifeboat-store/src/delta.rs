@@ -86,13 +86,15 @@ pub fn lines(data: &[u8]) -> Vec<&[u8]> {
     out
 }
 
-/// Apply `patch` to `base`. An error says what is malformed.
-pub fn apply(base: &[u8], patch: &[u8]) -> Result<Vec<u8>, String> {
+/// Apply `patch` to `base`; the result may not exceed `limit` bytes (copies
+/// may repeat, so a small patch could otherwise ask for a huge result). An
+/// error says what is malformed.
+pub fn apply(base: &[u8], patch: &[u8], limit: usize) -> Result<Vec<u8>, String> {
     let base_lines = lines(base);
     let mut rest = patch
         .strip_prefix(PATCH_MAGIC)
         .ok_or("not a patch (magic missing)")?;
-    let mut out = Vec::with_capacity(base.len() + patch.len());
+    let mut out = Vec::with_capacity((base.len() + patch.len()).min(limit));
     while !rest.is_empty() {
         let nl = rest
             .iter()
@@ -119,6 +121,9 @@ pub fn apply(base: &[u8], patch: &[u8]) -> Result<Vec<u8>, String> {
             }
             _ => return Err(format!("unknown op {op:?}")),
         }
+        if out.len() > limit {
+            return Err(format!("the result exceeds {limit} bytes"));
+        }
     }
     Ok(out)
 }
@@ -138,12 +143,19 @@ mod tests {
         p.literal(b"(5,'e')\n"); // inserted
         let patch = p.finish();
         assert_eq!(
-            apply(base, &patch).unwrap(),
+            apply(base, &patch, usize::MAX).unwrap(),
             b"(1,'a')\n(2,'B')\n(3,'c')\n(5,'e')\n"
         );
-        assert!(apply(base, b"LBD1\nc 3 5\n").is_err());
-        assert!(apply(base, b"LBD1\nl 99\nabc").is_err());
-        assert!(apply(base, b"nope").is_err());
+        assert!(apply(base, b"LBD1\nc 3 5\n", usize::MAX).is_err());
+        assert!(apply(base, b"LBD1\nl 99\nabc", usize::MAX).is_err());
+        assert!(apply(base, b"nope", usize::MAX).is_err());
+        // Repeated copies cannot blow up past the limit.
+        let many = format!("LBD1\n{}", "c 0 4\n".repeat(100));
+        assert_eq!(
+            apply(base, many.as_bytes(), usize::MAX).unwrap().len(),
+            3200
+        );
+        assert!(apply(base, many.as_bytes(), 1000).is_err());
         assert_eq!(lines(b"a\nb"), vec![&b"a\n"[..], &b"b"[..]]);
     }
 }

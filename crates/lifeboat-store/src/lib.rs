@@ -43,6 +43,8 @@ mod chunker;
 mod crypto;
 pub mod delta;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod id;
 mod index;
 mod lock;

@@ -13,6 +13,10 @@ pub const PACK_MAGIC: &[u8; 4] = b"LBP1";
 pub const TRAILER_LEN: usize = 8;
 /// Largest pack header accepted when reading (a guard against garbage lengths).
 pub(crate) const MAX_HEADER_LEN: usize = 64 * 1024 * 1024;
+/// No blob is larger than this, sealed or plain (chunks are at most 16 MiB,
+/// MySQL segments 4 MiB): a length field beyond it is damage, and nothing
+/// allocates by it.
+pub(crate) const MAX_BLOB_LEN: u32 = 64 * 1024 * 1024;
 
 /// What a blob holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -149,6 +153,12 @@ pub(crate) fn parse_header(
         ));
     }
     for e in &header.blobs {
+        if e.length > MAX_BLOB_LEN || e.plain_length > MAX_BLOB_LEN {
+            return Err(Error::damaged(
+                what,
+                format!("blob {} has an impossible length", e.id),
+            ));
+        }
         if e.offset as u64 + e.length as u64 > header_start {
             return Err(Error::damaged(
                 what,

@@ -204,7 +204,13 @@ fn read_config_once(backend: &dyn Backend) -> Result<RepoConfig> {
         }
         Err(e) => return Err(e.into()),
     };
-    let config: RepoConfig = serde_json::from_slice(&raw)
+    parse_config(&raw)
+}
+
+/// Parse and sanity-check the bytes of a `config` file (its MAC is checked
+/// by whoever holds the key).
+pub(crate) fn parse_config(raw: &[u8]) -> Result<RepoConfig> {
+    let config: RepoConfig = serde_json::from_slice(raw)
         .map_err(|e| Error::damaged("config", format!("not a lifeboat config: {e}")))?;
     if config.version != 1 {
         return Err(Error::Invalid(format!(
@@ -216,6 +222,21 @@ fn read_config_once(backend: &dyn Backend) -> Result<RepoConfig> {
         .chunker
         .validate()
         .map_err(|e| Error::damaged("config", e))?;
+    if !(1 << 20..=1 << 30).contains(&config.pack_size) {
+        return Err(Error::damaged(
+            "config",
+            format!("pack_size {} is outside 1 MiB..1 GiB", config.pack_size),
+        ));
+    }
+    if !(-7..=22).contains(&config.compression_level) {
+        return Err(Error::damaged(
+            "config",
+            format!(
+                "compression_level {} is not a zstd level",
+                config.compression_level
+            ),
+        ));
+    }
     Ok(config)
 }
 
@@ -247,6 +268,14 @@ impl Repository<FullAccess> {
         opts: &InitOptions,
     ) -> Result<(Self, BackupKey)> {
         opts.chunker.validate().map_err(Error::Invalid)?;
+        if !(1 << 20..=1 << 30).contains(&opts.pack_size)
+            || !(-7..=22).contains(&opts.compression_level)
+        {
+            return Err(Error::Invalid(format!(
+                "pack size {} (1 MiB..1 GiB) or zstd level {} (-7..22) out of range",
+                opts.pack_size, opts.compression_level
+            )));
+        }
         match read_config(&*backend) {
             Err(Error::NotARepository { .. }) => {}
             Ok(_) | Err(Error::Damaged { .. }) => {
@@ -740,6 +769,12 @@ impl<A: Access> Repository<A> {
             )
         })?;
         let pack = loc.pack.to_hex();
+        if loc.length > crate::pack::MAX_BLOB_LEN || loc.plain_length > crate::pack::MAX_BLOB_LEN {
+            return Err(Error::damaged(
+                format!("blob {id}"),
+                "its index entry gives an impossible length",
+            ));
+        }
         let base = match &loc.base {
             Some(b) => Some(self.read_blob_at_depth(index, b, depth + 1)?),
             None => None,
@@ -789,7 +824,7 @@ impl<A: Access> Repository<A> {
             return Err(Error::damaged(what, "shorter than its index entry says"));
         }
         let full = match base {
-            Some(base) => crate::delta::apply(base, &plain)
+            Some(base) => crate::delta::apply(base, &plain, crate::pack::MAX_BLOB_LEN as usize)
                 .map_err(|e| Error::damaged(what.clone(), format!("delta: {e}")))?,
             None => plain,
         };

@@ -247,3 +247,47 @@ impl S3Client {
         });
     }
 }
+
+/// Give every `medical_documents` row on R2 of database `db` an object in
+/// `bucket` (deterministic content, up to `max_bytes`) and set the row's
+/// sha256 and size to match: rows and objects consistent, as in production.
+/// Returns the number of objects and their bytes.
+pub fn upload_documents(
+    db: &str,
+    endpoint: &str,
+    bucket: &str,
+    max_bytes: u64,
+) -> Result<(usize, u64), String> {
+    let rows = crate::mariadb::sql(
+        Some(db),
+        "SELECT id, storage_key FROM medical_documents WHERE storage_provider = 'r2' ORDER BY id",
+    );
+    let mut objects = Vec::new();
+    let mut sql = String::from("START TRANSACTION;\n");
+    for line in rows.lines() {
+        let Some((id, key)) = line.split_once('\t') else {
+            continue;
+        };
+        let id: u64 = id.parse().unwrap_or(0);
+        let size = (id * 7919) % max_bytes.max(1);
+        let o = ObjectSpec {
+            key: key.to_string(),
+            size,
+            seed: id,
+            content_type: "application/pdf".into(),
+            metadata: Default::default(),
+        };
+        sql.push_str(&format!(
+            "UPDATE medical_documents SET sha256 = '{}', size_bytes = {size} WHERE id = {id};\n",
+            o.sha256()
+        ));
+        objects.push(o);
+    }
+    sql.push_str("COMMIT;\n");
+    let (ok, err) = crate::mariadb::run_script(db, sql.as_bytes());
+    if !ok {
+        return Err(format!("updating medical_documents: {err}"));
+    }
+    S3Client::new(endpoint).put_all(bucket, &objects);
+    Ok((objects.len(), objects.iter().map(|o| o.size).sum()))
+}

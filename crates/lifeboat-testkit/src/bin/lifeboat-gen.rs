@@ -76,42 +76,13 @@ fn main() {
 /// One object per `r2` document row, its row updated to the object's
 /// SHA-256 and size, so the rows vs objects cross-check holds.
 fn documents(db: &str, endpoint: &str, bucket: &str, max_bytes: u64) {
-    use lifeboat_testkit::bucket::{ObjectSpec, S3Client};
-    use lifeboat_testkit::mariadb;
-    let rows = mariadb::sql(
-        Some(db),
-        "SELECT id, storage_key FROM medical_documents WHERE storage_provider = 'r2' ORDER BY id",
-    );
-    let mut objects = Vec::new();
-    let mut sql = String::from("START TRANSACTION;\n");
-    for line in rows.lines() {
-        let Some((id, key)) = line.split_once('\t') else {
-            continue;
-        };
-        let id: u64 = id.parse().unwrap_or(0);
-        let size = (id * 7919) % max_bytes.max(1);
-        let o = ObjectSpec {
-            key: key.to_string(),
-            size,
-            seed: id,
-            content_type: "application/pdf".into(),
-            metadata: Default::default(),
-        };
-        sql.push_str(&format!(
-            "UPDATE medical_documents SET sha256 = '{}', size_bytes = {size} WHERE id = {id};\n",
-            o.sha256()
-        ));
-        objects.push(o);
+    match lifeboat_testkit::bucket::upload_documents(db, endpoint, bucket, max_bytes) {
+        Ok((n, bytes)) => println!("uploaded {n} documents, {bytes} bytes"),
+        Err(e) => {
+            eprintln!("lifeboat-gen: {e}");
+            std::process::exit(1);
+        }
     }
-    sql.push_str("COMMIT;\n");
-    let (ok, err) = mariadb::run_script(db, sql.as_bytes());
-    if !ok {
-        eprintln!("lifeboat-gen: updating medical_documents: {err}");
-        std::process::exit(1);
-    }
-    S3Client::new(endpoint).put_all(bucket, &objects);
-    let bytes: u64 = objects.iter().map(|o| o.size).sum();
-    println!("uploaded {} documents, {bytes} bytes", objects.len());
 }
 
 fn usage() -> ! {
