@@ -39,8 +39,22 @@ fn content(seed: u64, base: &[u8]) -> Vec<u8> {
 fn backups_and_prunes_killed_at_random_moments_lose_nothing() {
     let trials = env_num("LIFEBOAT_CRASH_TRIALS", 50);
     let seed = env_num("LIFEBOAT_CRASH_SEED", 1);
+    campaign(&Lifeboat::local(), "local", trials, seed);
+}
+
+/// The same on an S3 repository (a real S3 server process): kills land
+/// between PUTs and DELETEs of a store that has no rename.
+#[test]
+fn backups_and_prunes_killed_on_an_s3_store_lose_nothing() {
+    let trials = env_num("LIFEBOAT_CRASH_S3_TRIALS", 15);
+    let seed = env_num("LIFEBOAT_CRASH_SEED", 1);
+    let server = lifeboat_testkit::S3Server::start();
+    let lb = Lifeboat::s3(&server, &format!("lb-crash-{}", std::process::id()));
+    campaign(&lb, "s3", trials, seed);
+}
+
+fn campaign(lb: &Lifeboat, store: &str, trials: u64, seed: u64) {
     let mut rng = Rng::new(seed);
-    let lb = Lifeboat::local();
     lb.init();
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
@@ -75,7 +89,7 @@ fn backups_and_prunes_killed_at_random_moments_lose_nothing() {
     // Learn how long a backup and a prune take here, to aim the kills.
     let t = Instant::now();
     let data = content(0, &base);
-    let (tag, mut c) = backup(&lb, &data, &mut n);
+    let (tag, mut c) = backup(lb, &data, &mut n);
     assert!(c.wait().unwrap().success());
     expected.insert(tag, hex::encode(Sha256::digest(&data)));
     let backup_ms = t.elapsed().as_millis().max(50) as u64;
@@ -101,7 +115,7 @@ fn backups_and_prunes_killed_at_random_moments_lose_nothing() {
                 .unwrap();
             (None, child)
         } else {
-            let (tag, child) = backup(&lb, &data, &mut n);
+            let (tag, child) = backup(lb, &data, &mut n);
             (Some(tag), child)
         };
         let window = if prune_trial { prune_ms } else { backup_ms };
@@ -120,7 +134,7 @@ fn backups_and_prunes_killed_at_random_moments_lose_nothing() {
         }
         // The next backup completes (the dead process's lock is stale).
         let data = content(10_000 + trial, &base);
-        let (tag, mut c) = backup(&lb, &data, &mut n);
+        let (tag, mut c) = backup(lb, &data, &mut n);
         assert!(
             c.wait().unwrap().success(),
             "trial {trial}: the next backup failed"
@@ -156,7 +170,7 @@ fn backups_and_prunes_killed_at_random_moments_lose_nothing() {
         }
     }
     eprintln!(
-        "crash campaign seed {seed}: {trials} trials, {killed} killed, {finished_anyway} finished before the kill, \
+        "crash campaign ({store} store) seed {seed}: {trials} trials, {killed} killed, {finished_anyway} finished before the kill, \
          {verified} snapshot restores verified, 0 lost"
     );
 }

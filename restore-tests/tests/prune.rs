@@ -193,36 +193,38 @@ fn prune_refuses_while_a_backup_runs() {
     lb.verify_read_data().ok();
 }
 
-/// Backups, forgets and prunes started over one another: every backup
-/// completes (waiting for a prune's exclusive lock if it meets one), every
-/// prune either runs or refuses, and every snapshot left restores
-/// byte-identical; verify --read-data finds nothing.
-#[test]
-fn backups_and_prunes_racing_leave_every_snapshot_whole() {
-    let lb = Lifeboat::local();
+/// Two backups and a prune started over one another, with forgets between
+/// rounds: every backup completes (waiting for a prune's exclusive lock if
+/// it meets one), every prune either runs or refuses, and every snapshot
+/// left restores byte-identical; verify --read-data finds nothing.
+fn race(lb: &Lifeboat) {
     lb.init();
     let rk = lb.restore_key.display().to_string();
     let bk = lb.backup_key.display().to_string();
     let mut outcomes = (0, 0);
+    let seed = |i: u64, b: u64| 100 + 2 * i + b;
     for i in 0..6u64 {
-        let file = lb.path(&format!("race{i}.bin"));
-        std::fs::write(&file, noise(100 + i, 400_000)).unwrap();
-        let tag = format!("f{i}");
-        let cmd = format!("sleep 0.{}; cat {}", 1 + i % 3, file.display());
-        let mut backup = lb
-            .command(&[
-                "backup",
-                "--backup-key-file",
-                &bk,
-                "--stdin-from-command",
-                &cmd,
-                "--item",
-                "data.bin",
-                "--tag",
-                &tag,
-            ])
-            .spawn()
-            .unwrap();
+        let backups: Vec<_> = (0..2u64)
+            .map(|b| {
+                let file = lb.path(&format!("race{i}-{b}.bin"));
+                std::fs::write(&file, noise(seed(i, b), 400_000)).unwrap();
+                let tag = format!("f{i}-{b}");
+                let cmd = format!("sleep 0.{}; cat {}", 1 + (i + b) % 3, file.display());
+                lb.command(&[
+                    "backup",
+                    "--backup-key-file",
+                    &bk,
+                    "--stdin-from-command",
+                    &cmd,
+                    "--item",
+                    "data.bin",
+                    "--tag",
+                    &tag,
+                ])
+                .spawn()
+                .unwrap()
+            })
+            .collect();
         std::thread::sleep(std::time::Duration::from_millis((i * 70) % 250));
         let p = lb.run(&["prune", "--restore-key-file", &rk]);
         match p.code {
@@ -234,24 +236,38 @@ fn backups_and_prunes_racing_leave_every_snapshot_whole() {
             lb.run(&["forget", "--keep-last", "3", "--restore-key-file", &rk])
                 .ok();
         }
-        assert!(backup.wait().unwrap().success(), "backup {i} failed");
+        for (b, mut backup) in backups.into_iter().enumerate() {
+            assert!(backup.wait().unwrap().success(), "backup {i}-{b} failed");
+        }
     }
     lb.run(&["prune", "--restore-key-file", &rk]).ok();
     let v = lb.verify_read_data().ok();
     assert_eq!(v.json()["problems"], serde_json::json!([]), "{}", v.stdout);
     let snaps = lb.snapshots();
-    assert!(!snaps.is_empty());
+    assert!(snaps.len() >= 3);
     for s in &snaps {
         let tag = s["tags"][0].as_str().unwrap();
-        let i: u64 = tag[1..].parse().unwrap();
+        let (i, b) = tag[1..].split_once('-').unwrap();
+        let (i, b): (u64, u64) = (i.parse().unwrap(), b.parse().unwrap());
         let to = lb.path(&format!("back-{tag}.bin"));
         lb.restore_item(s["id"].as_str().unwrap(), "data.bin", &to)
             .ok();
         assert_eq!(
             std::fs::read(&to).unwrap(),
-            noise(100 + i, 400_000),
+            noise(seed(i, b), 400_000),
             "{tag}"
         );
     }
     eprintln!("prunes run: {}, refused: {}", outcomes.0, outcomes.1);
+}
+
+#[test]
+fn backups_and_prunes_racing_leave_every_snapshot_whole() {
+    race(&Lifeboat::local());
+}
+
+#[test]
+fn backups_and_prunes_racing_on_s3_leave_every_snapshot_whole() {
+    let server = lifeboat_testkit::S3Server::start();
+    race(&Lifeboat::s3(&server, &format!("lb-race-{}", std::process::id())));
 }
