@@ -269,5 +269,8 @@ fn backups_and_prunes_racing_leave_every_snapshot_whole() {
 #[test]
 fn backups_and_prunes_racing_on_s3_leave_every_snapshot_whole() {
     let server = lifeboat_testkit::S3Server::start();
-    race(&Lifeboat::s3(&server, &format!("lb-race-{}", std::process::id())));
+    race(&Lifeboat::s3(
+        &server,
+        &format!("lb-race-{}", std::process::id()),
+    ));
 }

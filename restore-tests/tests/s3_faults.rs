@@ -132,7 +132,7 @@ fn resets_cut_bodies_flipped_bytes_and_stalls_never_reach_a_snapshot_or_a_restor
     let proxy = Proxy::start(&server.endpoint);
     let mut lb = Lifeboat::s3(&server, &format!("lb-faults2-{}", std::process::id()));
     lb.set_env("LIFEBOAT_S3_ENDPOINT", &proxy.endpoint);
-    lb.set_env("LIFEBOAT_S3_READ_TIMEOUT", "2");
+    lb.set_env("LIFEBOAT_S3_READ_TIMEOUT", "3");
     lb.init();
     let src = lb.path("a.bin");
     data::write_mixed_stream(&src, 40 << 20, 11);
@@ -157,6 +157,7 @@ fn resets_cut_bodies_flipped_bytes_and_stalls_never_reach_a_snapshot_or_a_restor
     lb.backup_command(&format!("cat '{}'", src.display()), "a.bin", &[])
         .ok();
     assert!(t.injected() >= 4, "only {} upload faults", t.injected());
+    let upload_faults = t.injected();
     // What was committed is what was sent: read every byte back, unfaulted.
     proxy.clear_fault();
     let v = lb.verify_read_data().ok();
@@ -174,7 +175,7 @@ fn resets_cut_bodies_flipped_bytes_and_stalls_never_reach_a_snapshot_or_a_restor
             return None;
         }
         if r.path.contains("/snapshots/") {
-            return rule.hit(Fault::Delay(Duration::from_secs(4)));
+            return rule.hit(Fault::Delay(Duration::from_secs(6)));
         }
         match rule.next() % 3 {
             0 => rule.hit(Fault::CorruptResponse),
@@ -186,6 +187,10 @@ fn resets_cut_bodies_flipped_bytes_and_stalls_never_reach_a_snapshot_or_a_restor
     lb.restore_item("latest", "a.bin", &out).ok();
     assert_eq!(sha256_file(&out), want, "a restore through faults differs");
     assert!(t.injected() >= 6, "only {} download faults", t.injected());
+    eprintln!(
+        "s3 faults: {upload_faults} upload faults, {} download faults, restore identical",
+        t.injected()
+    );
     proxy.clear_fault();
     let v = lb.verify_read_data().ok();
     assert_eq!(v.json()["problems"], serde_json::json!([]), "{}", v.stdout);

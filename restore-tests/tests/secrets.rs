@@ -255,40 +255,21 @@ fn no_command_leaks_a_secret_and_secret_files_are_private() {
     let mut bad = Secrets(Vec::new());
     bad.add("the wrong password", &wrong);
     bad.add("the wrong API key", &format!("rnd_{wrong}"));
-    let mut lb_bad = lb.command(
-        &with(&["backup", "--source", "mysql"])
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    let out = lb_bad
-        .env("TEST_MYSQL_PASSWORD", &wrong)
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(3));
-    let text = [out.stdout, out.stderr].concat();
-    assert!(
-        bad.found_in(&text).is_empty(),
-        "{}",
-        String::from_utf8_lossy(&text)
-    );
-    let out = lb
-        .command(
-            &with(&["backup", "--source", "render"])
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        )
-        .env("TEST_RENDER_KEY", format!("rnd_{wrong}"))
-        .output()
-        .expect("run");
-    assert_eq!(out.status.code(), Some(3));
-    let text = [out.stdout, out.stderr].concat();
-    assert!(
-        bad.found_in(&text).is_empty(),
-        "{}",
-        String::from_utf8_lossy(&text)
-    );
+    let refused = |source: &str, var: &str, value: &str| {
+        let args = with(&["backup", "--source", source]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lb.command(&args).env(var, value).output().expect("run");
+        assert_eq!(out.status.code(), Some(3), "{source} with a bad {var}");
+        let text = [out.stdout, out.stderr].concat();
+        let found = bad.found_in(&text);
+        assert!(
+            found.is_empty(),
+            "{found:?} in {}",
+            String::from_utf8_lossy(&text)
+        );
+    };
+    refused("mysql", "TEST_MYSQL_PASSWORD", &wrong);
+    refused("render", "TEST_RENDER_KEY", &format!("rnd_{wrong}"));
 
     // Every file under the scratch directory: the store, the cache, temp
     // files, reports, restores. Files holding secrets must be meant to.

@@ -469,18 +469,9 @@ impl<A: Access> Repository<A> {
             "indexing {} packs left by an interrupted backup",
             found.len()
         );
-        for chunk in found.chunks(256) {
-            let file = IndexFile {
-                version: 1,
-                packs: chunk.to_vec(),
-            };
-            self.write_meta_file(
-                FileKind::Index,
-                &serde_json::to_vec(&file).expect("index serializes"),
-            )?;
-            for p in chunk {
-                known.add_pack(p);
-            }
+        self.write_index_files(&found)?;
+        for p in &found {
+            known.add_pack(p);
         }
         Ok(())
     }

@@ -235,6 +235,7 @@ fn write_corpus() {
         time: chrono::Utc::now(),
         exclusive: false,
         nonce: 1_234_567_890,
+        process: Some("5f3e9b1c-0000-4000-8000-000000000000:123456".into()),
     };
     put(
         "lock",

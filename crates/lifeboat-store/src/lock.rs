@@ -31,6 +31,11 @@ pub struct LockInfo {
     pub exclusive: bool,
     /// Random, so two refreshes never produce the same file.
     pub nonce: u64,
+    /// Which process `pid` was: the host's boot id and the process's start
+    /// time (Linux), so a pid reused by another process (a container
+    /// restarted, pids wrapped) does not keep a dead run's lock alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process: Option<String>,
 }
 
 impl LockInfo {
@@ -40,7 +45,7 @@ impl LockInfo {
         if age.to_std().map(|a| a > STALE_AFTER).unwrap_or(false) {
             return true;
         }
-        self.hostname == hostname() && !process_alive(self.pid)
+        self.hostname == hostname() && !process_alive(self.pid, self.process.as_deref())
     }
 }
 
@@ -48,12 +53,31 @@ pub(crate) fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
-pub(crate) fn process_alive(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        std::path::Path::new(&format!("/proc/{pid}")).exists()
-    } else {
-        true
+/// Whether process `pid` runs on this host and, when `identity` is known,
+/// is the same process (see [`process_identity`]).
+pub(crate) fn process_alive(pid: u32, identity: Option<&str>) -> bool {
+    if !cfg!(target_os = "linux") {
+        return true;
     }
+    if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        return false;
+    }
+    match (identity, process_identity(pid)) {
+        (Some(recorded), Some(now)) => recorded == now,
+        _ => true,
+    }
+}
+
+/// `BOOT_ID:STARTTIME` of a process on Linux: the kernel's boot id and the
+/// process's start time in clock ticks since boot (field 22 of
+/// /proc/PID/stat). Together they name one process for good.
+pub(crate) fn process_identity(pid: u32) -> Option<String> {
+    let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let start = rest.split_whitespace().nth(19)?;
+    Some(format!("{}:{start}", boot.trim()))
 }
 
 /// Held while an operation runs; released on drop.
@@ -85,6 +109,7 @@ impl<A: Access> Repository<A> {
             time: Utc::now(),
             exclusive,
             nonce: rand::random(),
+            process: process_identity(std::process::id()),
         };
         let json = serde_json::to_vec(&info).expect("lock serializes");
         Ok(self.write_meta_file(FileKind::Lock, &json)?.0)
@@ -200,5 +225,42 @@ impl<A: Access> Repository<A> {
             stop: Some(stop_tx),
             thread: Some(thread),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lock_of(pid: u32, process: Option<String>) -> LockInfo {
+        LockInfo {
+            hostname: hostname(),
+            pid,
+            time: Utc::now(),
+            exclusive: true,
+            nonce: 1,
+            process,
+        }
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_reused_pid_does_not_keep_a_dead_runs_lock_alive() {
+        let me = std::process::id();
+        let identity = process_identity(me).expect("our own identity");
+        assert_eq!(process_identity(me).as_deref(), Some(identity.as_str()));
+        // Our pid, our identity: a live lock.
+        assert!(!lock_of(me, Some(identity.clone())).is_stale());
+        // Our pid, but recorded for another process (the pid was reused
+        // after a crash): stale.
+        let (boot, start) = identity.rsplit_once(':').expect("BOOT:START");
+        let other = format!("{boot}:{}", start.parse::<u64>().expect("ticks") + 1);
+        assert!(lock_of(me, Some(other)).is_stale());
+        // Old lock files without an identity fall back to the pid alone.
+        assert!(!lock_of(me, None).is_stale());
+        // A lock not refreshed for longer than STALE_AFTER is stale.
+        let mut old = lock_of(me, Some(identity));
+        old.time = Utc::now() - chrono::Duration::hours(1);
+        assert!(old.is_stale());
     }
 }

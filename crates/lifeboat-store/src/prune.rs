@@ -12,7 +12,7 @@
 //! worst case is duplicate index entries or packs no index names, which the
 //! next prune removes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Datelike, Timelike, Utc};
 use serde::Serialize;
@@ -21,7 +21,7 @@ use crate::backend::FileKind;
 use crate::backup::PARTIAL_TAG;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::index::{IndexFile, IndexPack};
+use crate::index::IndexPack;
 use crate::pack::{PackBuilder, PackEntry};
 use crate::repository::{FullAccess, Repository};
 use crate::snapshot::SnapshotEntry;
@@ -373,15 +373,7 @@ impl Repository<FullAccess> {
         }
         // 2. Index files naming every kept pack, 3. the old ones removed
         // (an old file with the same content has the same name: kept).
-        let mut written = BTreeSet::new();
-        for chunk in keep.chunks(2000) {
-            let file = IndexFile {
-                version: 1,
-                packs: chunk.to_vec(),
-            };
-            let json = serde_json::to_vec(&file).expect("index serializes");
-            written.insert(self.write_meta_file(FileKind::Index, &json)?.0);
-        }
+        let written = self.write_index_files(&keep)?;
         for name in old_indexes.iter().filter(|n| !written.contains(*n)) {
             backend.remove(FileKind::Index, name)?;
         }

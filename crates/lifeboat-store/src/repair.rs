@@ -12,7 +12,7 @@
 //! Afterwards it names the snapshots that still need a blob no pack holds:
 //! those have lost data, and `verify` names their items.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 
@@ -134,16 +134,7 @@ impl Repository<FullAccess> {
         report.snapshots_missing_data = self.snapshots_missing(&index)?;
 
         if !opts.dry_run {
-            let mut written = BTreeSet::new();
-            for chunk in rebuilt.chunks(256) {
-                let file = IndexFile {
-                    version: 1,
-                    packs: chunk.to_vec(),
-                };
-                let json = serde_json::to_vec(&file).expect("index serializes");
-                let (name, _) = self.write_meta_file(FileKind::Index, &json)?;
-                written.insert(name);
-            }
+            let written = self.write_index_files(&rebuilt)?;
             report.index_files_written = written.len();
             for name in old_files.iter().filter(|n| !written.contains(*n)) {
                 backend.remove(FileKind::Index, name)?;

@@ -626,6 +626,24 @@ impl<A: Access> Repository<A> {
         Ok((name, sealed.len() as u64))
     }
 
+    /// Write index files naming `packs`, 256 packs a file; returns their
+    /// names (an existing file with the same content has the same name).
+    pub(crate) fn write_index_files(
+        &self,
+        packs: &[crate::index::IndexPack],
+    ) -> Result<BTreeSet<String>> {
+        let mut written = BTreeSet::new();
+        for chunk in packs.chunks(256) {
+            let file = IndexFile {
+                version: 1,
+                packs: chunk.to_vec(),
+            };
+            let json = serde_json::to_vec(&file).expect("index serializes");
+            written.insert(self.write_meta_file(FileKind::Index, &json)?.0);
+        }
+        Ok(written)
+    }
+
     /// Load every index file. Unreadable ones are skipped and returned, so a
     /// damaged index slows a backup down (blobs are stored again) instead
     /// of stopping it.

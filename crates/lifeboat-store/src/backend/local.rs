@@ -67,7 +67,7 @@ fn is_dead_leftover(name: &str, modified: Option<std::time::SystemTime>) -> bool
         parts.next().and_then(|p| p.parse::<u32>().ok()),
     ) {
         (Some(host), Some(pid)) if host == crate::lock::hostname().replace(['-', '/'], "_") => {
-            !crate::lock::process_alive(pid) || old
+            !crate::lock::process_alive(pid, None) || old
         }
         _ => old,
     }
