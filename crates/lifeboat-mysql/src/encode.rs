@@ -35,6 +35,34 @@ impl Kind {
     }
 }
 
+/// Bytes a quoted string literal escapes: NUL, LF, CR, ^Z, quote, backslash.
+const NEEDS_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    t[0] = true;
+    t[b'\n' as usize] = true;
+    t[b'\r' as usize] = true;
+    t[0x1a] = true;
+    t[b'\'' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Bytes a number is written with: digits, sign, point, exponent.
+const NUMERIC: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut d = b'0';
+    while d <= b'9' {
+        t[d as usize] = true;
+        d += 1;
+    }
+    t[b'+' as usize] = true;
+    t[b'-' as usize] = true;
+    t[b'.' as usize] = true;
+    t[b'e' as usize] = true;
+    t[b'E' as usize] = true;
+    t
+};
+
 /// Append one value as a SQL literal.
 pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
     let Some(v) = value else {
@@ -45,7 +73,7 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
         // Numbers come from the server as plain ASCII digits; an odd value
         // (NaN is impossible in MySQL) would still be quoted safely below.
         Kind::Number
-            if !v.is_empty() && v.iter().all(|b| b.is_ascii_digit() || b"+-.eE".contains(b)) =>
+            if !v.is_empty() && v.iter().all(|b| NUMERIC[*b as usize]) =>
         {
             out.extend_from_slice(v)
         }
@@ -58,18 +86,24 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
             out.push(b'\'');
         }
         _ => {
+            out.reserve(v.len() + 2);
             out.push(b'\'');
-            for &b in v {
-                match b {
-                    0 => out.extend_from_slice(b"\\0"),
-                    b'\n' => out.extend_from_slice(b"\\n"),
-                    b'\r' => out.extend_from_slice(b"\\r"),
-                    0x1a => out.extend_from_slice(b"\\Z"),
-                    b'\'' => out.extend_from_slice(b"\\'"),
-                    b'\\' => out.extend_from_slice(b"\\\\"),
-                    _ => out.push(b),
-                }
+            // Copy runs of plain bytes whole; most values have no byte to
+            // escape at all.
+            let mut rest = v;
+            while let Some(i) = rest.iter().position(|b| NEEDS_ESCAPE[*b as usize]) {
+                out.extend_from_slice(&rest[..i]);
+                out.extend_from_slice(match rest[i] {
+                    0 => b"\\0",
+                    b'\n' => b"\\n",
+                    b'\r' => b"\\r",
+                    0x1a => b"\\Z",
+                    b'\'' => b"\\'",
+                    _ => b"\\\\",
+                });
+                rest = &rest[i + 1..];
             }
+            out.extend_from_slice(rest);
             out.push(b'\'');
         }
     }
