@@ -141,6 +141,16 @@ pub struct InitArgs {
     /// LIFEBOAT_RESTORE_KEY_PASSPHRASE, or asked on the terminal).
     #[arg(long)]
     pub passphrase: bool,
+    /// zstd level for stored data, -7 (fastest) to 22 (smallest); kept in
+    /// the repository's config. 1 is faster than 3 and, on SQL dumps,
+    /// also smaller (docs/BENCHMARKS.md).
+    #[arg(
+        long,
+        value_name = "LEVEL",
+        default_value_t = 1,
+        allow_negative_numbers = true
+    )]
+    pub compression_level: i32,
 }
 
 #[derive(Debug, Args)]

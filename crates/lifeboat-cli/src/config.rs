@@ -147,6 +147,8 @@ pub struct MysqlConfig {
     pub include_tables: Vec<String>,
     #[serde(default)]
     pub exclude_tables: Vec<String>,
+    /// Connections reading the dump at once (default 2).
+    pub connections: Option<usize>,
 }
 
 /// `[staging]`: where restore drills go.

@@ -1,5 +1,9 @@
-//! The dump: one connection, one consistent snapshot, every table streamed
-//! row by row in primary-key order into the backup session.
+//! The dump: one consistent snapshot, read through one or more connections
+//! that provably share it, every table streamed row by row in primary-key
+//! order into the backup session.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
 use lifeboat_store::delta::PatchBuilder;
@@ -7,7 +11,7 @@ use lifeboat_store::{Access, BackupSession, BlobId, ItemWriter, ProgressBars};
 
 use crate::cache::{self, Segment};
 use crate::connect::MysqlOptions;
-use crate::encode::push_row;
+use crate::encode::{ident, push_row};
 use crate::error::{Context, Error, Result};
 use crate::schema::{self, schema_item, text_value, SOURCE};
 
@@ -46,6 +50,9 @@ pub struct DumpOptions {
     /// Where the row-hash cache lives (see [`commit_cache`]); `None` stores
     /// every changed segment whole.
     pub cache_dir: Option<std::path::PathBuf>,
+    /// Connections reading at once (1 = one connection); they share one
+    /// snapshot, see [`dump`].
+    pub connections: usize,
 }
 
 /// What a dump stored.
@@ -62,6 +69,9 @@ pub struct DumpReport {
     pub tables_without_primary_key: Vec<String>,
     /// Views, triggers, routines and events.
     pub objects: usize,
+    /// Connections that read the rows (fewer than asked when the tables
+    /// could not be held still to start them on one snapshot).
+    pub connections: usize,
 }
 
 /// Segments: a run of rows ends after a row whose primary-key hash is 0
@@ -79,36 +89,33 @@ const MAX_DEPTH: u8 = 8;
 /// Dump the database into `session`: a `<db>/<table>` item per table and
 /// the `<db>/_schema` item. An error (connection lost, query killed) leaves
 /// the session to be aborted by the caller: no snapshot.
+///
+/// Rows are read through `connections` connections that share one
+/// snapshot (see [`open_snapshot`]); tables with a one-column integer
+/// primary key are cut into key ranges so the connections read at once.
+/// Each range streams through its own bounded channel and the items are
+/// written in table and key order on this thread, so what is stored is
+/// byte for byte what one connection would store, and memory stays bounded
+/// (a range not yet wanted waits once its channel is full).
 pub fn dump<A: Access>(
     session: &mut BackupSession<A>,
     opts: &DumpOptions,
     bars: &dyn ProgressBars,
 ) -> Result<DumpReport> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let wanted = opts.connections.clamp(1, 16);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(wanted)
+        .thread_name("lifeboat-mysql")
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))?;
     let target = opts.mysql.target()?;
     let db = target.database.clone();
-    // One connection, one snapshot: every table is read inside this
-    // REPEATABLE READ transaction, so the dump is one point in time.
-    let (mut conn, identity) =
-        rt.block_on(async {
-            let mut conn = opts.mysql.connect(Some(&db)).await?;
-            for stmt in [
-            "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-            "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-        ] {
-            sqlx::raw_sql(stmt).execute(&mut conn).await.context(|| stmt.to_string())?;
-        }
-            let identity = server_identity(&mut conn).await?;
-            Ok::<_, Error>((conn, identity))
-        })?;
+    let (mut conns, identity) = rt.block_on(open_snapshot(&opts.mysql, &db, wanted))?;
     let repo_id = session.repository_id().to_string();
     let row_key = session.derived_key("mysql row hash");
     let schema = rt.block_on(schema::read(
-        &mut conn,
+        &mut conns[0],
         &db,
         format!("{identity}/{db}"),
         &|t| opts.filter.keep(t),
@@ -120,8 +127,12 @@ pub fn dump<A: Access>(
             + schema.triggers.len()
             + schema.routines.len()
             + schema.events.len(),
+        connections: conns.len(),
         ..Default::default()
     };
+    // The work, in the order items are written: each table, range by range.
+    let mut units = VecDeque::new();
+    let mut units_of = Vec::new();
     for table in &schema.tables {
         if table.primary_key.is_empty() {
             tracing::warn!(
@@ -131,37 +142,94 @@ pub fn dump<A: Access>(
             );
             report.tables_without_primary_key.push(table.name.clone());
         }
-        let bar = bars.bytes(&table.name);
-        let cache_dir = opts
-            .cache_dir
-            .as_ref()
-            .map(|root| cache::folder(root, &repo_id, &db));
-        let mut item = session.item(SOURCE, &table.item_name(&db), "table", &*bar)?;
-        // Two threads per table: this one reads and encodes rows; the other
-        // hashes them, cuts segments and hands them to the store.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Batch>(8);
-        let count = std::thread::scope(|s| -> Result<u64> {
-            let item = &mut item;
-            let consumer = s.spawn(move || -> Result<()> {
-                let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
-                for batch in rx {
-                    for (line, pk) in batch.rows() {
-                        segmenter.push_row(line, pk, item)?;
+        let bounds = if conns.len() > 1 {
+            rt.block_on(split_points(&mut conns[0], table, &db))?
+        } else {
+            Vec::new()
+        };
+        units_of.push(bounds.len() + 1);
+        for i in 0..=bounds.len() {
+            let lo = i.checked_sub(1).map(|j| bounds[j]);
+            let hi = bounds.get(i).copied();
+            units.push_back(Unit {
+                seq: units.len(),
+                select: table.select_range(&db, lo, hi),
+                table: table.clone(),
+            });
+        }
+    }
+    let queue = Arc::new(Mutex::new(units));
+    let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
+    let readers: Vec<_> = conns
+        .into_iter()
+        .map(|conn| rt.spawn(read_units(conn, queue.clone(), register.clone())))
+        .collect();
+    drop(register);
+
+    let written = (|| -> Result<()> {
+        let mut pending = BTreeMap::new();
+        let mut seq = 0;
+        for (table, &n) in schema.tables.iter().zip(&units_of) {
+            let bar = bars.bytes(&table.name);
+            let cache_dir = opts
+                .cache_dir
+                .as_ref()
+                .map(|root| cache::folder(root, &repo_id, &db));
+            let mut item = session.item(SOURCE, &table.item_name(&db), "table", &*bar)?;
+            let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
+            let mut count = 0;
+            for _ in 0..n {
+                let mut rx = loop {
+                    if let Some(rx) = pending.remove(&seq) {
+                        break rx;
+                    }
+                    let (k, rx) = registered.recv().map_err(|_| {
+                        Error::Invalid(format!("the connections reading {db} stopped"))
+                    })?;
+                    pending.insert(k, rx);
+                };
+                seq += 1;
+                loop {
+                    match rx.blocking_recv() {
+                        Some(Msg::Rows(batch)) => {
+                            for (line, pk) in batch.rows() {
+                                segmenter.push_row(line, pk, &mut item)?;
+                            }
+                        }
+                        Some(Msg::End(rows)) => break count += rows,
+                        Some(Msg::Failed(e)) => return Err(e),
+                        None => {
+                            return Err(Error::Invalid(format!(
+                                "the connection reading table {} stopped",
+                                table.name
+                            )))
+                        }
                     }
                 }
-                segmenter.finish(item)
-            });
-            let read = rt.block_on(read_table(&mut conn, table, &db, tx));
-            consumer
-                .join()
-                .map_err(|_| Error::Invalid("the segmenting thread panicked".into()))??;
-            read
-        })?;
-        let stored =
-            item.finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
-        bar.finish();
-        report.tables.push((table.name.clone(), count, stored.size));
+            }
+            segmenter.finish(&mut item)?;
+            let stored =
+                item.finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
+            bar.finish();
+            report.tables.push((table.name.clone(), count, stored.size));
+        }
+        Ok(())
+    })();
+    // On an error the receivers are gone and the readers stop at their
+    // next send; either way wait for them and end their transactions.
+    drop(registered);
+    let mut conns = Vec::new();
+    for r in readers {
+        match rt.block_on(r) {
+            Ok(Ok(conn)) => conns.push(conn),
+            Ok(Err(e)) if written.is_ok() => return Err(e),
+            Err(e) if written.is_ok() => {
+                return Err(Error::Invalid(format!("a reading connection failed: {e}")))
+            }
+            _ => {}
+        }
     }
+    written?;
     // The schema goes last: written after every table, it can only exist
     // in a snapshot whose tables all exist too (the commit is atomic anyway).
     let json = serde_json::to_vec_pretty(&schema).map_err(|e| Error::Invalid(e.to_string()))?;
@@ -169,8 +237,10 @@ pub fn dump<A: Access>(
     let mut item = session.item(SOURCE, &schema_item(&db), "schema", &*bar)?;
     item.push(&json)?;
     item.finish(serde_json::json!({ "tables": schema.tables.len(), "objects": report.objects }))?;
-    rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut conn))
-        .context(|| "COMMIT".into())?;
+    for conn in &mut conns {
+        rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut *conn))
+            .context(|| "COMMIT".into())?;
+    }
     session.set_source_facts(
         SOURCE,
         serde_json::json!({
@@ -182,9 +252,201 @@ pub fn dump<A: Access>(
             "tables": report.tables.len(),
             "rows": report.tables.iter().map(|t| t.1).sum::<u64>(),
             "tables_without_primary_key": report.tables_without_primary_key,
+            "connections": report.connections,
         }),
     );
     Ok(report)
+}
+
+/// Open `n` connections reading one snapshot: each starts `START
+/// TRANSACTION WITH CONSISTENT SNAPSHOT` while another connection holds
+/// `LOCK TABLES ... READ` on every base table of the database, so no write
+/// to any of them can commit between the first snapshot and the last: all
+/// see the same state. The lock is held for n round trips. When it cannot
+/// be taken (no LOCK TABLES privilege, or a transaction keeps it waiting
+/// past `lock_wait_timeout` = 10 s, while writers queue behind it), one
+/// connection reads everything. Returns the connections and the server's
+/// identity.
+pub(crate) async fn open_snapshot(
+    mysql: &MysqlOptions,
+    db: &str,
+    n: usize,
+) -> Result<(Vec<sqlx::MySqlConnection>, String)> {
+    let mut conns = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut conn = mysql.connect(Some(db)).await?;
+        for stmt in [
+            "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
+            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        ] {
+            sqlx::raw_sql(stmt)
+                .execute(&mut conn)
+                .await
+                .context(|| stmt.to_string())?;
+        }
+        conns.push(conn);
+    }
+    const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
+    let mut lock = None;
+    if n > 1 {
+        let mut l = mysql.connect(Some(db)).await?;
+        match lock_tables(&mut l, db).await {
+            Ok(()) => lock = Some(l),
+            Err(e) => {
+                tracing::warn!(
+                    "could not hold the tables of {db} still for a moment ({e}); reading through one connection"
+                );
+                conns.truncate(1);
+            }
+        }
+    }
+    for conn in &mut conns {
+        sqlx::raw_sql(START)
+            .execute(&mut *conn)
+            .await
+            .context(|| START.to_string())?;
+    }
+    if let Some(mut l) = lock {
+        sqlx::raw_sql("UNLOCK TABLES")
+            .execute(&mut l)
+            .await
+            .context(|| "UNLOCK TABLES".to_string())?;
+    }
+    let identity = server_identity(&mut conns[0]).await?;
+    Ok((conns, identity))
+}
+
+/// `LOCK TABLES` every base table of `db` for reading.
+async fn lock_tables(conn: &mut sqlx::MySqlConnection, db: &str) -> Result<()> {
+    sqlx::raw_sql("SET SESSION lock_wait_timeout = 10")
+        .execute(&mut *conn)
+        .await
+        .context(|| "SET lock_wait_timeout".to_string())?;
+    let rows = schema::text_rows(
+        conn,
+        &format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
+            schema::quote(db)
+        ),
+    )
+    .await?;
+    let names: Vec<String> = rows
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .map(|t| format!("{}.{} READ", ident(db), ident(&t)))
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let stmt = format!("LOCK TABLES {}", names.join(", "));
+    sqlx::raw_sql(&stmt)
+        .execute(&mut *conn)
+        .await
+        .context(|| "LOCK TABLES ... READ".to_string())?;
+    Ok(())
+}
+
+/// Bounds splitting a table with a one-column integer primary key into
+/// ranges of about [`RANGE_BYTES`] (by the server's size estimate); empty
+/// when it is not split.
+async fn split_points(
+    conn: &mut sqlx::MySqlConnection,
+    table: &crate::schema::Table,
+    db: &str,
+) -> Result<Vec<i64>> {
+    let [pk] = table.primary_key.as_slice() else {
+        return Ok(Vec::new());
+    };
+    let size = text_value(
+        conn,
+        &format!(
+            "SELECT DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
+            schema::quote(db),
+            schema::quote(&table.name)
+        ),
+    )
+    .await?
+    .parse::<u64>()
+    .unwrap_or(0);
+    let parts = (size / RANGE_BYTES).clamp(1, 256) as i128;
+    if parts < 2 {
+        return Ok(Vec::new());
+    }
+    let row = schema::text_rows(
+        conn,
+        &format!(
+            "SELECT MIN({c}), MAX({c}) FROM {}.{}",
+            ident(db),
+            ident(&table.name),
+            c = ident(pk)
+        ),
+    )
+    .await?;
+    let int = |i: usize| -> Option<i128> {
+        row.first()?
+            .get(i)?
+            .as_deref()?
+            .parse::<i64>()
+            .ok()
+            .map(i128::from)
+    };
+    let (Some(min), Some(max)) = (int(0), int(1)) else {
+        return Ok(Vec::new()); // not an integer key, or an empty table
+    };
+    let span = max - min + 1;
+    let mut bounds: Vec<i64> = (1..parts)
+        .map(|i| (min + span * i / parts) as i64)
+        .collect();
+    bounds.dedup();
+    Ok(bounds)
+}
+
+/// A table is read in ranges of about this much data when it can be split.
+const RANGE_BYTES: u64 = 16 << 20;
+
+/// One range of one table, in the order items are written.
+struct Unit {
+    seq: usize,
+    select: String,
+    table: crate::schema::Table,
+}
+
+/// What a reading connection sends for one unit.
+enum Msg {
+    Rows(Batch),
+    End(u64),
+    Failed(Error),
+}
+
+type UnitRx = tokio::sync::mpsc::Receiver<Msg>;
+
+/// One connection's loop: take the next unit, announce its channel, stream
+/// its rows. Returns the connection when the work is done.
+async fn read_units(
+    mut conn: sqlx::MySqlConnection,
+    queue: Arc<Mutex<VecDeque<Unit>>>,
+    register: std::sync::mpsc::Sender<(usize, UnitRx)>,
+) -> Result<sqlx::MySqlConnection> {
+    loop {
+        let Some(unit) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
+            return Ok(conn);
+        };
+        // A few batches ahead per range: bounded memory.
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        if register.send((unit.seq, rx)).is_err() {
+            return Ok(conn); // the writer stopped
+        }
+        match read_table(&mut conn, &unit, &tx).await {
+            Ok(rows) => {
+                let _ = tx.send(Msg::End(rows)).await;
+            }
+            Err(e) => {
+                let stop = Error::Invalid(e.to_string());
+                let _ = tx.send(Msg::Failed(e)).await;
+                return Err(stop);
+            }
+        }
+    }
 }
 
 /// Encoded rows on their way from the reading thread to the segmenter.
@@ -215,13 +477,14 @@ impl Batch {
     }
 }
 
-/// Read one table in key order, encode each row, and send batches.
+/// Read one range of a table in key order, encode each row, and send
+/// batches; returns the number of rows.
 async fn read_table(
     conn: &mut sqlx::MySqlConnection,
-    table: &crate::schema::Table,
-    db: &str,
-    tx: std::sync::mpsc::SyncSender<Batch>,
+    unit: &Unit,
+    tx: &tokio::sync::mpsc::Sender<Msg>,
 ) -> Result<u64> {
+    let table = &unit.table;
     let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
     // Which columns form the segment key: the primary key, or all.
     let is_key: Vec<bool> = if table.primary_key.is_empty() {
@@ -233,8 +496,7 @@ async fn read_table(
             .map(|c| table.primary_key.contains(&c.name))
             .collect()
     };
-    let select = table.select(db);
-    let mut rows = sqlx::raw_sql(&select).fetch(&mut *conn);
+    let mut rows = sqlx::raw_sql(&unit.select).fetch(&mut *conn);
     let mut batch = Batch::default();
     let mut count = 0u64;
     let stopped = || Error::Invalid(format!("storing table {} stopped", table.name));
@@ -254,11 +516,13 @@ async fn read_table(
         batch.key_ends.push(batch.keys.len());
         count += 1;
         if batch.lines.len() >= BATCH_BYTES {
-            tx.send(std::mem::take(&mut batch)).map_err(|_| stopped())?;
+            tx.send(Msg::Rows(std::mem::take(&mut batch)))
+                .await
+                .map_err(|_| stopped())?;
         }
     }
     if !batch.line_ends.is_empty() {
-        tx.send(batch).map_err(|_| stopped())?;
+        tx.send(Msg::Rows(batch)).await.map_err(|_| stopped())?;
     }
     Ok(count)
 }

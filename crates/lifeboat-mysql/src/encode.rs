@@ -72,9 +72,7 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
     match kind {
         // Numbers come from the server as plain ASCII digits; an odd value
         // (NaN is impossible in MySQL) would still be quoted safely below.
-        Kind::Number
-            if !v.is_empty() && v.iter().all(|b| NUMERIC[*b as usize]) =>
-        {
+        Kind::Number if !v.is_empty() && v.iter().all(|b| NUMERIC[*b as usize]) => {
             out.extend_from_slice(v)
         }
         Kind::Binary => {

@@ -95,14 +95,34 @@ impl Table {
     /// The SELECT that reads the table in a deterministic order: by primary
     /// key, or by every column when there is none.
     pub fn select(&self, database: &str) -> String {
+        self.select_range(database, None, None)
+    }
+
+    /// [`select`](Self::select) limited to `lo <= pk < hi` (either bound
+    /// may be open) of a one-column integer primary key.
+    pub fn select_range(&self, database: &str, lo: Option<i64>, hi: Option<i64>) -> String {
         let cols: Vec<String> = self.columns.iter().map(|c| ident(&c.name)).collect();
         let order: Vec<String> = if self.primary_key.is_empty() {
             cols.clone()
         } else {
             self.primary_key.iter().map(|c| ident(c)).collect()
         };
+        let mut conds = Vec::new();
+        if let [pk] = self.primary_key.as_slice() {
+            if let Some(lo) = lo {
+                conds.push(format!("{} >= {lo}", ident(pk)));
+            }
+            if let Some(hi) = hi {
+                conds.push(format!("{} < {hi}", ident(pk)));
+            }
+        }
+        let filter = if conds.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conds.join(" AND "))
+        };
         format!(
-            "SELECT {} FROM {}.{} ORDER BY {}",
+            "SELECT {} FROM {}.{}{filter} ORDER BY {}",
             cols.join(","),
             ident(database),
             ident(&self.name),

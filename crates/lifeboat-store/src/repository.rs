@@ -101,7 +101,7 @@ pub struct InitOptions {
     pub chunker: ChunkerParams,
     /// Target pack size (default 16 MiB).
     pub pack_size: u32,
-    /// zstd level (default 3).
+    /// zstd level (default 1).
     pub compression_level: i32,
 }
 
@@ -110,7 +110,7 @@ impl Default for InitOptions {
         Self {
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
-            compression_level: 3,
+            compression_level: 1,
         }
     }
 }

@@ -36,7 +36,14 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<Code> {
     // The restore key is on disk before the repository exists: a repository
     // nobody can read must never be created.
     write_secret_file(restore_path, &key.to_file_bytes(pass.as_ref()))?;
-    let (repo, backup_key) = match Repository::init(backend, &key, &InitOptions::default()) {
+    let (repo, backup_key) = match Repository::init(
+        backend,
+        &key,
+        &InitOptions {
+            compression_level: args.compression_level,
+            ..InitOptions::default()
+        },
+    ) {
         Ok(r) => r,
         Err(e) => {
             let _ = std::fs::remove_file(restore_path);

@@ -45,6 +45,7 @@ pub fn source_options(ctx: &Ctx, url_flag: Option<&str>) -> Result<DumpOptions> 
             exclude: cfg.map(|c| c.exclude_tables.clone()).unwrap_or_default(),
         },
         cache_dir: cache_root(),
+        connections: cfg.and_then(|c| c.connections).unwrap_or(2),
     })
 }
 
