@@ -590,3 +590,150 @@ fn two_connections_over_key_ranges_store_exactly_what_one_connection_stores() {
     replay(&lb, &copy.url(), &[]).ok();
     assert_eq!(copy.fingerprint(), db.fingerprint());
 }
+
+#[test]
+fn several_databases_share_one_snapshot_and_restore_one_by_one() {
+    // Money moves between a table in one database and a table in another
+    // while both are dumped: one snapshot must hold one point in time
+    // across databases.
+    let a = TestDb::new("multi_a");
+    let b = TestDb::new("multi_b");
+    let (ok, err) = mariadb::run_script(
+        &b.name,
+        b"CREATE TABLE savings (id INT PRIMARY KEY, balance BIGINT NOT NULL);
+          INSERT INTO savings SELECT seq, 1000 FROM seq_1_to_20000;",
+    );
+    assert!(ok, "{err}");
+    let script = format!(
+        "CREATE TABLE checking (id INT PRIMARY KEY, balance BIGINT NOT NULL);
+         INSERT INTO checking SELECT seq, 1000 FROM seq_1_to_20000;
+         DELIMITER //
+         CREATE PROCEDURE churn(n INT)
+         BEGIN
+           DECLARE i INT DEFAULT 0;
+           WHILE i < n DO
+             START TRANSACTION;
+             UPDATE checking SET balance = balance - 3 WHERE id = 1 + (i * 7919) % 20000;
+             UPDATE `{b}`.savings SET balance = balance + 3 WHERE id = 1 + (i * 104729) % 20000;
+             COMMIT;
+             SET i = i + 1;
+           END WHILE;
+         END //
+         DELIMITER ;",
+        b = b.name
+    );
+    let (ok, err) = mariadb::run_script(&a.name, script.as_bytes());
+    assert!(ok, "{err}");
+    let lb = Lifeboat::local();
+    lb.init();
+    let cfg = lb.path("multi.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mysql]\nurl = \"{}\"\ndatabases = [\"{}\", \"{}\"]\n",
+            a.url(),
+            a.name,
+            b.name
+        ),
+    )
+    .expect("config");
+    let cfg = cfg.display().to_string();
+    let bk = lb.backup_key.display().to_string();
+    let rk = lb.restore_key.display().to_string();
+    let mut writer = mariadb::client(Some(&a.name))
+        .arg("-e")
+        .arg("CALL churn(1000000)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("writer");
+    std::thread::sleep(Duration::from_millis(300));
+    let before = a.sql("SELECT SUM(balance) FROM checking");
+    lb.run(&[
+        "--config",
+        &cfg,
+        "backup",
+        "--backup-key-file",
+        &bk,
+        "--source",
+        "mysql",
+    ])
+    .ok();
+    let after = a.sql("SELECT SUM(balance) FROM checking");
+    for id in mariadb::sql(
+        None,
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'CALL churn%'",
+    )
+    .lines()
+    {
+        let _ = mariadb::client(None).arg("-e").arg(format!("KILL {id}")).output();
+    }
+    let _ = writer.kill();
+    let _ = writer.wait();
+    assert_ne!(before, after, "the writer did not run during the dump");
+    let snap = lb.snapshots().pop().expect("snapshot");
+    let dbs = &snap["sources"]["mysql"]["facts"]["databases"];
+    assert_eq!(dbs.as_array().map(Vec::len), Some(2), "{snap}");
+
+    // Without --database the restore names both; with it, each comes back.
+    let copy_a = TestDb::unborn("multi_a_copy");
+    let copy_b = TestDb::unborn("multi_b_copy");
+    let restore = |db: Option<&str>, target: &str| {
+        let mut args = vec![
+            "--config",
+            &cfg,
+            "restore",
+            "latest",
+            "--source",
+            "mysql",
+            "--target",
+            target,
+            "--restore-key-file",
+            &rk,
+        ];
+        if let Some(d) = db {
+            args.extend(["--database", d]);
+        }
+        lb.run(&args)
+    };
+    let refused = restore(None, &copy_a.url()).code(2);
+    assert!(
+        refused.stderr.contains(&a.name) && refused.stderr.contains(&b.name),
+        "{}",
+        refused.stderr
+    );
+    restore(Some(&a.name), &copy_a.url()).ok();
+    restore(Some(&b.name), &copy_b.url()).ok();
+    let sum = |db: &TestDb, t: &str| -> i64 {
+        db.sql(&format!("SELECT SUM(balance) FROM {t}"))
+            .trim()
+            .parse()
+            .expect("sum")
+    };
+    assert_eq!(
+        sum(&copy_a, "checking") + sum(&copy_b, "savings"),
+        40_000_000,
+        "the two databases were read at different moments"
+    );
+    assert_eq!(copy_a.tables(), vec!["checking".to_string()]);
+    assert_eq!(copy_b.tables(), vec!["savings".to_string()]);
+    // Export picks one too.
+    let sql = lb.path("b.sql");
+    lb.run(&[
+        "--config",
+        &cfg,
+        "export",
+        "latest",
+        "--source",
+        "mysql",
+        "--database",
+        &b.name,
+        "--to",
+        sql.to_str().expect("utf-8"),
+        "--restore-key-file",
+        &rk,
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&sql).expect("export");
+    assert!(text.contains("savings") && !text.contains("checking"));
+}

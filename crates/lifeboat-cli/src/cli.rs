@@ -217,6 +217,9 @@ pub struct ShowArgs {
 pub struct RestoreArgs {
     /// `latest`, or a snapshot id (at least 4 hex digits).
     pub snapshot: String,
+    /// With several MySQL databases in the snapshot: the one to use.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
     /// The item to restore (may be left out when the snapshot has one item).
     #[arg(long)]
     pub item: Option<String>,
@@ -284,6 +287,9 @@ pub struct DrillArgs {
     /// The snapshot to drill.
     #[arg(default_value = "latest")]
     pub snapshot: String,
+    /// With several MySQL databases in the snapshot: the one to use.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
     /// Write the report here as JSON, and as Markdown next to it (.md).
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
@@ -382,6 +388,9 @@ pub struct DiffArgs {
 pub struct ExportArgs {
     /// `latest`, or a snapshot id (at least 4 hex digits).
     pub snapshot: String,
+    /// With several MySQL databases in the snapshot: the one to use.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
     /// What to export: `mysql` (a plain SQL file for the stock client).
     #[arg(long, value_name = "SOURCE")]
     pub source: String,
@@ -398,6 +407,9 @@ pub struct CheckReferencesArgs {
     /// The snapshot holding the rows and objects (unless both are live).
     #[arg(default_value = "latest")]
     pub snapshot: String,
+    /// With several MySQL databases in the snapshot: the one to use.
+    #[arg(long, value_name = "NAME")]
+    pub database: Option<String>,
     /// Read the rows from the live database of [mysql] instead.
     #[arg(long)]
     pub live_db: bool,

@@ -149,6 +149,9 @@ pub struct MysqlConfig {
     pub exclude_tables: Vec<String>,
     /// Connections reading the dump at once (default 2).
     pub connections: Option<usize>,
+    /// Databases dumped on one snapshot (empty: the URL's).
+    #[serde(default)]
+    pub databases: Vec<String>,
 }
 
 /// `[staging]`: where restore drills go.

@@ -53,6 +53,8 @@ pub struct DumpOptions {
     /// Connections reading at once (1 = one connection); they share one
     /// snapshot, see [`dump`].
     pub connections: usize,
+    /// The databases to dump, all on one snapshot (empty: the URL's).
+    pub databases: Vec<String>,
 }
 
 /// What a dump stored.
@@ -101,7 +103,7 @@ pub fn dump<A: Access>(
     session: &mut BackupSession<A>,
     opts: &DumpOptions,
     bars: &dyn ProgressBars,
-) -> Result<DumpReport> {
+) -> Result<Vec<DumpReport>> {
     let wanted = opts.connections.clamp(1, 16);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(wanted)
@@ -109,54 +111,71 @@ pub fn dump<A: Access>(
         .enable_all()
         .build()
         .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))?;
-    let target = opts.mysql.target()?;
-    let db = target.database.clone();
-    let (mut conns, identity) = rt.block_on(open_snapshot(&opts.mysql, &db, wanted))?;
+    let databases = if opts.databases.is_empty() {
+        vec![opts.mysql.target()?.database]
+    } else {
+        opts.databases.clone()
+    };
+    let (mut conns, identity) = rt.block_on(open_snapshot(&opts.mysql, &databases, wanted))?;
     let repo_id = session.repository_id().to_string();
     let row_key = session.derived_key("mysql row hash");
-    let schema = rt.block_on(schema::read(
-        &mut conns[0],
-        &db,
-        format!("{identity}/{db}"),
-        &|t| opts.filter.keep(t),
-    ))?;
-    let mut report = DumpReport {
-        database: db.clone(),
-        server_version: schema.server.version.clone(),
-        objects: schema.views.len()
-            + schema.triggers.len()
-            + schema.routines.len()
-            + schema.events.len(),
-        connections: conns.len(),
-        ..Default::default()
-    };
-    // The work, in the order items are written: each table, range by range.
+    let mut schemas = Vec::new();
+    let mut reports = Vec::new();
+    // The work, in the order items are written: each database, each table,
+    // range by range.
     let mut units = VecDeque::new();
     let mut units_of = Vec::new();
-    for table in &schema.tables {
-        if table.primary_key.is_empty() {
-            tracing::warn!(
-                "table {} has no primary key: it is dumped in full-row order and replays only where \
-                 sql_require_primary_key can be turned off",
-                table.name
-            );
-            report.tables_without_primary_key.push(table.name.clone());
-        }
-        let bounds = if conns.len() > 1 {
-            rt.block_on(split_points(&mut conns[0], table, &db))?
-        } else {
-            Vec::new()
+    for db in &databases {
+        // SHOW CREATE qualifies names outside the current database, and a
+        // replay must create them in its target: read from inside `db`.
+        let use_db = format!("USE {}", ident(db));
+        rt.block_on(sqlx::raw_sql(&use_db).execute(&mut conns[0]))
+            .context(|| use_db.clone())?;
+        let schema = rt.block_on(schema::read(
+            &mut conns[0],
+            db,
+            format!("{identity}/{db}"),
+            &|t| opts.filter.keep(t),
+        ))?;
+        let mut report = DumpReport {
+            database: db.clone(),
+            server_version: schema.server.version.clone(),
+            objects: schema.views.len()
+                + schema.triggers.len()
+                + schema.routines.len()
+                + schema.events.len(),
+            connections: conns.len(),
+            ..Default::default()
         };
-        units_of.push(bounds.len() + 1);
-        for i in 0..=bounds.len() {
-            let lo = i.checked_sub(1).map(|j| bounds[j]);
-            let hi = bounds.get(i).copied();
-            units.push_back(Unit {
-                seq: units.len(),
-                select: table.select_range(&db, lo, hi),
-                table: table.clone(),
-            });
+        let mut counts = Vec::new();
+        for table in &schema.tables {
+            if table.primary_key.is_empty() {
+                tracing::warn!(
+                    "table {db}.{} has no primary key: it is dumped in full-row order and replays only \
+                     where sql_require_primary_key can be turned off",
+                    table.name
+                );
+                report.tables_without_primary_key.push(table.name.clone());
+            }
+            let bounds = if conns.len() > 1 {
+                rt.block_on(split_points(&mut conns[0], table, db))?
+            } else {
+                Vec::new()
+            };
+            counts.push(bounds.len() + 1);
+            for i in 0..=bounds.len() {
+                let lo = i.checked_sub(1).map(|j| bounds[j]);
+                let hi = bounds.get(i).copied();
+                units.push_back(Unit {
+                    seq: units.len(),
+                    select: table.select_range(db, lo, hi),
+                    table: table.clone(),
+                });
+            }
         }
+        units_of.push(counts);
+        schemas.push(schema);
+        reports.push(report);
     }
     let queue = Arc::new(Mutex::new(units));
     let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
@@ -169,49 +188,63 @@ pub fn dump<A: Access>(
     let written = (|| -> Result<()> {
         let mut pending = BTreeMap::new();
         let mut seq = 0;
-        for (table, &n) in schema.tables.iter().zip(&units_of) {
-            let bar = bars.bytes(&table.name);
+        for ((schema, counts), report) in schemas.iter().zip(&units_of).zip(&mut reports) {
+            let db = &schema.database;
             let cache_dir = opts
                 .cache_dir
                 .as_ref()
-                .map(|root| cache::folder(root, &repo_id, &db));
-            let mut item = session.item(SOURCE, &table.item_name(&db), "table", &*bar)?;
-            let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
-            let mut count = 0;
-            for _ in 0..n {
-                let mut rx = loop {
-                    if let Some(rx) = pending.remove(&seq) {
-                        break rx;
-                    }
-                    let (k, rx) = registered.recv().map_err(|_| {
-                        Error::Invalid(format!("the connections reading {db} stopped"))
-                    })?;
-                    pending.insert(k, rx);
-                };
-                seq += 1;
-                loop {
-                    match rx.blocking_recv() {
-                        Some(Msg::Rows(batch)) => {
-                            for (line, pk) in batch.rows() {
-                                segmenter.push_row(line, pk, &mut item)?;
-                            }
+                .map(|root| cache::folder(root, &repo_id, db));
+            for (table, &n) in schema.tables.iter().zip(counts) {
+                let bar = bars.bytes(&table.name);
+                let mut item = session.item(SOURCE, &table.item_name(db), "table", &*bar)?;
+                let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
+                let mut count = 0;
+                for _ in 0..n {
+                    let mut rx = loop {
+                        if let Some(rx) = pending.remove(&seq) {
+                            break rx;
                         }
-                        Some(Msg::End(rows)) => break count += rows,
-                        Some(Msg::Failed(e)) => return Err(e),
-                        None => {
-                            return Err(Error::Invalid(format!(
-                                "the connection reading table {} stopped",
-                                table.name
-                            )))
+                        let (k, rx) = registered.recv().map_err(|_| {
+                            Error::Invalid(format!("the connections reading {db} stopped"))
+                        })?;
+                        pending.insert(k, rx);
+                    };
+                    seq += 1;
+                    loop {
+                        match rx.blocking_recv() {
+                            Some(Msg::Rows(batch)) => {
+                                for (line, pk) in batch.rows() {
+                                    segmenter.push_row(line, pk, &mut item)?;
+                                }
+                            }
+                            Some(Msg::End(rows)) => break count += rows,
+                            Some(Msg::Failed(e)) => return Err(e),
+                            None => {
+                                return Err(Error::Invalid(format!(
+                                    "the connection reading table {db}.{} stopped",
+                                    table.name
+                                )))
+                            }
                         }
                     }
                 }
+                segmenter.finish(&mut item)?;
+                let stored = item
+                    .finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
+                bar.finish();
+                report.tables.push((table.name.clone(), count, stored.size));
             }
-            segmenter.finish(&mut item)?;
-            let stored =
-                item.finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
-            bar.finish();
-            report.tables.push((table.name.clone(), count, stored.size));
+            // The schema goes after its tables: it can only exist in a
+            // snapshot whose tables all exist too (the commit is atomic
+            // anyway).
+            let json =
+                serde_json::to_vec_pretty(schema).map_err(|e| Error::Invalid(e.to_string()))?;
+            let bar = bars.bytes("schema");
+            let mut item = session.item(SOURCE, &schema_item(db), "schema", &*bar)?;
+            item.push(&json)?;
+            item.finish(
+                serde_json::json!({ "tables": schema.tables.len(), "objects": report.objects }),
+            )?;
         }
         Ok(())
     })();
@@ -230,21 +263,13 @@ pub fn dump<A: Access>(
         }
     }
     written?;
-    // The schema goes last: written after every table, it can only exist
-    // in a snapshot whose tables all exist too (the commit is atomic anyway).
-    let json = serde_json::to_vec_pretty(&schema).map_err(|e| Error::Invalid(e.to_string()))?;
-    let bar = bars.bytes("schema");
-    let mut item = session.item(SOURCE, &schema_item(&db), "schema", &*bar)?;
-    item.push(&json)?;
-    item.finish(serde_json::json!({ "tables": schema.tables.len(), "objects": report.objects }))?;
     for conn in &mut conns {
         rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut *conn))
             .context(|| "COMMIT".into())?;
     }
-    session.set_source_facts(
-        SOURCE,
+    let facts = |schema: &crate::schema::Schema, report: &DumpReport| {
         serde_json::json!({
-            "database": db,
+            "database": report.database,
             "server_version": schema.server.version,
             "flavor": schema.server.flavor,
             "sql_mode": schema.server.sql_mode,
@@ -253,9 +278,19 @@ pub fn dump<A: Access>(
             "rows": report.tables.iter().map(|t| t.1).sum::<u64>(),
             "tables_without_primary_key": report.tables_without_primary_key,
             "connections": report.connections,
+        })
+    };
+    let facts = match (schemas.as_slice(), reports.as_slice()) {
+        ([schema], [report]) => facts(schema, report),
+        _ => serde_json::json!({
+            "databases": schemas.iter().zip(&reports).map(|(s, r)| facts(s, r)).collect::<Vec<_>>(),
+            "tables": reports.iter().map(|r| r.tables.len()).sum::<usize>(),
+            "rows": reports.iter().flat_map(|r| &r.tables).map(|t| t.1).sum::<u64>(),
+            "connections": reports.first().map_or(1, |r| r.connections),
         }),
-    );
-    Ok(report)
+    };
+    session.set_source_facts(SOURCE, facts);
+    Ok(reports)
 }
 
 /// Open `n` connections reading one snapshot: each starts `START
@@ -269,12 +304,12 @@ pub fn dump<A: Access>(
 /// identity.
 pub(crate) async fn open_snapshot(
     mysql: &MysqlOptions,
-    db: &str,
+    databases: &[String],
     n: usize,
 ) -> Result<(Vec<sqlx::MySqlConnection>, String)> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut conn = mysql.connect(Some(db)).await?;
+        let mut conn = mysql.connect(None).await?;
         for stmt in [
             "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
             "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
@@ -289,12 +324,12 @@ pub(crate) async fn open_snapshot(
     const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
     let mut lock = None;
     if n > 1 {
-        let mut l = mysql.connect(Some(db)).await?;
-        match lock_tables(&mut l, db).await {
+        let mut l = mysql.connect(None).await?;
+        match lock_tables(&mut l, databases).await {
             Ok(()) => lock = Some(l),
             Err(e) => {
                 tracing::warn!(
-                    "could not hold the tables of {db} still for a moment ({e}); reading through one connection"
+                    "could not hold the tables still for a moment ({e}); reading through one connection"
                 );
                 conns.truncate(1);
             }
@@ -316,25 +351,29 @@ pub(crate) async fn open_snapshot(
     Ok((conns, identity))
 }
 
-/// `LOCK TABLES` every base table of `db` for reading.
-async fn lock_tables(conn: &mut sqlx::MySqlConnection, db: &str) -> Result<()> {
+/// `LOCK TABLES` every base table of `databases` for reading, in one
+/// statement (each LOCK TABLES releases the locks before it).
+async fn lock_tables(conn: &mut sqlx::MySqlConnection, databases: &[String]) -> Result<()> {
     sqlx::raw_sql("SET SESSION lock_wait_timeout = 10")
         .execute(&mut *conn)
         .await
         .context(|| "SET lock_wait_timeout".to_string())?;
-    let rows = schema::text_rows(
-        conn,
-        &format!(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
-            schema::quote(db)
-        ),
-    )
-    .await?;
-    let names: Vec<String> = rows
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .map(|t| format!("{}.{} READ", ident(db), ident(&t)))
-        .collect();
+    let mut names = Vec::new();
+    for db in databases {
+        let rows = schema::text_rows(
+            conn,
+            &format!(
+                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
+                schema::quote(db)
+            ),
+        )
+        .await?;
+        names.extend(
+            rows.into_iter()
+                .filter_map(|r| r.into_iter().next().flatten())
+                .map(|t| format!("{}.{} READ", ident(db), ident(&t))),
+        );
+    }
     if names.is_empty() {
         return Ok(());
     }

@@ -36,5 +36,7 @@ pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};
 pub use export::export;
-pub use replay::{replay, verify_database, ReplayOptions, ReplayReport, TableCheck};
+pub use replay::{
+    databases, replay, select_database, verify_database, ReplayOptions, ReplayReport, TableCheck,
+};
 pub use schema::{strip_definer, Schema, SOURCE};

@@ -79,6 +79,49 @@ impl ReplayReport {
 }
 
 /// Find the MySQL schema in a manifest and read it.
+/// The MySQL databases a snapshot holds, from its manifest, in order.
+pub fn databases(items: &[ManifestItem]) -> Vec<String> {
+    items
+        .iter()
+        .filter(|i| i.source == SOURCE && i.kind == "schema")
+        .filter_map(|i| i.name.split_once('/').map(|(db, _)| db.to_string()))
+        .collect()
+}
+
+/// The manifest with only `database`'s MySQL items (other sources' items
+/// stay). Without `database`, the snapshot's only database; several is an
+/// error naming them. (Database names cannot hold `/`, so the item name's
+/// first part is the database.)
+pub fn select_database(
+    items: &[ManifestItem],
+    database: Option<&str>,
+) -> Result<Vec<ManifestItem>> {
+    let all = databases(items);
+    let db = match (database, all.as_slice()) {
+        (Some(d), _) if all.iter().any(|a| a == d) => d.to_string(),
+        (Some(d), _) => {
+            return Err(Error::Invalid(format!(
+                "this snapshot holds no MySQL database {d:?} (it holds: {})",
+                all.join(", ")
+            )))
+        }
+        (None, [one]) => one.clone(),
+        (None, []) => return Ok(items.to_vec()),
+        (None, many) => {
+            return Err(Error::Invalid(format!(
+                "this snapshot holds the MySQL databases {}: choose one with --database",
+                many.join(", ")
+            )))
+        }
+    };
+    let prefix = format!("{db}/");
+    Ok(items
+        .iter()
+        .filter(|i| i.source != SOURCE || i.name.starts_with(&prefix))
+        .cloned()
+        .collect())
+}
+
 pub(crate) fn load_schema(
     repo: &Repository<FullAccess>,
     index: &Index,

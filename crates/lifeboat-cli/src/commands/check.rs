@@ -45,6 +45,8 @@ pub fn run(ctx: &Ctx, args: CheckReferencesArgs) -> Result<Code> {
             let snap = repo.find_snapshot(&args.snapshot)?;
             let (index, _) = repo.load_index()?;
             let items = repo.manifest(&index, &snap.snapshot)?;
+            let items = lifeboat_mysql::select_database(&items, args.database.as_deref())
+                .map_err(super::mysql::map_replay_error)?;
             let docs = match &live_db {
                 Some(db) => Documents::Live(db),
                 None => Documents::Snapshot {

@@ -26,6 +26,8 @@ pub fn run(ctx: &Ctx, args: &DrillArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
+    let items = lifeboat_mysql::select_database(&items, args.database.as_deref())
+        .map_err(super::mysql::map_replay_error)?;
     let scratch = staging.dir.as_ref().map(|d| d.join("drill"));
     let mut plan = DrillPlan {
         connections: args.connections.max(1),

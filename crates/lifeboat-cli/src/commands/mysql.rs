@@ -46,6 +46,7 @@ pub fn source_options(ctx: &Ctx, url_flag: Option<&str>) -> Result<DumpOptions> 
         },
         cache_dir: cache_root(),
         connections: cfg.and_then(|c| c.connections).unwrap_or(2),
+        databases: cfg.map(|c| c.databases.clone()).unwrap_or_default(),
     })
 }
 
@@ -67,15 +68,19 @@ pub fn cache_root() -> Option<PathBuf> {
 pub struct PendingCache {
     root: PathBuf,
     repository: String,
-    database: String,
+    databases: Vec<String>,
 }
 
 impl PendingCache {
     pub fn commit(&self) {
-        lifeboat_mysql::commit_cache(&self.root, &self.repository, &self.database);
+        for db in &self.databases {
+            lifeboat_mysql::commit_cache(&self.root, &self.repository, db);
+        }
     }
     pub fn discard(&self) {
-        lifeboat_mysql::discard_cache(&self.root, &self.repository, &self.database);
+        for db in &self.databases {
+            lifeboat_mysql::discard_cache(&self.root, &self.repository, db);
+        }
     }
 }
 
@@ -86,24 +91,32 @@ pub fn backup<A: Access>(
     url_flag: Option<&str>,
 ) -> Result<Option<PendingCache>> {
     let opts = source_options(ctx, url_flag)?;
-    let pending = match (&opts.cache_dir, opts.mysql.database()) {
-        (Some(root), Ok(database)) => Some(PendingCache {
+    let databases = if opts.databases.is_empty() {
+        opts.mysql.database().map(|d| vec![d])
+    } else {
+        Ok(opts.databases.clone())
+    };
+    let pending = match (&opts.cache_dir, databases) {
+        (Some(root), Ok(databases)) => Some(PendingCache {
             root: root.clone(),
             repository: session.repository_id().to_string(),
-            database,
+            databases,
         }),
         _ => None,
     };
     match lifeboat_mysql::dump(session, &opts, &ctx.bars) {
-        Ok(report) => {
-            let rows: u64 = report.tables.iter().map(|t| t.1).sum();
-            tracing::info!(
-                "mysql: {} tables, {rows} rows, {} objects from {} ({})",
-                report.tables.len(),
-                report.objects,
-                report.database,
-                report.server_version
-            );
+        Ok(reports) => {
+            for report in reports {
+                let rows: u64 = report.tables.iter().map(|t| t.1).sum();
+                tracing::info!(
+                    "mysql: {} tables, {rows} rows, {} objects from {} ({}; {} connection(s))",
+                    report.tables.len(),
+                    report.objects,
+                    report.database,
+                    report.server_version,
+                    report.connections
+                );
+            }
             Ok(pending)
         }
         Err(e) => {
@@ -118,7 +131,7 @@ pub fn backup<A: Access>(
     }
 }
 
-fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
+pub fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
     match e {
         lifeboat_mysql::Error::Store(e) => e.into(),
         lifeboat_mysql::Error::Mismatch(m) => exit::damaged(format!(
@@ -163,8 +176,10 @@ pub fn restore(
         connections: args.connections,
         verify: true,
     };
+    let items = lifeboat_mysql::select_database(items, args.database.as_deref())
+        .map_err(map_replay_error)?;
     let report =
-        lifeboat_mysql::replay(repo, index, items, &opts, &ctx.bars).map_err(map_replay_error)?;
+        lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars).map_err(map_replay_error)?;
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {
@@ -212,6 +227,8 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
+    let items = lifeboat_mysql::select_database(&items, args.database.as_deref())
+        .map_err(map_replay_error)?;
     super::write_output(&args.to, args.force, &mut |out| {
         lifeboat_mysql::export(&repo, &index, &items, out).map_err(map_replay_error)
     })?;
