@@ -25,6 +25,21 @@ fn backup_mysql(lb: &Lifeboat, db: &TestDb) -> lifeboat_testkit::Output {
     ])
 }
 
+/// Stop a `CALL churn(...)` writer, on the server too (killing the client
+/// does not stop the procedure).
+fn stop_churn(mut writer: std::process::Child) {
+    for id in mariadb::sql(
+        None,
+        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'CALL churn%'",
+    )
+    .lines()
+    {
+        let _ = mariadb::client(None).arg("-e").arg(format!("KILL {id}")).output();
+    }
+    let _ = writer.kill();
+    let _ = writer.wait();
+}
+
 fn replay(lb: &Lifeboat, target: &str, extra: &[&str]) -> lifeboat_testkit::Output {
     let k = lb.restore_key.display().to_string();
     let mut args = vec![
@@ -158,7 +173,7 @@ fn the_dump_is_one_point_in_time_while_writers_run() {
     assert_eq!(db.sql(total).trim(), "200000000");
     let lb = Lifeboat::local();
     lb.init();
-    let mut writer = mariadb::client(Some(&db.name))
+    let writer = mariadb::client(Some(&db.name))
         .arg("-e")
         .arg("CALL churn(1000000)")
         .stdout(Stdio::null())
@@ -173,17 +188,7 @@ fn the_dump_is_one_point_in_time_while_writers_run() {
         snapshots += 1;
     }
     let after = db.sql("SELECT SUM(balance) FROM checking");
-    // Stop the writer on the server too (killing the client does not).
-    for id in mariadb::sql(
-        None,
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'CALL churn%'",
-    )
-    .lines()
-    {
-        let _ = mariadb::client(None).arg("-e").arg(format!("KILL {id}")).output();
-    }
-    let _ = writer.kill();
-    let _ = writer.wait();
+    stop_churn(writer);
     assert_ne!(before, after, "the writer did not run during the dumps");
     assert_eq!(lb.snapshots().len(), snapshots);
     // Two connections read the two tables, each in its own transaction
@@ -640,7 +645,7 @@ fn several_databases_share_one_snapshot_and_restore_one_by_one() {
     let cfg = cfg.display().to_string();
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    let mut writer = mariadb::client(Some(&a.name))
+    let writer = mariadb::client(Some(&a.name))
         .arg("-e")
         .arg("CALL churn(1000000)")
         .stdout(Stdio::null())
@@ -660,16 +665,7 @@ fn several_databases_share_one_snapshot_and_restore_one_by_one() {
     ])
     .ok();
     let after = a.sql("SELECT SUM(balance) FROM checking");
-    for id in mariadb::sql(
-        None,
-        "SELECT ID FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE 'CALL churn%'",
-    )
-    .lines()
-    {
-        let _ = mariadb::client(None).arg("-e").arg(format!("KILL {id}")).output();
-    }
-    let _ = writer.kill();
-    let _ = writer.wait();
+    stop_churn(writer);
     assert_ne!(before, after, "the writer did not run during the dump");
     let snap = lb.snapshots().pop().expect("snapshot");
     let dbs = &snap["sources"]["mysql"]["facts"]["databases"];
