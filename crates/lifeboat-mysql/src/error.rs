@@ -7,13 +7,14 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Could not connect or the connection failed mid-way.
-    #[error("MySQL {what}: {source}")]
+    #[error("MySQL {what}: {driver}")]
     Sql {
         /// What was being done (never contains a password).
         what: String,
-        /// The driver's error.
-        #[source]
-        source: sqlx::Error,
+        /// The driver's error, shown in the message (not also chained as a
+        /// source: sqlx's error repeats its own cause, so a chain printed
+        /// the server's words three times).
+        driver: sqlx::Error,
     },
     /// The options or URL are unusable.
     #[error("{0}")]
@@ -35,9 +36,9 @@ pub(crate) trait Context<T> {
 
 impl<T> Context<T> for std::result::Result<T, sqlx::Error> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|source| Error::Sql {
+        self.map_err(|driver| Error::Sql {
             what: what(),
-            source,
+            driver,
         })
     }
 }
