@@ -516,8 +516,12 @@ fn two_connections_over_key_ranges_store_exactly_what_one_connection_stores() {
     let db = TestDb::new("ranges");
     let (ok, err) = mariadb::run_script(
         &db.name,
-        b"CREATE TABLE wide (id BIGINT PRIMARY KEY, v VARCHAR(40), pad CHAR(250) NOT NULL DEFAULT 'x');
-          INSERT INTO wide (id, v) SELECT CAST(seq AS SIGNED) * 3 - 50000, CONCAT('row ', seq) FROM seq_1_to_150000;
+        b"CREATE TABLE kinds (id INT PRIMARY KEY, name VARCHAR(10));
+          INSERT INTO kinds SELECT seq, CONCAT('k', seq) FROM seq_1_to_10;
+          CREATE TABLE wide (id BIGINT PRIMARY KEY, v VARCHAR(40), kind INT NOT NULL, pad CHAR(250) NOT NULL DEFAULT 'x',
+            UNIQUE KEY v (v), KEY kind_pad (kind, pad(20)),
+            CONSTRAINT wide_kind FOREIGN KEY (kind) REFERENCES kinds (id));
+          INSERT INTO wide (id, v, kind) SELECT CAST(seq AS SIGNED) * 3 - 50000, CONCAT('row ', seq), 1 + seq % 10 FROM seq_1_to_150000;
           CREATE TABLE pairs (a INT, b INT, note TEXT, PRIMARY KEY (a, b));
           INSERT INTO pairs SELECT seq % 100, seq, REPEAT('n', seq % 50) FROM seq_1_to_20000;
           ANALYZE TABLE wide;",
@@ -580,7 +584,7 @@ fn two_connections_over_key_ranges_store_exactly_what_one_connection_stores() {
     };
     let one = items(1);
     let two = items(2);
-    assert_eq!(one.len(), 2);
+    assert_eq!(one.len(), 3);
     assert_eq!(one, two);
     let wide_mb: u64 = db
         .sql(&format!("SELECT DATA_LENGTH DIV 1048576 FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{}' AND TABLE_NAME = 'wide'", db.name))
@@ -591,9 +595,24 @@ fn two_connections_over_key_ranges_store_exactly_what_one_connection_stores() {
         wide_mb >= 32,
         "wide is {wide_mb} MiB: too small to be read in ranges"
     );
+    // The replay adds wide's secondary indexes and foreign key after its
+    // rows (it is big enough); the table comes out defined as it was.
     let copy = TestDb::unborn("rangescopy");
     replay(&lb, &copy.url(), &[]).ok();
     assert_eq!(copy.fingerprint(), db.fingerprint());
+    for t in ["wide", "kinds", "pairs"] {
+        let show = |d: &TestDb| d.sql(&format!("SHOW CREATE TABLE {t}"));
+        assert_eq!(show(&copy), show(&db), "{t} is defined differently");
+    }
+    assert!(show_contains(
+        &copy,
+        "wide",
+        "FOREIGN KEY (`kind`) REFERENCES `kinds`"
+    ));
+}
+
+fn show_contains(db: &TestDb, table: &str, what: &str) -> bool {
+    db.sql(&format!("SHOW CREATE TABLE {table}")).contains(what)
 }
 
 #[test]

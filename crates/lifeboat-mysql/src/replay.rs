@@ -15,7 +15,8 @@ use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row, Lines};
 use crate::error::{Context, Error, Result};
 use crate::schema::{
-    adapt_for_target, flavor, quote, sql_mode_literal, text_value, Object, Schema, Table, SOURCE,
+    adapt_for_target, defer_keys, flavor, quote, sql_mode_literal, text_value, DeferredKeys,
+    Object, Schema, Table, SOURCE,
 };
 
 /// Options of [`replay`].
@@ -157,6 +158,10 @@ pub(crate) fn load_schema(
     Ok((schema, tables))
 }
 
+/// Tables whose rows take at least this much get their secondary indexes
+/// and foreign keys after the load.
+const DEFER_KEYS_FROM: u64 = 32 << 20;
+
 /// Rows recorded for a table item.
 fn rows_of(item: &ManifestItem) -> u64 {
     item.meta.get("rows").and_then(|r| r.as_u64()).unwrap_or(0)
@@ -175,6 +180,18 @@ pub fn replay(
     let target = opts.target.target()?;
     let rt = runtime()?;
     let started = Instant::now();
+    // Big tables get their secondary indexes and foreign keys after the
+    // rows: one sorted build each instead of an index insert per row.
+    let deferred: HashMap<&str, DeferredKeys> = schema
+        .tables
+        .iter()
+        .filter(|t| {
+            table_items
+                .get(&t.item_name(&schema.database))
+                .is_some_and(|i| i.size >= DEFER_KEYS_FROM)
+        })
+        .filter_map(|t| defer_keys(&t.create).map(|d| (t.name.as_str(), d)))
+        .collect();
 
     // Prepare the database on one connection.
     let target_flavor = rt.block_on(async {
@@ -221,7 +238,8 @@ pub fn replay(
         exec(&mut conn, &format!("USE {db}")).await?;
         session_setup(&mut conn, &schema).await?;
         for t in &schema.tables {
-            exec(&mut conn, &adapt_for_target(&t.create, fl)).await.map_err(|e| {
+            let create = deferred.get(t.name.as_str()).map_or(&t.create, |d| &d.create);
+            exec(&mut conn, &adapt_for_target(create, fl)).await.map_err(|e| {
                 Error::Target(format!("creating table {}: {e}", t.name))
             })?;
         }
@@ -292,6 +310,24 @@ pub fn replay(
                         loaded.map_err(|e| {
                             Error::Target(format!("loading table {}: {e}", table.name))
                         })?;
+                        if let Some(d) = deferred.get(table.name.as_str()) {
+                            for clauses in [&d.indexes, &d.foreign_keys] {
+                                if clauses.is_empty() {
+                                    continue;
+                                }
+                                let alter = format!(
+                                    "ALTER TABLE {} {}",
+                                    ident(&table.name),
+                                    clauses.join(", ")
+                                );
+                                rt.block_on(exec(&mut conn, &alter)).map_err(|e| {
+                                    Error::Target(format!(
+                                        "adding the indexes and foreign keys of table {} after its rows: {e}",
+                                        table.name
+                                    ))
+                                })?;
+                            }
+                        }
                         bar.finish();
                     }
                 })
