@@ -2,7 +2,7 @@
 //! backup after the packs they name are stored; the in-memory [`Index`] is
 //! the union of all of them.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
 
@@ -110,6 +110,26 @@ impl Index {
     /// Every pack named by an index.
     pub fn packs(&self) -> &[PackId] {
         &self.packs
+    }
+
+    /// Add to `blobs` the delta bases they need, and theirs, and so on;
+    /// returns the blobs (asked for or bases) that no index names.
+    pub(crate) fn close_over_bases(&self, blobs: &mut HashSet<BlobId>) -> Vec<BlobId> {
+        let mut missing = Vec::new();
+        let mut stack: Vec<BlobId> = blobs.iter().copied().collect();
+        while let Some(id) = stack.pop() {
+            match self.get(&id) {
+                Some(loc) => {
+                    if let Some(base) = loc.base {
+                        if blobs.insert(base) {
+                            stack.push(base);
+                        }
+                    }
+                }
+                None => missing.push(id),
+            }
+        }
+        missing
     }
 
     /// Every blob with its location.

@@ -222,23 +222,11 @@ impl Repository<FullAccess> {
             }
             states.extend(s.snapshot.sources.values().filter_map(|v| v.state.clone()));
         }
-        let mut stack: Vec<BlobId> = used.iter().copied().collect();
-        while let Some(id) = stack.pop() {
-            match index.get(&id) {
-                Some(loc) => {
-                    if let Some(base) = loc.base {
-                        if used.insert(base) {
-                            stack.push(base);
-                        }
-                    }
-                }
-                None => {
-                    return Err(Error::damaged(
-                        format!("blob {id}"),
-                        "a snapshot needs it and no index names it: run `lifeboat verify`; prune stops rather than guess",
-                    ))
-                }
-            }
+        if let Some(id) = index.close_over_bases(&mut used).first() {
+            return Err(Error::damaged(
+                format!("blob {id}"),
+                "a snapshot needs it and no index names it: run `lifeboat verify`; prune stops rather than guess",
+            ));
         }
         // Per pack: its entries, used or not.
         let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();

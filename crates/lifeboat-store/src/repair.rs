@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId};
-use crate::index::{Index, IndexFile, IndexPack, MAX_INDEX_LEN};
+use crate::index::{Index, IndexPack};
 use crate::pack::PackEntry;
 use crate::progress::Progress;
 use crate::repository::{FullAccess, Repository};
@@ -67,29 +67,13 @@ impl Repository<FullAccess> {
         let mut report = RepairReport::default();
 
         // What the old index files say, per pack (readable files only).
-        let old_files: Vec<String> = backend
-            .list(FileKind::Index)?
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
         let mut old: HashMap<PackId, Vec<PackEntry>> = HashMap::new();
-        for name in &old_files {
-            let file = self
-                .read_meta_file(FileKind::Index, name, MAX_INDEX_LEN)
-                .and_then(|json| {
-                    serde_json::from_slice::<IndexFile>(&json)
-                        .map_err(|e| Error::damaged(FileKind::Index.path(name), e.to_string()))
-                });
-            match file {
-                Ok(file) => {
-                    for p in file.packs {
-                        old.entry(p.id).or_insert(p.blobs);
-                    }
-                }
-                Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
-                Err(e) => report.damaged_index_files.push(e.to_string()),
+        let (old_files, damaged) = self.each_index_file(|file| {
+            for p in file.packs {
+                old.entry(p.id).or_insert(p.blobs);
             }
-        }
+        })?;
+        report.damaged_index_files = damaged.into_iter().map(|u| u.detail).collect();
 
         let packs = backend.list(FileKind::Pack)?;
         report.packs = packs.len();
@@ -161,15 +145,7 @@ impl Repository<FullAccess> {
                     Err(e) => return Err(e),
                 }
             }
-            let mut stack: Vec<BlobId> = need.iter().copied().collect();
-            while let Some(id) = stack.pop() {
-                if let Some(base) = index.get(&id).and_then(|l| l.base) {
-                    if need.insert(base) {
-                        stack.push(base);
-                    }
-                }
-            }
-            let missing = need.iter().filter(|b| !index.contains(b)).count();
+            let missing = index.close_over_bases(&mut need).len();
             if missing > 0 {
                 out.push((s.id.to_hex(), missing));
             }

@@ -348,29 +348,25 @@ impl Repository<FullAccess> {
         let mut keyring = None;
         let mut damaged = Vec::new();
         for file in backend.list(FileKind::Keys)? {
-            let open = || -> Result<_> {
+            let what = format!("keys/{}", file.name);
+            let opened = reread_if_damaged(&what, || {
                 let raw = backend.read(FileKind::Keys, &file.name)?;
-                Ok(crypto::open(&ids, &raw, MAX_SMALL_LEN))
-            };
-            let mut opened = open()?;
-            for _ in 0..2 {
-                let Err(OpenError::Corrupt(d)) = &opened else {
-                    break;
-                };
-                tracing::warn!("keys/{}: {d}; reading it again", file.name);
-                opened = open()?;
-            }
+                match crypto::open(&ids, &raw, MAX_SMALL_LEN) {
+                    Ok(json) => Ok(Some(zeroize::Zeroizing::new(json))),
+                    Err(OpenError::NoMatchingKey) => Ok(None),
+                    Err(OpenError::Corrupt(d)) => Err(Error::damaged(&what, d)),
+                }
+            });
             match opened {
-                Ok(json) => {
-                    let json = zeroize::Zeroizing::new(json);
-                    let k: Keyring = serde_json::from_slice(&json).map_err(|e| {
-                        Error::damaged(format!("keys/{}", file.name), format!("keyring: {e}"))
-                    })?;
+                Ok(Some(json)) => {
+                    let k: Keyring = serde_json::from_slice(&json)
+                        .map_err(|e| Error::damaged(&what, format!("keyring: {e}")))?;
                     keyring = Some(k);
                     break;
                 }
-                Err(OpenError::NoMatchingKey) => {}
-                Err(OpenError::Corrupt(d)) => damaged.push(format!("keys/{}: {d}", file.name)),
+                Ok(None) => {}
+                Err(Error::Damaged { detail, .. }) => damaged.push(format!("{what}: {detail}")),
+                Err(e) => return Err(e),
             }
         }
         let Some(keyring) = keyring else {
@@ -649,27 +645,41 @@ impl<A: Access> Repository<A> {
     /// of stopping it.
     pub fn load_index(&self) -> Result<(Index, Vec<Unreadable>)> {
         let mut index = Index::default();
+        let (_, bad) = self.each_index_file(|file| {
+            for p in &file.packs {
+                index.add_pack(p);
+            }
+        })?;
+        Ok((index, bad))
+    }
+
+    /// Read every index file and pass each readable one to `f`; returns the
+    /// names of all of them and the ones that could not be read (a storage
+    /// failure other than a file gone since the listing is an error).
+    pub(crate) fn each_index_file(
+        &self,
+        mut f: impl FnMut(IndexFile),
+    ) -> Result<(Vec<String>, Vec<Unreadable>)> {
+        let mut names = Vec::new();
         let mut bad = Vec::new();
-        for f in self.inner.backend.list(FileKind::Index)? {
+        for file in self.inner.backend.list(FileKind::Index)? {
             match self
-                .read_meta_file(FileKind::Index, &f.name, MAX_INDEX_LEN)
+                .read_meta_file(FileKind::Index, &file.name, MAX_INDEX_LEN)
                 .and_then(|json| {
-                    serde_json::from_slice::<IndexFile>(&json)
-                        .map_err(|e| Error::damaged(FileKind::Index.path(&f.name), e.to_string()))
+                    serde_json::from_slice::<IndexFile>(&json).map_err(|e| {
+                        Error::damaged(FileKind::Index.path(&file.name), e.to_string())
+                    })
                 }) {
-                Ok(file) => {
-                    for p in &file.packs {
-                        index.add_pack(p);
-                    }
-                }
+                Ok(parsed) => f(parsed),
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
                 Err(e) => bad.push(Unreadable {
-                    file: FileKind::Index.path(&f.name),
+                    file: FileKind::Index.path(&file.name),
                     detail: e.to_string(),
                 }),
             }
+            names.push(file.name);
         }
-        Ok((index, bad))
+        Ok((names, bad))
     }
 
     /// All snapshots, oldest first, and the snapshot files that could not be read.
