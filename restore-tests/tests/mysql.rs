@@ -25,6 +25,20 @@ fn backup_mysql(lb: &Lifeboat, db: &TestDb) -> lifeboat_testkit::Output {
     ])
 }
 
+/// Start `CALL churn(1000000)` in `db` (the tests' writer) and give it a
+/// moment to get going.
+fn start_churn(db: &TestDb) -> std::process::Child {
+    let writer = mariadb::client(Some(&db.name))
+        .arg("-e")
+        .arg("CALL churn(1000000)")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("writer");
+    std::thread::sleep(Duration::from_millis(300));
+    writer
+}
+
 /// Stop a `CALL churn(...)` writer, on the server too (killing the client
 /// does not stop the procedure).
 fn stop_churn(mut writer: std::process::Child) {
@@ -173,14 +187,7 @@ fn the_dump_is_one_point_in_time_while_writers_run() {
     assert_eq!(db.sql(total).trim(), "200000000");
     let lb = Lifeboat::local();
     lb.init();
-    let writer = mariadb::client(Some(&db.name))
-        .arg("-e")
-        .arg("CALL churn(1000000)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("writer");
-    std::thread::sleep(Duration::from_millis(300));
+    let writer = start_churn(&db);
     let before = db.sql("SELECT SUM(balance) FROM checking");
     let mut snapshots = 0;
     for _ in 0..3 {
@@ -664,14 +671,7 @@ fn several_databases_share_one_snapshot_and_restore_one_by_one() {
     let cfg = cfg.display().to_string();
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    let writer = mariadb::client(Some(&a.name))
-        .arg("-e")
-        .arg("CALL churn(1000000)")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("writer");
-    std::thread::sleep(Duration::from_millis(300));
+    let writer = start_churn(&a);
     let before = a.sql("SELECT SUM(balance) FROM checking");
     lb.run(&[
         "--config",

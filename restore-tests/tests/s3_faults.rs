@@ -26,38 +26,25 @@ fn transient_s3_errors_are_retried_and_a_refused_snapshot_is_not_committed() {
     let want = sha256_file(&src);
 
     // Every 3rd upload answers 503 (the retry of it goes through).
-    let puts = Arc::new(AtomicUsize::new(0));
-    let injected = Arc::new(AtomicUsize::new(0));
-    let (p, i) = (puts.clone(), injected.clone());
-    proxy.set_fault(move |r| {
-        if r.method != "PUT" {
-            return None;
-        }
-        if p.fetch_add(1, Ordering::SeqCst) % 3 == 2 {
-            i.fetch_add(1, Ordering::SeqCst);
-            Some(503)
+    let puts = Arc::new(Tally::default());
+    let rule = puts.clone();
+    proxy.set_faults(move |r| {
+        if r.method == "PUT" && rule.next() % 3 == 2 {
+            rule.hit(Fault::Status(503))
         } else {
             None
         }
     });
     lb.backup_command(&format!("cat '{}'", src.display()), "a.bin", &[])
         .ok();
-    assert!(
-        injected.load(Ordering::SeqCst) >= 2,
-        "no fault was injected"
-    );
+    assert!(puts.injected() >= 2, "no fault was injected");
 
     // Every 4th download answers 500: the restore still comes back whole.
-    let gets = Arc::new(AtomicUsize::new(0));
-    let failed_gets = Arc::new(AtomicUsize::new(0));
-    let (g, f) = (gets.clone(), failed_gets.clone());
-    proxy.set_fault(move |r| {
-        if r.method != "GET" || r.query.contains("list-type") {
-            return None;
-        }
-        if g.fetch_add(1, Ordering::SeqCst) % 4 == 3 {
-            f.fetch_add(1, Ordering::SeqCst);
-            Some(500)
+    let gets = Arc::new(Tally::default());
+    let rule = gets.clone();
+    proxy.set_faults(move |r| {
+        if is_object_get(r) && rule.next() % 4 == 3 {
+            rule.hit(Fault::Status(500))
         } else {
             None
         }
@@ -65,10 +52,7 @@ fn transient_s3_errors_are_retried_and_a_refused_snapshot_is_not_committed() {
     let out = lb.path("a.out");
     lb.restore_item("latest", "a.bin", &out).ok();
     assert_eq!(sha256_file(&out), want);
-    assert!(
-        failed_gets.load(Ordering::SeqCst) >= 1,
-        "no GET fault was injected"
-    );
+    assert!(gets.injected() >= 1, "no GET fault was injected");
     proxy.clear_fault();
     let v = lb.verify_read_data().ok();
     assert_eq!(v.json()["problems"], serde_json::json!([]), "{}", v.stdout);
