@@ -63,7 +63,49 @@ const NUMERIC: [bool; 256] = {
     t
 };
 
+/// Eight copies of a byte, for the word-at-a-time scan.
+const fn splat(b: u8) -> u64 {
+    (b as u64) * 0x0101_0101_0101_0101
+}
+
+/// True when one of the eight bytes of `w` is one [`NEEDS_ESCAPE`] marks
+/// (exact: `(x - 0x01..) & !x & 0x80..` is non-zero iff `x` has a zero byte).
+#[inline]
+fn word_needs_escape(w: u64) -> bool {
+    const LO: u64 = splat(0x01);
+    const HI: u64 = splat(0x80);
+    let zero = |x: u64| x.wrapping_sub(LO) & !x & HI;
+    (zero(w)
+        | zero(w ^ splat(b'\n'))
+        | zero(w ^ splat(b'\r'))
+        | zero(w ^ splat(0x1a))
+        | zero(w ^ splat(b'\''))
+        | zero(w ^ splat(b'\\')))
+        != 0
+}
+
+/// Where the first byte to escape is, if any: eight bytes at a time, then
+/// byte by byte (most values have none at all).
+#[inline]
+fn first_escape(v: &[u8]) -> Option<usize> {
+    let mut words = v.chunks_exact(8);
+    let mut at = 0;
+    for w in &mut words {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        if word_needs_escape(u64::from_le_bytes(b)) {
+            break;
+        }
+        at += 8;
+    }
+    v[at..]
+        .iter()
+        .position(|b| NEEDS_ESCAPE[*b as usize])
+        .map(|p| at + p)
+}
+
 /// Append one value as a SQL literal.
+#[inline]
 pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
     let Some(v) = value else {
         out.extend_from_slice(b"NULL");
@@ -89,7 +131,7 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
             // Copy runs of plain bytes whole; most values have no byte to
             // escape at all.
             let mut rest = v;
-            while let Some(i) = rest.iter().position(|b| NEEDS_ESCAPE[*b as usize]) {
+            while let Some(i) = first_escape(rest) {
                 out.extend_from_slice(&rest[..i]);
                 out.extend_from_slice(match rest[i] {
                     0 => b"\\0",
@@ -213,6 +255,32 @@ mod tests {
         // A number that is not digits is quoted rather than trusted.
         assert_eq!(lit(Kind::Number, Some(b"1;DROP")), "'1;DROP'");
         assert_eq!(ident("we`ird"), "`we``ird`");
+    }
+
+    #[test]
+    fn the_word_scan_finds_every_byte_to_escape_anywhere() {
+        // Each special byte at each place of values 0..=24 bytes long,
+        // among bytes next to the specials (0x01, 0x19, 0x1b, '&', '(', '[', ']').
+        for special in [0u8, b'\n', b'\r', 0x1a, b'\'', b'\\'] {
+            for len in 1..=24 {
+                for at in 0..len {
+                    let mut v: Vec<u8> = (0..len)
+                        .map(|i| [0x01, 0x19, 0x1b, b'&', b'(', b'[', b']', b'a'][i % 8])
+                        .collect();
+                    v[at] = special;
+                    assert_eq!(first_escape(&v), Some(at), "{special:#x} at {at} of {len}");
+                }
+            }
+        }
+        for b in 0..=255u8 {
+            let v = [b; 11];
+            assert_eq!(
+                first_escape(&v).is_some(),
+                NEEDS_ESCAPE[b as usize],
+                "{b:#x}"
+            );
+        }
+        assert_eq!(first_escape(b""), None);
     }
 
     #[test]
