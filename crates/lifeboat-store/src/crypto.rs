@@ -162,8 +162,33 @@ pub(crate) fn decrypt(
 
 /// zstd, then age: how every blob and metadata file is stored.
 pub(crate) fn seal(recipient: &dyn age::Recipient, level: i32, plaintext: &[u8]) -> Vec<u8> {
-    let compressed = zstd::bulk::compress(plaintext, level).expect("zstd compression into memory");
+    let compressed = compress(level, plaintext)
+        .or_else(|_| zstd::bulk::compress(plaintext, level))
+        .expect("zstd compression into memory");
     encrypt(recipient, &compressed)
+}
+
+thread_local! {
+    /// One zstd context per thread and level, reused for every blob (the
+    /// frames are the same as a fresh context's; setting one up per blob
+    /// cost about 1% of a backup).
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn compress(level: i32, plaintext: &[u8]) -> std::io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match cell.as_mut() {
+            Some((l, c)) if *l == level => c.compress(plaintext),
+            _ => {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                let out = c.compress(plaintext);
+                *cell = Some((level, c));
+                out
+            }
+        }
+    })
 }
 
 /// age, then zstd: the inverse of [`seal`]. `limit` bounds the plaintext.
@@ -539,6 +564,20 @@ mod tests {
             open(&[&id], &bad, data.len()),
             Err(OpenError::Corrupt(_))
         ));
+    }
+
+    #[test]
+    fn a_reused_zstd_context_writes_the_frames_a_fresh_one_does() {
+        let a: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let b = b"(1,'x')\n".repeat(5000);
+        for level in [1, 3, 1] {
+            for data in [&a[..], &b[..], &a[..10]] {
+                assert_eq!(
+                    compress(level, data).unwrap(),
+                    zstd::bulk::compress(data, level).unwrap()
+                );
+            }
+        }
     }
 
     #[test]
