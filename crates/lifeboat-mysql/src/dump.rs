@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::TryStreamExt;
 use lifeboat_store::delta::PatchBuilder;
-use lifeboat_store::{Access, BackupSession, BlobId, ItemWriter, ProgressBars};
+use lifeboat_store::{Access, BackupSession, ItemWriter, ProgressBars};
 
 use crate::cache::{self, Segment};
 use crate::connect::MysqlOptions;
@@ -535,15 +535,19 @@ async fn read_table(
             .map(|c| table.primary_key.contains(&c.name))
             .collect()
     };
-    let mut rows = sqlx::raw_sql(&unit.select).fetch(&mut *conn);
+    // fetch_many: one stream layer less than fetch, per row.
+    let mut rows = sqlx::raw_sql(&unit.select).fetch_many(&mut *conn);
     let mut batch = Batch::default();
     let mut count = 0u64;
     let stopped = || Error::Invalid(format!("storing table {} stopped", table.name));
-    while let Some(row) = rows
+    while let Some(next) = rows
         .try_next()
         .await
         .context(|| format!("reading table {}", table.name))?
     {
+        let sqlx::Either::Right(row) = next else {
+            continue; // the result's summary
+        };
         push_row(
             &mut batch.lines,
             &row,
@@ -645,20 +649,31 @@ impl Segmenter {
         Ok(())
     }
 
+    /// The segment's bytes, handed to the store without a copy.
+    fn take_buf(&mut self) -> Vec<u8> {
+        let next = Vec::with_capacity(self.buf.capacity());
+        std::mem::replace(&mut self.buf, next)
+    }
+
     fn store<A: Access>(&mut self, item: &mut ItemWriter<'_, A>) -> Result<()> {
         let key = self.key.take().unwrap_or(0);
-        let (depth, delta) = match self.previous.as_mut().and_then(|p| p.find(key)) {
-            // Unchanged: the same content has the same blob id, so it dedups.
-            Some(old) if old.hashes == self.hashes => (old.depth, None),
+        let (depth, blob) = match self.previous.as_mut().and_then(|p| p.find(key)) {
+            // Unchanged (every row's keyed hash is the same): the same
+            // content, so the same blob, already stored.
+            Some(old) if old.hashes == self.hashes => {
+                (old.depth, item.push_unchanged_blob(&self.buf, old.blob)?)
+            }
             Some(old) if old.depth < MAX_DEPTH => {
                 match make_patch(&old.hashes, &self.hashes, &self.buf) {
-                    Some(patch) => (old.depth + 1, Some((old.blob, patch))),
-                    None => (0, None),
+                    Some(patch) => (
+                        old.depth + 1,
+                        item.push_blob(self.take_buf(), Some((old.blob, patch)))?,
+                    ),
+                    None => (0, item.push_blob(self.take_buf(), None)?),
                 }
             }
-            _ => (0, None),
+            _ => (0, item.push_blob(self.take_buf(), None)?),
         };
-        let blob: BlobId = item.push_blob(&self.buf, delta)?;
         if let Some(w) = self.next.as_mut() {
             w.add(&Segment {
                 key,

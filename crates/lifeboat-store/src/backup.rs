@@ -324,7 +324,7 @@ impl ItemState {
     /// One whole blob, bypassing the chunker (after whatever it holds).
     fn push_whole(
         &mut self,
-        data: &[u8],
+        data: Vec<u8>,
         id: BlobId,
         delta: Option<(BlobId, Vec<u8>)>,
         jobs: &Sender<Job>,
@@ -335,17 +335,38 @@ impl ItemState {
             &self.reply_tx,
             jobs,
         ))?;
-        self.hasher.update(data);
+        self.hasher.update(&data);
         self.size += data.len() as u64;
         send_job(
             self.kind,
             &mut self.sent,
             &self.reply_tx,
             jobs,
-            data.to_vec(),
+            data,
             Some(id),
             delta,
         )?;
+        self.collect(false)
+    }
+
+    /// One whole blob that is already stored as `id`: counted in the
+    /// item's size and checksum, nothing queued.
+    fn push_stored(&mut self, data: &[u8], id: BlobId, jobs: &Sender<Job>) -> Result<()> {
+        self.chunker.finish(&mut job_sender(
+            self.kind,
+            &mut self.sent,
+            &self.reply_tx,
+            jobs,
+        ))?;
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        let seq = self.sent;
+        self.sent += 1;
+        if self.ids.len() <= seq {
+            self.ids.resize(seq + 1, None);
+        }
+        self.ids[seq] = Some(id);
+        self.received += 1;
         self.collect(false)
     }
 
@@ -719,15 +740,35 @@ impl<A: Access> ItemWriter<'_, A> {
     /// Add `data` as one blob of its own (no chunking), optionally stored
     /// as a patch against `delta.0` (see [`crate::delta`]); returns its id.
     /// The item's content is still `data`, whatever the storage.
-    pub fn push_blob(&mut self, data: &[u8], delta: Option<(BlobId, Vec<u8>)>) -> Result<BlobId> {
+    pub fn push_blob(&mut self, data: Vec<u8>, delta: Option<(BlobId, Vec<u8>)>) -> Result<BlobId> {
         if let Some(e) = self.session.shared.take_error() {
             return Err(e);
         }
-        let id = self.session.shared.dedup.blob_id(data);
+        let id = self.session.shared.dedup.blob_id(&data);
         let jobs = self.session.jobs()?.clone();
+        let len = data.len() as u64;
         self.state.push_whole(data, id, delta, &jobs)?;
-        self.progress.inc(data.len() as u64);
+        self.progress.inc(len);
         Ok(id)
+    }
+
+    /// Add `data` as one blob of its own when the caller knows, from its
+    /// own keyed hashes of the content, that it is exactly the plaintext
+    /// of blob `same` (an unchanged MySQL segment). If the repository holds
+    /// `same`, its id is used without hashing `data` again or queuing it
+    /// (the item's SHA-256 still covers `data`); otherwise this is
+    /// [`push_blob`](Self::push_blob). Returns the blob's id.
+    pub fn push_unchanged_blob(&mut self, data: &[u8], same: BlobId) -> Result<BlobId> {
+        if !self.session.knows_blobs(&[same]) {
+            return self.push_blob(data.to_vec(), None);
+        }
+        if let Some(e) = self.session.shared.take_error() {
+            return Err(e);
+        }
+        let jobs = self.session.jobs()?.clone();
+        self.state.push_stored(data, same, &jobs)?;
+        self.progress.inc(data.len() as u64);
+        Ok(same)
     }
 
     /// End of the item: waits for its blob ids and records it in the manifest.
@@ -804,4 +845,49 @@ pub fn backup_reader<A: Access>(
     }
     item.finish(serde_json::Value::Null)?;
     session.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{Backend, LocalBackend};
+    use crate::{InitOptions, NoProgress, RestoreKey};
+
+    #[test]
+    fn an_unchanged_blob_is_counted_not_stored_and_an_unknown_claim_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let (repo, _) =
+            Repository::init(backend, &RestoreKey::generate(), &InitOptions::default()).unwrap();
+        let a = b"(1,'a')\n".repeat(5000);
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        let mut item = s.item("mysql", "t", "table", &NoProgress).unwrap();
+        let id = item.push_blob(a.clone(), None).unwrap();
+        item.finish(serde_json::Value::Null).unwrap();
+        s.commit().unwrap();
+
+        let b = b"(2,'b')\n".repeat(10);
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        let mut item = s.item("mysql", "t", "table", &NoProgress).unwrap();
+        assert_eq!(item.push_unchanged_blob(&a, id).unwrap(), id);
+        // A claim about a blob the repository does not hold is not taken:
+        // the bytes are hashed and stored under their own id.
+        let bogus = BlobId([7; 32]);
+        let idb = item.push_unchanged_blob(&b, bogus).unwrap();
+        assert_ne!(idb, bogus);
+        let m = item.finish(serde_json::Value::Null).unwrap();
+        let whole = [a.clone(), b.clone()].concat();
+        assert_eq!(m.blobs, vec![id, idb]);
+        assert_eq!(m.size, whole.len() as u64);
+        assert_eq!(m.sha256, crate::sha256_hex(&whole));
+        let (_, snap) = s.commit().unwrap();
+        // Only `b` and the manifest are new.
+        assert_eq!(snap.stats.new_blobs, 2, "{:?}", snap.stats);
+
+        let (index, _) = repo.load_index().unwrap();
+        let mut out = Vec::new();
+        repo.restore_item(&index, &m, &mut out, &NoProgress)
+            .unwrap();
+        assert_eq!(out, whole);
+    }
 }
