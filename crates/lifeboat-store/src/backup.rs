@@ -321,6 +321,25 @@ impl ItemState {
         self.collect(false)
     }
 
+    /// Cut what the chunker holds into blobs.
+    fn flush_chunker(&mut self, jobs: &Sender<Job>) -> Result<()> {
+        self.chunker.finish(&mut job_sender(
+            self.kind,
+            &mut self.sent,
+            &self.reply_tx,
+            jobs,
+        ))
+    }
+
+    /// A whole blob comes next: after whatever the chunker holds, and
+    /// counted in the item's size and checksum.
+    fn begin_whole(&mut self, data: &[u8], jobs: &Sender<Job>) -> Result<()> {
+        self.flush_chunker(jobs)?;
+        self.hasher.update(data);
+        self.size += data.len() as u64;
+        Ok(())
+    }
+
     /// One whole blob, bypassing the chunker (after whatever it holds).
     fn push_whole(
         &mut self,
@@ -329,14 +348,7 @@ impl ItemState {
         delta: Option<(BlobId, Vec<u8>)>,
         jobs: &Sender<Job>,
     ) -> Result<()> {
-        self.chunker.finish(&mut job_sender(
-            self.kind,
-            &mut self.sent,
-            &self.reply_tx,
-            jobs,
-        ))?;
-        self.hasher.update(&data);
-        self.size += data.len() as u64;
+        self.begin_whole(&data, jobs)?;
         send_job(
             self.kind,
             &mut self.sent,
@@ -352,14 +364,7 @@ impl ItemState {
     /// One whole blob that is already stored as `id`: counted in the
     /// item's size and checksum, nothing queued.
     fn push_stored(&mut self, data: &[u8], id: BlobId, jobs: &Sender<Job>) -> Result<()> {
-        self.chunker.finish(&mut job_sender(
-            self.kind,
-            &mut self.sent,
-            &self.reply_tx,
-            jobs,
-        ))?;
-        self.hasher.update(data);
-        self.size += data.len() as u64;
+        self.begin_whole(data, jobs)?;
         let seq = self.sent;
         self.sent += 1;
         if self.ids.len() <= seq {
@@ -371,12 +376,7 @@ impl ItemState {
     }
 
     fn finish(&mut self, jobs: &Sender<Job>) -> Result<(u64, String, Vec<BlobId>)> {
-        self.chunker.finish(&mut job_sender(
-            self.kind,
-            &mut self.sent,
-            &self.reply_tx,
-            jobs,
-        ))?;
+        self.flush_chunker(jobs)?;
         self.collect(true)?;
         let ids = std::mem::take(&mut self.ids)
             .into_iter()
