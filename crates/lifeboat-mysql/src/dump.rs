@@ -663,16 +663,21 @@ impl Segmenter {
             Some(old) if old.hashes == self.hashes => {
                 (old.depth, item.push_unchanged_blob(&self.buf, old.blob)?)
             }
-            Some(old) if old.depth < MAX_DEPTH => {
-                match make_patch(&old.hashes, &self.hashes, &self.buf) {
-                    Some(patch) => (
-                        old.depth + 1,
-                        item.push_blob(self.take_buf(), Some((old.blob, patch)))?,
-                    ),
-                    None => (0, item.push_blob(self.take_buf(), None)?),
-                }
+            previous => {
+                // Changed: a patch on the old blob while the chain is short
+                // and the patch small, else the segment whole.
+                let patched = previous
+                    .filter(|old| old.depth < MAX_DEPTH)
+                    .and_then(|old| {
+                        make_patch(&old.hashes, &self.hashes, &self.buf)
+                            .map(|patch| (old.depth + 1, (old.blob, patch)))
+                    });
+                let (depth, delta) = match patched {
+                    Some((depth, delta)) => (depth, Some(delta)),
+                    None => (0, None),
+                };
+                (depth, item.push_blob(self.take_buf(), delta)?)
             }
-            _ => (0, item.push_blob(self.take_buf(), None)?),
         };
         if let Some(w) = self.next.as_mut() {
             w.add(&Segment {
