@@ -25,6 +25,34 @@ fn backup_mysql(lb: &Lifeboat, db: &TestDb) -> lifeboat_testkit::Output {
     ])
 }
 
+/// `(table item, content checksum)` of a snapshot, sorted.
+fn table_checksums(lb: &Lifeboat, snap: &serde_json::Value) -> Vec<(String, String)> {
+    let k = lb.restore_key.display().to_string();
+    let show = lb
+        .run(&[
+            "--json",
+            "show",
+            snap["id"].as_str().expect("id"),
+            "--restore-key-file",
+            &k,
+        ])
+        .ok();
+    let mut v: Vec<(String, String)> = show.json()["manifest"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|i| i["kind"] == "table")
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or("").to_string(),
+                i["sha256"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Start `CALL churn(1000000)` in `db` (the tests' writer) and give it a
 /// moment to get going.
 fn start_churn(db: &TestDb) -> std::process::Child {
@@ -366,6 +394,49 @@ fn a_user_without_super_replays_objects_defined_by_root() {
         ),
     );
     assert!(definer.starts_with(&format!("{user}@")), "{definer}");
+
+    // The same user takes the dump (a password login through lifeboat's
+    // own reader, with only these grants); a wrong password is refused by
+    // name, and no password is ever printed.
+    let b = lb.backup_key.display().to_string();
+    let url = format!("mysql://{user}@127.0.0.1:3306/{}", src.name);
+    let dump_as = |password: &str| {
+        lb.command(&[
+            "backup",
+            "--backup-key-file",
+            &b,
+            "--source",
+            "mysql",
+            "--mysql-url",
+            &url,
+        ])
+        .env("LIFEBOAT_MYSQL_PASSWORD", password)
+        .output()
+        .expect("backup")
+    };
+    let before = lb.snapshots().len();
+    let bad = dump_as("Wrong-pass-9");
+    let bad_err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(3), "{bad_err}");
+    assert!(
+        bad_err.contains("Access denied") && bad_err.contains(&user),
+        "{bad_err}"
+    );
+    assert!(!bad_err.contains("Wrong-pass-9"), "{bad_err}");
+    assert_eq!(lb.snapshots().len(), before);
+    let good = dump_as("Avn-pass-1");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert_eq!(lb.snapshots().len(), before + 1);
+    // What it stored is what root's dump stored, table by table.
+    let snaps = lb.snapshots();
+    assert_eq!(
+        table_checksums(&lb, &snaps[snaps.len() - 1]),
+        table_checksums(&lb, &snaps[0])
+    );
     mariadb::sql(None, &format!("DROP USER '{user}'@'%'"));
 }
 
@@ -564,30 +635,7 @@ fn two_connections_over_key_ranges_store_exactly_what_one_connection_stores() {
             "{}",
             out.stderr
         );
-        let k = lb.restore_key.display().to_string();
-        let show = lb
-            .run(&[
-                "--json",
-                "show",
-                snap["id"].as_str().expect("id"),
-                "--restore-key-file",
-                &k,
-            ])
-            .ok();
-        let mut v: Vec<(String, String)> = show.json()["manifest"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .filter(|i| i["kind"] == "table")
-            .map(|i| {
-                (
-                    i["name"].as_str().unwrap_or("").to_string(),
-                    i["sha256"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .collect();
-        v.sort();
-        v
+        table_checksums(&lb, &snap)
     };
     let one = items(1);
     let two = items(2);

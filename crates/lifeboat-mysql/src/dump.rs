@@ -5,15 +5,15 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-use futures_util::TryStreamExt;
 use lifeboat_store::delta::PatchBuilder;
 use lifeboat_store::{Access, BackupSession, ItemWriter, ProgressBars};
 
 use crate::cache::{self, Segment};
 use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row};
-use crate::error::{Context, Error, Result};
-use crate::schema::{self, schema_item, text_value, SOURCE};
+use crate::error::{Error, Result};
+use crate::schema::{self, schema_item, SOURCE};
+use crate::wire::Conn;
 
 /// Which tables to dump: `include` (empty = all) minus `exclude`. Names
 /// may end in `*` to match a prefix.
@@ -105,18 +105,12 @@ pub fn dump<A: Access>(
     bars: &dyn ProgressBars,
 ) -> Result<Vec<DumpReport>> {
     let wanted = opts.connections.clamp(1, 16);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(wanted)
-        .thread_name("lifeboat-mysql")
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))?;
     let databases = if opts.databases.is_empty() {
         vec![opts.mysql.target()?.database]
     } else {
         opts.databases.clone()
     };
-    let (mut conns, identity) = rt.block_on(open_snapshot(&opts.mysql, &databases, wanted))?;
+    let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let repo_id = session.repository_id().to_string();
     let row_key = session.derived_key("mysql row hash");
     let mut schemas = Vec::new();
@@ -128,15 +122,10 @@ pub fn dump<A: Access>(
     for db in &databases {
         // SHOW CREATE qualifies names outside the current database, and a
         // replay must create them in its target: read from inside `db`.
-        let use_db = format!("USE {}", ident(db));
-        rt.block_on(sqlx::raw_sql(&use_db).execute(&mut conns[0]))
-            .context(|| use_db.clone())?;
-        let schema = rt.block_on(schema::read(
-            &mut conns[0],
-            db,
-            format!("{identity}/{db}"),
-            &|t| opts.filter.keep(t),
-        ))?;
+        conns[0].execute(&format!("USE {}", ident(db)))?;
+        let schema = schema::read(&mut conns[0], db, format!("{identity}/{db}"), &|t| {
+            opts.filter.keep(t)
+        })?;
         let mut report = DumpReport {
             database: db.clone(),
             server_version: schema.server.version.clone(),
@@ -158,7 +147,7 @@ pub fn dump<A: Access>(
                 report.tables_without_primary_key.push(table.name.clone());
             }
             let bounds = if conns.len() > 1 {
-                rt.block_on(split_points(&mut conns[0], table, db))?
+                split_points(&mut conns[0], table, db)?
             } else {
                 Vec::new()
             };
@@ -179,10 +168,17 @@ pub fn dump<A: Access>(
     }
     let queue = Arc::new(Mutex::new(units));
     let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
-    let readers: Vec<_> = conns
+    let readers = conns
         .into_iter()
-        .map(|conn| rt.spawn(read_units(conn, queue.clone(), register.clone())))
-        .collect();
+        .enumerate()
+        .map(|(i, conn)| {
+            let (queue, register) = (queue.clone(), register.clone());
+            std::thread::Builder::new()
+                .name(format!("lifeboat-mysql-{i}"))
+                .spawn(move || read_units(conn, &queue, &register))
+                .map_err(|e| Error::Invalid(format!("starting a reading thread: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
     drop(register);
 
     let written = (|| -> Result<()> {
@@ -200,7 +196,7 @@ pub fn dump<A: Access>(
                 let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
                 let mut count = 0;
                 for _ in 0..n {
-                    let mut rx = loop {
+                    let rx = loop {
                         if let Some(rx) = pending.remove(&seq) {
                             break rx;
                         }
@@ -211,15 +207,15 @@ pub fn dump<A: Access>(
                     };
                     seq += 1;
                     loop {
-                        match rx.blocking_recv() {
-                            Some(Msg::Rows(batch)) => {
+                        match rx.recv() {
+                            Ok(Msg::Rows(batch)) => {
                                 for (line, pk) in batch.rows() {
                                     segmenter.push_row(line, pk, &mut item)?;
                                 }
                             }
-                            Some(Msg::End(rows)) => break count += rows,
-                            Some(Msg::Failed(e)) => return Err(e),
-                            None => {
+                            Ok(Msg::End(rows)) => break count += rows,
+                            Ok(Msg::Failed(e)) => return Err(e),
+                            Err(_) => {
                                 return Err(Error::Invalid(format!(
                                     "the connection reading table {db}.{} stopped",
                                     table.name
@@ -253,19 +249,20 @@ pub fn dump<A: Access>(
     drop(registered);
     let mut conns = Vec::new();
     for r in readers {
-        match rt.block_on(r) {
+        match r.join() {
             Ok(Ok(conn)) => conns.push(conn),
             Ok(Err(e)) if written.is_ok() => return Err(e),
-            Err(e) if written.is_ok() => {
-                return Err(Error::Invalid(format!("a reading connection failed: {e}")))
+            Err(_) if written.is_ok() => {
+                return Err(Error::Invalid(
+                    "a reading connection's thread panicked".into(),
+                ))
             }
             _ => {}
         }
     }
     written?;
     for conn in &mut conns {
-        rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut *conn))
-            .context(|| "COMMIT".into())?;
+        conn.execute("COMMIT")?;
     }
     let facts = |schema: &crate::schema::Schema, report: &DumpReport| {
         serde_json::json!({
@@ -302,30 +299,24 @@ pub fn dump<A: Access>(
 /// past `lock_wait_timeout` = 10 s, while writers queue behind it), one
 /// connection reads everything. Returns the connections and the server's
 /// identity.
-pub(crate) async fn open_snapshot(
+pub(crate) fn open_snapshot(
     mysql: &MysqlOptions,
     databases: &[String],
     n: usize,
-) -> Result<(Vec<sqlx::MySqlConnection>, String)> {
+) -> Result<(Vec<Conn>, String)> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
-        let mut conn = mysql.connect(None).await?;
-        for stmt in [
+        let mut conn = Conn::connect(mysql)?;
+        conn.execute(
             "SET SESSION net_write_timeout = 3600, net_read_timeout = 3600, wait_timeout = 86400",
-            "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-        ] {
-            sqlx::raw_sql(stmt)
-                .execute(&mut conn)
-                .await
-                .context(|| stmt.to_string())?;
-        }
+        )?;
+        conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
         conns.push(conn);
     }
-    const START: &str = "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY";
     let mut lock = None;
     if n > 1 {
-        let mut l = mysql.connect(None).await?;
-        match lock_tables(&mut l, databases).await {
+        let mut l = Conn::connect(mysql)?;
+        match lock_tables(&mut l, databases) {
             Ok(()) => lock = Some(l),
             Err(e) => {
                 tracing::warn!(
@@ -336,38 +327,30 @@ pub(crate) async fn open_snapshot(
         }
     }
     for conn in &mut conns {
-        sqlx::raw_sql(START)
-            .execute(&mut *conn)
-            .await
-            .context(|| START.to_string())?;
+        conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
     }
     if let Some(mut l) = lock {
-        sqlx::raw_sql("UNLOCK TABLES")
-            .execute(&mut l)
-            .await
-            .context(|| "UNLOCK TABLES".to_string())?;
+        l.execute("UNLOCK TABLES")?;
     }
-    let identity = server_identity(&mut conns[0]).await?;
+    let identity = identity(
+        conns[0]
+            .text_value("SELECT @@server_uuid")
+            .unwrap_or_default(),
+        || conns[0].text_rows("SELECT @@hostname, @@port"),
+    )?;
     Ok((conns, identity))
 }
 
 /// `LOCK TABLES` every base table of `databases` for reading, in one
 /// statement (each LOCK TABLES releases the locks before it).
-async fn lock_tables(conn: &mut sqlx::MySqlConnection, databases: &[String]) -> Result<()> {
-    sqlx::raw_sql("SET SESSION lock_wait_timeout = 10")
-        .execute(&mut *conn)
-        .await
-        .context(|| "SET lock_wait_timeout".to_string())?;
+fn lock_tables(conn: &mut Conn, databases: &[String]) -> Result<()> {
+    conn.execute("SET SESSION lock_wait_timeout = 10")?;
     let mut names = Vec::new();
     for db in databases {
-        let rows = schema::text_rows(
-            conn,
-            &format!(
-                "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
-                schema::quote(db)
-            ),
-        )
-        .await?;
+        let rows = conn.text_rows(&format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_TYPE = 'BASE TABLE'",
+            schema::quote(db)
+        ))?;
         names.extend(
             rows.into_iter()
                 .filter_map(|r| r.into_iter().next().flatten())
@@ -377,50 +360,34 @@ async fn lock_tables(conn: &mut sqlx::MySqlConnection, databases: &[String]) -> 
     if names.is_empty() {
         return Ok(());
     }
-    let stmt = format!("LOCK TABLES {}", names.join(", "));
-    sqlx::raw_sql(&stmt)
-        .execute(&mut *conn)
-        .await
-        .context(|| "LOCK TABLES ... READ".to_string())?;
-    Ok(())
+    conn.execute(&format!("LOCK TABLES {}", names.join(", ")))
 }
 
 /// Bounds splitting a table with a one-column integer primary key into
 /// ranges of about [`RANGE_BYTES`] (by the server's size estimate); empty
 /// when it is not split.
-async fn split_points(
-    conn: &mut sqlx::MySqlConnection,
-    table: &crate::schema::Table,
-    db: &str,
-) -> Result<Vec<i64>> {
+fn split_points(conn: &mut Conn, table: &crate::schema::Table, db: &str) -> Result<Vec<i64>> {
     let [pk] = table.primary_key.as_slice() else {
         return Ok(Vec::new());
     };
-    let size = text_value(
-        conn,
-        &format!(
+    let size = conn
+        .text_value(&format!(
             "SELECT DATA_LENGTH FROM information_schema.TABLES WHERE TABLE_SCHEMA = {} AND TABLE_NAME = {}",
             schema::quote(db),
             schema::quote(&table.name)
-        ),
-    )
-    .await?
-    .parse::<u64>()
-    .unwrap_or(0);
+        ))?
+        .parse::<u64>()
+        .unwrap_or(0);
     let parts = (size / RANGE_BYTES).clamp(1, 256) as i128;
     if parts < 2 {
         return Ok(Vec::new());
     }
-    let row = schema::text_rows(
-        conn,
-        &format!(
-            "SELECT MIN({c}), MAX({c}) FROM {}.{}",
-            ident(db),
-            ident(&table.name),
-            c = ident(pk)
-        ),
-    )
-    .await?;
+    let row = conn.text_rows(&format!(
+        "SELECT MIN({c}), MAX({c}) FROM {}.{}",
+        ident(db),
+        ident(&table.name),
+        c = ident(pk)
+    ))?;
     let int = |i: usize| -> Option<i128> {
         row.first()?
             .get(i)?
@@ -457,31 +424,31 @@ enum Msg {
     Failed(Error),
 }
 
-type UnitRx = tokio::sync::mpsc::Receiver<Msg>;
+type UnitRx = std::sync::mpsc::Receiver<Msg>;
 
 /// One connection's loop: take the next unit, announce its channel, stream
 /// its rows. Returns the connection when the work is done.
-async fn read_units(
-    mut conn: sqlx::MySqlConnection,
-    queue: Arc<Mutex<VecDeque<Unit>>>,
-    register: std::sync::mpsc::Sender<(usize, UnitRx)>,
-) -> Result<sqlx::MySqlConnection> {
+fn read_units(
+    mut conn: Conn,
+    queue: &Mutex<VecDeque<Unit>>,
+    register: &std::sync::mpsc::Sender<(usize, UnitRx)>,
+) -> Result<Conn> {
     loop {
         let Some(unit) = queue.lock().ok().and_then(|mut q| q.pop_front()) else {
             return Ok(conn);
         };
         // A few batches ahead per range: bounded memory.
-        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let (tx, rx) = std::sync::mpsc::sync_channel(16);
         if register.send((unit.seq, rx)).is_err() {
             return Ok(conn); // the writer stopped
         }
-        match read_table(&mut conn, &unit, &tx).await {
+        match read_table(&mut conn, &unit, &tx) {
             Ok(rows) => {
-                let _ = tx.send(Msg::End(rows)).await;
+                let _ = tx.send(Msg::End(rows));
             }
             Err(e) => {
                 let stop = Error::Invalid(e.to_string());
-                let _ = tx.send(Msg::Failed(e)).await;
+                let _ = tx.send(Msg::Failed(e));
                 return Err(stop);
             }
         }
@@ -518,11 +485,7 @@ impl Batch {
 
 /// Read one range of a table in key order, encode each row, and send
 /// batches; returns the number of rows.
-async fn read_table(
-    conn: &mut sqlx::MySqlConnection,
-    unit: &Unit,
-    tx: &tokio::sync::mpsc::Sender<Msg>,
-) -> Result<u64> {
+fn read_table(conn: &mut Conn, unit: &Unit, tx: &std::sync::mpsc::SyncSender<Msg>) -> Result<u64> {
     let table = &unit.table;
     let kinds: Vec<_> = table.columns.iter().map(|c| c.kind).collect();
     // Which columns form the segment key: the primary key, or all.
@@ -535,37 +498,41 @@ async fn read_table(
             .map(|c| table.primary_key.contains(&c.name))
             .collect()
     };
-    // fetch_many: one stream layer less than fetch, per row.
-    let mut rows = sqlx::raw_sql(&unit.select).fetch_many(&mut *conn);
     let mut batch = Batch::default();
-    let mut count = 0u64;
     let stopped = || Error::Invalid(format!("storing table {} stopped", table.name));
-    while let Some(next) = rows
-        .try_next()
-        .await
-        .context(|| format!("reading table {}", table.name))?
-    {
-        let sqlx::Either::Right(row) = next else {
-            continue; // the result's summary
-        };
-        push_row(
-            &mut batch.lines,
-            &row,
-            &kinds,
-            Some((&is_key, &mut batch.keys)),
-        )
-        .context(|| format!("reading a value of table {}", table.name))?;
-        batch.line_ends.push(batch.lines.len());
-        batch.key_ends.push(batch.keys.len());
-        count += 1;
-        if batch.lines.len() >= BATCH_BYTES {
-            tx.send(Msg::Rows(std::mem::take(&mut batch)))
-                .await
-                .map_err(|_| stopped())?;
-        }
-    }
+    let count = conn
+        .stream(&unit.select, &mut |row| {
+            if row.len() != kinds.len() {
+                return Err(Error::Invalid(format!(
+                    "table {} returned {} columns where its schema has {}: was it altered during the dump? Run the backup again",
+                    table.name,
+                    row.len(),
+                    kinds.len()
+                )));
+            }
+            push_row(
+                &mut batch.lines,
+                &kinds,
+                Some((&is_key, &mut batch.keys)),
+                |i| Ok::<_, Error>(row.get(i)),
+            )?;
+            batch.line_ends.push(batch.lines.len());
+            batch.key_ends.push(batch.keys.len());
+            if batch.lines.len() >= BATCH_BYTES {
+                tx.send(Msg::Rows(std::mem::take(&mut batch)))
+                    .map_err(|_| stopped())?;
+            }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::Wire { what, why } => Error::Wire {
+                what: format!("reading table {} ({what})", table.name),
+                why,
+            },
+            e => e,
+        })?;
     if !batch.line_ends.is_empty() {
-        tx.send(Msg::Rows(batch)).await.map_err(|_| stopped())?;
+        tx.send(Msg::Rows(batch)).map_err(|_| stopped())?;
     }
     Ok(count)
 }
@@ -722,16 +689,16 @@ fn make_patch(old: &[u64], new: &[u64], data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Who the server is, to recognise it again at replay time (a replay onto
-/// the source is refused): `@@server_uuid` on MySQL, host and port on MariaDB.
-pub(crate) async fn server_identity(conn: &mut sqlx::MySqlConnection) -> Result<String> {
-    let uuid = text_value(conn, "SELECT @@server_uuid")
-        .await
-        .unwrap_or_default();
+/// the source is refused): `@@server_uuid` on MySQL, host and port on
+/// MariaDB (`host_port` is asked only then).
+pub(crate) fn identity(
+    uuid: String,
+    host_port: impl FnOnce() -> Result<Vec<Vec<Option<String>>>>,
+) -> Result<String> {
     if !uuid.is_empty() {
         return Ok(uuid);
     }
-    let rows = schema::text_rows(conn, "SELECT @@hostname, @@port").await?;
-    let r = rows.into_iter().next().unwrap_or_default();
+    let r = host_port()?.into_iter().next().unwrap_or_default();
     Ok(format!(
         "{}:{}",
         r.first().cloned().flatten().unwrap_or_default(),

@@ -3,8 +3,6 @@
 //! with fractions, JSON); only the quoting depends on the column kind.
 
 use serde::{Deserialize, Serialize};
-use sqlx::mysql::MySqlRow;
-use sqlx::Row;
 
 /// How a column's values are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -151,21 +149,22 @@ pub fn push_value(out: &mut Vec<u8>, kind: Kind, value: Option<&[u8]>) {
 
 /// Append one row as a line, `(v1,v2,...)\n`: the form of table items and
 /// of the content checksum, so the dump and the replay check share it.
-/// With `key`, the values of the columns marked `true` are also appended
-/// to the given buffer, each followed by a 0 byte.
-pub fn push_row(
+/// `value(i)` gives column `i`'s text (`None` for NULL). With `key`, the
+/// values of the columns marked `true` are also appended to the given
+/// buffer, each followed by a 0 byte.
+pub fn push_row<'r, E>(
     line: &mut Vec<u8>,
-    row: &MySqlRow,
     kinds: &[Kind],
     mut key: Option<(&[bool], &mut Vec<u8>)>,
-) -> Result<(), sqlx::Error> {
+    mut value: impl FnMut(usize) -> Result<Option<&'r [u8]>, E>,
+) -> Result<(), E> {
     line.push(b'(');
     for (i, kind) in kinds.iter().enumerate() {
         if i > 0 {
             line.push(b',');
         }
         let start = line.len();
-        push_value(line, *kind, row.try_get_unchecked::<Option<&[u8]>, _>(i)?);
+        push_value(line, *kind, value(i)?);
         if let Some((mask, keys)) = key.as_mut() {
             if mask[i] {
                 keys.extend_from_slice(&line[start..]);

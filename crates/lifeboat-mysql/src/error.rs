@@ -16,6 +16,15 @@ pub enum Error {
         /// the server's words three times).
         driver: sqlx::Error,
     },
+    /// The dump's own client (see `wire`): the connection or the server
+    /// failed.
+    #[error("MySQL {what}: {why}")]
+    Wire {
+        /// What was being done (never contains a password).
+        what: String,
+        /// The server's error, or what broke.
+        why: String,
+    },
     /// The options or URL are unusable.
     #[error("{0}")]
     Invalid(String),

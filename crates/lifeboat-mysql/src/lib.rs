@@ -1,10 +1,12 @@
 //! lifeboat's MySQL source.
 //!
 //! - [`dump`]: one consistent snapshot (`START TRANSACTION WITH CONSISTENT
-//!   SNAPSHOT` on a single connection) of every table, streamed row by row
-//!   into a backup session in primary-key order, with the schema objects
-//!   (tables, views, triggers, routines, events) made replayable by a user
-//!   without SUPER;
+//!   SNAPSHOT`, on one connection or on several started under one `LOCK
+//!   TABLES ... READ`) of every table, streamed row by row into a backup
+//!   session in primary-key order, with the schema objects (tables, views,
+//!   triggers, routines, events) made replayable by a user without SUPER.
+//!   It reads through its own lean client (`wire`: the text protocol over
+//!   a blocking socket, TCP or rustls TLS); everything else uses sqlx;
 //! - [`replay`]: a snapshot into a named target database, tables in
 //!   parallel with multi-row inserts, then every table's row count and
 //!   content checksum compared with the manifest;
@@ -30,6 +32,7 @@ mod fuzz;
 mod replay;
 pub mod rows;
 mod schema;
+mod wire;
 
 pub use cache::{commit_cache, discard_cache};
 pub use connect::{MysqlOptions, SslMode};

@@ -196,7 +196,15 @@ pub fn replay(
     // Prepare the database on one connection.
     let target_flavor = rt.block_on(async {
         let mut conn = opts.target.connect(None).await?;
-        let identity = crate::dump::server_identity(&mut conn).await?;
+        let uuid = text_value(&mut conn, "SELECT @@server_uuid")
+            .await
+            .unwrap_or_default();
+        let host_port = if uuid.is_empty() {
+            Some(crate::schema::text_rows(&mut conn, "SELECT @@hostname, @@port").await)
+        } else {
+            None
+        };
+        let identity = crate::dump::identity(uuid, || host_port.unwrap_or_else(|| Ok(Vec::new())))?;
         if format!("{identity}/{}", target.database) == schema.server.source && !opts.allow_source {
             return Err(Error::Target(format!(
                 "{} is the database this snapshot was taken from: refusing to overwrite it \
@@ -633,7 +641,10 @@ pub(crate) async fn table_checksum(
         .await
         .context(|| format!("reading back table {}", t.name))?
     {
-        push_row(&mut buf, &row, &kinds, None).context(|| format!("reading table {}", t.name))?;
+        push_row(&mut buf, &kinds, None, |i| {
+            sqlx::Row::try_get_unchecked(&row, i)
+        })
+        .context(|| format!("reading table {}", t.name))?;
         n += 1;
         if buf.len() >= 1 << 20 {
             hasher.update(&buf);

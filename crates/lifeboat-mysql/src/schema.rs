@@ -360,28 +360,21 @@ pub(crate) fn flavor(version: &str) -> &'static str {
 }
 
 /// Read the schema of `db` on `conn` (inside the dump's transaction).
-pub(crate) async fn read(
-    conn: &mut MySqlConnection,
+pub(crate) fn read(
+    conn: &mut crate::wire::Conn,
     db: &str,
     source: String,
     keep: &dyn Fn(&str) -> bool,
 ) -> Result<Schema> {
-    let version = text_value(conn, "SELECT VERSION()").await?;
+    let version = conn.text_value("SELECT VERSION()")?;
     let flavor = flavor(&version).to_string();
     let gtid_sql = if flavor == "mariadb" {
         "SELECT @@GLOBAL.gtid_current_pos"
     } else {
         "SELECT @@GLOBAL.gtid_executed"
     };
-    let gtid = text_value(conn, gtid_sql)
-        .await
-        .ok()
-        .filter(|g| !g.is_empty());
-    let v = text_rows(
-        conn,
-        "SELECT @@SESSION.sql_mode, @@character_set_server, @@collation_server, @@lower_case_table_names",
-    )
-    .await?;
+    let gtid = conn.text_value(gtid_sql).ok().filter(|g| !g.is_empty());
+    let v = conn.text_rows("SELECT @@SESSION.sql_mode, @@character_set_server, @@collation_server, @@lower_case_table_names")?;
     let v = v.into_iter().next().unwrap_or_default();
     let get = |i: usize| v.get(i).cloned().flatten().unwrap_or_default();
     let server = ServerFacts {
@@ -397,11 +390,7 @@ pub(crate) async fn read(
     let q = quote(db);
     let mut tables = Vec::new();
     let mut views = Vec::new();
-    let list = text_rows(
-        conn,
-        &format!("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q} ORDER BY TABLE_NAME"),
-    )
-    .await?;
+    let list = conn.text_rows(&format!("SELECT TABLE_NAME, TABLE_TYPE FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q} ORDER BY TABLE_NAME"))?;
     for row in list {
         let (Some(name), Some(ty)) = (row[0].clone(), row[1].clone()) else {
             continue;
@@ -411,10 +400,7 @@ pub(crate) async fn read(
         }
         let full = format!("{}.{}", ident(db), ident(&name));
         if ty == "VIEW" {
-            let create = nth(
-                text_rows(conn, &format!("SHOW CREATE VIEW {full}")).await?,
-                1,
-            );
+            let create = nth(conn.text_rows(&format!("SHOW CREATE VIEW {full}"))?, 1);
             views.push(Object {
                 name,
                 kind: "VIEW".into(),
@@ -423,19 +409,12 @@ pub(crate) async fn read(
             });
             continue;
         }
-        let create = nth(
-            text_rows(conn, &format!("SHOW CREATE TABLE {full}")).await?,
-            1,
-        );
+        let create = nth(conn.text_rows(&format!("SHOW CREATE TABLE {full}"))?, 1);
         let tq = quote(&name);
-        let columns = text_rows(
-            conn,
-            &format!(
+        let columns = conn.text_rows(&format!(
                 "SELECT COLUMN_NAME, DATA_TYPE, COALESCE(GENERATION_EXPRESSION, '') FROM information_schema.COLUMNS \
                  WHERE TABLE_SCHEMA = {q} AND TABLE_NAME = {tq} ORDER BY ORDINAL_POSITION"
-            ),
-        )
-        .await?
+            ))?
         .into_iter()
         .filter(|r| r[2].as_deref().unwrap_or("").is_empty())
         .map(|r| Column {
@@ -443,14 +422,10 @@ pub(crate) async fn read(
             kind: Kind::of(r[1].as_deref().unwrap_or("")),
         })
         .collect();
-        let primary_key = text_rows(
-            conn,
-            &format!(
+        let primary_key = conn.text_rows(&format!(
                 "SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE WHERE TABLE_SCHEMA = {q} \
                  AND TABLE_NAME = {tq} AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION"
-            ),
-        )
-        .await?
+            ))?
         .into_iter()
         .filter_map(|r| r[0].clone())
         .collect();
@@ -462,39 +437,27 @@ pub(crate) async fn read(
         });
     }
     let mut triggers = Vec::new();
-    for row in text_rows(
-        conn,
-        &format!("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q} ORDER BY TRIGGER_NAME"),
-    )
-    .await?
+    for row in conn.text_rows(&format!("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q} ORDER BY TRIGGER_NAME"))?
     {
         let (Some(name), Some(table)) = (row[0].clone(), row[1].clone()) else { continue };
         if !keep(&table) {
             continue;
         }
-        let r = text_rows(conn, &format!("SHOW CREATE TRIGGER {}.{}", ident(db), ident(&name))).await?;
+        let r = conn.text_rows(&format!("SHOW CREATE TRIGGER {}.{}", ident(db), ident(&name)))?;
         triggers.push(object(name, "TRIGGER", &r, 1, 2));
     }
     let mut routines = Vec::new();
-    for row in text_rows(
-        conn,
-        &format!("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME"),
-    )
-    .await?
+    for row in conn.text_rows(&format!("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME"))?
     {
         let (Some(name), Some(ty)) = (row[0].clone(), row[1].clone()) else { continue };
-        let r = text_rows(conn, &format!("SHOW CREATE {ty} {}.{}", ident(db), ident(&name))).await?;
+        let r = conn.text_rows(&format!("SHOW CREATE {ty} {}.{}", ident(db), ident(&name)))?;
         routines.push(object(name, &ty, &r, 1, 2));
     }
     let mut events = Vec::new();
-    for row in text_rows(
-        conn,
-        &format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q} ORDER BY EVENT_NAME"),
-    )
-    .await?
+    for row in conn.text_rows(&format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q} ORDER BY EVENT_NAME"))?
     {
         let Some(name) = row[0].clone() else { continue };
-        let r = text_rows(conn, &format!("SHOW CREATE EVENT {}.{}", ident(db), ident(&name))).await?;
+        let r = conn.text_rows(&format!("SHOW CREATE EVENT {}.{}", ident(db), ident(&name)))?;
         events.push(object(name, "EVENT", &r, 1, 3));
     }
     Ok(Schema {
