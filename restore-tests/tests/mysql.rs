@@ -25,6 +25,20 @@ fn backup_mysql(lb: &Lifeboat, db: &TestDb) -> lifeboat_testkit::Output {
     ])
 }
 
+/// `lifeboat backup --source mysql` of `url`, to run as the test needs.
+fn backup_command(lb: &Lifeboat, url: &str) -> std::process::Command {
+    let b = lb.backup_key.display().to_string();
+    lb.command(&[
+        "backup",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        url,
+    ])
+}
+
 /// `(table item, content checksum)` of a snapshot, sorted.
 fn table_checksums(lb: &Lifeboat, snap: &serde_json::Value) -> Vec<(String, String)> {
     let k = lb.restore_key.display().to_string();
@@ -249,18 +263,7 @@ fn killing_the_dump_connection_commits_nothing_with_a_clear_error() {
     );
     let lb = Lifeboat::local();
     lb.init();
-    let b = lb.backup_key.display().to_string();
-    let url = db.url();
-    let child = lb
-        .command(&[
-            "backup",
-            "--backup-key-file",
-            &b,
-            "--source",
-            "mysql",
-            "--mysql-url",
-            &url,
-        ])
+    let child = backup_command(&lb, &db.url())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -398,21 +401,12 @@ fn a_user_without_super_replays_objects_defined_by_root() {
     // The same user takes the dump (a password login through lifeboat's
     // own reader, with only these grants); a wrong password is refused by
     // name, and no password is ever printed.
-    let b = lb.backup_key.display().to_string();
     let url = format!("mysql://{user}@127.0.0.1:3306/{}", src.name);
     let dump_as = |password: &str| {
-        lb.command(&[
-            "backup",
-            "--backup-key-file",
-            &b,
-            "--source",
-            "mysql",
-            "--mysql-url",
-            &url,
-        ])
-        .env("LIFEBOAT_MYSQL_PASSWORD", password)
-        .output()
-        .expect("backup")
+        backup_command(&lb, &url)
+            .env("LIFEBOAT_MYSQL_PASSWORD", password)
+            .output()
+            .expect("backup")
     };
     let before = lb.snapshots().len();
     let bad = dump_as("Wrong-pass-9");
