@@ -332,12 +332,15 @@ pub(crate) fn open_snapshot(
     if let Some(mut l) = lock {
         l.execute("UNLOCK TABLES")?;
     }
-    let identity = identity(
-        conns[0]
-            .text_value("SELECT @@server_uuid")
-            .unwrap_or_default(),
-        || conns[0].text_rows("SELECT @@hostname, @@port"),
-    )?;
+    let uuid = conns[0]
+        .text_value("SELECT @@server_uuid")
+        .unwrap_or_default();
+    let host_port = if uuid.is_empty() {
+        conns[0].text_rows("SELECT @@hostname, @@port")?
+    } else {
+        Vec::new()
+    };
+    let identity = identity(uuid, host_port);
     Ok((conns, identity))
 }
 
@@ -690,20 +693,18 @@ fn make_patch(old: &[u64], new: &[u64], data: &[u8]) -> Option<Vec<u8>> {
 
 /// Who the server is, to recognise it again at replay time (a replay onto
 /// the source is refused): `@@server_uuid` on MySQL, host and port on
-/// MariaDB (`host_port` is asked only then).
-pub(crate) fn identity(
-    uuid: String,
-    host_port: impl FnOnce() -> Result<Vec<Vec<Option<String>>>>,
-) -> Result<String> {
+/// MariaDB (`host_port`: the row of `SELECT @@hostname, @@port`, asked only
+/// then).
+pub(crate) fn identity(uuid: String, host_port: Vec<Vec<Option<String>>>) -> String {
     if !uuid.is_empty() {
-        return Ok(uuid);
+        return uuid;
     }
-    let r = host_port()?.into_iter().next().unwrap_or_default();
-    Ok(format!(
+    let r = host_port.into_iter().next().unwrap_or_default();
+    format!(
         "{}:{}",
         r.first().cloned().flatten().unwrap_or_default(),
         r.get(1).cloned().flatten().unwrap_or_default()
-    ))
+    )
 }
 
 #[cfg(test)]

@@ -200,11 +200,11 @@ pub fn replay(
             .await
             .unwrap_or_default();
         let host_port = if uuid.is_empty() {
-            Some(crate::schema::text_rows(&mut conn, "SELECT @@hostname, @@port").await)
+            crate::schema::text_rows(&mut conn, "SELECT @@hostname, @@port").await?
         } else {
-            None
+            Vec::new()
         };
-        let identity = crate::dump::identity(uuid, || host_port.unwrap_or_else(|| Ok(Vec::new())))?;
+        let identity = crate::dump::identity(uuid, host_port);
         if format!("{identity}/{}", target.database) == schema.server.source && !opts.allow_source {
             return Err(Error::Target(format!(
                 "{} is the database this snapshot was taken from: refusing to overwrite it \

@@ -305,19 +305,27 @@ impl Conn {
                 if mode == SslMode::VerifyIdentity {
                     builder.with_root_certificates(roots).with_no_client_auth()
                 } else {
-                    let verifier =
-                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider)
-                            .build()
-                            .map_err(|e| protocol(what, e))?;
+                    let chain = WebPkiServerVerifier::builder_with_provider(
+                        Arc::new(roots),
+                        provider.clone(),
+                    )
+                    .build()
+                    .map_err(|e| protocol(what, e))?;
                     builder
                         .dangerous()
-                        .with_custom_certificate_verifier(Arc::new(AnyName(verifier)))
+                        .with_custom_certificate_verifier(Arc::new(Lenient {
+                            chain: Some(chain),
+                            provider,
+                        }))
                         .with_no_client_auth()
                 }
             }
             _ => builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyCert(provider)))
+                .with_custom_certificate_verifier(Arc::new(Lenient {
+                    chain: None,
+                    provider,
+                }))
                 .with_no_client_auth(),
         };
         let name = ServerName::try_from(host.to_string()).map_err(|e| protocol(what, e))?;
@@ -434,34 +442,30 @@ impl Conn {
     }
 
     /// Send a query; returns the column count (0: no result set).
-    fn query(&mut self, sql: &str) -> Result<usize> {
-        let what = crate::schema::short(sql);
+    fn query(&mut self, sql: &str, what: &str) -> Result<usize> {
         self.seq = 0;
         let mut q = Vec::with_capacity(sql.len() + 1);
         q.push(3); // COM_QUERY
         q.extend_from_slice(sql.as_bytes());
-        self.send(&what, &q)?;
-        let p = self.packet(&what)?;
+        self.send(what, &q)?;
+        let p = self.packet(what)?;
         let head = self.bytes(p);
         match head.first() {
             Some(0x00) => Ok(0),
-            Some(0xFF) => Err(server_error(&what, head)),
-            Some(0xFB) => Err(protocol(
-                &what,
-                "the server asked for a local file; refused",
-            )),
+            Some(0xFF) => Err(server_error(what, head)),
+            Some(0xFB) => Err(protocol(what, "the server asked for a local file; refused")),
             _ => {
                 let mut i = 0;
-                let n = lenenc(head, &mut i).ok_or_else(|| protocol(&what, "bad column count"))?;
+                let n = lenenc(head, &mut i).ok_or_else(|| protocol(what, "bad column count"))?;
                 // Column definitions, then EOF.
                 for _ in 0..n {
-                    self.packet(&what)?;
+                    self.packet(what)?;
                 }
-                let p = self.packet(&what)?;
+                let p = self.packet(what)?;
                 if !is_eof(self.bytes(p)) {
-                    return Err(protocol(&what, "no EOF after the columns"));
+                    return Err(protocol(what, "no EOF after the columns"));
                 }
-                usize::try_from(n).map_err(|_| protocol(&what, "bad column count"))
+                usize::try_from(n).map_err(|_| protocol(what, "bad column count"))
             }
         }
     }
@@ -473,20 +477,21 @@ impl Conn {
         sql: &str,
         each: &mut dyn FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<u64> {
-        let n = self.query(sql)?;
+        let what = crate::schema::short(sql);
+        let n = self.query(sql, &what)?;
         if n == 0 {
             return Ok(0);
         }
-        let what = crate::schema::short(sql);
         let mut fields = Vec::with_capacity(n);
         let mut rows = 0u64;
         loop {
             let p = self.packet(&what)?;
             let data = self.bytes(p);
-            match data.first() {
-                Some(0xFE) if data.len() < 9 => return Ok(rows),
-                Some(0xFF) => return Err(server_error(&what, data)),
-                _ => {}
+            if is_eof(data) {
+                return Ok(rows);
+            }
+            if data.first() == Some(&0xFF) {
+                return Err(server_error(&what, data));
             }
             fields.clear();
             let mut i = 0;
@@ -689,12 +694,17 @@ fn xor_scramble<D: Digest>(password: &str, nonce: &[u8], nonce_first: bool) -> V
     h1.iter().zip(h3.iter()).map(|(a, b)| a ^ b).collect()
 }
 
-/// Verification of the certificate chain against the roots, any name
-/// (`verify-ca`).
+/// The certificate check of `verify-ca` (`chain`: the chain against the
+/// roots, any name) and of `required` / `preferred` (no `chain`: any
+/// certificate). The handshake's signatures are checked either way, with
+/// the provider's algorithms (what the webpki verifier uses too).
 #[derive(Debug)]
-struct AnyName(Arc<WebPkiServerVerifier>);
+struct Lenient {
+    chain: Option<Arc<WebPkiServerVerifier>>,
+    provider: Arc<CryptoProvider>,
+}
 
-impl ServerCertVerifier for AnyName {
+impl ServerCertVerifier for Lenient {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -703,10 +713,10 @@ impl ServerCertVerifier for AnyName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -720,51 +730,11 @@ impl ServerCertVerifier for AnyName {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.supported_verify_schemes()
-    }
-}
-
-/// Encryption without verification (`required`, `preferred`): the
-/// handshake's signatures are still checked, the certificate is not.
-#[derive(Debug)]
-struct AnyCert(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AnyCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> std::result::Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> std::result::Result<HandshakeSignatureValid, rustls::Error> {
         verify_tls12_signature(
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
@@ -778,12 +748,14 @@ impl ServerCertVerifier for AnyCert {
             message,
             cert,
             dss,
-            &self.0.signature_verification_algorithms,
+            &self.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
