@@ -121,6 +121,12 @@ pub enum Command {
     /// Recover what can be recovered of a damaged repository.
     #[command(subcommand)]
     Repair(RepairCommand),
+    /// Move a repository to the current format (2: authenticated keyrings,
+    /// signed config, tagged index and snapshot files; snapshot ids change),
+    /// or authenticate this restore key's keyring in an upgraded one. Needs
+    /// the restore key; takes the exclusive lock. Backup hosts then need a
+    /// backup key re-issued with `key export-backup-key`.
+    Upgrade,
 }
 
 #[derive(Debug, Subcommand)]

@@ -166,14 +166,14 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
             .fetch_add(payload.len() as u64, Ordering::Relaxed);
         if b.len() >= cfg.pack_size as usize {
             if let Some(full) = builder.take() {
-                if packs.send(full.finish(&meta)).is_err() {
+                if packs.send(full.finish(&meta, shared.repo.auth())).is_err() {
                     return;
                 }
             }
         }
     }
     if let Some(b) = builder.filter(|b| !b.is_empty()) {
-        let _ = packs.send(b.finish(&meta));
+        let _ = packs.send(b.finish(&meta, shared.repo.auth()));
     }
 }
 
@@ -497,7 +497,9 @@ impl<A: Access> Repository<A> {
         Ok(())
     }
 
-    /// Read the header of one pack with two range reads.
+    /// Read the header of one pack with two range reads. In format 2 a
+    /// header without a tag (a pack written before the upgrade) is refused
+    /// here: only its authenticated index entries vouch for it.
     pub(crate) fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<PackEntry>> {
         let what = FileKind::Pack.path(name);
         let tlen = crate::pack::TRAILER_LEN as u64;
@@ -510,7 +512,21 @@ impl<A: Access> Repository<A> {
             let sealed = self
                 .backend()
                 .read_range(FileKind::Pack, name, start, hlen)?;
-            crate::pack::parse_header(&sealed, start, &self.key().metadata_identity, &what)
+            let header = crate::pack::parse_header(
+                &sealed,
+                start,
+                &self.key().metadata_identity,
+                self.auth(),
+                &what,
+            )?;
+            if header.legacy {
+                return Err(Error::damaged(
+                    &what,
+                    "its header has no tag (a pack from before format 2): not trusted without \
+                     an index entry",
+                ));
+            }
+            Ok(header.entries)
         })
     }
 }

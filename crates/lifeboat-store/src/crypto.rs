@@ -36,12 +36,22 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+fn hmac_check(key: &[u8], parts: &[&[u8]], tag: &[u8]) -> bool {
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).expect("HMAC takes any key length");
+    for p in parts {
+        mac.update(p);
+    }
+    // Constant time.
+    mac.verify_slice(tag).is_ok()
+}
+
 /// The secret that makes blob ids unguessable and chunk boundaries private.
 #[derive(Clone)]
 pub(crate) struct DedupKey {
     secret: Zeroizing<[u8; 32]>,
     id_key: Zeroizing<[u8; 32]>,
     mac_key: Zeroizing<[u8; 32]>,
+    file_key: Zeroizing<[u8; 32]>,
     gear_seed: u64,
 }
 
@@ -49,6 +59,7 @@ impl DedupKey {
     pub(crate) fn from_secret(secret: [u8; 32]) -> Self {
         let id_key = hmac(&secret, b"lifeboat blob-id v1");
         let mac_key = hmac(&secret, b"lifeboat config-mac v1");
+        let file_key = hmac(&secret, b"lifeboat file-auth v2");
         let seed = hmac(&secret, b"lifeboat gear-seed v1");
         let mut seed8 = [0u8; 8];
         seed8.copy_from_slice(&seed[..8]);
@@ -56,6 +67,7 @@ impl DedupKey {
             secret: Zeroizing::new(secret),
             id_key: Zeroizing::new(id_key),
             mac_key: Zeroizing::new(mac_key),
+            file_key: Zeroizing::new(file_key),
             gear_seed: u64::from_le_bytes(seed8),
         }
     }
@@ -85,6 +97,22 @@ impl DedupKey {
         hmac(&*self.mac_key, data)
     }
 
+    /// Format 2: the tag that authenticates a metadata plaintext `body` as a
+    /// file of kind `label` (docs/FORMAT.md, "Authentication").
+    pub(crate) fn file_tag(&self, label: &str, body: &[u8]) -> [u8; 32] {
+        let mut mac =
+            <HmacSha256 as Mac>::new_from_slice(&*self.file_key).expect("HMAC takes any key");
+        mac.update(label.as_bytes());
+        mac.update(&[0]);
+        mac.update(body);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` authenticates `body` as a file of kind `label`.
+    pub(crate) fn check_file_tag(&self, label: &str, body: &[u8], tag: &[u8]) -> bool {
+        hmac_check(&*self.file_key, &[label.as_bytes(), &[0], body], tag)
+    }
+
     /// A key for `purpose`, independent of the others.
     pub(crate) fn derive(&self, purpose: &str) -> [u8; 32] {
         hmac(
@@ -96,6 +124,114 @@ impl DedupKey {
     pub(crate) fn gear_seed(&self) -> u64 {
         self.gear_seed
     }
+}
+
+/// Length of the tag line that starts every authenticated plaintext:
+/// 64 hex digits and `\n`.
+pub(crate) const TAG_LINE_LEN: usize = 65;
+
+/// `hex(tag) ‖ "\n" ‖ body`: how format 2 stores an authenticated plaintext.
+pub(crate) fn with_tag_line(tag: &[u8; 32], body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TAG_LINE_LEN + body.len());
+    out.extend_from_slice(hex::encode(tag).as_bytes());
+    out.push(b'\n');
+    out.extend_from_slice(body);
+    out
+}
+
+/// Split a plaintext into its tag and body, if it starts with a tag line.
+/// JSON bodies start with `{`, so a format-1 plaintext never looks like one.
+pub(crate) fn split_tag_line(plain: &[u8]) -> Option<([u8; 32], &[u8])> {
+    if plain.len() < TAG_LINE_LEN || plain[TAG_LINE_LEN - 1] != b'\n' {
+        return None;
+    }
+    let mut tag = [0u8; 32];
+    hex::decode_to_slice(&plain[..TAG_LINE_LEN - 1], &mut tag).ok()?;
+    Some((tag, &plain[TAG_LINE_LEN..]))
+}
+
+/// The key that authenticates the keyring sealed to one restore key: only
+/// someone holding that restore key can compute it, so a keyring planted by
+/// anyone else (sealing to the public key is open to all) is refused.
+pub(crate) fn keyring_auth_key(identity: &x25519::Identity) -> Zeroizing<[u8; 32]> {
+    let text = identity.to_string();
+    Zeroizing::new(hmac(
+        text.expose_secret().as_bytes(),
+        b"lifeboat keyring-auth v2",
+    ))
+}
+
+/// The tag of a keyring body sealed to `identity`.
+pub(crate) fn keyring_tag(identity: &x25519::Identity, body: &[u8]) -> [u8; 32] {
+    let key = keyring_auth_key(identity);
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(&*key).expect("HMAC takes any key");
+    mac.update(b"keys\0");
+    mac.update(body);
+    mac.finalize().into_bytes().into()
+}
+
+/// Whether `tag` authenticates a keyring `body` sealed to `identity`.
+pub(crate) fn check_keyring_tag(identity: &x25519::Identity, body: &[u8], tag: &[u8]) -> bool {
+    hmac_check(&*keyring_auth_key(identity), &[b"keys\0", body], tag)
+}
+
+/// The Ed25519 key that signs the config of a format-2 repository. Its
+/// secret is in the keyring (restore keys only); backup keys pin its public
+/// half, so neither a backup host nor the store's credentials can forge a
+/// config that anyone accepts.
+pub(crate) struct ConfigSigner(ed25519_dalek::SigningKey);
+
+impl ConfigSigner {
+    pub(crate) fn generate() -> Self {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        rand::fill(&mut *seed);
+        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    /// A signer derived from another secret (`lifeboat upgrade` derives it
+    /// from the data identity, so an interrupted upgrade run again signs
+    /// with the same key).
+    pub(crate) fn derived_from(secret: &[u8]) -> Self {
+        let seed = Zeroizing::new(hmac(secret, b"lifeboat config-signing v2"));
+        Self(ed25519_dalek::SigningKey::from_bytes(&seed))
+    }
+
+    pub(crate) fn from_hex(s: &str) -> Option<Self> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(s.trim(), &mut *seed).ok()?;
+        Some(Self(ed25519_dalek::SigningKey::from_bytes(&seed)))
+    }
+
+    pub(crate) fn secret_hex(&self) -> Zeroizing<String> {
+        Zeroizing::new(hex::encode(self.0.to_bytes()))
+    }
+
+    /// The public key, as 64 hex digits.
+    pub(crate) fn verify_key_hex(&self) -> String {
+        hex::encode(self.0.verifying_key().to_bytes())
+    }
+
+    pub(crate) fn sign_hex(&self, message: &[u8]) -> String {
+        use ed25519_dalek::Signer;
+        hex::encode(self.0.sign(message).to_bytes())
+    }
+}
+
+/// Whether `signature_hex` is an Ed25519 signature of `message` by
+/// `verify_key_hex` (strict verification: no malleable signatures).
+pub(crate) fn verify_signature(verify_key_hex: &str, message: &[u8], signature_hex: &str) -> bool {
+    let mut key = [0u8; 32];
+    let mut sig = [0u8; 64];
+    if hex::decode_to_slice(verify_key_hex, &mut key).is_err()
+        || hex::decode_to_slice(signature_hex, &mut sig).is_err()
+    {
+        return false;
+    }
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(&key) else {
+        return false;
+    };
+    key.verify_strict(message, &ed25519_dalek::Signature::from_bytes(&sig))
+        .is_ok()
 }
 
 /// Encrypt `plaintext` to one age recipient (binary age format).
@@ -291,6 +427,17 @@ pub struct BackupKey {
     pub(crate) repository: String,
     pub(crate) dedup: DedupKey,
     pub(crate) metadata_identity: x25519::Identity,
+    /// What the key was issued for (format 2); `None` for a format-1 key.
+    pub(crate) pin: Option<KeyPin>,
+}
+
+/// What a format-2 backup key accepts: the one data recipient it may seal
+/// to and the key that must have signed the config. A config that differs
+/// (a recipient slipped in, a re-signed or replaced config) is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct KeyPin {
+    pub data_recipient: String,
+    pub verify_key: String,
 }
 
 impl std::fmt::Debug for BackupKey {
@@ -314,11 +461,23 @@ impl BackupKey {
              # Keep it private (mode 0600).\n\
              repository: {}\n\
              dedup-secret: {}\n\
-             metadata-identity: {}\n",
+             metadata-identity: {}\n{}",
             self.repository,
             self.dedup.secret_hex().as_str(),
-            self.metadata_identity.to_string().expose_secret()
+            self.metadata_identity.to_string().expose_secret(),
+            match &self.pin {
+                Some(p) => format!(
+                    "data-recipient: {}\nconfig-verify-key: {}\n",
+                    p.data_recipient, p.verify_key
+                ),
+                None => String::new(),
+            }
         ))
+    }
+
+    /// True for a key issued before format 2 (it pins nothing).
+    pub fn is_format_1(&self) -> bool {
+        self.pin.is_none()
     }
 
     /// Parse a backup key file's text.
@@ -337,6 +496,7 @@ impl BackupKey {
             ));
         }
         let (mut repo, mut secret, mut meta) = (None, None, None);
+        let (mut data_recipient, mut verify_key) = (None, None);
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -348,6 +508,8 @@ impl BackupKey {
                 Some(("metadata-identity", v)) => {
                     meta = Some(SecretString::from(v.trim().to_string()))
                 }
+                Some(("data-recipient", v)) => data_recipient = Some(v.trim().to_string()),
+                Some(("config-verify-key", v)) => verify_key = Some(v.trim().to_string()),
                 _ => return Err(bad("unexpected line (not a lifeboat backup key file)")),
             }
         }
@@ -357,10 +519,30 @@ impl BackupKey {
             .and_then(DedupKey::from_hex)
             .ok_or_else(|| bad("missing or malformed `dedup-secret:` line"))?;
         let meta = meta.ok_or_else(|| bad("missing `metadata-identity:` line"))?;
+        let pin = match (data_recipient, verify_key) {
+            (None, None) => None,
+            (Some(data_recipient), Some(verify_key)) => {
+                parse_recipient(&data_recipient)
+                    .map_err(|_| bad("malformed `data-recipient:` line"))?;
+                if verify_key.len() != 64 || hex::decode(&verify_key).is_err() {
+                    return Err(bad("malformed `config-verify-key:` line"));
+                }
+                Some(KeyPin {
+                    data_recipient,
+                    verify_key,
+                })
+            }
+            _ => {
+                return Err(bad(
+                    "`data-recipient:` and `config-verify-key:` come together; the file was cut or edited",
+                ))
+            }
+        };
         Ok(Self {
             repository,
             dedup,
             metadata_identity: parse_identity(&meta, what)?,
+            pin,
         })
     }
 
@@ -384,6 +566,9 @@ pub(crate) struct Keyring {
     pub metadata_identity: String,
     /// Newest first; blobs name the one they were encrypted to by recipient.
     pub data_identities: Vec<String>,
+    /// Format 2: the Ed25519 secret (64 hex digits) that signs the config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_signing_key: Option<String>,
 }
 
 impl Drop for Keyring {
@@ -392,6 +577,9 @@ impl Drop for Keyring {
         self.dedup_secret.zeroize();
         self.metadata_identity.zeroize();
         for s in &mut self.data_identities {
+            s.zeroize();
+        }
+        if let Some(s) = &mut self.config_signing_key {
             s.zeroize();
         }
     }
@@ -581,6 +769,44 @@ mod tests {
     }
 
     #[test]
+    fn tags_bind_the_key_the_kind_and_every_byte() {
+        let a = DedupKey::generate();
+        let b = DedupKey::generate();
+        let tag = a.file_tag("snapshots", b"{}");
+        assert!(a.check_file_tag("snapshots", b"{}", &tag));
+        assert!(!a.check_file_tag("index", b"{}", &tag), "another kind");
+        assert!(!a.check_file_tag("snapshots", b"{ }", &tag), "another body");
+        assert!(!b.check_file_tag("snapshots", b"{}", &tag), "another repository");
+        let line = with_tag_line(&tag, b"{}");
+        assert_eq!(line.len(), TAG_LINE_LEN + 2);
+        let (t, body) = split_tag_line(&line).unwrap();
+        assert_eq!((t, body), (tag, &b"{}"[..]));
+        assert!(split_tag_line(b"{\"version\":1}").is_none(), "format 1 JSON");
+        assert!(split_tag_line(&line[1..]).is_none());
+    }
+
+    #[test]
+    fn keyring_auth_needs_the_identity_and_signatures_the_signer() {
+        let r = x25519::Identity::generate();
+        let other = x25519::Identity::generate();
+        assert_eq!(*keyring_auth_key(&r), *keyring_auth_key(&r));
+        assert_ne!(*keyring_auth_key(&r), *keyring_auth_key(&other));
+        let signer = ConfigSigner::generate();
+        let sig = signer.sign_hex(b"config");
+        assert!(verify_signature(&signer.verify_key_hex(), b"config", &sig));
+        assert!(!verify_signature(&signer.verify_key_hex(), b"config!", &sig));
+        let forger = ConfigSigner::generate();
+        assert!(!verify_signature(&signer.verify_key_hex(), b"config", &forger.sign_hex(b"config")));
+        assert!(!verify_signature("00", b"config", &sig));
+        let again = ConfigSigner::from_hex(&signer.secret_hex()).unwrap();
+        assert_eq!(again.verify_key_hex(), signer.verify_key_hex());
+        assert_eq!(
+            ConfigSigner::derived_from(b"s").verify_key_hex(),
+            ConfigSigner::derived_from(b"s").verify_key_hex()
+        );
+    }
+
+    #[test]
     fn blob_ids_are_keyed() {
         let a = DedupKey::generate();
         let b = DedupKey::generate();
@@ -595,11 +821,30 @@ mod tests {
             repository: "r1".into(),
             dedup: DedupKey::generate(),
             metadata_identity: x25519::Identity::generate(),
+            pin: Some(KeyPin {
+                data_recipient: x25519::Identity::generate().to_public().to_string(),
+                verify_key: ConfigSigner::generate().verify_key_hex(),
+            }),
         };
         let text = k.to_file_text();
         let back = BackupKey::parse(&text, "b.key").unwrap();
         assert_eq!(back.repository, "r1");
         assert_eq!(back.dedup.blob_id(b"a"), k.dedup.blob_id(b"a"));
+        assert_eq!(back.pin, k.pin);
+        // A format-1 key file (no pin lines) still parses, as format 1.
+        let v1: String = text
+            .lines()
+            .filter(|l| !l.starts_with("data-recipient") && !l.starts_with("config-verify-key"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(BackupKey::parse(&v1, "v1.key").unwrap().is_format_1());
+        // Half a pin is an edited file.
+        let cut: String = text
+            .lines()
+            .filter(|l| !l.starts_with("config-verify-key"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(BackupKey::parse(&cut, "cut.key").is_err());
         let rk = RestoreKey::generate();
         let rtext = String::from_utf8(rk.to_file_bytes(None).to_vec()).unwrap();
         let err = BackupKey::parse(&rtext, "r.key").unwrap_err().to_string();

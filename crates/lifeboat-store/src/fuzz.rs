@@ -150,9 +150,10 @@ proptest! {
 
     #[test]
     fn fuzz_pack(raw in inputs(fixture().packs.clone())) {
-        let meta = &fixture().repo.key().metadata_identity;
-        if let Ok(entries) = pack::parse_pack(&raw, meta, "fuzz") {
-            for e in entries {
+        let f = fixture();
+        let meta = &f.repo.key().metadata_identity;
+        if let Ok(header) = pack::parse_pack(&raw, meta, f.repo.auth(), "fuzz") {
+            for e in header.entries {
                 prop_assert!(e.length <= MAX_BLOB_LEN && e.plain_length <= MAX_BLOB_LEN);
                 prop_assert!(e.offset as usize + e.length as usize <= raw.len());
             }
@@ -276,7 +277,9 @@ fn corpus_seeds_parse() {
     crate::delta::apply(&delta[0], &delta[1], 1 << 16).expect("delta seed");
     let f = fixture();
     for p in &f.packs {
-        pack::parse_pack(p, &f.repo.key().metadata_identity, "seed").expect("pack seed");
+        let h = pack::parse_pack(p, &f.repo.key().metadata_identity, f.repo.auth(), "seed")
+            .expect("pack seed");
+        assert!(!h.legacy, "a new repository's packs are authenticated");
     }
     for k in key_seeds() {
         let text = String::from_utf8(k).expect("utf-8");

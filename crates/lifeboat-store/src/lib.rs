@@ -54,6 +54,7 @@ mod prune;
 mod repair;
 mod repository;
 mod snapshot;
+mod upgrade;
 mod verify;
 
 pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter, PARTIAL_TAG};
@@ -69,10 +70,12 @@ pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
 pub use repair::{RepairOptions, RepairReport};
 pub use repository::{
     Access, BackupAccess, FullAccess, InitOptions, KeyEntry, RepoConfig, Repository, Unreadable,
+    FORMAT_VERSION,
 };
 pub use snapshot::{
     BackupStats, ManifestItem, ManifestRef, Snapshot, SnapshotEntry, SourceSummary,
 };
+pub use upgrade::UpgradeReport;
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 /// The age library, re-exported so callers name the same `SecretString`.

@@ -16,6 +16,10 @@ use crate::repository::{Access, Repository};
 
 /// A lock not refreshed for this long is stale.
 pub const STALE_AFTER: Duration = Duration::from_secs(30 * 60);
+/// How far ahead of this host's clock a lock's time may be and still count:
+/// hosts' clocks differ a little, but a lock dated further ahead (a broken
+/// clock, or a file planted to block every backup for years) is stale.
+pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(10 * 60);
 const REFRESH_EVERY: Duration = Duration::from_secs(5 * 60);
 
 /// A lock file's content.
@@ -42,8 +46,11 @@ impl LockInfo {
     /// True when nobody holds this lock any more.
     pub fn is_stale(&self) -> bool {
         let age = Utc::now().signed_duration_since(self.time);
-        if age.to_std().map(|a| a > STALE_AFTER).unwrap_or(false) {
-            return true;
+        match age.to_std() {
+            Ok(age) if age > STALE_AFTER => return true,
+            // Negative: the lock is dated in the future.
+            Err(_) if (-age).to_std().map(|a| a > MAX_CLOCK_SKEW).unwrap_or(true) => return true,
+            _ => {}
         }
         self.hostname == hostname() && !process_alive(self.pid, self.process.as_deref())
     }
@@ -262,5 +269,18 @@ mod tests {
         let mut old = lock_of(me, Some(identity));
         old.time = Utc::now() - chrono::Duration::hours(1);
         assert!(old.is_stale());
+    }
+
+    #[test]
+    fn a_lock_dated_far_in_the_future_is_stale() {
+        // Another host's lock (so the process check does not apply).
+        let mut lock = lock_of(1, None);
+        lock.hostname = "elsewhere".into();
+        lock.time = Utc::now() + chrono::Duration::minutes(2);
+        assert!(!lock.is_stale(), "within the clock skew: held");
+        lock.time = Utc::now() + chrono::Duration::days(365 * 100);
+        assert!(lock.is_stale(), "a century ahead: stale");
+        lock.time = Utc::now() + chrono::Duration::minutes(11);
+        assert!(lock.is_stale(), "beyond MAX_CLOCK_SKEW: stale");
     }
 }

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::crypto;
+use crate::crypto::{self, DedupKey};
 use crate::error::{Error, Result};
 use crate::id::{sha256, BlobId, PackId};
 
@@ -104,14 +104,26 @@ impl PackBuilder {
         self.buf.extend_from_slice(sealed);
     }
 
-    /// Close the pack: append the header sealed to the metadata recipient.
-    pub(crate) fn finish(mut self, meta: &dyn age::Recipient) -> (PackId, Vec<u8>, Vec<PackEntry>) {
+    /// Close the pack: append the header sealed to the metadata recipient,
+    /// with its tag line when `auth` is given (format 2).
+    pub(crate) fn finish(
+        mut self,
+        meta: &dyn age::Recipient,
+        auth: Option<&DedupKey>,
+    ) -> (PackId, Vec<u8>, Vec<PackEntry>) {
         let header = PackHeader {
             version: 1,
             blobs: self.entries,
         };
         let json = serde_json::to_vec(&header).expect("pack header serializes");
-        let sealed = crypto::seal(meta, 3, &json);
+        let sealed = match auth {
+            Some(k) => crypto::seal(
+                meta,
+                3,
+                &crypto::with_tag_line(&k.file_tag(HEADER_LABEL, &json), &json),
+            ),
+            None => crypto::seal(meta, 3, &json),
+        };
         self.buf.extend_from_slice(&sealed);
         self.buf
             .extend_from_slice(&(sealed.len() as u32).to_le_bytes());
@@ -136,15 +148,44 @@ pub(crate) fn parse_trailer(trailer: &[u8], pack_len: u64, what: &str) -> Result
     Ok(len)
 }
 
-/// Decrypt and parse a pack header, and check its entries lie inside the pack.
+/// The label a pack header's tag binds (docs/FORMAT.md, "Authentication").
+pub(crate) const HEADER_LABEL: &str = "pack-header";
+
+/// A pack header as read.
+#[derive(Debug)]
+pub(crate) struct Header {
+    pub entries: Vec<PackEntry>,
+    /// Format 2 read a header without a tag: a pack written before the
+    /// upgrade. Only an (authenticated) index entry vouches for its blobs.
+    pub legacy: bool,
+}
+
+/// Decrypt and parse a pack header, and check its entries lie inside the
+/// pack. With `auth` (format 2) a tagged header must authenticate; an
+/// untagged one is returned marked `legacy`, for the caller to decide.
 pub(crate) fn parse_header(
     sealed: &[u8],
     header_start: u64,
     meta: &dyn age::Identity,
+    auth: Option<&DedupKey>,
     what: &str,
-) -> Result<Vec<PackEntry>> {
-    let json = crypto::open(&[meta], sealed, MAX_HEADER_LEN).map_err(|e| e.into_error(what))?;
-    let header: PackHeader = serde_json::from_slice(&json)
+) -> Result<Header> {
+    let plain = crypto::open(&[meta], sealed, MAX_HEADER_LEN + crypto::TAG_LINE_LEN)
+        .map_err(|e| e.into_error(what))?;
+    let (json, legacy) = match (auth, crypto::split_tag_line(&plain)) {
+        (Some(k), Some((tag, body))) => {
+            if !k.check_file_tag(HEADER_LABEL, body, &tag) {
+                return Err(Error::damaged(
+                    what,
+                    "pack header authentication failed: not written with this repository's keys",
+                ));
+            }
+            (body, false)
+        }
+        (Some(_), None) => (&plain[..], true),
+        (None, _) => (&plain[..], false),
+    };
+    let header: PackHeader = serde_json::from_slice(json)
         .map_err(|e| Error::damaged(what, format!("pack header: {e}")))?;
     if header.version != 1 {
         return Err(Error::damaged(
@@ -166,22 +207,26 @@ pub(crate) fn parse_header(
             ));
         }
     }
-    Ok(header.blobs)
+    Ok(Header {
+        entries: header.blobs,
+        legacy,
+    })
 }
 
 /// Read every entry of a whole pack held in memory.
 pub(crate) fn parse_pack(
     data: &[u8],
     meta: &dyn age::Identity,
+    auth: Option<&DedupKey>,
     what: &str,
-) -> Result<Vec<PackEntry>> {
+) -> Result<Header> {
     if data.len() < TRAILER_LEN {
         return Err(Error::damaged(what, "pack shorter than its trailer"));
     }
     let t = data.len() - TRAILER_LEN;
     let hlen = parse_trailer(&data[t..], data.len() as u64, what)?;
     let start = t - hlen;
-    parse_header(&data[start..t], start as u64, meta, what)
+    parse_header(&data[start..t], start as u64, meta, auth, what)
 }
 
 #[cfg(test)]
@@ -201,16 +246,34 @@ mod tests {
             20,
             Some(BlobId([1; 32])),
         );
-        let (id, bytes, entries) = b.finish(&meta.to_public());
+        let key = DedupKey::generate();
+        let (id, bytes, entries) = b.finish(&meta.to_public(), Some(&key));
         assert_eq!(id.0, sha256(&bytes));
         assert_eq!(&bytes[bytes.len() - 4..], PACK_MAGIC);
-        let parsed = parse_pack(&bytes, &meta, "p").unwrap();
+        let parsed = parse_pack(&bytes, &meta, Some(&key), "p").unwrap();
+        assert!(!parsed.legacy);
+        let parsed = parsed.entries;
         assert_eq!(parsed, entries);
         assert_eq!(parsed[1].offset, 4);
         assert_eq!(&bytes[4..10], b"bbbbbb");
         let mut bad = bytes.clone();
         let n = bad.len();
         bad[n - 6] ^= 0xff;
-        assert!(parse_pack(&bad, &meta, "p").is_err());
+        assert!(parse_pack(&bad, &meta, Some(&key), "p").is_err());
+        // Another repository's key does not authenticate the header.
+        assert!(parse_pack(&bytes, &meta, Some(&DedupKey::generate()), "p").is_err());
+    }
+
+    #[test]
+    fn a_format_1_header_is_legacy_in_format_2() {
+        let meta = Identity::generate();
+        let mut b = PackBuilder::new(0);
+        b.add(BlobId([1; 32]), BlobKind::Data, b"aaaa", 10, None);
+        let (_, bytes, entries) = b.finish(&meta.to_public(), None);
+        let v1 = parse_pack(&bytes, &meta, None, "p").unwrap();
+        assert!(!v1.legacy);
+        assert_eq!(v1.entries, entries);
+        let v2 = parse_pack(&bytes, &meta, Some(&DedupKey::generate()), "p").unwrap();
+        assert!(v2.legacy, "an untagged header read by format 2 is legacy");
     }
 }

@@ -377,7 +377,7 @@ impl Repository<FullAccess> {
     }
 
     fn store_pack(&self, builder: PackBuilder, meta: &dyn age::Recipient) -> Result<IndexPack> {
-        let (id, bytes, blobs) = builder.finish(meta);
+        let (id, bytes, blobs) = builder.finish(meta, self.auth());
         self.backend().write(FileKind::Pack, &id.to_hex(), &bytes)?;
         Ok(IndexPack { id, blobs })
     }

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, FileKind};
 use crate::chunker::ChunkerParams;
-use crate::crypto::{self, BackupKey, DedupKey, Keyring, OpenError, RestoreKey};
+use crate::crypto::{
+    self, BackupKey, ConfigSigner, DedupKey, KeyPin, Keyring, OpenError, RestoreKey,
+};
 use crate::error::{Error, Result};
 use crate::id::{sha256_hex, BlobId, SnapshotId};
 use crate::index::{Index, IndexFile, MAX_INDEX_LEN};
@@ -26,6 +28,18 @@ const MAX_STATE_LEN: usize = 1 << 30;
 const MAX_DELTA_DEPTH: usize = 64;
 /// Largest keys/ or lock file plaintext accepted.
 const MAX_SMALL_LEN: usize = 1024 * 1024;
+/// The format this lifeboat writes.
+pub const FORMAT_VERSION: u32 = 2;
+/// What a format-1 repository is told on every open.
+pub(crate) const FORMAT_1_WARNING: &str = "this repository is in format 1, which is not \
+authenticated: anyone with write access to the store could have replaced its keys, config or \
+snapshots. Run `lifeboat upgrade` with the restore key (docs/FORMAT.md, \"Authentication\")";
+
+/// Say once per process that the repository is not authenticated.
+fn warn_format_1() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| tracing::warn!("{FORMAT_1_WARNING}"));
+}
 
 /// A restore key's entry in the config (public data only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,12 +52,14 @@ pub struct KeyEntry {
     pub created: DateTime<Utc>,
 }
 
-/// The repository's only plaintext file. Its MAC (keyed by the dedup
-/// secret) stops someone with write access to the store from slipping in a
-/// recipient of their own.
+/// The repository's only plaintext file. In format 2 it is signed with a
+/// key only restore keys hold, and backup keys pin its recipients, so
+/// neither the store's credentials nor a backup host can slip in a
+/// recipient of their own. (Format 1 had a MAC keyed by the dedup secret,
+/// which backup hosts hold.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RepoConfig {
-    /// Format version (1).
+    /// Format version (1 or 2).
     pub version: u32,
     /// Random repository id.
     pub id: String,
@@ -61,23 +77,31 @@ pub struct RepoConfig {
     pub metadata_recipient: String,
     /// Restore keys that can open the repository.
     pub keys: Vec<KeyEntry>,
-    /// HMAC-SHA256 (config MAC key) of this JSON with `mac` empty.
-    pub mac: String,
+    /// Format 2: the Ed25519 public key (64 hex digits) whose signature this
+    /// file must carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_key: Option<String>,
+    /// Format 2: 1 at `init`, one more at each rewrite (a key added or
+    /// removed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<u64>,
+    /// Format 1: HMAC-SHA256 (config MAC key) of this JSON with `mac` empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+    /// Format 2: Ed25519 signature of this JSON with `signature` empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
 }
 
 impl RepoConfig {
     fn mac_input(&self) -> Vec<u8> {
         let mut c = self.clone();
-        c.mac = String::new();
+        c.mac = Some(String::new());
         serde_json::to_vec(&c).expect("config serializes")
     }
 
-    fn seal_mac(&mut self, dedup: &DedupKey) {
-        self.mac = hex::encode(dedup.mac(&self.mac_input()));
-    }
-
     fn check_mac(&self, dedup: &DedupKey) -> Result<()> {
-        if hex::encode(dedup.mac(&self.mac_input())) == self.mac {
+        if self.mac.as_deref() == Some(&hex::encode(dedup.mac(&self.mac_input()))) {
             Ok(())
         } else {
             Err(Error::damaged(
@@ -87,7 +111,45 @@ impl RepoConfig {
         }
     }
 
-    fn to_bytes(&self) -> Vec<u8> {
+    fn signing_input(&self) -> Vec<u8> {
+        let mut c = self.clone();
+        c.signature = Some(String::new());
+        serde_json::to_vec(&c).expect("config serializes")
+    }
+
+    pub(crate) fn sign(&mut self, signer: &ConfigSigner) {
+        self.version = FORMAT_VERSION;
+        self.mac = None;
+        self.verify_key = Some(signer.verify_key_hex());
+        self.signature = Some(signer.sign_hex(&self.signing_input()));
+    }
+
+    /// Format 2: check that the config is signed by `verify_key` (which the
+    /// caller trusts: pinned in its backup key, or derived from its keyring).
+    pub(crate) fn check_signature(&self, verify_key: &str) -> Result<()> {
+        if self.verify_key.as_deref() != Some(verify_key) {
+            return Err(Error::damaged(
+                "config",
+                "it names a signing key other than this repository's: the config was replaced \
+                 (see docs/DISASTER-RECOVERY.md, \"compromised\")",
+            ));
+        }
+        match &self.signature {
+            Some(sig) if crypto::verify_signature(verify_key, &self.signing_input(), sig) => Ok(()),
+            _ => Err(Error::damaged(
+                "config",
+                "its signature does not verify: the file was altered \
+                 (see docs/DISASTER-RECOVERY.md, \"compromised\")",
+            )),
+        }
+    }
+
+    /// True for a format-1 repository (not authenticated; `lifeboat upgrade`).
+    pub fn is_format_1(&self) -> bool {
+        self.version < 2
+    }
+
+    pub(crate) fn to_bytes(&self) -> Vec<u8> {
         let mut v = serde_json::to_vec_pretty(self).expect("config serializes");
         v.push(b'\n');
         v
@@ -131,8 +193,10 @@ pub trait Access: sealed::Sealed + Send + Sync + 'static {
 pub struct BackupAccess(BackupKey);
 /// Opened with a restore key: everything.
 pub struct FullAccess {
-    key: BackupKey,
-    data: Vec<x25519::Identity>,
+    pub(crate) key: BackupKey,
+    pub(crate) data: Vec<x25519::Identity>,
+    /// Signs the config (format 2; `None` in a format-1 repository).
+    pub(crate) signer: Option<ConfigSigner>,
 }
 
 impl sealed::Sealed for BackupAccess {}
@@ -177,7 +241,7 @@ impl<A: Access> Clone for Repository<A> {
     }
 }
 
-fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
+pub(crate) fn read_config(backend: &dyn Backend) -> Result<RepoConfig> {
     read_config_checked(backend, |_| Ok(()))
 }
 
@@ -212,11 +276,28 @@ fn read_config_once(backend: &dyn Backend) -> Result<RepoConfig> {
 pub(crate) fn parse_config(raw: &[u8]) -> Result<RepoConfig> {
     let config: RepoConfig = serde_json::from_slice(raw)
         .map_err(|e| Error::damaged("config", format!("not a lifeboat config: {e}")))?;
-    if config.version != 1 {
+    if config.version > FORMAT_VERSION || config.version == 0 {
         return Err(Error::Invalid(format!(
             "repository format version {} is newer than this lifeboat understands: upgrade lifeboat",
             config.version
         )));
+    }
+    let complete = if config.version == 1 {
+        config.mac.is_some() && config.signature.is_none()
+    } else {
+        config.mac.is_none()
+            && config.signature.is_some()
+            && config.verify_key.is_some()
+            && config.generation.is_some()
+    };
+    if !complete {
+        return Err(Error::damaged(
+            "config",
+            format!(
+                "fields missing or mixed for format {} (mac, signature, verify_key, generation)",
+                config.version
+            ),
+        ));
     }
     config
         .chunker
@@ -240,7 +321,7 @@ pub(crate) fn parse_config(raw: &[u8]) -> Result<RepoConfig> {
     Ok(config)
 }
 
-fn build_inner(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Inner> {
+pub(crate) fn build_inner(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Inner> {
     let data_recipient = crypto::parse_recipient(&config.data_recipient)
         .map_err(|e| Error::damaged("config", e.to_string()))?;
     let meta_recipient = crypto::parse_recipient(&config.metadata_recipient)
@@ -253,10 +334,126 @@ fn build_inner(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Inner> {
     })
 }
 
-fn seal_keyring(keyring: &Keyring, recipient: &dyn age::Recipient) -> (String, Vec<u8>) {
+/// A format-2 keys/ file for `identity`: the keyring, authenticated with a
+/// key only `identity` gives, sealed to its public key.
+pub(crate) fn seal_keyring(keyring: &Keyring, identity: &x25519::Identity) -> (String, Vec<u8>) {
     let json = zeroize::Zeroizing::new(serde_json::to_vec(keyring).expect("keyring serializes"));
-    let sealed = crypto::seal(recipient, 3, &json);
+    let tag = crypto::keyring_tag(identity, &json);
+    let plain = zeroize::Zeroizing::new(crypto::with_tag_line(&tag, &json));
+    let sealed = crypto::seal(&identity.to_public(), 3, &plain);
     (sha256_hex(&sealed), sealed)
+}
+
+/// A keys/ file opened with the identity its config entry names.
+pub(crate) enum OpenedKeyring {
+    /// Authenticated by the identity (format 2).
+    Authenticated(Keyring),
+    /// Written before format 2: nothing vouches for it.
+    Unauthenticated(Keyring),
+}
+
+/// Read `keys/<entry.file>` with `identity` (the one whose public key the
+/// entry names); check its name, decrypt, check its tag when it has one.
+pub(crate) fn open_keyring(
+    backend: &dyn Backend,
+    entry: &KeyEntry,
+    identity: &x25519::Identity,
+) -> Result<OpenedKeyring> {
+    let what = FileKind::Keys.path(&entry.file);
+    reread_if_damaged(&what, || {
+        let raw = backend.read(FileKind::Keys, &entry.file).map_err(|e| {
+            if e.is_not_found() {
+                Error::damaged(&what, "missing: the config lists it but the store lacks it")
+            } else {
+                e.into()
+            }
+        })?;
+        if sha256_hex(&raw) != entry.file {
+            return Err(Error::damaged(
+                &what,
+                "content does not match its name (SHA-256)",
+            ));
+        }
+        let plain = zeroize::Zeroizing::new(
+            crypto::open(&[identity], &raw, MAX_SMALL_LEN).map_err(|e| match e {
+                OpenError::NoMatchingKey => Error::damaged(
+                    &what,
+                    "not sealed to the restore key its config entry names",
+                ),
+                OpenError::Corrupt(d) => Error::damaged(&what, d),
+            })?,
+        );
+        let parse = |json: &[u8]| {
+            serde_json::from_slice::<Keyring>(json)
+                .map_err(|e| Error::damaged(&what, format!("keyring: {e}")))
+        };
+        match crypto::split_tag_line(&plain) {
+            Some((tag, body)) => {
+                if !crypto::check_keyring_tag(identity, body, &tag) {
+                    return Err(Error::damaged(
+                        &what,
+                        "not authenticated by your restore key: it was not written by a holder \
+                         of this key (planted? see docs/DISASTER-RECOVERY.md, \"compromised\")",
+                    ));
+                }
+                Ok(OpenedKeyring::Authenticated(parse(body)?))
+            }
+            None => Ok(OpenedKeyring::Unauthenticated(parse(&plain)?)),
+        }
+    })
+}
+
+/// The secrets of a keyring, checked.
+pub(crate) struct KeyringSecrets {
+    pub dedup: DedupKey,
+    pub metadata: x25519::Identity,
+    pub data: Vec<x25519::Identity>,
+    pub signer: Option<ConfigSigner>,
+}
+
+impl KeyringSecrets {
+    pub(crate) fn of(keyring: &Keyring, config_id: &str) -> Result<Self> {
+        let what = "keys";
+        if keyring.repository != config_id {
+            return Err(Error::damaged(
+                what,
+                "a keys/ file belongs to another repository",
+            ));
+        }
+        let dedup = DedupKey::from_hex(&keyring.dedup_secret)
+            .ok_or_else(|| Error::damaged(what, "malformed dedup secret"))?;
+        let metadata =
+            crypto::parse_identity(&SecretString::from(keyring.metadata_identity.clone()), what)?;
+        let data = keyring
+            .data_identities
+            .iter()
+            .map(|s| crypto::parse_identity(&SecretString::from(s.clone()), what))
+            .collect::<Result<Vec<_>>>()?;
+        if data.is_empty() {
+            return Err(Error::damaged(what, "the keyring holds no data identity"));
+        }
+        let signer = match &keyring.config_signing_key {
+            Some(hex) => Some(
+                ConfigSigner::from_hex(hex)
+                    .ok_or_else(|| Error::damaged(what, "malformed config signing key"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            dedup,
+            metadata,
+            data,
+            signer,
+        })
+    }
+}
+
+/// The identity of `restore` that `entry` names, if any.
+fn identity_for<'a>(restore: &'a RestoreKey, entry: &KeyEntry) -> Option<&'a x25519::Identity> {
+    restore
+        .identities
+        .iter()
+        .find(|i| i.to_public().to_string() == entry.recipient)
 }
 
 impl Repository<FullAccess> {
@@ -289,27 +486,28 @@ impl Repository<FullAccess> {
         let dedup = DedupKey::generate();
         let meta = x25519::Identity::generate();
         let data = x25519::Identity::generate();
+        let signer = ConfigSigner::generate();
         let keyring = Keyring {
-            version: 1,
+            version: 2,
             repository: id.clone(),
             dedup_secret: dedup.secret_hex().to_string(),
             metadata_identity: meta.to_string().expose_secret().to_string(),
             data_identities: vec![data.to_string().expose_secret().to_string()],
+            config_signing_key: Some(signer.secret_hex().to_string()),
         };
         let now = Utc::now();
         let mut keys = Vec::new();
         for ident in &restore.identities {
-            let recipient = ident.to_public();
-            let (name, sealed) = seal_keyring(&keyring, &recipient);
+            let (name, sealed) = seal_keyring(&keyring, ident);
             backend.write(FileKind::Keys, &name, &sealed)?;
             keys.push(KeyEntry {
                 file: name,
-                recipient: recipient.to_string(),
+                recipient: ident.to_public().to_string(),
                 created: now,
             });
         }
         let mut config = RepoConfig {
-            version: 1,
+            version: FORMAT_VERSION,
             id: id.clone(),
             created: now,
             chunker: opts.chunker,
@@ -318,15 +516,22 @@ impl Repository<FullAccess> {
             data_recipient: data.to_public().to_string(),
             metadata_recipient: meta.to_public().to_string(),
             keys,
-            mac: String::new(),
+            verify_key: None,
+            generation: Some(1),
+            mac: None,
+            signature: None,
         };
-        config.seal_mac(&dedup);
+        config.sign(&signer);
         // The config is written last: its presence is what makes a repository.
         backend.write(FileKind::Config, "config", &config.to_bytes())?;
         let key = BackupKey {
             repository: id,
             dedup,
             metadata_identity: meta,
+            pin: Some(KeyPin {
+                data_recipient: config.data_recipient.clone(),
+                verify_key: signer.verify_key_hex(),
+            }),
         };
         let inner = Arc::new(build_inner(backend, config)?);
         Ok((
@@ -335,6 +540,7 @@ impl Repository<FullAccess> {
                 access: Arc::new(FullAccess {
                     key: key.clone(),
                     data: vec![data],
+                    signer: Some(signer),
                 }),
             },
             key,
@@ -342,73 +548,105 @@ impl Repository<FullAccess> {
     }
 
     /// Open with a restore key: full access.
+    ///
+    /// Format 2: only the keys/ file that the config lists for this restore
+    /// key counts, and only if its tag proves it was written by a holder of
+    /// this key; the config must carry the signature of the keyring's
+    /// signing key. Format 1 (unauthenticated) is read with a warning.
     pub fn open_for_restore(backend: Arc<dyn Backend>, restore: &RestoreKey) -> Result<Self> {
         let config = read_config(&*backend)?;
-        let ids: Vec<&dyn age::Identity> = restore.identities.iter().map(|i| i as _).collect();
-        let mut keyring = None;
-        let mut damaged = Vec::new();
-        for file in backend.list(FileKind::Keys)? {
-            let what = format!("keys/{}", file.name);
-            let opened = reread_if_damaged(&what, || {
-                let raw = backend.read(FileKind::Keys, &file.name)?;
-                match crypto::open(&ids, &raw, MAX_SMALL_LEN) {
-                    Ok(json) => Ok(Some(zeroize::Zeroizing::new(json))),
-                    Err(OpenError::NoMatchingKey) => Ok(None),
-                    Err(OpenError::Corrupt(d)) => Err(Error::damaged(&what, d)),
-                }
+        let mine: Vec<(&KeyEntry, &x25519::Identity)> = config
+            .keys
+            .iter()
+            .filter_map(|k| identity_for(restore, k).map(|i| (k, i)))
+            .collect();
+        if mine.is_empty() {
+            return Err(Error::WrongKey {
+                detail: format!(
+                    "the restore key ({}) is not one of this repository's keys",
+                    restore.recipients().join(", ")
+                ),
             });
-            match opened {
-                Ok(Some(json)) => {
-                    let k: Keyring = serde_json::from_slice(&json)
-                        .map_err(|e| Error::damaged(&what, format!("keyring: {e}")))?;
-                    keyring = Some(k);
+        }
+        let mut failures = Vec::new();
+        let mut opened = None;
+        for (entry, identity) in &mine {
+            match open_keyring(&*backend, entry, identity) {
+                Ok(OpenedKeyring::Authenticated(k)) if !config.is_format_1() => {
+                    opened = Some(k);
                     break;
                 }
-                Ok(None) => {}
-                Err(Error::Damaged { detail, .. }) => damaged.push(format!("{what}: {detail}")),
+                Ok(OpenedKeyring::Unauthenticated(k)) if config.is_format_1() => {
+                    opened = Some(k);
+                    break;
+                }
+                Ok(OpenedKeyring::Unauthenticated(_)) => failures.push(format!(
+                    "keys/{}: written before format 2 and not yet authenticated for this key; \
+                     run `lifeboat upgrade` with this restore key",
+                    entry.file
+                )),
+                Ok(OpenedKeyring::Authenticated(_)) => failures.push(format!(
+                    "keys/{}: a format-2 keyring in a format-1 config: the config was replaced \
+                     by an older one (a downgrade)",
+                    entry.file
+                )),
+                Err(Error::Damaged { what, detail }) => failures.push(format!("{what}: {detail}")),
                 Err(e) => return Err(e),
             }
         }
-        let Some(keyring) = keyring else {
-            return Err(if damaged.is_empty() {
-                Error::WrongKey {
-                    detail: format!(
-                        "the restore key ({}) is not one of this repository's keys",
-                        restore.recipients().join(", ")
-                    ),
-                }
-            } else {
-                Error::damaged("keys", damaged.join("; "))
-            });
+        let Some(keyring) = opened else {
+            return Err(Error::damaged("keys", failures.join("; ")));
         };
-        if keyring.repository != config.id {
+        let secrets = KeyringSecrets::of(&keyring, &config.id)?;
+        let config = if config.is_format_1() {
+            warn_format_1();
+            match config.check_mac(&secrets.dedup) {
+                Ok(()) => config,
+                Err(_) => read_config_checked(&*backend, |c| c.check_mac(&secrets.dedup))?,
+            }
+        } else {
+            let signer = secrets.signer.as_ref().ok_or_else(|| {
+                Error::damaged("keys", "a format-2 keyring without a config signing key")
+            })?;
+            let verify_key = signer.verify_key_hex();
+            match config.check_signature(&verify_key) {
+                Ok(()) => config,
+                Err(_) => read_config_checked(&*backend, |c| {
+                    if c.is_format_1() {
+                        return Err(Error::damaged("config", "format 1 after format 2: a downgrade"));
+                    }
+                    c.check_signature(&verify_key)
+                })?,
+            }
+        };
+        if secrets.metadata.to_public().to_string() != config.metadata_recipient
+            || !secrets
+                .data
+                .iter()
+                .any(|d| d.to_public().to_string() == config.data_recipient)
+        {
             return Err(Error::damaged(
-                "keys",
-                "a keys/ file belongs to another repository",
+                "config",
+                "its recipients are not the keyring's: the config was altered",
             ));
         }
-        let what = "keys";
-        let dedup = DedupKey::from_hex(&keyring.dedup_secret)
-            .ok_or_else(|| Error::damaged(what, "malformed dedup secret"))?;
-        let meta =
-            crypto::parse_identity(&SecretString::from(keyring.metadata_identity.clone()), what)?;
-        let data = keyring
-            .data_identities
-            .iter()
-            .map(|s| crypto::parse_identity(&SecretString::from(s.clone()), what))
-            .collect::<Result<Vec<_>>>()?;
-        let config = match config.check_mac(&dedup) {
-            Ok(()) => config,
-            Err(_) => read_config_checked(&*backend, |c| c.check_mac(&dedup))?,
-        };
+        let pin = secrets.signer.as_ref().map(|s| KeyPin {
+            data_recipient: config.data_recipient.clone(),
+            verify_key: s.verify_key_hex(),
+        });
         let key = BackupKey {
             repository: config.id.clone(),
-            dedup,
-            metadata_identity: meta,
+            dedup: secrets.dedup,
+            metadata_identity: secrets.metadata,
+            pin,
         };
         Ok(Self {
             inner: Arc::new(build_inner(backend, config)?),
-            access: Arc::new(FullAccess { key, data }),
+            access: Arc::new(FullAccess {
+                key,
+                data: secrets.data,
+                signer: secrets.signer,
+            }),
         })
     }
 
@@ -419,6 +657,11 @@ impl Repository<FullAccess> {
 
     /// Add a restore key: it can read every snapshot, past and future.
     pub fn add_key(&mut self, new: &RestoreKey) -> Result<()> {
+        if self.inner.config.is_format_1() {
+            return Err(Error::Invalid(
+                "this repository is in format 1: run `lifeboat upgrade` before adding keys".into(),
+            ));
+        }
         let keyring = self.keyring();
         let mut config = self.inner.config.clone();
         for ident in &new.identities {
@@ -432,7 +675,7 @@ impl Repository<FullAccess> {
                     "{recipient} is already a key of this repository"
                 )));
             }
-            let (name, sealed) = seal_keyring(&keyring, &recipient);
+            let (name, sealed) = seal_keyring(&keyring, ident);
             self.inner.backend.write(FileKind::Keys, &name, &sealed)?;
             config.keys.push(KeyEntry {
                 file: name,
@@ -464,9 +707,9 @@ impl Repository<FullAccess> {
         Ok(())
     }
 
-    fn keyring(&self) -> Keyring {
+    pub(crate) fn keyring(&self) -> Keyring {
         Keyring {
-            version: 1,
+            version: 2,
             repository: self.inner.config.id.clone(),
             dedup_secret: self.access.key.dedup.secret_hex().to_string(),
             metadata_identity: self
@@ -482,11 +725,24 @@ impl Repository<FullAccess> {
                 .iter()
                 .map(|i| i.to_string().expose_secret().to_string())
                 .collect(),
+            config_signing_key: self
+                .access
+                .signer
+                .as_ref()
+                .map(|s| s.secret_hex().to_string()),
         }
     }
 
-    fn write_config(&mut self, mut config: RepoConfig) -> Result<()> {
-        config.seal_mac(&self.access.key.dedup);
+    /// Sign and write a new config (format 2 only: a format-1 repository
+    /// is changed by `upgrade` alone).
+    pub(crate) fn write_config(&mut self, mut config: RepoConfig) -> Result<()> {
+        let Some(signer) = self.access.signer.as_ref() else {
+            return Err(Error::Invalid(
+                "this repository is in format 1: run `lifeboat upgrade` first".into(),
+            ));
+        };
+        config.generation = Some(config.generation.unwrap_or(0) + 1);
+        config.sign(signer);
         self.inner
             .backend
             .write(FileKind::Config, "config", &config.to_bytes())?;
@@ -530,6 +786,10 @@ impl Repository<FullAccess> {
 
 impl Repository<BackupAccess> {
     /// Open with the backup key: can add and list snapshots, not read data.
+    ///
+    /// Format 2: the config must be signed by the key the backup key pins,
+    /// and name the data recipient it pins; anything else is refused, so a
+    /// replaced config can never make this host seal to another key.
     pub fn open_for_backup(backend: Arc<dyn Backend>, key: BackupKey) -> Result<Self> {
         let config = read_config_checked(&*backend, |config| {
             if key.repository != config.id {
@@ -540,8 +800,35 @@ impl Repository<BackupAccess> {
                     ),
                 });
             }
-            config.check_mac(&key.dedup)
+            match (&key.pin, config.is_format_1()) {
+                (Some(pin), false) => {
+                    config.check_signature(&pin.verify_key)?;
+                    if config.data_recipient != pin.data_recipient {
+                        return Err(Error::damaged(
+                            "config",
+                            "its data recipient is not the one this backup key was issued for: \
+                             refusing to seal backups to it (if the restore keys were rotated, \
+                             re-issue the backup key with `lifeboat key export-backup-key`)",
+                        ));
+                    }
+                    Ok(())
+                }
+                (None, false) => Err(Error::WrongKey {
+                    detail: "this backup key was issued before format 2 and pins nothing; \
+                             re-issue it with `lifeboat key export-backup-key` (restore key)"
+                        .into(),
+                }),
+                (Some(_), true) => Err(Error::damaged(
+                    "config",
+                    "format 1, but this backup key was issued for format 2: the config was \
+                     replaced by an older one (a downgrade); do not back up into this store",
+                )),
+                (None, true) => config.check_mac(&key.dedup),
+            }
         })?;
+        if config.is_format_1() {
+            warn_format_1();
+        }
         if key.metadata_identity.to_public().to_string() != config.metadata_recipient {
             return Err(Error::WrongKey {
                 detail: "the backup key's metadata identity does not match the repository".into(),
@@ -605,9 +892,50 @@ impl<A: Access> Repository<A> {
                     "content does not match its name (SHA-256)",
                 ));
             }
-            crypto::open(&[&self.key().metadata_identity], &raw, limit)
-                .map_err(|e| e.into_error(&what))
+            let plain = crypto::open(&[&self.key().metadata_identity], &raw, limit)
+                .map_err(|e| e.into_error(&what))?;
+            self.check_tag(kind.dir(), plain, &what)
         })
+    }
+
+    /// The dedup key when files must carry tags (format 2), else `None`.
+    pub(crate) fn auth(&self) -> Option<&DedupKey> {
+        (!self.inner.config.is_format_1()).then_some(&self.key().dedup)
+    }
+
+    /// Format 2: strip and check the tag line of a metadata plaintext that
+    /// claims to be of kind `label`. Format 1: the plaintext as it is.
+    pub(crate) fn check_tag(&self, label: &str, plain: Vec<u8>, what: &str) -> Result<Vec<u8>> {
+        let Some(dedup) = self.auth() else {
+            return Ok(plain);
+        };
+        match crypto::split_tag_line(&plain) {
+            Some((tag, body)) if dedup.check_file_tag(label, body, &tag) => {
+                Ok(plain[crypto::TAG_LINE_LEN..].to_vec())
+            }
+            Some(_) => Err(Error::damaged(
+                what,
+                format!(
+                    "authentication failed: not written as a {label} file with this repository's \
+                     keys (forged, planted from elsewhere, or damaged)"
+                ),
+            )),
+            None => Err(Error::damaged(
+                what,
+                "not authenticated: a file without a tag (format 1, or planted) in a format-2 \
+                 repository",
+            )),
+        }
+    }
+
+    /// Format 2: prefix a metadata plaintext with its tag line.
+    pub(crate) fn add_tag<'b>(&self, label: &str, body: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
+        match self.auth() {
+            Some(dedup) => {
+                std::borrow::Cow::Owned(crypto::with_tag_line(&dedup.file_tag(label, body), body))
+            }
+            None => std::borrow::Cow::Borrowed(body),
+        }
     }
 
     /// Seal and store a metadata file under its content hash; returns the name.
@@ -616,7 +944,8 @@ impl<A: Access> Repository<A> {
         kind: FileKind,
         plaintext: &[u8],
     ) -> Result<(String, u64)> {
-        let sealed = crypto::seal(&self.inner.meta_recipient, 3, plaintext);
+        let body = self.add_tag(kind.dir(), plaintext);
+        let sealed = crypto::seal(&self.inner.meta_recipient, 3, &body);
         let name = sha256_hex(&sealed);
         self.inner.backend.write(kind, &name, &sealed)?;
         Ok((name, sealed.len() as u64))

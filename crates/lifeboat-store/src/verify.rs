@@ -316,15 +316,26 @@ impl<A: Access> Repository<A> {
         if sha256_hex(&data) != name {
             problems.push("content does not match its name (SHA-256)".to_string());
         }
-        let header = pack::parse_pack(&data, &self.key().metadata_identity, &path);
         let indexed = name
             .parse::<PackId>()
             .ok()
             .and_then(|id| by_pack.get(&id))
             .map(Vec::as_slice)
             .unwrap_or(&[]);
+        // A header without a tag in format 2 (a pack from before the
+        // upgrade) is trusted only as far as the authenticated index goes:
+        // its entries are compared with the index, never added to it.
+        let header = pack::parse_pack(&data, &self.key().metadata_identity, self.auth(), &path)
+            .and_then(|h| match h.legacy {
+                true if indexed.is_empty() => Err(Error::damaged(
+                    &path,
+                    "a header without a tag (format 1) that no index names: not trusted",
+                )),
+                true => Ok((h.entries, false)),
+                false => Ok((h.entries, true)),
+            });
         match &header {
-            Ok(entries) => {
+            Ok((entries, _)) => {
                 let in_header: HashMap<BlobId, _> = entries.iter().map(|e| (e.id, e)).collect();
                 for (id, loc) in indexed {
                     match in_header.get(id) {
@@ -345,7 +356,7 @@ impl<A: Access> Repository<A> {
             .iter()
             .map(|(id, l)| (*id, l.kind, l.offset, l.length, l.plain_length, l.base))
             .collect();
-        if let Ok(entries) = &header {
+        if let Ok((entries, true)) = &header {
             let known: std::collections::HashSet<BlobId> = blobs.iter().map(|b| b.0).collect();
             blobs.extend(
                 entries

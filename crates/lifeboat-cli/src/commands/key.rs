@@ -1,7 +1,7 @@
 //! `lifeboat key`: list, add and remove restore keys; re-export the backup key.
 
 use anyhow::Result;
-use lifeboat_store::{write_secret_file, RestoreKey};
+use lifeboat_store::{write_secret_file, Repository, RestoreKey};
 
 use super::{passphrase, AnyRepo, Ctx};
 use crate::cli::KeyCommand;
@@ -17,6 +17,10 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
             if ctx.global.json {
                 ctx.print_json(&config.keys)?;
             } else {
+                match &config.verify_key {
+                    Some(k) => outln!("repository {} (format {}), config signed by {k}", config.id, config.version)?,
+                    None => outln!("repository {} (format {}, not authenticated: run `lifeboat upgrade`)", config.id, config.version)?,
+                }
                 for k in &config.keys {
                     outln!(
                         "{}  added {}",
@@ -63,5 +67,50 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
             outln!("wrote the backup key to {}", to.display())?;
         }
     }
+    Ok(Code::Ok)
+}
+
+/// `lifeboat upgrade`: format 1 → 2, or this key's keyring authenticated.
+pub fn upgrade(ctx: &Ctx) -> Result<Code> {
+    let key = ctx.load_restore_key()?;
+    let mut repo = Repository::open_for_upgrade(ctx.backend()?, &key)?;
+    let report = repo.upgrade(&key)?;
+    if ctx.global.json {
+        ctx.print_json(&report)?;
+        return Ok(Code::Ok);
+    }
+    if report.from_version < report.to_version {
+        outln!(
+            "upgraded repository {} from format {} to {}: {} snapshot(s), {} index and {} state file(s) now authenticated",
+            repo.config().id,
+            report.from_version,
+            report.to_version,
+            report.snapshots.len(),
+            report.index_files,
+            report.state_files
+        )?;
+        outln!("snapshot ids changed (they are hashes of the files):")?;
+        for (old, new) in &report.snapshots {
+            outln!("  {}  ->  {}", &old[..8.min(old.len())], &new[..8.min(new.len())])?;
+        }
+    } else {
+        outln!("repository {} is in format {}", repo.config().id, report.to_version)?;
+    }
+    if report.leftovers_removed > 0 {
+        outln!("removed {} file(s) left by an interrupted upgrade", report.leftovers_removed)?;
+    }
+    for k in &report.keys_authenticated {
+        outln!("restore key {k}: keyring authenticated")?;
+    }
+    for k in &report.keys_pending {
+        outln!("restore key {k}: not given, so its keyring is not authenticated yet; its holder runs `lifeboat upgrade` with it (until then it cannot open the repository)")?;
+    }
+    for f in &report.unreadable {
+        outln!("left as it was (unreadable; run `lifeboat verify`): {f}")?;
+    }
+    if let Some(v) = &repo.config().verify_key {
+        outln!("config signing key: {v} (compare with `lifeboat key list` on the owner's machine)")?;
+    }
+    outln!("backup hosts need a new backup key: `lifeboat key export-backup-key --to FILE`, then install it (the old one is refused)")?;
     Ok(Code::Ok)
 }

@@ -1,0 +1,345 @@
+//! `lifeboat upgrade`: a format-1 repository into format 2 (authenticated),
+//! and a restore key's own keyring authenticated in an upgraded one.
+//!
+//! What changes (docs/FORMAT.md, "Format history"): index, snapshot and
+//! state files are written again with their tag line (so snapshot ids
+//! change; the report maps old to new), each keyring whose restore key is
+//! given is written again with its tag and the config signing key, and the
+//! config is signed. Packs are not rewritten: their headers stay untagged
+//! ("legacy") and are trusted only through the authenticated index.
+//!
+//! Order, so that a run killed at any point loses nothing: the new files
+//! first, then the config (the switch from format 1 to 2), then the old
+//! files are removed. Killed before the config, the repository is still
+//! format 1 and the new files are leftovers that the next run removes (they
+//! carry a valid tag, which no format-1 file has). Killed after it, the
+//! repository is format 2 and the next run removes the format-1 files that
+//! remain (untagged files that open as format 1).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use age::secrecy::ExposeSecret;
+use age::x25519;
+
+use crate::backend::FileKind;
+use crate::crypto::{self, ConfigSigner, KeyPin};
+use crate::error::{Error, Result};
+use crate::id::sha256_hex;
+use crate::index::{IndexFile, MAX_INDEX_LEN};
+use crate::repository::{
+    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenedKeyring,
+    Repository, FORMAT_VERSION,
+};
+use crate::snapshot::Snapshot;
+use crate::RestoreKey;
+
+/// Largest snapshot or state plaintext rewritten (as the readers bound them).
+const MAX_META_LEN: usize = 1 << 30;
+
+/// What an upgrade did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct UpgradeReport {
+    /// The format before (1 or 2).
+    pub from_version: u32,
+    /// The format after (2).
+    pub to_version: u32,
+    /// Old snapshot id → new snapshot id (ids are hashes of the files).
+    pub snapshots: BTreeMap<String, String>,
+    /// Index files written again with their tag.
+    pub index_files: usize,
+    /// State files written again with their tag.
+    pub state_files: usize,
+    /// Restore keys (public) whose keyring is now authenticated.
+    pub keys_authenticated: Vec<String>,
+    /// Restore keys (public) of the config that were not given: their
+    /// holders must run `lifeboat upgrade` with them before they can open
+    /// the repository.
+    pub keys_pending: Vec<String>,
+    /// Files left by an interrupted upgrade, removed.
+    pub leftovers_removed: usize,
+    /// Files of kind index/snapshots/state that could not be read and were
+    /// left as they are (verify reports them).
+    pub unreadable: Vec<String>,
+}
+
+impl Repository<FullAccess> {
+    /// Open a repository to upgrade it: like [`open_for_restore`], but in a
+    /// format-2 repository it also accepts this restore key's keyring when
+    /// it was written before format 2 (not yet authenticated), provided it
+    /// holds the data identity from which the upgrade derived the config's
+    /// signing key and that key verifies the config. That is trust on first
+    /// use, as format 1 was: the caller shows the config's verify key so
+    /// the holder can compare it with the owner's `lifeboat key list`.
+    ///
+    /// [`open_for_restore`]: Repository::open_for_restore
+    pub fn open_for_upgrade(
+        backend: Arc<dyn crate::backend::Backend>,
+        restore: &RestoreKey,
+    ) -> Result<Self> {
+        let config = read_config(&*backend)?;
+        if config.is_format_1() {
+            return Self::open_for_restore(backend, restore);
+        }
+        match Self::open_for_restore(backend.clone(), restore) {
+            Err(Error::Damaged { .. }) => {}
+            other => return other,
+        }
+        for entry in &config.keys {
+            let Some(identity) = restore
+                .identities
+                .iter()
+                .find(|i| i.to_public().to_string() == entry.recipient)
+            else {
+                continue;
+            };
+            let OpenedKeyring::Unauthenticated(keyring) =
+                open_keyring(&*backend, entry, identity)?
+            else {
+                continue;
+            };
+            let secrets = KeyringSecrets::of(&keyring, &config.id)?;
+            let signer = signer_for(&secrets.data);
+            let verify_key = signer.verify_key_hex();
+            if config.verify_key.as_deref() != Some(verify_key.as_str()) {
+                continue;
+            }
+            let repo = Repository::from_parts(backend.clone(), config.clone(), secrets, signer)?;
+            // The signature is what ties this keyring to the config.
+            repo.config_signature_ok()?;
+            return Ok(repo);
+        }
+        Self::open_for_restore(backend, restore)
+    }
+
+    /// Upgrade to format 2, or, in a format-2 repository, authenticate the
+    /// keyrings of `restore`'s identities and remove what an interrupted
+    /// upgrade left. Takes the exclusive lock.
+    pub fn upgrade(&mut self, restore: &RestoreKey) -> Result<UpgradeReport> {
+        let _lock = self.lock(true)?;
+        let mut report = UpgradeReport {
+            from_version: self.config().version,
+            to_version: FORMAT_VERSION,
+            ..Default::default()
+        };
+        let signer = match &self.access.signer {
+            Some(s) => ConfigSigner::from_hex(&s.secret_hex()).ok_or_else(|| {
+                Error::Invalid("internal: the config signing key does not round-trip".into())
+            })?,
+            None => signer_for(&self.access.data),
+        };
+        let was_format_1 = self.config().is_format_1();
+        let old_files = if was_format_1 {
+            self.remove_files_where(&mut report, |r, kind, plain| {
+                // A tagged file in a format-1 repository: a leftover of an
+                // interrupted upgrade (format 1 never writes tags).
+                crypto::split_tag_line(plain).is_some_and(|(tag, body)| {
+                    r.key().dedup.check_file_tag(kind.dir(), body, &tag)
+                })
+            })?;
+            self.rewrite_metadata(&mut report)?
+        } else {
+            self.remove_files_where(&mut report, |_, _, plain| {
+                // An untagged file that opens as format 1: left by an
+                // upgrade killed after it wrote the config.
+                crypto::split_tag_line(plain).is_none() && plain.first() == Some(&b'{')
+            })?;
+            Vec::new()
+        };
+        // Keyrings: every identity given that the config names.
+        let keyring = {
+            let mut k = self.keyring();
+            k.version = 2;
+            k.config_signing_key = Some(signer.secret_hex().to_string());
+            k
+        };
+        let mut config = self.config().clone();
+        let mut replaced = Vec::new();
+        for entry in config.keys.iter_mut() {
+            let Some(identity) = restore
+                .identities
+                .iter()
+                .find(|i| i.to_public().to_string() == entry.recipient)
+            else {
+                // Another holder's keyring: only they can authenticate it.
+                // (In format 2 we cannot tell whether they already did.)
+                if was_format_1 {
+                    report.keys_pending.push(entry.recipient.clone());
+                }
+                continue;
+            };
+            if !was_format_1 {
+                if let Ok(OpenedKeyring::Authenticated(_)) =
+                    open_keyring(&**self.backend(), entry, identity)
+                {
+                    report.keys_authenticated.push(entry.recipient.clone());
+                    continue;
+                }
+            }
+            let (name, sealed) = seal_keyring(&keyring, identity);
+            self.backend().write(FileKind::Keys, &name, &sealed)?;
+            replaced.push(std::mem::replace(&mut entry.file, name));
+            report.keys_authenticated.push(entry.recipient.clone());
+        }
+        if was_format_1 || !replaced.is_empty() {
+            config.generation = Some(config.generation.unwrap_or(0) + 1);
+            config.sign(&signer);
+            self.backend()
+                .write(FileKind::Config, "config", &config.to_bytes())?;
+        }
+        // From here on the repository is format 2.
+        let secrets = KeyringSecrets {
+            dedup: self.access.key.dedup.clone(),
+            metadata: self.access.key.metadata_identity.clone(),
+            data: self.access.data.clone(),
+            signer: None,
+        };
+        *self = Repository::from_parts(self.backend().clone(), config, secrets, signer)?;
+        for (kind, name) in old_files {
+            self.backend().remove(kind, &name)?;
+        }
+        for name in replaced {
+            self.backend().remove(FileKind::Keys, &name)?;
+        }
+        Ok(report)
+    }
+
+    /// Remove files of the metadata kinds that open and satisfy `leftover`.
+    fn remove_files_where(
+        &self,
+        report: &mut UpgradeReport,
+        leftover: impl Fn(&Self, FileKind, &[u8]) -> bool,
+    ) -> Result<()> {
+        for kind in [FileKind::Index, FileKind::Snapshot, FileKind::State] {
+            for f in self.backend().list(kind)? {
+                let Ok(plain) = self.open_meta_raw(kind, &f.name) else {
+                    continue;
+                };
+                if leftover(self, kind, &plain) {
+                    self.backend().remove(kind, &f.name)?;
+                    report.leftovers_removed += 1;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Decrypt a metadata file without checking a tag.
+    fn open_meta_raw(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
+        let raw = self.backend().read(kind, name)?;
+        if sha256_hex(&raw) != name {
+            return Err(Error::damaged(kind.path(name), "content does not match its name"));
+        }
+        crypto::open(&[&self.key().metadata_identity], &raw, MAX_META_LEN)
+            .map_err(|e| e.into_error(kind.path(name)))
+    }
+
+    /// Format 1 → 2: write every index, state and snapshot file again with
+    /// its tag (the old ones are remembered for removal after the config).
+    fn rewrite_metadata(&self, report: &mut UpgradeReport) -> Result<Vec<(FileKind, String)>> {
+        let tagged = |label: &str, body: &[u8]| {
+            crypto::with_tag_line(&self.key().dedup.file_tag(label, body), body)
+        };
+        let mut old = Vec::new();
+        let write = |kind: FileKind, body: &[u8]| -> Result<String> {
+            let sealed = crypto::seal(&self.inner.meta_recipient, 3, &tagged(kind.dir(), body));
+            let name = sha256_hex(&sealed);
+            self.backend().write(kind, &name, &sealed)?;
+            Ok(name)
+        };
+        for f in self.backend().list(FileKind::Index)? {
+            match self.read_meta_file(FileKind::Index, &f.name, MAX_INDEX_LEN) {
+                Ok(json) if serde_json::from_slice::<IndexFile>(&json).is_ok() => {
+                    write(FileKind::Index, &json)?;
+                    old.push((FileKind::Index, f.name));
+                    report.index_files += 1;
+                }
+                Ok(_) => report.unreadable.push(FileKind::Index.path(&f.name)),
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
+                Err(_) => report.unreadable.push(FileKind::Index.path(&f.name)),
+            }
+        }
+        let mut states: BTreeMap<String, String> = BTreeMap::new();
+        for f in self.backend().list(FileKind::State)? {
+            match self.read_meta_file(FileKind::State, &f.name, MAX_META_LEN) {
+                Ok(body) => {
+                    states.insert(f.name.clone(), write(FileKind::State, &body)?);
+                    old.push((FileKind::State, f.name));
+                    report.state_files += 1;
+                }
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
+                Err(_) => report.unreadable.push(FileKind::State.path(&f.name)),
+            }
+        }
+        for f in self.backend().list(FileKind::Snapshot)? {
+            let parsed = self
+                .read_meta_file(FileKind::Snapshot, &f.name, MAX_META_LEN)
+                .and_then(|json| {
+                    serde_json::from_slice::<Snapshot>(&json)
+                        .map_err(|e| Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string()))
+                });
+            match parsed {
+                Ok(mut snap) => {
+                    for s in snap.sources.values_mut() {
+                        if let Some(new) = s.state.as_ref().and_then(|n| states.get(n)) {
+                            s.state = Some(new.clone());
+                        }
+                    }
+                    let json = serde_json::to_vec(&snap).expect("snapshot serializes");
+                    let new = write(FileKind::Snapshot, &json)?;
+                    report.snapshots.insert(f.name.clone(), new);
+                    old.push((FileKind::Snapshot, f.name));
+                }
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
+                Err(_) => report.unreadable.push(FileKind::Snapshot.path(&f.name)),
+            }
+        }
+        Ok(old)
+    }
+
+    fn config_signature_ok(&self) -> Result<()> {
+        let key = self
+            .config()
+            .verify_key
+            .clone()
+            .ok_or_else(|| Error::damaged("config", "no verify key"))?;
+        self.config().check_signature(&key)
+    }
+
+    /// A handle from checked parts (the caller has tied them to `config`).
+    pub(crate) fn from_parts(
+        backend: Arc<dyn crate::backend::Backend>,
+        config: crate::RepoConfig,
+        secrets: KeyringSecrets,
+        signer: ConfigSigner,
+    ) -> Result<Self> {
+        let key = crate::BackupKey {
+            repository: config.id.clone(),
+            dedup: secrets.dedup,
+            metadata_identity: secrets.metadata,
+            pin: Some(KeyPin {
+                data_recipient: config.data_recipient.clone(),
+                verify_key: signer.verify_key_hex(),
+            }),
+        };
+        Ok(Self {
+            inner: Arc::new(crate::repository::build_inner(backend, config)?),
+            access: Arc::new(FullAccess {
+                key,
+                data: secrets.data,
+                signer: Some(signer),
+            }),
+        })
+    }
+}
+
+/// The config signing key an upgrade derives from the oldest data identity.
+fn signer_for(data: &[x25519::Identity]) -> ConfigSigner {
+    let oldest = data.last().map(|i| i.to_string());
+    ConfigSigner::derived_from(
+        oldest
+            .as_ref()
+            .map(|s| s.expose_secret().as_bytes())
+            .unwrap_or_default(),
+    )
+}
