@@ -12,6 +12,7 @@ Secrets are written only to a private temporary directory, removed at exit.
 """
 import glob
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -26,6 +27,22 @@ def unseal(data, identity_file):
                                 capture_output=True, check=True).stdout
     return subprocess.run(["zstd", "-d", "-c"], input=compressed,
                           capture_output=True, check=True).stdout
+
+
+def hmac256(key, msg):
+    return hmac.new(key, msg, hashlib.sha256).digest()
+
+
+def authenticated(plain, key, label):
+    """Format 2: strip and check the tag line (docs/FORMAT.md, "Authentication").
+    Format 1 plaintexts (JSON, starting with "{") have none."""
+    if plain[:1] == b"{":
+        return plain
+    tag, body = plain[:64], plain[65:]
+    if plain[64:65] != b"\n" or not hmac.compare_digest(
+            bytes.fromhex(tag.decode()), hmac256(key, label.encode() + b"\0" + body)):
+        raise ValueError(f"a {label} file failed authentication")
+    return body
 
 
 def apply_patch(base, patch):
@@ -68,22 +85,36 @@ def main():
     tmp = tempfile.mkdtemp(prefix="lifeboat-recover-")  # mode 0700
     try:
         # 1. keys/: the keyring, encrypted to the restore key.
+        # Format 2: the keyring's tag key comes from the restore key itself.
+        identities = [l.strip() for l in open(restore_key) if l.startswith("AGE-SECRET-KEY-")]
         keyring = None
         for path in files(repo, "keys"):
             try:
-                keyring = json.loads(unseal(open(path, "rb").read(), restore_key))
-                break
+                plain = unseal(open(path, "rb").read(), restore_key)
             except subprocess.CalledProcessError:
                 continue
+            for ident in identities:
+                try:
+                    keyring = json.loads(authenticated(
+                        plain, hmac256(ident.encode(), b"lifeboat keyring-auth v2"), "keys"))
+                    break
+                except ValueError:
+                    continue
+            if keyring is not None:
+                break
         if keyring is None:
-            sys.exit("the restore key opens no file in keys/")
+            sys.exit("the restore key opens no authentic file in keys/")
+        file_key = hmac256(bytes.fromhex(keyring["dedup_secret"]), b"lifeboat file-auth v2")
+
+        def meta_file(path, label):
+            return json.loads(authenticated(unseal(open(path, "rb").read(), meta), file_key, label))
         meta = private_file(tmp, "metadata.key", keyring["metadata_identity"])
         data = private_file(tmp, "data.key", "\n".join(keyring["data_identities"]))
 
         # 2. snapshots/: pick the newest (or the one asked for).
         snaps = []
         for path in files(repo, "snapshots"):
-            snaps.append((os.path.basename(path), json.loads(unseal(open(path, "rb").read(), meta))))
+            snaps.append((os.path.basename(path), meta_file(path, "snapshots")))
         if wanted:
             snaps = [s for s in snaps if s[0].startswith(wanted)]
         if not snaps:
@@ -93,7 +124,7 @@ def main():
         # 3. index/: where each blob is.
         where = {}
         for path in files(repo, "index"):
-            for pack in json.loads(unseal(open(path, "rb").read(), meta))["packs"]:
+            for pack in meta_file(path, "index")["packs"]:
                 for b in pack["blobs"]:
                     where.setdefault(b["id"], (pack["id"], b["offset"], b["length"], b.get("base")))
 

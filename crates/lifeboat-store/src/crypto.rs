@@ -776,12 +776,18 @@ mod tests {
         assert!(a.check_file_tag("snapshots", b"{}", &tag));
         assert!(!a.check_file_tag("index", b"{}", &tag), "another kind");
         assert!(!a.check_file_tag("snapshots", b"{ }", &tag), "another body");
-        assert!(!b.check_file_tag("snapshots", b"{}", &tag), "another repository");
+        assert!(
+            !b.check_file_tag("snapshots", b"{}", &tag),
+            "another repository"
+        );
         let line = with_tag_line(&tag, b"{}");
         assert_eq!(line.len(), TAG_LINE_LEN + 2);
         let (t, body) = split_tag_line(&line).unwrap();
         assert_eq!((t, body), (tag, &b"{}"[..]));
-        assert!(split_tag_line(b"{\"version\":1}").is_none(), "format 1 JSON");
+        assert!(
+            split_tag_line(b"{\"version\":1}").is_none(),
+            "format 1 JSON"
+        );
         assert!(split_tag_line(&line[1..]).is_none());
     }
 
@@ -794,9 +800,17 @@ mod tests {
         let signer = ConfigSigner::generate();
         let sig = signer.sign_hex(b"config");
         assert!(verify_signature(&signer.verify_key_hex(), b"config", &sig));
-        assert!(!verify_signature(&signer.verify_key_hex(), b"config!", &sig));
+        assert!(!verify_signature(
+            &signer.verify_key_hex(),
+            b"config!",
+            &sig
+        ));
         let forger = ConfigSigner::generate();
-        assert!(!verify_signature(&signer.verify_key_hex(), b"config", &forger.sign_hex(b"config")));
+        assert!(!verify_signature(
+            &signer.verify_key_hex(),
+            b"config",
+            &forger.sign_hex(b"config")
+        ));
         assert!(!verify_signature("00", b"config", &sig));
         let again = ConfigSigner::from_hex(&signer.secret_hex()).unwrap();
         assert_eq!(again.verify_key_hex(), signer.verify_key_hex());

@@ -613,7 +613,10 @@ impl Repository<FullAccess> {
                 Ok(()) => config,
                 Err(_) => read_config_checked(&*backend, |c| {
                     if c.is_format_1() {
-                        return Err(Error::damaged("config", "format 1 after format 2: a downgrade"));
+                        return Err(Error::damaged(
+                            "config",
+                            "format 1 after format 2: a downgrade",
+                        ));
                     }
                     c.check_signature(&verify_key)
                 })?,

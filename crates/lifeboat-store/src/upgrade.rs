@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::id::sha256_hex;
 use crate::index::{IndexFile, MAX_INDEX_LEN};
 use crate::repository::{
-    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenedKeyring,
-    Repository, FORMAT_VERSION,
+    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenedKeyring, Repository,
+    FORMAT_VERSION,
 };
 use crate::snapshot::Snapshot;
 use crate::RestoreKey;
@@ -93,8 +93,7 @@ impl Repository<FullAccess> {
             else {
                 continue;
             };
-            let OpenedKeyring::Unauthenticated(keyring) =
-                open_keyring(&*backend, entry, identity)?
+            let OpenedKeyring::Unauthenticated(keyring) = open_keyring(&*backend, entry, identity)?
             else {
                 continue;
             };
@@ -133,9 +132,8 @@ impl Repository<FullAccess> {
             self.remove_files_where(&mut report, |r, kind, plain| {
                 // A tagged file in a format-1 repository: a leftover of an
                 // interrupted upgrade (format 1 never writes tags).
-                crypto::split_tag_line(plain).is_some_and(|(tag, body)| {
-                    r.key().dedup.check_file_tag(kind.dir(), body, &tag)
-                })
+                crypto::split_tag_line(plain)
+                    .is_some_and(|(tag, body)| r.key().dedup.check_file_tag(kind.dir(), body, &tag))
             })?;
             self.rewrite_metadata(&mut report)?
         } else {
@@ -228,7 +226,10 @@ impl Repository<FullAccess> {
     fn open_meta_raw(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
         let raw = self.backend().read(kind, name)?;
         if sha256_hex(&raw) != name {
-            return Err(Error::damaged(kind.path(name), "content does not match its name"));
+            return Err(Error::damaged(
+                kind.path(name),
+                "content does not match its name",
+            ));
         }
         crypto::open(&[&self.key().metadata_identity], &raw, MAX_META_LEN)
             .map_err(|e| e.into_error(kind.path(name)))
@@ -275,8 +276,9 @@ impl Repository<FullAccess> {
             let parsed = self
                 .read_meta_file(FileKind::Snapshot, &f.name, MAX_META_LEN)
                 .and_then(|json| {
-                    serde_json::from_slice::<Snapshot>(&json)
-                        .map_err(|e| Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string()))
+                    serde_json::from_slice::<Snapshot>(&json).map_err(|e| {
+                        Error::damaged(FileKind::Snapshot.path(&f.name), e.to_string())
+                    })
                 });
             match parsed {
                 Ok(mut snap) => {

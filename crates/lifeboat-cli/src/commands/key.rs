@@ -18,8 +18,16 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
                 ctx.print_json(&config.keys)?;
             } else {
                 match &config.verify_key {
-                    Some(k) => outln!("repository {} (format {}), config signed by {k}", config.id, config.version)?,
-                    None => outln!("repository {} (format {}, not authenticated: run `lifeboat upgrade`)", config.id, config.version)?,
+                    Some(k) => outln!(
+                        "repository {} (format {}), config signed by {k}",
+                        config.id,
+                        config.version
+                    )?,
+                    None => outln!(
+                        "repository {} (format {}, not authenticated: run `lifeboat upgrade`)",
+                        config.id,
+                        config.version
+                    )?,
                 }
                 for k in &config.keys {
                     outln!(
@@ -91,13 +99,24 @@ pub fn upgrade(ctx: &Ctx) -> Result<Code> {
         )?;
         outln!("snapshot ids changed (they are hashes of the files):")?;
         for (old, new) in &report.snapshots {
-            outln!("  {}  ->  {}", &old[..8.min(old.len())], &new[..8.min(new.len())])?;
+            outln!(
+                "  {}  ->  {}",
+                &old[..8.min(old.len())],
+                &new[..8.min(new.len())]
+            )?;
         }
     } else {
-        outln!("repository {} is in format {}", repo.config().id, report.to_version)?;
+        outln!(
+            "repository {} is in format {}",
+            repo.config().id,
+            report.to_version
+        )?;
     }
     if report.leftovers_removed > 0 {
-        outln!("removed {} file(s) left by an interrupted upgrade", report.leftovers_removed)?;
+        outln!(
+            "removed {} file(s) left by an interrupted upgrade",
+            report.leftovers_removed
+        )?;
     }
     for k in &report.keys_authenticated {
         outln!("restore key {k}: keyring authenticated")?;
@@ -109,7 +128,9 @@ pub fn upgrade(ctx: &Ctx) -> Result<Code> {
         outln!("left as it was (unreadable; run `lifeboat verify`): {f}")?;
     }
     if let Some(v) = &repo.config().verify_key {
-        outln!("config signing key: {v} (compare with `lifeboat key list` on the owner's machine)")?;
+        outln!(
+            "config signing key: {v} (compare with `lifeboat key list` on the owner's machine)"
+        )?;
     }
     outln!("backup hosts need a new backup key: `lifeboat key export-backup-key --to FILE`, then install it (the old one is refused)")?;
     Ok(Code::Ok)
