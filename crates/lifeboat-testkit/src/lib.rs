@@ -13,6 +13,7 @@
 pub mod bucket;
 pub mod clinic;
 pub mod data;
+pub mod forge;
 pub mod git;
 pub mod mariadb;
 pub mod proxy;

@@ -1,0 +1,278 @@
+//! Attacks on the store itself, through the real binary, with files forged
+//! from docs/FORMAT.md by lifeboat_testkit::forge holding only the secrets
+//! each attacker has (ARCHITECTURE.md, "Threat model"):
+//! - a storage-only attacker: the store's credentials, no key;
+//! - a compromised backup host: the backup key and write access.
+//!
+//! Each attack must be refused with a clear error and exit 4 (damaged or
+//! forged data) or 5 (key), no forged byte may come out, and what was
+//! stored before stays readable.
+
+use lifeboat_testkit::forge::{self, Store};
+use lifeboat_testkit::Lifeboat;
+
+const EXIT_DAMAGED: i32 = 4;
+
+const SECRET: &str = "patient 42: allergic to penicillin\n";
+const FORGED: &str = "DROP DATABASE clinic;\n";
+
+/// A repository with two honest snapshots of one stream item.
+fn honest() -> Lifeboat {
+    let lb = Lifeboat::local();
+    lb.init();
+    let src = lb.path("notes.txt");
+    std::fs::write(&src, SECRET.repeat(100)).expect("write");
+    for tag in ["one", "two"] {
+        lb.backup_command(
+            &format!("cat '{}'", src.display()),
+            "clinic.sql",
+            &["--tag", tag],
+        )
+        .ok();
+    }
+    lb
+}
+
+fn rk(lb: &Lifeboat) -> String {
+    lb.restore_key.display().to_string()
+}
+
+/// What an honest restore of the newest snapshot gives.
+fn assert_still_restores(lb: &Lifeboat) {
+    let out = lb.path("check.sql");
+    let _ = std::fs::remove_file(&out);
+    lb.restore_item("latest", "clinic.sql", &out).ok();
+    assert_eq!(
+        std::fs::read_to_string(&out).expect("restored"),
+        SECRET.repeat(100)
+    );
+}
+
+fn restore_to_stdout(lb: &Lifeboat) -> lifeboat_testkit::Output {
+    lb.run(&[
+        "restore",
+        "--restore-key-file",
+        &rk(lb),
+        "latest",
+        "--item",
+        "clinic.sql",
+        "--to",
+        "-",
+    ])
+}
+
+/// A snapshot as FORMAT.md describes it, naming no data (empty manifest).
+fn empty_snapshot(time: &str) -> Vec<u8> {
+    let empty_sha = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    serde_json::to_vec(&serde_json::json!({
+        "version": 1, "time": time, "hostname": "attacker", "tags": ["nightly"],
+        "sources": {}, "manifest": {"blobs": [], "size": 0, "sha256": empty_sha},
+        "stats": {"items": 0, "bytes": 0, "blobs": 0, "new_blobs": 0, "new_plain_bytes": 0,
+                  "added_bytes": 0, "duration_ms": 1},
+        "program": "lifeboat 0.1.0"
+    }))
+    .expect("json")
+}
+
+#[test]
+fn storage_only_a_planted_keyring_and_re_signed_config_are_refused() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let honest_config = store.config();
+    let recipient = honest_config["keys"][0]["recipient"]
+        .as_str()
+        .expect("recipient")
+        .to_string();
+    // The attacker's own repository secrets, a keyring sealed to the
+    // owner's (public) restore key, a config signed by the attacker's key.
+    let (meta_id, meta_r) = forge::keygen();
+    let (data_id, data_r) = forge::keygen();
+    let seed = [7u8; 32];
+    let keyring = serde_json::to_vec(&serde_json::json!({
+        "version": 2, "repository": honest_config["id"],
+        "dedup_secret": hex::encode([9u8; 32]), "metadata_identity": meta_id,
+        "data_identities": [data_id], "config_signing_key": hex::encode(seed),
+    }))
+    .expect("json");
+    // It cannot compute the keyring tag (that needs the restore key): any
+    // key it picks is wrong.
+    let plain = forge::tagged(&[1u8; 32], "keys", &keyring);
+    let name = store.put("keys", &forge::seal(&recipient, &plain));
+    let mut config = honest_config.clone();
+    config["keys"][0]["file"] = name.clone().into();
+    config["data_recipient"] = data_r.into();
+    config["metadata_recipient"] = meta_r.into();
+    let (_, signed) = forge::sign_config(seed, config);
+    store.write_config(&signed);
+
+    let out = restore_to_stdout(&lb).code(EXIT_DAMAGED);
+    assert!(
+        out.stderr.contains("not authenticated by your restore key"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stdout.contains(FORGED) && out.stdout.is_empty());
+    let out = lb
+        .run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stderr.contains(&format!("keys/{name}")),
+        "{}",
+        out.stderr
+    );
+
+    // The honest backup host refuses the substituted config too: it would
+    // otherwise seal tonight's data to the attacker.
+    let out = lb
+        .backup_command("echo tonight", "clinic.sql", &[])
+        .code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("config"), "{}", out.stderr);
+    assert_eq!(store.files("snapshots").len(), 2, "no snapshot was added");
+
+    // Put back, everything is as it was.
+    store.write_config(&honest_config);
+    assert_still_restores(&lb);
+}
+
+#[test]
+fn storage_only_forged_and_foreign_snapshots_are_not_listed_and_forget_ignores_them() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let config = store.config();
+    let meta_r = config["metadata_recipient"].as_str().expect("recipient");
+    // Untagged (format 1 style), and tagged with a key of its own choosing.
+    let newer = "2099-01-01T00:00:00Z";
+    store.put("snapshots", &forge::seal(meta_r, &empty_snapshot(newer)));
+    let plain = forge::tagged(&[3u8; 32], "snapshots", &empty_snapshot(newer));
+    store.put("snapshots", &forge::seal(meta_r, &plain));
+    // An authentic snapshot file of another repository, copied over.
+    let other = honest();
+    let foreign = Store::new(other.repo_path());
+    let name = foreign.files("snapshots")[0].clone();
+    store.put("snapshots", &foreign.read("snapshots", &name));
+
+    // Listed: the honest ones; the three others named as not authentic.
+    let out = lb
+        .run(&[
+            "snapshots",
+            "--json",
+            "--backup-key-file",
+            &lb.backup_key.display().to_string(),
+        ])
+        .code(EXIT_DAMAGED);
+    let snaps = out.json().as_array().cloned().expect("list");
+    assert_eq!(snaps.len(), 2, "only the honest snapshots: {snaps:?}");
+    assert!(snaps.iter().all(|s| s["hostname"] != "attacker"));
+    assert_eq!(
+        out.stderr.matches("unreadable snapshot file").count(),
+        3,
+        "{}",
+        out.stderr
+    );
+    let out = lb
+        .run(&["verify", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains("not authenticated") || out.stderr.contains("not authenticated"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    // forget keeps the two newest *authentic* snapshots: both honest ones.
+    lb.run(&["forget", "--keep-last", "2", "--restore-key-file", &rk(&lb)]);
+    let left: Vec<String> = store.files("snapshots");
+    for s in &snaps {
+        assert!(left.contains(&s["id"].as_str().expect("id").to_string()));
+    }
+    assert_still_restores(&lb);
+}
+
+#[test]
+fn backup_host_cannot_redirect_later_backups_nor_downgrade_the_config() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let honest_config = store.config();
+    let (dedup, _meta) = forge::backup_key_secrets(&lb.backup_key);
+
+    // 1. Its own data recipient in the config (it cannot sign; it keeps
+    // the old signature).
+    let (_, attacker_r) = forge::keygen();
+    let mut c = honest_config.clone();
+    c["data_recipient"] = attacker_r.clone().into();
+    store.write_config(&c);
+    let out = lb
+        .backup_command("echo tonight", "x", &[])
+        .code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("signature"), "{}", out.stderr);
+
+    // 2. A format-1 config with a MAC it can compute (format 1's MAC key
+    // comes from the dedup secret): a downgrade, refused by both keys.
+    let mac_key = forge::hmac(
+        &hex::decode(&dedup).expect("hex"),
+        &[b"lifeboat config-mac v1"],
+    );
+    let mut v1 = serde_json::json!({"version": 1})
+        .as_object()
+        .cloned()
+        .expect("map");
+    for k in [
+        "id",
+        "created",
+        "chunker",
+        "pack_size",
+        "compression_level",
+        "data_recipient",
+        "metadata_recipient",
+        "keys",
+    ] {
+        v1.insert(k.into(), honest_config[k].clone());
+    }
+    v1.insert("data_recipient".into(), attacker_r.into());
+    v1.insert("mac".into(), "".into());
+    let mac_input = serde_json::to_vec(&v1).expect("json");
+    v1.insert(
+        "mac".into(),
+        hex::encode(forge::hmac(&mac_key, &[&mac_input])).into(),
+    );
+    store.write_config(&serde_json::Value::Object(v1));
+    let out = lb
+        .backup_command("echo tonight", "x", &[])
+        .code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("downgrade"), "{}", out.stderr);
+    let out = restore_to_stdout(&lb).code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("downgrade"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    assert_eq!(store.files("snapshots").len(), 2, "nothing was sealed");
+
+    store.write_config(&honest_config);
+    lb.backup_command("echo tonight", "tonight.txt", &[]).ok();
+    assert_still_restores_item(&lb, "tonight.txt", "tonight\n");
+}
+
+fn assert_still_restores_item(lb: &Lifeboat, item: &str, want: &str) {
+    let out = lb.path("item.out");
+    lb.restore_item("latest", item, &out).ok();
+    assert_eq!(std::fs::read_to_string(&out).expect("restored"), want);
+}
+
+#[test]
+fn a_lock_dated_in_the_future_does_not_block_prune() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let (dedup, _) = forge::backup_key_secrets(&lb.backup_key);
+    let meta_r = store.config()["metadata_recipient"]
+        .as_str()
+        .expect("recipient")
+        .to_string();
+    // A backup host can write a valid lock; dated a century ahead it
+    // would block every prune for good.
+    let lock = serde_json::to_vec(&serde_json::json!({
+        "hostname": "elsewhere", "pid": 1, "time": "2126-01-01T00:00:00Z",
+        "exclusive": true, "nonce": 1
+    }))
+    .expect("json");
+    let plain = forge::tagged(&forge::file_key(&dedup), "locks", &lock);
+    store.put("locks", &forge::seal(&meta_r, &plain));
+    lb.run(&["prune", "--restore-key-file", &rk(&lb)]).ok();
+    assert_still_restores(&lb);
+}
