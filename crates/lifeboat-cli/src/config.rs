@@ -345,8 +345,9 @@ impl<'de> serde::Deserializer<'de> for Redacting {
                     path: format!("{path}[{i}]"),
                 });
                 let mut seq = SeqDeserializer::new(items);
-                let v = visitor.visit_seq(&mut seq)?;
-                seq.end().map(|_| v)
+                visitor
+                    .visit_seq(&mut seq)
+                    .and_then(|v| seq.end().map(|_| v))
             }
             toml::Value::Table(t) => {
                 let parent = Redacting {
@@ -358,8 +359,9 @@ impl<'de> serde::Deserializer<'de> for Redacting {
                     (k, Redacting { value, path })
                 });
                 let mut map = MapDeserializer::new(entries);
-                let v = visitor.visit_map(&mut map)?;
-                map.end().map(|_| v)
+                visitor
+                    .visit_map(&mut map)
+                    .and_then(|v| map.end().map(|_| v))
             }
         };
         r.map_err(|e| e.at(&path))

@@ -106,7 +106,7 @@ pub fn restore(
     bars: &dyn ProgressBars,
 ) -> Result<ObjectsRestoreReport> {
     if let Some(k) = duplicate_key(items) {
-        return Err(Error::Target(format!(
+        return Err(Error::Mismatch(format!(
             "the snapshot holds two objects with the key {}: they would be written to one \
              file; refusing this restore (was the snapshot forged?)",
             lifeboat_paths::shown(k)
@@ -161,6 +161,11 @@ pub fn restore(
                             rep.objects += 1;
                             rep.bytes += item.size;
                         }
+                        // A key with control characters is shown escaped:
+                        // it must not drive the terminal.
+                        Err(e) if item.name.chars().any(char::is_control) => rep
+                            .failed
+                            .push(format!("{}: {e}", lifeboat_paths::shown(&item.name))),
                         Err(e) => rep.failed.push(format!("{}: {e}", item.name)),
                     }
                     bar.inc(item.size);

@@ -128,7 +128,7 @@ pub fn relative(path: &str) -> Result<PathBuf, PathError> {
         if seg.is_empty() {
             return Err(bad(path, "has an empty path segment (`//` or a trailing `/`)"));
         }
-        component(seg).map_err(|e| bad(path, format!("segment {}", e)))?;
+        component(seg).map_err(|e| bad(path, format!("segment {e}")))?;
         out.push(seg);
     }
     Ok(out)
