@@ -250,18 +250,39 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         .ok(),
     );
     let yaml = std::fs::read_to_string(&yaml_path).unwrap();
-    for needle in [
-        "name: \"clinic-api\"",
-        "name: \"clinic-frontend\"",
-        "dockerfilePath: \"./Dockerfile\"",
-        "staticPublishPath: \"dist\"",
-        "fromGroup: \"clinic-shared\"",
-        "key: \"NEW_FEATURE_FLAG\"",
-        "- \"api.clinic.example\"",
-    ] {
-        assert!(yaml.contains(needle), "{needle} missing from\n{yaml}");
-    }
-    assert_eq!(yaml.matches("\n        sync: false").count(), 61 + 3);
+    let doc: serde_norway::Value = serde_norway::from_str(&yaml).unwrap();
+    let services = doc["services"].as_sequence().unwrap();
+    let by_name = |n: &str| {
+        services
+            .iter()
+            .find(|s| s["name"].as_str() == Some(n))
+            .unwrap_or_else(|| panic!("{n} missing from\n{yaml}"))
+    };
+    let api = by_name("clinic-api");
+    let front = by_name("clinic-frontend");
+    assert_eq!(api["dockerfilePath"].as_str(), Some("./Dockerfile"), "{yaml}");
+    assert_eq!(front["staticPublishPath"].as_str(), Some("dist"), "{yaml}");
+    let env_entries = |s: &serde_norway::Value, k: &str| -> Vec<String> {
+        s["envVars"]
+            .as_sequence()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|e| e[k].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    assert!(env_entries(api, "fromGroup").contains(&"clinic-shared".to_string()));
+    assert!(
+        services
+            .iter()
+            .any(|s| env_entries(s, "key").contains(&"NEW_FEATURE_FLAG".to_string())),
+        "{yaml}"
+    );
+    assert!(services.iter().any(|s| s["domains"]
+        .as_sequence()
+        .is_some_and(|d| d.iter().any(|d| d.as_str() == Some("api.clinic.example")))));
+    assert_eq!(yaml.matches("sync: false").count(), 61 + 3);
     for v in fake.with(|w| w.secret_values()) {
         assert!(!yaml.contains(&v), "a secret value is in render.yaml");
     }

@@ -230,9 +230,25 @@ pub struct RestoreArgs {
     #[arg(long)]
     pub item: Option<String>,
     /// Output file, or `-` for standard output (item restores); a directory
-    /// with --source objects.
+    /// with --source objects. With `-`, the whole item is first restored
+    /// into an exclusive temporary file (mode 0600, already unlinked, in
+    /// --spool-dir or the system temp dir; it needs room for the item and
+    /// holds its PLAINTEXT until the restore ends) and checked against its
+    /// SHA-256: not a byte reaches standard output unless all of it matched.
     #[arg(long, value_name = "PATH|-", required_unless_present = "source")]
     pub to: Option<String>,
+    /// With `--to -`: where the verifying spool file goes (default: the
+    /// system temp dir, TMPDIR). It holds plaintext: choose a private,
+    /// preferably encrypted, disk.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+    /// With `--to -`: stream the item as it is read, without a spool. The
+    /// SHA-256 is only checked at the end, so on a damaged or forged
+    /// snapshot the output may be PARTIAL OR FORGED while it is already in
+    /// the next program (e.g. `| mariadb`); the exit status (4) is the only
+    /// sign. For items too big to spool, into a consumer that can roll back.
+    #[arg(long)]
+    pub unverified_stream: bool,
     /// Overwrite an existing output file; with --source mysql, drop and
     /// recreate a non-empty target database.
     #[arg(long)]

@@ -205,8 +205,180 @@ impl Config {
             .map_err(|e| exit::usage(format!("config file {}: {}", path.display(), e.message())))?;
         let value = expand(value, &mut Vec::new())
             .map_err(|e| exit::usage(format!("config file {}: {e}", path.display())))?;
-        Config::deserialize(value)
-            .map_err(|e| exit::usage(format!("config file {}: {}", path.display(), e.message())))
+        Config::from_value(value)
+            .map_err(|e| exit::usage(format!("config file {}: {e}", path.display())))
+    }
+
+    /// Deserialize an expanded config. Errors name the key and what was
+    /// expected, never the value: after `${VAR}` expansion a value may be a
+    /// password (`connections = "${MYSQL_PASSWORD}"`).
+    pub fn from_value(value: toml::Value) -> std::result::Result<Config, ValueError> {
+        Config::deserialize(Redacting {
+            value,
+            path: String::new(),
+        })
+    }
+}
+
+/// A config error that holds a key and an expectation, never a value.
+#[derive(Debug)]
+pub struct ValueError {
+    path: Option<String>,
+    message: String,
+}
+
+impl std::fmt::Display for ValueError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.path.as_deref() {
+            Some("") | None => f.write_str(&self.message),
+            Some(p) => write!(f, "{p}: {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ValueError {}
+
+impl ValueError {
+    fn at(mut self, path: &str) -> Self {
+        if self.path.is_none() {
+            self.path = Some(path.to_string());
+        }
+        self
+    }
+}
+
+/// What kind of value was found, without the value.
+fn kind_of(u: &serde::de::Unexpected<'_>) -> &'static str {
+    use serde::de::Unexpected as U;
+    match u {
+        U::Bool(_) => "a boolean",
+        U::Unsigned(_) | U::Signed(_) => "an integer",
+        U::Float(_) => "a float",
+        U::Char(_) | U::Str(_) => "a string",
+        U::Bytes(_) => "bytes",
+        U::Unit | U::Option => "nothing",
+        U::Seq => "an array",
+        U::Map => "a table",
+        _ => "a value of another kind",
+    }
+}
+
+impl serde::de::Error for ValueError {
+    fn custom<T: std::fmt::Display>(msg: T) -> Self {
+        // Only serde's own messages and ours come here (no value: the
+        // value-bearing ones are the three below).
+        ValueError {
+            path: None,
+            message: msg.to_string(),
+        }
+    }
+    fn invalid_type(u: serde::de::Unexpected<'_>, exp: &dyn serde::de::Expected) -> Self {
+        ValueError {
+            path: None,
+            message: format!("expected {exp}, found {} (value not shown)", kind_of(&u)),
+        }
+    }
+    fn invalid_value(u: serde::de::Unexpected<'_>, exp: &dyn serde::de::Expected) -> Self {
+        ValueError {
+            path: None,
+            message: format!("expected {exp}, found another {} (value not shown)", {
+                kind_of(&u).trim_start_matches("an ").trim_start_matches("a ")
+            }),
+        }
+    }
+    fn invalid_length(len: usize, exp: &dyn serde::de::Expected) -> Self {
+        ValueError {
+            path: None,
+            message: format!("expected {exp}, found {len} elements"),
+        }
+    }
+    fn unknown_variant(_variant: &str, expected: &'static [&'static str]) -> Self {
+        ValueError {
+            path: None,
+            message: format!("expected one of {}", expected.join(", ")),
+        }
+    }
+}
+
+/// A `toml::Value` as a serde deserializer whose errors carry the key path
+/// and never a value.
+struct Redacting {
+    value: toml::Value,
+    path: String,
+}
+
+impl Redacting {
+    fn child(&self, key: &str) -> String {
+        if self.path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}.{key}", self.path)
+        }
+    }
+}
+
+impl<'de> serde::de::IntoDeserializer<'de, ValueError> for Redacting {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+impl<'de> serde::Deserializer<'de> for Redacting {
+    type Error = ValueError;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, ValueError> {
+        use serde::de::value::{MapDeserializer, SeqDeserializer};
+        let path = self.path.clone();
+        let r = match self.value {
+            toml::Value::String(s) => visitor.visit_string(s),
+            toml::Value::Integer(i) => visitor.visit_i64(i),
+            toml::Value::Float(f) => visitor.visit_f64(f),
+            toml::Value::Boolean(b) => visitor.visit_bool(b),
+            toml::Value::Datetime(d) => visitor.visit_string(d.to_string()),
+            toml::Value::Array(a) => {
+                let items = a.into_iter().enumerate().map(|(i, value)| Redacting {
+                    value,
+                    path: format!("{path}[{i}]"),
+                });
+                let mut seq = SeqDeserializer::new(items);
+                visitor
+                    .visit_seq(&mut seq)
+                    .and_then(|v| seq.end().map(|_| v))
+            }
+            toml::Value::Table(t) => {
+                let parent = Redacting {
+                    value: toml::Value::Boolean(false),
+                    path: path.clone(),
+                };
+                let entries = t.into_iter().map(|(k, value)| {
+                    let path = parent.child(&k);
+                    (k, Redacting { value, path })
+                });
+                let mut map = MapDeserializer::new(entries);
+                visitor
+                    .visit_map(&mut map)
+                    .and_then(|v| map.end().map(|_| v))
+            }
+        };
+        r.map_err(|e| e.at(&path))
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> std::result::Result<V::Value, ValueError> {
+        // TOML has no null: a key that is there is Some.
+        visitor.visit_some(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
     }
 }
 
@@ -274,7 +446,7 @@ mod tests {
         let v: toml::Value =
             toml::from_str("[repository]\nurl = \"s3://${LIFEBOAT_TEST_CFG_BUCKET}/x\"\n").unwrap();
         let v = expand(v, &mut Vec::new()).unwrap();
-        let c = Config::deserialize(v).unwrap();
+        let c = Config::from_value(v).unwrap();
         assert_eq!(c.repository.url.as_deref(), Some("s3://backups/x"));
         let v: toml::Value =
             toml::from_str("[repository]\nsecret_access_key = \"${LIFEBOAT_TEST_CFG_UNSET}\"\n")
@@ -305,9 +477,34 @@ mod tests {
     fn unknown_keys_are_errors() {
         let v: toml::Value =
             toml::from_str("[repository]\nurl = \"/x\"\nbucket = \"y\"\n").unwrap();
-        let Err(e) = Config::deserialize(v) else {
+        let Err(e) = Config::from_value(v) else {
             panic!("an unknown key was accepted")
         };
         assert!(e.to_string().contains("bucket"), "{e}");
+    }
+
+    #[test]
+    fn type_errors_name_the_key_never_the_value() {
+        std::env::set_var("LIFEBOAT_TEST_CFG_PW", "hunter2-s3cret");
+        for (text, key, expected) in [
+            ("[mysql]\nurl = \"mysql://x\"\nconnections = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "mysql.connections", "usize"),
+            ("[render]\napi_key = \"k\"\npage_size = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "render.page_size", "u32"),
+            ("[objects]\nmax_deleted_percent = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "objects.max_deleted_percent", "f64"),
+            ("[[git]]\nurl = \"u\"\nmax_chain = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "git[0].max_chain", "usize"),
+            ("[retention]\nkeep_tags = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "retention.keep_tags", "a sequence"),
+            ("[mysql]\nurl = \"mysql://x\"\nconnections = -1\n", "mysql.connections", "usize"),
+        ] {
+            let v: toml::Value = toml::from_str(text).unwrap();
+            let v = expand(v, &mut Vec::new()).unwrap();
+            let Err(e) = Config::from_value(v) else {
+                panic!("{text} was accepted")
+            };
+            let e = e.to_string();
+            assert!(!e.contains("hunter2") && !e.contains("-1"), "{e}");
+            assert!(e.contains(key) && e.contains(expected), "{e}");
+        }
+        let v: toml::Value = toml::from_str("[render]\npage_size = 3\n").unwrap();
+        let e = Config::from_value(v).err().unwrap().to_string();
+        assert!(e.contains("render") && e.contains("api_key"), "{e}");
     }
 }

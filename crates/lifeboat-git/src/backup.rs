@@ -168,18 +168,21 @@ pub fn backup<A: Access>(
 ) -> Result<Vec<RepoReport>> {
     let mut names = BTreeSet::new();
     for r in repos {
-        if !names.insert(r.name.as_str()) {
+        // Compared case-folded: a restore onto macOS or Windows would put
+        // `App` and `app` in one directory.
+        if !names.insert(lifeboat_paths::collision_key(&r.name)) {
             return Err(Error::Invalid(format!(
-                "two [[git]] repositories are named {:?}: give one a different name",
+                "two [[git]] repositories are named {:?} (names are compared ignoring case): \
+                 give one a different name",
                 r.name
             )));
         }
-        if r.name.contains('/') || r.name.is_empty() {
-            return Err(Error::Invalid(format!(
-                "[[git]] name {:?} must be non-empty and without '/'",
-                r.name
-            )));
-        }
+        // A restore makes a directory of this name: it must be one.
+        lifeboat_paths::component(&r.name).map_err(|e| {
+            Error::Invalid(format!(
+                "[[git]] name {e}; set name = \"...\" to a plain directory name"
+            ))
+        })?;
     }
     let prev = previous(repo)?;
     let mut state = State {

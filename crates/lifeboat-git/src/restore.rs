@@ -27,8 +27,96 @@ pub struct SnapshotRepo {
     pub chain: Vec<String>,
 }
 
-/// The repositories of a snapshot.
+/// The repositories of a snapshot, each checked as untrusted input (see
+/// [`check_repo`]); two names that a case-folding file system would put in
+/// one directory are refused.
 pub fn repositories(snap: &Snapshot) -> Result<Vec<SnapshotRepo>> {
+    let repos = parse_repositories(snap)?;
+    let mut seen = BTreeMap::new();
+    for r in &repos {
+        check_repo(r)?;
+        if let Some(other) = seen.insert(lifeboat_paths::collision_key(&r.name), &r.name) {
+            return Err(Error::Mismatch(format!(
+                "the snapshot's git facts name two repositories {} and {} that would restore \
+                 into one directory: refusing this snapshot's git repositories",
+                lifeboat_paths::shown(other),
+                lifeboat_paths::shown(&r.name)
+            )));
+        }
+    }
+    Ok(repos)
+}
+
+/// Whether `name` is a ref a restore may set: under `refs/`, and what
+/// `git check-ref-format` accepts (no `..`, `@{`, control characters,
+/// spaces or `~^:?*[\`; no component starting with `.` or ending in `.lock`).
+fn valid_ref(name: &str) -> bool {
+    name.starts_with("refs/")
+        && !name.ends_with('/')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.contains("//")
+        && !name
+            .chars()
+            .any(|c| c.is_control() || " ~^:?*[\\".contains(c))
+        && name
+            .split('/')
+            .all(|c| !c.starts_with('.') && !c.ends_with(".lock"))
+}
+
+fn valid_oid(oid: &str) -> bool {
+    matches!(oid.len(), 40 | 64) && oid.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A repository's record from a snapshot is untrusted: its name becomes a
+/// directory (one plain path component), its refs and ids go to
+/// `git update-ref --stdin`, its URL to `git remote add`.
+pub fn check_repo(r: &SnapshotRepo) -> Result<()> {
+    let refuse = |what: String| {
+        Error::Mismatch(format!(
+            "the snapshot's git facts are not a valid repository record: {what}; refusing to \
+             restore it (was the snapshot forged?)"
+        ))
+    };
+    lifeboat_paths::component(&r.name)
+        .map_err(|e| refuse(format!("repository name {e}")))?;
+    for (name, oid) in &r.refs {
+        if !valid_ref(name) {
+            return Err(refuse(format!(
+                "{} has a ref {} that git would not accept",
+                lifeboat_paths::shown(&r.name),
+                lifeboat_paths::shown(name)
+            )));
+        }
+        if !valid_oid(oid) {
+            return Err(refuse(format!(
+                "ref {} of {} has the object id {}, not 40 or 64 hex digits",
+                lifeboat_paths::shown(name),
+                lifeboat_paths::shown(&r.name),
+                lifeboat_paths::shown(oid)
+            )));
+        }
+    }
+    if let Some(h) = &r.head {
+        if !valid_ref(h) {
+            return Err(refuse(format!(
+                "{} has HEAD {}, not a ref",
+                lifeboat_paths::shown(&r.name),
+                lifeboat_paths::shown(h)
+            )));
+        }
+    }
+    if r.url.starts_with('-') || r.url.chars().any(char::is_control) {
+        return Err(refuse(format!(
+            "{} has a URL that starts with `-` or holds control characters",
+            lifeboat_paths::shown(&r.name)
+        )));
+    }
+    Ok(())
+}
+
+fn parse_repositories(snap: &Snapshot) -> Result<Vec<SnapshotRepo>> {
     let Some(summary) = snap.sources.get(SOURCE) else {
         return Err(Error::Invalid(
             "this snapshot has no git repositories (was it taken with --source git?)".into(),
@@ -88,6 +176,16 @@ pub struct GitRestoreReport {
     pub pushed_to: Option<String>,
 }
 
+/// Create `dir` (and its parents, which are the user's choice) without
+/// following a link at `dir` itself, and without special mode bits.
+fn create_target(dir: &Path) -> Result<()> {
+    let what = || format!("creating {}", dir.display());
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).map_err(|e| Error::io(what(), e))?;
+    }
+    lifeboat_paths::create_one_dir(dir).map_err(|e| Error::io(what(), e))
+}
+
 fn is_empty_dir(p: &Path) -> Result<bool> {
     match fs::read_dir(p) {
         Ok(mut d) => Ok(d.next().is_none()),
@@ -105,13 +203,17 @@ pub fn restore_to_dir(
     dir: &Path,
     bare: bool,
 ) -> Result<GitRestoreReport> {
+    // Callers join the name onto their target; check here too, so no
+    // caller can forget.
+    check_repo(r)?;
+    lifeboat_paths::refuse_link(dir).map_err(|e| Error::io("checking the target", e))?;
     if !is_empty_dir(dir)? {
         return Err(Error::Invalid(format!(
             "{} is not empty: restore a repository into a new or empty directory",
             dir.display()
         )));
     }
-    fs::create_dir_all(dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+    create_target(dir)?;
     let git = Git::default().at(dir);
     if bare {
         git.run(&["init", "--bare", "--quiet"])?;
@@ -259,4 +361,45 @@ pub fn push_to(
     report.pushed_to = Some(crate::git::redact_url(url));
     report.path = PathBuf::new();
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn repo(name: &str) -> SnapshotRepo {
+        SnapshotRepo {
+            name: name.into(),
+            url: "https://example.com/a.git".into(),
+            head: Some("refs/heads/main".into()),
+            refs: [("refs/heads/main".to_string(), "a".repeat(40))].into(),
+            chain: vec![],
+        }
+    }
+
+    #[test]
+    fn forged_repository_records_are_refused() {
+        assert!(check_repo(&repo("app")).is_ok());
+        for name in ["../../x", "/tmp/x", "", "..", "a/b", "a\nb"] {
+            let e = check_repo(&repo(name)).unwrap_err().to_string();
+            assert!(e.contains("repository name"), "{name:?}: {e}");
+        }
+        for bad_ref in [
+            "HEAD",
+            "refs/heads/a\nupdate refs/heads/b",
+            "refs/heads/../x",
+            "refs/heads/a b",
+            "refs/heads/x.lock",
+        ] {
+            let mut r = repo("app");
+            r.refs.insert(bad_ref.into(), "b".repeat(40));
+            assert!(check_repo(&r).is_err(), "{bad_ref:?}");
+        }
+        let mut r = repo("app");
+        r.refs.insert("refs/tags/v1".into(), "zz\nupdate".into());
+        assert!(check_repo(&r).is_err());
+        let mut r = repo("app");
+        r.url = "--upload-pack=touch /tmp/pwned".into();
+        assert!(check_repo(&r).is_err());
+    }
 }

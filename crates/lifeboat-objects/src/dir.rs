@@ -38,7 +38,9 @@ pub(crate) fn mode(meta: &fs::Metadata) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        Some(meta.permissions().mode() & 0o7777)
+        // Permission bits only: setuid, setgid and sticky are never
+        // recorded (and a restore masks them off anyway).
+        Some(meta.permissions().mode() & lifeboat_paths::MODE_MASK)
     }
     #[cfg(not(unix))]
     {

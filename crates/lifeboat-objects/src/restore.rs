@@ -3,7 +3,7 @@
 //! bucket answers for what it stored).
 
 use std::io::Write;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, ProgressBars, Repository};
@@ -70,28 +70,29 @@ pub fn select(items: Vec<ManifestItem>, opts: &ObjectsRestoreOptions) -> Vec<Man
 }
 
 /// Where `key` goes under `root`, or why it cannot be written there.
-/// Keys are untrusted: nothing may land outside `root`.
+/// Keys are untrusted: nothing may land outside `root`. A key is a
+/// `/`-separated relative path checked by [`lifeboat_paths::relative`]
+/// (no `..`, `.`, empty segment, absolute path, NUL, backslash, control
+/// character, segment over 255 bytes); a trailing `/` marks a directory.
 pub fn path_for_key(root: &Path, key: &str) -> std::result::Result<PathBuf, String> {
     let rel = key.strip_suffix('/').unwrap_or(key);
-    if rel.is_empty() || key.starts_with('/') || key.contains('\0') || key.contains('\\') {
-        return Err("the key is not a relative path".into());
-    }
     if key == METADATA_FILE {
         return Err(format!(
             "the key is the name of the metadata file {METADATA_FILE}"
         ));
     }
-    let mut path = root.to_path_buf();
-    for part in rel.split('/') {
-        match Path::new(part).components().next() {
-            _ if part.is_empty() => return Err("the key has an empty path segment (`//`)".into()),
-            Some(Component::Normal(_)) if Path::new(part).components().count() == 1 => {
-                path.push(part)
-            }
-            _ => return Err(format!("the key has a `{part}` path segment")),
-        }
-    }
-    Ok(path)
+    let rel = lifeboat_paths::relative(rel).map_err(|e| format!("the key {}", e.why))?;
+    Ok(root.join(rel))
+}
+
+/// The first key of `items` that appears twice (two objects that would be
+/// written to one file; a forged manifest can hold them).
+fn duplicate_key(items: &[ManifestItem]) -> Option<&str> {
+    let mut seen = std::collections::HashSet::new();
+    items
+        .iter()
+        .map(|i| i.name.as_str())
+        .find(|k| !seen.insert(*k))
 }
 
 /// Restore `items` (objects items of one snapshot) into `target`. Objects
@@ -104,6 +105,13 @@ pub fn restore(
     opts: &ObjectsRestoreOptions,
     bars: &dyn ProgressBars,
 ) -> Result<ObjectsRestoreReport> {
+    if let Some(k) = duplicate_key(items) {
+        return Err(Error::Mismatch(format!(
+            "the snapshot holds two objects with the key {}: they would be written to one \
+             file; refusing this restore (was the snapshot forged?)",
+            lifeboat_paths::shown(k)
+        )));
+    }
     match target {
         Target::Dir(root) => {
             if !opts.force
@@ -153,6 +161,11 @@ pub fn restore(
                             rep.objects += 1;
                             rep.bytes += item.size;
                         }
+                        // A key with control characters is shown escaped:
+                        // it must not drive the terminal.
+                        Err(e) if item.name.chars().any(char::is_control) => rep
+                            .failed
+                            .push(format!("{}: {e}", lifeboat_paths::shown(&item.name))),
                         Err(e) => rep.failed.push(format!("{}: {e}", item.name)),
                     }
                     bar.inc(item.size);
@@ -192,34 +205,41 @@ fn restore_one(
                     "cannot be written to a directory: {why}; restore into a bucket instead"
                 ))
             })?;
+            let rel = path.strip_prefix(root).unwrap_or(&path);
+            let no_follow = |e: std::io::Error| Error::Target(e.to_string());
             if item.name.ends_with('/') && item.size == 0 {
-                return std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e));
+                return lifeboat_paths::create_dirs(root, rel)
+                    .map(drop)
+                    .map_err(no_follow);
             }
-            let parent = path.parent().unwrap_or(root);
-            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-            let mut tmp = tempfile::Builder::new()
-                .prefix(".lifeboat-restore-")
-                .tempfile_in(parent)
-                .map_err(|e| Error::io(parent, e))?;
+            // Every directory on the way is created here or checked to be a
+            // real directory: a link planted in the target is never followed.
+            let parent = match rel.parent() {
+                Some(p) => lifeboat_paths::create_dirs(root, p).map_err(no_follow)?,
+                None => root.clone(),
+            };
+            let mut tmp = lifeboat_paths::temp_in(&parent).map_err(|e| Error::io(&parent, e))?;
             repo.restore_item(index, item, tmp.as_file_mut(), &NoProgress)?;
             tmp.as_file_mut()
                 .flush()
                 .map_err(|e| Error::io(tmp.path(), e))?;
-            let file = tmp.persist(&path).map_err(|e| Error::io(&path, e.error))?;
             if let Some(t) = meta
                 .last_modified
                 .as_deref()
                 .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
             {
                 let t: std::time::SystemTime = t.with_timezone(&chrono::Utc).into();
-                file.set_modified(t).map_err(|e| Error::io(&path, e))?;
-            }
-            #[cfg(unix)]
-            if let Some(mode) = meta.mode {
-                use std::os::unix::fs::PermissionsExt;
-                file.set_permissions(std::fs::Permissions::from_mode(mode))
+                tmp.as_file()
+                    .set_modified(t)
                     .map_err(|e| Error::io(&path, e))?;
             }
+            // The stored mode loses setuid, setgid and sticky (mask 0o777):
+            // a forged snapshot must not hand out privileges. Renamed into
+            // place: a link at the name is replaced, not written through;
+            // without --force an existing file (or a second key that maps to
+            // the same file, e.g. by case folding) is an error.
+            lifeboat_paths::publish(tmp, &path, opts.force, meta.mode)
+                .map_err(|e| Error::io(&path, e))?;
             Ok(())
         }
         Target::Bucket(b) => {
@@ -257,7 +277,8 @@ fn write_metadata_file(root: &Path, items: &[ManifestItem]) -> Result<()> {
         serde_json::to_writer(&mut out, &line).expect("metadata serializes");
         out.push(b'\n');
     }
-    std::fs::write(&path, out).map_err(|e| Error::io(&path, e))
+    // Replaced by rename, never written through a planted link.
+    lifeboat_paths::write_file(&path, &out, true, Some(0o644)).map_err(|e| Error::io(&path, e))
 }
 
 #[cfg(test)]
@@ -282,8 +303,30 @@ mod tests {
             "/",
             METADATA_FILE,
             "a\\b",
+            "a/./b",
+            "a\0b",
+            "a/\x1b[2J",
+            &"x".repeat(256),
         ] {
             assert!(path_for_key(root, bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    #[test]
+    fn two_objects_for_one_file_are_found() {
+        let item = |name: &str| ManifestItem {
+            name: name.into(),
+            source: SOURCE.into(),
+            kind: "object".into(),
+            size: 0,
+            sha256: String::new(),
+            blobs: vec![],
+            meta: serde_json::Value::Null,
+        };
+        assert_eq!(duplicate_key(&[item("a"), item("b")]), None);
+        assert_eq!(duplicate_key(&[item("d"), item("a"), item("d")]), Some("d"));
+        // A file `d` and a directory marker `d/` are two objects: one of
+        // them fails on its own (a file and a directory of one name).
+        assert_eq!(duplicate_key(&[item("d/"), item("d")]), None);
     }
 }

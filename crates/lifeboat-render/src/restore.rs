@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
 use serde::Serialize;
 use serde_json::{json, Value};
+
 
 use crate::api::Client;
 use crate::backup::{ENV_GROUP_KIND, SERVICE_KIND};
@@ -57,44 +57,128 @@ pub struct EnvDirReport {
     pub env_vars: u64,
     /// Secret files written.
     pub secret_files: u64,
+    /// Which file holds which service or env group.
+    pub sets: Vec<EnvSetFiles>,
 }
 
-/// A file name from a Render name: no path separators, no `..`.
-fn safe_name(name: &str) -> Result<&str> {
-    if name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains('/')
-        || name.contains('\\')
-        || name.contains('\0')
-    {
-        return Err(Error::Invalid(format!(
-            "{name:?} cannot be used as a file name; restore it with --render-yaml or --to-service"
-        )));
-    }
-    Ok(name)
+/// Where one service's or env group's variables and secret files went.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvSetFiles {
+    /// `service` or `env_group`.
+    pub kind: &'static str,
+    pub name: String,
+    pub id: String,
+    /// Its `.env` file.
+    pub env_file: PathBuf,
+    /// Its secret files' directory, when it has secret files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret_files_dir: Option<PathBuf>,
 }
 
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let mut opts = fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
+fn refused(what: String) -> Error {
+    Error::Mismatch(format!(
+        "{what}; refusing to write the env dir (was the snapshot forged? --render-yaml and \
+         --to-service do not use names as files)"
+    ))
+}
+
+/// One planned set: whose, the file base name, and what goes in.
+struct Planned<'a> {
+    kind: &'static str,
+    name: &'a str,
+    id: &'a str,
+    base: String,
+    vars: &'a [EnvVar],
+    files: &'a [SecretFile],
+}
+
+/// Choose every file name before writing one. Names come from the snapshot:
+/// each must be one plain path component ([`lifeboat_paths::component`]).
+/// Services and groups whose names would share a file (exactly, or ignoring
+/// case as macOS and Windows do; `env-group.x` is also the group `x`) are
+/// all named `NAME (ID)` instead; if that still collides, nothing is
+/// written. Two secret files of one name in one set are refused.
+fn plan_env_dir(snap: &RenderSnapshot) -> Result<Vec<Planned<'_>>> {
+    let mut plan = Vec::new();
+    for s in &snap.services {
+        plan.push(Planned {
+            kind: "service",
+            name: &s.name,
+            id: &s.id,
+            base: s.name.clone(),
+            vars: &s.env_vars,
+            files: &s.secret_files,
+        });
     }
-    let what = || format!("writing {}", path.display());
-    let mut f = opts.open(path).map_err(|e| Error::io(what(), e))?;
-    // An existing file keeps its mode on open: make sure it is private.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(|e| Error::io(what(), e))?;
+    for g in &snap.env_groups {
+        plan.push(Planned {
+            kind: "env_group",
+            name: &g.name,
+            id: &g.id,
+            base: format!("env-group.{}", g.name),
+            vars: &g.env_vars,
+            files: &g.secret_files,
+        });
     }
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| Error::io(what(), e))
+    for p in &plan {
+        lifeboat_paths::component(p.name)
+            .map_err(|e| refused(format!("the {} name {e}", p.kind.replace('_', " "))))?;
+    }
+    let mut count: BTreeMap<String, usize> = BTreeMap::new();
+    for p in &plan {
+        *count.entry(lifeboat_paths::collision_key(&p.base)).or_default() += 1;
+    }
+    for p in &mut plan {
+        if count[&lifeboat_paths::collision_key(&p.base)] > 1 {
+            lifeboat_paths::component(p.id)
+                .map_err(|e| refused(format!("the {} id {e}", p.kind.replace('_', " "))))?;
+            p.base = format!("{} ({})", p.base, p.id);
+        }
+    }
+    let mut seen: BTreeMap<String, &Planned> = BTreeMap::new();
+    for p in &plan {
+        for f in [format!("{}.env", p.base), format!("{}.secret-files", p.base)] {
+            lifeboat_paths::component(&f).map_err(|e| refused(format!("the file name {e}")))?;
+        }
+        if let Some(o) = seen.insert(lifeboat_paths::collision_key(&p.base), p) {
+            return Err(refused(format!(
+                "{} {} ({}) and {} {} ({}) would be written to one file",
+                o.kind,
+                lifeboat_paths::shown(o.name),
+                lifeboat_paths::shown(o.id),
+                p.kind,
+                lifeboat_paths::shown(p.name),
+                lifeboat_paths::shown(p.id)
+            )));
+        }
+        let mut names = BTreeMap::new();
+        for f in p.files {
+            lifeboat_paths::component(&f.name).map_err(|e| {
+                refused(format!(
+                    "a secret file of {} {}: the name {e}",
+                    p.kind,
+                    lifeboat_paths::shown(p.name)
+                ))
+            })?;
+            if let Some(other) = names.insert(lifeboat_paths::collision_key(&f.name), &f.name) {
+                return Err(refused(format!(
+                    "{} {} has two secret files {} and {} that would be written to one file",
+                    p.kind,
+                    lifeboat_paths::shown(p.name),
+                    lifeboat_paths::shown(other),
+                    lifeboat_paths::shown(&f.name)
+                )));
+            }
+        }
+    }
+    Ok(plan)
+}
+
+fn write_private(path: &Path, bytes: &[u8], replace: bool) -> Result<()> {
+    // An exclusive temporary file (0600) renamed into place: a link planted
+    // at the name is replaced, never written through.
+    lifeboat_paths::write_file(path, bytes, replace, Some(0o600))
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
 fn private_dir(path: &Path) -> Result<()> {
@@ -102,10 +186,31 @@ fn private_dir(path: &Path) -> Result<()> {
         .map_err(|e| Error::io(format!("creating {}", path.display()), e))
 }
 
+/// A secret-files directory inside the env dir: a real directory (a planted
+/// link is refused), mode 0700.
+fn private_subdir(path: &Path) -> Result<()> {
+    let what = || format!("creating {}", path.display());
+    lifeboat_paths::create_one_dir(path).map_err(|e| Error::io(what(), e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io(what(), e))?;
+    }
+    Ok(())
+}
+
+fn read_back(path: &Path) -> Result<Vec<u8>> {
+    lifeboat_paths::refuse_link(path).map_err(|e| Error::io("reading back", e))?;
+    fs::read(path).map_err(|e| Error::io(format!("reading back {}", path.display()), e))
+}
+
 /// Write `DIR/NAME.env` for every service and `DIR/env-group.NAME.env` for
 /// every group (mode 0600), and their secret files under
-/// `DIR/NAME.secret-files/`. Each env file is read back with a dotenv
-/// parser and compared with the snapshot before this returns.
+/// `DIR/NAME.secret-files/`; names that would share a file become
+/// `NAME (ID)` (see the report's `sets`). Once everything is written, each
+/// env file is read back with a dotenv parser and each secret file byte by
+/// byte, and compared with the snapshot, before this returns.
 pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<EnvDirReport> {
     if dir.exists()
         && fs::read_dir(dir)
@@ -119,63 +224,65 @@ pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<E
             dir.display()
         )));
     }
+    let plan = plan_env_dir(snap)?;
     private_dir(dir)?;
     let mut report = EnvDirReport::default();
-    let mut sets: Vec<(String, &[EnvVar], &[SecretFile])> = Vec::new();
-    for s in &snap.services {
-        sets.push((
-            safe_name(&s.name)?.to_string(),
-            &s.env_vars,
-            &s.secret_files,
-        ));
+    for p in &plan {
+        let env = dir.join(format!("{}.env", p.base));
+        write_private(&env, crate::dotenv::format(p.vars)?.as_bytes(), force)?;
+        report.env_vars += p.vars.len() as u64;
+        report.files.push(env.clone());
+        let mut set = EnvSetFiles {
+            kind: p.kind,
+            name: p.name.to_string(),
+            id: p.id.to_string(),
+            env_file: env,
+            secret_files_dir: None,
+        };
+        if !p.files.is_empty() {
+            let fdir = dir.join(format!("{}.secret-files", p.base));
+            private_subdir(&fdir)?;
+            for f in p.files {
+                let path = fdir.join(&f.name);
+                write_private(&path, f.content.as_bytes(), force)?;
+                report.secret_files += 1;
+                report.files.push(path);
+            }
+            set.secret_files_dir = Some(fdir);
+        }
+        report.sets.push(set);
     }
-    for g in &snap.env_groups {
-        sets.push((
-            format!("env-group.{}", safe_name(&g.name)?),
-            &g.env_vars,
-            &g.secret_files,
-        ));
-    }
-    for (base, vars, files) in sets {
-        let env = dir.join(format!("{base}.env"));
-        write_private(&env, crate::dotenv::format(vars)?.as_bytes())?;
-        let back = crate::dotenv::read(&env)?;
-        let want: Vec<(String, String)> = vars
+    // Read back only after everything is written: a file that a later one
+    // replaced would show here.
+    for (p, set) in plan.iter().zip(&report.sets) {
+        lifeboat_paths::refuse_link(&set.env_file).map_err(|e| Error::io("reading back", e))?;
+        let back = crate::dotenv::read(&set.env_file)?;
+        let want: Vec<(String, String)> = p
+            .vars
             .iter()
             .map(|v| (v.key.clone(), v.value.clone()))
             .collect();
         if back != want {
             return Err(Error::Mismatch(format!(
-                "{} does not read back as the snapshot's variables",
-                env.display()
+                "{} does not read back as the variables of {} {}",
+                set.env_file.display(),
+                p.kind,
+                lifeboat_paths::shown(p.name)
             )));
         }
-        report.env_vars += vars.len() as u64;
-        report.files.push(env);
-        if !files.is_empty() {
-            let fdir = dir.join(format!("{base}.secret-files"));
-            private_dir(&fdir)?;
-            for f in files {
-                let path = fdir.join(safe_name(&f.name)?);
-                write_private(&path, f.content.as_bytes())?;
-                let back = fs::read(&path).map_err(|e| Error::io("reading back", e))?;
-                if back != f.content.as_bytes() {
+        if let Some(fdir) = &set.secret_files_dir {
+            for f in p.files {
+                let path = fdir.join(&f.name);
+                if read_back(&path)? != f.content.as_bytes() {
                     return Err(Error::Mismatch(format!(
                         "{} does not read back as written",
                         path.display()
                     )));
                 }
-                report.secret_files += 1;
-                report.files.push(path);
             }
         }
     }
     Ok(report)
-}
-
-/// A YAML scalar: JSON strings are valid YAML double-quoted scalars.
-fn q(s: &str) -> String {
-    Value::String(s.to_string()).to_string()
 }
 
 fn setting<'a>(v: &'a Value, path: &[&str]) -> Option<&'a Value> {
@@ -190,16 +297,41 @@ fn setting_str(v: &Value, path: &[&str]) -> Option<String> {
     setting(v, path).and_then(Value::as_str).map(str::to_string)
 }
 
+/// A YAML mapping built in order; every value from the snapshot goes in as
+/// a string (or a number or boolean this code chose), so the serializer
+/// quotes it as needed and it can only ever be one scalar.
+#[derive(Default)]
+struct Map(serde_norway::Mapping);
+
+impl Map {
+    fn set(&mut self, key: &str, value: impl Into<Yaml>) -> &mut Self {
+        self.0.insert(Yaml::String(key.into()), value.into());
+        self
+    }
+}
+
+use serde_norway::Value as Yaml;
+
+fn text(s: &str) -> Yaml {
+    Yaml::String(s.to_string())
+}
+
+/// A name for a YAML comment: printable ASCII only (escaped), so a line
+/// break or a look-alike in a forged name cannot end the comment.
+fn comment_safe(s: &str) -> String {
+    s.escape_default().to_string()
+}
+
 /// A Render Blueprint (`render.yaml`) that recreates the services and env
 /// groups. Values are never written: every variable is `sync: false`, so
 /// the Dashboard asks for it on creation (fill them from `--to-env-dir`).
 /// Secret files have no Blueprint field and are listed in a comment.
-pub fn blueprint(snap: &RenderSnapshot) -> String {
-    let mut y = String::new();
-    y.push_str("# Render Blueprint exported by lifeboat from a snapshot.\n");
-    y.push_str("# Secret values are not in this file (sync: false): take them from\n");
-    y.push_str("# `lifeboat restore SNAPSHOT --source render --to-env-dir DIR`.\n");
-    y.push_str("services:\n");
+/// Written through a YAML serializer: whatever a snapshot holds (an unknown
+/// service type, a name with a newline and `key:`), it ends up as one
+/// string scalar, never as YAML structure.
+pub fn blueprint(snap: &RenderSnapshot) -> Result<String> {
+    let mut services = Vec::new();
+    let mut secret_notes = Vec::new();
     for s in &snap.services {
         let st = &s.settings;
         let details = |p: &[&str]| {
@@ -215,14 +347,15 @@ pub fn blueprint(snap: &RenderSnapshot) -> String {
             "cron_job" => "cron",
             other => other,
         };
-        y.push_str(&format!("  - type: {kind}\n    name: {}\n", q(&s.name)));
+        let mut m = Map::default();
+        m.set("type", text(kind)).set("name", text(&s.name));
         let runtime = if s.kind == "static_site" {
             Some("static".to_string())
         } else {
             details(&["runtime"]).or_else(|| details(&["env"]))
         };
         if let Some(r) = runtime {
-            y.push_str(&format!("    runtime: {}\n", q(&r)));
+            m.set("runtime", text(&r));
         }
         for (key, value) in [
             ("repo", setting_str(st, &["repo"])),
@@ -255,86 +388,112 @@ pub fn blueprint(snap: &RenderSnapshot) -> String {
             ("staticPublishPath", details(&["publishPath"])),
         ] {
             if let Some(v) = value.filter(|v| !v.is_empty()) {
-                y.push_str(&format!("    {key}: {}\n", q(&v)));
+                m.set(key, text(&v));
             }
         }
         if let Some(a) = setting_str(st, &["autoDeploy"]) {
-            y.push_str(&format!("    autoDeploy: {}\n", a == "yes"));
+            m.set("autoDeploy", Yaml::Bool(a == "yes"));
         }
         if let Some(n) = setting(st, &["serviceDetails", "numInstances"]).and_then(Value::as_u64) {
-            y.push_str(&format!("    numInstances: {n}\n"));
+            m.set("numInstances", Yaml::Number(n.into()));
         }
-        let domains: Vec<&str> = s
+        let domains: Vec<Yaml> = s
             .custom_domains
             .iter()
             .filter_map(|d| d.get("name").and_then(Value::as_str))
+            .map(text)
             .collect();
         if !domains.is_empty() {
-            y.push_str("    domains:\n");
-            for d in domains {
-                y.push_str(&format!("      - {}\n", q(d)));
-            }
+            m.set("domains", Yaml::Sequence(domains));
         }
+        let fields = |list: &[Value], keys: &[&str]| -> Yaml {
+            Yaml::Sequence(
+                list.iter()
+                    .map(|r| {
+                        let mut e = Map::default();
+                        for k in keys {
+                            let v = r.get(k).and_then(Value::as_str).unwrap_or_default();
+                            e.set(k, text(v));
+                        }
+                        Yaml::Mapping(e.0)
+                    })
+                    .collect(),
+            )
+        };
         if !s.routes.is_empty() {
-            y.push_str("    routes:\n");
-            for r in &s.routes {
-                let f = |k: &str| r.get(k).and_then(Value::as_str).unwrap_or_default();
-                y.push_str(&format!(
-                    "      - type: {}\n        source: {}\n        destination: {}\n",
-                    q(f("type")),
-                    q(f("source")),
-                    q(f("destination"))
-                ));
-            }
+            m.set(
+                "routes",
+                fields(&s.routes, &["type", "source", "destination"]),
+            );
         }
         if !s.headers.is_empty() {
-            y.push_str("    headers:\n");
-            for h in &s.headers {
-                let f = |k: &str| h.get(k).and_then(Value::as_str).unwrap_or_default();
-                y.push_str(&format!(
-                    "      - path: {}\n        name: {}\n        value: {}\n",
-                    q(f("path")),
-                    q(f("name")),
-                    q(f("value"))
-                ));
-            }
+            m.set("headers", fields(&s.headers, &["path", "name", "value"]));
         }
         if !s.env_vars.is_empty() || !s.env_groups.is_empty() {
-            y.push_str("    envVars:\n");
-            for v in &s.env_vars {
-                y.push_str(&format!(
-                    "      - key: {}\n        sync: false\n",
-                    q(&v.key)
-                ));
-            }
-            for g in &s.env_groups {
-                y.push_str(&format!("      - fromGroup: {}\n", q(g)));
-            }
+            m.set("envVars", env_vars(&s.env_vars, &s.env_groups));
         }
         if !s.secret_files.is_empty() {
-            let names: Vec<&str> = s.secret_files.iter().map(|f| f.name.as_str()).collect();
-            y.push_str(&format!(
-                "    # secret files to add in the Dashboard: {}\n",
+            let names: Vec<String> = s
+                .secret_files
+                .iter()
+                .map(|f| comment_safe(&f.name))
+                .collect();
+            secret_notes.push(format!(
+                "#   {}: {}\n",
+                comment_safe(&s.name),
                 names.join(", ")
             ));
         }
+        services.push(Yaml::Mapping(m.0));
     }
+    let mut doc = Map::default();
+    doc.set("services", Yaml::Sequence(services));
     if !snap.env_groups.is_empty() {
-        y.push_str("envVarGroups:\n");
-        for g in &snap.env_groups {
-            y.push_str(&format!("  - name: {}\n", q(&g.name)));
-            if !g.env_vars.is_empty() {
-                y.push_str("    envVars:\n");
-                for v in &g.env_vars {
-                    y.push_str(&format!(
-                        "      - key: {}\n        sync: false\n",
-                        q(&v.key)
-                    ));
+        let groups = snap
+            .env_groups
+            .iter()
+            .map(|g| {
+                let mut m = Map::default();
+                m.set("name", text(&g.name));
+                if !g.env_vars.is_empty() {
+                    m.set("envVars", env_vars(&g.env_vars, &[]));
                 }
-            }
+                Yaml::Mapping(m.0)
+            })
+            .collect();
+        doc.set("envVarGroups", Yaml::Sequence(groups));
+    }
+    let body = serde_norway::to_string(&Yaml::Mapping(doc.0))
+        .map_err(|e| Error::Invalid(format!("writing the Blueprint: {e}")))?;
+    let mut y = String::new();
+    y.push_str("# Render Blueprint exported by lifeboat from a snapshot.\n");
+    y.push_str("# Secret values are not in this file (sync: false): take them from\n");
+    y.push_str("# `lifeboat restore SNAPSHOT --source render --to-env-dir DIR`.\n");
+    if !secret_notes.is_empty() {
+        y.push_str("# Secret files to add in the Dashboard (names escaped):\n");
+        for n in secret_notes {
+            y.push_str(&n);
         }
     }
-    y
+    y.push_str(&body);
+    Ok(y)
+}
+
+fn env_vars(vars: &[EnvVar], groups: &[String]) -> Yaml {
+    let mut out: Vec<Yaml> = vars
+        .iter()
+        .map(|v| {
+            let mut e = Map::default();
+            e.set("key", text(&v.key)).set("sync", Yaml::Bool(false));
+            Yaml::Mapping(e.0)
+        })
+        .collect();
+    for g in groups {
+        let mut e = Map::default();
+        e.set("fromGroup", text(g));
+        out.push(Yaml::Mapping(e.0));
+    }
+    Yaml::Sequence(out)
 }
 
 /// The change `push_env` would make to a service.
@@ -477,4 +636,118 @@ pub fn env_set<'a>(
         ))
     })?;
     Ok((&s.env_vars, &s.secret_files))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(id: &str, name: &str, kind: &str) -> crate::model::Service {
+        crate::model::Service {
+            id: id.into(),
+            name: name.into(),
+            kind: kind.into(),
+            settings: json!({"repo": "https://github.com/o/r", "autoDeploy": "yes"}),
+            env_vars: vec![EnvVar {
+                key: "K".into(),
+                value: format!("value of {id}"),
+            }],
+            secret_files: vec![],
+            custom_domains: vec![],
+            routes: vec![],
+            headers: vec![],
+            env_groups: vec!["g\n  - evil: 1".into()],
+        }
+    }
+
+    #[test]
+    fn blueprint_values_are_scalars_whatever_they_hold() {
+        let evil = "web\n    name: injected\n  - type: worker\n    name: planted";
+        let mut s = service("srv-1", "api: [x]\n# c", evil);
+        s.secret_files = vec![SecretFile {
+            name: "a\nservices: []".into(),
+            content: "x".into(),
+        }];
+        let snap = RenderSnapshot {
+            services: vec![s],
+            env_groups: vec![],
+        };
+        let y = blueprint(&snap).unwrap();
+        let doc: serde_norway::Value = serde_norway::from_str(&y).unwrap();
+        let services = doc["services"].as_sequence().unwrap();
+        assert_eq!(services.len(), 1, "{y}");
+        assert_eq!(services[0]["type"].as_str(), Some(evil), "{y}");
+        assert_eq!(services[0]["name"].as_str(), Some("api: [x]\n# c"));
+        assert_eq!(services[0]["autoDeploy"].as_bool(), Some(true));
+        assert_eq!(
+            services[0]["envVars"][1]["fromGroup"].as_str(),
+            Some("g\n  - evil: 1")
+        );
+        // The secret file name is in a comment, escaped onto one line.
+        assert!(y.contains("a\\nservices: []"), "{y}");
+        assert_eq!(doc.as_mapping().unwrap().len(), 1, "{y}");
+    }
+
+    #[test]
+    fn env_dir_names_are_checked_and_collisions_disambiguated() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["../../x", "/etc/cron.d/x", "..", "a\nb", ""] {
+            let snap = RenderSnapshot {
+                services: vec![service("srv-1", bad, "web_service")],
+                env_groups: vec![],
+            };
+            let e = write_env_dir(&snap, &dir.path().join("e"), false).unwrap_err();
+            assert!(matches!(e, Error::Mismatch(_)), "{bad:?}: {e}");
+            assert!(!dir.path().join("e").exists(), "{bad:?} wrote something");
+        }
+        let snap = RenderSnapshot {
+            services: vec![
+                service("srv-a", "api", "web_service"),
+                service("srv-b", "api", "web_service"),
+                service("srv-c", "API", "web_service"),
+                service("srv-d", "env-group.shared", "web_service"),
+            ],
+            env_groups: vec![EnvGroup {
+                id: "evg-1".into(),
+                name: "shared".into(),
+                env_vars: vec![],
+                secret_files: vec![],
+                services: vec![],
+            }],
+        };
+        let out = dir.path().join("ok");
+        let r = write_env_dir(&snap, &out, false).unwrap();
+        let files: Vec<(String, String)> = r
+            .sets
+            .iter()
+            .map(|s| {
+                let f = s.env_file.file_name().unwrap().to_string_lossy();
+                (s.id.clone(), f.into_owned())
+            })
+            .collect();
+        assert_eq!(
+            files,
+            [
+                ("srv-a".into(), "api (srv-a).env".into()),
+                ("srv-b".into(), "api (srv-b).env".into()),
+                ("srv-c".into(), "API (srv-c).env".into()),
+                ("srv-d".into(), "env-group.shared (srv-d).env".into()),
+                ("evg-1".into(), "env-group.shared (evg-1).env".into()),
+            ]
+        );
+        let a = std::fs::read_to_string(out.join("api (srv-a).env")).unwrap();
+        assert!(a.contains("value of srv-a"), "{a}");
+
+        // Same name and same id: nothing can tell them apart, so refused.
+        let twins = RenderSnapshot {
+            services: vec![
+                service("srv-a", "api", "web_service"),
+                service("srv-a", "api", "web_service"),
+            ],
+            env_groups: vec![],
+        };
+        let e = write_env_dir(&twins, &dir.path().join("t"), false).unwrap_err();
+        assert!(e.to_string().contains("one file"), "{e}");
+        assert!(!dir.path().join("t").exists());
+    }
 }

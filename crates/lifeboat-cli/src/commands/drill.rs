@@ -84,13 +84,17 @@ pub fn run(ctx: &Ctx, args: &DrillArgs) -> Result<Code> {
     let md = drill::markdown(&report);
     if let Some(path) = &args.report {
         let json = serde_json::to_vec_pretty(&report).context("serializing the report")?;
-        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+        // Through a temporary file renamed into place (a planted link is
+        // replaced, not written through).
+        lifeboat_paths::write_file(path, &json, true, Some(0o644))
+            .with_context(|| format!("writing {}", path.display()))?;
         let md_path: PathBuf = if path.extension().is_some_and(|e| e == "json") {
             path.with_extension("md")
         } else {
             PathBuf::from(format!("{}.md", path.display()))
         };
-        std::fs::write(&md_path, &md).with_context(|| format!("writing {}", md_path.display()))?;
+        lifeboat_paths::write_file(&md_path, md.as_bytes(), true, Some(0o644))
+            .with_context(|| format!("writing {}", md_path.display()))?;
     }
     if ctx.global.json {
         ctx.print_json(&report)?;

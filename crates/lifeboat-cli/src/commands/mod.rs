@@ -201,23 +201,26 @@ pub fn write_output(
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let tmp = dir.join(format!(".lifeboat-partial-{}", std::process::id()));
-    let result = (|| -> Result<()> {
-        let f =
-            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let mut out = std::io::BufWriter::with_capacity(1 << 20, f);
-        write(&mut out)?;
-        let f = out
-            .into_inner()
-            .map_err(|e| e.into_error())
-            .context("writing the output")?;
-        f.sync_all().context("flushing the output to disk")?;
-        std::fs::rename(&tmp, to).with_context(|| format!("renaming into {}", to.display()))
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    // Exclusive (O_EXCL, random name, mode 0600): a link planted at a
+    // predictable name is never followed. Dropped (deleted) on any error.
+    let tmp = lifeboat_paths::temp_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, tmp);
+    write(&mut out)?;
+    let tmp = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .context("writing the output")?;
+    // Renamed into place: a link at `to` is replaced, not written through;
+    // without --force, a file that appeared meanwhile is not overwritten.
+    lifeboat_paths::publish(tmp, to, force, None).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            exit::usage(format!("{} exists; pass --force to overwrite it", to.display()))
+        } else {
+            anyhow::Error::new(e).context(format!("renaming into {}", to.display()))
+        }
+    })?;
+    Ok(())
 }
 
 /// A passphrase from `env`, or asked on the terminal (twice when `confirm`).

@@ -101,11 +101,24 @@ pub fn restore(
                 report.files.len(),
                 dir.display()
             )?;
+            for set in &report.sets {
+                outln!(
+                    "  {} {:?} ({}) -> {}{}",
+                    set.kind.replace('_', " "),
+                    set.name,
+                    set.id,
+                    set.env_file.display(),
+                    set.secret_files_dir
+                        .as_ref()
+                        .map(|d| format!(", secret files in {}", d.display()))
+                        .unwrap_or_default()
+                )?;
+            }
         }
         return Ok(Code::Ok);
     }
     if let Some(to) = &args.render_yaml {
-        let yaml = lifeboat_render::blueprint(&snap);
+        let yaml = lifeboat_render::blueprint(&snap).map_err(map_error)?;
         super::write_output(to, args.force, &mut |out| {
             out.write_all(yaml.as_bytes())?;
             Ok(())

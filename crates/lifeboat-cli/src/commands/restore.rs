@@ -65,12 +65,25 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
         }
     };
     let bar = ctx.bars.bytes("restore");
+    if to_arg != "-" && (args.unverified_stream || args.spool_dir.is_some()) {
+        return Err(exit::usage(
+            "--unverified-stream and --spool-dir are for --to - (a file is always written \
+             under a temporary name and renamed only once its SHA-256 matched)",
+        ));
+    }
+    if to_arg == "-" {
+        if args.unverified_stream {
+            super::write_output("-", args.force, &mut |out| {
+                Ok(repo.restore_item(&index, item, out, &*bar)?)
+            })?;
+        } else {
+            to_stdout_verified(&repo, &index, item, args.spool_dir.as_deref(), &*bar)?;
+        }
+        return Ok(Code::Ok);
+    }
     super::write_output(&to_arg, args.force, &mut |out| {
         Ok(repo.restore_item(&index, item, out, &*bar)?)
     })?;
-    if to_arg == "-" {
-        return Ok(Code::Ok);
-    }
     if !ctx.global.quiet {
         eprintln!(
             "restored {} ({} bytes, SHA-256 {}) from snapshot {} to {}",
@@ -82,6 +95,43 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
         );
     }
     Ok(Code::Ok)
+}
+
+/// Restore `item` into an exclusive, already unlinked temporary file
+/// (tempfile: `O_TMPFILE` or create-then-unlink, mode 0600), which
+/// `restore_item` checks against the item's size and SHA-256; only then
+/// copy it to standard output. The file vanishes when it is closed, also on
+/// an error or a kill.
+fn to_stdout_verified(
+    repo: &lifeboat_store::Repository<lifeboat_store::FullAccess>,
+    index: &lifeboat_store::Index,
+    item: &lifeboat_store::ManifestItem,
+    spool_dir: Option<&std::path::Path>,
+    bar: &dyn lifeboat_store::Progress,
+) -> Result<()> {
+    use anyhow::Context as _;
+    use std::io::{Seek as _, Write as _};
+    let dir = spool_dir
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    let mut spool = tempfile::tempfile_in(&dir).with_context(|| {
+        format!(
+            "creating the verifying spool file in {} (choose another with --spool-dir)",
+            dir.display()
+        )
+    })?;
+    {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut spool);
+        repo.restore_item(index, item, &mut w, bar)?;
+        w.flush().context("writing the spool file")?;
+    }
+    spool
+        .seek(std::io::SeekFrom::Start(0))
+        .context("reading the spool file")?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    std::io::copy(&mut spool, &mut out).context("writing to standard output")?;
+    out.flush().context("writing to standard output")
 }
 
 fn list_names(items: &[lifeboat_store::ManifestItem]) -> String {
