@@ -260,7 +260,11 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     };
     let api = by_name("clinic-api");
     let front = by_name("clinic-frontend");
-    assert_eq!(api["dockerfilePath"].as_str(), Some("./Dockerfile"), "{yaml}");
+    assert_eq!(
+        api["dockerfilePath"].as_str(),
+        Some("./Dockerfile"),
+        "{yaml}"
+    );
     assert_eq!(front["staticPublishPath"].as_str(), Some("dist"), "{yaml}");
     let env_entries = |s: &serde_norway::Value, k: &str| -> Vec<String> {
         s["envVars"]
