@@ -282,7 +282,9 @@ impl serde::de::Error for ValueError {
         ValueError {
             path: None,
             message: format!("expected {exp}, found another {} (value not shown)", {
-                kind_of(&u).trim_start_matches("an ").trim_start_matches("a ")
+                kind_of(&u)
+                    .trim_start_matches("an ")
+                    .trim_start_matches("a ")
             }),
         }
     }
@@ -487,12 +489,36 @@ mod tests {
     fn type_errors_name_the_key_never_the_value() {
         std::env::set_var("LIFEBOAT_TEST_CFG_PW", "hunter2-s3cret");
         for (text, key, expected) in [
-            ("[mysql]\nurl = \"mysql://x\"\nconnections = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "mysql.connections", "usize"),
-            ("[render]\napi_key = \"k\"\npage_size = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "render.page_size", "u32"),
-            ("[objects]\nmax_deleted_percent = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "objects.max_deleted_percent", "f64"),
-            ("[[git]]\nurl = \"u\"\nmax_chain = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "git[0].max_chain", "usize"),
-            ("[retention]\nkeep_tags = \"${LIFEBOAT_TEST_CFG_PW}\"\n", "retention.keep_tags", "a sequence"),
-            ("[mysql]\nurl = \"mysql://x\"\nconnections = -1\n", "mysql.connections", "usize"),
+            (
+                "[mysql]\nurl = \"mysql://x\"\nconnections = \"${LIFEBOAT_TEST_CFG_PW}\"\n",
+                "mysql.connections",
+                "usize",
+            ),
+            (
+                "[render]\napi_key = \"k\"\npage_size = \"${LIFEBOAT_TEST_CFG_PW}\"\n",
+                "render.page_size",
+                "u32",
+            ),
+            (
+                "[objects]\nmax_deleted_percent = \"${LIFEBOAT_TEST_CFG_PW}\"\n",
+                "objects.max_deleted_percent",
+                "f64",
+            ),
+            (
+                "[[git]]\nurl = \"u\"\nmax_chain = \"${LIFEBOAT_TEST_CFG_PW}\"\n",
+                "git[0].max_chain",
+                "usize",
+            ),
+            (
+                "[retention]\nkeep_tags = \"${LIFEBOAT_TEST_CFG_PW}\"\n",
+                "retention.keep_tags",
+                "a sequence",
+            ),
+            (
+                "[mysql]\nurl = \"mysql://x\"\nconnections = -1\n",
+                "mysql.connections",
+                "usize",
+            ),
         ] {
             let v: toml::Value = toml::from_str(text).unwrap();
             let v = expand(v, &mut Vec::new()).unwrap();

@@ -79,8 +79,7 @@ pub fn check_repo(r: &SnapshotRepo) -> Result<()> {
              restore it (was the snapshot forged?)"
         ))
     };
-    lifeboat_paths::component(&r.name)
-        .map_err(|e| refuse(format!("repository name {e}")))?;
+    lifeboat_paths::component(&r.name).map_err(|e| refuse(format!("repository name {e}")))?;
     for (name, oid) in &r.refs {
         if !valid_ref(name) {
             return Err(refuse(format!(

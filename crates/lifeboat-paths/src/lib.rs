@@ -126,7 +126,10 @@ pub fn relative(path: &str) -> Result<PathBuf, PathError> {
     let mut out = PathBuf::new();
     for seg in path.split('/') {
         if seg.is_empty() {
-            return Err(bad(path, "has an empty path segment (`//` or a trailing `/`)"));
+            return Err(bad(
+                path,
+                "has an empty path segment (`//` or a trailing `/`)",
+            ));
         }
         component(seg).map_err(|e| bad(path, format!("segment {e}")))?;
         out.push(seg);
@@ -310,8 +313,18 @@ mod tests {
     fn relative_paths_stay_below_the_root() {
         assert_eq!(relative("a/b c/ü.pdf").unwrap(), Path::new("a/b c/ü.pdf"));
         for badpath in [
-            "", "/", "/etc/passwd", "../x", "a/../../x", "a//b", "./a", "a/./b", "a/", "a\\b",
-            "a/\0", "a/\nb",
+            "",
+            "/",
+            "/etc/passwd",
+            "../x",
+            "a/../../x",
+            "a//b",
+            "./a",
+            "a/./b",
+            "a/",
+            "a\\b",
+            "a/\0",
+            "a/\nb",
         ] {
             assert!(relative(badpath).is_err(), "{badpath:?} accepted");
         }

@@ -10,7 +10,6 @@ use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
 use serde::Serialize;
 use serde_json::{json, Value};
 
-
 use crate::api::Client;
 use crate::backup::{ENV_GROUP_KIND, SERVICE_KIND};
 use crate::error::{Error, Result};
@@ -126,7 +125,9 @@ fn plan_env_dir(snap: &RenderSnapshot) -> Result<Vec<Planned<'_>>> {
     }
     let mut count: BTreeMap<String, usize> = BTreeMap::new();
     for p in &plan {
-        *count.entry(lifeboat_paths::collision_key(&p.base)).or_default() += 1;
+        *count
+            .entry(lifeboat_paths::collision_key(&p.base))
+            .or_default() += 1;
     }
     for p in &mut plan {
         if count[&lifeboat_paths::collision_key(&p.base)] > 1 {
@@ -137,7 +138,10 @@ fn plan_env_dir(snap: &RenderSnapshot) -> Result<Vec<Planned<'_>>> {
     }
     let mut seen: BTreeMap<String, &Planned> = BTreeMap::new();
     for p in &plan {
-        for f in [format!("{}.env", p.base), format!("{}.secret-files", p.base)] {
+        for f in [
+            format!("{}.env", p.base),
+            format!("{}.secret-files", p.base),
+        ] {
             lifeboat_paths::component(&f).map_err(|e| refused(format!("the file name {e}")))?;
         }
         if let Some(o) = seen.insert(lifeboat_paths::collision_key(&p.base), p) {

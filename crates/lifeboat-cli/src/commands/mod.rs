@@ -214,7 +214,10 @@ pub fn write_output(
     // without --force, a file that appeared meanwhile is not overwritten.
     lifeboat_paths::publish(tmp, to, force, None).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
-            exit::usage(format!("{} exists; pass --force to overwrite it", to.display()))
+            exit::usage(format!(
+                "{} exists; pass --force to overwrite it",
+                to.display()
+            ))
         } else {
             anyhow::Error::new(e).context(format!("renaming into {}", to.display()))
         }
