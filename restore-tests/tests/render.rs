@@ -286,7 +286,7 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     assert!(services.iter().any(|s| s["domains"]
         .as_sequence()
         .is_some_and(|d| d.iter().any(|d| d.as_str() == Some("api.clinic.example")))));
-    assert_eq!(yaml.matches("sync: false").count(), 61 + 3);
+    assert_eq!(yaml.matches("sync: false\n").count(), 61 + 3);
     for v in fake.with(|w| w.secret_values()) {
         assert!(!yaml.contains(&v), "a secret value is in render.yaml");
     }
