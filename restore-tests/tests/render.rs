@@ -167,24 +167,26 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
             .push(("NEW_FEATURE_FLAG".into(), "s3cr3t-new-flag-value".into()));
     });
     outputs.push(run(&["backup", "--source", "render", "--backup-key-file", &bk]).ok());
-    // diff with the backup key alone: names, no values.
-    let out = run(&[
-        "diff",
-        &first,
-        "latest",
-        "--source",
-        "render",
-        "--json",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    // diff with the backup key alone: names added and removed, never
+    // which value changed (that would tell a backup host the history of
+    // secrets: when JWT_SECRET was rotated).
+    let diff_with = |key_flag: &str, key: &str| {
+        run(&[
+            "diff", &first, "latest", "--source", "render", "--json", key_flag, key,
+        ])
+        .ok()
+    };
+    let out = diff_with("--backup-key-file", &bk);
     let d = out.json();
     let changes = d["changes"].as_array().unwrap();
     assert_eq!(changes.len(), 1, "{d}");
     let c = &changes[0];
     assert_eq!(c["item"], "service/clinic-api");
-    assert_eq!(c["env_vars"]["changed"], json!(["JWT_SECRET"]));
+    assert_eq!(
+        c["env_vars"]["changed"],
+        json!([]),
+        "no change visible: {c}"
+    );
     assert_eq!(c["env_vars"]["added"], json!(["NEW_FEATURE_FLAG"]));
     assert_eq!(c["env_vars"]["removed"], json!([]));
     for cat in ["settings", "secret_files", "domains", "links"] {
@@ -195,6 +197,25 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         );
     }
     outputs.push(out);
+    // The state file the backup key reads holds no fingerprint at all.
+    for name in std::fs::read_dir(lb.repo_path().join("state")).unwrap() {
+        let raw = std::fs::read(name.unwrap().path()).unwrap();
+        let (_, meta_id) = lifeboat_testkit::forge::backup_key_secrets(&lb.backup_key);
+        let plain = String::from_utf8(lifeboat_testkit::forge::open(&meta_id, &raw)).unwrap();
+        if plain.contains("\"env\"") {
+            assert!(plain.contains("JWT_SECRET"));
+            assert!(
+                !regex_like_fingerprint(&plain),
+                "a fingerprint in the state: {plain}"
+            );
+        }
+    }
+    // With the restore key, the change is named (still no value).
+    let out = diff_with("--restore-key-file", &rk);
+    let c = &out.json()["changes"][0];
+    assert_eq!(c["env_vars"]["changed"], json!(["JWT_SECRET"]), "{c}");
+    assert_eq!(c["env_vars"]["added"], json!(["NEW_FEATURE_FLAG"]));
+    outputs.push(out);
     let text = run(&[
         "diff",
         &first,
@@ -202,6 +223,23 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
         "render",
         "--backup-key-file",
         &bk,
+    ])
+    .ok();
+    assert!(
+        text.stdout.contains("env vars added: NEW_FEATURE_FLAG")
+            && !text.stdout.contains("changed: JWT_SECRET"),
+        "{}",
+        text.stdout
+    );
+    assert!(text.stdout.contains("names added and removed only"));
+    outputs.push(text);
+    let text = run(&[
+        "diff",
+        &first,
+        "--source",
+        "render",
+        "--restore-key-file",
+        &rk,
     ])
     .ok();
     assert!(
@@ -448,4 +486,10 @@ fn a_render_outage_fails_the_backup_after_the_retries_and_stores_nothing() {
         lb.snapshots().is_empty(),
         "a snapshot was stored despite the outage"
     );
+}
+
+/// A fingerprint as the manifest meta holds them: `"KEY":"<16 hex>"`.
+fn regex_like_fingerprint(text: &str) -> bool {
+    text.split('"')
+        .any(|part| part.len() == 16 && part.bytes().all(|b| b.is_ascii_hexdigit()))
 }

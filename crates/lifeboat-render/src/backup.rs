@@ -2,13 +2,17 @@
 //! environment group (`env-group/NAME`), each the JSON of what was read,
 //! values included (they are encrypted with the data like everything else).
 //!
-//! The manifest entry of each item carries no value, only fingerprints,
-//! and the same fingerprints go into the source's state file, which the
-//! backup key can read: per variable, secret file and setting, the
-//! first 16 hex digits of HMAC-SHA256 under a key derived from the dedup
-//! secret. That is what lets `diff` name the variables that changed without
-//! the restore key. The backup host that holds the dedup secret also holds
-//! the Render API key, so the fingerprints give it nothing it could not read.
+//! The manifest entry of each item carries no value, only fingerprints:
+//! per variable, secret file and setting, the first 16 hex digits of
+//! HMAC-SHA256 under a key derived from the dedup secret. The manifest is
+//! sealed to the data recipient, so only the restore key reads them: that
+//! is what lets `diff` with the restore key name the values that changed.
+//! The source's state file, which the backup key reads, holds the *names*
+//! only (variables, files, settings, domains, links), so `diff` with the
+//! backup key names what was added or removed. A backup host holds the
+//! dedup secret, so it could test guessed values against fingerprints; it
+//! never sees past ones (history: rotated secrets), only the live values
+//! the Render API key shows it anyway.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write as _;
@@ -24,10 +28,23 @@ use crate::error::Result;
 use crate::model::{fetch, Counts, EnvGroup, EnvVar, SecretFile, Service};
 use crate::SOURCE;
 
-const STATE_VERSION: u32 = 1;
+/// 2: names only (1, before 2026-12-01: the fingerprints too).
+const STATE_VERSION: u32 = 2;
 
 /// The fingerprints of a snapshot's Render items (item name -> manifest
-/// meta), from its state file: readable with the backup key.
+/// meta), from its manifest: needs the restore key.
+pub fn fingerprints_of_items(items: &[ManifestItem]) -> BTreeMap<String, Value> {
+    items
+        .iter()
+        .filter(|i| i.source == SOURCE)
+        .map(|i| (i.name.clone(), i.meta.clone()))
+        .collect()
+}
+
+/// The names in a snapshot's Render items (item name -> manifest meta with
+/// every fingerprint blanked), from its state file: readable with the
+/// backup key. Compared with [`diff`](crate::diff), they show what was
+/// added and removed, never what changed.
 pub fn fingerprints<A: lifeboat_store::Access>(
     repo: &lifeboat_store::Repository<A>,
     snapshot: &lifeboat_store::Snapshot,
@@ -39,15 +56,31 @@ pub fn fingerprints<A: lifeboat_store::Access>(
     })?;
     let v: Value = serde_json::from_slice(&raw)
         .map_err(|e| crate::Error::Mismatch(format!("the Render state is unreadable: {e}")))?;
-    if v.get("version").and_then(Value::as_u64) != Some(u64::from(STATE_VERSION)) {
+    if !matches!(v.get("version").and_then(Value::as_u64), Some(1 | 2)) {
         return Err(crate::Error::Mismatch(
             "the Render state has a format this lifeboat does not know".into(),
         ));
     }
+    // Version 1 states still carry fingerprints: blank them, so the
+    // backup key's diff means the same whatever wrote the state.
     Ok(v.get("items")
         .and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), names_only(v))).collect())
         .unwrap_or_default())
+}
+
+/// A manifest meta with its fingerprints blanked: the maps of settings, env
+/// vars and files keep their names, every value becomes "".
+pub(crate) fn names_only(meta: &Value) -> Value {
+    let mut out = meta.clone();
+    for field in ["settings", "env", "files"] {
+        if let Some(m) = out.get_mut(field).and_then(Value::as_object_mut) {
+            for v in m.values_mut() {
+                *v = Value::String(String::new());
+            }
+        }
+    }
+    out
 }
 
 /// Item kinds.
@@ -86,8 +119,9 @@ pub fn backup<A: Access>(session: &mut BackupSession<A>, client: &Client) -> Res
         prints.insert(name.clone(), meta);
         items.push(name);
     }
-    // The same fingerprints in the state file, which the backup key reads.
-    let state = json!({ "version": STATE_VERSION, "items": prints });
+    // Names only in the state file, which the backup key reads.
+    let names: BTreeMap<&String, Value> = prints.iter().map(|(k, v)| (k, names_only(v))).collect();
+    let state = json!({ "version": STATE_VERSION, "items": names });
     session.set_source_state(SOURCE, state.to_string().as_bytes())?;
     let counts = snap.counts();
     session.set_source_facts(

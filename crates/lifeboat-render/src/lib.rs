@@ -5,7 +5,7 @@
 //! vars, secret files, custom domains, routes and headers, and the env
 //! groups linked to them, and stores one item per service and group.
 //! [`diff`] names what changed between two snapshots from keyed
-//! fingerprints (no values, backup key suffices). [`restore`] writes `.env`
+//! fingerprints (no values; names with the backup key, changes with the restore key). [`restore`] writes `.env`
 //! files, exports a Blueprint, or puts variables into a service.
 //!
 //! Every value is a secret: it is only ever in the encrypted store, in
@@ -21,7 +21,9 @@ mod model;
 mod restore;
 
 pub use api::{Client, RenderOptions, Requests, DEFAULT_API_URL};
-pub use backup::{backup, fingerprints, RenderReport, ENV_GROUP_KIND, SERVICE_KIND};
+pub use backup::{
+    backup, fingerprints, fingerprints_of_items, RenderReport, ENV_GROUP_KIND, SERVICE_KIND,
+};
 pub use diff::{diff, Change, Delta, RenderDiff};
 pub use error::{Error, Result};
 pub use model::{fetch, Counts, EnvGroup, EnvVar, RenderSnapshot, SecretFile, Service};

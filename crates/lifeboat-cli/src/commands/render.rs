@@ -188,11 +188,26 @@ fn print_delta(what: &str, d: &lifeboat_render::Delta) -> Result<()> {
     Ok(())
 }
 
+/// With the backup key: names from the state files (added and removed).
 fn diff_in<A: Access>(repo: &Repository<A>, args: &DiffArgs) -> Result<(RenderDiff, String)> {
     let a = repo.find_snapshot(&args.from)?;
     let b = repo.find_snapshot(&args.to)?;
     let fa = lifeboat_render::fingerprints(repo, &a.snapshot).map_err(map_error)?;
     let fb = lifeboat_render::fingerprints(repo, &b.snapshot).map_err(map_error)?;
+    let label = format!("{} -> {}", a.id.short(), b.id.short());
+    Ok((lifeboat_render::diff(&fa, &fb), label))
+}
+
+/// With the restore key: fingerprints from the manifests (changed too).
+fn diff_full(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    args: &DiffArgs,
+) -> Result<(RenderDiff, String)> {
+    let a = repo.find_snapshot(&args.from)?;
+    let b = repo.find_snapshot(&args.to)?;
+    let fa = lifeboat_render::fingerprints_of_items(&repo.manifest(index, &a.snapshot)?);
+    let fb = lifeboat_render::fingerprints_of_items(&repo.manifest(index, &b.snapshot)?);
     let label = format!("{} -> {}", a.id.short(), b.id.short());
     Ok((lifeboat_render::diff(&fa, &fb), label))
 }
@@ -205,10 +220,11 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<Code> {
             args.source
         )));
     }
+    let mut names_only = false;
     let (d, label) = if args.show_values {
         let repo = ctx.open_full()?;
-        let (mut d, label) = diff_in(&repo, &args)?;
         let (index, _) = repo.load_index()?;
+        let (mut d, label) = diff_full(&repo, &index, &args)?;
         let load = |spec: &str| -> Result<lifeboat_render::RenderSnapshot> {
             let s = repo.find_snapshot(spec)?;
             let items = repo.manifest(&index, &s.snapshot)?;
@@ -218,8 +234,14 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<Code> {
         (d, label)
     } else {
         match ctx.open_any()? {
-            AnyRepo::Backup(r) => diff_in(&r, &args)?,
-            AnyRepo::Full(r) => diff_in(&r, &args)?,
+            AnyRepo::Backup(r) => {
+                names_only = true;
+                diff_in(&r, &args)?
+            }
+            AnyRepo::Full(r) => {
+                let (index, _) = r.load_index()?;
+                diff_full(&r, &index, &args)?
+            }
         }
     };
     if ctx.global.json {
@@ -244,7 +266,9 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<Code> {
             outln!("    {name}: {} -> {}", show(old), show(new))?;
         }
     }
-    if !args.show_values {
+    if names_only {
+        outln!("(backup key: names added and removed only; the restore key also shows which values changed)")?;
+    } else if !args.show_values {
         outln!("(values redacted; --show-values reveals them with the restore key)")?;
     }
     Ok(Code::Ok)
