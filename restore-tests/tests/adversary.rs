@@ -239,8 +239,9 @@ fn backup_host_cannot_redirect_later_backups_nor_downgrade_the_config() {
         .backup_command("echo tonight", "x", &[])
         .code(EXIT_DAMAGED);
     assert!(out.stderr.contains("downgrade"), "{}", out.stderr);
+    // The restore key refuses format 1 unless told to trust the store.
     let out = restore_to_stdout(&lb).code(EXIT_DAMAGED);
-    assert!(out.stderr.contains("downgrade"), "{}", out.stderr);
+    assert!(out.stderr.contains("not authenticated"), "{}", out.stderr);
     assert!(out.stdout.is_empty());
     assert_eq!(store.files("snapshots").len(), 2, "nothing was sealed");
 
@@ -274,5 +275,190 @@ fn a_lock_dated_in_the_future_does_not_block_prune() {
     let plain = forge::tagged(&forge::file_key(&dedup), "locks", &lock);
     store.put("locks", &forge::seal(&meta_r, &plain));
     lb.run(&["prune", "--restore-key-file", &rk(&lb)]).ok();
+    assert_still_restores(&lb);
+}
+
+#[test]
+fn storage_only_a_forged_format_1_store_is_refused_without_explicit_trust() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let honest_config = store.config();
+    let recipient = honest_config["keys"][0]["recipient"]
+        .as_str()
+        .expect("recipient")
+        .to_string();
+    // A whole format-1 repository of the attacker's, keyed to the owner's
+    // public restore key: format 1 authenticates nothing, so its MAC and
+    // keyring are the attacker's own.
+    let dedup = [5u8; 32];
+    let (meta_id, meta_r) = forge::keygen();
+    let (data_id, data_r) = forge::keygen();
+    let keyring = serde_json::to_vec(&serde_json::json!({
+        "version": 1, "repository": honest_config["id"], "dedup_secret": hex::encode(dedup),
+        "metadata_identity": meta_id, "data_identities": [data_id],
+    }))
+    .expect("json");
+    let name = store.put("keys", &forge::seal(&recipient, &keyring));
+    let mut v1 = serde_json::Map::new();
+    v1.insert("version".into(), 1.into());
+    for k in ["id", "created", "chunker", "pack_size", "compression_level"] {
+        v1.insert(k.into(), honest_config[k].clone());
+    }
+    v1.insert("data_recipient".into(), data_r.into());
+    v1.insert("metadata_recipient".into(), meta_r.into());
+    let mut keys = honest_config["keys"].clone();
+    keys[0]["file"] = name.into();
+    v1.insert("keys".into(), keys);
+    v1.insert("mac".into(), "".into());
+    let mac_key = forge::hmac(&dedup, &[b"lifeboat config-mac v1"]);
+    let mac = forge::hmac(&mac_key, &[&serde_json::to_vec(&v1).expect("json")]);
+    v1.insert("mac".into(), hex::encode(mac).into());
+    store.write_config(&serde_json::Value::Object(v1));
+
+    // Refused by the restore key: it would read the attacker's snapshots.
+    let out = restore_to_stdout(&lb).code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("not authenticated"), "{}", out.stderr);
+    assert!(out.stdout.is_empty());
+    lb.run(&["verify", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    // ... and `upgrade` (which would sign the attacker's keys) too.
+    let out = lb
+        .run(&["upgrade", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stderr.contains("--trust-unauthenticated"),
+        "{}",
+        out.stderr
+    );
+    // The honest backup host refuses it as a downgrade: nothing sealed to it.
+    let out = lb
+        .backup_command("echo tonight", "x", &[])
+        .code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("downgrade"), "{}", out.stderr);
+    assert_eq!(store.files("snapshots").len(), 2);
+    store.write_config(&honest_config);
+    assert_still_restores(&lb);
+}
+
+/// Forget every snapshot and prune: the store keeps no data.
+fn forget_all_and_prune(lb: &Lifeboat, store: &Store) {
+    let ids = store.files("snapshots");
+    let mut args = vec!["forget", "--restore-key-file"];
+    let key = rk(lb);
+    args.push(&key);
+    args.extend(ids.iter().map(String::as_str));
+    lb.run(&args).ok();
+    lb.run(&["prune", "--restore-key-file", &rk(lb)]).ok();
+    assert!(pack_names(store).is_empty(), "prune removed every pack");
+}
+
+fn pack_names(store: &Store) -> Vec<(String, String)> {
+    let mut v = Vec::new();
+    for d in store.files("data") {
+        for n in store.files(&format!("data/{d}")) {
+            v.push((d.clone(), n));
+        }
+    }
+    v
+}
+
+/// Back up the honest item again and check it restores: the backup must
+/// have stored its data, not trusted a forged claim that it is stored.
+fn backup_again_restores(lb: &Lifeboat) {
+    lb.backup_command(
+        &format!("cat '{}'", lb.path("notes.txt").display()),
+        "clinic.sql",
+        &["--tag", "tonight"],
+    )
+    .ok();
+    assert_still_restores(lb);
+}
+
+#[test]
+fn storage_only_replayed_index_files_make_no_backup_skip_its_data() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let old: Vec<(String, Vec<u8>)> = store
+        .files("index")
+        .into_iter()
+        .map(|n| {
+            let b = store.read("index", &n);
+            (n, b)
+        })
+        .collect();
+    forget_all_and_prune(&lb, &store);
+    // Put back the index files of before the prune: authentic, but they
+    // name packs that are gone.
+    for (name, bytes) in &old {
+        std::fs::write(lb.repo_path().join("index").join(name), bytes).expect("replay");
+    }
+    backup_again_restores(&lb);
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .ok();
+}
+
+#[test]
+fn storage_only_a_pack_header_moved_onto_other_bytes_is_not_indexed() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let (dir, name) = pack_names(&store).remove(0);
+    let pack = store.read(&format!("data/{dir}"), &name);
+    forget_all_and_prune(&lb, &store);
+    // The authentic header (with its length and magic) after random bytes
+    // of the same length as the blobs it describes, under a valid name.
+    let n = pack.len();
+    let hlen = u32::from_le_bytes(pack[n - 8..n - 4].try_into().expect("4 bytes")) as usize;
+    let mut forged: Vec<u8> = (0..n - 8 - hlen).map(|i| (i * 7 + 3) as u8).collect();
+    forged.extend_from_slice(&pack[n - 8 - hlen..]);
+    let forged_name = store.put("data", &forged);
+    backup_again_restores(&lb);
+    // verify names the forged pack; the real data verifies.
+    let out = lb
+        .run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains(&forged_name) && out.stdout.contains("moved onto another pack"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("1 problem(s)"), "{}", out.stdout);
+}
+
+#[test]
+fn backup_host_a_snapshot_dated_in_the_future_is_not_latest_nor_counted_by_forget() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    let (dedup, meta_id) = forge::backup_key_secrets(&lb.backup_key);
+    let meta_r = store.config()["metadata_recipient"]
+        .as_str()
+        .expect("recipient")
+        .to_string();
+    // A copy of a real snapshot (the backup host can read and write them),
+    // dated 2099, with another item's worth of nothing: a valid tag.
+    let name = store.files("snapshots")[0].clone();
+    let plain = forge::open(&meta_id, &store.read("snapshots", &name));
+    let mut snap: serde_json::Value = serde_json::from_slice(&plain[65..]).expect("snapshot json");
+    snap["time"] = "2099-01-01T00:00:00Z".into();
+    snap["hostname"] = "attacker".into();
+    let body = serde_json::to_vec(&snap).expect("json");
+    let forged = store.put(
+        "snapshots",
+        &forge::seal(
+            &meta_r,
+            &forge::tagged(&forge::file_key(&dedup), "snapshots", &body),
+        ),
+    );
+    // `latest` is still the honest newest, with a warning naming the other.
+    let out = restore_to_stdout(&lb).ok();
+    assert_eq!(out.stdout, SECRET.repeat(100));
+    assert!(out.stderr.contains("in the future"), "{}", out.stderr);
+    // forget keeps the real newest (keep-last counts only the present) and
+    // the future-dated one, for someone to look at.
+    let honest_ids = store.files("snapshots");
+    lb.run(&["forget", "--keep-last", "1", "--restore-key-file", &rk(&lb)])
+        .ok();
+    let left = store.files("snapshots");
+    assert_eq!(left.len(), 2, "{left:?} of {honest_ids:?}");
+    assert!(left.contains(&forged));
     assert_still_restores(&lb);
 }

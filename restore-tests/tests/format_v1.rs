@@ -183,10 +183,23 @@ impl SnapshotsWith for Lifeboat {
 fn a_format_1_repository_restores_whole_then_upgrades_to_format_2() {
     let lb = fixture();
     let rk = lb.restore_key.display().to_string();
+
+    // Format 1 is not authenticated: refused unless the owner says to
+    // trust the store as it is (anyone with write access could have
+    // replaced it whole).
+    let out = lb
+        .run(&["snapshots", "--restore-key-file", &rk])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stderr.contains("not authenticated") && out.stderr.contains("--trust-unauthenticated"),
+        "{}",
+        out.stderr
+    );
+    let mut lb = lb;
+    lb.set_env("LIFEBOAT_TRUST_UNAUTHENTICATED", "true");
     let old = lb.snapshots_with(&rk);
     assert_eq!(old.len(), 3);
-
-    // Format 1: everything restores, with the warning.
+    // Trusted: everything restores, with the warning.
     let out = lb.run(&["snapshots", "--restore-key-file", &rk]).ok();
     assert!(
         out.stderr.contains("format 1") && out.stderr.contains("lifeboat upgrade"),
@@ -228,6 +241,8 @@ fn a_format_1_repository_restores_whole_then_upgrades_to_format_2() {
             "the report maps the old id to the new"
         );
     }
+    // Format 2: no trust needed any more.
+    lb.set_env("LIFEBOAT_TRUST_UNAUTHENTICATED", "false");
     let out = lb.run(&["snapshots", "--restore-key-file", &rk]).ok();
     assert!(!out.stderr.contains("format 1"), "{}", out.stderr);
     restore_everything(&lb, &lb.restore_key, "v2");
@@ -277,13 +292,29 @@ fn a_format_1_repository_restores_whole_then_upgrades_to_format_2() {
     .ok();
 
     // The second restore key was not given: refused, with what to do,
-    // until its holder upgrades with it (trust on first use, shown).
+    // until its holder upgrades with it, saying to trust the store as it
+    // is (trust on first use; the verify key is shown to compare).
     let second = lb.path("second.key").display().to_string();
     let out = lb
         .run(&["snapshots", "--restore-key-file", &second])
         .code(EXIT_DAMAGED);
     assert!(out.stderr.contains("lifeboat upgrade"), "{}", out.stderr);
-    let out = lb.run(&["upgrade", "--restore-key-file", &second]).ok();
+    let out = lb
+        .run(&["upgrade", "--restore-key-file", &second])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stderr.contains("--trust-unauthenticated"),
+        "{}",
+        out.stderr
+    );
+    let out = lb
+        .run(&[
+            "upgrade",
+            "--trust-unauthenticated",
+            "--restore-key-file",
+            &second,
+        ])
+        .ok();
     let verify_key = config["verify_key"].as_str().expect("verify key");
     assert!(out.stdout.contains(verify_key), "{}", out.stdout);
     assert_eq!(lb.snapshots_with(&second).len(), 4);

@@ -52,6 +52,12 @@ pub struct Global {
     /// Only errors; no progress bars.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+    /// Read what cannot be authenticated: a format-1 repository (until
+    /// `lifeboat upgrade`), or, for `upgrade`, this restore key's keyring
+    /// written before format 2. Only for a store you trust as it is now:
+    /// anyone with write access to it could have replaced it.
+    #[arg(long, global = true, env = "LIFEBOAT_TRUST_UNAUTHENTICATED")]
+    pub trust_unauthenticated: bool,
     /// S3 credentials from the config file (never from flags: argv is public).
     #[arg(skip)]
     pub s3_access_key_id: Option<String>,

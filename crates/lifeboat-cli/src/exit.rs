@@ -90,7 +90,7 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<&'static str>) {
                 StoreError::WrongKey { .. }
                 | StoreError::NeedRestoreKey { .. }
                 | StoreError::KeyFile { .. } => Code::Key,
-                StoreError::Damaged { .. } => Code::Damaged,
+                StoreError::Damaged { .. } | StoreError::Unauthenticated { .. } => Code::Damaged,
                 StoreError::Locked(_) => Code::Locked,
                 StoreError::Backend(_) | StoreError::NotARepository { .. } => Code::Storage,
                 StoreError::Source(_) => Code::Source,

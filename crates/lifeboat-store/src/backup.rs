@@ -399,11 +399,30 @@ impl<A: Access> Repository<A> {
             Ok(n) => tracing::info!("removed {n} partial file(s) left by interrupted backups"),
             Err(e) => tracing::warn!("could not clean up partial files: {e}"),
         }
-        let (mut known, unreadable) = self.load_index()?;
+        // Dedup only against blobs whose pack is there: an index file put
+        // back after a prune (or naming packs lost since) must not make
+        // this backup skip data it believes stored.
+        let listing = self.backend().list(FileKind::Pack)?;
+        let present: HashSet<PackId> = listing
+            .iter()
+            .filter_map(|f| f.name.parse::<PackId>().ok())
+            .collect();
+        let mut known = Index::default();
+        let (_, unreadable) = self.each_index_file(|file| {
+            for p in file.packs.iter().filter(|p| present.contains(&p.id)) {
+                known.add_pack(p);
+            }
+        })?;
         for u in &unreadable {
             tracing::warn!("skipping unreadable index file {}: {}", u.file, u.detail);
         }
-        self.index_orphan_packs(&mut known)?;
+        let dropped = known.drop_broken_deltas();
+        if dropped > 0 {
+            tracing::warn!(
+                "{dropped} indexed delta blob(s) lack their base: they will be stored again"
+            );
+        }
+        self.index_orphan_packs(&mut known, &listing)?;
         let shared = Arc::new(Shared {
             repo: self.clone(),
             known,
@@ -469,9 +488,13 @@ impl<A: Access> Repository<A> {
     /// them. Reading a pack header needs only the metadata identity, which the
     /// backup key holds. A pack whose header cannot be read is left alone
     /// (verify reports it).
-    fn index_orphan_packs(&self, known: &mut Index) -> Result<()> {
+    fn index_orphan_packs(
+        &self,
+        known: &mut Index,
+        listing: &[crate::backend::FileInfo],
+    ) -> Result<()> {
         let mut found = Vec::new();
-        for f in self.backend().list(FileKind::Pack)? {
+        for f in listing {
             let Ok(id) = f.name.parse::<PackId>() else {
                 continue;
             };
@@ -500,25 +523,22 @@ impl<A: Access> Repository<A> {
     /// Read the header of one pack with two range reads. In format 2 a
     /// header without a tag (a pack written before the upgrade) is refused
     /// here: only its authenticated index entries vouch for it.
-    pub(crate) fn read_pack_header(&self, name: &str, size: u64) -> Result<Vec<PackEntry>> {
+    ///
+    /// The whole pack is read: in format 2 the header's tag covers the
+    /// pack's blob bytes, so a header moved onto other bytes is refused.
+    /// (Only packs no index names, and `repair index`, come here.)
+    pub(crate) fn read_pack_header(&self, name: &str, _size: u64) -> Result<Vec<PackEntry>> {
         let what = FileKind::Pack.path(name);
-        let tlen = crate::pack::TRAILER_LEN as u64;
         crate::repository::reread_if_damaged(&what, || {
-            let trailer = self
-                .backend()
-                .read_range(FileKind::Pack, name, size - tlen, tlen)?;
-            let hlen = crate::pack::parse_trailer(&trailer, size, &what)? as u64;
-            let start = size - tlen - hlen;
-            let sealed = self
-                .backend()
-                .read_range(FileKind::Pack, name, start, hlen)?;
-            let header = crate::pack::parse_header(
-                &sealed,
-                start,
-                &self.key().metadata_identity,
-                self.auth(),
-                &what,
-            )?;
+            let data = self.backend().read(FileKind::Pack, name)?;
+            if crate::id::sha256_hex(&data) != name {
+                return Err(Error::damaged(
+                    &what,
+                    "content does not match its name (SHA-256)",
+                ));
+            }
+            let header =
+                crate::pack::parse_pack(&data, &self.key().metadata_identity, self.auth(), &what)?;
             if header.legacy {
                 return Err(Error::damaged(
                     &what,

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Chunk size bounds, fixed per repository (changing them breaks dedup).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ChunkerParams {
     /// Smallest chunk, except the last of a stream.
     pub min_size: u32,

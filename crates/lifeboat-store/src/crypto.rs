@@ -224,6 +224,9 @@ pub(crate) fn verify_signature(verify_key_hex: &str, message: &[u8], signature_h
     let mut sig = [0u8; 64];
     if hex::decode_to_slice(verify_key_hex, &mut key).is_err()
         || hex::decode_to_slice(signature_hex, &mut sig).is_err()
+        // One spelling only: lowercase, as written (no other bytes verify).
+        || hex::encode(key) != verify_key_hex
+        || hex::encode(sig) != signature_hex
     {
         return false;
     }
@@ -812,6 +815,10 @@ mod tests {
             &forger.sign_hex(b"config")
         ));
         assert!(!verify_signature("00", b"config", &sig));
+        assert!(
+            !verify_signature(&signer.verify_key_hex(), b"config", &sig.to_uppercase()),
+            "one spelling of the signature only"
+        );
         let again = ConfigSigner::from_hex(&signer.secret_hex()).unwrap();
         assert_eq!(again.verify_key_hex(), signer.verify_key_hex());
         assert_eq!(

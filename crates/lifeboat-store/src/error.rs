@@ -96,6 +96,13 @@ pub enum Error {
         /// What is wrong with it.
         detail: String,
     },
+    /// The repository (or this key's keyring) cannot be authenticated and
+    /// the caller did not say to trust it.
+    #[error("not authenticated: {detail}")]
+    Unauthenticated {
+        /// What could not be authenticated.
+        detail: String,
+    },
     /// Stored data failed an integrity check.
     #[error("damaged repository: {what}: {detail}")]
     Damaged {
@@ -161,6 +168,9 @@ impl Error {
             Error::KeyFile { .. } => "check the path and that the file is the one `lifeboat init` wrote",
             Error::Damaged { .. } => {
                 "run `lifeboat verify --read-data` to list every damaged file and the snapshots that need it"
+            }
+            Error::Unauthenticated { .. } => {
+                "if this is your store and you trust it as it is now, pass --trust-unauthenticated once to run `lifeboat upgrade`; if you upgraded it already, it was replaced: see docs/DISASTER-RECOVERY.md"
             }
             Error::Backend(_) => "check the repository location, credentials and network; then retry",
             Error::Locked(_) => "wait for the other process, or remove a lock left by a dead process with `lifeboat unlock`",

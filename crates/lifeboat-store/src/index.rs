@@ -132,6 +132,28 @@ impl Index {
         missing
     }
 
+    /// Remove delta blobs whose base (or its base, ...) is not indexed, so
+    /// nothing is deduplicated against a blob that cannot be rebuilt;
+    /// returns how many were removed.
+    pub(crate) fn drop_broken_deltas(&mut self) -> usize {
+        let mut removed = 0;
+        loop {
+            let broken: Vec<BlobId> = self
+                .blobs
+                .iter()
+                .filter(|(_, s)| s.base.is_some_and(|b| !self.blobs.contains_key(&b)))
+                .map(|(id, _)| *id)
+                .collect();
+            if broken.is_empty() {
+                return removed;
+            }
+            removed += broken.len();
+            for id in broken {
+                self.blobs.remove(&id);
+            }
+        }
+    }
+
     /// Every blob with its location.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
         self.blobs

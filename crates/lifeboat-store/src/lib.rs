@@ -63,14 +63,14 @@ pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{BackendError, BackendErrorKind, Error, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};
 pub use index::{BlobLocation, Index};
-pub use lock::{LockInfo, STALE_AFTER};
+pub use lock::{LockInfo, MAX_CLOCK_SKEW, STALE_AFTER};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
 pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
 pub use repair::{RepairOptions, RepairReport};
 pub use repository::{
-    Access, BackupAccess, FullAccess, InitOptions, KeyEntry, RepoConfig, Repository, Unreadable,
-    FORMAT_VERSION,
+    Access, BackupAccess, FullAccess, InitOptions, KeyEntry, OpenOptions, RepoConfig, Repository,
+    Unreadable, FORMAT_VERSION,
 };
 pub use snapshot::{
     BackupStats, ManifestItem, ManifestRef, Snapshot, SnapshotEntry, SourceSummary,

@@ -117,11 +117,10 @@ impl PackBuilder {
         };
         let json = serde_json::to_vec(&header).expect("pack header serializes");
         let sealed = match auth {
-            Some(k) => crypto::seal(
-                meta,
-                3,
-                &crypto::with_tag_line(&k.file_tag(HEADER_LABEL, &json), &json),
-            ),
+            Some(k) => {
+                let tag = k.file_tag(HEADER_LABEL, &bound(&sha256(&self.buf), &json));
+                crypto::seal(meta, 3, &crypto::with_tag_line(&tag, &json))
+            }
             None => crypto::seal(meta, 3, &json),
         };
         self.buf.extend_from_slice(&sealed);
@@ -160,24 +159,38 @@ pub(crate) struct Header {
     pub legacy: bool,
 }
 
+/// What a pack header's tag covers: the SHA-256 of the pack's blobs (the
+/// bytes before the header), then the header JSON. So a header cannot be
+/// moved onto other bytes: a backup would otherwise dedup against blobs
+/// that are not there.
+fn bound(data_sha256: &[u8; 32], json: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(32 + json.len());
+    v.extend_from_slice(data_sha256);
+    v.extend_from_slice(json);
+    v
+}
+
 /// Decrypt and parse a pack header, and check its entries lie inside the
-/// pack. With `auth` (format 2) a tagged header must authenticate; an
+/// pack. With `auth` (format 2) a tagged header must authenticate against
+/// `data_sha256`, the SHA-256 of the pack's bytes before the header; an
 /// untagged one is returned marked `legacy`, for the caller to decide.
 pub(crate) fn parse_header(
     sealed: &[u8],
     header_start: u64,
     meta: &dyn age::Identity,
     auth: Option<&DedupKey>,
+    data_sha256: &[u8; 32],
     what: &str,
 ) -> Result<Header> {
     let plain = crypto::open(&[meta], sealed, MAX_HEADER_LEN + crypto::TAG_LINE_LEN)
         .map_err(|e| e.into_error(what))?;
     let (json, legacy) = match (auth, crypto::split_tag_line(&plain)) {
         (Some(k), Some((tag, body))) => {
-            if !k.check_file_tag(HEADER_LABEL, body, &tag) {
+            if !k.check_file_tag(HEADER_LABEL, &bound(data_sha256, body), &tag) {
                 return Err(Error::damaged(
                     what,
-                    "pack header authentication failed: not written with this repository's keys",
+                    "pack header authentication failed: not written with this repository's keys \
+                     for these bytes (forged, or moved onto another pack)",
                 ));
             }
             (body, false)
@@ -226,7 +239,14 @@ pub(crate) fn parse_pack(
     let t = data.len() - TRAILER_LEN;
     let hlen = parse_trailer(&data[t..], data.len() as u64, what)?;
     let start = t - hlen;
-    parse_header(&data[start..t], start as u64, meta, auth, what)
+    parse_header(
+        &data[start..t],
+        start as u64,
+        meta,
+        auth,
+        &sha256(&data[..start]),
+        what,
+    )
 }
 
 #[cfg(test)]

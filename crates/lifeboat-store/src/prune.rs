@@ -62,10 +62,27 @@ impl ForgetPolicy {
     /// Decide for each snapshot (any order): kept ones with the rules that
     /// keep them, and the ones to remove. Partial snapshots are kept only
     /// by `keep_last` and tags: a time bucket keeps its newest whole one.
+    ///
+    /// A snapshot dated in the future (beyond [`MAX_CLOCK_SKEW`]) is kept and
+    /// left out of every rule: a broken clock or a forged snapshot (a
+    /// backup host can write one) would otherwise count as the newest and
+    /// push real ones out of `keep_last` and the time buckets.
+    ///
+    /// [`MAX_CLOCK_SKEW`]: crate::MAX_CLOCK_SKEW
     pub fn apply(&self, snapshots: &[SnapshotEntry]) -> ForgetPlan {
         let mut sorted: Vec<&SnapshotEntry> = snapshots.iter().collect();
         sorted.sort_by_key(|s| std::cmp::Reverse(s.snapshot.time));
         let mut reasons: BTreeMap<SnapshotId, Vec<String>> = BTreeMap::new();
+        let (future, present): (Vec<&SnapshotEntry>, Vec<&SnapshotEntry>) =
+            sorted.iter().partition(|s| s.snapshot.is_from_the_future());
+        for s in &future {
+            reasons
+                .entry(s.id)
+                .or_default()
+                .push("dated in the future: look at it (forged, or a host's clock?)".into());
+        }
+        let sorted_all = sorted;
+        let sorted = present;
         for s in sorted.iter().take(self.keep_last) {
             reasons.entry(s.id).or_default().push("last".into());
         }
@@ -109,7 +126,7 @@ impl ForgetPolicy {
             }
         }
         let mut plan = ForgetPlan::default();
-        for s in sorted {
+        for s in sorted_all {
             match reasons.remove(&s.id) {
                 Some(r) => plan.keep.push((s.id, r)),
                 None => plan.remove.push(s.id),

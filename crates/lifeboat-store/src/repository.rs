@@ -43,6 +43,7 @@ fn warn_format_1() {
 
 /// A restore key's entry in the config (public data only).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct KeyEntry {
     /// Name of its `keys/` file.
     pub file: String,
@@ -58,6 +59,9 @@ pub struct KeyEntry {
 /// recipient of their own. (Format 1 had a MAC keyed by the dedup secret,
 /// which backup hosts hold.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
+// The signature covers the fields lifeboat knows; anything else in the
+// file would be unsigned, so it is refused rather than ignored.
+#[serde(deny_unknown_fields)]
 pub struct RepoConfig {
     /// Format version (1 or 2).
     pub version: u32,
@@ -154,6 +158,15 @@ impl RepoConfig {
         v.push(b'\n');
         v
     }
+}
+
+/// Options of [`Repository::open_for_restore_with`].
+#[derive(Debug, Clone, Default)]
+pub struct OpenOptions {
+    /// Accept what cannot be authenticated: a format-1 repository, or (for
+    /// `upgrade`) this key's own keyring written before format 2. Only for
+    /// a store the caller trusts as it is now.
+    pub trust_unauthenticated: bool,
 }
 
 /// Options of [`Repository::init`].
@@ -552,9 +565,30 @@ impl Repository<FullAccess> {
     /// Format 2: only the keys/ file that the config lists for this restore
     /// key counts, and only if its tag proves it was written by a holder of
     /// this key; the config must carry the signature of the keyring's
-    /// signing key. Format 1 (unauthenticated) is read with a warning.
+    /// signing key. Format 1 is refused: nothing in it is authenticated, so
+    /// anyone with write access to the store could have replaced it whole
+    /// (see [`open_for_restore_with`](Self::open_for_restore_with)).
     pub fn open_for_restore(backend: Arc<dyn Backend>, restore: &RestoreKey) -> Result<Self> {
+        Self::open_for_restore_with(backend, restore, &OpenOptions::default())
+    }
+
+    /// [`open_for_restore`](Self::open_for_restore) with options: with
+    /// `trust_unauthenticated`, a format-1 repository is read (with a
+    /// warning), for the owner who has not upgraded it yet.
+    pub fn open_for_restore_with(
+        backend: Arc<dyn Backend>,
+        restore: &RestoreKey,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
         let config = read_config(&*backend)?;
+        if config.is_format_1() && !opts.trust_unauthenticated {
+            return Err(Error::Unauthenticated {
+                detail: "this repository is in format 1: nothing in it is authenticated, so \
+                         anyone with write access to the store could have replaced it whole \
+                         (keys, config, snapshots)"
+                    .into(),
+            });
+        }
         let mine: Vec<(&KeyEntry, &x25519::Identity)> = config
             .keys
             .iter()
@@ -975,13 +1009,37 @@ impl<A: Access> Repository<A> {
     /// Load every index file. Unreadable ones are skipped and returned, so a
     /// damaged index slows a backup down (blobs are stored again) instead
     /// of stopping it.
+    ///
+    /// Copies in packs that exist win over entries naming packs that are
+    /// gone (an index file put back after a prune, or a pack lost): those
+    /// are added after, for blobs with no other copy, so `verify` still
+    /// names them.
     pub fn load_index(&self) -> Result<(Index, Vec<Unreadable>)> {
+        let present: std::collections::HashSet<crate::PackId> = self
+            .inner
+            .backend
+            .list(FileKind::Pack)?
+            .iter()
+            .filter_map(|f| f.name.parse().ok())
+            .collect();
         let mut index = Index::default();
+        let mut any_missing = false;
         let (_, bad) = self.each_index_file(|file| {
             for p in &file.packs {
-                index.add_pack(p);
+                if present.contains(&p.id) {
+                    index.add_pack(p);
+                } else {
+                    any_missing = true;
+                }
             }
         })?;
+        if any_missing {
+            self.each_index_file(|file| {
+                for p in file.packs.iter().filter(|p| !present.contains(&p.id)) {
+                    index.add_pack(p);
+                }
+            })?;
+        }
         Ok((index, bad))
     }
 
@@ -1057,9 +1115,17 @@ impl<A: Access> Repository<A> {
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
         let (all, _) = self.snapshots()?;
         if spec == "latest" {
+            for s in all.iter().rev().filter(|s| s.snapshot.is_from_the_future()) {
+                tracing::warn!(
+                    "snapshot {} is dated {}, in the future: not taken as latest \
+                     (forged, or a host's clock is wrong: look at it)",
+                    s.id.short(),
+                    s.snapshot.time
+                );
+            }
             return all
                 .into_iter()
-                .next_back()
+                .rfind(|s| !s.snapshot.is_from_the_future())
                 .ok_or_else(|| Error::NotFound("the repository has no snapshot yet".into()));
         }
         if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -103,6 +103,15 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// True when the snapshot is dated further ahead of this host's clock
+    /// than [`MAX_CLOCK_SKEW`](crate::MAX_CLOCK_SKEW): never `latest`,
+    /// and outside every retention rule.
+    pub fn is_from_the_future(&self) -> bool {
+        let skew = chrono::TimeDelta::from_std(crate::lock::MAX_CLOCK_SKEW)
+            .unwrap_or(chrono::TimeDelta::zero());
+        self.time > Utc::now() + skew
+    }
+
     /// Sources that failed during the backup (the snapshot is partial).
     pub fn failed_sources(&self) -> Vec<(&str, &str)> {
         self.sources

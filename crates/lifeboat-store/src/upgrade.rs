@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::id::sha256_hex;
 use crate::index::{IndexFile, MAX_INDEX_LEN};
 use crate::repository::{
-    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenedKeyring, Repository,
-    FORMAT_VERSION,
+    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenOptions,
+    OpenedKeyring, Repository, FORMAT_VERSION,
 };
 use crate::snapshot::Snapshot;
 use crate::RestoreKey;
@@ -76,13 +76,22 @@ impl Repository<FullAccess> {
     pub fn open_for_upgrade(
         backend: Arc<dyn crate::backend::Backend>,
         restore: &RestoreKey,
+        opts: &OpenOptions,
     ) -> Result<Self> {
         let config = read_config(&*backend)?;
         if config.is_format_1() {
-            return Self::open_for_restore(backend, restore);
+            return Self::open_for_restore_with(backend, restore, opts);
         }
         match Self::open_for_restore(backend.clone(), restore) {
-            Err(Error::Damaged { .. }) => {}
+            Err(Error::Damaged { .. }) if opts.trust_unauthenticated => {}
+            Err(Error::Damaged { detail, .. }) if detail.contains("not yet authenticated") => {
+                return Err(Error::Unauthenticated {
+                    detail: format!(
+                        "{detail}. Accepting it trusts the store as it is now: anyone with write \
+                         access could have planted it"
+                    ),
+                })
+            }
             other => return other,
         }
         for entry in &config.keys {

@@ -68,6 +68,12 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
             let mut repo = ctx.open_full()?;
             repo.remove_key(&recipient)?;
             outln!("removed restore key {recipient}")?;
+            outln!(
+                "note: this does not revoke it. Its holder has read the repository's secrets \
+                 and, with a copy of the store, can still read every backup, old and new. If \
+                 the key is lost or its holder untrusted, move to a new repository \
+                 (docs/DISASTER-RECOVERY.md, \"compromised\")."
+            )?;
         }
         KeyCommand::ExportBackupKey { to } => {
             let repo = ctx.open_full()?;
@@ -81,7 +87,7 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
 /// `lifeboat upgrade`: format 1 → 2, or this key's keyring authenticated.
 pub fn upgrade(ctx: &Ctx) -> Result<Code> {
     let key = ctx.load_restore_key()?;
-    let mut repo = Repository::open_for_upgrade(ctx.backend()?, &key)?;
+    let mut repo = Repository::open_for_upgrade(ctx.backend()?, &key, &ctx.open_options())?;
     let report = repo.upgrade(&key)?;
     if ctx.global.json {
         ctx.print_json(&report)?;

@@ -139,7 +139,18 @@ impl Ctx {
     pub fn open_full(&self) -> Result<Repository<FullAccess>> {
         let backend = self.backend()?;
         let key = self.load_restore_key()?;
-        Ok(Repository::open_for_restore(backend, &key)?)
+        Ok(Repository::open_for_restore_with(
+            backend,
+            &key,
+            &self.open_options(),
+        )?)
+    }
+
+    /// What the user said to trust (`--trust-unauthenticated`).
+    pub fn open_options(&self) -> lifeboat_store::OpenOptions {
+        lifeboat_store::OpenOptions {
+            trust_unauthenticated: self.global.trust_unauthenticated,
+        }
     }
 
     pub fn open_backup(&self) -> Result<Repository<BackupAccess>> {
