@@ -248,16 +248,16 @@ mod create_check {
         fn fuzz_appended_statements_are_refused(which in 0..4usize, junk in text(), cut in any::<usize>()) {
             let (kind, create) = HONEST[which];
             let mut o = Object { name: "v".into(), kind: kind.into(), sql_mode: String::new(), create: create.into() };
-            prop_assert!(check_object(&o, Dialect::default(), &scope()).is_ok());
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_ok());
             // Appended after a ';' at top level: refused, whatever follows.
             o.create = format!("{create}; DROP DATABASE victim {junk}");
-            prop_assert!(check_object(&o, Dialect::default(), &scope()).is_err(), "{}", o.create);
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_err(), "{}", o.create);
             // Junk anywhere: no panic; accepted only if it still names no
             // other database.
             let at = cut % (create.len() + 1);
             if create.is_char_boundary(at) {
                 o.create = format!("{}{junk}{}", &create[..at], &create[at..]);
-                if let Ok(sql) = check_object(&o, Dialect::default(), &scope()) {
+                if let Ok(sql) = check_object(&o, Dialect::default(), &scope(), false) {
                     let toks = tokens(&sql, Dialect::default()).expect("accepted texts tokenize");
                     prop_assert!(!toks.windows(3).any(|w| &sql[w[0].start..w[0].end] == "victim" && &sql[w[1].start..w[1].end] == "."), "{sql}");
                 }

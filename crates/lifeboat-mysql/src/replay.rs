@@ -34,6 +34,14 @@ pub struct ReplayOptions {
     pub force: bool,
     /// Allow the target to be the very database the snapshot came from.
     pub allow_source: bool,
+    /// Also replay views, triggers, routines and events whose bodies name
+    /// another database on the target server, or use statements replay
+    /// refuses (GRANT, SET GLOBAL, dynamic SQL, files...): bodies run later
+    /// with the target account's privileges, so only for a snapshot known
+    /// to be genuine. Heads, tables, rows and the one-statement rule are
+    /// checked regardless; events, which run by themselves, are never
+    /// trusted.
+    pub trust_object_bodies: bool,
     /// Parallel connections for loading and checking (default 2).
     pub connections: usize,
     /// Read every table back and compare with the manifest afterwards (as
@@ -236,6 +244,7 @@ fn prepare(
     table_items: &HashMap<String, ManifestItem>,
     target_db: &str,
     target_flavor: &str,
+    trust_bodies: bool,
 ) -> Result<Plan> {
     let named = |what: &str, name: &str, db: bool| {
         guard::check_name(what, name, db).map_err(|e| refused("the MySQL schema", e))
@@ -399,8 +408,15 @@ fn prepare(
             create,
             ..o.clone()
         };
-        let create = guard::check_object(&obj, dialect(&o.sql_mode), &scope)
-            .map_err(|e| refused(format!("the CREATE text of {label}"), e))?;
+        let trust = trust_bodies && !o.kind.eq_ignore_ascii_case("EVENT");
+        let create = guard::check_object(&obj, dialect(&o.sql_mode), &scope, trust).map_err(|e| {
+            let hint = if o.kind.eq_ignore_ascii_case("EVENT") || trust_bodies {
+                ""
+            } else {
+                " (if this snapshot is certainly yours, --trust-object-bodies replays such bodies)"
+            };
+            refused(format!("the CREATE text of {label}"), format!("{e}{hint}"))
+        })?;
         planned.push(PlannedObject {
             label,
             mode: sql_mode_literal(&o.sql_mode),
@@ -471,7 +487,14 @@ pub fn replay(
         )));
     }
     let fl = flavor(&conn.text_value("SELECT VERSION()")?);
-    let plan = prepare(&mut conn, &schema, &table_items, &target.database, fl)?;
+    let plan = prepare(
+        &mut conn,
+        &schema,
+        &table_items,
+        &target.database,
+        fl,
+        opts.trust_object_bodies,
+    )?;
     let db = ident(&target.database);
     let existing = conn.text_value(&format!(
         "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) + \

@@ -174,6 +174,7 @@ pub fn restore(
         target: staging_target(ctx, args.target.clone())?,
         force: args.force,
         allow_source: args.allow_source,
+        trust_object_bodies: args.trust_object_bodies,
         connections: args.connections,
         verify: true,
     };
