@@ -147,9 +147,25 @@ fn corpus_seeds_parse() {
 mod row_check {
     use proptest::prelude::*;
 
-    use super::{config, inputs, row_seeds, value};
-    use crate::encode::push_value;
+    use super::{config, inputs, row_seeds};
+    use crate::encode::{push_value, Kind};
     use crate::guard::check_row;
+
+    /// A value as a server sends it: numbers as servers print them, text
+    /// and binary values any bytes.
+    fn value() -> impl Strategy<Value = (Kind, Option<Vec<u8>>)> {
+        let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+        let number =
+            "-?[0-9]{1,12}(\\.[0-9]{1,6})?(e[+-]?[0-9]{1,3})?".prop_map(String::into_bytes);
+        prop_oneof![
+            (
+                Just(Kind::Text),
+                proptest::option::weighted(0.9, bytes.clone())
+            ),
+            (Just(Kind::Binary), proptest::option::weighted(0.9, bytes)),
+            (Just(Kind::Number), proptest::option::weighted(0.9, number)),
+        ]
+    }
 
     proptest! {
         #![proptest_config(config())]

@@ -331,7 +331,11 @@ fn check_refs(s: &Stmt<'_>, from: usize, scope: &Scope, refs: Refs) -> Result<()
         let refused = match refs {
             Refs::Table => true,
             Refs::Body { trigger } => {
-                if trigger && (lower == "new" || lower == "old") && s.toks[k].kind == Kind::Word {
+                if trigger
+                    && !three_part
+                    && (lower == "new" || lower == "old")
+                    && s.toks[k].kind == Kind::Word
+                {
                     false
                 } else {
                     SYSTEM_SCHEMAS.contains(&lower.as_str())
@@ -615,6 +619,9 @@ pub(crate) fn check_object(
     let mut edits = Vec::new();
     s.expect(&mut k, "CREATE")?;
     let kind = obj.kind.to_ascii_uppercase();
+    // References are judged from right after the names the head checks
+    // (an event's schedule, a routine's parameters, a view's columns count).
+    let refs_from: usize;
     let body = match kind.as_str() {
         "VIEW" => {
             if s.eat(&mut k, "OR") {
@@ -644,6 +651,7 @@ pub(crate) fn check_object(
             let n = head_name(&s, &mut k)?;
             expect_name(&s, &n, &obj.name)?;
             map_qualifier(&s, &n, scope, &mut edits)?;
+            refs_from = k;
             k
         }
         "TRIGGER" => {
@@ -678,6 +686,7 @@ pub(crate) fn check_object(
                 ));
             }
             map_qualifier(&s, &t, scope, &mut edits).map_err(|e| format!("its ON table: {e}"))?;
+            refs_from = k;
             s.expect(&mut k, "FOR")?;
             s.expect(&mut k, "EACH")?;
             s.expect(&mut k, "ROW")?;
@@ -703,6 +712,7 @@ pub(crate) fn check_object(
                     s.text(k)
                 ));
             }
+            refs_from = k;
             // The parameters, then RETURNS and characteristics; the body
             // starts at the first statement word.
             let mut depth = 0;
@@ -741,6 +751,7 @@ pub(crate) fn check_object(
             expect_name(&s, &n, &obj.name)?;
             map_qualifier(&s, &n, scope, &mut edits)?;
             s.expect(&mut k, "ON")?;
+            refs_from = k;
             s.expect(&mut k, "SCHEDULE")?;
             while k < s.toks.len() && !s.is_word(k, "DO") {
                 k += 1;
@@ -775,7 +786,7 @@ pub(crate) fn check_object(
     check_words(&s, false)?;
     check_refs(
         &s,
-        body,
+        refs_from,
         scope,
         Refs::Body {
             trigger: kind == "TRIGGER",
@@ -1176,6 +1187,14 @@ mod tests {
         );
         refused(
             object(
+                "TRIGGER",
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON orders FOR EACH ROW SET NEW.victim.t = 1",
+            ),
+            "database `NEW`",
+        );
+        refused(
+            object(
                 "PROCEDURE",
                 "p",
                 "CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP DATABASE victim",
@@ -1264,6 +1283,18 @@ mod tests {
                 "e",
                 "CREATE EVENT e ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM victim.t",
             ),
+            "database `victim`",
+        );
+        refused(
+            object(
+                "EVENT",
+                "e",
+                "CREATE EVENT e ON SCHEDULE AT (SELECT MAX(d) FROM victim.t) DO DELETE FROM orders",
+            ),
+            "database `victim`",
+        );
+        refused(
+            object("PROCEDURE", "p", "CREATE PROCEDURE p(x victim.t) SELECT 1"),
             "database `victim`",
         );
         refused(
