@@ -759,7 +759,31 @@ fn several_databases_share_one_snapshot_and_restore_one_by_one() {
         "{}",
         refused.stderr
     );
-    restore(Some(&a.name), &copy_a.url()).ok();
+    // churn() updates the other database by name: replayed into copy_a it
+    // would update the live b when called, so replay refuses it unless
+    // told the snapshot is trusted (exit 4, nothing created).
+    let untrusted = restore(Some(&a.name), &copy_a.url()).code(4);
+    assert!(
+        untrusted.stderr.contains("procedure churn")
+            && untrusted.stderr.contains(&b.name)
+            && untrusted.stderr.contains("--trust-object-bodies"),
+        "{}",
+        untrusted.stderr
+    );
+    assert!(copy_a.tables().is_empty());
+    let mut args = vec![
+        "--config", &cfg, "restore", "latest", "--source", "mysql", "--target",
+    ];
+    let url_a = copy_a.url();
+    args.extend([
+        url_a.as_str(),
+        "--restore-key-file",
+        &rk,
+        "--database",
+        &a.name,
+    ]);
+    args.push("--trust-object-bodies");
+    lb.run(&args).ok();
     restore(Some(&b.name), &copy_b.url()).ok();
     let sum = |db: &TestDb, t: &str| -> i64 {
         db.sql(&format!("SELECT SUM(balance) FROM {t}"))

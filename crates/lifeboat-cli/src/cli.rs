@@ -271,6 +271,12 @@ pub struct RestoreArgs {
     /// Allow the target to be the database or bucket the snapshot came from.
     #[arg(long)]
     pub allow_source: bool,
+    /// mysql: also replay views, triggers, routines and events whose bodies
+    /// name another database on the target server or use statements replay
+    /// refuses (GRANT, SET GLOBAL, dynamic SQL...). They run later with the
+    /// target account's privileges: only for a snapshot you know is yours.
+    #[arg(long)]
+    pub trust_object_bodies: bool,
     /// objects: only keys starting with this.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,

@@ -85,7 +85,7 @@ fn word_needs_escape(w: u64) -> bool {
 /// Where the first byte to escape is, if any: eight bytes at a time, then
 /// byte by byte (most values have none at all).
 #[inline]
-fn first_escape(v: &[u8]) -> Option<usize> {
+pub(crate) fn first_escape(v: &[u8]) -> Option<usize> {
     let mut words = v.chunks_exact(8);
     let mut at = 0;
     for w in &mut words {

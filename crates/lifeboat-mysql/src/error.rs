@@ -31,6 +31,12 @@ pub enum Error {
     /// The target refused or is unsafe to write to.
     #[error("{0}")]
     Target(String),
+    /// The snapshot holds something replay will not send to a server (a
+    /// CREATE text that is not the statement its entry says, names another
+    /// database or reaches beyond the target; a row line that is not one the
+    /// dump writes): it is damaged or forged.
+    #[error("{0}")]
+    Refused(String),
     /// The replayed data differs from the manifest.
     #[error("replay check failed: {0}")]
     Mismatch(String),

@@ -141,3 +141,144 @@ fn corpus_seeds_parse() {
         assert_eq!(r.find(k).map(|s| s.hashes.len()), Some(5), "segment {k}");
     }
 }
+
+/// The row check against the encoder: what the dump writes always passes,
+/// and a line with anything appended (a second statement) never does.
+mod row_check {
+    use proptest::prelude::*;
+
+    use super::{config, inputs, row_seeds};
+    use crate::encode::{push_value, Kind};
+    use crate::guard::check_row;
+
+    /// A value as a server sends it: numbers as servers print them, text
+    /// and binary values any bytes.
+    fn value() -> impl Strategy<Value = (Kind, Option<Vec<u8>>)> {
+        let bytes = proptest::collection::vec(any::<u8>(), 0..40);
+        let number =
+            "-?[0-9]{1,12}(\\.[0-9]{1,6})?(e[+-]?[0-9]{1,3})?".prop_map(String::into_bytes);
+        prop_oneof![
+            (
+                Just(Kind::Text),
+                proptest::option::weighted(0.9, bytes.clone())
+            ),
+            (Just(Kind::Binary), proptest::option::weighted(0.9, bytes)),
+            (Just(Kind::Number), proptest::option::weighted(0.9, number)),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_encoded_rows_pass_and_tails_fail(
+            row in proptest::collection::vec(value(), 1..12),
+            tail in "[;,)(' a-zA-Z0-9-]{1,12}",
+        ) {
+            let mut line = vec![b'('];
+            for (i, (kind, v)) in row.iter().enumerate() {
+                if i > 0 {
+                    line.push(b',');
+                }
+                push_value(&mut line, *kind, v.as_deref());
+            }
+            line.push(b')');
+            prop_assert!(check_row(&line, row.len()).is_ok(), "{}", String::from_utf8_lossy(&line));
+            prop_assert!(check_row(&line, row.len() + 1).is_err());
+            let mut longer = line.clone();
+            longer.extend_from_slice(tail.as_bytes());
+            prop_assert!(check_row(&longer, row.len()).is_err(), "{}", String::from_utf8_lossy(&longer));
+        }
+
+        /// Whatever the bytes, the check never panics, and what it accepts
+        /// the lenient reader parses to the same number of values.
+        #[test]
+        fn fuzz_row_check(line in inputs(row_seeds())) {
+            let n = crate::rows::parse_row(&line).map(|v| v.len()).unwrap_or(1);
+            if check_row(&line, n).is_ok() {
+                prop_assert_eq!(crate::rows::parse_row(&line).map(|v| v.len()), Ok(n));
+            }
+        }
+    }
+}
+
+/// The tokenizer and the CREATE checks on mutated texts: never a panic,
+/// and a statement with another one appended is never accepted.
+mod create_check {
+    use proptest::prelude::*;
+
+    use super::config;
+    use crate::guard::{check_object, check_table, Scope};
+    use crate::lexer::{tokens, Dialect};
+    use crate::schema::Object;
+
+    fn scope() -> Scope {
+        Scope {
+            source_db: "shop".into(),
+            target_db: "staging".into(),
+            other_dbs: ["victim".to_string()].into_iter().collect(),
+            tables: vec!["t".into()],
+        }
+    }
+
+    const HONEST: [(&str, &str); 4] = [
+        ("VIEW", "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `t`.`a` AS `a` from `t`"),
+        ("PROCEDURE", "CREATE PROCEDURE `v`() BEGIN IF 1 THEN SELECT 'x;y'; END IF; END"),
+        ("TRIGGER", "CREATE TRIGGER `v` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.a = 1"),
+        ("EVENT", "CREATE EVENT `v` ON SCHEDULE EVERY 1 DAY DO DELETE FROM `t`"),
+    ];
+
+    fn text() -> impl Strategy<Value = String> {
+        proptest::collection::vec(
+            prop_oneof![
+                Just("'".to_string()),
+                Just("\"".to_string()),
+                Just("`".to_string()),
+                Just("/*".to_string()),
+                Just("*/".to_string()),
+                Just("/*!".to_string()),
+                Just("-- ".to_string()),
+                Just("#".to_string()),
+                Just("\n".to_string()),
+                Just(";".to_string()),
+                Just("\\".to_string()),
+                Just(" BEGIN ".to_string()),
+                Just(" END ".to_string()),
+                Just("victim.x".to_string()),
+                "[a-z ]{0,6}",
+            ],
+            0..16,
+        )
+        .prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        #[test]
+        fn fuzz_tokenizer(sql in text(), ansi in any::<bool>(), brackets in any::<bool>()) {
+            let _ = tokens(&sql, Dialect { ansi_quotes: ansi, brackets });
+        }
+
+        #[test]
+        fn fuzz_appended_statements_are_refused(which in 0..4usize, junk in text(), cut in any::<usize>()) {
+            let (kind, create) = HONEST[which];
+            let mut o = Object { name: "v".into(), kind: kind.into(), sql_mode: String::new(), create: create.into() };
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_ok());
+            // Appended after a ';' at top level: refused, whatever follows.
+            o.create = format!("{create}; DROP DATABASE victim {junk}");
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_err(), "{}", o.create);
+            // Junk anywhere: no panic; accepted only if it still names no
+            // other database.
+            let at = cut % (create.len() + 1);
+            if create.is_char_boundary(at) {
+                o.create = format!("{}{junk}{}", &create[..at], &create[at..]);
+                if let Ok(sql) = check_object(&o, Dialect::default(), &scope(), false) {
+                    let toks = tokens(&sql, Dialect::default()).expect("accepted texts tokenize");
+                    prop_assert!(!toks.windows(3).any(|w| &sql[w[0].start..w[0].end] == "victim" && &sql[w[1].start..w[1].end] == "."), "{sql}");
+                }
+            }
+            let _ = check_table(&format!("CREATE TABLE `t` ({junk})"), "t", Dialect::default(), &scope());
+        }
+    }
+}

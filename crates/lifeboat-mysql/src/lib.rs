@@ -6,10 +6,13 @@
 //!   session in primary-key order, with the schema objects (tables, views,
 //!   triggers, routines, events) made replayable by a user without SUPER.
 //!   It reads through its own lean client (`wire`: the text protocol over
-//!   a blocking socket, TCP or rustls TLS); everything else uses sqlx;
+//!   a blocking socket, TCP or rustls TLS);
 //! - [`replay`]: a snapshot into a named target database, tables in
 //!   parallel with multi-row inserts, then every table's row count and
-//!   content checksum compared with the manifest;
+//!   content checksum compared with the manifest. A snapshot may be forged
+//!   by whoever holds the backup key: replay checks every name, CREATE text
+//!   and row line first (`guard`, with the tokenizer `lexer`) and sends one
+//!   statement per call through `wire`, which never enables multi-statements;
 //! - [`export`]: a plain SQL file the stock `mysql`/`mariadb` client loads;
 //! - [`rows`]: some columns of one table, from a snapshot or a live database.
 //!
@@ -29,6 +32,8 @@ mod error;
 mod export;
 #[cfg(test)]
 mod fuzz;
+mod guard;
+mod lexer;
 mod replay;
 pub mod rows;
 mod schema;

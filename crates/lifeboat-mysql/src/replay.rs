@@ -1,23 +1,29 @@
 //! Replay: a snapshot's tables and objects into a named target database,
 //! tables in parallel over several connections with multi-row inserts,
 //! then every table read back and checked against the manifest.
+//!
+//! A snapshot may be forged (see `guard`): everything is checked before the
+//! target is touched, row lines as they stream, and every statement goes
+//! through lifeboat's own client (`wire`), which never enables multiple
+//! statements per call.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use futures_util::TryStreamExt;
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, ProgressBars, Repository};
 use sha2::{Digest, Sha256};
-use sqlx::MySqlConnection;
 
 use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row, Lines};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
+use crate::guard::{self, Scope};
+use crate::lexer::Dialect;
 use crate::schema::{
-    adapt_for_target, defer_keys, flavor, quote, sql_mode_literal, text_value, DeferredKeys,
-    Object, Schema, Table, SOURCE,
+    adapt_for_target, defer_keys, flavor, quote, sql_mode_literal, DeferredKeys, Object, Schema,
+    Table, SOURCE,
 };
+use crate::wire::Conn;
 
 /// Options of [`replay`].
 #[derive(Debug, Clone)]
@@ -28,6 +34,14 @@ pub struct ReplayOptions {
     pub force: bool,
     /// Allow the target to be the very database the snapshot came from.
     pub allow_source: bool,
+    /// Also replay views, triggers, routines and events whose bodies name
+    /// another database on the target server, or use statements replay
+    /// refuses (GRANT, SET GLOBAL, dynamic SQL, files...): bodies run later
+    /// with the target account's privileges, so only for a snapshot known
+    /// to be genuine. Heads, tables, rows and the one-statement rule are
+    /// checked regardless; events, which run by themselves, are never
+    /// trusted.
+    pub trust_object_bodies: bool,
     /// Parallel connections for loading and checking (default 2).
     pub connections: usize,
     /// Read every table back and compare with the manifest afterwards (as
@@ -150,6 +164,12 @@ pub(crate) fn load_schema(
             item.name
         ))
     })?;
+    if item.name.split_once('/').map(|(db, _)| db) != Some(schema.database.as_str()) {
+        return Err(refused(
+            format!("the MySQL schema item {}", item.name),
+            format!("it describes the database {:?}", schema.database),
+        ));
+    }
     let tables = items
         .iter()
         .filter(|i| i.source == SOURCE && i.kind == "table")
@@ -167,8 +187,278 @@ fn rows_of(item: &ManifestItem) -> u64 {
     item.meta.get("rows").and_then(|r| r.as_u64()).unwrap_or(0)
 }
 
+/// A refusal: the snapshot holds something replay will not send.
+fn refused(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
+    Error::Refused(format!(
+        "{what}: {why}; refusing to replay this snapshot (its MySQL schema or rows are damaged, \
+         or were forged by whoever could write to the repository)"
+    ))
+}
+
+/// A connection for replay and its checks: lifeboat's own client, which
+/// never announces CLIENT_MULTI_STATEMENTS (nor CLIENT_LOCAL_FILES), so the
+/// server runs one statement per call and refuses a second one.
+fn connect(target: &MysqlOptions) -> Result<Conn> {
+    Conn::connect(target)
+}
+
+/// Send one statement that returns no rows. Every statement replay builds
+/// or takes from a snapshot goes to the target through here (or, for the
+/// queries it writes itself, through `Conn::text_rows`).
+fn run(conn: &mut Conn, sql: &str) -> Result<()> {
+    conn.execute_bytes(sql.as_bytes(), &crate::schema::short(sql))
+}
+
+/// One table as it will be created: the checked CREATE text, and the
+/// checked ALTER TABLE statements that add its deferred keys afterwards.
+struct PlannedTable {
+    create: String,
+    after_rows: Vec<String>,
+}
+
+/// A view, trigger, routine or event as it will be created.
+struct PlannedObject {
+    label: String,
+    /// `SET SESSION sql_mode = ...` for it.
+    mode: String,
+    create: String,
+}
+
+/// Everything a replay will send but the rows, checked before the first
+/// change to the target (see `guard`).
+struct Plan {
+    /// `CREATE DATABASE IF NOT EXISTS ...` (names checked and quoted).
+    create_database: String,
+    /// The session's sql_mode literal (checked).
+    session_mode: String,
+    tables: Vec<PlannedTable>,
+    objects: Vec<PlannedObject>,
+}
+
+/// Check the schema against the target server and build the [`Plan`].
+/// A forged or damaged schema is an [`Error::Refused`]; nothing has been
+/// changed on the target when this returns.
+fn prepare(
+    conn: &mut Conn,
+    schema: &Schema,
+    table_items: &HashMap<String, ManifestItem>,
+    target_db: &str,
+    target_flavor: &str,
+    trust_bodies: bool,
+) -> Result<Plan> {
+    let named = |what: &str, name: &str, db: bool| {
+        guard::check_name(what, name, db).map_err(|e| refused("the MySQL schema", e))
+    };
+    named("the database", &schema.database, true)?;
+    for t in &schema.tables {
+        named("a table", &t.name, false)?;
+        if t.columns.is_empty() {
+            return Err(refused(format!("table {}", t.name), "it has no columns"));
+        }
+        for c in &t.columns {
+            named(&format!("a column of table {}", t.name), &c.name, false)?;
+        }
+        for c in &t.primary_key {
+            named(
+                &format!("a primary key column of table {}", t.name),
+                c,
+                false,
+            )?;
+        }
+    }
+    let objects: Vec<&Object> = views_in_order(&schema.views)
+        .into_iter()
+        .chain(&schema.triggers)
+        .chain(&schema.routines)
+        .chain(&schema.events)
+        .collect();
+    for o in &objects {
+        named(&format!("a {}", o.kind.to_lowercase()), &o.name, false)?;
+    }
+
+    // sql_modes: names only; then what the server makes of each (composite
+    // modes expanded), which decides how `"` and `[` are read.
+    let mut dialects: HashMap<&str, Dialect> = HashMap::new();
+    for mode in std::iter::once(schema.server.sql_mode.as_str())
+        .chain(objects.iter().map(|o| o.sql_mode.as_str()))
+    {
+        if dialects.contains_key(mode) {
+            continue;
+        }
+        guard::check_sql_mode(mode).map_err(|e| refused("the MySQL schema", e))?;
+        run(
+            conn,
+            &format!("SET SESSION sql_mode = {}", sql_mode_literal(mode)),
+        )
+        .map_err(|e| {
+            Error::Target(format!(
+                "the target server refuses the snapshot's sql_mode: {e}"
+            ))
+        })?;
+        let expanded = conn.text_value("SELECT @@SESSION.sql_mode")?;
+        if expanded.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
+            return Err(Error::Target(
+                "the target session keeps NO_BACKSLASH_ESCAPES, which replay cannot run under"
+                    .into(),
+            ));
+        }
+        dialects.insert(mode, Dialect::of_sql_mode(&expanded));
+    }
+    let dialect = |mode: &str| dialects.get(mode).copied().unwrap_or_default();
+
+    // Character set and collation: names only, and ones the target has.
+    let cs = if schema.server.character_set.is_empty() {
+        "utf8mb4".to_string()
+    } else {
+        schema.server.character_set.clone()
+    };
+    let collation = adapt_for_target(&schema.server.collation, target_flavor);
+    for (what, name) in [
+        ("character set", cs.as_str()),
+        ("collation", collation.as_str()),
+    ] {
+        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.len() > 64 {
+            return Err(refused(
+                "the MySQL schema",
+                format!(
+                    "its server {what} {:?} is not a {what} name",
+                    crate::schema::short(name)
+                ),
+            ));
+        }
+    }
+    let charsets: Vec<String> = conn
+        .text_rows("SHOW CHARACTER SET")?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    if !charsets.iter().any(|c| c.eq_ignore_ascii_case(&cs)) {
+        return Err(Error::Target(format!(
+            "the target server has no character set {cs:?} (the snapshot's server default)"
+        )));
+    }
+    let mut create_database = format!(
+        "CREATE DATABASE IF NOT EXISTS {} CHARACTER SET {}",
+        ident(target_db),
+        ident(&cs)
+    );
+    if !collation.is_empty() {
+        let known = conn.text_rows("SHOW COLLATION")?.into_iter().any(|r| {
+            r.first()
+                .cloned()
+                .flatten()
+                .is_some_and(|c| c.eq_ignore_ascii_case(&collation))
+                && r.get(1)
+                    .cloned()
+                    .flatten()
+                    .is_some_and(|c| c.eq_ignore_ascii_case(&cs))
+        });
+        if !known {
+            return Err(Error::Target(format!(
+                "the target server has no collation {collation:?} for the character set {cs:?} (the snapshot's server default)"
+            )));
+        }
+        create_database.push_str(&format!(" COLLATE {}", ident(&collation)));
+    }
+
+    let target_lower = target_db.to_lowercase();
+    let scope = Scope {
+        source_db: schema.database.clone(),
+        target_db: target_db.to_string(),
+        other_dbs: conn
+            .text_rows("SHOW DATABASES")?
+            .into_iter()
+            .filter_map(|r| r.into_iter().next().flatten())
+            .map(|d| d.to_lowercase())
+            .filter(|d| *d != target_lower)
+            .collect(),
+        tables: schema.tables.iter().map(|t| t.name.clone()).collect(),
+    };
+
+    let d = dialect(&schema.server.sql_mode);
+    let mut tables = Vec::new();
+    for t in &schema.tables {
+        let create = adapt_for_target(&t.create, target_flavor);
+        let create = guard::check_table(&create, &t.name, d, &scope)
+            .map_err(|e| refused(format!("the CREATE text of table {}", t.name), e))?;
+        let big = table_items
+            .get(&t.item_name(&schema.database))
+            .is_some_and(|i| i.size >= DEFER_KEYS_FROM);
+        // Big tables get their secondary indexes and foreign keys after the
+        // rows: one sorted build each instead of an index insert per row.
+        // Every part is checked again; if one fails, the table is created
+        // whole (the text as checked above).
+        let deferred = big
+            .then(|| defer_keys(&create))
+            .flatten()
+            .and_then(|dk| defer_checked(dk, &t.name, d, &scope));
+        tables.push(match deferred {
+            Some((create, after_rows)) => PlannedTable { create, after_rows },
+            None => PlannedTable {
+                create,
+                after_rows: Vec::new(),
+            },
+        });
+    }
+    let mut planned = Vec::new();
+    for o in objects {
+        let label = format!("{} {}", o.kind.to_lowercase(), o.name);
+        let create = adapt_for_target(&o.create, target_flavor);
+        let obj = Object {
+            create,
+            ..o.clone()
+        };
+        let trust = trust_bodies && !o.kind.eq_ignore_ascii_case("EVENT");
+        let create = guard::check_object(&obj, dialect(&o.sql_mode), &scope, trust).map_err(|e| {
+            let hint = if o.kind.eq_ignore_ascii_case("EVENT") || trust_bodies {
+                ""
+            } else {
+                " (if this snapshot is certainly yours, --trust-object-bodies replays such bodies)"
+            };
+            refused(format!("the CREATE text of {label}"), format!("{e}{hint}"))
+        })?;
+        planned.push(PlannedObject {
+            label,
+            mode: sql_mode_literal(&o.sql_mode),
+            create,
+        });
+    }
+    Ok(Plan {
+        create_database,
+        session_mode: sql_mode_literal(&schema.server.sql_mode),
+        tables,
+        objects: planned,
+    })
+}
+
+/// The deferred form of a table, if each of its parts passes the checks.
+fn defer_checked(
+    dk: DeferredKeys,
+    table: &str,
+    d: Dialect,
+    scope: &Scope,
+) -> Option<(String, Vec<String>)> {
+    let create = guard::check_table(&dk.create, table, d, scope).ok()?;
+    let mut after = Vec::new();
+    for clauses in [&dk.indexes, &dk.foreign_keys] {
+        if clauses.is_empty() {
+            continue;
+        }
+        for c in clauses.iter() {
+            guard::check_alter_clause(c, d, scope).ok()?;
+        }
+        after.push(format!(
+            "ALTER TABLE {} {}",
+            ident(table),
+            clauses.join(", ")
+        ));
+    }
+    Some((create, after))
+}
+
 /// Replay the MySQL backup in `items` into `opts.target`, then check it.
-/// Returns the report; a mismatch is an [`Error::Mismatch`] naming the tables.
+/// Returns the report; a mismatch is an [`Error::Mismatch`] naming the
+/// tables, a snapshot replay will not send an [`Error::Refused`].
 pub fn replay(
     repo: &Repository<FullAccess>,
     index: &Index,
@@ -178,87 +468,64 @@ pub fn replay(
 ) -> Result<ReplayReport> {
     let (schema, table_items) = load_schema(repo, index, items)?;
     let target = opts.target.target()?;
-    let rt = runtime()?;
     let started = Instant::now();
-    // Big tables get their secondary indexes and foreign keys after the
-    // rows: one sorted build each instead of an index insert per row.
-    let deferred: HashMap<&str, DeferredKeys> = schema
-        .tables
-        .iter()
-        .filter(|t| {
-            table_items
-                .get(&t.item_name(&schema.database))
-                .is_some_and(|i| i.size >= DEFER_KEYS_FROM)
-        })
-        .filter_map(|t| defer_keys(&t.create).map(|d| (t.name.as_str(), d)))
-        .collect();
 
-    // Prepare the database on one connection.
-    let target_flavor = rt.block_on(async {
-        let mut conn = opts.target.connect(None).await?;
-        let uuid = text_value(&mut conn, "SELECT @@server_uuid")
-            .await
-            .unwrap_or_default();
-        let host_port = if uuid.is_empty() {
-            crate::schema::text_rows(&mut conn, "SELECT @@hostname, @@port").await?
-        } else {
-            Vec::new()
-        };
-        let identity = crate::dump::identity(uuid, host_port);
-        if format!("{identity}/{}", target.database) == schema.server.source && !opts.allow_source {
+    // Check everything on one connection, then prepare the database.
+    let mut conn = connect(&opts.target)?;
+    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
+    let host_port = if uuid.is_empty() {
+        conn.text_rows("SELECT @@hostname, @@port")?
+    } else {
+        Vec::new()
+    };
+    let identity = crate::dump::identity(uuid, host_port);
+    if format!("{identity}/{}", target.database) == schema.server.source && !opts.allow_source {
+        return Err(Error::Target(format!(
+            "{} is the database this snapshot was taken from: refusing to overwrite it \
+             (restore into another database, or pass --allow-source if that is really meant)",
+            target.display()
+        )));
+    }
+    let fl = flavor(&conn.text_value("SELECT VERSION()")?);
+    let plan = prepare(
+        &mut conn,
+        &schema,
+        &table_items,
+        &target.database,
+        fl,
+        opts.trust_object_bodies,
+    )?;
+    let db = ident(&target.database);
+    let existing = conn.text_value(&format!(
+        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})",
+        q = quote(&target.database)
+    ))?;
+    if existing != "0" && !existing.is_empty() {
+        if !opts.force {
             return Err(Error::Target(format!(
-                "{} is the database this snapshot was taken from: refusing to overwrite it \
-                 (restore into another database, or pass --allow-source if that is really meant)",
+                "the target database {} is not empty ({existing} tables/routines/events): \
+                 choose an empty one, or pass --force to drop and recreate it",
                 target.display()
             )));
         }
-        let db = ident(&target.database);
-        let existing = text_value(
-            &mut conn,
-            &format!(
-                "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) + \
-                 (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
-                 (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})",
-                q = quote(&target.database)
-            ),
-        )
-        .await?;
-        if existing != "0" && !existing.is_empty() {
-            if !opts.force {
-                return Err(Error::Target(format!(
-                    "the target database {} is not empty ({existing} tables/routines/events): \
-                     choose an empty one, or pass --force to drop and recreate it",
-                    target.display()
-                )));
-            }
-            exec(&mut conn, &format!("DROP DATABASE {db}")).await?;
-        }
-        exec(
-            &mut conn,
-            &format!(
-                "CREATE DATABASE IF NOT EXISTS {db} CHARACTER SET {}",
-                if schema.server.character_set.is_empty() { "utf8mb4" } else { &schema.server.character_set }
-            ),
-        )
-        .await?;
-        let version = text_value(&mut conn, "SELECT VERSION()").await?;
-        let fl = flavor(&version);
-        exec(&mut conn, &format!("USE {db}")).await?;
-        session_setup(&mut conn, &schema).await?;
-        for t in &schema.tables {
-            let create = deferred.get(t.name.as_str()).map_or(&t.create, |d| &d.create);
-            exec(&mut conn, &adapt_for_target(create, fl)).await.map_err(|e| {
-                Error::Target(format!("creating table {}: {e}", t.name))
-            })?;
-        }
-        Ok::<_, Error>(fl)
-    })?;
+        run(&mut conn, &format!("DROP DATABASE {db}"))?;
+    }
+    run(&mut conn, &plan.create_database)?;
+    run(&mut conn, &format!("USE {db}"))?;
+    session_setup(&mut conn, &schema, &plan)?;
+    for (t, p) in schema.tables.iter().zip(&plan.tables) {
+        run(&mut conn, &p.create)
+            .map_err(|e| Error::Target(format!("creating table {}: {e}", t.name)))?;
+    }
 
     // Load tables in parallel, largest first.
-    let mut queue: Vec<(&Table, &ManifestItem)> = schema
+    let mut queue: Vec<(&Table, &PlannedTable, &ManifestItem)> = schema
         .tables
         .iter()
-        .map(|t| {
+        .zip(&plan.tables)
+        .map(|(t, p)| {
             let item = table_items
                 .get(&t.item_name(&schema.database))
                 .ok_or_else(|| {
@@ -267,24 +534,21 @@ pub fn replay(
                         t.name
                     ))
                 })?;
-            Ok((t, item))
+            Ok((t, p, item))
         })
         .collect::<Result<_>>()?;
-    queue.sort_by_key(|(_, i)| std::cmp::Reverse(i.size));
+    queue.sort_by_key(|(_, _, i)| std::cmp::Reverse(i.size));
     let queue = Mutex::new(queue.into_iter());
     let workers = opts.connections.max(1);
     std::thread::scope(|s| -> Result<()> {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let rt = runtime()?;
-                    let mut conn = rt.block_on(async {
-                        let mut c = opts.target.connect(Some(&target.database)).await?;
-                        session_setup(&mut c, &schema).await?;
-                        Ok::<_, Error>(c)
-                    })?;
-                    let max_packet: usize = rt
-                        .block_on(text_value(&mut conn, "SELECT @@max_allowed_packet"))?
+                    let mut conn = connect(&opts.target)?;
+                    run(&mut conn, &format!("USE {db}"))?;
+                    session_setup(&mut conn, &schema, &plan)?;
+                    let max_packet: usize = conn
+                        .text_value("SELECT @@max_allowed_packet")?
                         .parse()
                         .unwrap_or(4 << 20);
                     let batch = (max_packet / 2).clamp(64 << 10, 4 << 20);
@@ -293,50 +557,18 @@ pub fn replay(
                             .lock()
                             .map_err(|_| Error::Invalid("replay queue poisoned".into()))?
                             .next();
-                        let Some((table, item)) = next else {
+                        let Some((table, planned, item)) = next else {
                             return Ok(());
                         };
-                        let bar = bars.bytes(&table.name);
-                        let mut w = BatchWriter {
-                            rt: &rt,
-                            conn: &mut conn,
-                            prefix: table.insert_prefix(),
-                            stmt: Vec::with_capacity(batch + 64 * 1024),
-                            rows_in_stmt: 0,
-                            batch,
-                            error: None,
-                        };
-                        let mut lines = Lines::new(|line: &[u8]| w.add_line(line));
-                        let loaded = match repo.restore_item(index, item, &mut lines, &*bar) {
-                            Ok(()) => lines
-                                .finish()
-                                .and_then(|()| w.run())
-                                .map_err(|e| e.to_string()),
-                            // A failed INSERT surfaces as a write error of the item.
-                            Err(e) => Err(w.error.take().ok_or(e)?),
-                        };
-                        loaded.map_err(|e| {
-                            Error::Target(format!("loading table {}: {e}", table.name))
-                        })?;
-                        if let Some(d) = deferred.get(table.name.as_str()) {
-                            for clauses in [&d.indexes, &d.foreign_keys] {
-                                if clauses.is_empty() {
-                                    continue;
-                                }
-                                let alter = format!(
-                                    "ALTER TABLE {} {}",
-                                    ident(&table.name),
-                                    clauses.join(", ")
-                                );
-                                rt.block_on(exec(&mut conn, &alter)).map_err(|e| {
-                                    Error::Target(format!(
-                                        "adding the indexes and foreign keys of table {} after its rows: {e}",
-                                        table.name
-                                    ))
-                                })?;
-                            }
+                        load_table(&mut conn, repo, index, table, item, batch, bars)?;
+                        for alter in &planned.after_rows {
+                            run(&mut conn, alter).map_err(|e| {
+                                Error::Target(format!(
+                                    "adding the indexes and foreign keys of table {} after its rows: {e}",
+                                    table.name
+                                ))
+                            })?;
                         }
-                        bar.finish();
                     }
                 })
             })
@@ -351,12 +583,13 @@ pub fn replay(
     // Objects after the data, so triggers do not fire during the load.
     let objects_expected =
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
-    let objects_created = rt.block_on(async {
-        let mut conn = opts.target.connect(Some(&target.database)).await?;
-        session_setup(&mut conn, &schema).await?;
-        create_objects(&mut conn, &schema, target_flavor).await?;
-        count_objects(&mut conn, &target.database).await
-    })?;
+    for o in &plan.objects {
+        run(&mut conn, &format!("SET SESSION sql_mode = {}", o.mode))?;
+        run(&mut conn, &o.create)
+            .map_err(|e| Error::Target(format!("creating {}: {e}", o.label)))?;
+    }
+    let objects_created = count_objects(&mut conn, &target.database)?;
+    drop(conn);
     let load_seconds = started.elapsed().as_secs_f64();
 
     let mut report = ReplayReport {
@@ -383,6 +616,51 @@ pub fn replay(
     Ok(report)
 }
 
+/// Stream one table's rows into it as multi-row INSERTs, each row line
+/// checked first.
+fn load_table(
+    conn: &mut Conn,
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    table: &Table,
+    item: &ManifestItem,
+    batch: usize,
+    bars: &dyn ProgressBars,
+) -> Result<()> {
+    let bar = bars.bytes(&table.name);
+    let prefix = table.insert_prefix();
+    let mut w = BatchWriter {
+        conn,
+        table: &table.name,
+        columns: table.columns.len(),
+        prefix_len: prefix.len(),
+        stmt: Vec::with_capacity(batch + 64 * 1024),
+        rows_in_stmt: 0,
+        batch,
+        line: 0,
+        error: None,
+    };
+    w.stmt.extend_from_slice(prefix.as_bytes());
+    let mut lines = Lines::new(|line: &[u8]| w.add_line(line));
+    let r = repo
+        .restore_item(index, item, &mut lines, &*bar)
+        .map_err(Error::from)
+        .and_then(|()| lines.finish().map_err(|e| Error::Invalid(e.to_string())));
+    drop(lines);
+    // A refused line or failed INSERT surfaces as a write error of the item.
+    let r = match (r, w.error.take()) {
+        (_, Some(e)) => Err(e),
+        (Err(e), None) => Err(e),
+        (Ok(()), None) => w.flush(),
+    };
+    r.map_err(|e| match e {
+        Error::Refused(m) => Error::Refused(m),
+        e => Error::Target(format!("loading table {}: {e}", table.name)),
+    })?;
+    bar.finish();
+    Ok(())
+}
+
 /// Read every table of the MySQL backup in `items` back from `target` (a
 /// database it was replayed into, perhaps earlier) and compare rows and
 /// content checksums with the manifest, and count its views, triggers,
@@ -396,14 +674,11 @@ pub fn verify_database(
     connections: usize,
 ) -> Result<ReplayReport> {
     let (schema, table_items) = load_schema(repo, index, items)?;
+    check_names(&schema)?;
     let t = target.target()?;
-    let rt = runtime()?;
     let objects_expected =
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
-    let objects_created = rt.block_on(async {
-        let mut conn = target.connect(Some(&t.database)).await?;
-        count_objects(&mut conn, &t.database).await
-    })?;
+    let objects_created = count_objects(&mut connect(target)?, &t.database)?;
     let checked = Instant::now();
     let tables = check_tables(
         target,
@@ -425,6 +700,18 @@ pub fn verify_database(
     Ok(report)
 }
 
+/// The names the read-back check quotes into its SELECTs.
+fn check_names(schema: &Schema) -> Result<()> {
+    for t in &schema.tables {
+        guard::check_name("a table", &t.name, false).map_err(|e| refused("the MySQL schema", e))?;
+        for c in t.columns.iter().map(|c| &c.name).chain(&t.primary_key) {
+            guard::check_name(&format!("a column of table {}", t.name), c, false)
+                .map_err(|e| refused("the MySQL schema", e))?;
+        }
+    }
+    Ok(())
+}
+
 /// Every table read back with the dump's own query and encoder.
 fn check_tables(
     target: &MysqlOptions,
@@ -439,29 +726,26 @@ fn check_tables(
         let handles: Vec<_> = (0..workers)
             .map(|_| {
                 s.spawn(|| -> Result<()> {
-                    let rt = runtime()?;
-                    rt.block_on(async {
-                        let mut conn = target.connect(Some(database)).await?;
-                        loop {
-                            let next = tables
-                                .lock()
-                                .map_err(|_| Error::Invalid("poisoned".into()))?
-                                .next();
-                            let Some(t) = next else { return Ok(()) };
-                            let (rows, sha) = table_checksum(&mut conn, t, database).await?;
-                            let item = table_items.get(&t.item_name(&schema.database));
-                            let check = TableCheck {
-                                table: t.name.clone(),
-                                rows_expected: item.map(rows_of).unwrap_or(0),
-                                rows_found: rows,
-                                checksum_matches: item.is_some_and(|i| sha == i.sha256),
-                            };
-                            checks
-                                .lock()
-                                .map_err(|_| Error::Invalid("poisoned".into()))?
-                                .push(check);
-                        }
-                    })
+                    let mut conn = connect(target)?;
+                    loop {
+                        let next = tables
+                            .lock()
+                            .map_err(|_| Error::Invalid("poisoned".into()))?
+                            .next();
+                        let Some(t) = next else { return Ok(()) };
+                        let (rows, sha) = table_checksum(&mut conn, t, database)?;
+                        let item = table_items.get(&t.item_name(&schema.database));
+                        let check = TableCheck {
+                            table: t.name.clone(),
+                            rows_expected: item.map(rows_of).unwrap_or(0),
+                            rows_found: rows,
+                            checksum_matches: item.is_some_and(|i| sha == i.sha256),
+                        };
+                        checks
+                            .lock()
+                            .map_err(|_| Error::Invalid("poisoned".into()))?
+                            .push(check);
+                    }
                 })
             })
             .collect();
@@ -509,36 +793,27 @@ fn judge(report: &ReplayReport) -> Result<()> {
     Ok(())
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))
-}
-
-async fn exec(conn: &mut MySqlConnection, sql: &str) -> Result<()> {
-    sqlx::raw_sql(sql)
-        .execute(&mut *conn)
-        .await
-        .map(|_| ())
-        .context(|| crate::schema::short(sql))
-}
-
-/// The session settings of a replay connection: the source's sql_mode (our
-/// literals use backslash escapes, so never NO_BACKSLASH_ESCAPES), no
-/// foreign-key or unique checks during the load, UTC.
-async fn session_setup(conn: &mut MySqlConnection, schema: &Schema) -> Result<()> {
-    exec(
+/// The session settings of a replay connection: the source's sql_mode
+/// (checked; our literals use backslash escapes, so never
+/// NO_BACKSLASH_ESCAPES, and the server must agree), no foreign-key or
+/// unique checks during the load, UTC.
+fn session_setup(conn: &mut Conn, schema: &Schema, plan: &Plan) -> Result<()> {
+    run(
         conn,
         &format!(
             "SET SESSION sql_mode = {}, FOREIGN_KEY_CHECKS = 0, UNIQUE_CHECKS = 0, time_zone = '+00:00'",
-            sql_mode_literal(&schema.server.sql_mode)
+            plan.session_mode
         ),
-    )
-    .await?;
+    )?;
+    let mode = conn.text_value("SELECT @@SESSION.sql_mode")?;
+    if mode.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
+        return Err(Error::Target(
+            "the target session keeps NO_BACKSLASH_ESCAPES, which replay cannot run under".into(),
+        ));
+    }
     if schema.tables.iter().any(|t| t.primary_key.is_empty()) {
         // MySQL 8.0.13+ (Aiven turns it on). MariaDB has no such variable.
-        if let Err(e) = exec(conn, "SET SESSION sql_require_primary_key = 0").await {
+        if let Err(e) = run(conn, "SET SESSION sql_require_primary_key = 0") {
             let msg = e.to_string();
             if !msg.contains("Unknown system variable") {
                 let names: Vec<&str> = schema
@@ -578,135 +853,152 @@ pub(crate) fn views_in_order(views: &[Object]) -> Vec<&Object> {
     out
 }
 
-async fn create_objects(
-    conn: &mut MySqlConnection,
-    schema: &Schema,
-    target_flavor: &str,
-) -> Result<()> {
-    let views = views_in_order(&schema.views);
-    let rest = schema
-        .triggers
-        .iter()
-        .chain(&schema.routines)
-        .chain(&schema.events);
-    for obj in views.into_iter().chain(rest) {
-        exec(
-            conn,
-            &format!("SET SESSION sql_mode = {}", sql_mode_literal(&obj.sql_mode)),
-        )
-        .await?;
-        exec(conn, &adapt_for_target(&obj.create, target_flavor))
-            .await
-            .map_err(|e| {
-                Error::Target(format!(
-                    "creating {} {}: {e}",
-                    obj.kind.to_lowercase(),
-                    obj.name
-                ))
-            })?;
-    }
-    Ok(())
-}
-
-async fn count_objects(conn: &mut MySqlConnection, db: &str) -> Result<usize> {
+fn count_objects(conn: &mut Conn, db: &str) -> Result<usize> {
     let q = quote(db);
-    let n = text_value(
-        conn,
-        &format!(
-            "SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {q}) + \
-             (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q}) + \
-             (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
-             (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})"
-        ),
-    )
-    .await?;
+    let n = conn.text_value(&format!(
+        "SELECT (SELECT COUNT(*) FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})"
+    ))?;
     Ok(n.parse().unwrap_or(0))
 }
 
 /// Rows and content checksum of a table, computed exactly as the dump
-/// computes them (same SELECT, same encoder).
-pub(crate) async fn table_checksum(
-    conn: &mut MySqlConnection,
-    t: &Table,
-    db: &str,
-) -> Result<(u64, String)> {
+/// computes them (same SELECT, same encoder, same client).
+fn table_checksum(conn: &mut Conn, t: &Table, db: &str) -> Result<(u64, String)> {
     let mut hasher = Sha256::new();
-    let select = t.select(db);
-    let mut rows = sqlx::raw_sql(&select).fetch(&mut *conn);
     let kinds: Vec<_> = t.columns.iter().map(|c| c.kind).collect();
-    let mut buf = Vec::with_capacity(64 * 1024);
-    let mut n = 0u64;
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .context(|| format!("reading back table {}", t.name))?
-    {
-        push_row(&mut buf, &kinds, None, |i| {
-            sqlx::Row::try_get_unchecked(&row, i)
+    let mut buf = Vec::with_capacity(1 << 20);
+    let n = conn
+        .stream(&t.select(db), &mut |row| {
+            push_row(&mut buf, &kinds, None, |i| Ok::<_, Error>(row.get(i)))?;
+            if buf.len() >= 1 << 20 {
+                hasher.update(&buf);
+                buf.clear();
+            }
+            Ok(())
         })
-        .context(|| format!("reading table {}", t.name))?;
-        n += 1;
-        if buf.len() >= 1 << 20 {
-            hasher.update(&buf);
-            buf.clear();
-        }
-    }
+        .map_err(|e| Error::Target(format!("reading back table {}: {e}", t.name)))?;
     hasher.update(&buf);
     Ok((n, hex::encode(hasher.finalize())))
 }
 
 /// Turns the row lines of a table item into multi-row INSERTs of about
-/// `batch` bytes and runs them.
+/// `batch` bytes and runs them; every line is checked against the row
+/// grammar first (`guard::check_row`).
 struct BatchWriter<'a> {
-    rt: &'a tokio::runtime::Runtime,
-    conn: &'a mut MySqlConnection,
-    prefix: String,
+    conn: &'a mut Conn,
+    table: &'a str,
+    columns: usize,
+    /// `stmt` starts with the INSERT prefix, this long.
+    prefix_len: usize,
     stmt: Vec<u8>,
     rows_in_stmt: usize,
     batch: usize,
-    error: Option<String>,
+    /// Lines seen so far.
+    line: u64,
+    /// Why writing stopped (a refused line, a failed INSERT).
+    error: Option<Error>,
 }
 
 impl BatchWriter<'_> {
     fn add_line(&mut self, line: &[u8]) -> std::io::Result<()> {
-        if self.rows_in_stmt == 0 {
-            self.stmt.clear();
-            self.stmt.extend_from_slice(self.prefix.as_bytes());
-        } else {
+        self.line += 1;
+        if let Err(e) = guard::check_row(line, self.columns) {
+            let err = refused(
+                format!("line {} of table {}", self.line, self.table),
+                format!("{e}, not a row as lifeboat writes them"),
+            );
+            let msg = err.to_string();
+            self.error = Some(err);
+            return Err(std::io::Error::other(msg));
+        }
+        if self.rows_in_stmt > 0 {
             self.stmt.push(b',');
         }
         self.stmt.extend_from_slice(line);
         self.rows_in_stmt += 1;
         if self.stmt.len() >= self.batch {
-            self.run()?;
+            if let Err(e) = self.flush() {
+                let msg = e.to_string();
+                self.error = Some(e);
+                return Err(std::io::Error::other(msg));
+            }
         }
         Ok(())
     }
 
-    fn run(&mut self) -> std::io::Result<()> {
+    /// Run the statement so far, if it has rows.
+    fn flush(&mut self) -> Result<()> {
         if self.rows_in_stmt == 0 {
             return Ok(());
         }
         self.rows_in_stmt = 0;
-        // Our own encoder wrote every byte; only text values carry UTF-8 from
-        // the source, and binary values are hex: the statement is valid UTF-8
-        // unless the source held invalid UTF-8 in a text column.
-        let sql = String::from_utf8_lossy(&self.stmt);
-        let r = self
-            .rt
-            .block_on(sqlx::raw_sql(&sql).execute(&mut *self.conn));
-        if let Err(e) = r {
-            let msg = e.to_string();
-            self.error = Some(msg.clone());
-            return Err(std::io::Error::other(msg));
-        }
-        Ok(())
+        // Row data never goes into messages: the statement is named by its table.
+        let what = format!("INSERT INTO {}", ident(self.table));
+        let r = self.conn.execute_bytes(&self.stmt, &what);
+        self.stmt.truncate(self.prefix_len);
+        r
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lifeboat_testkit::mariadb::{self, TestDb};
+
+    fn options(db: &str) -> MysqlOptions {
+        MysqlOptions {
+            url: mariadb::url(db),
+            password: None,
+            ca_file: None,
+            ssl_mode: Some(crate::connect::SslMode::Disabled),
+        }
+    }
+
+    /// The guarantee under every check: a replay connection runs one
+    /// statement per call, and the server itself refuses a second one.
+    #[test]
+    fn the_server_refuses_a_second_statement_on_a_replay_connection() {
+        let target = TestDb::new("onestmt");
+        let evil = format!("{}_evil", target.name);
+        let mut conn = connect(&options(&target.name)).expect("connect");
+        assert_eq!(
+            conn.announced() & crate::wire::NEVER,
+            0,
+            "CLIENT_MULTI_STATEMENTS or CLIENT_LOCAL_FILES announced"
+        );
+        run(&mut conn, &format!("USE {}", ident(&target.name))).expect("use");
+        for sql in [
+            format!("SELECT 1; CREATE DATABASE {}", ident(&evil)),
+            format!("CREATE TABLE t (a int); CREATE DATABASE {}", ident(&evil)),
+            format!("DO 1;CREATE DATABASE {}", ident(&evil)),
+        ] {
+            let e = run(&mut conn, &sql).expect_err(&sql).to_string();
+            assert!(e.contains("error 1064") && e.contains("syntax"), "{e}");
+        }
+        // A trailing ';' alone is one statement.
+        run(&mut conn, "DO 1;").expect("one statement");
+        let dbs = conn.text_rows("SHOW DATABASES").expect("list");
+        assert!(
+            !dbs.iter()
+                .any(|r| r.first().cloned().flatten().as_deref() == Some(evil.as_str())),
+            "{evil} exists"
+        );
+        assert_eq!(
+            mariadb::sql(None, &format!("SHOW DATABASES LIKE '{evil}'")).trim(),
+            ""
+        );
+        // LOAD DATA LOCAL cannot reach a client file.
+        let e = run(
+            &mut conn,
+            "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE t",
+        )
+        .expect_err("local infile")
+        .to_string();
+        assert!(!e.is_empty());
+    }
 
     #[test]
     fn views_come_after_the_views_they_use() {

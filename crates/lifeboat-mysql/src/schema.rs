@@ -6,10 +6,9 @@
 //! statements are never written at all.
 
 use serde::{Deserialize, Serialize};
-use sqlx::{MySqlConnection, Row};
 
 use crate::encode::{ident, Kind};
-use crate::error::{Context, Result};
+use crate::error::Result;
 
 /// The `source` name of this crate's items.
 pub const SOURCE: &str = "mysql";
@@ -287,40 +286,6 @@ pub fn adapt_for_target(create: &str, target_flavor: &str) -> String {
     } else {
         create.to_string()
     }
-}
-
-/// Run a query with the text protocol and return every row as strings.
-pub(crate) async fn text_rows(
-    conn: &mut MySqlConnection,
-    sql: &str,
-) -> Result<Vec<Vec<Option<String>>>> {
-    let rows = sqlx::raw_sql(sql)
-        .fetch_all(&mut *conn)
-        .await
-        .context(|| short(sql))?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            (0..r.len())
-                .map(|i| {
-                    r.try_get_unchecked::<Option<&[u8]>, _>(i)
-                        .ok()
-                        .flatten()
-                        .map(|b| String::from_utf8_lossy(b).into_owned())
-                })
-                .collect()
-        })
-        .collect())
-}
-
-/// One value of one row, or an empty string.
-pub(crate) async fn text_value(conn: &mut MySqlConnection, sql: &str) -> Result<String> {
-    Ok(text_rows(conn, sql)
-        .await?
-        .into_iter()
-        .next()
-        .and_then(|r| r.into_iter().next().flatten())
-        .unwrap_or_default())
 }
 
 /// The first 80 characters of a statement, for messages.

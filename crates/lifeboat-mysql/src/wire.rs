@@ -6,7 +6,13 @@
 //! row path (two nested async streams, a row object and a shared buffer
 //! handle per row) cost about 300 ns a row, a third of the dump's client
 //! CPU (docs/BENCHMARKS.md). This reader parses the packets where they lie.
-//! Everything else (replay, checks, exports) stays on sqlx.
+//!
+//! Replay and its read-back check use it too, for another reason: every
+//! statement a replay sends comes from a snapshot, which a compromised
+//! backup host can forge. sqlx always announces `CLIENT_MULTI_STATEMENTS`
+//! (not configurable), so `a; b` would run two statements; this client never
+//! does, so the server itself refuses anything after the first statement
+//! (a syntax error), whatever lifeboat's own checks (`guard`) missed.
 //!
 //! What it speaks, and what it deliberately does not:
 //! - handshake v10 with `CLIENT_PROTOCOL_41`; TLS by `SSLRequest`, with the
@@ -15,7 +21,10 @@
 //!   the full login over TLS); a full login without TLS, which needs the
 //!   server's RSA key, is refused with what to do;
 //! - `COM_QUERY` with one statement (no `CLIENT_MULTI_STATEMENTS`: a
-//!   statement can never smuggle a second one), EOF-terminated results;
+//!   statement can never smuggle a second one; no `CLIENT_LOCAL_FILES`: the
+//!   server cannot ask for a client file, and a request is refused anyway),
+//!   EOF-terminated results; an OK or EOF packet announcing more results
+//!   (which only a second statement could produce) is an error;
 //! - packets of 16 MiB and more (a row with a big BLOB) are joined.
 
 use std::io::{Read, Write};
@@ -44,6 +53,11 @@ const SECURE_CONNECTION: u32 = 0x8000;
 const MULTI_RESULTS: u32 = 0x2_0000;
 const PLUGIN_AUTH: u32 = 0x8_0000;
 const PLUGIN_AUTH_LENENC_DATA: u32 = 0x20_0000;
+/// Never announced: `CLIENT_LOCAL_FILES` and `CLIENT_MULTI_STATEMENTS`.
+#[cfg(test)]
+pub(crate) const NEVER: u32 = 0x80 | 0x1_0000;
+/// `SERVER_MORE_RESULTS_EXISTS` in an OK or EOF packet's status.
+const MORE_RESULTS: u16 = 0x0008;
 /// utf8mb4_general_ci, as sqlx announces it.
 const UTF8MB4: u8 = 45;
 const MAX_PACKET: u32 = 1 << 30;
@@ -118,7 +132,11 @@ pub(crate) struct Conn {
     start: usize,
     end: usize,
     big: Vec<u8>,
+    /// Outgoing packets, kept between queries.
+    out: Vec<u8>,
     seq: u8,
+    /// The capabilities this client announced at login.
+    caps: u32,
     /// The server's version string from the handshake.
     pub server_version: String,
     /// `user@host:port`, for messages.
@@ -157,7 +175,9 @@ impl Conn {
             start: 0,
             end: 0,
             big: Vec::new(),
+            out: Vec::new(),
             seq: 0,
+            caps: 0,
             server_version: String::new(),
             who: who.clone(),
         };
@@ -205,8 +225,10 @@ impl Conn {
             | PLUGIN_AUTH
             | PLUGIN_AUTH_LENENC_DATA;
         caps &= hs.caps | PROTOCOL_41;
+        self.caps = caps;
         if tls {
             caps |= SSL;
+            self.caps = caps;
             let mut req = Vec::with_capacity(32);
             req.extend_from_slice(&caps.to_le_bytes());
             req.extend_from_slice(&MAX_PACKET.to_le_bytes());
@@ -423,35 +445,64 @@ impl Conn {
     }
 
     fn send(&mut self, what: &str, payload: &[u8]) -> Result<()> {
-        let mut out = Vec::with_capacity(payload.len() + 8);
+        self.send_parts(what, None, payload)
+    }
+
+    /// Send `head` (one byte, if any) and `payload` as one logical packet,
+    /// cut into 16 MiB pieces, copied once into the reused output buffer.
+    fn send_parts(&mut self, what: &str, head: Option<u8>, payload: &[u8]) -> Result<()> {
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let total = payload.len() + usize::from(head.is_some());
+        out.reserve(total + 4 * (total / FULL + 1));
+        let mut head = head;
         let mut rest = payload;
         loop {
-            let n = rest.len().min(FULL);
+            let n = (rest.len() + usize::from(head.is_some())).min(FULL);
             out.extend_from_slice(&(n as u32).to_le_bytes()[..3]);
             out.push(self.seq);
             self.seq = self.seq.wrapping_add(1);
-            out.extend_from_slice(&rest[..n]);
-            rest = &rest[n..];
+            let mut take = n;
+            if let Some(h) = head.take() {
+                out.push(h);
+                take -= 1;
+            }
+            out.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
             if n < FULL {
                 break;
             }
         }
-        self.io
+        let r = self
+            .io
             .write_all(&out)
-            .map_err(|e| protocol(what, format!("{e} (the connection to {} failed)", self.who)))
+            .map_err(|e| protocol(what, format!("{e} (the connection to {} failed)", self.who)));
+        // Keep a modest buffer, not the biggest statement ever sent.
+        if out.capacity() <= 8 << 20 {
+            self.out = out;
+        }
+        r
     }
 
     /// Send a query; returns the column count (0: no result set).
-    fn query(&mut self, sql: &str, what: &str) -> Result<usize> {
+    fn query(&mut self, sql: &[u8], what: &str) -> Result<usize> {
         self.seq = 0;
-        let mut q = Vec::with_capacity(sql.len() + 1);
-        q.push(3); // COM_QUERY
-        q.extend_from_slice(sql.as_bytes());
-        self.send(what, &q)?;
+        self.send_parts(what, Some(3), sql)?; // COM_QUERY
         let p = self.packet(what)?;
         let head = self.bytes(p);
         match head.first() {
-            Some(0x00) => Ok(0),
+            Some(0x00) => {
+                let mut i = 1;
+                let _affected = lenenc(head, &mut i);
+                let _insert_id = lenenc(head, &mut i);
+                let status = head
+                    .get(i..i + 2)
+                    .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]));
+                if status & MORE_RESULTS != 0 {
+                    return Err(more_results(what));
+                }
+                Ok(0)
+            }
             Some(0xFF) => Err(server_error(what, head)),
             Some(0xFB) => Err(protocol(what, "the server asked for a local file; refused")),
             _ => {
@@ -478,7 +529,7 @@ impl Conn {
         each: &mut dyn FnMut(&Row<'_>) -> Result<()>,
     ) -> Result<u64> {
         let what = crate::schema::short(sql);
-        let n = self.query(sql, &what)?;
+        let n = self.query(sql.as_bytes(), &what)?;
         if n == 0 {
             return Ok(0);
         }
@@ -488,6 +539,12 @@ impl Conn {
             let p = self.packet(&what)?;
             let data = self.bytes(p);
             if is_eof(data) {
+                let status = data
+                    .get(3..5)
+                    .map_or(0, |s| u16::from_le_bytes([s[0], s[1]]));
+                if status & MORE_RESULTS != 0 {
+                    return Err(more_results(&what));
+                }
                 return Ok(rows);
             }
             if data.first() == Some(&0xFF) {
@@ -524,6 +581,34 @@ impl Conn {
         self.stream(sql, &mut |_| Ok(())).map(|_| ())
     }
 
+    /// Run one statement that returns no rows (DDL, INSERT, SET), given as
+    /// bytes (row data need not be UTF-8); `what` names it in errors. The
+    /// server's error comes back with its code and message. A statement
+    /// that returns rows is an error (nothing replay sends does).
+    pub fn execute_bytes(&mut self, sql: &[u8], what: &str) -> Result<()> {
+        match self.query(sql, what)? {
+            0 => Ok(()),
+            _ => {
+                // Drain the rows so the connection stays usable, then refuse.
+                loop {
+                    let p = self.packet(what)?;
+                    let data = self.bytes(p);
+                    if is_eof(data) || data.first() == Some(&0xFF) {
+                        break;
+                    }
+                }
+                Err(protocol(what, "the statement returned rows; expected none"))
+            }
+        }
+    }
+
+    /// The capabilities this client announced (tests check that
+    /// `CLIENT_MULTI_STATEMENTS` and `CLIENT_LOCAL_FILES` are not among them).
+    #[cfg(test)]
+    pub fn announced(&self) -> u32 {
+        self.caps
+    }
+
     /// Every row of `sql` as text (binary values lossily).
     pub fn text_rows(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>> {
         let mut out = Vec::new();
@@ -547,6 +632,13 @@ impl Conn {
             .and_then(|r| r.into_iter().next().flatten())
             .unwrap_or_default())
     }
+}
+
+fn more_results(what: &str) -> Error {
+    protocol(
+        what,
+        "the server announced more results than one statement gives; refused",
+    )
 }
 
 fn is_eof(p: &[u8]) -> bool {

@@ -170,6 +170,7 @@ pub fn run(
             target: target.clone(),
             force: true,
             allow_source: false,
+            trust_object_bodies: false,
             connections: plan.connections.max(1),
             verify: false,
         };

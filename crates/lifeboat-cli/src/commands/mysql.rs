@@ -137,6 +137,7 @@ pub fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
         lifeboat_mysql::Error::Mismatch(m) => exit::damaged(format!(
             "the replayed database does not match the snapshot: {m}"
         )),
+        lifeboat_mysql::Error::Refused(m) => exit::damaged(m),
         lifeboat_mysql::Error::Target(m) | lifeboat_mysql::Error::Invalid(m) => exit::usage(m),
         other => anyhow::Error::new(other),
     }
@@ -173,6 +174,7 @@ pub fn restore(
         target: staging_target(ctx, args.target.clone())?,
         force: args.force,
         allow_source: args.allow_source,
+        trust_object_bodies: args.trust_object_bodies,
         connections: args.connections,
         verify: true,
     };

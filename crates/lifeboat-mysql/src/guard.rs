@@ -1,0 +1,1428 @@
+//! What a forged snapshot cannot get past. A compromised backup host holds
+//! the backup key and can write any snapshot: its `_schema` item (names,
+//! CREATE texts, sql_modes, charset) and its row lines. Replay runs them on
+//! a staging server with a powerful account, so before anything is sent:
+//!
+//! - names are checked ([`check_name`]) and always quoted;
+//! - sql_modes are lists of mode names ([`check_sql_mode`]), nothing else;
+//! - each CREATE text is tokenized (`lexer`) and its head must be the
+//!   statement the schema entry says, naming the entry itself, unqualified
+//!   or qualified by the snapshot's own database (mapped to the target);
+//!   a trigger's `ON` table must be a table of this snapshot;
+//! - no text may name another database, or use a statement or clause that
+//!   reaches beyond the target database (GRANT, SET GLOBAL, users,
+//!   databases, files, plugins, replication, dynamic SQL...);
+//!   see [`check_table`] and [`check_object`] for what exactly;
+//! - a `;` may only end the statement, or separate statements inside a
+//!   BEGIN ... END body (the server, which replay reaches without
+//!   CLIENT_MULTI_STATEMENTS, refuses a second statement anyway);
+//! - every row line must be what the dump's encoder writes ([`check_row`]).
+//!
+//! Objects' bodies (views, triggers, routines, events) run later, when
+//! someone uses the object, with the privileges of the account that
+//! replayed them (DEFINER clauses are stripped at dump time and refused
+//! here). So a body that names a database other than the target that exists
+//! on the target server, or a system schema, is refused, as are the
+//! statements above; a body reaches the server byte for byte as stored.
+
+use std::collections::HashSet;
+
+use crate::lexer::{ident_value, tokens, Dialect, Kind, Token};
+use crate::schema::Object;
+
+/// The longest identifier MySQL and MariaDB accept, in characters.
+const MAX_NAME: usize = 64;
+
+/// A name from the snapshot, before any use: not empty, at most 64
+/// characters, no NUL (the server would cut the name there), no `/`
+/// for databases (item names use it as the separator).
+pub(crate) fn check_name(what: &str, name: &str, database: bool) -> Result<(), String> {
+    let chars = name.chars().count();
+    if chars == 0 || chars > MAX_NAME {
+        return Err(format!(
+            "{what} name {:?} is {chars} characters long (1 to {MAX_NAME} allowed)",
+            crate::schema::short(name)
+        ));
+    }
+    if name.contains('\0') {
+        return Err(format!("{what} name {name:?} contains a NUL byte"));
+    }
+    if database && name.contains('/') {
+        return Err(format!("{what} name {name:?} contains '/'"));
+    }
+    Ok(())
+}
+
+/// A sql_mode from the snapshot: mode names joined by commas, as servers
+/// print them. Anything else cannot be a mode and is refused before it is
+/// quoted into `SET SESSION sql_mode = '...'`.
+pub(crate) fn check_sql_mode(mode: &str) -> Result<(), String> {
+    if mode
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b',')
+    {
+        Ok(())
+    } else {
+        Err(format!(
+            "the sql_mode {:?} is not a list of mode names",
+            crate::schema::short(mode)
+        ))
+    }
+}
+
+/// Where replay runs, for the checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Scope {
+    /// The database the snapshot was taken from (its own name in texts).
+    pub source_db: String,
+    /// The database replayed into.
+    pub target_db: String,
+    /// Every other database the target server shows this account,
+    /// lowercased (a body naming one of them is refused).
+    pub other_dbs: HashSet<String>,
+    /// The snapshot's tables (a trigger's `ON` must name one).
+    pub tables: Vec<String>,
+}
+
+/// Schemas a body may never name: the grant tables and server
+/// configuration. (information_schema is read-only and allowed.)
+const SYSTEM_SCHEMAS: [&str; 3] = ["mysql", "performance_schema", "sys"];
+
+/// Words that, wherever they appear as code, mean a statement or clause
+/// that reaches beyond the target database, or SQL built at run time that
+/// no check can see; with the reason given in the refusal.
+const FORBIDDEN: [(&str, &str); 30] = [
+    ("GRANT", "privileges"),
+    ("REVOKE", "privileges"),
+    ("IDENTIFIED", "accounts"),
+    ("DEFINER", "definers (lifeboat strips them at dump time)"),
+    ("GLOBAL", "server-wide settings"),
+    ("PERSIST", "server-wide settings"),
+    ("PERSIST_ONLY", "server-wide settings"),
+    ("OUTFILE", "writing server files"),
+    ("DUMPFILE", "writing server files"),
+    ("INFILE", "reading server or client files"),
+    ("LOAD_FILE", "reading server files"),
+    ("DIRECTORY", "files outside the data directory"),
+    ("PREPARE", "dynamic SQL, which cannot be checked"),
+    ("EXECUTE", "dynamic SQL, which cannot be checked"),
+    ("DEALLOCATE", "dynamic SQL, which cannot be checked"),
+    ("INSTALL", "plugins"),
+    ("UNINSTALL", "plugins"),
+    ("SONAME", "loadable functions"),
+    ("SHUTDOWN", "stopping the server"),
+    ("RESTART", "stopping the server"),
+    ("KILL", "other sessions"),
+    ("FLUSH", "server-wide state"),
+    ("RESET", "server-wide state"),
+    ("PURGE", "binary logs"),
+    ("MASTER", "replication"),
+    ("SLAVE", "replication"),
+    ("REPLICA", "replication"),
+    ("REPLICATION", "replication"),
+    ("BINLOG", "binary logs"),
+    ("INSTANCE", "server-wide state"),
+];
+
+/// `CREATE|DROP|ALTER|RENAME` followed by one of these is about something
+/// other than this database's own objects.
+const FORBIDDEN_OBJECTS: [&str; 9] = [
+    "USER",
+    "ROLE",
+    "DATABASE",
+    "SCHEMA",
+    "SERVER",
+    "TABLESPACE",
+    "LOGFILE",
+    "RESOURCE",
+    "PACKAGE",
+];
+
+/// Storage engines a table may use: those that keep the table in the
+/// database's own files. (FEDERATED, CONNECT, SPIDER, S3... reach other
+/// servers or files.)
+const ENGINES: [&str; 13] = [
+    "INNODB",
+    "MYISAM",
+    "ARIA",
+    "MEMORY",
+    "HEAP",
+    "CSV",
+    "ARCHIVE",
+    "BLACKHOLE",
+    "ROCKSDB",
+    "TOKUDB",
+    "MRG_MYISAM",
+    "MERGE",
+    "SEQUENCE",
+];
+
+/// A tokenized statement.
+struct Stmt<'a> {
+    sql: &'a str,
+    toks: Vec<Token>,
+}
+
+impl Stmt<'_> {
+    fn text(&self, k: usize) -> &str {
+        self.toks
+            .get(k)
+            .map_or("(end of text)", |t| &self.sql[t.start..t.end])
+    }
+
+    fn is_word(&self, k: usize, w: &str) -> bool {
+        self.toks
+            .get(k)
+            .is_some_and(|t| t.kind == Kind::Word && self.text(k).eq_ignore_ascii_case(w))
+    }
+
+    fn upper(&self, k: usize) -> Option<String> {
+        self.toks
+            .get(k)
+            .filter(|t| t.kind == Kind::Word)
+            .map(|_| self.text(k).to_ascii_uppercase())
+    }
+
+    fn is_punct(&self, k: usize, c: u8) -> bool {
+        self.toks.get(k).is_some_and(|t| t.kind == Kind::Punct(c))
+    }
+
+    fn is_name(&self, k: usize) -> bool {
+        self.toks
+            .get(k)
+            .is_some_and(|t| matches!(t.kind, Kind::Word | Kind::Quoted))
+    }
+
+    fn ident(&self, k: usize) -> Option<String> {
+        self.toks.get(k).and_then(|t| ident_value(self.sql, t))
+    }
+
+    fn expect(&self, k: &mut usize, w: &str) -> Result<(), String> {
+        if self.is_word(*k, w) {
+            *k += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {w}, found {:?}", self.text(*k)))
+        }
+    }
+
+    fn eat(&self, k: &mut usize, w: &str) -> bool {
+        let yes = self.is_word(*k, w);
+        if yes {
+            *k += 1;
+        }
+        yes
+    }
+}
+
+/// A name in a head: `name` or `db.name`, token indexes.
+struct HeadName {
+    qualifier: Option<usize>,
+    name: usize,
+}
+
+fn head_name(s: &Stmt<'_>, k: &mut usize) -> Result<HeadName, String> {
+    if !s.is_name(*k) {
+        return Err(format!("expected a name, found {:?}", s.text(*k)));
+    }
+    if s.is_punct(*k + 1, b'.') && s.is_name(*k + 2) {
+        let n = HeadName {
+            qualifier: Some(*k),
+            name: *k + 2,
+        };
+        *k += 3;
+        Ok(n)
+    } else {
+        let n = HeadName {
+            qualifier: None,
+            name: *k,
+        };
+        *k += 1;
+        Ok(n)
+    }
+}
+
+/// A change to a head: replace bytes `start..end` with `with`.
+struct Edit {
+    start: usize,
+    end: usize,
+    with: String,
+}
+
+/// Check that a qualifier, if any, is the snapshot's own database, and
+/// plan to write the target's name there instead.
+fn map_qualifier(
+    s: &Stmt<'_>,
+    n: &HeadName,
+    scope: &Scope,
+    edits: &mut Vec<Edit>,
+) -> Result<(), String> {
+    let Some(q) = n.qualifier else {
+        return Ok(());
+    };
+    let db = s.ident(q).unwrap_or_default();
+    if db != scope.source_db && db != scope.target_db {
+        return Err(format!(
+            "it names {} in the database `{db}`, not in the snapshot's own database `{}`",
+            s.text(n.name),
+            scope.source_db
+        ));
+    }
+    edits.push(Edit {
+        start: s.toks[q].start,
+        end: s.toks[n.name].start,
+        with: format!("{}.", crate::encode::ident(&scope.target_db)),
+    });
+    Ok(())
+}
+
+fn apply(sql: &str, edits: &[Edit]) -> String {
+    let mut out = String::with_capacity(sql.len() + 64);
+    let mut at = 0;
+    for e in edits {
+        out.push_str(&sql[at..e.start]);
+        out.push_str(&e.with);
+        at = e.end;
+    }
+    out.push_str(&sql[at..]);
+    out
+}
+
+fn expect_name(s: &Stmt<'_>, n: &HeadName, want: &str) -> Result<(), String> {
+    let got = s.ident(n.name).unwrap_or_default();
+    if got != want {
+        return Err(format!(
+            "it creates {}, not the entry's own name `{want}`",
+            s.text(n.name)
+        ));
+    }
+    Ok(())
+}
+
+/// How references to other databases are judged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refs {
+    /// A table: nothing may be qualified by a database but the target.
+    Table,
+    /// A body: nothing may name a system schema or another database that
+    /// exists on the target server; three-part names only the target.
+    Body { trigger: bool },
+}
+
+/// Refuse references to other databases in tokens `from..`.
+fn check_refs(s: &Stmt<'_>, from: usize, scope: &Scope, refs: Refs) -> Result<(), String> {
+    let n = s.toks.len();
+    for k in from..n {
+        if !s.is_name(k) || !s.is_punct(k + 1, b'.') {
+            continue;
+        }
+        if !(s.is_name(k + 2) || s.is_punct(k + 2, b'*')) {
+            continue;
+        }
+        if k > 0 && (s.is_punct(k - 1, b'.') || s.is_punct(k - 1, b'@')) {
+            continue; // a later part, or a variable's scope (@@session.x)
+        }
+        let q = s.ident(k).unwrap_or_default();
+        if q == scope.target_db {
+            continue;
+        }
+        let lower = q.to_lowercase();
+        let three_part = s.is_punct(k + 3, b'.') && (s.is_name(k + 4) || s.is_punct(k + 4, b'*'));
+        let refused = match refs {
+            Refs::Table => true,
+            Refs::Body { trigger } => {
+                if trigger
+                    && !three_part
+                    && (lower == "new" || lower == "old")
+                    && s.toks[k].kind == Kind::Word
+                {
+                    false
+                } else {
+                    SYSTEM_SCHEMAS.contains(&lower.as_str())
+                        || scope.other_dbs.contains(&lower)
+                        || (three_part && lower != "information_schema")
+                }
+            }
+        };
+        if refused {
+            return Err(format!(
+                "it refers to the database `{q}` ({}{}{}): replay keeps every object inside the target database",
+                s.text(k),
+                s.text(k + 1),
+                s.text(k + 2)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Refuse forbidden words and statements anywhere in the text.
+fn check_words(s: &Stmt<'_>, table: bool) -> Result<(), String> {
+    for k in 0..s.toks.len() {
+        let Some(w) = s.upper(k) else { continue };
+        if k > 0 && s.is_punct(k - 1, b'.') {
+            continue; // a qualified name's part, not a keyword
+        }
+        if let Some((_, why)) = FORBIDDEN.iter().find(|(f, _)| *f == w) {
+            return Err(format!("it uses {w} ({why})"));
+        }
+        let next = s.upper(k + 1).unwrap_or_default();
+        match w.as_str() {
+            "CREATE" | "DROP" | "ALTER" | "RENAME"
+                if FORBIDDEN_OBJECTS.contains(&next.as_str()) =>
+            {
+                return Err(format!("it uses {w} {next}"));
+            }
+            "SET" if next == "PASSWORD" || (next == "DEFAULT" && s.is_word(k + 2, "ROLE")) => {
+                return Err(format!("it uses SET {next} (accounts)"));
+            }
+            "BACKUP" if next == "STAGE" || next == "LOCK" => {
+                return Err(format!("it uses BACKUP {next} (server-wide locks)"));
+            }
+            "SELECT" if table => {
+                return Err("a table's CREATE text holds a SELECT".into());
+            }
+            "CONNECTION" if table => {
+                return Err("it uses CONNECTION (a table on another server)".into());
+            }
+            "ENGINE" if table => {
+                let mut v = k + 1;
+                if s.is_punct(v, b'=') {
+                    v += 1;
+                }
+                let engine = s.ident(v).unwrap_or_default();
+                if !ENGINES.contains(&engine.to_ascii_uppercase().as_str()) {
+                    return Err(format!(
+                        "it uses the storage engine {engine:?} (replay allows {})",
+                        ENGINES.join(", ")
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// A `;` may only be the last token.
+fn check_single(s: &Stmt<'_>, from: usize) -> Result<(), String> {
+    let last = s.toks.len().saturating_sub(1);
+    for k in from..s.toks.len() {
+        if s.is_punct(k, b';') && k != last {
+            return Err(format!(
+                "a ';' at byte {} ends the statement and more follows",
+                s.toks[k].start
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Blocks of a stored program body, to tell the `;` inside them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Block {
+    Begin,
+    CaseStmt,
+    CaseExpr,
+    If,
+    Loop,
+    While,
+    Repeat,
+    For,
+}
+
+/// A body from token `from`: `;` only inside BEGIN ... END (or IF, LOOP,
+/// WHILE, REPEAT, CASE, FOR blocks), or as the last token. This is not
+/// what keeps a second statement out (the server does, without
+/// CLIENT_MULTI_STATEMENTS); it makes the refusal lifeboat's own, with a
+/// clear message.
+fn check_body(s: &Stmt<'_>, from: usize) -> Result<(), String> {
+    let n = s.toks.len();
+    let mut stack: Vec<Block> = Vec::new();
+    let mut stmt_start = true;
+    let mut k = from;
+    let unbalanced = |k: usize| {
+        format!(
+            "its body's BEGIN/END blocks do not balance (at byte {})",
+            s.toks.get(k).map_or(s.sql.len(), |t| t.start)
+        )
+    };
+    while k < n {
+        if s.is_punct(k, b';') {
+            if stack.is_empty() && k != n - 1 {
+                return Err(format!(
+                    "a ';' at byte {} ends the statement and more follows",
+                    s.toks[k].start
+                ));
+            }
+            stmt_start = true;
+            k += 1;
+            continue;
+        }
+        let Some(w) = s.upper(k) else {
+            stmt_start = false;
+            k += 1;
+            continue;
+        };
+        if stmt_start && s.is_punct(k + 1, b':') && !s.is_punct(k + 2, b'=') {
+            k += 2; // a label
+            continue;
+        }
+        let in_case_expr = stack.last() == Some(&Block::CaseExpr);
+        let mut next_start = false;
+        match w.as_str() {
+            "BEGIN" => {
+                stack.push(Block::Begin);
+                next_start = true;
+            }
+            "CASE" => stack.push(if stmt_start {
+                Block::CaseStmt
+            } else {
+                Block::CaseExpr
+            }),
+            "IF" if stmt_start => stack.push(Block::If),
+            "LOOP" if stmt_start => {
+                stack.push(Block::Loop);
+                next_start = true;
+            }
+            "WHILE" if stmt_start => stack.push(Block::While),
+            "REPEAT" if stmt_start => {
+                stack.push(Block::Repeat);
+                next_start = true;
+            }
+            "FOR" if stmt_start => stack.push(Block::For),
+            "THEN" | "ELSE" if !in_case_expr => next_start = true,
+            "DO" => next_start = true,
+            "END" => {
+                let closes = match s.upper(k + 1).as_deref() {
+                    Some("IF") => Some(Block::If),
+                    Some("CASE") => Some(Block::CaseStmt),
+                    Some("LOOP") => Some(Block::Loop),
+                    Some("WHILE") => Some(Block::While),
+                    Some("REPEAT") => Some(Block::Repeat),
+                    Some("FOR") => Some(Block::For),
+                    _ => None,
+                };
+                let top = stack.pop().ok_or_else(|| unbalanced(k))?;
+                match closes {
+                    Some(b) if b == top => k += 1,
+                    Some(_) => return Err(unbalanced(k)),
+                    None if matches!(top, Block::Begin | Block::CaseExpr) => {}
+                    None => return Err(unbalanced(k)),
+                }
+                // `END lbl` / `END LOOP lbl`.
+                if !matches!(top, Block::CaseExpr | Block::CaseStmt | Block::If)
+                    && s.is_name(k + 1)
+                    && !s.is_punct(k + 2, b'.')
+                    && s.upper(k + 1).as_deref() != Some("END")
+                {
+                    k += 1;
+                }
+            }
+            _ => {}
+        }
+        stmt_start = next_start;
+        k += 1;
+    }
+    if !stack.is_empty() {
+        return Err(unbalanced(n));
+    }
+    Ok(())
+}
+
+fn tokenize<'a>(sql: &'a str, d: Dialect) -> Result<Stmt<'a>, String> {
+    Ok(Stmt {
+        sql,
+        toks: tokens(sql, d)?,
+    })
+}
+
+/// A table's CREATE text, as it will be sent: `CREATE TABLE name (` with
+/// the entry's own name (qualified at most by the snapshot's database,
+/// which becomes the target's), no reference to another database (a
+/// FOREIGN KEY to `otherdb`.`t` is refused), no SELECT, no engine that
+/// reaches other servers or files, no DATA/INDEX DIRECTORY, one statement.
+pub(crate) fn check_table(
+    create: &str,
+    name: &str,
+    d: Dialect,
+    scope: &Scope,
+) -> Result<String, String> {
+    let s = tokenize(create, d)?;
+    let mut k = 0;
+    s.expect(&mut k, "CREATE")?;
+    s.expect(&mut k, "TABLE")?;
+    let n = head_name(&s, &mut k)?;
+    expect_name(&s, &n, name)?;
+    if !s.is_punct(k, b'(') {
+        return Err(format!(
+            "expected '(' after the table's name, found {:?}",
+            s.text(k)
+        ));
+    }
+    let mut edits = Vec::new();
+    map_qualifier(&s, &n, scope, &mut edits)?;
+    check_single(&s, k)?;
+    check_words(&s, true)?;
+    check_refs(&s, k, scope, Refs::Table)?;
+    Ok(apply(create, &edits))
+}
+
+/// One clause of the deferred `ALTER TABLE t ADD ...` (an index or foreign
+/// key taken out of the CREATE text): `ADD` and one definition, nothing
+/// that a table's text may not hold, no top-level `,` (which could append
+/// another alteration, a RENAME for one).
+pub(crate) fn check_alter_clause(clause: &str, d: Dialect, scope: &Scope) -> Result<(), String> {
+    let s = tokenize(clause, d)?;
+    let mut k = 0;
+    s.expect(&mut k, "ADD")?;
+    check_words(&s, true)?;
+    check_refs(&s, 0, scope, Refs::Table)?;
+    let mut depth = 0i32;
+    for t in &s.toks {
+        match t.kind {
+            Kind::Punct(b'(') => depth += 1,
+            Kind::Punct(b')') => depth -= 1,
+            Kind::Punct(b',') | Kind::Punct(b';') if depth == 0 => {
+                return Err(format!(
+                    "more than one definition in {:?}",
+                    crate::schema::short(clause)
+                ))
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return Err("unbalanced parentheses".into());
+        }
+    }
+    Ok(())
+}
+
+/// A view, trigger, routine or event, as it will be sent (see the module
+/// documentation). Heads:
+/// - `CREATE [OR REPLACE] [ALGORITHM = x] [SQL SECURITY INVOKER] VIEW name`;
+/// - `CREATE TRIGGER name {BEFORE|AFTER} event [OR event...] ON table
+///   FOR EACH ROW [{FOLLOWS|PRECEDES} other]`, `table` one of the snapshot's;
+/// - `CREATE [AGGREGATE] {PROCEDURE|FUNCTION} name (`, as the entry's kind;
+/// - `CREATE EVENT name ON SCHEDULE`.
+///
+/// With `trust_body`, the body's references and statements are not judged
+/// (the head and the one-statement rule still are).
+pub(crate) fn check_object(
+    obj: &Object,
+    d: Dialect,
+    scope: &Scope,
+    trust_body: bool,
+) -> Result<String, String> {
+    let s = tokenize(&obj.create, d)?;
+    let mut k = 0;
+    let mut edits = Vec::new();
+    s.expect(&mut k, "CREATE")?;
+    let kind = obj.kind.to_ascii_uppercase();
+    // References are judged from right after the names the head checks
+    // (an event's schedule, a routine's parameters, a view's columns count).
+    let refs_from: usize;
+    let body = match kind.as_str() {
+        "VIEW" => {
+            if s.eat(&mut k, "OR") {
+                s.expect(&mut k, "REPLACE")?;
+            }
+            if s.eat(&mut k, "ALGORITHM") {
+                if !s.is_punct(k, b'=') {
+                    return Err(format!(
+                        "expected '=' after ALGORITHM, found {:?}",
+                        s.text(k)
+                    ));
+                }
+                k += 1;
+                if !["UNDEFINED", "MERGE", "TEMPTABLE"]
+                    .iter()
+                    .any(|a| s.is_word(k, a))
+                {
+                    return Err(format!("unknown ALGORITHM {:?}", s.text(k)));
+                }
+                k += 1;
+            }
+            if s.eat(&mut k, "SQL") {
+                s.expect(&mut k, "SECURITY")?;
+                s.expect(&mut k, "INVOKER")?;
+            }
+            s.expect(&mut k, "VIEW")?;
+            let n = head_name(&s, &mut k)?;
+            expect_name(&s, &n, &obj.name)?;
+            map_qualifier(&s, &n, scope, &mut edits)?;
+            refs_from = k;
+            k
+        }
+        "TRIGGER" => {
+            s.expect(&mut k, "TRIGGER")?;
+            let n = head_name(&s, &mut k)?;
+            expect_name(&s, &n, &obj.name)?;
+            map_qualifier(&s, &n, scope, &mut edits)?;
+            if !(s.eat(&mut k, "BEFORE") || s.eat(&mut k, "AFTER")) {
+                return Err(format!("expected BEFORE or AFTER, found {:?}", s.text(k)));
+            }
+            loop {
+                if !["INSERT", "UPDATE", "DELETE"]
+                    .iter()
+                    .any(|e| s.eat(&mut k, e))
+                {
+                    return Err(format!(
+                        "expected INSERT, UPDATE or DELETE, found {:?}",
+                        s.text(k)
+                    ));
+                }
+                if !s.eat(&mut k, "OR") {
+                    break;
+                }
+            }
+            s.expect(&mut k, "ON")?;
+            let t = head_name(&s, &mut k)?;
+            let table = s.ident(t.name).unwrap_or_default();
+            if !scope.tables.iter().any(|x| x.eq_ignore_ascii_case(&table)) {
+                return Err(format!(
+                    "it is ON {}, which is no table of the snapshot's database",
+                    s.text(t.name)
+                ));
+            }
+            map_qualifier(&s, &t, scope, &mut edits).map_err(|e| format!("its ON table: {e}"))?;
+            refs_from = k;
+            s.expect(&mut k, "FOR")?;
+            s.expect(&mut k, "EACH")?;
+            s.expect(&mut k, "ROW")?;
+            if s.eat(&mut k, "FOLLOWS") || s.eat(&mut k, "PRECEDES") {
+                let o = head_name(&s, &mut k)?;
+                if o.qualifier.is_some() {
+                    return Err("its FOLLOWS/PRECEDES trigger is qualified".into());
+                }
+            }
+            k
+        }
+        "PROCEDURE" | "FUNCTION" => {
+            if kind == "FUNCTION" {
+                s.eat(&mut k, "AGGREGATE");
+            }
+            s.expect(&mut k, &kind)?;
+            let n = head_name(&s, &mut k)?;
+            expect_name(&s, &n, &obj.name)?;
+            map_qualifier(&s, &n, scope, &mut edits)?;
+            if !s.is_punct(k, b'(') {
+                return Err(format!(
+                    "expected '(' after the name, found {:?}",
+                    s.text(k)
+                ));
+            }
+            refs_from = k;
+            // The parameters, then RETURNS and characteristics; the body
+            // starts at the first statement word.
+            let mut depth = 0;
+            while k < s.toks.len() {
+                if s.is_punct(k, b'(') {
+                    depth += 1;
+                } else if s.is_punct(k, b')') {
+                    depth -= 1;
+                    if depth == 0 {
+                        k += 1;
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            let starts = [
+                "BEGIN", "IF", "CASE", "LOOP", "WHILE", "REPEAT", "FOR", "RETURN", "SELECT",
+                "INSERT", "UPDATE", "DELETE", "REPLACE", "SET", "CALL", "DO", "WITH",
+            ];
+            let mut b = k;
+            while b < s.toks.len()
+                && !(starts.iter().any(|w| s.is_word(b, w))
+                    || (s.is_name(b) && s.is_punct(b + 1, b':')))
+            {
+                b += 1;
+            }
+            if b == s.toks.len() {
+                k
+            } else {
+                b
+            }
+        }
+        "EVENT" => {
+            s.expect(&mut k, "EVENT")?;
+            let n = head_name(&s, &mut k)?;
+            expect_name(&s, &n, &obj.name)?;
+            map_qualifier(&s, &n, scope, &mut edits)?;
+            s.expect(&mut k, "ON")?;
+            refs_from = k;
+            s.expect(&mut k, "SCHEDULE")?;
+            while k < s.toks.len() && !s.is_word(k, "DO") {
+                k += 1;
+            }
+            if k == s.toks.len() {
+                return Err("an event without DO".into());
+            }
+            k + 1
+        }
+        other => {
+            return Err(format!(
+                "replay creates views, triggers, procedures, functions and events, not {other:?}"
+            ))
+        }
+    };
+    if kind == "VIEW" {
+        check_single(&s, body)?;
+    } else {
+        check_body(&s, body)?;
+    }
+    if trust_body {
+        // The head's own words still may not hold DEFINER and the like.
+        check_words(
+            &Stmt {
+                sql: s.sql,
+                toks: s.toks[..body].to_vec(),
+            },
+            false,
+        )?;
+        return Ok(apply(&obj.create, &edits));
+    }
+    check_words(&s, false)?;
+    check_refs(
+        &s,
+        refs_from,
+        scope,
+        Refs::Body {
+            trigger: kind == "TRIGGER",
+        },
+    )?;
+    Ok(apply(&obj.create, &edits))
+}
+
+/// Check one row line as the dump writes it (docs/FORMAT.md): `(` values
+/// `,`-separated `)`, a value being `NULL`, a number
+/// (`-?digits[.digits][e[+-]digits]`), `X'` lowercase hex `'`, or `'...'`
+/// with only the escapes `\0 \n \r \Z \' \\` and none of those bytes raw;
+/// exactly `columns` values. One pass over the bytes; the error says what
+/// and where.
+pub(crate) fn check_row(line: &[u8], columns: usize) -> Result<(), String> {
+    let b = line;
+    let bad = |i: usize, what: &str| Err(format!("{what} at byte {i}"));
+    if b.first() != Some(&b'(') {
+        return bad(0, "a row line must start with '('");
+    }
+    let mut i = 1;
+    let mut n = 0usize;
+    loop {
+        match b.get(i) {
+            Some(b'\'') => {
+                i += 1;
+                loop {
+                    let Some(p) = crate::encode::first_escape(&b[i..]) else {
+                        return bad(b.len(), "a string is not closed");
+                    };
+                    i += p;
+                    match b[i] {
+                        b'\'' => {
+                            i += 1;
+                            break;
+                        }
+                        b'\\' => match b.get(i + 1) {
+                            Some(b'0' | b'n' | b'r' | b'Z' | b'\'' | b'\\') => i += 2,
+                            _ => return bad(i, "a backslash escape the dump never writes"),
+                        },
+                        _ => return bad(i, "a raw control byte the dump always escapes"),
+                    }
+                }
+            }
+            Some(b'X') => {
+                if b.get(i + 1) != Some(&b'\'') {
+                    return bad(i, "X not followed by a quote");
+                }
+                let start = i + 2;
+                let mut j = start;
+                while j < b.len() && matches!(b[j], b'0'..=b'9' | b'a'..=b'f') {
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'\'') {
+                    return bad(
+                        j,
+                        "a hex value holds something else than lowercase hex digits",
+                    );
+                }
+                if (j - start) % 2 != 0 {
+                    return bad(j, "a hex value has an odd number of digits");
+                }
+                i = j + 1;
+            }
+            Some(b'N') => {
+                if b.get(i..i + 4) != Some(b"NULL") {
+                    return bad(i, "not a value the dump writes");
+                }
+                i += 4;
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let digits = |b: &[u8], i: &mut usize| {
+                    let s = *i;
+                    while *i < b.len() && b[*i].is_ascii_digit() {
+                        *i += 1;
+                    }
+                    *i > s
+                };
+                if b[i] == b'-' {
+                    i += 1;
+                }
+                if !digits(b, &mut i) {
+                    return bad(i, "a number without digits");
+                }
+                if b.get(i) == Some(&b'.') {
+                    i += 1;
+                    if !digits(b, &mut i) {
+                        return bad(i, "a number without digits after its point");
+                    }
+                }
+                if matches!(b.get(i), Some(b'e' | b'E')) {
+                    i += 1;
+                    if matches!(b.get(i), Some(b'+' | b'-')) {
+                        i += 1;
+                    }
+                    if !digits(b, &mut i) {
+                        return bad(i, "a number without digits in its exponent");
+                    }
+                }
+            }
+            _ => return bad(i, "not a value the dump writes"),
+        }
+        n += 1;
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b')') if i + 1 == b.len() => break,
+            Some(b')') => return bad(i + 1, "something after the row's ')'"),
+            _ => return bad(i, "expected ',' or ')' after a value"),
+        }
+    }
+    if n != columns {
+        return Err(format!("{n} values where the table has {columns} columns"));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scope() -> Scope {
+        Scope {
+            source_db: "shop".into(),
+            target_db: "staging".into(),
+            other_dbs: ["victim", "mysql", "shop"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            tables: vec!["orders".into(), "items".into()],
+        }
+    }
+
+    fn obj(kind: &str, name: &str, create: &str) -> Object {
+        Object {
+            name: name.into(),
+            kind: kind.into(),
+            sql_mode: String::new(),
+            create: create.into(),
+        }
+    }
+
+    fn object(kind: &str, name: &str, create: &str) -> Result<String, String> {
+        check_object(
+            &obj(kind, name, create),
+            Dialect::default(),
+            &scope(),
+            false,
+        )
+    }
+
+    fn table(name: &str, create: &str) -> Result<String, String> {
+        check_table(create, name, Dialect::default(), &scope())
+    }
+
+    #[track_caller]
+    fn refused(r: Result<String, String>, why: &str) {
+        match r {
+            Ok(sql) => panic!("accepted: {sql}"),
+            Err(e) => assert!(e.contains(why), "{e:?} does not say {why:?}"),
+        }
+    }
+
+    const ORDERS: &str = "CREATE TABLE `orders` (\n  `id` int(11) NOT NULL,\n  `note` varchar(20) DEFAULT 'a;b' COMMENT 'x.y',\n  PRIMARY KEY (`id`),\n  CONSTRAINT `fk` FOREIGN KEY (`id`) REFERENCES `items` (`id`)\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 /*!50100 PARTITION BY HASH (`id`) PARTITIONS 2 */";
+
+    #[test]
+    fn honest_tables_pass_unchanged() {
+        assert_eq!(table("orders", ORDERS).unwrap(), ORDERS);
+        let t = "CREATE TABLE `we``ird` (`a` int) ENGINE=MyISAM;";
+        assert_eq!(table("we`ird", t).unwrap(), t);
+        // Qualified by the snapshot's own database: mapped to the target.
+        assert_eq!(
+            table("orders", "CREATE TABLE `shop`.`orders` (`id` int)").unwrap(),
+            "CREATE TABLE `staging`.`orders` (`id` int)"
+        );
+    }
+
+    #[test]
+    fn forged_tables_are_refused() {
+        refused(
+            table("orders", "CREATE VIEW `orders` AS SELECT 1"),
+            "expected TABLE",
+        );
+        refused(
+            table("orders", "CREATE TABLE `other` (`id` int)"),
+            "not the entry's own name",
+        );
+        refused(
+            table("orders", "CREATE TABLE `victim`.`orders` (`id` int)"),
+            "database `victim`",
+        );
+        refused(
+            table("orders", "CREATE TABLE `orders` (`id` int, FOREIGN KEY (`id`) REFERENCES `victim`.`t` (`id`))"),
+            "database `victim`",
+        );
+        refused(
+            table("orders", "CREATE TABLE `orders` (`id` int, FOREIGN KEY (`id`) REFERENCES nowhere . t (`id`))"),
+            "database `nowhere`",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int); DROP DATABASE victim",
+            ),
+            "';'",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int) /*!50000 ; CREATE DATABASE evil3 */",
+            ),
+            "';'",
+        );
+        refused(
+            table("orders", "CREATE TABLE `orders` LIKE `victim`.`t`"),
+            "expected '('",
+        );
+        refused(
+            table("orders", "CREATE TABLE `orders` (`id` int) SELECT 1 AS id"),
+            "SELECT",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int) ENGINE=FEDERATED CONNECTION='mysql://x@h/d/t'",
+            ),
+            "FEDERATED",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int) ENGINE = CONNECT TABLE_TYPE=CSV",
+            ),
+            "CONNECT",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int) DATA DIRECTORY='/etc'",
+            ),
+            "DIRECTORY",
+        );
+        refused(
+            table("orders", "CREATE TEMPORARY TABLE `orders` (`id` int)"),
+            "expected TABLE",
+        );
+        refused(
+            table("orders", "CREATE TABLE `orders` (`id` int COMMENT 'x)"),
+            "not closed",
+        );
+        refused(
+            table(
+                "orders",
+                "CREATE TABLE `orders` (`id` int /*!99999 ' */) ; DROP DATABASE victim -- ' */)",
+            ),
+            "runs past",
+        );
+    }
+
+    #[test]
+    fn deferred_clauses_hold_one_definition() {
+        let s = scope();
+        let d = Dialect::default();
+        assert!(check_alter_clause("ADD KEY `k` (`a`,`b`)", d, &s).is_ok());
+        assert!(check_alter_clause(
+            "ADD CONSTRAINT `f` FOREIGN KEY (`a`) REFERENCES `items` (`id`)",
+            d,
+            &s
+        )
+        .is_ok());
+        assert!(check_alter_clause("ADD KEY `k` (`a`), RENAME TO `victim`.`x`", d, &s).is_err());
+        assert!(check_alter_clause("ADD KEY `k` (`a`), RENAME TO `x`", d, &s).is_err());
+        assert!(check_alter_clause("DROP KEY `k`", d, &s).is_err());
+    }
+
+    #[test]
+    fn honest_objects_pass_byte_for_byte() {
+        let view = "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `o`.`id` AS `id`, 'a;b' AS `s` from (`orders` `o` join `information_schema`.`TABLES`)";
+        assert_eq!(object("VIEW", "v", view).unwrap(), view);
+        assert_eq!(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT 1;").unwrap(),
+            "CREATE VIEW v AS SELECT 1;"
+        );
+        let proc = "CREATE PROCEDURE `p`(IN n INT)\nCOMMENT 'it; works'\nBEGIN\n  DECLARE i INT DEFAULT 0;\n  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN SET i = -1; END;\n  lbl: WHILE i < n DO\n    IF i % 2 = 0 THEN INSERT INTO orders (id) VALUES (i); ELSE SET i = i + 0; END IF;\n    SET i = i + 1;\n  END WHILE lbl;\n  SELECT CASE WHEN i > 1 THEN 'x;' ELSE IF(i, 1, 2) END;\n  CASE i WHEN 1 THEN SELECT 1; ELSE BEGIN END; END CASE;\n  REPEAT SET i = i - 1; UNTIL i < 0 END REPEAT;\nEND";
+        assert_eq!(object("PROCEDURE", "p", proc).unwrap(), proc);
+        let func = "CREATE FUNCTION `f`(x INT) RETURNS int(11)\n    DETERMINISTIC\nRETURN x + 1";
+        assert_eq!(object("FUNCTION", "f", func).unwrap(), func);
+        let trig = "CREATE TRIGGER `t_bi` BEFORE INSERT ON `orders` FOR EACH ROW BEGIN\n  IF NEW.id < 0 THEN SET NEW.id = 0; END IF;\n  SET NEW.note = CONCAT(OLD.note, ';');\nEND";
+        assert_eq!(object("TRIGGER", "t_bi", trig).unwrap(), trig);
+        let trig1 = "CREATE TRIGGER tr AFTER UPDATE ON shop.orders FOR EACH ROW IF NEW.id > 1 THEN SET @x = 1; END IF";
+        assert_eq!(
+            object("TRIGGER", "tr", trig1).unwrap(),
+            "CREATE TRIGGER tr AFTER UPDATE ON `staging`.orders FOR EACH ROW IF NEW.id > 1 THEN SET @x = 1; END IF"
+        );
+        let ev = "CREATE EVENT `e` ON SCHEDULE EVERY 1 DAY STARTS '2024-01-01 00:00:00' ON COMPLETION NOT PRESERVE ENABLE DO DELETE FROM orders WHERE id < 0";
+        assert_eq!(object("EVENT", "e", ev).unwrap(), ev);
+        // An unknown qualifier (an alias, or no database on the target) passes.
+        assert!(object("VIEW", "v", "CREATE VIEW v AS SELECT x.id FROM orders x").is_ok());
+    }
+
+    #[test]
+    fn forged_objects_are_refused() {
+        refused(
+            object(
+                "VIEW",
+                "v",
+                "CREATE VIEW v AS SELECT 1; DROP DATABASE victim",
+            ),
+            "';'",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT * FROM victim.t"),
+            "database `victim`",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT * FROM `mysql`.`user`"),
+            "database `mysql`",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT * FROM `sys` . `x`"),
+            "database `sys`",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT a.b.c FROM t"),
+            "database `a`",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW victim.v AS SELECT 1"),
+            "database `victim`",
+        );
+        refused(
+            object("VIEW", "v", "CREATE VIEW w AS SELECT 1"),
+            "not the entry's own name",
+        );
+        refused(
+            object("VIEW", "v", "CREATE DEFINER=`root`@`%` VIEW v AS SELECT 1"),
+            "expected VIEW",
+        );
+        refused(
+            object(
+                "VIEW",
+                "v",
+                "CREATE /*!50013 DEFINER=root@localhost */ VIEW v AS SELECT 1",
+            ),
+            "expected VIEW",
+        );
+        refused(
+            object(
+                "VIEW",
+                "v",
+                "CREATE SQL SECURITY DEFINER VIEW v AS SELECT 1",
+            ),
+            "expected INVOKER",
+        );
+        refused(
+            object(
+                "VIEW",
+                "v",
+                "CREATE VIEW v AS SELECT 1 INTO OUTFILE '/tmp/x'",
+            ),
+            "OUTFILE",
+        );
+        refused(
+            object("VIEW", "v", "CREATE TABLE v (a int)"),
+            "expected VIEW",
+        );
+        refused(
+            object(
+                "VIEW",
+                "v",
+                "CREATE VIEW v AS SELECT 1 /*!50000 ; CREATE DATABASE evil3 */",
+            ),
+            "';'",
+        );
+        refused(
+            object(
+                "TRIGGER",
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON victim.t FOR EACH ROW SET @a = 1",
+            ),
+            "no table of the snapshot",
+        );
+        refused(
+            object(
+                "TRIGGER",
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON victim.orders FOR EACH ROW SET @a = 1",
+            ),
+            "database `victim`",
+        );
+        refused(object("TRIGGER", "tr", "CREATE TRIGGER tr BEFORE INSERT ON orders FOR EACH ROW INSERT INTO victim.t VALUES (1)"), "database `victim`");
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() BEGIN DROP TABLE victim.t; END",
+            ),
+            "database `victim`",
+        );
+        refused(
+            object(
+                "TRIGGER",
+                "tr",
+                "CREATE TRIGGER tr BEFORE INSERT ON orders FOR EACH ROW SET NEW.victim.t = 1",
+            ),
+            "database `NEW`",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP DATABASE victim",
+            ),
+            "';'",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() BEGIN PREPARE s FROM @q; EXECUTE s; END",
+            ),
+            "PREPARE",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() GRANT ALL ON *.* TO x",
+            ),
+            "GRANT",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() SET GLOBAL general_log = 1",
+            ),
+            "GLOBAL",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() SET @@global.general_log = 1",
+            ),
+            "GLOBAL",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() CREATE USER x IDENTIFIED BY 'y'",
+            ),
+            "USER",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() CREATE DATABASE evil",
+            ),
+            "CREATE DATABASE",
+        );
+        refused(
+            object("PROCEDURE", "p", "CREATE PROCEDURE p() DROP SCHEMA victim"),
+            "DROP SCHEMA",
+        );
+        refused(
+            object(
+                "PROCEDURE",
+                "p",
+                "CREATE PROCEDURE p() SELECT LOAD_FILE('/etc/shadow')",
+            ),
+            "LOAD_FILE",
+        );
+        refused(
+            object("FUNCTION", "p", "CREATE PROCEDURE p() SELECT 1"),
+            "expected FUNCTION",
+        );
+        refused(
+            object("PROCEDURE", "p", "CREATE PROCEDURE p() BEGIN SELECT 1;"),
+            "do not balance",
+        );
+        refused(
+            object(
+                "EVENT",
+                "e",
+                "CREATE EVENT e ON SCHEDULE AT CURRENT_TIMESTAMP DO DROP DATABASE victim",
+            ),
+            "DROP DATABASE",
+        );
+        refused(
+            object(
+                "EVENT",
+                "e",
+                "CREATE EVENT e ON SCHEDULE AT CURRENT_TIMESTAMP DO DELETE FROM victim.t",
+            ),
+            "database `victim`",
+        );
+        refused(
+            object(
+                "EVENT",
+                "e",
+                "CREATE EVENT e ON SCHEDULE AT (SELECT MAX(d) FROM victim.t) DO DELETE FROM orders",
+            ),
+            "database `victim`",
+        );
+        refused(
+            object("PROCEDURE", "p", "CREATE PROCEDURE p(x victim.t) SELECT 1"),
+            "database `victim`",
+        );
+        refused(
+            object("PACKAGE", "k", "CREATE PACKAGE k AS END"),
+            "not \"PACKAGE\"",
+        );
+        // The snapshot's own database exists on this server: a body naming
+        // it would reach the live source, not the restored copy.
+        refused(
+            object("VIEW", "v", "CREATE VIEW v AS SELECT * FROM shop.orders"),
+            "database `shop`",
+        );
+    }
+
+    #[test]
+    fn trusted_bodies_skip_only_the_body_checks() {
+        let p = obj(
+            "PROCEDURE",
+            "p",
+            "CREATE PROCEDURE p() BEGIN UPDATE victim.t SET a = 1; PREPARE s FROM @q; END",
+        );
+        assert!(check_object(&p, Dialect::default(), &scope(), false).is_err());
+        assert!(check_object(&p, Dialect::default(), &scope(), true).is_ok());
+        for head in [
+            "CREATE DEFINER=root@localhost PROCEDURE p() SELECT 1",
+            "CREATE PROCEDURE victim.p() SELECT 1",
+            "CREATE PROCEDURE p() BEGIN SELECT 1; END; DROP DATABASE victim",
+        ] {
+            let o = obj("PROCEDURE", "p", head);
+            assert!(
+                check_object(&o, Dialect::default(), &scope(), true).is_err(),
+                "{head}"
+            );
+        }
+    }
+
+    #[test]
+    fn names_and_modes() {
+        assert!(check_name("a table", "orders", false).is_ok());
+        assert!(check_name("a table", "a/b", false).is_ok());
+        assert!(check_name("the database", "a/b", true).is_err());
+        assert!(check_name("a table", "", false).is_err());
+        assert!(check_name("a table", "a\0b", false).is_err());
+        assert!(check_name("a table", &"é".repeat(64), false).is_ok());
+        assert!(check_name("a table", &"x".repeat(65), false).is_err());
+        assert!(check_sql_mode("STRICT_TRANS_TABLES,ANSI_QUOTES").is_ok());
+        assert!(check_sql_mode("").is_ok());
+        assert!(check_sql_mode("x', @@GLOBAL.general_log = 1, sql_mode = '").is_err());
+    }
+
+    #[test]
+    fn ansi_quotes_change_what_a_double_quote_is() {
+        let ansi = Dialect {
+            ansi_quotes: true,
+            brackets: false,
+        };
+        let o = obj(
+            "VIEW",
+            "v",
+            r#"CREATE VIEW "v" AS SELECT "a" FROM "victim"."t""#,
+        );
+        assert!(check_object(&o, ansi, &scope(), false)
+            .unwrap_err()
+            .contains("victim"));
+        // Without ANSI_QUOTES those are strings: no name, no reference.
+        assert!(check_object(&o, Dialect::default(), &scope(), false).is_err());
+    }
+
+    #[test]
+    fn rows_are_what_the_dump_writes() {
+        for ok in [
+            &b"(1,-2.50,1e-5,3.5E+10,NULL,'a\\'b\\\\c\\0\\n\\r\\Z',X'00ff',X'','')"[..],
+            b"('\xc3\xa9;)--')",
+        ] {
+            let n = ok.iter().filter(|b| **b == b',').count() + 1;
+            check_row(ok, n).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(ok)));
+        }
+        for (bad, why) in [
+            (&b"(1,'a'); CREATE DATABASE evil2; --"[..], "after the row"),
+            (b"(1)", "1 values"),
+            (b"(1,'a',3)", "3 values"),
+            (b"(1,'a\\x')", "escape"),
+            (b"(1,'a\rb')", "raw control"),
+            (b"(1,'a)", "not closed"),
+            (b"(1,X'0G')", "hex"),
+            (b"(1,X'abc')", "odd"),
+            (b"(1,X'AB')", "hex"),
+            (b"(1,DEFAULT)", "not a value"),
+            (b"(1,1+1)", "expected ','"),
+            (b"(1,(SELECT 1))", "not a value"),
+            (b"(-,1)", "without digits"),
+            (b"(1.,1)", "after its point"),
+            (b"1,1", "start with"),
+            (b"(1,NULLx)", "expected ','"),
+            (b"(1,@a)", "not a value"),
+        ] {
+            let e = check_row(bad, 2).expect_err(&String::from_utf8_lossy(bad));
+            assert!(
+                e.contains(why),
+                "{e:?} for {}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    /// Timing of the row check on a big table's worth of lines (run with
+    /// `--ignored --nocapture`; no timed assertion).
+    #[test]
+    #[ignore]
+    fn row_check_speed() {
+        let mut line = Vec::new();
+        let mut lines = Vec::new();
+        for i in 0..200_000u32 {
+            line.clear();
+            line.extend_from_slice(
+                format!("({i},'patient {i} with a longer note, it\\'s text',X'00ff10',12.50,NULL,'2024-01-01 10:00:00')").as_bytes(),
+            );
+            lines.push(line.clone());
+        }
+        let bytes: usize = lines.iter().map(Vec::len).sum();
+        let t = std::time::Instant::now();
+        for l in &lines {
+            check_row(l, 6).expect("row");
+        }
+        let s = t.elapsed().as_secs_f64();
+        println!(
+            "check_row: {bytes} bytes in {s:.4}s = {:.0} MB/s",
+            bytes as f64 / s / 1e6
+        );
+    }
+}
