@@ -168,23 +168,24 @@ fn prune_refuses_while_a_backup_runs() {
             "--backup-key-file",
             &bk,
             "--stdin-from-command",
-            "sleep 3; echo done",
+            "sleep 5; echo done",
             "--item",
             "slow",
         ])
         .spawn()
         .unwrap();
-    // Wait for its lock.
+    // Wait for its lock (up to 30 s: a loaded machine starts it slowly).
     let locks = lb.repo_path().join("locks");
-    for _ in 0..200 {
-        if std::fs::read_dir(&locks)
+    let locked = (0..3000).any(|_| {
+        let seen = std::fs::read_dir(&locks)
             .map(|d| d.count() > 0)
-            .unwrap_or(false)
-        {
-            break;
+            .unwrap_or(false);
+        if !seen {
+            std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
+        seen
+    });
+    assert!(locked, "the backup never took its lock");
     let out = lb.run(&["prune", "--restore-key-file", &rk]).code(6);
     assert!(out.stderr.contains("lock"), "{}", out.stderr);
     assert!(slow.wait().unwrap().success());
