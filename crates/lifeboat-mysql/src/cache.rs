@@ -43,15 +43,69 @@ fn record_bytes(s: &Segment) -> Vec<u8> {
     b
 }
 
-/// The cache folder of one database in one repository.
-pub(crate) fn folder(root: &Path, repository: &str, database: &str) -> PathBuf {
-    root.join(repository)
-        .join("mysql")
-        .join(hex::encode(database.as_bytes()))
+/// The purpose of the key of [`CacheNames`] (see `BackupSession::derived_key`).
+pub const NAMES_KEY: &str = "mysql-cache-names";
+
+/// How database and table names become file names in the cache: keyed
+/// (HMAC-SHA256 under a key derived from the dedup secret, prefixed `k-`),
+/// so a backup host's disk names no database or table. Names without the
+/// prefix are of older lifeboats (hex of the name) and are removed.
+#[derive(Clone)]
+pub struct CacheNames(zeroize::Zeroizing<[u8; 32]>);
+
+impl CacheNames {
+    /// Names keyed by `key` (`BackupSession::derived_key("mysql-cache-names")`).
+    pub fn new(key: [u8; 32]) -> Self {
+        Self(zeroize::Zeroizing::new(key))
+    }
+
+    fn name(&self, kind: &str, name: &str) -> String {
+        use hmac::Mac;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&*self.0)
+            .expect("HMAC takes any key length");
+        mac.update(kind.as_bytes());
+        mac.update(&[0]);
+        mac.update(name.as_bytes());
+        format!("k-{}", &hex::encode(mac.finalize().into_bytes())[..32])
+    }
+
+    /// The cache folder of one database in one repository.
+    pub(crate) fn folder(&self, root: &Path, repository: &str, database: &str) -> PathBuf {
+        root.join(repository)
+            .join("mysql")
+            .join(self.name("database", database))
+    }
+
+    /// The file stem of a table's cache.
+    pub(crate) fn table(&self, table: &str) -> String {
+        self.name("table", table)
+    }
 }
 
-pub(crate) fn table_file(dir: &Path, table: &str) -> PathBuf {
-    dir.join(format!("{}.lbc", hex::encode(table.as_bytes())))
+pub(crate) fn table_file(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.lbc"))
+}
+
+/// Remove caches named by older lifeboats (the hex of the name itself).
+fn remove_unkeyed(root: &Path, repository: &str, database_dir: &Path) {
+    let top = root.join(repository).join("mysql");
+    for dir in [top.as_path(), database_dir] {
+        let Ok(entries) = fs::read_dir(dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            if name.to_string_lossy().starts_with("k-") {
+                continue;
+            }
+            let p = e.path();
+            let _ = if p.is_dir() {
+                fs::remove_dir_all(&p)
+            } else {
+                fs::remove_file(&p)
+            };
+        }
+    }
 }
 
 /// Reads the previous segments of a table in order, with a look-ahead window.
@@ -183,8 +237,8 @@ impl Writer {
 }
 
 /// Apply `f` to every `.new` file of a database's cache folder.
-fn each_new(root: &Path, repository: &str, database: &str, f: impl Fn(&Path)) {
-    let Ok(entries) = fs::read_dir(folder(root, repository, database)) else {
+fn each_new(dir: &Path, f: impl Fn(&Path)) {
+    let Ok(entries) = fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
@@ -197,15 +251,17 @@ fn each_new(root: &Path, repository: &str, database: &str, f: impl Fn(&Path)) {
 
 /// After the snapshot is committed: the `.new` files become the cache.
 /// Call only after a successful commit; a failed backup leaves the old cache.
-pub fn commit_cache(root: &Path, repository: &str, database: &str) {
-    each_new(root, repository, database, |p| {
+pub fn commit_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
+    let dir = names.folder(root, repository, database);
+    each_new(&dir, |p| {
         let _ = fs::rename(p, p.with_extension(""));
     });
+    remove_unkeyed(root, repository, &dir);
 }
 
 /// Drop the `.new` files of a backup that did not commit.
-pub fn discard_cache(root: &Path, repository: &str, database: &str) {
-    each_new(root, repository, database, |p| {
+pub fn discard_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
+    each_new(&names.folder(root, repository, database), |p| {
         let _ = fs::remove_file(p);
     });
 }
@@ -217,30 +273,46 @@ mod tests {
     #[test]
     fn write_commit_read_and_damage() {
         let dir = tempfile::tempdir().unwrap();
-        let f = folder(dir.path(), "repo", "db");
+        let names = CacheNames::new([7; 32]);
+        let f = names.folder(dir.path(), "repo", "db");
+        let stem = names.table("t");
+        // An older lifeboat's cache (hex names), removed at the next commit.
+        let legacy = dir.path().join("repo/mysql").join(hex::encode("db"));
+        fs::create_dir_all(&legacy).unwrap();
+        fs::write(legacy.join(format!("{}.lbc", hex::encode("t"))), b"old").unwrap();
         let seg = |k: u64| Segment {
             key: k,
             blob: BlobId([k as u8; 32]),
             depth: 1,
             hashes: vec![k, k + 1, k + 2],
         };
-        let mut w = Writer::create(&f, "t");
+        let mut w = Writer::create(&f, &stem);
         for k in [1, 2, 3] {
             w.add(&seg(k));
         }
         w.finish();
         // Not committed yet: nothing to read.
-        assert!(Reader::open(&f, "t").find(1).is_none());
-        commit_cache(dir.path(), "repo", "db");
-        let mut r = Reader::open(&f, "t");
+        assert!(Reader::open(&f, &stem).find(1).is_none());
+        commit_cache(dir.path(), "repo", &names, "db");
+        assert!(!legacy.exists(), "unkeyed names are removed");
+        // No database or table name on disk.
+        for e in fs::read_dir(dir.path().join("repo/mysql")).unwrap() {
+            let n = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(
+                n.starts_with("k-") && !n.contains(&hex::encode("db")),
+                "{n}"
+            );
+        }
+        assert_ne!(names.table("t"), CacheNames::new([8; 32]).table("t"));
+        let mut r = Reader::open(&f, &stem);
         assert_eq!(r.find(2).unwrap().hashes, vec![2, 3, 4]);
         assert!(r.find(1).is_none(), "segments before a match are skipped");
         assert_eq!(r.find(3).unwrap().blob, BlobId([3; 32]));
         // A flipped byte makes the rest of the file unused, not wrong.
-        let path = table_file(&f, "t");
+        let path = table_file(&f, &stem);
         let mut bytes = fs::read(&path).unwrap();
         bytes[4 + 45 + 8 + 3] ^= 1;
         fs::write(&path, bytes).unwrap();
-        assert!(Reader::open(&f, "t").find(1).is_none());
+        assert!(Reader::open(&f, &stem).find(1).is_none());
     }
 }

@@ -112,6 +112,7 @@ pub fn dump<A: Access>(
     };
     let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let repo_id = session.repository_id().to_string();
+    let cache_names = cache::CacheNames::new(session.derived_key(cache::NAMES_KEY));
     let row_key = session.derived_key("mysql row hash");
     let mut schemas = Vec::new();
     let mut reports = Vec::new();
@@ -189,11 +190,15 @@ pub fn dump<A: Access>(
             let cache_dir = opts
                 .cache_dir
                 .as_ref()
-                .map(|root| cache::folder(root, &repo_id, db));
+                .map(|root| cache_names.folder(root, &repo_id, db));
             for (table, &n) in schema.tables.iter().zip(counts) {
                 let bar = bars.bytes(&table.name);
                 let mut item = session.item(SOURCE, &table.item_name(db), "table", &*bar)?;
-                let mut segmenter = Segmenter::new(row_key, cache_dir.as_deref(), &table.name);
+                let mut segmenter = Segmenter::new(
+                    row_key,
+                    cache_dir.as_deref(),
+                    &cache_names.table(&table.name),
+                );
                 let mut count = 0;
                 for _ in 0..n {
                     let rx = loop {
@@ -264,16 +269,18 @@ pub fn dump<A: Access>(
     for conn in &mut conns {
         conn.execute("COMMIT")?;
     }
+    // Facts are in the snapshot file, which the backup key reads: counts
+    // and server traits only, no database or table name (item names are
+    // sealed with the manifest; history of names is not the host's).
     let facts = |schema: &crate::schema::Schema, report: &DumpReport| {
         serde_json::json!({
-            "database": report.database,
             "server_version": schema.server.version,
             "flavor": schema.server.flavor,
             "sql_mode": schema.server.sql_mode,
             "gtid": schema.server.gtid,
             "tables": report.tables.len(),
             "rows": report.tables.iter().map(|t| t.1).sum::<u64>(),
-            "tables_without_primary_key": report.tables_without_primary_key,
+            "tables_without_primary_key": report.tables_without_primary_key.len(),
             "connections": report.connections,
         })
     };

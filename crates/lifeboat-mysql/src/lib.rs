@@ -39,7 +39,7 @@ pub mod rows;
 mod schema;
 mod wire;
 
-pub use cache::{commit_cache, discard_cache};
+pub use cache::{commit_cache, discard_cache, CacheNames, NAMES_KEY as CACHE_NAMES_KEY};
 pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};

@@ -68,18 +68,19 @@ pub fn cache_root() -> Option<PathBuf> {
 pub struct PendingCache {
     root: PathBuf,
     repository: String,
+    names: lifeboat_mysql::CacheNames,
     databases: Vec<String>,
 }
 
 impl PendingCache {
     pub fn commit(&self) {
         for db in &self.databases {
-            lifeboat_mysql::commit_cache(&self.root, &self.repository, db);
+            lifeboat_mysql::commit_cache(&self.root, &self.repository, &self.names, db);
         }
     }
     pub fn discard(&self) {
         for db in &self.databases {
-            lifeboat_mysql::discard_cache(&self.root, &self.repository, db);
+            lifeboat_mysql::discard_cache(&self.root, &self.repository, &self.names, db);
         }
     }
 }
@@ -100,6 +101,9 @@ pub fn backup<A: Access>(
         (Some(root), Ok(databases)) => Some(PendingCache {
             root: root.clone(),
             repository: session.repository_id().to_string(),
+            names: lifeboat_mysql::CacheNames::new(
+                session.derived_key(lifeboat_mysql::CACHE_NAMES_KEY),
+            ),
             databases,
         }),
         _ => None,
