@@ -462,3 +462,71 @@ fn backup_host_a_snapshot_dated_in_the_future_is_not_latest_nor_counted_by_forge
     assert!(left.contains(&forged));
     assert_still_restores(&lb);
 }
+
+#[test]
+fn backup_host_a_manifest_line_lying_about_its_item_fails_verify_and_the_drill() {
+    use lifeboat_store::{
+        backend::LocalBackend, BackupKey, BackupOptions, ManifestItem, NoProgress, Repository,
+    };
+    let lb = honest();
+    // The backup host writes a real item, then a snapshot whose manifest
+    // line for it names the same blobs with another size and SHA-256.
+    let backend = std::sync::Arc::new(LocalBackend::new(lb.repo_path()));
+    let key = BackupKey::load(&lb.backup_key).expect("backup key");
+    let repo = Repository::open_for_backup(backend, key).expect("open");
+    let mut s = repo
+        .begin_backup(BackupOptions::default())
+        .expect("session");
+    let mut w = s
+        .item("command", "other.sql", "stream", &NoProgress)
+        .expect("item");
+    std::io::Write::write_all(&mut w, FORGED.as_bytes()).expect("write");
+    let real: ManifestItem = w.finish(serde_json::Value::Null).expect("finish");
+    s.commit().expect("commit");
+    let mut s = repo
+        .begin_backup(BackupOptions::default())
+        .expect("session");
+    s.carry_item(ManifestItem {
+        name: "clinic.sql".into(),
+        size: 4 * FORGED.len() as u64,
+        sha256: "0".repeat(64),
+        ..real
+    })
+    .expect("carry");
+    let (forged, _) = s.commit().expect("commit");
+
+    let out = lb
+        .run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(out.stdout.contains("item clinic.sql"), "{}", out.stdout);
+    // A drill of that snapshot fails and names the item (it holds only a
+    // command's output, which the drill reads whole and checks).
+    let staging = lb.path("staging");
+    let cfg = lb.path("drill.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[repository]\nurl = \"{}\"\n[staging]\ndir = \"{}\"\n",
+            lb.repo,
+            staging.display()
+        ),
+    )
+    .expect("config");
+    let out = lb
+        .run(&[
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "drill",
+            &forged.to_hex(),
+            "--restore-key-file",
+            &rk(&lb),
+        ])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains("FAILED") && out.stdout.contains("clinic.sql"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert!(!out.stdout.contains(FORGED));
+}

@@ -291,22 +291,14 @@ fn a_format_1_repository_restores_whole_then_upgrades_to_format_2() {
     ])
     .ok();
 
-    // The second restore key was not given: refused, with what to do,
-    // until its holder upgrades with it, saying to trust the store as it
-    // is (trust on first use; the verify key is shown to compare).
+    // The second restore key was not given: refused, with what to do.
+    // Its own holder cannot accept its keyring (a storage-only attacker
+    // could plant exactly that); the owner authenticates it with both keys.
     let second = lb.path("second.key").display().to_string();
     let out = lb
         .run(&["snapshots", "--restore-key-file", &second])
         .code(EXIT_DAMAGED);
-    assert!(out.stderr.contains("lifeboat upgrade"), "{}", out.stderr);
-    let out = lb
-        .run(&["upgrade", "--restore-key-file", &second])
-        .code(EXIT_DAMAGED);
-    assert!(
-        out.stderr.contains("--trust-unauthenticated"),
-        "{}",
-        out.stderr
-    );
+    assert!(out.stderr.contains("--also-key"), "{}", out.stderr);
     let out = lb
         .run(&[
             "upgrade",
@@ -314,9 +306,22 @@ fn a_format_1_repository_restores_whole_then_upgrades_to_format_2() {
             "--restore-key-file",
             &second,
         ])
+        .code(EXIT_DAMAGED);
+    assert!(out.stderr.contains("not authenticated"), "{}", out.stderr);
+    let out = lb
+        .run(&[
+            "upgrade",
+            "--json",
+            "--restore-key-file",
+            &rk,
+            "--also-key",
+            &second,
+        ])
         .ok();
-    let verify_key = config["verify_key"].as_str().expect("verify key");
-    assert!(out.stdout.contains(verify_key), "{}", out.stdout);
+    assert_eq!(
+        out.json()["keys_authenticated"].as_array().map(Vec::len),
+        Some(2)
+    );
     assert_eq!(lb.snapshots_with(&second).len(), 4);
     restore_everything(&lb, &lb.path("second.key"), "second");
 }

@@ -132,7 +132,7 @@ pub enum Command {
     /// or authenticate this restore key's keyring in an upgraded one. Needs
     /// the restore key; takes the exclusive lock. Backup hosts then need a
     /// backup key re-issued with `key export-backup-key`.
-    Upgrade,
+    Upgrade(UpgradeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -492,4 +492,13 @@ pub enum KeyCommand {
         #[arg(long, value_name = "FILE")]
         to: PathBuf,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct UpgradeArgs {
+    /// Another restore key file whose keyring to authenticate too (every
+    /// restore key of the repository should be given, here or in a later
+    /// `upgrade`; a key not given cannot open the repository until then).
+    #[arg(long, value_name = "FILE")]
+    pub also_key: Vec<std::path::PathBuf>,
 }

@@ -608,6 +608,20 @@ impl RestoreKey {
         }
     }
 
+    /// Add the identities of `other` (several key files given at once).
+    pub fn merge(&mut self, other: RestoreKey) {
+        for id in other.identities {
+            let public = id.to_public().to_string();
+            if !self
+                .identities
+                .iter()
+                .any(|i| i.to_public().to_string() == public)
+            {
+                self.identities.push(id);
+            }
+        }
+    }
+
     /// The public keys (`age1...`) of this key.
     pub fn recipients(&self) -> Vec<String> {
         self.identities

@@ -580,6 +580,19 @@ impl Repository<FullAccess> {
         restore: &RestoreKey,
         opts: &OpenOptions,
     ) -> Result<Self> {
+        // The config is plaintext and names the keys/ file to read: a byte
+        // flipped on the way (not in the store) would name another file or
+        // break the signature, so damage anywhere reads it all again.
+        reread_if_damaged("config and keys", || {
+            Self::open_for_restore_once(backend.clone(), restore, opts)
+        })
+    }
+
+    fn open_for_restore_once(
+        backend: Arc<dyn Backend>,
+        restore: &RestoreKey,
+        opts: &OpenOptions,
+    ) -> Result<Self> {
         let config = read_config(&*backend)?;
         if config.is_format_1() && !opts.trust_unauthenticated {
             return Err(Error::Unauthenticated {
@@ -615,8 +628,10 @@ impl Repository<FullAccess> {
                     break;
                 }
                 Ok(OpenedKeyring::Unauthenticated(_)) => failures.push(format!(
-                    "keys/{}: written before format 2 and not yet authenticated for this key; \
-                     run `lifeboat upgrade` with this restore key",
+                    "keys/{}: not authenticated for this key (a keyring from before format 2 \
+                     that the upgrade was not given, or one planted). The owner, with an \
+                     authenticated key, can authenticate it with `lifeboat upgrade --also-key \
+                     THIS_KEY_FILE`, or add a new key for you with `lifeboat key add`",
                     entry.file
                 )),
                 Ok(OpenedKeyring::Authenticated(_)) => failures.push(format!(
@@ -786,20 +801,35 @@ impl Repository<FullAccess> {
         self.inner = Arc::new(build_inner(self.inner.backend.clone(), config)?);
         Ok(())
     }
+}
 
-    /// Restore one item's content into `out`, checking its size and SHA-256.
-    pub fn restore_item(
+impl<A: Access> Repository<A> {
+    /// Read an item whole into `out` and check its size and SHA-256
+    /// (what verify uses; blobs need a key that reads data).
+    pub(crate) fn restore_item_checked(
         &self,
         index: &Index,
         item: &ManifestItem,
         out: &mut dyn std::io::Write,
-        progress: &dyn crate::Progress,
     ) -> Result<()> {
+        restore_item_into(self, index, item, out, &crate::NoProgress)
+    }
+}
+
+/// Restore one item's content into `out`, checking its size and SHA-256.
+fn restore_item_into<A: Access>(
+    repo: &Repository<A>,
+    index: &Index,
+    item: &ManifestItem,
+    out: &mut dyn std::io::Write,
+    progress: &dyn crate::Progress,
+) -> Result<()> {
+    {
         use sha2::Digest;
         progress.set_length(item.size);
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
-        self.read_blobs(index, &item.blobs, &mut |data| {
+        repo.read_blobs(index, &item.blobs, &mut |data| {
             hasher.update(data);
             size += data.len() as u64;
             progress.inc(data.len() as u64);
@@ -818,6 +848,19 @@ impl Repository<FullAccess> {
         }
         progress.finish();
         Ok(())
+    }
+}
+
+impl Repository<FullAccess> {
+    /// Restore one item's content into `out`, checking its size and SHA-256.
+    pub fn restore_item(
+        &self,
+        index: &Index,
+        item: &ManifestItem,
+        out: &mut dyn std::io::Write,
+        progress: &dyn crate::Progress,
+    ) -> Result<()> {
+        restore_item_into(self, index, item, out, progress)
     }
 }
 

@@ -28,8 +28,8 @@ use crate::error::{Error, Result};
 use crate::id::sha256_hex;
 use crate::index::{IndexFile, MAX_INDEX_LEN};
 use crate::repository::{
-    open_keyring, read_config, seal_keyring, FullAccess, KeyringSecrets, OpenOptions,
-    OpenedKeyring, Repository, FORMAT_VERSION,
+    open_keyring, seal_keyring, FullAccess, KeyringSecrets, OpenOptions, OpenedKeyring, Repository,
+    FORMAT_VERSION,
 };
 use crate::snapshot::Snapshot;
 use crate::RestoreKey;
@@ -64,13 +64,12 @@ pub struct UpgradeReport {
 }
 
 impl Repository<FullAccess> {
-    /// Open a repository to upgrade it: like [`open_for_restore`], but in a
-    /// format-2 repository it also accepts this restore key's keyring when
-    /// it was written before format 2 (not yet authenticated), provided it
-    /// holds the data identity from which the upgrade derived the config's
-    /// signing key and that key verifies the config. That is trust on first
-    /// use, as format 1 was: the caller shows the config's verify key so
-    /// the holder can compare it with the owner's `lifeboat key list`.
+    /// Open a repository to upgrade it: a format-1 one only with
+    /// `opts.trust_unauthenticated` (nothing in it can prove it is the
+    /// owner's), a format-2 one as [`open_for_restore`] does: at least one
+    /// of `restore`'s identities must have an authenticated keyring. There
+    /// is no trust on first use of an unauthenticated keyring in format 2:
+    /// a storage-only attacker could plant exactly that.
     ///
     /// [`open_for_restore`]: Repository::open_for_restore
     pub fn open_for_upgrade(
@@ -78,46 +77,7 @@ impl Repository<FullAccess> {
         restore: &RestoreKey,
         opts: &OpenOptions,
     ) -> Result<Self> {
-        let config = read_config(&*backend)?;
-        if config.is_format_1() {
-            return Self::open_for_restore_with(backend, restore, opts);
-        }
-        match Self::open_for_restore(backend.clone(), restore) {
-            Err(Error::Damaged { .. }) if opts.trust_unauthenticated => {}
-            Err(Error::Damaged { detail, .. }) if detail.contains("not yet authenticated") => {
-                return Err(Error::Unauthenticated {
-                    detail: format!(
-                        "{detail}. Accepting it trusts the store as it is now: anyone with write \
-                         access could have planted it"
-                    ),
-                })
-            }
-            other => return other,
-        }
-        for entry in &config.keys {
-            let Some(identity) = restore
-                .identities
-                .iter()
-                .find(|i| i.to_public().to_string() == entry.recipient)
-            else {
-                continue;
-            };
-            let OpenedKeyring::Unauthenticated(keyring) = open_keyring(&*backend, entry, identity)?
-            else {
-                continue;
-            };
-            let secrets = KeyringSecrets::of(&keyring, &config.id)?;
-            let signer = signer_for(&secrets.data);
-            let verify_key = signer.verify_key_hex();
-            if config.verify_key.as_deref() != Some(verify_key.as_str()) {
-                continue;
-            }
-            let repo = Repository::from_parts(backend.clone(), config.clone(), secrets, signer)?;
-            // The signature is what ties this keyring to the config.
-            repo.config_signature_ok()?;
-            return Ok(repo);
-        }
-        Self::open_for_restore(backend, restore)
+        Self::open_for_restore_with(backend, restore, opts)
     }
 
     /// Upgrade to format 2, or, in a format-2 repository, authenticate the
@@ -306,15 +266,6 @@ impl Repository<FullAccess> {
             }
         }
         Ok(old)
-    }
-
-    fn config_signature_ok(&self) -> Result<()> {
-        let key = self
-            .config()
-            .verify_key
-            .clone()
-            .ok_or_else(|| Error::damaged("config", "no verify key"))?;
-        self.config().check_signature(&key)
     }
 
     /// A handle from checked parts (the caller has tied them to `config`).

@@ -85,8 +85,20 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
 }
 
 /// `lifeboat upgrade`: format 1 → 2, or this key's keyring authenticated.
-pub fn upgrade(ctx: &Ctx) -> Result<Code> {
-    let key = ctx.load_restore_key()?;
+pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
+    let mut key = ctx.load_restore_key()?;
+    for path in &args.also_key {
+        let pass = if RestoreKey::file_needs_passphrase(path)? {
+            Some(super::passphrase(
+                "LIFEBOAT_ALSO_KEY_PASSPHRASE",
+                &format!("Passphrase of {}: ", path.display()),
+                false,
+            )?)
+        } else {
+            None
+        };
+        key.merge(RestoreKey::load(path, pass.as_ref())?);
+    }
     let mut repo = Repository::open_for_upgrade(ctx.backend()?, &key, &ctx.open_options())?;
     let report = repo.upgrade(&key)?;
     if ctx.global.json {
@@ -128,7 +140,7 @@ pub fn upgrade(ctx: &Ctx) -> Result<Code> {
         outln!("restore key {k}: keyring authenticated")?;
     }
     for k in &report.keys_pending {
-        outln!("restore key {k}: not given, so its keyring is not authenticated yet; its holder runs `lifeboat upgrade` with it (until then it cannot open the repository)")?;
+        outln!("restore key {k}: not given, so its keyring is not authenticated: until `lifeboat upgrade --also-key ITS_FILE` (run by you, with your key) it cannot open the repository; or add a new key for its holder with `lifeboat key add`")?;
     }
     for f in &report.unreadable {
         outln!("left as it was (unreadable; run `lifeboat verify`): {f}")?;

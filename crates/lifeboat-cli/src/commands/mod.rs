@@ -75,7 +75,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Key(k) => key::run(&ctx, k),
         Command::Unlock => read::unlock(&ctx),
         Command::Repair(RepairCommand::Index { dry_run }) => verify::repair_index(&ctx, dry_run),
-        Command::Upgrade => key::upgrade(&ctx),
+        Command::Upgrade(a) => key::upgrade(&ctx, &a),
     }
 }
 

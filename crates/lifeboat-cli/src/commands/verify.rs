@@ -36,6 +36,12 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
                 outln!("    needed by {n}")?;
             }
         }
+        if report.items_checked > 0 {
+            outln!(
+                "read the newest snapshot's {} item(s) whole and compared each with its size and SHA-256",
+                report.items_checked
+            )?;
+        }
         outln!(
             "checked {} snapshot(s), {} pack(s), read {} pack(s) and {} blob(s): {}",
             report.snapshots,
