@@ -115,6 +115,32 @@ pub fn check_repo(r: &SnapshotRepo) -> Result<()> {
     Ok(())
 }
 
+/// Whether a URL from the snapshot may become the restored repository's
+/// `origin`: a plain https, http, ssh, git or file URL, an scp-like
+/// `host:path` or an absolute path, with no credentials and no git
+/// transport helper (`ext::`, `fd::`: a forged snapshot would have later
+/// fetches run a command or go where it says).
+fn plain_remote(url: &str) -> bool {
+    if url.is_empty() || url.contains("***@") || url.contains("::") || url.starts_with('-') {
+        return false;
+    }
+    match url.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority = rest.split('/').next().unwrap_or("");
+            let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
+            ["https", "http", "ssh", "git", "file"].contains(&scheme)
+                && !userinfo.is_some_and(|u| u.contains(':'))
+                && !(matches!(scheme, "https" | "http") && userinfo.is_some())
+        }
+        None => {
+            url.starts_with('/')
+                || url
+                    .split_once(':')
+                    .is_some_and(|(h, _)| !h.is_empty() && !h.contains('/'))
+        }
+    }
+}
+
 fn parse_repositories(snap: &Snapshot) -> Result<Vec<SnapshotRepo>> {
     let Some(summary) = snap.sources.get(SOURCE) else {
         return Err(Error::Invalid(
@@ -275,8 +301,15 @@ pub fn restore_to_dir(
             git.run(&["reset", "--hard", "--quiet"])?;
         }
     }
-    if !r.url.is_empty() && !r.url.contains("***@") {
+    if plain_remote(&r.url) {
         let _ = git.try_run(&["remote", "add", "origin", &r.url])?;
+    } else if !r.url.is_empty() {
+        tracing::warn!(
+            "{}: not setting origin to the snapshot's URL {} (not a plain https, ssh, git or \
+             file URL without credentials); add the remote yourself",
+            lifeboat_paths::shown(&r.name),
+            lifeboat_paths::shown(&crate::git::redact_url(&r.url))
+        );
     }
     let got = git.refs()?;
     if got != r.refs {
@@ -398,6 +431,27 @@ mod tests {
         r.refs.insert("refs/tags/v1".into(), "zz\nupdate".into());
         assert!(check_repo(&r).is_err());
         let mut r = repo("app");
+        for ok in [
+            "https://github.com/org/repo.git",
+            "ssh://git@github.com/org/repo.git",
+            "git@github.com:org/repo.git",
+            "/srv/git/repo.git",
+            "file:///srv/git/repo.git",
+        ] {
+            assert!(plain_remote(ok), "{ok}");
+        }
+        for bad in [
+            "ext::sh -c touch% /tmp/pwned",
+            "fd::17",
+            "https://user:secret@host/repo.git",
+            "https://token@host/repo.git",
+            "ssh://user:pw@host/repo.git",
+            "gopher://host/repo",
+            "relative/path",
+            "-oProxyCommand=x",
+        ] {
+            assert!(!plain_remote(bad), "{bad}");
+        }
         r.url = "--upload-pack=touch /tmp/pwned".into();
         assert!(check_repo(&r).is_err());
     }

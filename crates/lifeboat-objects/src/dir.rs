@@ -77,6 +77,16 @@ pub(crate) fn list(root: &Path) -> Result<(Vec<Listed>, Vec<String>)> {
                 skipped.push(format!("{} (name is not UTF-8)", path.display()));
                 continue;
             };
+            // A newline or other control character in a name would make the
+            // whole backup fail (item names are one line) and cannot be
+            // restored into a directory anyway: skip it, say so, go on.
+            if name.chars().any(char::is_control) {
+                skipped.push(format!(
+                    "{} (name holds a control character)",
+                    path.display().to_string().escape_debug()
+                ));
+                continue;
+            }
             let key = format!("{prefix}{name}");
             let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
             if ft.is_dir() {
@@ -110,10 +120,12 @@ mod tests {
         fs::write(dir.path().join("a"), b"").unwrap();
         #[cfg(unix)]
         std::os::unix::fs::symlink("a", dir.path().join("link")).unwrap();
+        std::fs::write(dir.path().join("bad\nname.txt"), b"x").unwrap();
         let (files, skipped) = list(dir.path()).unwrap();
         let keys: Vec<_> = files.iter().map(|f| (f.key.as_str(), f.size)).collect();
         assert_eq!(keys, [("a", 0), ("b/c/x y.pdf", 3)]);
         #[cfg(unix)]
-        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped.len(), 2, "{skipped:?}");
+        assert!(skipped.iter().any(|s| s.contains("control character")));
     }
 }

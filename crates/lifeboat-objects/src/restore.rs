@@ -233,7 +233,7 @@ fn restore_one(
                     .set_modified(t)
                     .map_err(|e| Error::io(&path, e))?;
             }
-            // The stored mode loses setuid, setgid and sticky (mask 0o777):
+            // The stored mode loses setuid, setgid, sticky and write for other (mask 0o775):
             // a forged snapshot must not hand out privileges. Renamed into
             // place: a link at the name is replaced, not written through;
             // without --force an existing file (or a second key that maps to

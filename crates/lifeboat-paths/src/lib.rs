@@ -14,8 +14,9 @@
 //!   in their directory and renamed into place, which replaces a planted
 //!   link instead of writing through it ([`write_file`]); without
 //!   `replace` an existing name is an error, never overwritten;
-//! - modes are masked with [`MODE_MASK`] (0o777): no setuid, setgid or
-//!   sticky bit ever reaches a restored file or a directory a restore made.
+//! - modes are masked with [`MODE_MASK`] (0o775): no setuid, setgid,
+//!   sticky bit nor write for other ever reaches a restored file or a
+//!   directory a restore made.
 //!
 //! It lives in its own crate because every source (which may not import
 //! another) and the CLI need the same check. Not covered: another process
@@ -27,9 +28,11 @@ use std::fs;
 use std::io::{self, Write as _};
 use std::path::{Component, Path, PathBuf};
 
-/// The permission bits a restore may set: rwx for user, group, other.
-/// Setuid (0o4000), setgid (0o2000) and sticky (0o1000) are always cleared.
-pub const MODE_MASK: u32 = 0o777;
+/// The permission bits a restore may set: rwx for user and group, r-x for
+/// other. Setuid (0o4000), setgid (0o2000), sticky (0o1000) and write for
+/// other (0o002) are always cleared: a forged snapshot must not leave a
+/// world-writable file for another user to replace.
+pub const MODE_MASK: u32 = 0o775;
 
 /// Longest file name accepted (bytes), what Linux, macOS and Windows allow.
 pub const MAX_COMPONENT: usize = 255;
@@ -343,7 +346,8 @@ mod tests {
     #[test]
     fn modes_lose_special_bits() {
         assert_eq!(safe_mode(0o4755), 0o755);
-        assert_eq!(safe_mode(0o7777), 0o777);
+        assert_eq!(safe_mode(0o7777), 0o775);
+        assert_eq!(safe_mode(0o666), 0o664, "no write for other");
         assert_eq!(safe_mode(0o1644), 0o644);
     }
 
