@@ -207,34 +207,16 @@ fn backup_host_cannot_redirect_later_backups_nor_downgrade_the_config() {
 
     // 2. A format-1 config with a MAC it can compute (format 1's MAC key
     // comes from the dedup secret): a downgrade, refused by both keys.
-    let mac_key = forge::hmac(
+    let v1 = forge::format1_config(
+        &honest_config,
+        &attacker_r,
+        honest_config["metadata_recipient"]
+            .as_str()
+            .expect("recipient"),
+        honest_config["keys"].clone(),
         &hex::decode(&dedup).expect("hex"),
-        &[b"lifeboat config-mac v1"],
     );
-    let mut v1 = serde_json::json!({"version": 1})
-        .as_object()
-        .cloned()
-        .expect("map");
-    for k in [
-        "id",
-        "created",
-        "chunker",
-        "pack_size",
-        "compression_level",
-        "data_recipient",
-        "metadata_recipient",
-        "keys",
-    ] {
-        v1.insert(k.into(), honest_config[k].clone());
-    }
-    v1.insert("data_recipient".into(), attacker_r.into());
-    v1.insert("mac".into(), "".into());
-    let mac_input = serde_json::to_vec(&v1).expect("json");
-    v1.insert(
-        "mac".into(),
-        hex::encode(forge::hmac(&mac_key, &[&mac_input])).into(),
-    );
-    store.write_config(&serde_json::Value::Object(v1));
+    store.write_config(&v1);
     let out = lb
         .backup_command("echo tonight", "x", &[])
         .code(EXIT_DAMAGED);
@@ -299,21 +281,22 @@ fn storage_only_a_forged_format_1_store_is_refused_without_explicit_trust() {
     }))
     .expect("json");
     let name = store.put("keys", &forge::seal(&recipient, &keyring));
-    let mut v1 = serde_json::Map::new();
-    v1.insert("version".into(), 1.into());
-    for k in ["id", "created", "chunker", "pack_size", "compression_level"] {
-        v1.insert(k.into(), honest_config[k].clone());
-    }
-    v1.insert("data_recipient".into(), data_r.into());
-    v1.insert("metadata_recipient".into(), meta_r.into());
     let mut keys = honest_config["keys"].clone();
     keys[0]["file"] = name.into();
-    v1.insert("keys".into(), keys);
-    v1.insert("mac".into(), "".into());
-    let mac_key = forge::hmac(&dedup, &[b"lifeboat config-mac v1"]);
-    let mac = forge::hmac(&mac_key, &[&serde_json::to_vec(&v1).expect("json")]);
-    v1.insert("mac".into(), hex::encode(mac).into());
-    store.write_config(&serde_json::Value::Object(v1));
+    let v1 = forge::format1_config(&honest_config, &data_r, &meta_r, keys, &dedup);
+    store.write_config(&v1);
+    // It is a valid format-1 repository: told to trust it, the restore
+    // key opens it (so the refusal below is the format, not a bad MAC).
+    let out = lb
+        .run(&[
+            "key",
+            "list",
+            "--trust-unauthenticated",
+            "--restore-key-file",
+            &rk(&lb),
+        ])
+        .ok();
+    assert!(out.stdout.contains("format 1"), "{}", out.stdout);
 
     // Refused by the restore key: it would read the attacker's snapshots.
     let out = restore_to_stdout(&lb).code(EXIT_DAMAGED);

@@ -115,6 +115,29 @@ pub fn sign_config(seed: [u8; 32], mut config: serde_json::Value) -> (String, se
     (verify, config)
 }
 
+/// A format-1 config built from `honest` with other recipients and keys,
+/// MACed as FORMAT.md says with the format-1 MAC key of `dedup_secret`
+/// (which a backup host holds; anyone may pick their own).
+pub fn format1_config(
+    honest: &serde_json::Value,
+    data_recipient: &str,
+    metadata_recipient: &str,
+    keys: serde_json::Value,
+    dedup_secret: &[u8],
+) -> serde_json::Value {
+    let mut v = serde_json::json!({"version": 1});
+    for k in ["id", "created", "chunker", "pack_size", "compression_level"] {
+        v[k] = honest[k].clone();
+    }
+    v["data_recipient"] = data_recipient.into();
+    v["metadata_recipient"] = metadata_recipient.into();
+    v["keys"] = keys;
+    v["mac"] = "".into();
+    let mac_key = hmac(dedup_secret, &[b"lifeboat config-mac v1"]);
+    v["mac"] = hex::encode(hmac(&mac_key, &[&compact(&v)])).into();
+    v
+}
+
 /// Compact JSON in the order of the fields as they are (serde_json keeps
 /// insertion order with `preserve_order`; without it, the order of the
 /// file is kept by re-serializing the parsed struct: FORMAT.md's order).
@@ -144,8 +167,43 @@ fn compact(v: &serde_json::Value) -> Vec<u8> {
             first = false;
             out.extend_from_slice(serde_json::to_string(k).expect("key").as_bytes());
             out.push(b':');
-            out.extend_from_slice(serde_json::to_string(x).expect("value").as_bytes());
+            // Nested records keep FORMAT.md's field order too.
+            match k {
+                "chunker" => {
+                    out.extend_from_slice(&ordered(x, &["min_size", "avg_size", "max_size"]))
+                }
+                "keys" => {
+                    out.push(b'[');
+                    for (i, e) in x
+                        .as_array()
+                        .map(Vec::as_slice)
+                        .unwrap_or(&[])
+                        .iter()
+                        .enumerate()
+                    {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        out.extend_from_slice(&ordered(e, &["file", "recipient", "created"]));
+                    }
+                    out.push(b']');
+                }
+                _ => out.extend_from_slice(serde_json::to_string(x).expect("value").as_bytes()),
+            }
         }
+    }
+    out.push(b'}');
+    out
+}
+
+/// `{...}` with the fields of `v` in `order`.
+fn ordered(v: &serde_json::Value, order: &[&str]) -> Vec<u8> {
+    let mut out = b"{".to_vec();
+    for (i, k) in order.iter().filter(|k| v.get(**k).is_some()).enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(format!("{}:{}", serde_json::json!(k), v[*k]).as_bytes());
     }
     out.push(b'}');
     out
