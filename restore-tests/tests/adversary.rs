@@ -513,3 +513,86 @@ fn backup_host_a_manifest_line_lying_about_its_item_fails_verify_and_the_drill()
     );
     assert!(!out.stdout.contains(FORGED));
 }
+
+/// A config for `drill` with only a staging directory.
+fn drill_config(lb: &Lifeboat, staging: &std::path::Path) -> std::path::PathBuf {
+    let cfg = lb.path("drill-only.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[repository]\nurl = \"{}\"\n[staging]\ndir = \"{}\"\n",
+            lb.repo,
+            staging.display()
+        ),
+    )
+    .expect("config");
+    cfg
+}
+
+#[test]
+fn backup_host_facts_that_disagree_with_the_manifest_fail_the_drill() {
+    use lifeboat_store::{backend::LocalBackend, BackupKey, BackupOptions, NoProgress, Repository};
+    let lb = honest();
+    let backend = std::sync::Arc::new(LocalBackend::new(lb.repo_path()));
+    let key = BackupKey::load(&lb.backup_key).expect("backup key");
+    let repo = Repository::open_for_backup(backend, key).expect("open");
+    // A snapshot claiming a 50-table MySQL source it does not hold.
+    let mut s = repo
+        .begin_backup(BackupOptions::default())
+        .expect("session");
+    let mut w = s
+        .item("command", "clinic.sql", "stream", &NoProgress)
+        .expect("item");
+    std::io::Write::write_all(&mut w, SECRET.as_bytes()).expect("write");
+    w.finish(serde_json::Value::Null).expect("finish");
+    s.set_source_facts("mysql", serde_json::json!({"tables": 50, "rows": 400000}));
+    let (forged, _) = s.commit().expect("commit");
+    let cfg = drill_config(&lb, &lb.path("staging"));
+    let out = lb
+        .run(&[
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "drill",
+            &forged.to_hex(),
+            "--restore-key-file",
+            &rk(&lb),
+        ])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains("FAILED") && out.stdout.contains("50 tables"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+}
+
+#[test]
+fn a_drill_refuses_a_link_planted_in_its_staging_directory() {
+    let lb = honest();
+    let staging = lb.path("staging");
+    let victim = lb.path("victim");
+    std::fs::create_dir_all(victim.join("render")).expect("mkdir");
+    std::fs::write(victim.join("render/keep.txt"), "mine").expect("write");
+    std::fs::create_dir_all(&staging).expect("mkdir");
+    std::os::unix::fs::symlink(&victim, staging.join("drill")).expect("link");
+    let cfg = drill_config(&lb, &staging);
+    let out = lb
+        .run(&[
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "drill",
+            "--restore-key-file",
+            &rk(&lb),
+        ])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains("symbolic link"),
+        "{}{}",
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(victim.join("render/keep.txt")).expect("still there"),
+        "mine"
+    );
+}

@@ -129,6 +129,108 @@ fn wipe(dir: &Path) -> std::io::Result<()> {
     }
 }
 
+/// The drill deletes and writes below `[staging] dir/drill`: refuse a
+/// link there or in the staging directory itself (it would send the wipe
+/// and the restore elsewhere), and on Linux a directory another user owns
+/// (they could put a link in at any moment).
+fn check_scratch(scratch: &Path) -> Result<(), String> {
+    let me = owner_uid(Path::new("/proc/self"));
+    for p in [scratch.parent(), Some(scratch)].into_iter().flatten() {
+        let Ok(m) = std::fs::symlink_metadata(p) else {
+            continue; // not there yet: the drill creates it, private
+        };
+        if m.file_type().is_symlink() {
+            return Err(format!(
+                "{} is a symbolic link: refusing to wipe and restore through it \
+                 (set [staging] dir to a directory of yours)",
+                p.display()
+            ));
+        }
+        if let (Some(me), Some(owner)) = (me, owner_uid(p)) {
+            if me != owner {
+                return Err(format!(
+                    "{} belongs to another user (uid {owner}): refusing to wipe and restore \
+                     in it (set [staging] dir to a directory of yours)",
+                    p.display()
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(target_os = "linux")]
+fn owner_uid(p: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(p).ok().map(|m| m.uid())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn owner_uid(_: &Path) -> Option<u32> {
+    None
+}
+
+/// Where a snapshot's own summary disagrees with its manifest: item counts
+/// and bytes per source, and the MySQL, objects and Render facts. A forged
+/// snapshot could otherwise claim sources, tables or objects it does not
+/// hold, and a drill of what it does hold would pass.
+fn summary_disagreements(snap: &SnapshotEntry, items: &[ManifestItem]) -> Vec<String> {
+    let mut out = Vec::new();
+    let count = |f: &dyn Fn(&ManifestItem) -> bool| -> (u64, u64) {
+        items
+            .iter()
+            .filter(|i| f(i))
+            .fold((0, 0), |(n, b), i| (n + 1, b + i.size))
+    };
+    for (source, summary) in &snap.snapshot.sources {
+        let (n, bytes) = count(&|i| &i.source == source);
+        if (n, bytes) != (summary.items, summary.bytes) {
+            out.push(format!(
+                "{source}: the snapshot says {} item(s) of {} bytes, its manifest holds {n} of \
+                 {bytes} (forged or damaged)",
+                summary.items, summary.bytes
+            ));
+        }
+        let fact = |k: &str| summary.facts.get(k).and_then(serde_json::Value::as_u64);
+        let mut expect = |what: &str, claimed: Option<u64>, found: u64| {
+            if let Some(c) = claimed.filter(|c| *c != found) {
+                out.push(format!(
+                    "{source}: its facts say {c} {what}, its manifest holds {found} (forged or damaged)"
+                ));
+            }
+        };
+        match source.as_str() {
+            lifeboat_mysql::SOURCE => {
+                let tables: Vec<&ManifestItem> = items
+                    .iter()
+                    .filter(|i| &i.source == source && i.kind == "table")
+                    .collect();
+                let rows: u64 = tables
+                    .iter()
+                    .filter_map(|i| i.meta.get("rows").and_then(serde_json::Value::as_u64))
+                    .sum();
+                expect("tables", fact("tables"), tables.len() as u64);
+                expect("rows", fact("rows"), rows);
+            }
+            lifeboat_objects::SOURCE => {
+                let (n, b) = count(&|i| &i.source == source && i.kind == "object");
+                expect("objects", fact("objects"), n);
+                expect("bytes of objects", fact("bytes"), b);
+            }
+            lifeboat_render::SOURCE => {
+                let (s, _) =
+                    count(&|i| &i.source == source && i.kind == lifeboat_render::SERVICE_KIND);
+                let (g, _) =
+                    count(&|i| &i.source == source && i.kind == lifeboat_render::ENV_GROUP_KIND);
+                expect("services", fact("services"), s);
+                expect("env groups", fact("env_groups"), g);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 fn in_sample(key: &str, seed: u64, percent: f64) -> bool {
     let h = Sha256::digest(format!("{seed}\0{key}").as_bytes());
     let x = u64::from_le_bytes(h[..8].try_into().unwrap_or([0; 8]));
@@ -160,6 +262,14 @@ pub fn run(
         report.problems.push(format!(
             "{source} failed during this backup ({error}): not in the snapshot"
         ));
+    }
+    report.problems.extend(summary_disagreements(snap, items));
+    if let Some(s) = &plan.scratch {
+        if let Err(e) = check_scratch(s) {
+            report.problems.push(e);
+            report.rto_seconds = clock.elapsed().as_secs_f64();
+            return report;
+        }
     }
     let mut results: BTreeMap<&str, SourceResult> = BTreeMap::new();
 

@@ -108,7 +108,12 @@ impl ForgetPolicy {
             let mut seen = HashSet::new();
             for s in sorted
                 .iter()
-                .filter(|s| !s.snapshot.tags.iter().any(|t| t == PARTIAL_TAG))
+                // Partial: tagged so, or any source with an error (the tag
+                // alone could be left off by whoever wrote the snapshot).
+                .filter(|s| {
+                    !s.snapshot.tags.iter().any(|t| t == PARTIAL_TAG)
+                        && s.snapshot.failed_sources().is_empty()
+                })
             {
                 if seen.len() == n && !seen.contains(&bucket(&s.snapshot.time)) {
                     break;

@@ -176,8 +176,12 @@ pub(super) fn backup<A: Access>(
         if !status.success() {
             drop(item);
             session.abort();
+            // Only the program's name: its arguments may hold a password
+            // (`mariadb-dump -pSECRET`), and this message reaches logs and
+            // notifications.
+            let program = cmd.split_whitespace().next().unwrap_or("");
             return Err(exit::source(format!(
-                "the command {}: {cmd}",
+                "the command {}: {program} ... (arguments not shown)",
                 describe_status(status)
             )));
         }

@@ -114,12 +114,22 @@ fn to_stdout_verified(
     let dir = spool_dir
         .map(std::path::Path::to_path_buf)
         .unwrap_or_else(std::env::temp_dir);
-    let mut spool = tempfile::tempfile_in(&dir).with_context(|| {
-        format!(
-            "creating the verifying spool file in {} (choose another with --spool-dir)",
-            dir.display()
-        )
-    })?;
+    let mut spool = tempfile::tempfile_in(&dir)
+        .and_then(|f| {
+            // O_TMPFILE takes the umask's mode: make the plaintext private.
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(f)
+        })
+        .with_context(|| {
+            format!(
+                "creating the verifying spool file in {} (choose another with --spool-dir)",
+                dir.display()
+            )
+        })?;
     {
         let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut spool);
         repo.restore_item(index, item, &mut w, bar)?;
