@@ -175,10 +175,15 @@ fn prune_refuses_while_a_backup_runs() {
         .spawn()
         .unwrap();
     // Wait for its lock (up to 30 s: a loaded machine starts it slowly).
+    // Only a renamed lock counts: a `.tmp-` file is one still being
+    // written (fsync can take a while under load), not yet a lock.
     let locks = lb.repo_path().join("locks");
     let locked = (0..3000).any(|_| {
         let seen = std::fs::read_dir(&locks)
-            .map(|d| d.count() > 0)
+            .map(|d| {
+                d.flatten()
+                    .any(|e| !e.file_name().to_string_lossy().starts_with(".tmp-"))
+            })
             .unwrap_or(false);
         if !seen {
             std::thread::sleep(std::time::Duration::from_millis(10));
