@@ -403,16 +403,7 @@ impl<A: Access> Repository<A> {
         // back after a prune (or naming packs lost since) must not make
         // this backup skip data it believes stored.
         let listing = self.backend().list(FileKind::Pack)?;
-        let present: HashSet<PackId> = listing
-            .iter()
-            .filter_map(|f| f.name.parse::<PackId>().ok())
-            .collect();
-        let mut known = Index::default();
-        let (_, unreadable) = self.each_index_file(|file| {
-            for p in file.packs.iter().filter(|p| present.contains(&p.id)) {
-                known.add_pack(p);
-            }
-        })?;
+        let (mut known, unreadable) = self.load_index_over(&listing, false)?;
         for u in &unreadable {
             tracing::warn!("skipping unreadable index file {}: {}", u.file, u.detail);
         }

@@ -179,6 +179,7 @@ pub(crate) fn check_keyring_tag(identity: &x25519::Identity, body: &[u8], tag: &
 /// secret is in the keyring (restore keys only); backup keys pin its public
 /// half, so neither a backup host nor the store's credentials can forge a
 /// config that anyone accepts.
+#[derive(Clone)]
 pub(crate) struct ConfigSigner(ed25519_dalek::SigningKey);
 
 impl ConfigSigner {

@@ -224,7 +224,10 @@ impl Repository<FullAccess> {
                 ),
             ));
         }
-        let (index, bad) = self.load_index()?;
+        // One listing of the packs for the index and the plan (the
+        // exclusive lock keeps backups from adding any meanwhile).
+        let listing = backend.list(FileKind::Pack)?;
+        let (index, bad) = self.load_index_over(&listing, true)?;
         if let Some(b) = bad.first() {
             return Err(Error::damaged(
                 &b.file,
@@ -265,11 +268,7 @@ impl Repository<FullAccess> {
                 used.contains(&id),
             ));
         }
-        let stored: BTreeMap<String, u64> = backend
-            .list(FileKind::Pack)?
-            .into_iter()
-            .map(|f| (f.name, f.size))
-            .collect();
+        let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
         let mut report = PruneReport {
             snapshots: snapshots.len(),
             packs: stored.len(),

@@ -462,7 +462,10 @@ impl KeyringSecrets {
 }
 
 /// The identity of `restore` that `entry` names, if any.
-fn identity_for<'a>(restore: &'a RestoreKey, entry: &KeyEntry) -> Option<&'a x25519::Identity> {
+pub(crate) fn identity_for<'a>(
+    restore: &'a RestoreKey,
+    entry: &KeyEntry,
+) -> Option<&'a x25519::Identity> {
     restore
         .identities
         .iter()
@@ -647,30 +650,16 @@ impl Repository<FullAccess> {
             return Err(Error::damaged("keys", failures.join("; ")));
         };
         let secrets = KeyringSecrets::of(&keyring, &config.id)?;
-        let config = if config.is_format_1() {
+        // A mismatch is damage: the caller reads config and keys again.
+        if config.is_format_1() {
             warn_format_1();
-            match config.check_mac(&secrets.dedup) {
-                Ok(()) => config,
-                Err(_) => read_config_checked(&*backend, |c| c.check_mac(&secrets.dedup))?,
-            }
+            config.check_mac(&secrets.dedup)?;
         } else {
             let signer = secrets.signer.as_ref().ok_or_else(|| {
                 Error::damaged("keys", "a format-2 keyring without a config signing key")
             })?;
-            let verify_key = signer.verify_key_hex();
-            match config.check_signature(&verify_key) {
-                Ok(()) => config,
-                Err(_) => read_config_checked(&*backend, |c| {
-                    if c.is_format_1() {
-                        return Err(Error::damaged(
-                            "config",
-                            "format 1 after format 2: a downgrade",
-                        ));
-                    }
-                    c.check_signature(&verify_key)
-                })?,
-            }
-        };
+            config.check_signature(&signer.verify_key_hex())?;
+        }
         if secrets.metadata.to_public().to_string() != config.metadata_recipient
             || !secrets
                 .data
@@ -804,32 +793,20 @@ impl Repository<FullAccess> {
 }
 
 impl<A: Access> Repository<A> {
-    /// Read an item whole into `out` and check its size and SHA-256
-    /// (what verify uses; blobs need a key that reads data).
-    pub(crate) fn restore_item_checked(
+    /// Read an item whole into `out`, checking its size and SHA-256 (what
+    /// restores, verify and drills share; blobs need a key that reads data).
+    pub(crate) fn read_item(
         &self,
         index: &Index,
         item: &ManifestItem,
         out: &mut dyn std::io::Write,
+        progress: &dyn crate::Progress,
     ) -> Result<()> {
-        restore_item_into(self, index, item, out, &crate::NoProgress)
-    }
-}
-
-/// Restore one item's content into `out`, checking its size and SHA-256.
-fn restore_item_into<A: Access>(
-    repo: &Repository<A>,
-    index: &Index,
-    item: &ManifestItem,
-    out: &mut dyn std::io::Write,
-    progress: &dyn crate::Progress,
-) -> Result<()> {
-    {
         use sha2::Digest;
         progress.set_length(item.size);
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
-        repo.read_blobs(index, &item.blobs, &mut |data| {
+        self.read_blobs(index, &item.blobs, &mut |data| {
             hasher.update(data);
             size += data.len() as u64;
             progress.inc(data.len() as u64);
@@ -860,7 +837,7 @@ impl Repository<FullAccess> {
         out: &mut dyn std::io::Write,
         progress: &dyn crate::Progress,
     ) -> Result<()> {
-        restore_item_into(self, index, item, out, progress)
+        self.read_item(index, item, out, progress)
     }
 }
 
@@ -965,17 +942,28 @@ impl<A: Access> Repository<A> {
     ) -> Result<Vec<u8>> {
         let what = kind.path(name);
         reread_if_damaged(&what, || {
-            let raw = self.inner.backend.read(kind, name)?;
-            if sha256_hex(&raw) != name {
-                return Err(Error::damaged(
-                    &what,
-                    "content does not match its name (SHA-256)",
-                ));
-            }
-            let plain = crypto::open(&[&self.key().metadata_identity], &raw, limit)
-                .map_err(|e| e.into_error(&what))?;
+            let plain = self.open_meta_file(kind, name, limit)?;
             self.check_tag(kind.dir(), plain, &what)
         })
+    }
+
+    /// Read, check the name of, and decrypt a metadata file; its tag line,
+    /// if any, is left on (`upgrade` tells format-1 files from its own).
+    pub(crate) fn open_meta_file(
+        &self,
+        kind: FileKind,
+        name: &str,
+        limit: usize,
+    ) -> Result<Vec<u8>> {
+        let what = kind.path(name);
+        let raw = self.inner.backend.read(kind, name)?;
+        if sha256_hex(&raw) != name {
+            return Err(Error::damaged(
+                &what,
+                "content does not match its name (SHA-256)",
+            ));
+        }
+        crypto::open(&[&self.key().metadata_identity], &raw, limit).map_err(|e| e.into_error(&what))
     }
 
     /// The dedup key when files must carry tags (format 2), else `None`.
@@ -1008,23 +996,30 @@ impl<A: Access> Repository<A> {
         }
     }
 
-    /// Format 2: prefix a metadata plaintext with its tag line.
-    pub(crate) fn add_tag<'b>(&self, label: &str, body: &'b [u8]) -> std::borrow::Cow<'b, [u8]> {
-        match self.auth() {
-            Some(dedup) => {
-                std::borrow::Cow::Owned(crypto::with_tag_line(&dedup.file_tag(label, body), body))
-            }
-            None => std::borrow::Cow::Borrowed(body),
-        }
-    }
-
     /// Seal and store a metadata file under its content hash; returns the name.
     pub(crate) fn write_meta_file(
         &self,
         kind: FileKind,
         plaintext: &[u8],
     ) -> Result<(String, u64)> {
-        let body = self.add_tag(kind.dir(), plaintext);
+        self.write_meta_file_tagged(kind, plaintext, self.auth())
+    }
+
+    /// [`write_meta_file`](Self::write_meta_file) with the tag key given:
+    /// `upgrade` tags files while the repository is still format 1.
+    pub(crate) fn write_meta_file_tagged(
+        &self,
+        kind: FileKind,
+        plaintext: &[u8],
+        tag_key: Option<&DedupKey>,
+    ) -> Result<(String, u64)> {
+        let body = match tag_key {
+            Some(k) => std::borrow::Cow::Owned(crypto::with_tag_line(
+                &k.file_tag(kind.dir(), plaintext),
+                plaintext,
+            )),
+            None => std::borrow::Cow::Borrowed(plaintext),
+        };
         let sealed = crypto::seal(&self.inner.meta_recipient, 3, &body);
         let name = sha256_hex(&sealed);
         self.inner.backend.write(kind, &name, &sealed)?;
@@ -1058,13 +1053,21 @@ impl<A: Access> Repository<A> {
     /// are added after, for blobs with no other copy, so `verify` still
     /// names them.
     pub fn load_index(&self) -> Result<(Index, Vec<Unreadable>)> {
-        let present: std::collections::HashSet<crate::PackId> = self
-            .inner
-            .backend
-            .list(FileKind::Pack)?
-            .iter()
-            .filter_map(|f| f.name.parse().ok())
-            .collect();
+        let listing = self.inner.backend.list(FileKind::Pack)?;
+        self.load_index_over(&listing, true)
+    }
+
+    /// The index, entries in the packs of `listing` first; with
+    /// `with_missing`, then the entries naming packs not listed (for blobs
+    /// with no other copy, so verify names them); without, none of those
+    /// (what a backup dedups against).
+    pub(crate) fn load_index_over(
+        &self,
+        listing: &[crate::backend::FileInfo],
+        with_missing: bool,
+    ) -> Result<(Index, Vec<Unreadable>)> {
+        let present: std::collections::HashSet<crate::PackId> =
+            listing.iter().filter_map(|f| f.name.parse().ok()).collect();
         let mut index = Index::default();
         let mut any_missing = false;
         let (_, bad) = self.each_index_file(|file| {
@@ -1076,7 +1079,7 @@ impl<A: Access> Repository<A> {
                 }
             }
         })?;
-        if any_missing {
+        if any_missing && with_missing {
             self.each_index_file(|file| {
                 for p in file.packs.iter().filter(|p| !present.contains(&p.id)) {
                     index.add_pack(p);

@@ -25,11 +25,10 @@ use age::x25519;
 use crate::backend::FileKind;
 use crate::crypto::{self, ConfigSigner, KeyPin};
 use crate::error::{Error, Result};
-use crate::id::sha256_hex;
 use crate::index::{IndexFile, MAX_INDEX_LEN};
 use crate::repository::{
-    open_keyring, seal_keyring, FullAccess, KeyringSecrets, OpenOptions, OpenedKeyring, Repository,
-    FORMAT_VERSION,
+    identity_for, open_keyring, seal_keyring, FullAccess, KeyringSecrets, OpenedKeyring,
+    Repository, FORMAT_VERSION,
 };
 use crate::snapshot::Snapshot;
 use crate::RestoreKey;
@@ -52,9 +51,9 @@ pub struct UpgradeReport {
     pub state_files: usize,
     /// Restore keys (public) whose keyring is now authenticated.
     pub keys_authenticated: Vec<String>,
-    /// Restore keys (public) of the config that were not given: their
-    /// holders must run `lifeboat upgrade` with them before they can open
-    /// the repository.
+    /// Restore keys (public) of the config that were not given: they
+    /// cannot open the repository until an upgrade is given them too
+    /// (`--also-key`) by someone with an authenticated key.
     pub keys_pending: Vec<String>,
     /// Files left by an interrupted upgrade, removed.
     pub leftovers_removed: usize,
@@ -64,25 +63,15 @@ pub struct UpgradeReport {
 }
 
 impl Repository<FullAccess> {
-    /// Open a repository to upgrade it: a format-1 one only with
-    /// `opts.trust_unauthenticated` (nothing in it can prove it is the
-    /// owner's), a format-2 one as [`open_for_restore`] does: at least one
-    /// of `restore`'s identities must have an authenticated keyring. There
-    /// is no trust on first use of an unauthenticated keyring in format 2:
-    /// a storage-only attacker could plant exactly that.
-    ///
-    /// [`open_for_restore`]: Repository::open_for_restore
-    pub fn open_for_upgrade(
-        backend: Arc<dyn crate::backend::Backend>,
-        restore: &RestoreKey,
-        opts: &OpenOptions,
-    ) -> Result<Self> {
-        Self::open_for_restore_with(backend, restore, opts)
-    }
-
     /// Upgrade to format 2, or, in a format-2 repository, authenticate the
     /// keyrings of `restore`'s identities and remove what an interrupted
-    /// upgrade left. Takes the exclusive lock.
+    /// upgrade left. Takes the exclusive lock. Open the repository with
+    /// [`open_for_restore_with`](Repository::open_for_restore_with): a
+    /// format-1 one only when told to trust it (nothing in it can prove it
+    /// is the owner's); a format-2 one needs an authenticated keyring for
+    /// one of `restore`'s identities. There is no trust on first use of an
+    /// unauthenticated keyring: a storage-only attacker could plant exactly
+    /// that.
     pub fn upgrade(&mut self, restore: &RestoreKey) -> Result<UpgradeReport> {
         let _lock = self.lock(true)?;
         let mut report = UpgradeReport {
@@ -91,9 +80,7 @@ impl Repository<FullAccess> {
             ..Default::default()
         };
         let signer = match &self.access.signer {
-            Some(s) => ConfigSigner::from_hex(&s.secret_hex()).ok_or_else(|| {
-                Error::Invalid("internal: the config signing key does not round-trip".into())
-            })?,
+            Some(s) => s.clone(),
             None => signer_for(&self.access.data),
         };
         let was_format_1 = self.config().is_format_1();
@@ -123,11 +110,7 @@ impl Repository<FullAccess> {
         let mut config = self.config().clone();
         let mut replaced = Vec::new();
         for entry in config.keys.iter_mut() {
-            let Some(identity) = restore
-                .identities
-                .iter()
-                .find(|i| i.to_public().to_string() == entry.recipient)
-            else {
+            let Some(identity) = identity_for(restore, entry) else {
                 // Another holder's keyring: only they can authenticate it.
                 // (In format 2 we cannot tell whether they already did.)
                 if was_format_1 {
@@ -179,7 +162,7 @@ impl Repository<FullAccess> {
     ) -> Result<()> {
         for kind in [FileKind::Index, FileKind::Snapshot, FileKind::State] {
             for f in self.backend().list(kind)? {
-                let Ok(plain) = self.open_meta_raw(kind, &f.name) else {
+                let Ok(plain) = self.open_meta_file(kind, &f.name, MAX_META_LEN) else {
                     continue;
                 };
                 if leftover(self, kind, &plain) {
@@ -191,31 +174,15 @@ impl Repository<FullAccess> {
         Ok(())
     }
 
-    /// Decrypt a metadata file without checking a tag.
-    fn open_meta_raw(&self, kind: FileKind, name: &str) -> Result<Vec<u8>> {
-        let raw = self.backend().read(kind, name)?;
-        if sha256_hex(&raw) != name {
-            return Err(Error::damaged(
-                kind.path(name),
-                "content does not match its name",
-            ));
-        }
-        crypto::open(&[&self.key().metadata_identity], &raw, MAX_META_LEN)
-            .map_err(|e| e.into_error(kind.path(name)))
-    }
-
     /// Format 1 → 2: write every index, state and snapshot file again with
     /// its tag (the old ones are remembered for removal after the config).
     fn rewrite_metadata(&self, report: &mut UpgradeReport) -> Result<Vec<(FileKind, String)>> {
-        let tagged = |label: &str, body: &[u8]| {
-            crypto::with_tag_line(&self.key().dedup.file_tag(label, body), body)
-        };
         let mut old = Vec::new();
+        // Tagged although the repository is still format 1.
         let write = |kind: FileKind, body: &[u8]| -> Result<String> {
-            let sealed = crypto::seal(&self.inner.meta_recipient, 3, &tagged(kind.dir(), body));
-            let name = sha256_hex(&sealed);
-            self.backend().write(kind, &name, &sealed)?;
-            Ok(name)
+            Ok(self
+                .write_meta_file_tagged(kind, body, Some(&self.key().dedup))?
+                .0)
         };
         for f in self.backend().list(FileKind::Index)? {
             match self.read_meta_file(FileKind::Index, &f.name, MAX_INDEX_LEN) {

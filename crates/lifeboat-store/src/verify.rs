@@ -86,14 +86,10 @@ impl<A: Access> Repository<A> {
         let mut report = VerifyReport::default();
         let mut damage = Damage::default();
 
-        let packs: BTreeMap<String, u64> = self
-            .backend()
-            .list(FileKind::Pack)?
-            .into_iter()
-            .map(|f| (f.name, f.size))
-            .collect();
+        let listing = self.backend().list(FileKind::Pack)?;
+        let (index, bad_index) = self.load_index_over(&listing, true)?;
+        let packs: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
         report.packs = packs.len();
-        let (index, bad_index) = self.load_index()?;
         for u in bad_index {
             damage.files.push(Problem {
                 what: u.file,
@@ -210,7 +206,7 @@ impl<A: Access> Repository<A> {
                         for item in &items {
                             report.items_checked += 1;
                             let mut sink = std::io::sink();
-                            match self.restore_item_checked(&index, item, &mut sink) {
+                            match self.read_item(&index, item, &mut sink, &crate::NoProgress) {
                                 Ok(()) => {}
                                 Err(Error::Damaged { detail, .. }) => damage.files.push(Problem {
                                     what: format!("item {}", item.name),
