@@ -88,18 +88,13 @@ pub fn run(ctx: &Ctx, cmd: KeyCommand) -> Result<Code> {
 pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
     let mut key = ctx.load_restore_key()?;
     for path in &args.also_key {
-        let pass = if RestoreKey::file_needs_passphrase(path)? {
-            Some(super::passphrase(
-                "LIFEBOAT_ALSO_KEY_PASSPHRASE",
-                &format!("Passphrase of {}: ", path.display()),
-                false,
-            )?)
-        } else {
-            None
-        };
-        key.merge(RestoreKey::load(path, pass.as_ref())?);
+        key.merge(super::load_restore_key_file(
+            path,
+            "LIFEBOAT_ALSO_KEY_PASSPHRASE",
+            &format!("Passphrase of {}: ", path.display()),
+        )?);
     }
-    let mut repo = Repository::open_for_upgrade(ctx.backend()?, &key, &ctx.open_options())?;
+    let mut repo = Repository::open_for_restore_with(ctx.backend()?, &key, &ctx.open_options())?;
     let report = repo.upgrade(&key)?;
     if ctx.global.json {
         ctx.print_json(&report)?;

@@ -91,6 +91,17 @@ fn apply_config(g: &mut Global, r: crate::config::RepositoryConfig) {
     g.s3_secret_access_key = r.secret_access_key;
 }
 
+/// Read a restore key file, asking for its passphrase (from `env`, else
+/// the terminal with `prompt`) only when it is protected.
+pub fn load_restore_key_file(path: &Path, env: &str, prompt: &str) -> Result<RestoreKey> {
+    let pass = if RestoreKey::file_needs_passphrase(path)? {
+        Some(passphrase(env, prompt, false)?)
+    } else {
+        None
+    };
+    Ok(RestoreKey::load(path, pass.as_ref())?)
+}
+
 /// Either handle: read commands take whichever key is at hand.
 pub enum AnyRepo {
     Backup(Repository<BackupAccess>),
@@ -123,17 +134,11 @@ impl Ctx {
     }
 
     pub fn load_restore_key(&self) -> Result<RestoreKey> {
-        let path = self.restore_key_path()?;
-        let pass = if RestoreKey::file_needs_passphrase(path)? {
-            Some(passphrase(
-                "LIFEBOAT_RESTORE_KEY_PASSPHRASE",
-                "Restore key passphrase: ",
-                false,
-            )?)
-        } else {
-            None
-        };
-        Ok(RestoreKey::load(path, pass.as_ref())?)
+        load_restore_key_file(
+            self.restore_key_path()?,
+            "LIFEBOAT_RESTORE_KEY_PASSPHRASE",
+            "Restore key passphrase: ",
+        )
     }
 
     pub fn open_full(&self) -> Result<Repository<FullAccess>> {
