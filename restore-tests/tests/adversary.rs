@@ -448,15 +448,11 @@ fn backup_host_a_snapshot_dated_in_the_future_is_not_latest_nor_counted_by_forge
 
 #[test]
 fn backup_host_a_manifest_line_lying_about_its_item_fails_verify_and_the_drill() {
-    use lifeboat_store::{
-        backend::LocalBackend, BackupKey, BackupOptions, ManifestItem, NoProgress, Repository,
-    };
+    use lifeboat_store::{BackupOptions, ManifestItem, NoProgress};
     let lb = honest();
     // The backup host writes a real item, then a snapshot whose manifest
     // line for it names the same blobs with another size and SHA-256.
-    let backend = std::sync::Arc::new(LocalBackend::new(lb.repo_path()));
-    let key = BackupKey::load(&lb.backup_key).expect("backup key");
-    let repo = Repository::open_for_backup(backend, key).expect("open");
+    let repo = backup_host_repo(&lb);
     let mut s = repo
         .begin_backup(BackupOptions::default())
         .expect("session");
@@ -484,27 +480,7 @@ fn backup_host_a_manifest_line_lying_about_its_item_fails_verify_and_the_drill()
     assert!(out.stdout.contains("item clinic.sql"), "{}", out.stdout);
     // A drill of that snapshot fails and names the item (it holds only a
     // command's output, which the drill reads whole and checks).
-    let staging = lb.path("staging");
-    let cfg = lb.path("drill.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[repository]\nurl = \"{}\"\n[staging]\ndir = \"{}\"\n",
-            lb.repo,
-            staging.display()
-        ),
-    )
-    .expect("config");
-    let out = lb
-        .run(&[
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "drill",
-            &forged.to_hex(),
-            "--restore-key-file",
-            &rk(&lb),
-        ])
-        .code(EXIT_DAMAGED);
+    let out = drill(&lb, &lb.path("staging"), Some(&forged.to_hex())).code(EXIT_DAMAGED);
     assert!(
         out.stdout.contains("FAILED") && out.stdout.contains("clinic.sql"),
         "{}{}",
@@ -514,8 +490,13 @@ fn backup_host_a_manifest_line_lying_about_its_item_fails_verify_and_the_drill()
     assert!(!out.stdout.contains(FORGED));
 }
 
-/// A config for `drill` with only a staging directory.
-fn drill_config(lb: &Lifeboat, staging: &std::path::Path) -> std::path::PathBuf {
+/// `drill [SNAPSHOT]` with the restore key and a config holding only a
+/// staging directory.
+fn drill(
+    lb: &Lifeboat,
+    staging: &std::path::Path,
+    snapshot: Option<&str>,
+) -> lifeboat_testkit::Output {
     let cfg = lb.path("drill-only.toml");
     std::fs::write(
         &cfg,
@@ -526,16 +507,25 @@ fn drill_config(lb: &Lifeboat, staging: &std::path::Path) -> std::path::PathBuf 
         ),
     )
     .expect("config");
-    cfg
+    let key = rk(lb);
+    let mut args = vec!["--config", cfg.to_str().expect("utf-8"), "drill"];
+    args.extend(snapshot);
+    args.extend(["--restore-key-file", key.as_str()]);
+    lb.run(&args)
+}
+
+/// The repository as a backup host opens it (the backup key alone).
+fn backup_host_repo(lb: &Lifeboat) -> lifeboat_store::Repository<lifeboat_store::BackupAccess> {
+    let backend = std::sync::Arc::new(lifeboat_store::backend::LocalBackend::new(lb.repo_path()));
+    let key = lifeboat_store::BackupKey::load(&lb.backup_key).expect("backup key");
+    lifeboat_store::Repository::open_for_backup(backend, key).expect("open")
 }
 
 #[test]
 fn backup_host_facts_that_disagree_with_the_manifest_fail_the_drill() {
-    use lifeboat_store::{backend::LocalBackend, BackupKey, BackupOptions, NoProgress, Repository};
+    use lifeboat_store::{BackupOptions, NoProgress};
     let lb = honest();
-    let backend = std::sync::Arc::new(LocalBackend::new(lb.repo_path()));
-    let key = BackupKey::load(&lb.backup_key).expect("backup key");
-    let repo = Repository::open_for_backup(backend, key).expect("open");
+    let repo = backup_host_repo(&lb);
     // A snapshot claiming a 50-table MySQL source it does not hold.
     let mut s = repo
         .begin_backup(BackupOptions::default())
@@ -547,17 +537,7 @@ fn backup_host_facts_that_disagree_with_the_manifest_fail_the_drill() {
     w.finish(serde_json::Value::Null).expect("finish");
     s.set_source_facts("mysql", serde_json::json!({"tables": 50, "rows": 400000}));
     let (forged, _) = s.commit().expect("commit");
-    let cfg = drill_config(&lb, &lb.path("staging"));
-    let out = lb
-        .run(&[
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "drill",
-            &forged.to_hex(),
-            "--restore-key-file",
-            &rk(&lb),
-        ])
-        .code(EXIT_DAMAGED);
+    let out = drill(&lb, &lb.path("staging"), Some(&forged.to_hex())).code(EXIT_DAMAGED);
     assert!(
         out.stdout.contains("FAILED") && out.stdout.contains("50 tables"),
         "{}{}",
@@ -575,16 +555,7 @@ fn a_drill_refuses_a_link_planted_in_its_staging_directory() {
     std::fs::write(victim.join("render/keep.txt"), "mine").expect("write");
     std::fs::create_dir_all(&staging).expect("mkdir");
     std::os::unix::fs::symlink(&victim, staging.join("drill")).expect("link");
-    let cfg = drill_config(&lb, &staging);
-    let out = lb
-        .run(&[
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "drill",
-            "--restore-key-file",
-            &rk(&lb),
-        ])
-        .code(EXIT_DAMAGED);
+    let out = drill(&lb, &staging, None).code(EXIT_DAMAGED);
     assert!(
         out.stdout.contains("symbolic link"),
         "{}{}",
