@@ -66,6 +66,33 @@ def apply_patch(base, patch):
     return b"".join(out)
 
 
+def parse_time(text):
+    """RFC 3339 UTC with 0 to 9 fraction digits, as a sortable tuple
+    (comparing the text would put ".5Z" after ".123456789Z")."""
+    head, _, frac = text.rstrip("Z").partition(".")
+    return head, int((frac + "000000000")[:9])
+
+
+def pack_header(path, meta_identity, file_key):
+    """The header of a pack file: its last 8 bytes are u32le(length) and
+    "LBP1"; the sealed header precedes them (docs/FORMAT.md, "Pack files")."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[-4:] != b"LBP1":
+        raise ValueError(f"{path} is not a pack")
+    length = int.from_bytes(data[-8:-4], "little")
+    start = len(data) - 8 - length
+    plain = unseal(data[start:-8], meta_identity)
+    if plain[:1] == b"{":  # written before format 2, trusted only through an index
+        raise ValueError(f"{path}: an unindexed pack without a tag line")
+    tag, body = plain[:64], plain[65:]
+    message = b"pack-header\0" + hashlib.sha256(data[:start]).digest() + body
+    if plain[64:65] != b"\n" or not hmac.compare_digest(
+            bytes.fromhex(tag.decode()), hmac256(file_key, message)):
+        raise ValueError(f"{path}: its header failed authentication")
+    return json.loads(body)
+
+
 def files(repo, folder):
     return sorted(p for p in glob.glob(os.path.join(repo, folder, "**", "*"), recursive=True)
                   if os.path.isfile(p) and not os.path.basename(p).startswith(".tmp-"))
@@ -119,14 +146,23 @@ def main():
             snaps = [s for s in snaps if s[0].startswith(wanted)]
         if not snaps:
             sys.exit("no snapshot found")
-        snap_id, snap = max(snaps, key=lambda s: (s[1]["time"], s[0]))
+        snap_id, snap = max(snaps, key=lambda s: (parse_time(s[1]["time"]), s[0]))
 
-        # 3. index/: where each blob is.
+        # 3. index/: where each blob is; then the headers of packs no index
+        # file names (an interrupted backup leaves such packs).
         where = {}
+        indexed = set()
         for path in files(repo, "index"):
             for pack in meta_file(path, "index")["packs"]:
+                indexed.add(pack["id"])
                 for b in pack["blobs"]:
                     where.setdefault(b["id"], (pack["id"], b["offset"], b["length"], b.get("base")))
+        for path in files(repo, "data"):
+            name = os.path.basename(path)
+            if name in indexed:
+                continue
+            for b in pack_header(path, meta, file_key)["blobs"]:
+                where.setdefault(b["id"], (name, b["offset"], b["length"], b.get("base")))
 
         def blob(blob_id):
             pack, offset, length, base = where[blob_id]
@@ -148,6 +184,12 @@ def main():
         item = next((i for i in items if i["name"] == item_name), None)
         if item is None:
             sys.exit(f"snapshot {snap_id[:8]} has no item {item_name!r}")
+
+        # Format 3: an item with an empty sha256 has it (and its meta) in
+        # line `info.line` of info blob `info.blob`.
+        if not item["sha256"] and item.get("info"):
+            lines = [l for l in blob(item["info"]["blob"]).split(b"\n") if l]
+            item.update(json.loads(lines[item["info"]["line"]]))
 
         # 5. The item: its blobs in order, checked against its SHA-256.
         with open(out_path, "wb") as out:

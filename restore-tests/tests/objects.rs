@@ -137,6 +137,27 @@ fn a_bucket_mirrors_incrementally_and_restores_byte_identical_with_metadata() {
         "second run added {second_added} bytes, first {first_added}"
     );
 
+    // The state the backup key reads (for carrying objects over) holds no
+    // object's SHA-256, headers or user metadata: those are sealed to the
+    // data recipient in info blobs (format 3), and carried items refer to
+    // them unread.
+    let store = lifeboat_testkit::forge::Store::new(lb.repo_path());
+    let states = store.open_all("state", &lb.backup_key);
+    assert_eq!(states.len(), 2);
+    for (name, body) in &states {
+        let text = String::from_utf8_lossy(body);
+        for secret in [
+            "dr-ana",
+            "patient-id",
+            "sha256",
+            "application/pdf",
+            &objects[0].sha256(),
+        ] {
+            assert!(!text.contains(secret), "state {name} holds {secret:?}");
+        }
+        assert!(text.contains("\"info\":{\"blob\""), "{name}: {text:.300}");
+    }
+
     // Restore into a second bucket: every object byte-identical, with its
     // content type and user metadata.
     let dst = bucket_name("objdst");
@@ -190,6 +211,31 @@ fn a_bucket_mirrors_incrementally_and_restores_byte_identical_with_metadata() {
         2,
         "the object and the metadata file"
     );
+
+    // A third run carries everything from the second one's state (whose
+    // info lines are in both earlier runs' info blobs). Then the first
+    // snapshot is forgotten and pruned: the info blobs its carried items
+    // still need stay, and every object restores with its metadata.
+    proxy.reset();
+    backup(&lb, &cfg).ok();
+    assert_eq!(objects_facts(&lb)["carried"], 5000);
+    assert_eq!(proxy.object_gets(), 0);
+    let rk = lb.restore_key.display().to_string();
+    let first_id = first["id"].as_str().expect("snapshot id").to_string();
+    lb.run(&["forget", "--restore-key-file", &rk, &first_id])
+        .ok();
+    lb.run(&["prune", "--restore-key-file", &rk]).ok();
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk])
+        .ok();
+    let dst2 = bucket_name("objdst2");
+    server.create_bucket(&dst2);
+    restore(&lb, &cfg, &["--target", &format!("s3://{dst2}")]).ok();
+    let got = s3.describe_all(&dst2, &keys);
+    for (o, (sha, ct, meta)) in objects.iter().zip(got) {
+        assert_eq!(sha, o.sha256(), "{}", o.key);
+        assert_eq!(ct.as_deref(), Some(o.content_type.as_str()), "{}", o.key);
+        assert_eq!(meta, o.metadata, "{}", o.key);
+    }
 }
 
 #[test]

@@ -127,11 +127,12 @@ pub enum Command {
     /// Recover what can be recovered of a damaged repository.
     #[command(subcommand)]
     Repair(RepairCommand),
-    /// Move a repository to the current format (2: authenticated keyrings,
-    /// signed config, tagged index and snapshot files; snapshot ids change),
-    /// or authenticate this restore key's keyring in an upgraded one. Needs
-    /// the restore key; takes the exclusive lock. Backup hosts then need a
-    /// backup key re-issued with `key export-backup-key`.
+    /// Move a repository to the current format (3: objects' hashes and
+    /// metadata out of the backup key's reach; from 1, also authenticated
+    /// keyrings, signed config, tagged files), or authenticate this restore
+    /// key's keyring in an upgraded one. Snapshot ids may change. Needs the
+    /// restore key; takes the exclusive lock. From format 1, backup hosts
+    /// then need a backup key re-issued with `key export-backup-key`.
     Upgrade(UpgradeArgs),
 }
 

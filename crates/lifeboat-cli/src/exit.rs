@@ -97,7 +97,7 @@ pub fn classify(err: &anyhow::Error) -> (Code, Option<&'static str>) {
                 StoreError::Invalid(_)
                 | StoreError::NotFound(_)
                 | StoreError::AlreadyExists { .. } => Code::Usage,
-                StoreError::Io { .. } => Code::Failure,
+                StoreError::Io { .. } | StoreError::Internal(_) => Code::Failure,
             };
             return (code, e.hint());
         }

@@ -15,13 +15,15 @@ use std::path::{Path, PathBuf};
 
 use crossbeam_channel::Receiver;
 use futures_util::{stream, StreamExt};
-use lifeboat_store::{Access, BackupSession, ManifestItem, Progress, ProgressBars, Repository};
+use lifeboat_store::{
+    Access, BackupSession, InfoRef, ItemInfo, ManifestItem, Progress, ProgressBars, Repository,
+};
 use serde::Serialize;
 
 use crate::bucket::{Bucket, Fetched, Remote};
 use crate::error::{Error, Result};
 use crate::meta::{Headers, Listed, ObjectMeta};
-use crate::state::{self, Entry, KeyHasher, State};
+use crate::state::{self, Details, Entry, KeyHasher, State};
 use crate::{dir, SOURCE};
 
 /// What to back up.
@@ -183,6 +185,7 @@ pub fn backup<A: Access>(
     for s in &skipped {
         tracing::warn!("skipped {s}");
     }
+    let sealed = session.seals_item_info();
     let hasher = KeyHasher::new(session.derived_key("objects key"));
     let keys: Vec<String> = listed.iter().map(|o| hasher.hash(&o.key)).collect();
     let mut report = ObjectsReport {
@@ -202,14 +205,21 @@ pub fn backup<A: Access>(
         let plan = match prev.as_mut().and_then(|p| p.remove(k)) {
             Some(e)
                 if e.size == o.size
-                    && e.meta.etag == o.etag
+                    && e.etag() == o.etag
                     && !o.etag.is_empty()
-                    && session.knows_blobs(&e.blobs) =>
+                    && e.details().is_some()
+                    && session.knows_blobs(&e.needed_blobs()) =>
             {
-                if e.meta.last_modified == o.last_modified || matches!(source, Source::Dir(_)) {
-                    Plan::Carry(e)
-                } else {
-                    Plan::Refresh(e)
+                let same_time = e.last_modified() == o.last_modified.as_deref();
+                match e.details() {
+                    _ if same_time || matches!(source, Source::Dir(_)) => Plan::Carry(e),
+                    // New headers are merged into the meta in clear; sealed
+                    // meta cannot be, so the object is read again.
+                    Some(Details::Clear { .. }) => Plan::Refresh(e),
+                    _ => {
+                        to_fetch += o.size;
+                        Plan::Fetch
+                    }
                 }
             }
             _ => {
@@ -224,7 +234,8 @@ pub fn backup<A: Access>(
     bar.set_length(to_fetch);
     let mut run = Run {
         session,
-        state: State::new(&location),
+        state: State::new(&location, if sealed { state::SEALED } else { state::CLEAR }),
+        info: sealed.then(InfoBatch::default),
         report,
         listed: &listed,
         keys: &keys,
@@ -244,6 +255,7 @@ pub fn backup<A: Access>(
         Source::Dir(root) => run.read_dir(root, plans)?,
     }
     bar.finish();
+    run.flush_info()?;
     let Run {
         session,
         state,
@@ -276,9 +288,25 @@ pub fn backup<A: Access>(
     Ok(report)
 }
 
+/// Info lines not yet stored (format 3): the details of objects whose
+/// state entries will name them.
+#[derive(Default)]
+struct InfoBatch {
+    lines: Vec<u8>,
+    /// The state entries (indexes into `State::objects`) of the lines, in order.
+    entries: Vec<usize>,
+}
+
+/// Lines per info blob: about 250 bytes each, so a restore of one carried
+/// object reads a blob of some 100 KiB sealed.
+const INFO_LINES: usize = 1024;
+
 struct Run<'a, 's, A: Access> {
     session: &'s mut BackupSession<A>,
     state: State,
+    /// Format 3: details go into info blobs; `None` writes them in clear
+    /// (a format-2 repository).
+    info: Option<InfoBatch>,
     report: ObjectsReport,
     listed: &'a [Listed],
     keys: &'a [String],
@@ -286,26 +314,101 @@ struct Run<'a, 's, A: Access> {
 }
 
 impl<A: Access> Run<'_, '_, A> {
-    fn record(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) {
+    /// Keep an object whose details (SHA-256, meta) this run knows: in the
+    /// state in clear (format 2), or as a line of the next info blob.
+    fn record(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) -> Result<()> {
         self.report.objects += 1;
         self.report.bytes += item.size;
-        self.state.objects.push(Entry {
-            k: self.keys[idx].clone(),
-            size: item.size,
+        let k = self.keys[idx].clone();
+        let Some(batch) = self.info.as_mut() else {
+            self.state.objects.push(Entry {
+                k,
+                size: item.size,
+                sha256: Some(item.sha256),
+                blobs: item.blobs,
+                meta: Some(meta),
+                ..Entry::default()
+            });
+            return Ok(());
+        };
+        let line = ItemInfo {
             sha256: item.sha256,
+            meta: serde_json::to_value(&meta).expect("meta serializes"),
+        };
+        serde_json::to_writer(&mut batch.lines, &line).expect("info serializes");
+        batch.lines.push(b'\n');
+        batch.entries.push(self.state.objects.len());
+        self.state.objects.push(Entry {
+            k,
+            size: item.size,
             blobs: item.blobs,
-            meta,
+            etag: meta.etag,
+            last_modified: meta.last_modified,
+            ..Entry::default()
         });
+        if batch.entries.len() >= INFO_LINES {
+            self.flush_info()?;
+        }
+        Ok(())
     }
 
-    fn record_fetched(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) {
+    /// Store the pending info lines as one blob and point their entries at it.
+    fn flush_info(&mut self) -> Result<()> {
+        let Some(batch) = self.info.as_mut().filter(|b| !b.entries.is_empty()) else {
+            return Ok(());
+        };
+        let lines = std::mem::take(&mut batch.lines);
+        let entries = std::mem::take(&mut batch.entries);
+        let blob = self.session.put_info_blob(SOURCE, lines)?;
+        for (line, e) in entries.into_iter().enumerate() {
+            self.state.objects[e].info = Some(InfoRef {
+                blob,
+                line: line as u32,
+            });
+        }
+        Ok(())
+    }
+
+    fn record_fetched(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) -> Result<()> {
         self.report.fetched += 1;
         self.report.fetched_bytes += item.size;
-        self.record(idx, item, meta);
+        self.record(idx, item, meta)
     }
 
     fn carry(&mut self, idx: usize, entry: Entry, fresh: Option<(&Listed, Headers)>) -> Result<()> {
-        let mut meta = entry.meta;
+        let details = match entry.details() {
+            Some(Details::Clear { sha256, meta }) => Some((sha256.to_string(), meta.clone())),
+            Some(Details::Sealed) => None,
+            None => {
+                return Err(lifeboat_store::Error::Internal(format!(
+                    "object {} planned to be carried without its details",
+                    self.listed[idx].key
+                ))
+                .into())
+            }
+        };
+        let name = self.listed[idx].key.clone();
+        self.report.carried += 1;
+        let Some((sha256, mut meta)) = details else {
+            // Sealed details: the item refers to the same info line, unread.
+            let item = self.session.carry_item(ManifestItem {
+                name,
+                source: SOURCE.into(),
+                kind: "object".into(),
+                size: entry.size,
+                sha256: String::new(),
+                blobs: entry.blobs.clone(),
+                meta: serde_json::Value::Null,
+                info: entry.info,
+            })?;
+            self.report.objects += 1;
+            self.report.bytes += item.size;
+            self.state.objects.push(Entry {
+                k: self.keys[idx].clone(),
+                ..entry
+            });
+            return Ok(());
+        };
         if let Some((l, h)) = fresh {
             meta.last_modified = l.last_modified.clone();
             meta.headers = h;
@@ -313,17 +416,16 @@ impl<A: Access> Run<'_, '_, A> {
             meta.last_modified = self.listed[idx].last_modified.clone();
         }
         let item = self.session.carry_item(ManifestItem {
-            name: self.listed[idx].key.clone(),
+            name,
             source: SOURCE.into(),
             kind: "object".into(),
             size: entry.size,
-            sha256: entry.sha256,
+            sha256,
             blobs: entry.blobs,
             meta: serde_json::to_value(&meta).expect("meta serializes"),
+            info: None,
         })?;
-        self.report.carried += 1;
-        self.record(idx, item, meta);
-        Ok(())
+        self.record(idx, item, meta)
     }
 
     /// Carry every planned carry before `until`.
@@ -384,7 +486,7 @@ impl<A: Access> Run<'_, '_, A> {
                 mode: dir::mode(&fmeta),
             };
             let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-            self.record_fetched(idx, item, meta);
+            self.record_fetched(idx, item, meta)?;
         }
         Ok(())
     }
@@ -474,7 +576,7 @@ impl<A: Access> Run<'_, '_, A> {
                     found: Some((l, h)),
                     ..
                 } => match plans[idx].take() {
-                    Some(Plan::Refresh(e)) if e.size == l.size && e.meta.etag == l.etag => {
+                    Some(Plan::Refresh(e)) if e.size == l.size && e.etag() == l.etag => {
                         self.carry(idx, e, Some((&l, h)))?
                     }
                     _ => retry.push(idx),
@@ -535,7 +637,7 @@ impl<A: Access> Run<'_, '_, A> {
                     };
                     let item =
                         item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                    self.record_fetched(idx, item, meta);
+                    self.record_fetched(idx, item, meta)?;
                 }
             }
         }
@@ -595,7 +697,7 @@ impl<A: Access> Run<'_, '_, A> {
                     mode: None,
                 };
                 let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                self.record_fetched(idx, item, meta);
+                self.record_fetched(idx, item, meta)?;
             }
             retry = again;
         }

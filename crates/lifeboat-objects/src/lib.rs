@@ -5,7 +5,9 @@
 //!   a backup session, one `objects` item per object. Objects whose key,
 //!   size and ETag match the previous snapshot of the same location are
 //!   carried over by reference without being read: the object list is kept
-//!   as the source's state, readable with the backup key, with keys hashed.
+//!   as the source's state, readable with the backup key, with keys hashed;
+//!   each object's SHA-256 and meta (headers, user metadata) are in info
+//!   blobs sealed to the data recipient, which carried items refer to.
 //! - [`restore`]: into a directory (keys cannot escape it) or another bucket,
 //!   each object checked by SHA-256, uploads also by their MD5 ETags.
 //!
@@ -31,6 +33,7 @@ pub use restore::{
     path_for_key, restore, select, ObjectsRestoreOptions, ObjectsRestoreReport, Target,
     METADATA_FILE,
 };
+pub use state::scrub as scrub_state;
 
 /// The source name in manifests and snapshots.
 pub const SOURCE: &str = "objects";

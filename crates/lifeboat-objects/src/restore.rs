@@ -322,6 +322,7 @@ mod tests {
             sha256: String::new(),
             blobs: vec![],
             meta: serde_json::Value::Null,
+            info: None,
         };
         assert_eq!(duplicate_key(&[item("a"), item("b")]), None);
         assert_eq!(duplicate_key(&[item("d"), item("a"), item("d")]), Some("d"));

@@ -7,11 +7,16 @@
 //!   points at, rows still on local storage.
 //! - [`drill`]: restore a snapshot into staging, verify every source, run
 //!   the cross-check on the restored data, report RTO and RPO.
+//! - [`upgrade()`]: the repository's format upgrade, with source states
+//!   rewritten for the new format.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod drill;
+mod upgrade;
+
+pub use upgrade::upgrade;
 
 use std::collections::{BTreeMap, HashSet};
 

@@ -619,6 +619,7 @@ impl<A: Access> BackupSession<A> {
         let s = self.sources.entry(source.to_string()).or_default();
         s.error = Some(message.to_string());
         s.state = None;
+        s.info_blobs.clear();
         if !self.opts.tags.iter().any(|t| t == PARTIAL_TAG) {
             self.opts.tags.push(PARTIAL_TAG.to_string());
         }
@@ -655,7 +656,8 @@ impl<A: Access> BackupSession<A> {
     /// ([`knows_blobs`](Self::knows_blobs)); otherwise this is an error and
     /// the caller should store the content anew.
     pub fn carry_item(&mut self, item: ManifestItem) -> Result<ManifestItem> {
-        if !self.knows_blobs(&item.blobs) {
+        let needed: Vec<BlobId> = item.needed_blobs().copied().collect();
+        if !self.knows_blobs(&needed) {
             return Err(Error::Invalid(format!(
                 "item {:?} names blobs this repository does not hold",
                 item.name
@@ -664,6 +666,50 @@ impl<A: Access> BackupSession<A> {
         self.claim_name(&item.source, &item.name)?;
         self.add_manifest_item(&item)?;
         Ok(item)
+    }
+
+    /// Whether this repository's format keeps items' details in info blobs
+    /// (format 3; see [`ManifestItem::info`]). A source that would write
+    /// such items into an older repository must not: older readers would
+    /// take them for damage.
+    pub fn seals_item_info(&self) -> bool {
+        self.shared.repo.config().version >= 3
+    }
+
+    /// Store `lines` (JSON lines of [`ItemInfo`](crate::ItemInfo)) as one
+    /// info blob of `source`, sealed to the data recipient like every blob,
+    /// and return its id. Items of later snapshots refer to its lines with
+    /// [`InfoRef`](crate::InfoRef); this snapshot names it in the source's
+    /// summary (`info_blobs`), which keeps it from `prune` while the
+    /// snapshot, and so its state, exists.
+    pub fn put_info_blob(&mut self, source: &str, lines: Vec<u8>) -> Result<BlobId> {
+        if !self.seals_item_info() {
+            return Err(Error::Internal(
+                "info blobs need repository format 3 (lifeboat upgrade)".into(),
+            ));
+        }
+        if lines.len() as u64 > u64::from(crate::pack::MAX_BLOB_LEN) {
+            return Err(Error::Internal(format!(
+                "an info blob of {} bytes is over the blob limit",
+                lines.len()
+            )));
+        }
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        let id = self.shared.dedup.blob_id(&lines);
+        let jobs = self.jobs()?.clone();
+        // Nobody waits for the reply: the id is known, and commit waits for
+        // every job before the snapshot is written.
+        let (reply, _) = crossbeam_channel::bounded(1);
+        send_job(BlobKind::Tree, &mut 0, &reply, &jobs, lines, Some(id), None)?;
+        self.stats.blobs += 1;
+        self.sources
+            .entry(source.to_string())
+            .or_default()
+            .info_blobs
+            .push(id);
+        Ok(id)
     }
 
     fn add_manifest_item(&mut self, item: &ManifestItem) -> Result<()> {
@@ -800,6 +846,13 @@ impl<A: Access> ItemWriter<'_, A> {
 
     /// End of the item: waits for its blob ids and records it in the manifest.
     pub fn finish(mut self, meta: serde_json::Value) -> Result<ManifestItem> {
+        let item = self.complete(meta)?;
+        self.session.add_manifest_item(&item)?;
+        Ok(item)
+    }
+
+    /// Wait for the item's blob ids; its name stays taken.
+    fn complete(&mut self, meta: serde_json::Value) -> Result<ManifestItem> {
         let jobs = self.session.jobs()?.clone();
         let (size, sha256, blobs) = self.state.finish(&jobs)?;
         if let Some(e) = self.session.shared.take_error() {
@@ -813,8 +866,8 @@ impl<A: Access> ItemWriter<'_, A> {
             sha256,
             blobs,
             meta,
+            info: None,
         };
-        self.session.add_manifest_item(&item)?;
         Ok(item)
     }
 }
@@ -878,7 +931,83 @@ pub fn backup_reader<A: Access>(
 mod tests {
     use super::*;
     use crate::backend::{Backend, LocalBackend};
-    use crate::{InitOptions, NoProgress, RestoreKey};
+    use crate::{InfoRef, InitOptions, ItemInfo, NoProgress, PruneOptions, RestoreKey};
+
+    #[test]
+    fn a_carried_item_takes_its_details_from_an_info_line_that_prune_keeps() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let key = RestoreKey::generate();
+        let (repo, _) = Repository::init(backend.clone(), &key, &InitOptions::default()).unwrap();
+        let body = b"scan of a tooth".to_vec();
+        let meta = serde_json::json!({"etag": "e1", "metadata": {"patient": "Jane Doe"}});
+
+        // Night 1: the object is read; its details go into an info blob
+        // that only the snapshot's summary names.
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        assert!(s.seals_item_info());
+        let mut w = s.item("objects", "a.pdf", "object", &NoProgress).unwrap();
+        w.push(&body).unwrap();
+        let fetched = w.finish(meta.clone()).unwrap();
+        let line = ItemInfo {
+            sha256: fetched.sha256.clone(),
+            meta: meta.clone(),
+        };
+        let mut lines = b"{\"sha256\":\"not an item's\"}\n".to_vec();
+        lines.extend(serde_json::to_vec(&line).unwrap());
+        lines.push(b'\n');
+        let info = s.put_info_blob("objects", lines).unwrap();
+        let (first, _) = s.commit().unwrap();
+
+        // Night 2: carried unread, by reference to line 1.
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        let carried = ManifestItem {
+            sha256: String::new(),
+            meta: serde_json::Value::Null,
+            info: Some(InfoRef {
+                blob: info,
+                line: 1,
+            }),
+            ..fetched.clone()
+        };
+        s.carry_item(carried.clone()).unwrap();
+        let mut bad = carried.clone();
+        bad.name = "b.pdf".into();
+        bad.info = Some(InfoRef {
+            blob: info,
+            line: 0,
+        });
+        s.carry_item(bad).unwrap();
+        let (_, snap) = s.commit().unwrap();
+
+        // Night 1 is forgotten and pruned: the info blob stays, since
+        // night 2's items need it.
+        let full = Repository::open_for_restore(backend, &key).unwrap();
+        full.forget(&[first]).unwrap();
+        full.prune(&PruneOptions::default()).unwrap();
+        let (index, _) = full.load_index().unwrap();
+        assert!(index.contains(&info));
+        let mut lines = full.manifest_lines(&index, &snap).unwrap();
+        assert_eq!(
+            lines[0], carried,
+            "stored as carried: no details in the line"
+        );
+        let err = full.resolve_info(&index, &mut lines).unwrap_err();
+        assert!(
+            matches!(&err, Error::Damaged { what, .. } if what == "item b.pdf"),
+            "{err}"
+        );
+        assert_eq!(lines[0].sha256, fetched.sha256);
+        assert_eq!(lines[0].meta, meta);
+        let mut out = Vec::new();
+        full.restore_item(&index, &lines[0], &mut out, &NoProgress)
+            .unwrap();
+        assert_eq!(out, body);
+        assert!(
+            full.manifest(&index, &snap).is_err(),
+            "b.pdf's line is not an item's"
+        );
+    }
 
     #[test]
     fn an_unchanged_blob_is_counted_not_stored_and_an_unknown_claim_is_not_trusted() {

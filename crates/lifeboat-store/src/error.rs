@@ -126,6 +126,10 @@ pub enum Error {
     /// The data source feeding a backup failed; nothing was committed.
     #[error("source failed: {0}")]
     Source(String),
+    /// A bug in lifeboat, not in the input or the store (a worker thread
+    /// stopped, a step run out of order): report it.
+    #[error("internal error: {0}")]
+    Internal(String),
     /// A local I/O error outside the backend (output file, temp file).
     #[error("{context}: {source}")]
     Io {

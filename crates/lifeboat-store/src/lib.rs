@@ -73,9 +73,10 @@ pub use repository::{
     Unreadable, FORMAT_VERSION,
 };
 pub use snapshot::{
-    BackupStats, ManifestItem, ManifestRef, Snapshot, SnapshotEntry, SourceSummary,
+    BackupStats, InfoRef, ItemInfo, ManifestItem, ManifestRef, Snapshot, SnapshotEntry,
+    SourceSummary,
 };
-pub use upgrade::UpgradeReport;
+pub use upgrade::{StateRewriter, UpgradeOptions, UpgradeReport};
 pub use verify::{Problem, VerifyOptions, VerifyReport};
 
 /// The age library, re-exported so callers name the same `SecretString`.

@@ -241,9 +241,9 @@ impl Repository<FullAccess> {
         let mut used: HashSet<BlobId> = HashSet::new();
         let mut states = HashSet::new();
         for s in &snapshots {
-            used.extend(s.snapshot.manifest.blobs.iter().copied());
-            for item in self.manifest(&index, &s.snapshot)? {
-                used.extend(item.blobs);
+            used.extend(s.snapshot.own_blobs().copied());
+            for item in self.manifest_lines(&index, &s.snapshot)? {
+                used.extend(item.needed_blobs());
             }
             states.extend(s.snapshot.sources.values().filter_map(|v| v.state.clone()));
         }

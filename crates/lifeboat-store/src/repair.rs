@@ -133,10 +133,10 @@ impl Repository<FullAccess> {
         let (snapshots, _) = self.snapshots()?;
         let mut out = Vec::new();
         for s in &snapshots {
-            let mut need: HashSet<BlobId> = s.snapshot.manifest.blobs.iter().copied().collect();
+            let mut need: HashSet<BlobId> = s.snapshot.own_blobs().copied().collect();
             if need.iter().all(|b| index.contains(b)) {
-                match self.manifest(index, &s.snapshot) {
-                    Ok(items) => need.extend(items.into_iter().flat_map(|i| i.blobs)),
+                match self.manifest_lines(index, &s.snapshot) {
+                    Ok(items) => need.extend(items.iter().flat_map(|i| i.needed_blobs())),
                     Err(Error::Damaged { what, detail }) => {
                         tracing::warn!("snapshot {}: manifest {what}: {detail}", s.id);
                         out.push((s.id.to_hex(), s.snapshot.manifest.blobs.len()));

@@ -1,6 +1,6 @@
 //! The repository handle: config, keys, opening, the index, reading blobs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use age::secrecy::{ExposeSecret, SecretString};
@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::id::{sha256_hex, BlobId, SnapshotId};
 use crate::index::{Index, IndexFile, MAX_INDEX_LEN};
 use crate::pack::BlobKind;
-use crate::snapshot::{ManifestItem, Snapshot, SnapshotEntry};
+use crate::snapshot::{ItemInfo, ManifestItem, Snapshot, SnapshotEntry};
 
 /// Largest snapshot file plaintext accepted.
 const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
@@ -29,7 +29,7 @@ const MAX_DELTA_DEPTH: usize = 64;
 /// Largest keys/ or lock file plaintext accepted.
 const MAX_SMALL_LEN: usize = 1024 * 1024;
 /// The format this lifeboat writes.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = 3;
 /// What a format-1 repository is told on every open.
 pub(crate) const FORMAT_1_WARNING: &str = "this repository is in format 1, which is not \
 authenticated: anyone with write access to the store could have replaced its keys, config or \
@@ -63,7 +63,7 @@ pub struct KeyEntry {
 // file would be unsigned, so it is refused rather than ignored.
 #[serde(deny_unknown_fields)]
 pub struct RepoConfig {
-    /// Format version (1 or 2).
+    /// Format version (1, 2 or 3; docs/FORMAT.md, "Format history").
     pub version: u32,
     /// Random repository id.
     pub id: String,
@@ -121,8 +121,9 @@ impl RepoConfig {
         serde_json::to_vec(&c).expect("config serializes")
     }
 
+    /// Sign (format 2 and later; the version is the caller's to set).
     pub(crate) fn sign(&mut self, signer: &ConfigSigner) {
-        self.version = FORMAT_VERSION;
+        self.version = self.version.max(2);
         self.mac = None;
         self.verify_key = Some(signer.verify_key_hex());
         self.signature = Some(signer.sign_hex(&self.signing_input()));
@@ -803,6 +804,12 @@ impl<A: Access> Repository<A> {
         progress: &dyn crate::Progress,
     ) -> Result<()> {
         use sha2::Digest;
+        if item.details_sealed() {
+            return Err(Error::Internal(format!(
+                "item {} was read before its info line was resolved",
+                item.name
+            )));
+        }
         progress.set_length(item.size);
         let mut hasher = sha2::Sha256::new();
         let mut size = 0u64;
@@ -1195,8 +1202,62 @@ impl<A: Access> Repository<A> {
         }
     }
 
-    /// Read the manifest of a snapshot, checking its SHA-256.
+    /// Read the manifest of a snapshot, checking its SHA-256, with every
+    /// item's `sha256` and `meta` in place (items whose details are sealed
+    /// in an info blob take them from there: see
+    /// [`ManifestItem::info`]).
     pub fn manifest(&self, index: &Index, snap: &Snapshot) -> Result<Vec<ManifestItem>> {
+        let mut items = self.manifest_lines(index, snap)?;
+        self.resolve_info(index, &mut items)?;
+        Ok(items)
+    }
+
+    /// Fill in the `sha256` and `meta` of items whose details are sealed in
+    /// info blobs (each blob read once). A missing line, or a line that is
+    /// not an item's info, is damage.
+    pub(crate) fn resolve_info(&self, index: &Index, items: &mut [ManifestItem]) -> Result<()> {
+        let mut blobs: HashMap<BlobId, Vec<Option<ItemInfo>>> = HashMap::new();
+        for item in items.iter_mut().filter(|i| i.details_sealed()) {
+            let Some(r) = item.info else { continue };
+            let lines = match blobs.entry(r.blob) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let raw = self.read_blob(index, &r.blob)?;
+                    e.insert(
+                        raw.split(|b| *b == b'\n')
+                            .filter(|l| !l.is_empty())
+                            .map(|l| serde_json::from_slice::<ItemInfo>(l).ok())
+                            .collect(),
+                    )
+                }
+            };
+            let info = lines
+                .get(r.line as usize)
+                .and_then(Option::as_ref)
+                .filter(|i| i.sha256.len() == 64 && i.sha256.bytes().all(|b| b.is_ascii_hexdigit()))
+                .ok_or_else(|| {
+                    Error::damaged(
+                        format!("item {}", item.name),
+                        format!(
+                            "line {} of its info blob {} is missing or not an item's info",
+                            r.line, r.blob
+                        ),
+                    )
+                })?;
+            item.sha256 = info.sha256.clone();
+            item.meta = info.meta.clone();
+        }
+        Ok(())
+    }
+
+    /// The manifest's lines as stored: items whose details are sealed in an
+    /// info blob have an empty `sha256` (enough for what needs only blob
+    /// ids: prune, verify's attribution, repair).
+    pub(crate) fn manifest_lines(
+        &self,
+        index: &Index,
+        snap: &Snapshot,
+    ) -> Result<Vec<ManifestItem>> {
         use sha2::Digest;
         let mut raw = Vec::new();
         let mut hasher = sha2::Sha256::new();

@@ -26,6 +26,45 @@ pub struct ManifestItem {
     /// Source-side facts to check a restore against (row counts, ETag, ...).
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+    /// Format 3: where this item's `sha256` and `meta` are also kept, sealed
+    /// to the data recipient, for a writer that cannot read them (a backup
+    /// host carrying an object over). An item read with an empty `sha256`
+    /// takes both from there ([`Repository::manifest`](crate::Repository::manifest)
+    /// resolves it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub info: Option<InfoRef>,
+}
+
+impl ManifestItem {
+    /// Every blob the item needs: its content's, then its info blob.
+    pub fn needed_blobs(&self) -> impl Iterator<Item = &BlobId> {
+        self.blobs.iter().chain(self.info.as_ref().map(|i| &i.blob))
+    }
+
+    /// True when `sha256` and `meta` are to be read from [`Self::info`].
+    pub fn details_sealed(&self) -> bool {
+        self.sha256.is_empty() && self.info.is_some()
+    }
+}
+
+/// One line of an *info blob* (JSON lines of [`ItemInfo`], sealed to the
+/// data recipient like every blob; docs/FORMAT.md, "Info blobs").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InfoRef {
+    /// The info blob.
+    pub blob: BlobId,
+    /// The line, counted from 0.
+    pub line: u32,
+}
+
+/// What an info line holds about an item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemInfo {
+    /// SHA-256 of the item's plaintext, 64 hex digits.
+    pub sha256: String,
+    /// The item's `meta`.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
 }
 
 /// What one source contributed to a snapshot.
@@ -41,6 +80,11 @@ pub struct SourceSummary {
     /// The `state/` file the source left for its next backup, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Format 3: info blobs this backup stored for the source's state (the
+    /// details of items a later backup may carry over without reading
+    /// them); needed, like the items' blobs, while the snapshot exists.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub info_blobs: Vec<BlobId>,
     /// Set when the source failed during the backup: the snapshot was
     /// stored for the other sources, and this source's items (if any) are
     /// an incomplete set that restores refuse by default.
@@ -110,6 +154,15 @@ impl Snapshot {
         let skew = chrono::TimeDelta::from_std(crate::lock::MAX_CLOCK_SKEW)
             .unwrap_or(chrono::TimeDelta::zero());
         self.time > Utc::now() + skew
+    }
+
+    /// The blobs the snapshot file names itself: its manifest's, then the
+    /// info blobs of its sources (its items name the rest).
+    pub fn own_blobs(&self) -> impl Iterator<Item = &BlobId> {
+        self.manifest
+            .blobs
+            .iter()
+            .chain(self.sources.values().flat_map(|s| s.info_blobs.iter()))
     }
 
     /// Sources that failed during the backup (the snapshot is partial).

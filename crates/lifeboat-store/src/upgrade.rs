@@ -1,5 +1,7 @@
 //! `lifeboat upgrade`: a format-1 repository into format 2 (authenticated),
-//! and a restore key's own keyring authenticated in an upgraded one.
+//! format 2 into 3 (items' details in info blobs; source states rewritten
+//! by the caller's [`StateRewriter`]), and a restore key's own keyring
+//! authenticated in an upgraded one.
 //!
 //! What changes (docs/FORMAT.md, "Format history"): index, snapshot and
 //! state files are written again with their tag line (so snapshot ids
@@ -36,12 +38,25 @@ use crate::RestoreKey;
 /// Largest snapshot or state plaintext rewritten (as the readers bound them).
 const MAX_META_LEN: usize = 1 << 30;
 
+/// How an upgrade rewrites a source's state file: given the source and the
+/// state's body, the new body, or `None` to keep it (format 3: the objects
+/// source drops what the backup key must no longer read).
+pub type StateRewriter<'a> = &'a dyn Fn(&str, &[u8]) -> Option<Vec<u8>>;
+
+/// Options of [`Repository::upgrade`].
+#[derive(Default, Clone, Copy)]
+pub struct UpgradeOptions<'a> {
+    /// Rewrite source state files (every snapshot whose state changes is
+    /// written again, under a new id).
+    pub rewrite_state: Option<StateRewriter<'a>>,
+}
+
 /// What an upgrade did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct UpgradeReport {
-    /// The format before (1 or 2).
+    /// The format before (1, 2 or 3).
     pub from_version: u32,
-    /// The format after (2).
+    /// The format after (3).
     pub to_version: u32,
     /// Old snapshot id → new snapshot id (ids are hashes of the files).
     pub snapshots: BTreeMap<String, String>,
@@ -49,6 +64,9 @@ pub struct UpgradeReport {
     pub index_files: usize,
     /// State files written again with their tag.
     pub state_files: usize,
+    /// State files written again without what the backup key must not
+    /// read (their snapshots got new ids, in `snapshots`).
+    pub states_rewritten: usize,
     /// Restore keys (public) whose keyring is now authenticated.
     pub keys_authenticated: Vec<String>,
     /// Restore keys (public) of the config that were not given: they
@@ -63,16 +81,21 @@ pub struct UpgradeReport {
 }
 
 impl Repository<FullAccess> {
-    /// Upgrade to format 2, or, in a format-2 repository, authenticate the
-    /// keyrings of `restore`'s identities and remove what an interrupted
-    /// upgrade left. Takes the exclusive lock. Open the repository with
+    /// Upgrade to the current format, or, in a current one, authenticate
+    /// the keyrings of `restore`'s identities, rewrite the state files
+    /// `opts` says to, and remove what an interrupted upgrade left. Takes
+    /// the exclusive lock. Open the repository with
     /// [`open_for_restore_with`](Repository::open_for_restore_with): a
     /// format-1 one only when told to trust it (nothing in it can prove it
     /// is the owner's); a format-2 one needs an authenticated keyring for
     /// one of `restore`'s identities. There is no trust on first use of an
     /// unauthenticated keyring: a storage-only attacker could plant exactly
     /// that.
-    pub fn upgrade(&mut self, restore: &RestoreKey) -> Result<UpgradeReport> {
+    pub fn upgrade(
+        &mut self,
+        restore: &RestoreKey,
+        opts: &UpgradeOptions<'_>,
+    ) -> Result<UpgradeReport> {
         let _lock = self.lock(true)?;
         let mut report = UpgradeReport {
             from_version: self.config().version,
@@ -131,13 +154,15 @@ impl Repository<FullAccess> {
             replaced.push(std::mem::replace(&mut entry.file, name));
             report.keys_authenticated.push(entry.recipient.clone());
         }
-        if was_format_1 || !replaced.is_empty() {
+        let new_format = config.version < FORMAT_VERSION;
+        if new_format || !replaced.is_empty() {
+            config.version = FORMAT_VERSION;
             config.generation = Some(config.generation.unwrap_or(0) + 1);
             config.sign(&signer);
             self.backend()
                 .write(FileKind::Config, "config", &config.to_bytes())?;
         }
-        // From here on the repository is format 2.
+        // From here on the repository is in the current format.
         let secrets = KeyringSecrets {
             dedup: self.access.key.dedup.clone(),
             metadata: self.access.key.metadata_identity.clone(),
@@ -145,6 +170,10 @@ impl Repository<FullAccess> {
             signer: None,
         };
         *self = Repository::from_parts(self.backend().clone(), config, secrets, signer)?;
+        let mut old_files = old_files;
+        if let Some(rewrite) = opts.rewrite_state {
+            old_files.extend(self.rewrite_states(&mut report, rewrite)?);
+        }
         for (kind, name) in old_files {
             self.backend().remove(kind, &name)?;
         }
@@ -230,6 +259,119 @@ impl Repository<FullAccess> {
                 }
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
                 Err(_) => report.unreadable.push(FileKind::Snapshot.path(&f.name)),
+            }
+        }
+        Ok(old)
+    }
+
+    /// Write again every state file that `rewrite` changes, and every
+    /// snapshot naming one (new ids, recorded in the report); returns the
+    /// old files, for removal once the new ones are stored. A snapshot
+    /// whose rewrite is already there, field for field (written by an
+    /// interrupted run), is only removed.
+    fn rewrite_states(
+        &self,
+        report: &mut UpgradeReport,
+        rewrite: StateRewriter<'_>,
+    ) -> Result<Vec<(FileKind, String)>> {
+        let (snapshots, _) = self.snapshots()?;
+        // State name → its new body, or None when it stays as it is.
+        let mut bodies: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        for s in &snapshots {
+            for (source, summary) in &s.snapshot.sources {
+                let Some(name) = &summary.state else { continue };
+                if bodies.contains_key(name) {
+                    continue;
+                }
+                let new = match self.read_meta_file(FileKind::State, name, MAX_META_LEN) {
+                    Ok(body) => rewrite(source, &body),
+                    Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
+                    Err(_) => {
+                        report.unreadable.push(FileKind::State.path(name));
+                        None
+                    }
+                };
+                bodies.insert(name.clone(), new);
+            }
+        }
+        let needs_rewrite = |s: &Snapshot| {
+            s.sources.values().any(|v| {
+                v.state
+                    .as_ref()
+                    .is_some_and(|n| matches!(bodies.get(n), Some(Some(_))))
+            })
+        };
+        // `t` is what rewriting `s` would give (every field equal, and each
+        // rewritten state's body equal to the new one): an interrupted run
+        // wrote it. Anything less (another tag, another fact) is not.
+        let is_twin = |s: &Snapshot, t: &Snapshot| -> Result<bool> {
+            if t.time != s.time || needs_rewrite(t) {
+                return Ok(false);
+            }
+            let mut same = s.clone();
+            for (source, v) in same.sources.iter_mut() {
+                let Some(Some(body)) = v.state.as_ref().and_then(|n| bodies.get(n)) else {
+                    continue;
+                };
+                let Some(theirs) = t.sources.get(source).and_then(|x| x.state.as_ref()) else {
+                    return Ok(false);
+                };
+                match self.read_meta_file(FileKind::State, theirs, MAX_META_LEN) {
+                    Ok(b) if b == *body => v.state = Some(theirs.clone()),
+                    Ok(_) => return Ok(false),
+                    Err(Error::Backend(e)) if !e.is_not_found() => return Err(e.into()),
+                    Err(_) => return Ok(false),
+                }
+            }
+            Ok(same == *t)
+        };
+        let mut written: BTreeMap<String, String> = BTreeMap::new();
+        let mut old = Vec::new();
+        for s in snapshots.iter().filter(|s| needs_rewrite(&s.snapshot)) {
+            let old_id = s.id.to_hex();
+            let mut twin = false;
+            for t in &snapshots {
+                if is_twin(&s.snapshot, &t.snapshot)? {
+                    twin = true;
+                    break;
+                }
+            }
+            if !twin {
+                let mut snap = s.snapshot.clone();
+                for v in snap.sources.values_mut() {
+                    let Some(name) = v.state.clone() else {
+                        continue;
+                    };
+                    let Some(Some(body)) = bodies.get(&name) else {
+                        continue;
+                    };
+                    let new = match written.get(&name) {
+                        Some(n) => n.clone(),
+                        None => {
+                            let (n, _) = self.write_meta_file(FileKind::State, body)?;
+                            written.insert(name.clone(), n.clone());
+                            n
+                        }
+                    };
+                    v.state = Some(new);
+                }
+                let json = serde_json::to_vec(&snap).expect("snapshot serializes");
+                let (new_id, _) = self.write_meta_file(FileKind::Snapshot, &json)?;
+                // An id this upgrade gave already (format 1 → 2) maps on.
+                match report.snapshots.values_mut().find(|v| **v == old_id) {
+                    Some(v) => *v = new_id,
+                    None => {
+                        report.snapshots.insert(old_id.clone(), new_id);
+                    }
+                }
+            }
+            old.push((FileKind::Snapshot, old_id));
+        }
+        // Only snapshots removed above name these.
+        for (name, body) in &bodies {
+            if body.is_some() {
+                old.push((FileKind::State, name.clone()));
+                report.states_rewritten += 1;
             }
         }
         Ok(old)

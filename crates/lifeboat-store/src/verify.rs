@@ -183,6 +183,11 @@ impl<A: Access> Repository<A> {
                 need(b, format!("snapshot {short} (its manifest)"));
             }
             for (source, summary) in &snap.snapshot.sources {
+                for b in &summary.info_blobs {
+                    need(b, format!("snapshot {short} (info of {source}'s state)"));
+                }
+            }
+            for (source, summary) in &snap.snapshot.sources {
                 let Some(state) = &summary.state else {
                     continue;
                 };
@@ -200,10 +205,20 @@ impl<A: Access> Repository<A> {
             if self.access.data_identities().is_empty() {
                 continue; // manifests need the restore key; their blobs were checked above
             }
-            match self.manifest(&index, &snap.snapshot) {
-                Ok(items) => {
+            match self.manifest_lines(&index, &snap.snapshot) {
+                Ok(mut items) => {
                     if opts.read_data_percent.is_some() && Some(snap.id) == newest {
-                        for item in &items {
+                        if let Err(e) = self.resolve_info(&index, &mut items) {
+                            match e {
+                                Error::Damaged { what, detail } => damage.files.push(Problem {
+                                    what,
+                                    detail,
+                                    needed_by: vec![format!("snapshot {short}")],
+                                }),
+                                e => return Err(e),
+                            }
+                        }
+                        for item in items.iter().filter(|i| !i.details_sealed()) {
                             report.items_checked += 1;
                             let mut sink = std::io::sink();
                             match self.read_item(&index, item, &mut sink, &crate::NoProgress) {
@@ -218,7 +233,7 @@ impl<A: Access> Repository<A> {
                         }
                     }
                     for item in items {
-                        for b in &item.blobs {
+                        for b in item.needed_blobs() {
                             need(b, format!("snapshot {short} item {}", item.name));
                         }
                     }

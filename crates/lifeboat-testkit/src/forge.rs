@@ -254,6 +254,24 @@ impl Store {
         v
     }
 
+    /// Every file of folder `dir` (index, snapshots, state, locks) as the
+    /// holder of `backup_key` reads it: opened with its metadata identity,
+    /// the tag line stripped. (name, body), sorted by name.
+    pub fn open_all(&self, dir: &str, backup_key: &Path) -> Vec<(String, Vec<u8>)> {
+        let (_, identity) = backup_key_secrets(backup_key);
+        self.files(dir)
+            .into_iter()
+            .map(|name| {
+                let plain = open(&identity, &self.read(dir, &name));
+                let body = match plain.first() {
+                    Some(b'{') => plain,
+                    _ => plain[65..].to_vec(),
+                };
+                (name, body)
+            })
+            .collect()
+    }
+
     /// The raw bytes of `dir/name`.
     pub fn read(&self, dir: &str, name: &str) -> Vec<u8> {
         std::fs::read(self.dir.join(dir).join(name)).expect("read")

@@ -95,21 +95,42 @@ pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
         )?);
     }
     let mut repo = Repository::open_for_restore_with(ctx.backend()?, &key, &ctx.open_options())?;
-    let report = repo.upgrade(&key)?;
+    let report = lifeboat_restore::upgrade(&mut repo, &key)?;
     if ctx.global.json {
         ctx.print_json(&report)?;
         return Ok(Code::Ok);
     }
     if report.from_version < report.to_version {
         outln!(
-            "upgraded repository {} from format {} to {}: {} snapshot(s), {} index and {} state file(s) now authenticated",
+            "upgraded repository {} from format {} to {}",
             repo.config().id,
             report.from_version,
             report.to_version,
+        )?;
+    } else {
+        outln!(
+            "repository {} is in format {}",
+            repo.config().id,
+            report.to_version
+        )?;
+    }
+    if report.from_version < 2 {
+        outln!(
+            "{} snapshot(s), {} index and {} state file(s) now authenticated",
             report.snapshots.len(),
             report.index_files,
             report.state_files
         )?;
+    }
+    if report.states_rewritten > 0 {
+        outln!(
+            "{} objects state file(s) written again without the SHA-256s, headers and user \
+             metadata the backup key must not read: the next backup of each bucket or \
+             directory reads its objects once more (nothing new is stored for them)",
+            report.states_rewritten
+        )?;
+    }
+    if !report.snapshots.is_empty() {
         outln!("snapshot ids changed (they are hashes of the files):")?;
         for (old, new) in &report.snapshots {
             outln!(
@@ -118,12 +139,6 @@ pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
                 &new[..8.min(new.len())]
             )?;
         }
-    } else {
-        outln!(
-            "repository {} is in format {}",
-            repo.config().id,
-            report.to_version
-        )?;
     }
     if report.leftovers_removed > 0 {
         outln!(

@@ -1,0 +1,191 @@
+//! A repository written in format 2 by the last binary that wrote it
+//! (restore-tests/fixtures/repo-v2) restores whole with today's binary,
+//! which also still backs up into it as format 2 (clear object details in
+//! the state, so that an older binary reads it); `lifeboat upgrade` turns
+//! it into format 3: every objects state is written again without the
+//! SHA-256s, headers and modes the backup key must not read, the snapshots
+//! naming them get new ids, everything restores the same, and the next
+//! backups read the objects once and then carry them by sealed info lines.
+//! An upgrade killed after writing its new files converges when run again.
+
+mod fixture;
+
+use std::path::Path;
+
+use fixture::{restore_everything, sha256_lines, SnapshotsWith};
+use lifeboat_testkit::forge::Store;
+use lifeboat_testkit::Lifeboat;
+
+/// (name, parsed body) of every objects state file, read with the backup key.
+fn objects_states(lb: &Lifeboat) -> Vec<(String, serde_json::Value)> {
+    Store::new(lb.repo_path())
+        .open_all("state", &lb.backup_key)
+        .into_iter()
+        .map(|(n, b)| (n, serde_json::from_slice(&b).expect("state json")))
+        .filter(|(_, v): &(String, serde_json::Value)| v["objects"].is_array())
+        .collect()
+}
+
+/// Whether a state holds anything the backup key must not read in format 3.
+fn in_clear(state: &serde_json::Value) -> bool {
+    state["objects"]
+        .as_array()
+        .expect("objects")
+        .iter()
+        .any(|e| e.get("sha256").is_some() || e.get("meta").is_some())
+}
+
+fn backup_dir(lb: &Lifeboat, cfg: &Path) -> serde_json::Value {
+    lb.run(&[
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--backup-key-file",
+        lb.backup_key.to_str().expect("utf-8"),
+        "backup",
+        "--source",
+        "objects",
+    ])
+    .ok();
+    let snaps = lb.snapshots();
+    snaps.last().expect("snapshot")["sources"]["objects"]["facts"].clone()
+}
+
+#[test]
+fn a_format_2_repository_restores_then_upgrades_to_format_3_without_object_details_in_states() {
+    let lb = fixture::fixture("repo-v2");
+    let rk = lb.restore_key.display().to_string();
+    assert_eq!(lb.snapshots_with(&rk).len(), 3);
+    restore_everything(&lb, &lb.restore_key, "v2a");
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk])
+        .ok();
+    let states = objects_states(&lb);
+    assert_eq!(states.len(), 2, "one per nightly");
+    assert!(states.iter().all(|(_, s)| in_clear(s)), "format 2 states");
+
+    // Today's binary backs up into a format-2 repository as format 2.
+    let docs = lb.path("docs");
+    std::fs::create_dir_all(docs.join("a")).expect("mkdir");
+    std::fs::write(docs.join("a/jane-doe-consent.pdf"), b"signed by Jane Doe\n").expect("write");
+    std::fs::write(docs.join("b.txt"), vec![7u8; 70_000]).expect("write");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(docs.join("b.txt"), std::fs::Permissions::from_mode(0o640))
+            .expect("chmod");
+    }
+    let cfg = lb.path("docs.toml");
+    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", docs.display())).expect("config");
+    let facts = backup_dir(&lb, &cfg);
+    assert_eq!(facts["fetched"], 2);
+    let states = objects_states(&lb);
+    assert_eq!(states.len(), 3);
+    assert!(states.iter().all(|(_, s)| in_clear(s) && s["version"] == 1));
+
+    // Keep the files an interrupted upgrade would leave behind.
+    let before: Vec<(String, String, Vec<u8>)> = ["snapshots", "state"]
+        .iter()
+        .flat_map(|dir| {
+            let store = Store::new(lb.repo_path());
+            store
+                .files(dir)
+                .into_iter()
+                .map(|n| (dir.to_string(), n.clone(), store.read(dir, &n)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+
+    let out = lb
+        .run(&["upgrade", "--json", "--restore-key-file", &rk])
+        .ok();
+    let report = out.json();
+    assert_eq!(report["from_version"], 2);
+    assert_eq!(report["to_version"], 3);
+    assert_eq!(report["states_rewritten"], 3, "{report}");
+    let renamed = report["snapshots"].as_object().expect("map").clone();
+    assert_eq!(renamed.len(), 3, "the snapshots naming an objects state");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lb.repo_path().join("config")).expect("config"))
+            .expect("json");
+    assert_eq!(config["version"], 3);
+    let states = objects_states(&lb);
+    assert_eq!(states.len(), 3);
+    for (name, s) in &states {
+        assert!(!in_clear(s), "state {name} still holds object details");
+        let text = s.to_string();
+        assert!(!text.contains("Jane") && !text.contains("jane"), "{text}");
+    }
+    let after = lb.snapshots_with(&rk);
+    assert_eq!(after.len(), 4);
+    restore_everything(&lb, &lb.restore_key, "v2b");
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk])
+        .ok();
+
+    // Killed before it removed the old files: run again, it converges
+    // (the old snapshots are removed, no third copy is written).
+    let store = Store::new(lb.repo_path());
+    for (dir, name, bytes) in &before {
+        if (dir == "snapshots" && renamed.contains_key(name)) || dir == "state" {
+            store.put(dir, bytes);
+        }
+    }
+    assert_eq!(lb.snapshots_with(&rk).len(), 7, "old and new side by side");
+    let again = lb
+        .run(&["upgrade", "--json", "--restore-key-file", &rk])
+        .ok()
+        .json();
+    assert_eq!(
+        again["snapshots"].as_object().map(|m| m.len()),
+        Some(0),
+        "{again}"
+    );
+    let ids = |v: &[serde_json::Value]| -> Vec<String> {
+        v.iter()
+            .map(|s| s["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    assert_eq!(ids(&lb.snapshots_with(&rk)), ids(&after));
+    assert!(objects_states(&lb).iter().all(|(_, s)| !in_clear(s)));
+
+    // The next backup reads the objects once more (their details are no
+    // longer in the state), the one after carries them by sealed lines;
+    // both restore byte for byte, with their modes.
+    let facts = backup_dir(&lb, &cfg);
+    assert_eq!(
+        (facts["fetched"].clone(), facts["carried"].clone()),
+        (2.into(), 0.into())
+    );
+    let facts = backup_dir(&lb, &cfg);
+    assert_eq!(
+        (facts["fetched"].clone(), facts["carried"].clone()),
+        (0.into(), 2.into())
+    );
+    let newest = objects_states(&lb)
+        .into_iter()
+        .find(|(_, s)| s["objects"][0]["info"].is_object())
+        .expect("a format-3 state");
+    assert_eq!(newest.1["version"], 2);
+    let to = lb.path("docs-restored");
+    lb.run(&[
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "restore",
+        "--restore-key-file",
+        &rk,
+        "latest",
+        "--source",
+        "objects",
+        "--to",
+        to.to_str().expect("utf-8"),
+    ])
+    .ok();
+    assert_eq!(sha256_lines(&to), sha256_lines(&docs));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(to.join("b.txt"))
+            .expect("restored")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o640);
+    }
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk])
+        .ok();
+}
