@@ -567,3 +567,46 @@ fn a_drill_refuses_a_link_planted_in_its_staging_directory() {
         "mine"
     );
 }
+
+/// A backup host names a copy of its own under the id of a blob the
+/// snapshots need (an index entry proves nothing about the bytes), in an
+/// index file that readers meet first. Readers fall back to the good copy,
+/// verify names the planted one without calling anything lost, and the
+/// owner's prune keeps the good copy and drops the planted one (it used to
+/// delete the only good pack).
+#[test]
+fn backup_host_a_copy_planted_under_an_existing_id_loses_nothing() {
+    let lb = honest();
+    let store = Store::new(lb.repo_path());
+    // The item's blob ids, as the backup key reads them from the index.
+    let indexes = store.open_all("index", &lb.backup_key);
+    let index: serde_json::Value = serde_json::from_slice(&indexes[0].1).expect("index json");
+    let target = index["packs"][0]["blobs"]
+        .as_array()
+        .expect("blobs")
+        .iter()
+        .find(|b| b["type"] == "data")
+        .expect("a data blob")["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let planted = store.plant_copy(&lb.backup_key, &target, FORGED.as_bytes());
+
+    assert_still_restores(&lb);
+    let out = lb
+        .run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .code(EXIT_DAMAGED);
+    assert!(
+        out.stdout.contains(&planted) && out.stdout.contains("another copy reads back"),
+        "{}",
+        out.stdout
+    );
+    lb.run(&["prune", "--restore-key-file", &rk(&lb)]).ok();
+    assert!(
+        !pack_names(&store).iter().any(|(_, n)| *n == planted),
+        "the planted pack is dropped"
+    );
+    assert_still_restores(&lb);
+    lb.run(&["verify", "--read-data", "--restore-key-file", &rk(&lb)])
+        .ok();
+}

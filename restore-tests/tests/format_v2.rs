@@ -189,3 +189,103 @@ fn a_format_2_repository_restores_then_upgrades_to_format_3_without_object_detai
     lb.run(&["verify", "--read-data", "--restore-key-file", &rk])
         .ok();
 }
+
+/// Whoever can write the store can put back the config of format 2 (it is
+/// authentic: signed by the owner before the upgrade). A backup key issued
+/// after the upgrade pins format 3 and refuses it, so no backup shows the
+/// host objects' details again; the key issued before keeps working, as
+/// the upgrade says.
+#[test]
+fn a_config_put_back_to_format_2_is_refused_by_a_key_issued_for_format_3() {
+    let lb = fixture::fixture("repo-v2");
+    let rk = lb.restore_key.display().to_string();
+    let old_config = std::fs::read(lb.repo_path().join("config")).expect("config");
+    let out = lb.run(&["upgrade", "--restore-key-file", &rk]).ok();
+    assert!(out.stdout.contains("export-backup-key"), "{}", out.stdout);
+    let new_key = lb.path("backup3.key");
+    lb.run(&[
+        "key",
+        "export-backup-key",
+        "--restore-key-file",
+        &rk,
+        "--to",
+        new_key.to_str().expect("utf-8"),
+    ])
+    .ok();
+    let text = std::fs::read_to_string(&new_key).expect("key");
+    assert!(text.contains("minimum-format: 3"), "{text}");
+
+    std::fs::write(lb.repo_path().join("config"), &old_config).expect("roll back");
+    let docs = lb.path("docs");
+    std::fs::create_dir_all(&docs).expect("mkdir");
+    std::fs::write(docs.join("x.txt"), b"x").expect("write");
+    let cfg = lb.path("docs.toml");
+    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", docs.display())).expect("config");
+    let before = Store::new(lb.repo_path()).files("snapshots");
+    let out = lb
+        .run(&[
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "--backup-key-file",
+            new_key.to_str().expect("utf-8"),
+            "backup",
+            "--source",
+            "objects",
+        ])
+        .code(4);
+    assert!(
+        out.stderr.contains("issued for format 3") && out.stderr.contains("rollback"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(Store::new(lb.repo_path()).files("snapshots"), before);
+    // The key issued before the upgrade pins format 2: it still backs up
+    // (in format 2, as the config says), which is why the upgrade says to
+    // re-issue it.
+    lb.run(&[
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--backup-key-file",
+        lb.backup_key.to_str().expect("utf-8"),
+        "backup",
+        "--source",
+        "objects",
+    ])
+    .ok();
+}
+
+/// A snapshot forgotten but not yet pruned leaves its state file behind,
+/// which no snapshot names: the upgrade removes it (as prune would), so no
+/// state keeps objects' details in clear.
+#[test]
+fn the_upgrade_leaves_no_unnamed_state_in_clear() {
+    let lb = fixture::fixture("repo-v2");
+    let rk = lb.restore_key.display().to_string();
+    let first_nightly = lb
+        .snapshots_with(&rk)
+        .iter()
+        .find(|s| s["tags"][0] == "nightly")
+        .and_then(|s| s["id"].as_str())
+        .expect("a nightly")
+        .to_string();
+    lb.run(&["forget", "--restore-key-file", &rk, &first_nightly])
+        .ok();
+    assert!(
+        objects_states(&lb)
+            .iter()
+            .filter(|(_, s)| in_clear(s))
+            .count()
+            == 2
+    );
+    let report = lb
+        .run(&["upgrade", "--json", "--restore-key-file", &rk])
+        .ok()
+        .json();
+    assert_eq!(report["states_rewritten"], 1, "{report}");
+    assert!(
+        report["orphan_states_removed"].as_u64() >= Some(1),
+        "{report}"
+    );
+    assert!(objects_states(&lb).iter().all(|(_, s)| !in_clear(s)));
+    restore_everything(&lb, &lb.restore_key, "v2c");
+}

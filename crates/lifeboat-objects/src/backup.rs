@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::Receiver;
 use futures_util::{stream, StreamExt};
 use lifeboat_store::{
-    Access, BackupSession, InfoRef, ItemInfo, ManifestItem, Progress, ProgressBars, Repository,
+    Access, BackupSession, ItemInfo, ManifestItem, Progress, ProgressBars, Repository,
 };
 use serde::Serialize;
 
@@ -292,7 +292,7 @@ pub fn backup<A: Access>(
 /// state entries will name them.
 #[derive(Default)]
 struct InfoBatch {
-    lines: Vec<u8>,
+    infos: Vec<ItemInfo>,
     /// The state entries (indexes into `State::objects`) of the lines, in order.
     entries: Vec<usize>,
 }
@@ -331,12 +331,10 @@ impl<A: Access> Run<'_, '_, A> {
             });
             return Ok(());
         };
-        let line = ItemInfo {
+        batch.infos.push(ItemInfo {
             sha256: item.sha256,
             meta: serde_json::to_value(&meta).expect("meta serializes"),
-        };
-        serde_json::to_writer(&mut batch.lines, &line).expect("info serializes");
-        batch.lines.push(b'\n');
+        });
         batch.entries.push(self.state.objects.len());
         self.state.objects.push(Entry {
             k,
@@ -357,14 +355,11 @@ impl<A: Access> Run<'_, '_, A> {
         let Some(batch) = self.info.as_mut().filter(|b| !b.entries.is_empty()) else {
             return Ok(());
         };
-        let lines = std::mem::take(&mut batch.lines);
+        let infos = std::mem::take(&mut batch.infos);
         let entries = std::mem::take(&mut batch.entries);
-        let blob = self.session.put_info_blob(SOURCE, lines)?;
-        for (line, e) in entries.into_iter().enumerate() {
-            self.state.objects[e].info = Some(InfoRef {
-                blob,
-                line: line as u32,
-            });
+        let refs = self.session.put_info_blob(SOURCE, &infos)?;
+        for (r, e) in refs.into_iter().zip(entries) {
+            self.state.objects[e].info = Some(r);
         }
         Ok(())
     }

@@ -146,11 +146,14 @@ pub fn restore(
     let bar = bars.bytes("restoring objects");
     bar.set_length(items.iter().map(|i| i.size).sum());
     let report = Mutex::new(ObjectsRestoreReport::default());
+    // Only objects restored (checked) get a line in the metadata file.
+    let restored = Mutex::new(std::collections::HashSet::new());
     let (tx, rx) = crossbeam_channel::bounded::<&ManifestItem>(threads * 2);
     std::thread::scope(|s| {
         for _ in 0..threads {
             let rx = rx.clone();
             let report = &report;
+            let restored = &restored;
             let bar = &*bar;
             s.spawn(move || {
                 for item in rx {
@@ -160,6 +163,9 @@ pub fn restore(
                         Ok(()) => {
                             rep.objects += 1;
                             rep.bytes += item.size;
+                            if let Ok(mut r) = restored.lock() {
+                                r.insert(item.name.as_str());
+                            }
                         }
                         // A key with control characters is shown escaped:
                         // it must not drive the terminal.
@@ -185,7 +191,14 @@ pub fn restore(
         .map_err(|_| Error::Invalid("a restore thread panicked".into()))?;
     report.failed.sort();
     if let Target::Dir(root) = target {
-        write_metadata_file(root, items)?;
+        let restored = restored
+            .into_inner()
+            .map_err(|_| Error::Invalid("a restore thread panicked".into()))?;
+        let done: Vec<&ManifestItem> = items
+            .iter()
+            .filter(|i| restored.contains(i.name.as_str()))
+            .collect();
+        write_metadata_file(root, &done)?;
     }
     Ok(report)
 }
@@ -267,7 +280,7 @@ impl Write for UploadWriter<'_, '_> {
     }
 }
 
-fn write_metadata_file(root: &Path, items: &[ManifestItem]) -> Result<()> {
+fn write_metadata_file(root: &Path, items: &[&ManifestItem]) -> Result<()> {
     let path = root.join(METADATA_FILE);
     let mut out = Vec::new();
     for i in items {

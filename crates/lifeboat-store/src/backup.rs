@@ -30,7 +30,9 @@ use crate::lock::{hostname, LockGuard};
 use crate::pack::{BlobKind, PackBuilder, PackEntry};
 use crate::progress::{NoProgress, Progress};
 use crate::repository::{Access, Inner, Repository};
-use crate::snapshot::{BackupStats, ManifestItem, ManifestRef, Snapshot, SourceSummary};
+use crate::snapshot::{
+    BackupStats, InfoRef, ItemInfo, ManifestItem, ManifestRef, Snapshot, SourceSummary,
+};
 
 /// Write an index file after this many packs, so a killed backup leaves
 /// most of what it uploaded findable by the next one.
@@ -676,17 +678,28 @@ impl<A: Access> BackupSession<A> {
         self.shared.repo.config().version >= 3
     }
 
-    /// Store `lines` (JSON lines of [`ItemInfo`](crate::ItemInfo)) as one
-    /// info blob of `source`, sealed to the data recipient like every blob,
-    /// and return its id. Items of later snapshots refer to its lines with
-    /// [`InfoRef`](crate::InfoRef); this snapshot names it in the source's
-    /// summary (`info_blobs`), which keeps it from `prune` while the
-    /// snapshot, and so its state, exists.
-    pub fn put_info_blob(&mut self, source: &str, lines: Vec<u8>) -> Result<BlobId> {
+    /// Store `infos` as one info blob of `source` (a salt line, then one
+    /// JSON line each), sealed to the data recipient like every blob, and
+    /// return where each landed. Items of later snapshots refer to them
+    /// with those [`InfoRef`]s; this snapshot names the blob in the
+    /// source's summary (`info_blobs`), which keeps it from `prune` while
+    /// the snapshot, and so its state, exists. The salt makes the blob's id
+    /// unpredictable: whoever holds the backup key could otherwise confirm
+    /// a guessed SHA-256 or header by hashing candidates.
+    pub fn put_info_blob(&mut self, source: &str, infos: &[ItemInfo]) -> Result<Vec<InfoRef>> {
         if !self.seals_item_info() {
             return Err(Error::Internal(
                 "info blobs need repository format 3 (lifeboat upgrade)".into(),
             ));
+        }
+        if let Some(e) = self.shared.take_error() {
+            return Err(e);
+        }
+        let salt = hex::encode(rand::random::<[u8; 16]>());
+        let mut lines = format!("{{\"salt\":\"{salt}\"}}\n").into_bytes();
+        for info in infos {
+            serde_json::to_writer(&mut lines, info).expect("item info serializes");
+            lines.push(b'\n');
         }
         if lines.len() as u64 > u64::from(crate::pack::MAX_BLOB_LEN) {
             return Err(Error::Internal(format!(
@@ -694,22 +707,32 @@ impl<A: Access> BackupSession<A> {
                 lines.len()
             )));
         }
-        if let Some(e) = self.shared.take_error() {
-            return Err(e);
-        }
-        let id = self.shared.dedup.blob_id(&lines);
+        let blob = self.shared.dedup.blob_id(&lines);
         let jobs = self.jobs()?.clone();
         // Nobody waits for the reply: the id is known, and commit waits for
         // every job before the snapshot is written.
         let (reply, _) = crossbeam_channel::bounded(1);
-        send_job(BlobKind::Tree, &mut 0, &reply, &jobs, lines, Some(id), None)?;
+        send_job(
+            BlobKind::Tree,
+            &mut 0,
+            &reply,
+            &jobs,
+            lines,
+            Some(blob),
+            None,
+        )?;
         self.stats.blobs += 1;
         self.sources
             .entry(source.to_string())
             .or_default()
             .info_blobs
-            .push(id);
-        Ok(id)
+            .push(blob);
+        Ok((1..=infos.len())
+            .map(|line| InfoRef {
+                blob,
+                line: line as u32,
+            })
+            .collect())
     }
 
     fn add_manifest_item(&mut self, item: &ManifestItem) -> Result<()> {
@@ -931,7 +954,7 @@ pub fn backup_reader<A: Access>(
 mod tests {
     use super::*;
     use crate::backend::{Backend, LocalBackend};
-    use crate::{InfoRef, InitOptions, ItemInfo, NoProgress, PruneOptions, RestoreKey};
+    use crate::{InitOptions, NoProgress, PruneOptions, RestoreKey};
 
     #[test]
     fn a_carried_item_takes_its_details_from_an_info_line_that_prune_keeps() {
@@ -949,14 +972,17 @@ mod tests {
         let mut w = s.item("objects", "a.pdf", "object", &NoProgress).unwrap();
         w.push(&body).unwrap();
         let fetched = w.finish(meta.clone()).unwrap();
-        let line = ItemInfo {
-            sha256: fetched.sha256.clone(),
-            meta: meta.clone(),
-        };
-        let mut lines = b"{\"sha256\":\"not an item's\"}\n".to_vec();
-        lines.extend(serde_json::to_vec(&line).unwrap());
-        lines.push(b'\n');
-        let info = s.put_info_blob("objects", lines).unwrap();
+        let refs = s
+            .put_info_blob(
+                "objects",
+                &[ItemInfo {
+                    sha256: fetched.sha256.clone(),
+                    meta: meta.clone(),
+                }],
+            )
+            .unwrap();
+        let info = refs[0].blob;
+        assert_eq!(refs[0].line, 1, "after the salt line");
         let (first, _) = s.commit().unwrap();
 
         // Night 2: carried unread, by reference to line 1.

@@ -442,6 +442,11 @@ pub struct BackupKey {
 pub(crate) struct KeyPin {
     pub data_recipient: String,
     pub verify_key: String,
+    /// The repository's format when the key was issued: a config of an
+    /// older format (put back by whoever can write the store) is refused,
+    /// since an older format shows the backup key more (format 2: objects'
+    /// hashes and metadata). 2 for key files without the line.
+    pub min_format: u32,
 }
 
 impl std::fmt::Debug for BackupKey {
@@ -470,6 +475,10 @@ impl BackupKey {
             self.dedup.secret_hex().as_str(),
             self.metadata_identity.to_string().expose_secret(),
             match &self.pin {
+                Some(p) if p.min_format > 2 => format!(
+                    "data-recipient: {}\nconfig-verify-key: {}\nminimum-format: {}\n",
+                    p.data_recipient, p.verify_key, p.min_format
+                ),
                 Some(p) => format!(
                     "data-recipient: {}\nconfig-verify-key: {}\n",
                     p.data_recipient, p.verify_key
@@ -500,7 +509,7 @@ impl BackupKey {
             ));
         }
         let (mut repo, mut secret, mut meta) = (None, None, None);
-        let (mut data_recipient, mut verify_key) = (None, None);
+        let (mut data_recipient, mut verify_key, mut min_format) = (None, None, None);
         for line in text.lines() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -514,6 +523,15 @@ impl BackupKey {
                 }
                 Some(("data-recipient", v)) => data_recipient = Some(v.trim().to_string()),
                 Some(("config-verify-key", v)) => verify_key = Some(v.trim().to_string()),
+                Some(("minimum-format", v)) => {
+                    min_format = Some(
+                        v.trim()
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| *n >= 2)
+                            .ok_or_else(|| bad("malformed `minimum-format:` line"))?,
+                    )
+                }
                 _ => return Err(bad("unexpected line (not a lifeboat backup key file)")),
             }
         }
@@ -524,7 +542,7 @@ impl BackupKey {
             .ok_or_else(|| bad("missing or malformed `dedup-secret:` line"))?;
         let meta = meta.ok_or_else(|| bad("missing `metadata-identity:` line"))?;
         let pin = match (data_recipient, verify_key) {
-            (None, None) => None,
+            (None, None) if min_format.is_none() => None,
             (Some(data_recipient), Some(verify_key)) => {
                 parse_recipient(&data_recipient)
                     .map_err(|_| bad("malformed `data-recipient:` line"))?;
@@ -534,7 +552,13 @@ impl BackupKey {
                 Some(KeyPin {
                     data_recipient,
                     verify_key,
+                    min_format: min_format.unwrap_or(2),
                 })
+            }
+            (None, None) if min_format.is_some() => {
+                return Err(bad(
+                    "`minimum-format:` without the pin lines; the file was cut or edited",
+                ))
             }
             _ => {
                 return Err(bad(
@@ -860,17 +884,37 @@ mod tests {
             pin: Some(KeyPin {
                 data_recipient: x25519::Identity::generate().to_public().to_string(),
                 verify_key: ConfigSigner::generate().verify_key_hex(),
+                min_format: 3,
             }),
         };
         let text = k.to_file_text();
+        assert!(text.contains("minimum-format: 3\n"));
         let back = BackupKey::parse(&text, "b.key").unwrap();
         assert_eq!(back.repository, "r1");
         assert_eq!(back.dedup.blob_id(b"a"), k.dedup.blob_id(b"a"));
         assert_eq!(back.pin, k.pin);
+        // A format-2 key file (no minimum-format line) pins format 2.
+        let v2: String = text
+            .lines()
+            .filter(|l| !l.starts_with("minimum-format"))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert_eq!(
+            BackupKey::parse(&v2, "v2.key")
+                .unwrap()
+                .pin
+                .unwrap()
+                .min_format,
+            2
+        );
         // A format-1 key file (no pin lines) still parses, as format 1.
         let v1: String = text
             .lines()
-            .filter(|l| !l.starts_with("data-recipient") && !l.starts_with("config-verify-key"))
+            .filter(|l| {
+                !l.starts_with("data-recipient")
+                    && !l.starts_with("config-verify-key")
+                    && !l.starts_with("minimum-format")
+            })
             .map(|l| format!("{l}\n"))
             .collect();
         assert!(BackupKey::parse(&v1, "v1.key").unwrap().is_format_1());

@@ -59,6 +59,11 @@ pub struct Index {
     packs: Vec<PackId>,
     pack_pos: HashMap<PackId, u32>,
     blobs: HashMap<BlobId, Slot>,
+    /// Further copies of blobs stored more than once, in the order found:
+    /// two backups racing, a pack prune kept beside its copies, or copies
+    /// planted by a backup host (an index entry proves nothing about the
+    /// bytes). Readers fall back to them when a copy does not match its id.
+    others: HashMap<BlobId, Vec<Slot>>,
 }
 
 impl Index {
@@ -68,28 +73,63 @@ impl Index {
             (self.packs.len() - 1) as u32
         });
         for e in &pack.blobs {
-            // The first copy wins; duplicates (two backups racing) are harmless.
-            self.blobs.entry(e.id).or_insert(Slot {
+            let slot = Slot {
                 pack: pos,
                 kind: e.kind,
                 offset: e.offset,
                 length: e.length,
                 plain_length: e.plain_length,
                 base: e.base,
-            });
+            };
+            let same = |s: &Slot| s.pack == pos && s.offset == e.offset;
+            match self.blobs.entry(e.id) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(slot);
+                }
+                std::collections::hash_map::Entry::Occupied(o) if same(o.get()) => {}
+                std::collections::hash_map::Entry::Occupied(_) => {
+                    let more = self.others.entry(e.id).or_default();
+                    if !more.iter().any(same) {
+                        more.push(slot);
+                    }
+                }
+            }
         }
     }
 
-    /// Where `id` is stored, if anywhere.
-    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
-        self.blobs.get(id).map(|s| BlobLocation {
+    fn location(&self, s: &Slot) -> BlobLocation {
+        BlobLocation {
             pack: self.packs[s.pack as usize],
             kind: s.kind,
             offset: s.offset,
             length: s.length,
             plain_length: s.plain_length,
             base: s.base,
-        })
+        }
+    }
+
+    /// Where `id` is stored, if anywhere (its first copy).
+    pub fn get(&self, id: &BlobId) -> Option<BlobLocation> {
+        self.blobs.get(id).map(|s| self.location(s))
+    }
+
+    /// Every stored copy of `id`, the first one first.
+    pub fn copies(&self, id: &BlobId) -> Vec<BlobLocation> {
+        self.blobs
+            .get(id)
+            .into_iter()
+            .chain(self.others.get(id).into_iter().flatten())
+            .map(|s| self.location(s))
+            .collect()
+    }
+
+    /// Every copy of every blob.
+    pub(crate) fn iter_copies(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
+        self.iter().chain(
+            self.others
+                .iter()
+                .flat_map(|(id, v)| v.iter().map(|s| (*id, self.location(s)))),
+        )
     }
 
     /// True when `id` is stored.
@@ -150,6 +190,7 @@ impl Index {
             removed += broken.len();
             for id in broken {
                 self.blobs.remove(&id);
+                self.others.remove(&id);
             }
         }
     }

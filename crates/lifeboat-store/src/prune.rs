@@ -253,9 +253,42 @@ impl Repository<FullAccess> {
                 "a snapshot needs it and no index names it: run `lifeboat verify`; prune stops rather than guess",
             ));
         }
-        // Per pack: its entries, used or not.
+        // A used blob stored more than once keeps one copy that reads back
+        // (an index entry proves nothing about the bytes: a backup host can
+        // name a copy of its own under an existing id); the others are
+        // unused. None reads back: stop, deleting nothing.
+        let mut kept_copy: HashMap<BlobId, (PackId, u32)> = HashMap::new();
+        for id in &used {
+            let copies = index.copies(id);
+            if copies.len() < 2 {
+                continue;
+            }
+            let mut good = None;
+            for loc in &copies {
+                match self.read_copy(&index, id, loc, 0) {
+                    Ok(_) => {
+                        good = Some((loc.pack, loc.offset));
+                        break;
+                    }
+                    Err(Error::Damaged { .. }) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let good = good.ok_or_else(|| {
+                Error::damaged(
+                    format!("blob {id}"),
+                    "a snapshot needs it and none of its copies reads back: run `lifeboat verify`; prune stops rather than guess",
+                )
+            })?;
+            kept_copy.insert(*id, good);
+        }
+        // Per pack: its entries (every copy), used or not.
         let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();
-        for (id, loc) in index.iter() {
+        for (id, loc) in index.iter_copies() {
+            let is_used = used.contains(&id)
+                && kept_copy
+                    .get(&id)
+                    .is_none_or(|c| *c == (loc.pack, loc.offset));
             by_pack.entry(loc.pack).or_default().push((
                 PackEntry {
                     id,
@@ -265,7 +298,7 @@ impl Repository<FullAccess> {
                     plain_length: loc.plain_length,
                     base: loc.base,
                 },
-                used.contains(&id),
+                is_used,
             ));
         }
         let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
@@ -306,10 +339,15 @@ impl Repository<FullAccess> {
                 repack.push((pack_id, kept.collect()));
                 remove.push(name.clone());
             } else {
-                // Kept whole; its unused blobs stay indexed (and reusable).
+                // Kept whole; its unused blobs stay indexed (and reusable),
+                // but not a copy set aside above for another that reads back.
                 keep.push(IndexPack {
                     id: pack_id,
-                    blobs: entries.into_iter().map(|(e, _)| e).collect(),
+                    blobs: entries
+                        .into_iter()
+                        .filter(|(e, u)| *u || !kept_copy.contains_key(&e.id))
+                        .map(|(e, _)| e)
+                        .collect(),
                 });
             }
         }

@@ -548,6 +548,7 @@ impl Repository<FullAccess> {
             pin: Some(KeyPin {
                 data_recipient: config.data_recipient.clone(),
                 verify_key: signer.verify_key_hex(),
+                min_format: config.version,
             }),
         };
         let inner = Arc::new(build_inner(backend, config)?);
@@ -675,6 +676,7 @@ impl Repository<FullAccess> {
         let pin = secrets.signer.as_ref().map(|s| KeyPin {
             data_recipient: config.data_recipient.clone(),
             verify_key: s.verify_key_hex(),
+            min_format: config.version,
         });
         let key = BackupKey {
             repository: config.id.clone(),
@@ -867,6 +869,19 @@ impl Repository<BackupAccess> {
             match (&key.pin, config.is_format_1()) {
                 (Some(pin), false) => {
                     config.check_signature(&pin.verify_key)?;
+                    if config.version < pin.min_format {
+                        return Err(Error::damaged(
+                            "config",
+                            format!(
+                                "format {}, but this backup key was issued for format {}: an \
+                                 older config was put back (a rollback), which would make \
+                                 backups show this host what the newer format hides; do not \
+                                 back up into this store until its owner has looked (see \
+                                 docs/DISASTER-RECOVERY.md, \"compromised\")",
+                                config.version, pin.min_format
+                            ),
+                        ));
+                    }
                     if config.data_recipient != pin.data_recipient {
                         return Err(Error::damaged(
                             "config",
@@ -1295,12 +1310,39 @@ impl<A: Access> Repository<A> {
                 "delta chain too long (a loop?)",
             ));
         }
-        let loc = index.get(id).ok_or_else(|| {
-            Error::damaged(
+        let copies = index.copies(id);
+        if copies.is_empty() {
+            return Err(Error::damaged(
                 format!("blob {id}"),
                 "not in any index (its pack or index file is lost)",
-            )
-        })?;
+            ));
+        }
+        // A copy that does not match its id (damaged, or planted by a
+        // backup host under an existing id) leaves the next one to try.
+        let mut first_damage = None;
+        for loc in &copies {
+            match self.read_copy(index, id, loc, depth) {
+                Ok(plain) => return Ok(plain),
+                Err(e @ Error::Damaged { .. }) => {
+                    if copies.len() > 1 {
+                        tracing::warn!("{e}; trying another copy");
+                    }
+                    first_damage.get_or_insert(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(first_damage.unwrap_or_else(|| Error::Internal(format!("blob {id}: no copy read"))))
+    }
+
+    /// Read the copy of blob `id` at `loc` (its delta base from any copy).
+    pub(crate) fn read_copy(
+        &self,
+        index: &Index,
+        id: &BlobId,
+        loc: &crate::BlobLocation,
+        depth: usize,
+    ) -> Result<Vec<u8>> {
         let pack = loc.pack.to_hex();
         if loc.length > crate::pack::MAX_BLOB_LEN || loc.plain_length > crate::pack::MAX_BLOB_LEN {
             return Err(Error::damaged(

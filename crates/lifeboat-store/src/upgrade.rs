@@ -67,6 +67,9 @@ pub struct UpgradeReport {
     /// State files written again without what the backup key must not
     /// read (their snapshots got new ids, in `snapshots`).
     pub states_rewritten: usize,
+    /// State files no snapshot named, removed (as `prune` would) so that
+    /// none keeps what the rewrite removes.
+    pub orphan_states_removed: usize,
     /// Restore keys (public) whose keyring is now authenticated.
     pub keys_authenticated: Vec<String>,
     /// Restore keys (public) of the config that were not given: they
@@ -274,7 +277,7 @@ impl Repository<FullAccess> {
         report: &mut UpgradeReport,
         rewrite: StateRewriter<'_>,
     ) -> Result<Vec<(FileKind, String)>> {
-        let (snapshots, _) = self.snapshots()?;
+        let (snapshots, unreadable) = self.snapshots()?;
         // State name → its new body, or None when it stays as it is.
         let mut bodies: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
         for s in &snapshots {
@@ -374,6 +377,20 @@ impl Repository<FullAccess> {
                 report.states_rewritten += 1;
             }
         }
+        // State files no snapshot names (of forgotten snapshots not yet
+        // pruned, or left by an interrupted upgrade) would keep what the
+        // rewrite removes: they go, as prune would remove them, unless a
+        // snapshot is unreadable (it might name one).
+        if unreadable.is_empty() {
+            let named: std::collections::HashSet<&String> =
+                bodies.keys().chain(written.values()).collect();
+            for f in self.backend().list(FileKind::State)? {
+                if !named.contains(&f.name) {
+                    report.orphan_states_removed += 1;
+                    old.push((FileKind::State, f.name));
+                }
+            }
+        }
         Ok(old)
     }
 
@@ -391,6 +408,7 @@ impl Repository<FullAccess> {
             pin: Some(KeyPin {
                 data_recipient: config.data_recipient.clone(),
                 verify_key: signer.verify_key_hex(),
+                min_format: config.version,
             }),
         };
         Ok(Self {

@@ -4,7 +4,7 @@
 //! blob decrypted and its id recomputed). Damage is reported with every
 //! snapshot and item that needs the damaged part.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::backend::FileKind;
 use crate::error::{Error, Result};
@@ -148,6 +148,10 @@ impl<A: Access> Repository<A> {
             let by_pack = blobs_by_pack(&index);
             progress.set_length(names.iter().map(|n| packs[*n]).sum());
             let results = self.read_packs(&index, &names, &by_pack, &packs, progress)?;
+            let good: HashSet<BlobId> = results
+                .iter()
+                .flat_map(|r| r.good_blobs.iter().copied())
+                .collect();
             for r in results {
                 report.packs_read += 1;
                 report.blobs_read += r.blobs_read;
@@ -155,6 +159,20 @@ impl<A: Access> Repository<A> {
                     damage.files.push(p);
                 }
                 for (id, why) in r.bad_blobs {
+                    if good.contains(&id) {
+                        // Damage all the same (or a copy planted under an
+                        // existing id), but readers and prune use the
+                        // good copy: no snapshot loses anything.
+                        damage.files.push(Problem {
+                            what: format!("blob {id} in {}", r.path),
+                            detail: format!(
+                                "{why} (another copy reads back: nothing is lost, and \
+                                 `lifeboat prune` drops this one)"
+                            ),
+                            needed_by: vec![],
+                        });
+                        continue;
+                    }
                     damage.pack_of.insert(id, r.path.clone());
                     damage.blobs.insert(id, why);
                 }
@@ -428,7 +446,7 @@ impl<A: Access> Repository<A> {
                 None => None,
             };
             match self.open_blob(&id, kind, plain, raw, &path, base.as_deref()) {
-                Ok(_) => {}
+                Ok(_) => check.good_blobs.push(id),
                 Err(Error::Damaged { detail, .. }) => check.bad_blobs.push((id, detail)),
                 Err(e) => return Err(e),
             }
@@ -449,12 +467,13 @@ struct PackCheck {
     path: String,
     blobs_read: u64,
     bad_blobs: Vec<(BlobId, String)>,
+    good_blobs: Vec<BlobId>,
     file_problem: Option<Problem>,
 }
 
 fn blobs_by_pack(index: &Index) -> HashMap<PackId, Vec<(BlobId, crate::index::BlobLocation)>> {
     let mut m: HashMap<PackId, Vec<_>> = HashMap::new();
-    for (id, loc) in index.iter() {
+    for (id, loc) in index.iter_copies() {
         m.entry(loc.pack).or_default().push((id, loc));
     }
     m

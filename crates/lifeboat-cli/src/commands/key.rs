@@ -160,6 +160,20 @@ pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
             "config signing key: {v} (compare with `lifeboat key list` on the owner's machine)"
         )?;
     }
-    outln!("backup hosts need a new backup key: `lifeboat key export-backup-key --to FILE`, then install it (the old one is refused)")?;
+    if report.orphan_states_removed > 0 {
+        outln!(
+            "removed {} state file(s) that no snapshot named (as prune would)",
+            report.orphan_states_removed
+        )?;
+    }
+    if report.from_version < 2 {
+        outln!("backup hosts need a new backup key: `lifeboat key export-backup-key --to FILE`, then install it (the old one is refused)")?;
+    } else if report.from_version < report.to_version {
+        outln!(
+            "re-issue the backup hosts' key (`lifeboat key export-backup-key --to FILE`): the \
+             new one refuses a config put back to an older format, which would make backups \
+             show the host object details again; the old one keeps working meanwhile"
+        )?;
+    }
     Ok(Code::Ok)
 }
