@@ -122,6 +122,12 @@ fn no_special_bits(dir: &Path) {
 #[track_caller]
 fn refused(out: Output, needles: &[&str]) -> Output {
     let out = out.code(4);
+    // A refusal is not damage: no hint to go to an older snapshot.
+    assert!(
+        !out.stderr.contains("older snapshot"),
+        "a refusal with the hint for damage: {}",
+        out.stderr
+    );
     for n in needles {
         assert!(
             out.stderr.contains(n) || out.stdout.contains(n),
@@ -494,7 +500,7 @@ fn forged_object_keys_modes_and_planted_links_cannot_reach_outside() {
         ),
         &["scans/2024/a.pdf", "symbolic link"],
     );
-    assert!(out.stdout.contains("FAILED"), "{}", out.stdout);
+    assert!(out.stdout.contains("REFUSED"), "{}", out.stdout);
     sc.unchanged_outside(&before, &target);
     assert!(!sc.outside.join("meta-victim").exists());
     assert_eq!(std::fs::read(target.join("b.txt")).unwrap(), b"bee");

@@ -4,12 +4,17 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use lifeboat_ops::SourceKind;
+
+fn parse_source(s: &str) -> Result<SourceKind, String> {
+    s.parse()
+}
 
 /// Back up a MySQL database, an object bucket, Render config and git
 /// repositories into one versioned, compressed, encrypted store, and prove
 /// restores work.
 #[derive(Debug, Parser)]
-#[command(name = "lifeboat", version, about, max_term_width = 100)]
+#[command(name = "lifeboat", version, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -170,8 +175,8 @@ pub struct InitArgs {
 pub struct BackupArgs {
     /// Back up a configured source (repeatable): `mysql`, `objects`,
     /// `render`, `git`.
-    #[arg(long = "source", value_name = "SOURCE", conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
-    pub sources: Vec<String>,
+    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source, conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
+    pub sources: Vec<SourceKind>,
     /// The MySQL database for `--source mysql` (else the config's [mysql] url).
     #[arg(
         long,
@@ -209,8 +214,8 @@ pub struct PreMigrationArgs {
     #[arg(long, value_name = "TEXT")]
     pub note: String,
     /// Sources to include (repeatable; default mysql).
-    #[arg(long = "source", value_name = "SOURCE")]
-    pub sources: Vec<String>,
+    #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source)]
+    pub sources: Vec<SourceKind>,
     /// The MySQL database (else the config's [mysql] url).
     #[arg(
         long,
@@ -262,14 +267,15 @@ pub struct RestoreArgs {
     pub force: bool,
     /// Restore a whole source instead of one item: `mysql`, `objects`,
     /// `render`, `git`.
-    #[arg(long, value_name = "SOURCE")]
-    pub source: Option<String>,
+    #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
+    pub source: Option<SourceKind>,
     /// mysql: the database to replay into (else [staging] mysql_url; its
     /// password from LIFEBOAT_TARGET_PASSWORD). objects: s3://BUCKET/PREFIX
     /// at the [objects] endpoint (else [staging] objects_bucket).
     #[arg(long, value_name = "URL")]
     pub target: Option<String>,
-    /// Allow the target to be the database or bucket the snapshot came from.
+    /// Allow the target to be the database, bucket or Render service the
+    /// snapshot came from.
     #[arg(long)]
     pub allow_source: bool,
     /// mysql: also replay views, triggers, routines and events whose bodies
@@ -284,9 +290,9 @@ pub struct RestoreArgs {
     /// objects: only this key.
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
-    /// Parallel connections for the replay.
-    #[arg(long, default_value_t = 2)]
-    pub connections: usize,
+    /// mysql: parallel connections for the replay (default 2).
+    #[arg(long)]
+    pub connections: Option<usize>,
     /// render: write one NAME.env per service and env group (0600) and
     /// their secret files into DIR.
     #[arg(long, value_name = "DIR")]
@@ -412,8 +418,8 @@ pub struct DiffArgs {
     #[arg(default_value = "latest")]
     pub to: String,
     /// What to compare: `render` (services, settings, env var names).
-    #[arg(long, value_name = "SOURCE", default_value = "render")]
-    pub source: String,
+    #[arg(long, value_name = "SOURCE", default_value = "render", value_parser = parse_source)]
+    pub source: SourceKind,
     /// Show old and new values (needs the restore key; prints secrets).
     #[arg(long)]
     pub show_values: bool,
@@ -427,8 +433,8 @@ pub struct ExportArgs {
     #[arg(long, value_name = "NAME")]
     pub database: Option<String>,
     /// What to export: `mysql` (a plain SQL file for the stock client).
-    #[arg(long, value_name = "SOURCE")]
-    pub source: String,
+    #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
+    pub source: SourceKind,
     /// Output file, or `-` for standard output.
     #[arg(long, value_name = "PATH|-")]
     pub to: String,

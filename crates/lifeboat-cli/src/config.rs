@@ -7,27 +7,78 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use serde::Deserialize;
 
 use crate::exit;
 
+/// The file, section by section. A section whose `${VAR}` references are
+/// not all set is left out and remembered: a command fails on it only if
+/// it uses that section (a MySQL restore needs no `GITHUB_TOKEN`). Read
+/// the sections through the methods, which say so.
 #[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
     pub repository: RepositoryConfig,
-    pub mysql: Option<MysqlConfig>,
-    pub objects: Option<ObjectsConfig>,
-    pub render: Option<RenderConfig>,
+    mysql: Option<MysqlConfig>,
+    objects: Option<ObjectsConfig>,
+    render: Option<RenderConfig>,
     #[serde(default)]
-    pub git: Vec<GitConfig>,
-    pub staging: Option<StagingConfig>,
-    pub retention: Option<RetentionConfig>,
-    pub notify: Option<NotifyConfig>,
+    git: Vec<GitConfig>,
+    staging: Option<StagingConfig>,
+    check: Option<CheckConfig>,
+    retention: Option<RetentionConfig>,
+    notify: Option<NotifyConfig>,
     #[serde(default)]
-    pub schedule: Vec<ScheduleConfig>,
+    schedule: Vec<ScheduleConfig>,
+    /// Section → why it could not be read (an unset variable).
+    #[serde(skip)]
+    unresolved: std::collections::BTreeMap<String, String>,
 }
+
+macro_rules! sections {
+    ($($name:ident: $t:ty),+ $(,)?) => {
+        impl Config {
+            $(
+                #[doc = concat!("`[", stringify!($name), "]`, or why it cannot be read.")]
+                pub fn $name(&self) -> Result<&$t> {
+                    match self.unresolved.get(stringify!($name)) {
+                        Some(why) => Err(exit::usage(why.clone())),
+                        None => Ok(&self.$name),
+                    }
+                }
+            )+
+
+            /// Whether the file has the section (resolved or not).
+            pub fn has(&self, section: &str) -> bool {
+                if self.unresolved.contains_key(section) {
+                    return true;
+                }
+                match section {
+                    "mysql" => self.mysql.is_some(),
+                    "objects" => self.objects.is_some(),
+                    "render" => self.render.is_some(),
+                    "git" => !self.git.is_empty(),
+                    "staging" => self.staging.is_some(),
+                    _ => false,
+                }
+            }
+        }
+    };
+}
+
+sections!(
+    mysql: Option<MysqlConfig>,
+    objects: Option<ObjectsConfig>,
+    render: Option<RenderConfig>,
+    git: Vec<GitConfig>,
+    staging: Option<StagingConfig>,
+    check: Option<CheckConfig>,
+    retention: Option<RetentionConfig>,
+    notify: Option<NotifyConfig>,
+    schedule: Vec<ScheduleConfig>,
+);
 
 /// `[notify]`: where job results go.
 #[derive(Default, Deserialize)]
@@ -66,6 +117,19 @@ pub struct ScheduleConfig {
     /// Extra arguments for the job's command, e.g. ["--tag", "nightly"].
     #[serde(default)]
     pub args: Vec<String>,
+}
+
+/// `[check]`: the columns of the documents table that the cross-check
+/// (`check-references`, drills) reads; the table is `--table`.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckConfig {
+    /// Where a file is (`storage_provider`; `local` means the app's disk).
+    pub provider_column: Option<String>,
+    /// The bucket (`storage_bucket`).
+    pub bucket_column: Option<String>,
+    /// The object's key (`storage_key`).
+    pub key_column: Option<String>,
 }
 
 /// `[retention]`: what `forget` keeps when no --keep-* flag is given.
@@ -199,14 +263,66 @@ impl std::fmt::Debug for RepositoryConfig {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config> {
+        let shown = path.display();
         let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the config file {}", path.display()))?;
-        let value: toml::Value = toml::from_str(&text)
-            .map_err(|e| exit::usage(format!("config file {}: {}", path.display(), e.message())))?;
-        let value = expand(value, &mut Vec::new())
-            .map_err(|e| exit::usage(format!("config file {}: {e}", path.display())))?;
-        Config::from_value(value)
-            .map_err(|e| exit::usage(format!("config file {}: {e}", path.display())))
+            .map_err(|e| exit::usage(format!("cannot read the config file {shown}: {e}")))?;
+        let value: toml::Value = toml::from_str(&text).map_err(|e| {
+            // Where, and what the parser expected; never the line itself,
+            // which may hold a password typed in by hand.
+            let at = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {column}: ")
+                })
+                .unwrap_or_default();
+            exit::usage(format!("config file {shown}: {at}{}", e.message()))
+        })?;
+        let toml::Value::Table(table) = value else {
+            return Err(exit::usage(format!(
+                "config file {shown}: not a TOML table"
+            )));
+        };
+        // Each section on its own: one with an unset variable is left out
+        // and remembered, so only a command that uses it fails.
+        let mut unresolved = std::collections::BTreeMap::new();
+        let mut resolved = toml::Table::new();
+        for (section, v) in table {
+            match expand(v, &mut vec![section.clone()]) {
+                Ok(v) => {
+                    resolved.insert(section, v);
+                }
+                Err(e) => {
+                    unresolved.insert(section, format!("config file {shown}: {e}"));
+                }
+            }
+        }
+        if let Some(why) = unresolved.get("repository") {
+            return Err(exit::usage(why.clone()));
+        }
+        const SECTIONS: [&str; 10] = [
+            "repository",
+            "mysql",
+            "objects",
+            "render",
+            "git",
+            "staging",
+            "check",
+            "retention",
+            "notify",
+            "schedule",
+        ];
+        if let Some(unknown) = unresolved.keys().find(|k| !SECTIONS.contains(&k.as_str())) {
+            return Err(exit::usage(format!(
+                "config file {shown}: unknown section `{unknown}`"
+            )));
+        }
+        let mut config = Config::from_value(toml::Value::Table(resolved))
+            .map_err(|e| exit::usage(format!("config file {shown}: {e}")))?;
+        config.unresolved = unresolved;
+        Ok(config)
     }
 
     /// Deserialize an expanded config. Errors name the key and what was

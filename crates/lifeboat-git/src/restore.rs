@@ -36,7 +36,7 @@ pub fn repositories(snap: &Snapshot) -> Result<Vec<SnapshotRepo>> {
     for r in &repos {
         check_repo(r)?;
         if let Some(other) = seen.insert(lifeboat_paths::collision_key(&r.name), &r.name) {
-            return Err(Error::Mismatch(format!(
+            return Err(Error::Refused(format!(
                 "the snapshot's git facts name two repositories {} and {} that would restore \
                  into one directory: refusing this snapshot's git repositories",
                 lifeboat_paths::shown(other),
@@ -74,7 +74,7 @@ fn valid_oid(oid: &str) -> bool {
 /// `git update-ref --stdin`, its URL to `git remote add`.
 pub fn check_repo(r: &SnapshotRepo) -> Result<()> {
     let refuse = |what: String| {
-        Error::Mismatch(format!(
+        Error::Refused(format!(
             "the snapshot's git facts are not a valid repository record: {what}; refusing to \
              restore it (was the snapshot forged?)"
         ))
@@ -151,9 +151,7 @@ fn parse_repositories(snap: &Snapshot) -> Result<Vec<SnapshotRepo>> {
         .facts
         .get("repos")
         .and_then(Value::as_object)
-        .ok_or_else(|| {
-            Error::Mismatch("the snapshot's git facts have no repository list".into())
-        })?;
+        .ok_or_else(|| Error::Refused("the snapshot's git facts have no repository list".into()))?;
     repos
         .iter()
         .map(|(name, r)| {
@@ -293,7 +291,16 @@ pub fn restore_to_dir(
     ])?;
     cmds.push_str(&temp);
     if !cmds.is_empty() {
-        git.run_with_input(&["update-ref", "--stdin"], &cmds)?;
+        // The ids passed check_repo; one its bundles do not hold makes
+        // git refuse the update: the snapshot does not fit together.
+        git.run_with_input(&["update-ref", "--stdin"], &cmds)
+            .map_err(|e| match e {
+                Error::Git { stderr, .. } => Error::Mismatch(format!(
+                    "the snapshot's refs of {} name objects its bundles do not hold: {stderr}",
+                    r.name
+                )),
+                e => e,
+            })?;
     }
     if let Some(h) = r.head.as_ref().filter(|h| r.refs.contains_key(*h)) {
         git.run(&["symbolic-ref", "HEAD", h])?;

@@ -44,14 +44,14 @@ fn record_bytes(s: &Segment) -> Vec<u8> {
 }
 
 /// The purpose of the key of [`CacheNames`] (see `BackupSession::derived_key`).
-pub const NAMES_KEY: &str = "mysql-cache-names";
+pub(crate) const NAMES_KEY: &str = "mysql-cache-names";
 
 /// How database and table names become file names in the cache: keyed
 /// (HMAC-SHA256 under a key derived from the dedup secret, prefixed `k-`),
 /// so a backup host's disk names no database or table. Names without the
 /// prefix are of older lifeboats (hex of the name) and are removed.
 #[derive(Clone)]
-pub struct CacheNames(zeroize::Zeroizing<[u8; 32]>);
+pub(crate) struct CacheNames(zeroize::Zeroizing<[u8; 32]>);
 
 impl CacheNames {
     /// Names keyed by `key` (`BackupSession::derived_key("mysql-cache-names")`).
@@ -251,7 +251,58 @@ fn each_new(dir: &Path, f: impl Fn(&Path)) {
 
 /// After the snapshot is committed: the `.new` files become the cache.
 /// Call only after a successful commit; a failed backup leaves the old cache.
-pub fn commit_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
+/// The row-hash cache files a dump wrote (`.new` beside the current ones):
+/// they become the cache for the next dump only once the snapshot holding
+/// this one is committed ([`keep`](Self::keep)). Dropped unkept (the
+/// backup failed, or the caller forgot), they are removed: a lost cache
+/// costs one bigger night, a cache of an uncommitted dump would be wrong.
+#[must_use = "keep it with the id of the committed snapshot, or it is discarded"]
+pub struct PendingCache {
+    root: PathBuf,
+    repository: String,
+    names: CacheNames,
+    databases: Vec<String>,
+    settled: bool,
+}
+
+impl PendingCache {
+    pub(crate) fn new(
+        root: PathBuf,
+        repository: String,
+        names: CacheNames,
+        databases: Vec<String>,
+    ) -> Self {
+        Self {
+            root,
+            repository,
+            names,
+            databases,
+            settled: false,
+        }
+    }
+
+    /// Make this dump's row hashes the cache of the next dump. Takes the id
+    /// of the committed snapshot, which exists only once the commit
+    /// succeeded.
+    pub fn keep(mut self, _committed: &lifeboat_store::SnapshotId) {
+        for db in &self.databases {
+            commit_cache(&self.root, &self.repository, &self.names, db);
+        }
+        self.settled = true;
+    }
+}
+
+impl Drop for PendingCache {
+    fn drop(&mut self) {
+        if !self.settled {
+            for db in &self.databases {
+                discard_cache(&self.root, &self.repository, &self.names, db);
+            }
+        }
+    }
+}
+
+fn commit_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
     let dir = names.folder(root, repository, database);
     each_new(&dir, |p| {
         let _ = fs::rename(p, p.with_extension(""));
@@ -260,7 +311,7 @@ pub fn commit_cache(root: &Path, repository: &str, names: &CacheNames, database:
 }
 
 /// Drop the `.new` files of a backup that did not commit.
-pub fn discard_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
+fn discard_cache(root: &Path, repository: &str, names: &CacheNames, database: &str) {
     each_new(&names.folder(root, repository, database), |p| {
         let _ = fs::remove_file(p);
     });

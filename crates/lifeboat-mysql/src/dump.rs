@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use lifeboat_store::delta::PatchBuilder;
 use lifeboat_store::{Access, BackupSession, ItemWriter, ProgressBars};
 
-use crate::cache::{self, Segment};
+use crate::cache::{self, PendingCache, Segment};
 use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row};
 use crate::error::{Error, Result};
@@ -47,7 +47,7 @@ pub struct DumpOptions {
     pub mysql: MysqlOptions,
     /// Table selection.
     pub filter: TableFilter,
-    /// Where the row-hash cache lives (see [`commit_cache`]); `None` stores
+    /// Where the row-hash cache lives (see [`PendingCache`]); `None` stores
     /// every changed segment whole.
     pub cache_dir: Option<std::path::PathBuf>,
     /// Connections reading at once (1 = one connection); they share one
@@ -55,6 +55,15 @@ pub struct DumpOptions {
     pub connections: usize,
     /// The databases to dump, all on one snapshot (empty: the URL's).
     pub databases: Vec<String>,
+}
+
+/// What [`dump`] returns: what it stored, and the row-hash cache it wrote,
+/// to keep once the snapshot is committed.
+pub struct Dump {
+    /// One per database.
+    pub reports: Vec<DumpReport>,
+    /// `None` without a cache directory.
+    pub cache: Option<PendingCache>,
 }
 
 /// What a dump stored.
@@ -103,15 +112,25 @@ pub fn dump<A: Access>(
     session: &mut BackupSession<A>,
     opts: &DumpOptions,
     bars: &dyn ProgressBars,
-) -> Result<Vec<DumpReport>> {
+) -> Result<Dump> {
     let wanted = opts.connections.clamp(1, 16);
     let databases = if opts.databases.is_empty() {
         vec![opts.mysql.target()?.database]
     } else {
         opts.databases.clone()
     };
-    let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let repo_id = session.repository_id().to_string();
+    // Created first: whatever returns early below drops it, and so
+    // removes the cache files this dump began.
+    let cache = opts.cache_dir.clone().map(|root| {
+        PendingCache::new(
+            root,
+            repo_id.clone(),
+            cache::CacheNames::new(session.derived_key(cache::NAMES_KEY)),
+            databases.clone(),
+        )
+    });
+    let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let cache_names = cache::CacheNames::new(session.derived_key(cache::NAMES_KEY));
     let row_key = session.derived_key("mysql row hash");
     let mut schemas = Vec::new();
@@ -177,7 +196,7 @@ pub fn dump<A: Access>(
             std::thread::Builder::new()
                 .name(format!("lifeboat-mysql-{i}"))
                 .spawn(move || read_units(conn, &queue, &register))
-                .map_err(|e| Error::Invalid(format!("starting a reading thread: {e}")))
+                .map_err(|e| Error::Internal(format!("starting a reading thread: {e}")))
         })
         .collect::<Result<Vec<_>>>()?;
     drop(register);
@@ -206,7 +225,7 @@ pub fn dump<A: Access>(
                             break rx;
                         }
                         let (k, rx) = registered.recv().map_err(|_| {
-                            Error::Invalid(format!("the connections reading {db} stopped"))
+                            Error::Internal(format!("the connections reading {db} stopped"))
                         })?;
                         pending.insert(k, rx);
                     };
@@ -221,7 +240,7 @@ pub fn dump<A: Access>(
                             Ok(Msg::End(rows)) => break count += rows,
                             Ok(Msg::Failed(e)) => return Err(e),
                             Err(_) => {
-                                return Err(Error::Invalid(format!(
+                                return Err(Error::Internal(format!(
                                     "the connection reading table {db}.{} stopped",
                                     table.name
                                 )))
@@ -239,7 +258,7 @@ pub fn dump<A: Access>(
             // snapshot whose tables all exist too (the commit is atomic
             // anyway).
             let json =
-                serde_json::to_vec_pretty(schema).map_err(|e| Error::Invalid(e.to_string()))?;
+                serde_json::to_vec_pretty(schema).map_err(|e| Error::Internal(e.to_string()))?;
             let bar = bars.bytes("schema");
             let mut item = session.item(SOURCE, &schema_item(db), "schema", &*bar)?;
             item.push(&json)?;
@@ -258,7 +277,7 @@ pub fn dump<A: Access>(
             Ok(Ok(conn)) => conns.push(conn),
             Ok(Err(e)) if written.is_ok() => return Err(e),
             Err(_) if written.is_ok() => {
-                return Err(Error::Invalid(
+                return Err(Error::Internal(
                     "a reading connection's thread panicked".into(),
                 ))
             }
@@ -294,7 +313,7 @@ pub fn dump<A: Access>(
         }),
     };
     session.set_source_facts(SOURCE, facts);
-    Ok(reports)
+    Ok(Dump { reports, cache })
 }
 
 /// Open `n` connections reading one snapshot: each starts `START
@@ -457,7 +476,10 @@ fn read_units(
                 let _ = tx.send(Msg::End(rows));
             }
             Err(e) => {
-                let stop = Error::Invalid(e.to_string());
+                let stop = Error::Wire {
+                    what: "reading".into(),
+                    why: e.to_string(),
+                };
                 let _ = tx.send(Msg::Failed(e));
                 return Err(stop);
             }
@@ -509,16 +531,17 @@ fn read_table(conn: &mut Conn, unit: &Unit, tx: &std::sync::mpsc::SyncSender<Msg
             .collect()
     };
     let mut batch = Batch::default();
-    let stopped = || Error::Invalid(format!("storing table {} stopped", table.name));
+    let stopped = || Error::Internal(format!("storing table {} stopped", table.name));
     let count = conn
         .stream(&unit.select, &mut |row| {
             if row.len() != kinds.len() {
-                return Err(Error::Invalid(format!(
-                    "table {} returned {} columns where its schema has {}: was it altered during the dump? Run the backup again",
-                    table.name,
+                return Err(Error::Wire {
+                    what: format!("dump of table {}", table.name),
+                    why: format!(
+                    "it returned {} columns where its schema has {}: was it altered during the dump? Run the backup again",
                     row.len(),
                     kinds.len()
-                )));
+                )});
             }
             push_row(
                 &mut batch.lines,

@@ -41,8 +41,58 @@ pub enum Error {
     #[error("replay check failed: {0}")]
     Mismatch(String),
     /// The store failed.
+    /// The target server failed a statement of the replay, or went away
+    /// (the target database may be incomplete).
+    #[error("{0}")]
+    Replay(String),
+    /// A snapshot's MySQL items do not fit together (a table's schema
+    /// without its rows, a row that cannot be read): damaged or forged.
+    #[error("{0}")]
+    Damaged(String),
+    /// A local file could not be written (the SQL export).
+    #[error("{0}")]
+    Local(String),
+    /// A bug in lifeboat (a thread stopped or panicked).
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error(transparent)]
     Store(#[from] lifeboat_store::Error),
+}
+
+impl lifeboat_store::Classify for Error {
+    fn class(&self) -> lifeboat_store::ErrorClass {
+        use lifeboat_store::ErrorClass as C;
+        match self {
+            Error::Sql { .. } | Error::Wire { .. } | Error::Replay(_) => C::Source,
+            Error::Invalid(_) | Error::Target(_) => C::Usage,
+            Error::Refused(_) => C::Refused,
+            Error::Mismatch(_) | Error::Damaged(_) => C::Damaged,
+            Error::Local(_) => C::Local,
+            Error::Internal(_) => C::Internal,
+            Error::Store(e) => e.class(),
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        match self {
+            Error::Store(e) => e.hint(),
+            Error::Refused(_) => Some(
+                "the snapshot holds SQL that would reach outside the target database: it may \
+                 be forged (see docs/DISASTER-RECOVERY.md, \"compromised\"); nothing outside \
+                 the target was changed",
+            ),
+            Error::Replay(_) => Some(
+                "the target server refused a statement of the snapshot or went away: the \
+                 target database may be incomplete; compare the servers' versions and \
+                 settings (lifeboat show), and replay again with --force",
+            ),
+            Error::Mismatch(_) | Error::Damaged(_) => Some(
+                "run `lifeboat verify --read-data`, and restore from an older snapshot if this \
+                 one is damaged",
+            ),
+            _ => None,
+        }
+    }
 }
 
 pub(crate) trait Context<T> {

@@ -23,7 +23,7 @@ pub fn export(
     out: &mut dyn Write,
 ) -> Result<()> {
     let (schema, table_items) = load_schema(repo, index, items)?;
-    let io = |e: std::io::Error| Error::Invalid(format!("writing the SQL file: {e}"));
+    let io = |e: std::io::Error| Error::Local(format!("writing the SQL file: {e}"));
 
     write!(
         out,
@@ -53,7 +53,7 @@ pub fn export(
         let item = table_items
             .get(&t.item_name(&schema.database))
             .ok_or_else(|| {
-                Error::Invalid(format!("the snapshot lacks the rows of table {}", t.name))
+                Error::Damaged(format!("the snapshot lacks the rows of table {}", t.name))
             })?;
         let mut rows = SqlRows {
             out: &mut *out,

@@ -39,9 +39,9 @@ pub mod rows;
 mod schema;
 mod wire;
 
-pub use cache::{commit_cache, discard_cache, CacheNames, NAMES_KEY as CACHE_NAMES_KEY};
+pub use cache::PendingCache;
 pub use connect::{MysqlOptions, SslMode};
-pub use dump::{dump, DumpOptions, DumpReport, TableFilter};
+pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};
 pub use export::export;
 pub use replay::{

@@ -159,7 +159,7 @@ pub(crate) fn load_schema(
     let mut json = Vec::new();
     repo.restore_item(index, item, &mut json, &NoProgress)?;
     let schema: Schema = serde_json::from_slice(&json).map_err(|e| {
-        Error::Invalid(format!(
+        Error::Damaged(format!(
             "the MySQL schema item {} is unreadable: {e}",
             item.name
         ))
@@ -517,7 +517,7 @@ pub fn replay(
     session_setup(&mut conn, &schema, &plan)?;
     for (t, p) in schema.tables.iter().zip(&plan.tables) {
         run(&mut conn, &p.create)
-            .map_err(|e| Error::Target(format!("creating table {}: {e}", t.name)))?;
+            .map_err(|e| Error::Replay(format!("creating table {}: {e}", t.name)))?;
     }
 
     // Load tables in parallel, largest first.
@@ -529,7 +529,7 @@ pub fn replay(
             let item = table_items
                 .get(&t.item_name(&schema.database))
                 .ok_or_else(|| {
-                    Error::Invalid(format!(
+                    Error::Damaged(format!(
                         "the snapshot has the schema of table {} but not its rows",
                         t.name
                     ))
@@ -555,7 +555,7 @@ pub fn replay(
                     loop {
                         let next = queue
                             .lock()
-                            .map_err(|_| Error::Invalid("replay queue poisoned".into()))?
+                            .map_err(|_| Error::Internal("replay queue poisoned".into()))?
                             .next();
                         let Some((table, planned, item)) = next else {
                             return Ok(());
@@ -563,7 +563,7 @@ pub fn replay(
                         load_table(&mut conn, repo, index, table, item, batch, bars)?;
                         for alter in &planned.after_rows {
                             run(&mut conn, alter).map_err(|e| {
-                                Error::Target(format!(
+                                Error::Replay(format!(
                                     "adding the indexes and foreign keys of table {} after its rows: {e}",
                                     table.name
                                 ))
@@ -575,7 +575,7 @@ pub fn replay(
             .collect();
         for h in handles {
             h.join()
-                .map_err(|_| Error::Invalid("a replay thread panicked".into()))??;
+                .map_err(|_| Error::Internal("a replay thread panicked".into()))??;
         }
         Ok(())
     })?;
@@ -586,7 +586,7 @@ pub fn replay(
     for o in &plan.objects {
         run(&mut conn, &format!("SET SESSION sql_mode = {}", o.mode))?;
         run(&mut conn, &o.create)
-            .map_err(|e| Error::Target(format!("creating {}: {e}", o.label)))?;
+            .map_err(|e| Error::Replay(format!("creating {}: {e}", o.label)))?;
     }
     let objects_created = count_objects(&mut conn, &target.database)?;
     drop(conn);
@@ -645,7 +645,7 @@ fn load_table(
     let r = repo
         .restore_item(index, item, &mut lines, &*bar)
         .map_err(Error::from)
-        .and_then(|()| lines.finish().map_err(|e| Error::Invalid(e.to_string())));
+        .and_then(|()| lines.finish().map_err(|e| Error::Damaged(e.to_string())));
     drop(lines);
     // A refused line or failed INSERT surfaces as a write error of the item.
     let r = match (r, w.error.take()) {
@@ -655,7 +655,8 @@ fn load_table(
     };
     r.map_err(|e| match e {
         Error::Refused(m) => Error::Refused(m),
-        e => Error::Target(format!("loading table {}: {e}", table.name)),
+        e @ (Error::Internal(_) | Error::Damaged(_) | Error::Store(_)) => e,
+        e => Error::Replay(format!("loading table {}: {e}", table.name)),
     })?;
     bar.finish();
     Ok(())
@@ -730,7 +731,7 @@ fn check_tables(
                     loop {
                         let next = tables
                             .lock()
-                            .map_err(|_| Error::Invalid("poisoned".into()))?
+                            .map_err(|_| Error::Internal("a lock was poisoned".into()))?
                             .next();
                         let Some(t) = next else { return Ok(()) };
                         let (rows, sha) = table_checksum(&mut conn, t, database)?;
@@ -743,7 +744,7 @@ fn check_tables(
                         };
                         checks
                             .lock()
-                            .map_err(|_| Error::Invalid("poisoned".into()))?
+                            .map_err(|_| Error::Internal("a lock was poisoned".into()))?
                             .push(check);
                     }
                 })
@@ -751,13 +752,13 @@ fn check_tables(
             .collect();
         for h in handles {
             h.join()
-                .map_err(|_| Error::Invalid("a check thread panicked".into()))??;
+                .map_err(|_| Error::Internal("a check thread panicked".into()))??;
         }
         Ok(())
     })?;
     let mut tables = checks
         .into_inner()
-        .map_err(|_| Error::Invalid("poisoned".into()))?;
+        .map_err(|_| Error::Internal("a lock was poisoned".into()))?;
     tables.sort_by(|a, b| a.table.cmp(&b.table));
     Ok(tables)
 }
@@ -879,7 +880,7 @@ fn table_checksum(conn: &mut Conn, t: &Table, db: &str) -> Result<(u64, String)>
             }
             Ok(())
         })
-        .map_err(|e| Error::Target(format!("reading back table {}: {e}", t.name)))?;
+        .map_err(|e| Error::Replay(format!("reading back table {}: {e}", t.name)))?;
     hasher.update(&buf);
     Ok((n, hex::encode(hasher.finalize())))
 }

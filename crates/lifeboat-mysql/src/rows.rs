@@ -108,7 +108,7 @@ pub fn snapshot_rows(
         .collect::<Result<_>>()?;
     let item = tables
         .get(&t.item_name(&schema.database))
-        .ok_or_else(|| Error::Invalid(format!("the snapshot lacks the rows of {table}")))?;
+        .ok_or_else(|| Error::Damaged(format!("the snapshot lacks the rows of {table}")))?;
     let mut bad = None;
     let mut lines = Lines::new(|line: &[u8]| {
         match parse_row(line) {
@@ -122,10 +122,10 @@ pub fn snapshot_rows(
         Ok(())
     });
     repo.restore_item(index, item, &mut lines, &lifeboat_store::NoProgress)?;
-    lines.finish().map_err(|e| Error::Invalid(e.to_string()))?;
+    lines.finish().map_err(|e| Error::Damaged(e.to_string()))?;
     drop(lines);
     match bad {
-        Some(e) => Err(Error::Invalid(format!(
+        Some(e) => Err(Error::Damaged(format!(
             "a row of {table} is unreadable: {e}"
         ))),
         None => Ok(()),
@@ -142,7 +142,7 @@ pub fn live_rows(
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Invalid(format!("starting the MySQL client: {e}")))?;
+        .map_err(|e| Error::Internal(format!("starting the MySQL client: {e}")))?;
     rt.block_on(async {
         let db = opts.database()?;
         let mut conn = opts.connect(Some(&db)).await?;

@@ -375,11 +375,10 @@ impl<A: Access> Run<'_, '_, A> {
             Some(Details::Clear { sha256, meta }) => Some((sha256.to_string(), meta.clone())),
             Some(Details::Sealed) => None,
             None => {
-                return Err(lifeboat_store::Error::Internal(format!(
+                return Err(Error::Internal(format!(
                     "object {} planned to be carried without its details",
                     self.listed[idx].key
-                ))
-                .into())
+                )))
             }
         };
         let name = self.listed[idx].key.clone();
@@ -461,16 +460,16 @@ impl<A: Access> Run<'_, '_, A> {
                     self.report.vanished.push(entry.key.clone());
                     continue;
                 }
-                Err(e) => return Err(Error::io(&path, e)),
+                Err(e) => return Err(Error::read(&path, e)),
             };
-            let fmeta = file.metadata().map_err(|e| Error::io(&path, e))?;
+            let fmeta = file.metadata().map_err(|e| Error::read(&path, e))?;
             let mut item = self.session.item(SOURCE, &entry.key, "object", self.bar)?;
             loop {
                 let n = match file.read(&mut buf) {
                     Ok(0) => break,
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(Error::io(&path, e)),
+                    Err(e) => return Err(Error::read(&path, e)),
                 };
                 item.push(&buf[..n])?;
             }
@@ -533,7 +532,7 @@ impl<A: Access> Run<'_, '_, A> {
                     .buffered(b.connections);
                     while let Some(r) = results.next().await {
                         let r = r.unwrap_or_else(|e| {
-                            Err(Error::Invalid(format!("a download task failed: {e}")))
+                            Err(Error::Internal(format!("a download task failed: {e}")))
                         });
                         let stop = r.is_err();
                         // Blocks this (non-worker) thread only; the spawned
@@ -583,7 +582,7 @@ impl<A: Access> Run<'_, '_, A> {
                     ..
                 } => {
                     if start != 0 {
-                        return Err(Error::Invalid(format!(
+                        return Err(Error::Internal(format!(
                             "download of {} out of order (at {start})",
                             o.key
                         )));
@@ -606,7 +605,7 @@ impl<A: Access> Run<'_, '_, A> {
                             }
                             Some(Err(e)) => return Err(e),
                             _ => {
-                                return Err(Error::Invalid(format!(
+                                return Err(Error::Internal(format!(
                                     "download of {} ended early",
                                     o.key
                                 )))

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::error::{DisplayErrorContext, SdkError};
+use aws_sdk_s3::error::SdkError;
 use aws_sdk_s3::primitives::{ByteStream, DateTimeFormat};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -135,7 +135,7 @@ impl Bucket {
             .thread_name("lifeboat-objects")
             .enable_all()
             .build()
-            .map_err(|e| Error::Invalid(format!("starting the S3 client runtime: {e}")))?;
+            .map_err(|e| Error::Internal(format!("starting the S3 client runtime: {e}")))?;
         Ok(Bucket {
             remote: Remote {
                 client,
@@ -233,7 +233,9 @@ impl Remote {
         format!("{op} s3://{}/{key}", self.bucket)
     }
 
-    fn sdk_error<E: std::error::Error + Send + Sync + 'static>(
+    fn sdk_error<
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    >(
         &self,
         op: &str,
         key: &str,
@@ -248,7 +250,7 @@ impl Remote {
         };
         Error::S3 {
             what: self.what(op, key),
-            detail: format!("{}{hint}", DisplayErrorContext(&e)),
+            detail: format!("{}{hint}", lifeboat_store::backend::s3::error_summary(&e)),
         }
     }
 

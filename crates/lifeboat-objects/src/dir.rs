@@ -58,7 +58,7 @@ pub(crate) fn modified(meta: &fs::Metadata) -> Option<String> {
 /// Every regular file under `root`, sorted by key, and the paths skipped
 /// (symbolic links, special files, names that are not UTF-8).
 pub(crate) fn list(root: &Path) -> Result<(Vec<Listed>, Vec<String>)> {
-    let meta = fs::metadata(root).map_err(|e| Error::io(root, e))?;
+    let meta = fs::metadata(root).map_err(|e| Error::read(root, e))?;
     if !meta.is_dir() {
         return Err(Error::Invalid(format!(
             "{} is not a directory: [objects] path must name the upload folder",
@@ -69,9 +69,9 @@ pub(crate) fn list(root: &Path) -> Result<(Vec<Listed>, Vec<String>)> {
     let mut skipped = Vec::new();
     let mut stack: Vec<(PathBuf, String)> = vec![(root.to_path_buf(), String::new())];
     while let Some((dir, prefix)) = stack.pop() {
-        let entries = fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+        let entries = fs::read_dir(&dir).map_err(|e| Error::read(&dir, e))?;
         for entry in entries {
-            let entry = entry.map_err(|e| Error::io(&dir, e))?;
+            let entry = entry.map_err(|e| Error::read(&dir, e))?;
             let path = entry.path();
             let Some(name) = entry.file_name().to_str().map(str::to_string) else {
                 skipped.push(format!("{} (name is not UTF-8)", path.display()));
@@ -88,11 +88,11 @@ pub(crate) fn list(root: &Path) -> Result<(Vec<Listed>, Vec<String>)> {
                 continue;
             }
             let key = format!("{prefix}{name}");
-            let ft = entry.file_type().map_err(|e| Error::io(&path, e))?;
+            let ft = entry.file_type().map_err(|e| Error::read(&path, e))?;
             if ft.is_dir() {
                 stack.push((path, format!("{key}/")));
             } else if ft.is_file() {
-                let meta = entry.metadata().map_err(|e| Error::io(&path, e))?;
+                let meta = entry.metadata().map_err(|e| Error::read(&path, e))?;
                 out.push(Listed {
                     key,
                     size: meta.len(),

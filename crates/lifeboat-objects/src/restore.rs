@@ -6,7 +6,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, ProgressBars, Repository};
+use lifeboat_store::{
+    Classify, ErrorClass, FullAccess, Index, ManifestItem, NoProgress, ProgressBars, Repository,
+};
 use serde::Serialize;
 
 use crate::bucket::{Bucket, Upload};
@@ -48,14 +50,18 @@ pub struct ObjectsRestoreReport {
     pub objects: u64,
     /// Their bytes.
     pub bytes: u64,
-    /// `key: why` for each object that could not be restored.
+    /// `key: why` for each object that could not be restored (damaged,
+    /// or the target failed).
     pub failed: Vec<String>,
+    /// `key: why` for each object refused as unsafe to write there (a key
+    /// that is no safe path in a directory, a link in the way).
+    pub refused: Vec<String>,
 }
 
 impl ObjectsRestoreReport {
     /// Whether every selected object was restored and verified.
     pub fn ok(&self) -> bool {
-        self.failed.is_empty()
+        self.failed.is_empty() && self.refused.is_empty()
     }
 }
 
@@ -106,7 +112,7 @@ pub fn restore(
     bars: &dyn ProgressBars,
 ) -> Result<ObjectsRestoreReport> {
     if let Some(k) = duplicate_key(items) {
-        return Err(Error::Mismatch(format!(
+        return Err(Error::Refused(format!(
             "the snapshot holds two objects with the key {}: they would be written to one \
              file; refusing this restore (was the snapshot forged?)",
             lifeboat_paths::shown(k)
@@ -167,12 +173,20 @@ pub fn restore(
                                 r.insert(item.name.as_str());
                             }
                         }
-                        // A key with control characters is shown escaped:
-                        // it must not drive the terminal.
-                        Err(e) if item.name.chars().any(char::is_control) => rep
-                            .failed
-                            .push(format!("{}: {e}", lifeboat_paths::shown(&item.name))),
-                        Err(e) => rep.failed.push(format!("{}: {e}", item.name)),
+                        Err(e) => {
+                            let list = match e.class() {
+                                ErrorClass::Refused => &mut rep.refused,
+                                _ => &mut rep.failed,
+                            };
+                            // A key with control characters is shown
+                            // escaped: it must not drive the terminal.
+                            let name = if item.name.chars().any(char::is_control) {
+                                lifeboat_paths::shown(&item.name)
+                            } else {
+                                item.name.clone()
+                            };
+                            list.push(format!("{name}: {e}"));
+                        }
                     }
                     bar.inc(item.size);
                 }
@@ -188,12 +202,13 @@ pub fn restore(
     bar.finish();
     let mut report = report
         .into_inner()
-        .map_err(|_| Error::Invalid("a restore thread panicked".into()))?;
+        .map_err(|_| Error::Internal("a restore thread panicked".into()))?;
     report.failed.sort();
+    report.refused.sort();
     if let Target::Dir(root) = target {
         let restored = restored
             .into_inner()
-            .map_err(|_| Error::Invalid("a restore thread panicked".into()))?;
+            .map_err(|_| Error::Internal("a restore thread panicked".into()))?;
         let done: Vec<&ManifestItem> = items
             .iter()
             .filter(|i| restored.contains(i.name.as_str()))
@@ -214,12 +229,12 @@ fn restore_one(
     match target {
         Target::Dir(root) => {
             let path = path_for_key(root, &item.name).map_err(|why| {
-                Error::Target(format!(
+                Error::Refused(format!(
                     "cannot be written to a directory: {why}; restore into a bucket instead"
                 ))
             })?;
             let rel = path.strip_prefix(root).unwrap_or(&path);
-            let no_follow = |e: std::io::Error| Error::Target(e.to_string());
+            let no_follow = |e: std::io::Error| Error::io(root, e);
             if item.name.ends_with('/') && item.size == 0 {
                 return lifeboat_paths::create_dirs(root, rel)
                     .map(drop)

@@ -151,8 +151,33 @@ pub fn safe_mode(mode: u32) -> u32 {
     mode & MODE_MASK
 }
 
+/// Why a restore refused to write somewhere (a link, a file where a
+/// directory goes, a path that is no plain relative path), carried inside
+/// an [`io::Error`] so callers can tell it from a failing disk
+/// ([`is_refusal`]).
+#[derive(Debug)]
+pub struct Refusal(String);
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+fn refusal(message: String) -> io::Error {
+    io::Error::other(Refusal(message))
+}
+
+/// True when `e` is a refusal of this crate (unsafe to write there), not
+/// a failure of the disk.
+pub fn is_refusal(e: &io::Error) -> bool {
+    e.get_ref().is_some_and(|inner| inner.is::<Refusal>())
+}
+
 fn refused_link(p: &Path) -> io::Error {
-    io::Error::other(format!(
+    refusal(format!(
         "{} is a symbolic link: a restore never writes through a link (remove it, or restore \
          into a new directory)",
         p.display()
@@ -167,7 +192,7 @@ pub fn create_dirs(root: &Path, rel: &Path) -> io::Result<PathBuf> {
     let mut cur = root.to_path_buf();
     for c in rel.components() {
         let Component::Normal(n) = c else {
-            return Err(io::Error::other(format!(
+            return Err(refusal(format!(
                 "{} is not a plain relative path",
                 rel.display()
             )));
@@ -185,7 +210,7 @@ pub fn create_one_dir(p: &Path) -> io::Result<()> {
         Ok(m) if m.file_type().is_symlink() => return Err(refused_link(p)),
         Ok(m) if m.is_dir() => return Ok(()),
         Ok(_) => {
-            return Err(io::Error::other(format!(
+            return Err(refusal(format!(
                 "{} exists and is not a directory",
                 p.display()
             )))

@@ -116,7 +116,7 @@ impl Client {
             .connect_timeout(Duration::from_secs(20))
             .user_agent(concat!("lifeboat/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Invalid(format!("setting up the HTTP client: {e}")))?;
+            .map_err(|e| Error::Internal(format!("setting up the HTTP client: {e}")))?;
         Ok(Client {
             http,
             base,

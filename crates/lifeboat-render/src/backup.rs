@@ -162,7 +162,7 @@ fn store<A: Access>(
     meta: Value,
 ) -> Result<ManifestItem> {
     let body = serde_json::to_vec_pretty(what)
-        .map_err(|e| crate::Error::Invalid(format!("serializing {name}: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("serializing {name}: {e}")))?;
     let mut item = session.item(SOURCE, name, kind, &NoProgress)?;
     item.write_all(&body)
         .map_err(|e| crate::Error::io(format!("storing {name}"), e))?;

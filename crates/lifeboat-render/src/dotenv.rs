@@ -25,7 +25,7 @@ fn valid_key(k: &str) -> bool {
 /// One `KEY=value` line (with its newline).
 pub fn line(var: &EnvVar) -> Result<String> {
     if !valid_key(&var.key) {
-        return Err(Error::Invalid(format!(
+        return Err(Error::Refused(format!(
             "variable name {:?} cannot be written to a .env file; use --to-service",
             var.key
         )));

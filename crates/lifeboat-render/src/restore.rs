@@ -75,7 +75,7 @@ pub struct EnvSetFiles {
 }
 
 fn refused(what: String) -> Error {
-    Error::Mismatch(format!(
+    Error::Refused(format!(
         "{what}; refusing to write the env dir (was the snapshot forged? --render-yaml and \
          --to-service do not use names as files)"
     ))
@@ -468,7 +468,7 @@ pub fn blueprint(snap: &RenderSnapshot) -> Result<String> {
         doc.set("envVarGroups", Yaml::Sequence(groups));
     }
     let body = serde_norway::to_string(&Yaml::Mapping(doc.0))
-        .map_err(|e| Error::Invalid(format!("writing the Blueprint: {e}")))?;
+        .map_err(|e| Error::Internal(format!("writing the Blueprint: {e}")))?;
     let mut y = String::new();
     y.push_str("# Render Blueprint exported by lifeboat from a snapshot.\n");
     y.push_str("# Secret values are not in this file (sync: false): take them from\n");
@@ -701,7 +701,7 @@ mod tests {
                 env_groups: vec![],
             };
             let e = write_env_dir(&snap, &dir.path().join("e"), false).unwrap_err();
-            assert!(matches!(e, Error::Mismatch(_)), "{bad:?}: {e}");
+            assert!(matches!(e, Error::Refused(_)), "{bad:?}: {e}");
             assert!(!dir.path().join("e").exists(), "{bad:?} wrote something");
         }
         let snap = RenderSnapshot {

@@ -6,6 +6,54 @@ use std::io;
 /// Result alias used throughout the store.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// What kind of failure an error is, for whoever reports it: the CLI maps
+/// each class to one exit code (README.md, "Exit codes"), and a
+/// multi-source backup goes on past a [`Source`](Self::Source) failure of
+/// one source only. Every library error of lifeboat has one
+/// ([`Classify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorClass {
+    /// A bad option, config value, name or id given by the user, or an
+    /// unsafe target (exit 2).
+    Usage,
+    /// A data source (database, bucket, API, command, git remote) failed
+    /// or refused (exit 3).
+    Source,
+    /// The repository, or data restored from it, failed an integrity check
+    /// (exit 4).
+    Damaged,
+    /// A snapshot was refused as unsafe to restore: a name that is no safe
+    /// path, SQL that reaches outside the target (exit 4; nothing is
+    /// damaged, but the snapshot may be forged).
+    Refused,
+    /// Wrong key, missing key, no passphrase (exit 5).
+    Key,
+    /// Another process holds the repository lock (exit 6).
+    Locked,
+    /// The store could not be reached, refused access, or its disk failed
+    /// (exit 7).
+    Storage,
+    /// Done, but something needs a look (exit 8).
+    NeedsALook,
+    /// A local file could not be read or written: an output file, a
+    /// temporary file, a staging directory (exit 1).
+    Local,
+    /// A bug in lifeboat: a worker stopped, a step ran out of order (exit 1).
+    Internal,
+}
+
+/// An error that knows its [`ErrorClass`] and, when there is one, the next
+/// step for the operator.
+pub trait Classify: std::error::Error {
+    /// The class.
+    fn class(&self) -> ErrorClass;
+    /// One line telling the operator what to do next.
+    fn hint(&self) -> Option<&'static str> {
+        None
+    }
+}
+
 /// What a backend failure was, so callers can tell "absent" from "broken".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendErrorKind {
@@ -29,6 +77,8 @@ pub struct BackendError {
     pub path: String,
     /// The underlying error, already stripped of credentials.
     pub message: String,
+    /// A local directory's (not a remote store's): what to check differs.
+    pub local: bool,
 }
 
 impl BackendError {
@@ -43,6 +93,20 @@ impl BackendError {
             op,
             path: path.into(),
             message: message.into(),
+            local: false,
+        }
+    }
+
+    /// A failure of the local directory backend.
+    pub(crate) fn local(
+        kind: BackendErrorKind,
+        op: &'static str,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            local: true,
+            ..Self::new(kind, op, path, message)
         }
     }
 
@@ -52,7 +116,7 @@ impl BackendError {
             io::ErrorKind::PermissionDenied => BackendErrorKind::Access,
             _ => BackendErrorKind::Other,
         };
-        Self::new(kind, op, path, err.to_string())
+        Self::local(kind, op, path, err.to_string())
     }
 
     /// True when the file simply does not exist.
@@ -111,9 +175,10 @@ pub enum Error {
         /// What check failed.
         detail: String,
     },
-    /// The storage backend failed.
+    /// The storage backend failed. (Not a `source()`: the message is in
+    /// the display already, and a report of the chain would repeat it.)
     #[error("storage: {0}")]
-    Backend(#[from] BackendError),
+    Backend(BackendError),
     /// A snapshot, item or key named by the user does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -131,14 +196,42 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     /// A local I/O error outside the backend (output file, temp file).
-    #[error("{context}: {source}")]
+    #[error("{context}: {error}")]
     Io {
         /// What was being done.
         context: String,
         /// The error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
+}
+
+impl From<BackendError> for Error {
+    fn from(e: BackendError) -> Self {
+        Error::Backend(e)
+    }
+}
+
+impl Classify for Error {
+    fn class(&self) -> ErrorClass {
+        match self {
+            Error::NotARepository { .. } | Error::Backend(_) => ErrorClass::Storage,
+            Error::AlreadyExists { .. } | Error::NotFound(_) | Error::Invalid(_) => {
+                ErrorClass::Usage
+            }
+            Error::WrongKey { .. } | Error::NeedRestoreKey { .. } | Error::KeyFile { .. } => {
+                ErrorClass::Key
+            }
+            Error::Unauthenticated { .. } | Error::Damaged { .. } => ErrorClass::Damaged,
+            Error::Locked(_) => ErrorClass::Locked,
+            Error::Source(_) => ErrorClass::Source,
+            Error::Internal(_) => ErrorClass::Internal,
+            Error::Io { .. } => ErrorClass::Local,
+        }
+    }
+
+    fn hint(&self) -> Option<&'static str> {
+        Error::hint(self)
+    }
 }
 
 impl Error {
@@ -149,10 +242,10 @@ impl Error {
         }
     }
 
-    pub(crate) fn io(context: impl Into<String>, source: io::Error) -> Self {
+    pub(crate) fn io(context: impl Into<String>, error: io::Error) -> Self {
         Error::Io {
             context: context.into(),
-            source,
+            error,
         }
     }
 
@@ -176,7 +269,13 @@ impl Error {
             Error::Unauthenticated { .. } => {
                 "if this is your store and you trust it as it is now, pass --trust-unauthenticated once to run `lifeboat upgrade`; if you upgraded it already, it was replaced: see docs/DISASTER-RECOVERY.md"
             }
-            Error::Backend(_) => "check the repository location, credentials and network; then retry",
+            Error::Backend(e) if !e.local => {
+                "check the repository location, credentials and network; then retry"
+            }
+            Error::Backend(_) => {
+                "check the repository directory: that it exists and is a directory, that this \
+                 user may write there, and that its disk has free space"
+            }
             Error::Locked(_) => "wait for the other process, or remove a lock left by a dead process with `lifeboat unlock`",
             _ => return None,
         })

@@ -1182,39 +1182,7 @@ impl<A: Access> Repository<A> {
     /// Find a snapshot by `latest`, a full id or a unique id prefix.
     pub fn find_snapshot(&self, spec: &str) -> Result<SnapshotEntry> {
         let (all, _) = self.snapshots()?;
-        if spec == "latest" {
-            for s in all.iter().rev().filter(|s| s.snapshot.is_from_the_future()) {
-                tracing::warn!(
-                    "snapshot {} is dated {}, in the future: not taken as latest \
-                     (forged, or a host's clock is wrong: look at it)",
-                    s.id.short(),
-                    s.snapshot.time
-                );
-            }
-            return all
-                .into_iter()
-                .rfind(|s| !s.snapshot.is_from_the_future())
-                .ok_or_else(|| Error::NotFound("the repository has no snapshot yet".into()));
-        }
-        if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(Error::Invalid(format!(
-                "{spec:?} is not a snapshot id: give `latest`, or at least 4 hex digits of an id"
-            )));
-        }
-        let spec = spec.to_ascii_lowercase();
-        let mut hits: Vec<_> = all
-            .into_iter()
-            .filter(|s| s.id.to_hex().starts_with(&spec))
-            .collect();
-        match hits.len() {
-            0 => Err(Error::NotFound(format!(
-                "no snapshot id starts with {spec}: list them with `lifeboat snapshots`"
-            ))),
-            1 => Ok(hits.remove(0)),
-            n => Err(Error::Invalid(format!(
-                "{n} snapshots start with {spec}: give more digits"
-            ))),
-        }
+        pick_snapshot(all, spec)
     }
 
     /// Read the manifest of a snapshot, checking its SHA-256, with every
@@ -1495,5 +1463,94 @@ pub(crate) fn reread_if_damaged<T>(what: &str, read: impl Fn() -> Result<T>) -> 
             }
             other => return other,
         }
+    }
+}
+
+/// The snapshot of `all` (oldest first) that `spec` names: `latest`, or a
+/// unique prefix of at least 4 hex digits of its id.
+pub(crate) fn pick_snapshot(all: Vec<SnapshotEntry>, spec: &str) -> Result<SnapshotEntry> {
+    if spec == "latest" {
+        for s in all.iter().rev().filter(|s| s.snapshot.is_from_the_future()) {
+            tracing::warn!(
+                "snapshot {} is dated {}, in the future: not taken as latest \
+                     (forged, or a host's clock is wrong: look at it)",
+                s.id.short(),
+                s.snapshot.time
+            );
+        }
+        return all
+            .into_iter()
+            .rfind(|s| !s.snapshot.is_from_the_future())
+            .ok_or_else(|| Error::NotFound("the repository has no snapshot yet".into()));
+    }
+    if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(Error::Invalid(format!(
+            "{spec:?} is not a snapshot id: give `latest`, or at least 4 hex digits of an id"
+        )));
+    }
+    let spec = spec.to_ascii_lowercase();
+    let mut hits: Vec<_> = all
+        .into_iter()
+        .filter(|s| s.id.to_hex().starts_with(&spec))
+        .collect();
+    match hits.len() {
+        0 => Err(Error::NotFound(format!(
+            "no snapshot id starts with {spec}: list them with `lifeboat snapshots`"
+        ))),
+        1 => Ok(hits.remove(0)),
+        n => Err(Error::Invalid(format!(
+            "{n} snapshots start with {spec}: give more digits ({})",
+            hits.iter()
+                .map(|s| format!(
+                    "{} {}",
+                    s.id.to_hex(),
+                    s.snapshot.time.format("%Y-%m-%d %H:%M:%S")
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod pick_tests {
+    use super::*;
+
+    fn entry(first: u8, hour: u32) -> SnapshotEntry {
+        let mut id = [7u8; 32];
+        id[0] = first;
+        id[1] = 0xab;
+        SnapshotEntry {
+            id: SnapshotId(id),
+            snapshot: Snapshot {
+                version: 1,
+                time: chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 12, 1, hour, 0, 0).unwrap(),
+                hostname: "h".into(),
+                tags: vec![],
+                note: None,
+                sources: Default::default(),
+                manifest: crate::ManifestRef {
+                    blobs: vec![],
+                    size: 0,
+                    sha256: String::new(),
+                },
+                stats: Default::default(),
+                program: "lifeboat".into(),
+            },
+        }
+    }
+
+    #[test]
+    fn an_ambiguous_prefix_lists_the_snapshots_it_matches() {
+        let all = vec![entry(0x12, 1), entry(0x12, 2), entry(0x34, 3)];
+        let err = pick_snapshot(all.clone(), "12ab").unwrap_err().to_string();
+        assert!(err.contains("2 snapshots start with 12ab"), "{err}");
+        assert!(
+            err.contains(&all[0].id.to_hex()) && err.contains("2026-12-01 02:00:00"),
+            "{err}"
+        );
+        assert_eq!(pick_snapshot(all.clone(), "34AB").unwrap().id, all[2].id);
+        assert_eq!(pick_snapshot(all.clone(), "latest").unwrap().id, all[2].id);
+        assert!(matches!(pick_snapshot(all, "12"), Err(Error::Invalid(_))));
     }
 }

@@ -2,17 +2,41 @@
 //! each side from a snapshot or live.
 
 use anyhow::Result;
-use lifeboat_restore::{check_references, CrossCheckOptions, DocRef, Documents, Objects};
+use lifeboat_ops::{check_references, CrossCheckOptions, DocRef, Documents, Objects};
 
 use super::Ctx;
 use crate::cli::CheckReferencesArgs;
 use crate::exit::{self, Code};
 
-pub fn run(ctx: &Ctx, args: CheckReferencesArgs) -> Result<Code> {
-    let opts = CrossCheckOptions {
-        table: args.table.clone(),
-        bucket: args.row_bucket.clone(),
+/// The cross-check's table and columns: the flag's table, the `[check]`
+/// section's column names (defaults: `storage_provider`, `storage_bucket`,
+/// `storage_key`).
+pub fn cross_check_options(
+    ctx: &Ctx,
+    table: &str,
+    bucket: Option<String>,
+) -> Result<CrossCheckOptions> {
+    let mut opts = CrossCheckOptions {
+        table: table.to_string(),
+        bucket,
+        ..Default::default()
     };
+    if let Some(c) = ctx.config.check()? {
+        for (field, value) in [
+            (&mut opts.provider_column, &c.provider_column),
+            (&mut opts.bucket_column, &c.bucket_column),
+            (&mut opts.key_column, &c.key_column),
+        ] {
+            if let Some(v) = value {
+                *field = v.clone();
+            }
+        }
+    }
+    Ok(opts)
+}
+
+pub fn run(ctx: &Ctx, args: CheckReferencesArgs) -> Result<Code> {
+    let opts = cross_check_options(ctx, &args.table, args.row_bucket.clone())?;
     let live_source = if args.live_objects {
         Some(super::objects::source(ctx)?)
     } else {
@@ -23,30 +47,14 @@ pub fn run(ctx: &Ctx, args: CheckReferencesArgs) -> Result<Code> {
     } else {
         None
     };
-    let map = |e: lifeboat_restore::Error| -> anyhow::Error {
-        match e {
-            lifeboat_restore::Error::Mysql(lifeboat_mysql::Error::Store(e))
-            | lifeboat_restore::Error::Objects(lifeboat_objects::Error::Store(e)) => e.into(),
-            lifeboat_restore::Error::Mysql(lifeboat_mysql::Error::Invalid(m))
-            | lifeboat_restore::Error::Invalid(m) => exit::usage(m),
-            other => anyhow::Error::new(exit::Exit {
-                code: Code::Source,
-                message: other.to_string(),
-                hint: Some("check the [mysql] and [objects] settings and that both are reachable"),
-            }),
-        }
-    };
     let report = match (&live_db, &live_source) {
-        (Some(db), Some(src)) => {
-            check_references(Documents::Live(db), Objects::Live(src), &opts).map_err(map)?
-        }
+        (Some(db), Some(src)) => check_references(Documents::Live(db), Objects::Live(src), &opts)?,
         _ => {
             let repo = ctx.open_full()?;
             let snap = repo.find_snapshot(&args.snapshot)?;
             let (index, _) = repo.load_index()?;
             let items = repo.manifest(&index, &snap.snapshot)?;
-            let items = lifeboat_mysql::select_database(&items, args.database.as_deref())
-                .map_err(super::mysql::map_replay_error)?;
+            let items = lifeboat_mysql::select_database(&items, args.database.as_deref())?;
             let docs = match &live_db {
                 Some(db) => Documents::Live(db),
                 None => Documents::Snapshot {
@@ -67,7 +75,7 @@ pub fn run(ctx: &Ctx, args: CheckReferencesArgs) -> Result<Code> {
                     Objects::Snapshot(&items)
                 }
             };
-            check_references(docs, objects, &opts).map_err(map)?
+            check_references(docs, objects, &opts)?
         }
     };
     if ctx.global.json {

@@ -83,7 +83,7 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
         let ok = run_job(ctx, &config, job, &extra)?;
         return Ok(if ok { Code::Ok } else { Code::Source });
     }
-    let schedules = parse(&ctx.config.schedule)?;
+    let schedules = parse(ctx.config.schedule()?)?;
     if schedules.is_empty() {
         return Err(exit::usage(
             "no [[schedule]] in the config: add e.g. job = \"backup\", cron = \"0 2 * * *\"",
@@ -181,7 +181,7 @@ fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> 
         "job {job} {} after {seconds:.1}s (exit {code})",
         if ok { "succeeded" } else { "FAILED" }
     );
-    if let Some(n) = &ctx.config.notify {
+    if let Some(n) = ctx.config.notify()? {
         notify(
             n,
             &serde_json::json!({

@@ -6,27 +6,16 @@ use std::path::PathBuf;
 use anyhow::Result;
 use lifeboat_git::GitRepoOptions;
 use lifeboat_store::secrecy::SecretString;
-use lifeboat_store::{
-    Access, BackupSession, FullAccess, Index, ManifestItem, Repository, Snapshot,
-};
+use lifeboat_store::{FullAccess, Index, ManifestItem, Repository, Snapshot};
 
 use super::Ctx;
 use crate::cli::RestoreArgs;
 use crate::exit::{self, Code};
 
-fn map_error(e: lifeboat_git::Error) -> anyhow::Error {
-    use lifeboat_git::Error as E;
-    match e {
-        E::Store(e) => e.into(),
-        E::Invalid(m) => exit::usage(m),
-        E::Mismatch(m) => exit::damaged(m),
-        e @ E::Io { .. } => anyhow::Error::new(e),
-        e @ E::Git { .. } => exit::source(e.to_string()),
-    }
-}
-
-fn options(ctx: &Ctx, repository_id: &str) -> Result<Vec<GitRepoOptions>> {
-    if ctx.config.git.is_empty() {
+/// The configured repositories, their mirrors under the cache directory.
+pub fn options(ctx: &Ctx, repository_id: &str) -> Result<Vec<GitRepoOptions>> {
+    let git = ctx.config.git()?;
+    if git.is_empty() {
         return Err(exit::usage(
             "no git repositories configured: add a [[git]] section with url = \"...\"",
         ));
@@ -36,9 +25,7 @@ fn options(ctx: &Ctx, repository_id: &str) -> Result<Vec<GitRepoOptions>> {
         .ok_or_else(|| {
             exit::usage("no cache directory for git mirrors: set LIFEBOAT_CACHE_DIR or HOME")
         })?;
-    Ok(ctx
-        .config
-        .git
+    Ok(git
         .iter()
         .map(|c| {
             let mut o = GitRepoOptions::new(&c.url, &root);
@@ -58,31 +45,6 @@ fn options(ctx: &Ctx, repository_id: &str) -> Result<Vec<GitRepoOptions>> {
         .collect())
 }
 
-/// Back up every configured repository into an open session.
-pub fn backup<A: Access>(
-    ctx: &Ctx,
-    repo: &Repository<A>,
-    session: &mut BackupSession<A>,
-) -> Result<()> {
-    let opts = options(ctx, session.repository_id())?;
-    let reports = lifeboat_git::backup(session, repo, &opts).map_err(map_error)?;
-    for r in reports {
-        if r.unchanged {
-            tracing::info!("git: {}: {} refs unchanged, nothing stored", r.name, r.refs);
-        } else {
-            tracing::info!(
-                "git: {}: {} refs, {} bundle of {} bytes (verified), chain of {}",
-                r.name,
-                r.refs,
-                if r.full { "full" } else { "incremental" },
-                r.bundle_bytes,
-                r.chain
-            );
-        }
-    }
-    Ok(())
-}
-
 /// `restore --source git --to DIR | --push-to URL [--repository NAME]`.
 pub fn restore(
     ctx: &Ctx,
@@ -92,7 +54,7 @@ pub fn restore(
     items: &[ManifestItem],
     args: &RestoreArgs,
 ) -> Result<Code> {
-    let mut repos = lifeboat_git::repositories(snapshot).map_err(map_error)?;
+    let mut repos = lifeboat_git::repositories(snapshot)?;
     if let Some(name) = &args.repository {
         repos.retain(|r| &r.name == name);
         if repos.is_empty() {
@@ -108,20 +70,20 @@ pub fn restore(
                 "--push-to takes one repository: choose it with --repository NAME",
             ));
         };
-        let cfg = ctx.config.git.iter().find(|c| {
+        let cfg = ctx.config.git()?.iter().find(|c| {
             c.name.as_deref() == Some(r.name.as_str())
                 || lifeboat_git::default_name(&c.url) == r.name
         });
         let token = cfg.and_then(|c| c.token.clone()).map(SecretString::from);
         let ssh = cfg.and_then(|c| c.ssh_command.clone());
-        reports.push(
-            lifeboat_git::push_to(repo, index, items, r, url, token, ssh).map_err(map_error)?,
-        );
+        reports.push(lifeboat_git::push_to(
+            repo, index, items, r, url, token, ssh,
+        )?);
     } else {
         let base: PathBuf =
             match (
                 &args.to,
-                ctx.config.staging.as_ref().and_then(|s| s.dir.clone()),
+                ctx.config.staging()?.as_ref().and_then(|s| s.dir.clone()),
             ) {
                 (Some(to), _) => to.into(),
                 (None, Some(d)) => d.join("git"),
@@ -136,10 +98,9 @@ pub fn restore(
             } else {
                 base.join(&r.name)
             };
-            reports.push(
-                lifeboat_git::restore_to_dir(repo, index, items, r, &dir, false)
-                    .map_err(map_error)?,
-            );
+            reports.push(lifeboat_git::restore_to_dir(
+                repo, index, items, r, &dir, false,
+            )?);
         }
     }
     if ctx.global.json {

@@ -95,7 +95,7 @@ pub fn upgrade(ctx: &Ctx, args: &crate::cli::UpgradeArgs) -> Result<Code> {
         )?);
     }
     let mut repo = Repository::open_for_restore_with(ctx.backend()?, &key, &ctx.open_options())?;
-    let report = lifeboat_restore::upgrade(&mut repo, &key)?;
+    let report = lifeboat_ops::upgrade(&mut repo, &key)?;
     if ctx.global.json {
         ctx.print_json(&report)?;
         return Ok(Code::Ok);

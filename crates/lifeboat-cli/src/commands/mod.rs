@@ -10,6 +10,16 @@ macro_rules! outln {
     }};
 }
 
+/// Run `$body` with `$r` bound to the repository, whichever key opened it.
+macro_rules! with_repo {
+    ($repo:expr, $r:ident => $body:expr) => {
+        match &$repo {
+            $crate::commands::AnyRepo::Backup($r) => $body,
+            $crate::commands::AnyRepo::Full($r) => $body,
+        }
+    };
+}
+
 mod backup;
 mod check;
 mod daemon;
@@ -19,6 +29,7 @@ mod init;
 mod key;
 mod mysql;
 mod objects;
+mod plan;
 mod premigration;
 mod read;
 mod render;
@@ -108,6 +119,13 @@ pub enum AnyRepo {
     Full(Repository<FullAccess>),
 }
 
+impl AnyRepo {
+    /// The repository's id.
+    pub fn id(&self) -> &str {
+        with_repo!(self, r => &r.config().id)
+    }
+}
+
 impl Ctx {
     pub fn backend(&self) -> Result<Arc<dyn Backend>> {
         let url =
@@ -168,6 +186,16 @@ impl Ctx {
         Ok(Repository::open_for_backup(self.backend()?, key)?)
     }
 
+    /// For adding snapshots: the backup key if given (a backup host has
+    /// only that), else whichever key is.
+    pub fn open_for_backup(&self) -> Result<AnyRepo> {
+        if self.global.backup_key_file.is_some() {
+            Ok(AnyRepo::Backup(self.open_backup()?))
+        } else {
+            self.open_any()
+        }
+    }
+
     /// The restore key if given, else the backup key.
     pub fn open_any(&self) -> Result<AnyRepo> {
         if self.global.restore_key_file.is_some() {
@@ -206,6 +234,13 @@ pub fn write_output(
         return out.flush().context("writing to standard output");
     }
     let to = Path::new(to);
+    if to.is_dir() {
+        return Err(exit::usage(format!(
+            "{} is a directory: give the path of a file to write (whole sources restore into \
+             directories with --source)",
+            to.display()
+        )));
+    }
     if to.exists() && !force {
         return Err(exit::usage(format!(
             "{} exists; pass --force to overwrite it",
@@ -252,9 +287,13 @@ pub fn passphrase(env: &str, prompt: &str, confirm: bool) -> Result<SecretString
     }
     use std::io::IsTerminal;
     if !std::io::stdin().is_terminal() {
-        return Err(exit::usage(format!(
-            "a passphrase is needed and there is no terminal to ask it on: set {env}"
-        )));
+        return Err(anyhow::Error::new(exit::Exit {
+            code: Code::Key,
+            message: format!(
+                "a passphrase is needed and there is no terminal to ask it on: set {env}"
+            ),
+            hint: None,
+        }));
     }
     let first = rpassword::prompt_password(prompt).context("reading the passphrase")?;
     if first.is_empty() {

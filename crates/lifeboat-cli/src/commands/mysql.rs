@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use lifeboat_mysql::{DumpOptions, MysqlOptions, ReplayOptions, TableFilter};
 use lifeboat_store::secrecy::SecretString;
-use lifeboat_store::{Access, BackupSession, FullAccess, Index, ManifestItem, Repository};
+use lifeboat_store::{FullAccess, Index, ManifestItem, Repository};
 
 use super::Ctx;
 use crate::cli::{ExportArgs, RestoreArgs};
@@ -22,7 +22,7 @@ fn env_secret(name: &str) -> Option<SecretString> {
 /// The source database: `--mysql-url`/LIFEBOAT_MYSQL_URL or `[mysql] url`;
 /// password from LIFEBOAT_MYSQL_PASSWORD or `[mysql] password`.
 pub fn source_options(ctx: &Ctx, url_flag: Option<&str>) -> Result<DumpOptions> {
-    let cfg = ctx.config.mysql.as_ref();
+    let cfg = ctx.config.mysql()?.as_ref();
     let url = url_flag
         .map(str::to_string)
         .or_else(|| cfg.map(|c| c.url.clone()))
@@ -63,94 +63,10 @@ pub fn cache_root() -> Option<PathBuf> {
         .or_else(|| env("HOME").map(|d| d.join(".cache").join("lifeboat")))
 }
 
-/// The row-hash cache files a dump wrote, to keep once the snapshot is
-/// committed (or drop if it is not).
-pub struct PendingCache {
-    root: PathBuf,
-    repository: String,
-    names: lifeboat_mysql::CacheNames,
-    databases: Vec<String>,
-}
-
-impl PendingCache {
-    pub fn commit(&self) {
-        for db in &self.databases {
-            lifeboat_mysql::commit_cache(&self.root, &self.repository, &self.names, db);
-        }
-    }
-    pub fn discard(&self) {
-        for db in &self.databases {
-            lifeboat_mysql::discard_cache(&self.root, &self.repository, &self.names, db);
-        }
-    }
-}
-
-/// Dump into an open session; a failure is a source failure (exit 3).
-pub fn backup<A: Access>(
-    ctx: &Ctx,
-    session: &mut BackupSession<A>,
-    url_flag: Option<&str>,
-) -> Result<Option<PendingCache>> {
-    let opts = source_options(ctx, url_flag)?;
-    let databases = if opts.databases.is_empty() {
-        opts.mysql.database().map(|d| vec![d])
-    } else {
-        Ok(opts.databases.clone())
-    };
-    let pending = match (&opts.cache_dir, databases) {
-        (Some(root), Ok(databases)) => Some(PendingCache {
-            root: root.clone(),
-            repository: session.repository_id().to_string(),
-            names: lifeboat_mysql::CacheNames::new(
-                session.derived_key(lifeboat_mysql::CACHE_NAMES_KEY),
-            ),
-            databases,
-        }),
-        _ => None,
-    };
-    match lifeboat_mysql::dump(session, &opts, &ctx.bars) {
-        Ok(reports) => {
-            for report in reports {
-                let rows: u64 = report.tables.iter().map(|t| t.1).sum();
-                tracing::info!(
-                    "mysql: {} tables, {rows} rows, {} objects from {} ({}; {} connection(s))",
-                    report.tables.len(),
-                    report.objects,
-                    report.database,
-                    report.server_version,
-                    report.connections
-                );
-            }
-            Ok(pending)
-        }
-        Err(e) => {
-            if let Some(p) = &pending {
-                p.discard();
-            }
-            Err(match e {
-                lifeboat_mysql::Error::Store(e) => e.into(),
-                e => exit::source(format!("MySQL dump failed: {e}")),
-            })
-        }
-    }
-}
-
-pub fn map_replay_error(e: lifeboat_mysql::Error) -> anyhow::Error {
-    match e {
-        lifeboat_mysql::Error::Store(e) => e.into(),
-        lifeboat_mysql::Error::Mismatch(m) => exit::damaged(format!(
-            "the replayed database does not match the snapshot: {m}"
-        )),
-        lifeboat_mysql::Error::Refused(m) => exit::damaged(m),
-        lifeboat_mysql::Error::Target(m) | lifeboat_mysql::Error::Invalid(m) => exit::usage(m),
-        other => anyhow::Error::new(other),
-    }
-}
-
 /// The database to replay into: `url`, else `[staging] mysql_url`; its
 /// password from LIFEBOAT_TARGET_PASSWORD, else `[staging] mysql_password`.
 pub fn staging_target(ctx: &Ctx, url: Option<String>) -> Result<MysqlOptions> {
-    let staging = ctx.config.staging.as_ref();
+    let staging = ctx.config.staging()?.as_ref();
     let url = url
         .or_else(|| staging.and_then(|s| s.mysql_url.clone()))
         .ok_or_else(|| exit::usage("--source mysql needs --target mysql://USER@HOST:PORT/DB (or [staging] mysql_url in the config)"))?;
@@ -179,13 +95,11 @@ pub fn restore(
         force: args.force,
         allow_source: args.allow_source,
         trust_object_bodies: args.trust_object_bodies,
-        connections: args.connections,
+        connections: args.connections.unwrap_or(2),
         verify: true,
     };
-    let items = lifeboat_mysql::select_database(items, args.database.as_deref())
-        .map_err(map_replay_error)?;
-    let report =
-        lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars).map_err(map_replay_error)?;
+    let items = lifeboat_mysql::select_database(items, args.database.as_deref())?;
+    let report = lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars)?;
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {
@@ -223,9 +137,9 @@ pub fn restore(
 
 /// `export SNAPSHOT --source mysql --to FILE`.
 pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
-    if args.source != "mysql" {
+    if args.source != lifeboat_ops::SourceKind::Mysql {
         return Err(exit::usage(format!(
-            "export supports --source mysql (not {:?})",
+            "export supports --source mysql (not {})",
             args.source
         )));
     }
@@ -233,10 +147,9 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
-    let items = lifeboat_mysql::select_database(&items, args.database.as_deref())
-        .map_err(map_replay_error)?;
+    let items = lifeboat_mysql::select_database(&items, args.database.as_deref())?;
     super::write_output(&args.to, args.force, &mut |out| {
-        lifeboat_mysql::export(&repo, &index, &items, out).map_err(map_replay_error)
+        Ok(lifeboat_mysql::export(&repo, &index, &items, out)?)
     })?;
     if args.to == "-" {
         return Ok(Code::Ok);

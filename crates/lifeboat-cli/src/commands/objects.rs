@@ -2,11 +2,9 @@
 //! `[objects]` section; backup, and restore into a directory or a bucket.
 
 use anyhow::Result;
-use lifeboat_objects::{
-    Bucket, BucketOptions, ObjectsBackupOptions, ObjectsRestoreOptions, Source, Target,
-};
+use lifeboat_objects::{Bucket, BucketOptions, ObjectsRestoreOptions, Source, Target};
 use lifeboat_store::backend::S3Options;
-use lifeboat_store::{Access, BackupSession, FullAccess, Index, ManifestItem, Repository};
+use lifeboat_store::{FullAccess, Index, ManifestItem, Repository};
 
 use super::Ctx;
 use crate::cli::RestoreArgs;
@@ -14,7 +12,7 @@ use crate::config::ObjectsConfig;
 use crate::exit::{self, Code};
 
 fn config(ctx: &Ctx) -> Result<&ObjectsConfig> {
-    ctx.config.objects.as_ref().ok_or_else(|| {
+    ctx.config.objects()?.as_ref().ok_or_else(|| {
         exit::usage(
             "no objects source configured: add an [objects] section (bucket or path) to the config",
         )
@@ -42,7 +40,7 @@ pub fn bucket_options(c: &ObjectsConfig, bucket: &str, prefix: &str) -> BucketOp
 }
 
 fn open_bucket(c: &ObjectsConfig, bucket: &str, prefix: &str) -> Result<Bucket> {
-    Bucket::open(&bucket_options(c, bucket, prefix)).map_err(map_error)
+    Ok(Bucket::open(&bucket_options(c, bucket, prefix))?)
 }
 
 /// The configured source.
@@ -60,50 +58,6 @@ pub fn source(ctx: &Ctx) -> Result<Source> {
     }
 }
 
-fn map_error(e: lifeboat_objects::Error) -> anyhow::Error {
-    match e {
-        lifeboat_objects::Error::Store(e) => e.into(),
-        lifeboat_objects::Error::Mismatch(m) => exit::damaged(m),
-        lifeboat_objects::Error::Target(m) | lifeboat_objects::Error::Invalid(m) => exit::usage(m),
-        other => anyhow::Error::new(other),
-    }
-}
-
-/// Back up into an open session; returns a warning to report once the
-/// snapshot is committed (too many objects gone).
-pub fn backup<A: Access>(
-    ctx: &Ctx,
-    repo: &Repository<A>,
-    session: &mut BackupSession<A>,
-) -> Result<Option<String>> {
-    let c = config(ctx)?;
-    let opts = ObjectsBackupOptions {
-        max_deleted_share: c.max_deleted_percent.unwrap_or(10.0) / 100.0,
-        ..Default::default()
-    };
-    let source = source(ctx)?;
-    let report = lifeboat_objects::backup(session, repo, &source, &opts, &ctx.bars).map_err(
-        |e| match e {
-            lifeboat_objects::Error::Store(e) => e.into(),
-            e => exit::source(format!("objects backup failed: {e}")),
-        },
-    )?;
-    tracing::info!(
-        "objects: {} objects ({} bytes) from {}: {} carried over, {} read ({} bytes), {} GETs",
-        report.objects,
-        report.bytes,
-        report.location,
-        report.carried,
-        report.fetched,
-        report.fetched_bytes,
-        report.requests.gets
-    );
-    for key in &report.vanished {
-        tracing::warn!("objects: {key} was deleted while the backup ran; not in the snapshot");
-    }
-    Ok(report.alarm)
-}
-
 /// `restore --source objects --to DIR | --target s3://BUCKET/PREFIX`.
 pub fn restore(
     ctx: &Ctx,
@@ -112,7 +66,7 @@ pub fn restore(
     items: Vec<ManifestItem>,
     args: &RestoreArgs,
 ) -> Result<Code> {
-    let staging = ctx.config.staging.as_ref();
+    let staging = ctx.config.staging()?.as_ref();
     let target = match (&args.to, &args.target) {
         (Some(_), Some(_)) => {
             return Err(exit::usage(
@@ -146,7 +100,7 @@ pub fn restore(
             }
         },
     };
-    if let (Target::Bucket(t), Some(c)) = (&target, ctx.config.objects.as_ref()) {
+    if let (Target::Bucket(t), Some(c)) = (&target, ctx.config.objects()?.as_ref()) {
         if let (Some(b), false) = (&c.bucket, args.allow_source) {
             let src = open_bucket(c, b, &c.prefix)?;
             if src.overlaps(t) {
@@ -170,8 +124,7 @@ pub fn restore(
             "the snapshot has no objects matching the selection (see `lifeboat show`)",
         ));
     }
-    let report = lifeboat_objects::restore(repo, index, &selected, &target, &opts, &ctx.bars)
-        .map_err(map_error)?;
+    let report = lifeboat_objects::restore(repo, index, &selected, &target, &opts, &ctx.bars)?;
     let where_ = match &target {
         Target::Dir(d) => d.display().to_string(),
         Target::Bucket(b) => b.location(),
@@ -182,6 +135,9 @@ pub fn restore(
         for f in &report.failed {
             outln!("FAILED {f}")?;
         }
+        for f in &report.refused {
+            outln!("REFUSED {f}")?;
+        }
         outln!(
             "restored {} of {} objects ({} bytes) into {where_}, each checked by SHA-256",
             report.objects,
@@ -189,12 +145,26 @@ pub fn restore(
             report.bytes
         )?;
     }
-    if !report.ok() {
+    if let Some(first) = report.failed.first() {
         return Err(exit::damaged(format!(
-            "{} object(s) could not be restored; the first: {}",
+            "{} object(s) could not be restored; the first: {first}",
             report.failed.len(),
-            report.failed[0]
         )));
+    }
+    if let Some(first) = report.refused.first() {
+        return Err(anyhow::Error::new(exit::Exit {
+            code: Code::Damaged,
+            message: format!(
+                "{} object(s) of the snapshot were refused (nothing was written for them; the \
+                 others are restored); the first: {first}",
+                report.refused.len()
+            ),
+            hint: Some(
+                "a key that is no safe path cannot be written into a directory: restore into a \
+                 bucket (--target s3://BUCKET); if the snapshot may be forged see \
+                 docs/DISASTER-RECOVERY.md, \"compromised\"",
+            ),
+        }));
     }
     Ok(Code::Ok)
 }

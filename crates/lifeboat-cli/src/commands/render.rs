@@ -4,7 +4,7 @@
 use anyhow::Result;
 use lifeboat_render::{Client, RenderDiff, RenderOptions};
 use lifeboat_store::secrecy::SecretString;
-use lifeboat_store::{Access, BackupSession, FullAccess, Index, ManifestItem, Repository};
+use lifeboat_store::{Access, FullAccess, Index, ManifestItem, Repository};
 
 use super::{AnyRepo, Ctx};
 use crate::cli::{DiffArgs, RestoreArgs};
@@ -12,14 +12,15 @@ use crate::config::RenderConfig;
 use crate::exit::{self, Code};
 
 fn config(ctx: &Ctx) -> Result<&RenderConfig> {
-    ctx.config.render.as_ref().ok_or_else(|| {
+    ctx.config.render()?.as_ref().ok_or_else(|| {
         exit::usage(
             "no Render account configured: add a [render] section with api_key = \"${RENDER_API_KEY}\"",
         )
     })
 }
 
-fn client(ctx: &Ctx) -> Result<Client> {
+/// A client for the configured account.
+pub fn client(ctx: &Ctx) -> Result<Client> {
     let c = config(ctx)?;
     let mut opts = RenderOptions::new(SecretString::from(c.api_key.clone()));
     if let Some(u) = &c.api_url {
@@ -33,37 +34,7 @@ fn client(ctx: &Ctx) -> Result<Client> {
     if let Some(r) = c.retries {
         opts.retries = r;
     }
-    Client::new(&opts).map_err(map_error)
-}
-
-fn map_error(e: lifeboat_render::Error) -> anyhow::Error {
-    use lifeboat_render::Error as E;
-    match e {
-        E::Store(e) => e.into(),
-        E::Invalid(m) => exit::usage(m),
-        E::Mismatch(m) => exit::damaged(m),
-        e @ E::Io { .. } => anyhow::Error::new(e),
-        other => exit::source(format!("render: {other}")),
-    }
-}
-
-/// Back up into an open session.
-pub fn backup<A: Access>(ctx: &Ctx, session: &mut BackupSession<A>) -> Result<()> {
-    let client = client(ctx)?;
-    let report = lifeboat_render::backup(session, &client).map_err(map_error)?;
-    let c = report.counts;
-    tracing::info!(
-        "render: {} services, {} env vars, {} secret files, {} env groups, {} custom domains ({} requests, {} rate-limited, {} retried)",
-        c.services,
-        c.env_vars,
-        c.secret_files,
-        c.env_groups,
-        c.custom_domains,
-        report.requests.sent,
-        report.requests.rate_limited,
-        report.requests.retried
-    );
-    Ok(())
+    Ok(Client::new(&opts)?)
 }
 
 /// `restore --source render --to-env-dir DIR | --render-yaml FILE |
@@ -88,9 +59,9 @@ pub fn restore(
             "--source render needs one of --to-env-dir DIR, --render-yaml FILE, --to-service NAME",
         ));
     }
-    let snap = lifeboat_render::load(repo, index, items).map_err(map_error)?;
+    let snap = lifeboat_render::load(repo, index, items)?;
     if let Some(dir) = &args.to_env_dir {
-        let report = lifeboat_render::write_env_dir(&snap, dir, args.force).map_err(map_error)?;
+        let report = lifeboat_render::write_env_dir(&snap, dir, args.force)?;
         if ctx.global.json {
             ctx.print_json(&report)?;
         } else {
@@ -118,7 +89,7 @@ pub fn restore(
         return Ok(Code::Ok);
     }
     if let Some(to) = &args.render_yaml {
-        let yaml = lifeboat_render::blueprint(&snap).map_err(map_error)?;
+        let yaml = lifeboat_render::blueprint(&snap)?;
         super::write_output(to, args.force, &mut |out| {
             out.write_all(yaml.as_bytes())?;
             Ok(())
@@ -150,10 +121,9 @@ pub fn restore(
             )));
         }
     };
-    let (vars, files) = lifeboat_render::env_set(&snap, &from).map_err(map_error)?;
+    let (vars, files) = lifeboat_render::env_set(&snap, &from)?;
     let client = client(ctx)?;
-    let plan =
-        lifeboat_render::push_env(&client, target, vars, files, args.yes).map_err(map_error)?;
+    let plan = lifeboat_render::push_env(&client, target, vars, files, args.yes)?;
     if ctx.global.json {
         ctx.print_json(&plan)?;
     } else {
@@ -192,8 +162,8 @@ fn print_delta(what: &str, d: &lifeboat_render::Delta) -> Result<()> {
 fn diff_in<A: Access>(repo: &Repository<A>, args: &DiffArgs) -> Result<(RenderDiff, String)> {
     let a = repo.find_snapshot(&args.from)?;
     let b = repo.find_snapshot(&args.to)?;
-    let fa = lifeboat_render::fingerprints(repo, &a.snapshot).map_err(map_error)?;
-    let fb = lifeboat_render::fingerprints(repo, &b.snapshot).map_err(map_error)?;
+    let fa = lifeboat_render::fingerprints(repo, &a.snapshot)?;
+    let fb = lifeboat_render::fingerprints(repo, &b.snapshot)?;
     let label = format!("{} -> {}", a.id.short(), b.id.short());
     Ok((lifeboat_render::diff(&fa, &fb), label))
 }
@@ -214,9 +184,9 @@ fn diff_full(
 
 /// `lifeboat diff FROM [TO] --source render [--show-values]`.
 pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<Code> {
-    if args.source != "render" {
+    if args.source != lifeboat_ops::SourceKind::Render {
         return Err(exit::usage(format!(
-            "diff compares Render snapshots (--source render); {:?} is not supported yet",
+            "diff compares Render snapshots (--source render); {} is not supported yet",
             args.source
         )));
     }
@@ -228,7 +198,7 @@ pub fn diff(ctx: &Ctx, args: DiffArgs) -> Result<Code> {
         let load = |spec: &str| -> Result<lifeboat_render::RenderSnapshot> {
             let s = repo.find_snapshot(spec)?;
             let items = repo.manifest(&index, &s.snapshot)?;
-            lifeboat_render::load(&repo, &index, &items).map_err(map_error)
+            Ok(lifeboat_render::load(&repo, &index, &items)?)
         };
         d.reveal(&load(&args.from)?, &load(&args.to)?);
         (d, label)

@@ -4,6 +4,8 @@
 use anyhow::Result;
 use lifeboat_store::ProgressBars;
 
+use lifeboat_ops::SourceKind;
+
 use super::Ctx;
 use crate::cli::RestoreArgs;
 use crate::exit::{self, Code};
@@ -13,11 +15,12 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
-    if let Some(source) = args.source.as_deref() {
+    check_flags(&args)?;
+    if let Some(source) = args.source {
         let failed = snap
             .snapshot
             .sources
-            .get(source)
+            .get(source.name())
             .and_then(|s| s.error.as_ref());
         if let (Some(error), false) = (failed, args.allow_partial) {
             return Err(exit::usage(format!(
@@ -27,20 +30,14 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
                 snap.id.short()
             )));
         }
-    }
-    match args.source.as_deref() {
-        Some("mysql") => return super::mysql::restore(ctx, &repo, &index, &items, &args),
-        Some("objects") => return super::objects::restore(ctx, &repo, &index, items, &args),
-        Some("render") => return super::render::restore(ctx, &repo, &index, &items, &args),
-        Some("git") => {
-            return super::git::restore(ctx, &repo, &index, &snap.snapshot, &items, &args)
-        }
-        Some(other) => {
-            return Err(exit::usage(format!(
-                "unknown source {other:?}: sources are mysql, objects, render and git"
-            )))
-        }
-        None => {}
+        return match source {
+            SourceKind::Mysql => super::mysql::restore(ctx, &repo, &index, &items, &args),
+            SourceKind::Objects => super::objects::restore(ctx, &repo, &index, items, &args),
+            SourceKind::Render => super::render::restore(ctx, &repo, &index, &items, &args),
+            SourceKind::Git => {
+                super::git::restore(ctx, &repo, &index, &snap.snapshot, &items, &args)
+            }
+        };
     }
     let to_arg = args
         .to
@@ -142,6 +139,70 @@ fn to_stdout_verified(
     let mut out = stdout.lock();
     std::io::copy(&mut spool, &mut out).context("writing to standard output")?;
     out.flush().context("writing to standard output")
+}
+
+/// A flag that does not apply to what is restored is a usage error naming
+/// it (it would otherwise be silently ignored).
+fn check_flags(a: &RestoreArgs) -> Result<()> {
+    use SourceKind::{Git, Mysql, Objects, Render};
+    // (flag, given, restores it applies to; None: one item)
+    let flags: [(&str, bool, &[Option<SourceKind>]); 17] = [
+        ("--item", a.item.is_some(), &[None]),
+        ("--spool-dir", a.spool_dir.is_some(), &[None]),
+        ("--unverified-stream", a.unverified_stream, &[None]),
+        ("--to", a.to.is_some(), &[None, Some(Objects), Some(Git)]),
+        ("--database", a.database.is_some(), &[Some(Mysql)]),
+        (
+            "--target",
+            a.target.is_some(),
+            &[Some(Mysql), Some(Objects)],
+        ),
+        (
+            "--allow-source",
+            a.allow_source,
+            &[Some(Mysql), Some(Objects), Some(Render)],
+        ),
+        (
+            "--trust-object-bodies",
+            a.trust_object_bodies,
+            &[Some(Mysql)],
+        ),
+        ("--connections", a.connections.is_some(), &[Some(Mysql)]),
+        ("--prefix", a.prefix.is_some(), &[Some(Objects)]),
+        ("--key", a.key.is_some(), &[Some(Objects)]),
+        ("--to-env-dir", a.to_env_dir.is_some(), &[Some(Render)]),
+        ("--render-yaml", a.render_yaml.is_some(), &[Some(Render)]),
+        ("--to-service", a.to_service.is_some(), &[Some(Render)]),
+        ("--service", a.service.is_some(), &[Some(Render)]),
+        ("--yes", a.yes, &[Some(Render)]),
+        ("--push-to", a.push_to.is_some(), &[Some(Git)]),
+    ];
+    let repository = ("--repository", a.repository.is_some(), &[Some(Git)][..]);
+    let allow_partial = (
+        "--allow-partial",
+        a.allow_partial,
+        &[Some(Mysql), Some(Objects), Some(Render), Some(Git)][..],
+    );
+    for (flag, given, applies) in flags.into_iter().chain([repository, allow_partial]) {
+        if given && !applies.contains(&a.source) {
+            let what = match a.source {
+                Some(s) => format!("--source {s}"),
+                None => "an item restore".to_string(),
+            };
+            let to: Vec<String> = applies
+                .iter()
+                .map(|s| match s {
+                    Some(s) => format!("--source {s}"),
+                    None => "an item restore".into(),
+                })
+                .collect();
+            return Err(exit::usage(format!(
+                "{flag} does not apply to {what}; it is for {}",
+                to.join(" or ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn list_names(items: &[lifeboat_store::ManifestItem]) -> String {

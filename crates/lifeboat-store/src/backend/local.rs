@@ -154,7 +154,7 @@ impl Backend for LocalBackend {
         let mut buf = Vec::with_capacity(length as usize);
         f.take(length).read_to_end(&mut buf).map_err(|e| err(&e))?;
         if (buf.len() as u64) < length {
-            return Err(BackendError::new(
+            return Err(BackendError::local(
                 crate::error::BackendErrorKind::Other,
                 "read",
                 path.display().to_string(),

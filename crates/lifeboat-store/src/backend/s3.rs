@@ -15,7 +15,7 @@ use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
     BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
 };
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use md5::{Digest, Md5};
@@ -213,11 +213,65 @@ fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     let status = err.raw_response().map(|r| r.status().as_u16());
     let code = err.as_service_error().and_then(|e| e.code()).unwrap_or("");
     let kind = match (status, code) {
+        // A missing bucket is a wrong location, not an absent file.
+        (_, "NoSuchBucket") | (Some(401 | 403), _) => BackendErrorKind::Access,
         (Some(404), _) | (_, "NoSuchKey") | (_, "NotFound") => BackendErrorKind::NotFound,
-        (Some(401 | 403), _) | (_, "NoSuchBucket") => BackendErrorKind::Access,
         _ => BackendErrorKind::Other,
     };
-    BackendError::new(kind, op, key, DisplayErrorContext(&err).to_string())
+    BackendError::new(kind, op, key, error_summary(&err))
+}
+
+/// An S3 error on one line, as an operator reads it: the service's status,
+/// code and message (`HTTP 403, AccessDenied: Access Denied`), or what kind
+/// of failure it was and its root cause (`could not reach the endpoint:
+/// Connection refused (os error 111)`), never the SDK's debug structure.
+pub fn error_summary<E: ProvideErrorMetadata + std::error::Error + 'static>(
+    err: &SdkError<E>,
+) -> String {
+    let status = err.raw_response().map(|r| r.status().as_u16());
+    if let Some(service) = err.as_service_error() {
+        let code = service.code().unwrap_or("");
+        let message = service.message().unwrap_or("");
+        let mut out = status.map(|s| format!("HTTP {s}")).unwrap_or_default();
+        for part in [code, message] {
+            if !part.is_empty() {
+                out.push_str(if out.is_empty() {
+                    ""
+                } else if part == message && !code.is_empty() {
+                    ": "
+                } else {
+                    ", "
+                });
+                out.push_str(part);
+            }
+        }
+        return if out.is_empty() {
+            "the service refused the request".into()
+        } else {
+            out
+        };
+    }
+    let kind = match err {
+        SdkError::TimeoutError(_) => "timed out",
+        SdkError::DispatchFailure(_) => "could not reach the endpoint",
+        SdkError::ResponseError(_) => "the answer could not be read",
+        SdkError::ConstructionFailure(_) => "the request could not be built",
+        _ => "failed",
+    };
+    let mut root: &dyn std::error::Error = err;
+    while let Some(next) = root.source() {
+        root = next;
+    }
+    let cause = root.to_string();
+    match (
+        status,
+        std::ptr::eq(root as *const _ as *const u8, err as *const _ as *const u8),
+    ) {
+        (Some(s), true) => format!("HTTP {s}: {kind}"),
+        (_, true) => kind.to_string(),
+        (Some(s), false) => format!("HTTP {s}: {kind}: {cause}"),
+        (None, false) => format!("{kind}: {cause}"),
+    }
 }
 
 impl Backend for S3Backend {

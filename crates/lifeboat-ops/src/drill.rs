@@ -21,7 +21,7 @@ use lifeboat_store::{FullAccess, Index, ManifestItem, ProgressBars, Repository, 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::{check_references, CrossCheckOptions, Documents, Objects};
+use crate::{check_references, CrossCheckOptions, Documents, Objects, SourceKind};
 
 /// Where staged objects go.
 #[derive(Debug, Clone)]
@@ -271,7 +271,7 @@ pub fn run(
             return report;
         }
     }
-    let mut results: BTreeMap<&str, SourceResult> = BTreeMap::new();
+    let mut results: BTreeMap<SourceKind, SourceResult> = BTreeMap::new();
 
     // Phase 1: restore.
     if let (Some(target), true) = (&plan.mysql, has(lifeboat_mysql::SOURCE)) {
@@ -285,7 +285,7 @@ pub fn run(
             verify: false,
         };
         let mut r = SourceResult {
-            source: "mysql".into(),
+            source: SourceKind::Mysql.name().into(),
             target: lifeboat_git::redact_url(&target.url),
             ..Default::default()
         };
@@ -293,7 +293,7 @@ pub fn run(
             r.mismatches.push(format!("replay failed: {e}"));
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert("mysql", r);
+        results.insert(SourceKind::Mysql, r);
     }
     let mut selected: Vec<ManifestItem> = Vec::new();
     // The staging bucket or directory the objects went to, to list it later.
@@ -310,7 +310,7 @@ pub fn run(
             None => all,
         };
         let mut r = SourceResult {
-            source: "objects".into(),
+            source: SourceKind::Objects.name().into(),
             items_expected: selected.len() as u64,
             details: serde_json::json!({ "objects_in_snapshot": total }),
             ..Default::default()
@@ -338,6 +338,7 @@ pub fn run(
                         r.items = o.objects;
                         r.bytes = o.bytes;
                         r.mismatches.extend(o.failed);
+                        r.mismatches.extend(o.refused);
                     }
                     Err(e) => r.mismatches.push(format!("restore failed: {e}")),
                 }
@@ -349,13 +350,13 @@ pub fn run(
             Err(e) => r.mismatches.push(e),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert("objects", r);
+        results.insert(SourceKind::Objects, r);
     }
     if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_render::SOURCE)) {
         let t = Instant::now();
-        let dir = scratch.join("render");
+        let dir = scratch.join(SourceKind::Render.name());
         let mut r = SourceResult {
-            source: "render".into(),
+            source: SourceKind::Render.name().into(),
             target: dir.display().to_string(),
             ..Default::default()
         };
@@ -377,13 +378,13 @@ pub fn run(
             Err(e) => r.mismatches.push(e),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert("render", r);
+        results.insert(SourceKind::Render, r);
     }
     if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_git::SOURCE)) {
         let t = Instant::now();
-        let dir = scratch.join("git");
+        let dir = scratch.join(SourceKind::Git.name());
         let mut r = SourceResult {
-            source: "git".into(),
+            source: SourceKind::Git.name().into(),
             target: dir.display().to_string(),
             ..Default::default()
         };
@@ -409,14 +410,14 @@ pub fn run(
             Err(e) => r.mismatches.push(e),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert("git", r);
+        results.insert(SourceKind::Git, r);
     }
 
     // Items of sources the drill does not restore anywhere (a command's
     // output, a source without staging): each is read whole and checked
     // against its size and SHA-256, so no item of the snapshot goes
     // unverified.
-    let restored: Vec<&str> = results.keys().copied().collect();
+    let restored: Vec<&str> = results.keys().map(|k| k.name()).collect();
     let mut others: BTreeMap<String, SourceResult> = BTreeMap::new();
     for item in items
         .iter()
@@ -471,7 +472,7 @@ pub fn run(
                 .push(format!("the before-verify command could not run: {e}")),
         }
     }
-    if let (Some(target), Some(r)) = (&plan.mysql, results.get_mut("mysql")) {
+    if let (Some(target), Some(r)) = (&plan.mysql, results.get_mut(&SourceKind::Mysql)) {
         if r.ok() {
             let t = Instant::now();
             match lifeboat_mysql::verify_database(repo, index, items, target, plan.connections) {
@@ -485,7 +486,7 @@ pub fn run(
             r.verify_seconds = t.elapsed().as_secs_f64();
         }
     }
-    if let (Some(staged), Some(r)) = (&staged, results.get_mut("objects")) {
+    if let (Some(staged), Some(r)) = (&staged, results.get_mut(&SourceKind::Objects)) {
         if r.ok() {
             let t = Instant::now();
             match staged.list() {
@@ -511,7 +512,8 @@ pub fn run(
         }
     }
     if let (Some(opts), Some(target)) = (&plan.cross_check, &plan.mysql) {
-        if results.get("mysql").is_some_and(|r| r.ok()) && has(lifeboat_objects::SOURCE) {
+        if results.get(&SourceKind::Mysql).is_some_and(|r| r.ok()) && has(lifeboat_objects::SOURCE)
+        {
             match check_references(Documents::Live(target), Objects::Snapshot(items), opts) {
                 Ok(x) => {
                     if !x.ok() {
@@ -566,6 +568,144 @@ pub fn run(
     }
     report.sources = results.into_values().chain(others.into_values()).collect();
     report
+}
+
+/// Where a drill may restore: the config's `[staging]`.
+#[derive(Debug, Clone, Default)]
+pub struct Staging {
+    /// The staging database.
+    pub mysql: Option<MysqlOptions>,
+    /// The staging bucket (and prefix), with credentials.
+    pub objects_bucket: Option<BucketOptions>,
+    /// A directory the drill owns: `DIR/drill` is wiped and restored into
+    /// (objects without a staging bucket, Render env files, git clones).
+    pub dir: Option<PathBuf>,
+    /// The application's health URL, called after verification.
+    pub health_url: Option<String>,
+}
+
+/// Options of [`drill`].
+#[derive(Debug, Clone)]
+pub struct DrillOptions {
+    /// The snapshot: an id, a unique prefix, or `latest`.
+    pub snapshot: String,
+    /// With several databases in the snapshot, the one to drill.
+    pub database: Option<String>,
+    /// Where to restore.
+    pub staging: Staging,
+    /// Parallel connections for the replay and its checks (at least 1).
+    pub connections: usize,
+    /// Restore only this share of the objects (0 < p <= 100).
+    pub sample_percent: Option<f64>,
+    /// A shell command run between restore and verification.
+    pub before_verify: Option<String>,
+    /// Overrides `staging.health_url`.
+    pub health_url: Option<String>,
+    /// The document rows vs objects check, run when the snapshot has both.
+    pub cross_check: CrossCheckOptions,
+    /// Also write the report here (JSON) and beside it (`.md`).
+    pub report_file: Option<PathBuf>,
+}
+
+/// A drill of `opts.snapshot` into `opts.staging`: the snapshot, its
+/// manifest, the plan (sources with no staging are named as problems),
+/// [`run`], and the report files. An `Err` means the drill could not start;
+/// a drill that ran and failed is an `Ok` report that is not
+/// [`ok`](DrillReport::ok).
+pub fn drill(
+    repo: &Repository<FullAccess>,
+    opts: &DrillOptions,
+    bars: &dyn ProgressBars,
+) -> crate::Result<DrillReport> {
+    let staging = &opts.staging;
+    if staging.mysql.is_none() && staging.objects_bucket.is_none() && staging.dir.is_none() {
+        return Err(crate::Error::Invalid(
+            "a drill needs a [staging] section (mysql_url, objects_bucket or dir) in the config"
+                .into(),
+        ));
+    }
+    if let Some(p) = opts.sample_percent {
+        if !(p > 0.0 && p <= 100.0) {
+            return Err(crate::Error::Invalid(
+                "--sample is a percentage above 0, at most 100".into(),
+            ));
+        }
+    }
+    let snap = repo.find_snapshot(&opts.snapshot)?;
+    let (index, _) = repo.load_index()?;
+    let items = repo.manifest(&index, &snap.snapshot)?;
+    let items = lifeboat_mysql::select_database(&items, opts.database.as_deref())?;
+    let scratch = staging.dir.as_ref().map(|d| d.join("drill"));
+    let has = |s: &str| snap.snapshot.sources.contains_key(s);
+    let mut unstaged = Vec::new();
+    let mysql = match (&staging.mysql, has(lifeboat_mysql::SOURCE)) {
+        (Some(m), true) => Some(m.clone()),
+        (None, true) => {
+            unstaged.push("mysql (set [staging] mysql_url)");
+            None
+        }
+        _ => None,
+    };
+    let objects = match (
+        &staging.objects_bucket,
+        &scratch,
+        has(lifeboat_objects::SOURCE),
+    ) {
+        (_, _, false) => None,
+        (Some(b), _, true) => Some(ObjectsStaging::Bucket(b.clone())),
+        (None, Some(d), true) => Some(ObjectsStaging::Dir(d.join("objects"))),
+        (None, None, true) => {
+            unstaged.push("objects (set [staging] objects_bucket with [objects], or dir)");
+            None
+        }
+    };
+    if (has(lifeboat_render::SOURCE) || has(lifeboat_git::SOURCE)) && scratch.is_none() {
+        unstaged.push("render and git (set [staging] dir)");
+    }
+    let plan = DrillPlan {
+        cross_check: (has(lifeboat_mysql::SOURCE) && has(lifeboat_objects::SOURCE))
+            .then(|| opts.cross_check.clone()),
+        mysql,
+        objects,
+        connections: opts.connections.max(1),
+        sample_percent: opts.sample_percent,
+        seed: Utc::now().timestamp() as u64,
+        scratch,
+        before_verify: opts.before_verify.clone(),
+        health_url: opts
+            .health_url
+            .clone()
+            .or_else(|| staging.health_url.clone()),
+    };
+    let mut report = run(repo, &index, &snap, &items, &plan, bars);
+    for u in unstaged {
+        report
+            .problems
+            .push(format!("not drilled, no staging for {u}"));
+    }
+    if let Some(path) = &opts.report_file {
+        write_report_files(&report, path)?;
+    }
+    Ok(report)
+}
+
+/// The report as JSON at `path` and as Markdown beside it (`.md`), each
+/// through a temporary file renamed into place (a planted link is
+/// replaced, not written through).
+fn write_report_files(report: &DrillReport, path: &Path) -> crate::Result<()> {
+    let io = |p: &Path, error: std::io::Error| crate::Error::Local {
+        what: format!("writing {}", p.display()),
+        error,
+    };
+    let json = serde_json::to_vec_pretty(report).expect("the report serializes");
+    lifeboat_paths::write_file(path, &json, true, Some(0o644)).map_err(|e| io(path, e))?;
+    let md_path: PathBuf = if path.extension().is_some_and(|e| e == "json") {
+        path.with_extension("md")
+    } else {
+        PathBuf::from(format!("{}.md", path.display()))
+    };
+    lifeboat_paths::write_file(&md_path, markdown(report).as_bytes(), true, Some(0o644))
+        .map_err(|e| io(&md_path, e))
 }
 
 /// The report as Markdown.

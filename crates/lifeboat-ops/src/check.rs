@@ -1,22 +1,7 @@
-//! Checks that span sources, kept apart from the sources themselves (a
-//! source crate never imports another).
-//!
-//! - [`check_references`]: the `medical_documents` rows of a MySQL backup
-//!   (or the live database) against the objects of a bucket backup (or the
-//!   live bucket): rows whose object is missing or differs, objects no row
-//!   points at, rows still on local storage.
-//! - [`drill`]: restore a snapshot into staging, verify every source, run
-//!   the cross-check on the restored data, report RTO and RPO.
-//! - [`upgrade()`]: the repository's format upgrade, with source states
-//!   rewritten for the new format.
-
-#![forbid(unsafe_code)]
-#![warn(missing_docs)]
-
-pub mod drill;
-mod upgrade;
-
-pub use upgrade::upgrade;
+//! The cross-check (`check-references`): the `medical_documents` rows of a
+//! MySQL backup (or the live database) against the objects of a bucket
+//! backup (or the live bucket): rows whose object is missing or differs,
+//! objects no row points at, rows still on local storage.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -25,19 +10,7 @@ use lifeboat_objects::Source;
 use lifeboat_store::{FullAccess, Index, ManifestItem, Repository};
 use serde::Serialize;
 
-/// Errors of the cross-check.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Reading the rows failed.
-    #[error(transparent)]
-    Mysql(#[from] lifeboat_mysql::Error),
-    /// Listing the objects failed.
-    #[error(transparent)]
-    Objects(#[from] lifeboat_objects::Error),
-    /// The inputs do not allow a check.
-    #[error("{0}")]
-    Invalid(String),
-}
+use crate::Error;
 
 /// Where the document rows come from.
 pub enum Documents<'a> {
@@ -67,9 +40,17 @@ pub enum Objects<'a> {
 pub struct CrossCheckOptions {
     /// The table of documents (`medical_documents`).
     pub table: String,
-    /// Only rows whose `storage_bucket` is this are checked against the
-    /// objects; other buckets are listed apart. `None`: every `r2` row.
+    /// Only rows whose bucket column is this are checked against the
+    /// objects; other buckets are listed apart. `None`: every row not on
+    /// local storage.
     pub bucket: Option<String>,
+    /// The column saying where a file is (`storage_provider`; `local` means
+    /// the application's own disk).
+    pub provider_column: String,
+    /// The column naming the bucket (`storage_bucket`).
+    pub bucket_column: String,
+    /// The column holding the object's key (`storage_key`).
+    pub key_column: String,
 }
 
 impl Default for CrossCheckOptions {
@@ -77,6 +58,9 @@ impl Default for CrossCheckOptions {
         CrossCheckOptions {
             table: "medical_documents".into(),
             bucket: None,
+            provider_column: "storage_provider".into(),
+            bucket_column: "storage_bucket".into(),
+            key_column: "storage_key".into(),
         }
     }
 }
@@ -123,15 +107,6 @@ struct ObjectFact {
     size: u64,
     sha256: Option<String>,
 }
-
-const COLUMNS: [&str; 6] = [
-    "id",
-    "storage_provider",
-    "storage_bucket",
-    "storage_key",
-    "sha256",
-    "size_bytes",
-];
 
 /// Compare document rows with objects.
 pub fn check_references(
@@ -214,17 +189,25 @@ pub fn check_references(
             }
         }
     };
+    let columns = [
+        "id",
+        opts.provider_column.as_str(),
+        opts.bucket_column.as_str(),
+        opts.key_column.as_str(),
+        "sha256",
+        "size_bytes",
+    ];
     match documents {
         Documents::Snapshot { repo, index, items } => lifeboat_mysql::rows::snapshot_rows(
             repo,
             index,
             items,
             &opts.table,
-            &COLUMNS,
+            &columns,
             &mut each,
         )?,
         Documents::Live(mysql) => {
-            lifeboat_mysql::rows::live_rows(mysql, &opts.table, &COLUMNS, &mut each)?
+            lifeboat_mysql::rows::live_rows(mysql, &opts.table, &columns, &mut each)?
         }
     }
     report.orphans = found

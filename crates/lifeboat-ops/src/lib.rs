@@ -1,0 +1,61 @@
+//! lifeboat's operations: every multi-step job over the store and the
+//! sources, each taking an `*Options` struct and returning a report, as
+//! rustic_core's commands do. The CLI parses, calls one of these and
+//! prints; nothing here draws on a terminal (progress goes through
+//! [`ProgressBars`](lifeboat_store::ProgressBars)).
+//!
+//! - [`backup()`]: the configured sources into one snapshot (a failed
+//!   source leaves the others, tagged `partial`; the MySQL row-hash cache
+//!   kept only with the committed snapshot), or [`backup_stream`] for a
+//!   command's output, standard input or files;
+//! - [`snapshot_before_migration`]: a tagged, checked snapshot;
+//! - [`drill`]: restore a snapshot into staging, verify every source, run
+//!   the cross-check on the restored data, report RTO and RPO;
+//! - [`forget`] and prune;
+//! - [`upgrade()`]: the repository's format upgrade, with source states
+//!   rewritten for the new format;
+//! - [`check_references`]: document rows (MySQL) against objects.
+//!
+//! Errors carry an [`ErrorClass`](lifeboat_store::ErrorClass) through
+//! [`Classify`](lifeboat_store::Classify); sources are a [`SourceKind`].
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod backup;
+mod check;
+pub mod drill;
+mod error;
+mod premigration;
+mod retention;
+mod source;
+mod upgrade;
+
+pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan, StreamInput};
+pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
+pub use error::{Error, Result, SourceFailure};
+pub use premigration::{
+    snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,
+};
+pub use retention::{forget, ForgetOptions, ForgetReport, Listed, Selection};
+pub use source::SourceKind;
+pub use upgrade::upgrade;
+
+/// The tag of pre-migration snapshots, which every retention policy keeps.
+pub const PRE_MIGRATION_TAG: &str = "pre-migration";
+
+/// An error and its causes on one line (`a: b: c`), for messages that
+/// are kept (a failed source's summary in a snapshot, notifications).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cause = c.source();
+    }
+    out
+}

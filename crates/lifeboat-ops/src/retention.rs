@@ -1,0 +1,131 @@
+//! `forget` (a retention policy, or named snapshots) and `prune`. Both need
+//! the restore key: a backup host can add snapshots, never remove them.
+//! A snapshot tagged `pre-migration` is kept by every policy: it goes only
+//! when forgotten by id.
+
+use chrono::{DateTime, Utc};
+use lifeboat_store::{
+    ForgetPolicy, FullAccess, PruneOptions, PruneReport, Repository, SnapshotEntry, SnapshotId,
+};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::PRE_MIGRATION_TAG;
+
+/// Which snapshots to forget.
+pub enum Selection {
+    /// Those a policy does not keep (`pre-migration` is always kept).
+    Policy(ForgetPolicy),
+    /// Exactly these (ids or unique id prefixes, `latest`).
+    Named(Vec<String>),
+}
+
+/// Options of [`forget`].
+pub struct ForgetOptions {
+    /// What goes.
+    pub selection: Selection,
+    /// Report, change nothing.
+    pub dry_run: bool,
+    /// Prune afterwards (not in a dry run).
+    pub prune: Option<PruneOptions>,
+}
+
+/// A snapshot in a [`ForgetReport`].
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// Its id.
+    pub id: SnapshotId,
+    /// When it was taken.
+    pub time: DateTime<Utc>,
+    /// Its tags.
+    pub tags: Vec<String>,
+    /// Why it is kept (rules that chose it); empty for those removed.
+    pub reasons: Vec<String>,
+}
+
+/// What [`forget`] did (or would do).
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgetReport {
+    /// Snapshots kept.
+    pub keep: Vec<Listed>,
+    /// Snapshots removed.
+    pub remove: Vec<Listed>,
+    /// Nothing was changed.
+    pub dry_run: bool,
+    /// What the prune afterwards did.
+    pub prune: Option<PruneReport>,
+}
+
+/// Forget snapshots, and prune if asked.
+pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<ForgetReport> {
+    let (all, bad) = repo.snapshots()?;
+    for u in &bad {
+        tracing::warn!("unreadable snapshot file {}: {}", u.file, u.detail);
+    }
+    let (keep, remove): (Vec<(SnapshotId, Vec<String>)>, Vec<SnapshotId>) = match opts.selection {
+        Selection::Policy(mut policy) => {
+            if policy.keep_last
+                + policy.keep_hourly
+                + policy.keep_daily
+                + policy.keep_weekly
+                + policy.keep_monthly
+                + policy.keep_yearly
+                == 0
+                && policy.keep_tags.iter().all(|t| t == PRE_MIGRATION_TAG)
+            {
+                return Err(Error::Invalid(
+                    "no retention policy: give --keep-last/--keep-daily/... (or a [retention] \
+                     section); to remove given snapshots, name them"
+                        .into(),
+                ));
+            }
+            if !policy.keep_tags.iter().any(|t| t == PRE_MIGRATION_TAG) {
+                policy.keep_tags.push(PRE_MIGRATION_TAG.into());
+            }
+            let plan = policy.apply(&all);
+            (plan.keep, plan.remove)
+        }
+        Selection::Named(specs) => {
+            let mut ids = Vec::new();
+            for spec in &specs {
+                ids.push(repo.find_snapshot(spec)?.id);
+            }
+            let keep = all
+                .iter()
+                .filter(|s| !ids.contains(&s.id))
+                .map(|s| (s.id, vec!["not named".to_string()]))
+                .collect();
+            (keep, ids)
+        }
+    };
+    let listed = |id: &SnapshotId, reasons: Vec<String>| {
+        all.iter()
+            .find(|s| &s.id == id)
+            .map(|s: &SnapshotEntry| Listed {
+                id: s.id,
+                time: s.snapshot.time,
+                tags: s.snapshot.tags.clone(),
+                reasons,
+            })
+    };
+    let mut report = ForgetReport {
+        keep: keep
+            .into_iter()
+            .filter_map(|(id, why)| listed(&id, why))
+            .collect(),
+        remove: remove
+            .iter()
+            .filter_map(|id| listed(id, Vec::new()))
+            .collect(),
+        dry_run: opts.dry_run,
+        prune: None,
+    };
+    if opts.dry_run {
+        return Ok(report);
+    }
+    repo.forget(&remove)?;
+    if let Some(p) = &opts.prune {
+        report.prune = Some(repo.prune(p)?);
+    }
+    Ok(report)
+}
