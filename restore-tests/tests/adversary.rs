@@ -579,12 +579,18 @@ fn backup_host_a_copy_planted_under_an_existing_id_loses_nothing() {
     let lb = honest();
     let store = Store::new(lb.repo_path());
     // The item's blob ids, as the backup key reads them from the index.
-    let indexes = store.open_all("index", &lb.backup_key);
-    let index: serde_json::Value = serde_json::from_slice(&indexes[0].1).expect("index json");
-    let target = index["packs"][0]["blobs"]
-        .as_array()
-        .expect("blobs")
+    let target = store
+        .open_all("index", &lb.backup_key)
         .iter()
+        .flat_map(|(_, body)| {
+            let index: serde_json::Value = serde_json::from_slice(body).expect("index json");
+            index["packs"]
+                .as_array()
+                .expect("packs")
+                .iter()
+                .flat_map(|p| p["blobs"].as_array().cloned().unwrap_or_default())
+                .collect::<Vec<_>>()
+        })
         .find(|b| b["type"] == "data")
         .expect("a data blob")["id"]
         .as_str()

@@ -35,17 +35,22 @@ fn in_clear(state: &serde_json::Value) -> bool {
         .any(|e| e.get("sha256").is_some() || e.get("meta").is_some())
 }
 
-fn backup_dir(lb: &Lifeboat, cfg: &Path) -> serde_json::Value {
+/// `backup --source objects` of the config `cfg` with the backup key `key`.
+fn backup_objects(lb: &Lifeboat, cfg: &Path, key: &Path) -> lifeboat_testkit::Output {
     lb.run(&[
         "--config",
         cfg.to_str().expect("utf-8"),
         "--backup-key-file",
-        lb.backup_key.to_str().expect("utf-8"),
+        key.to_str().expect("utf-8"),
         "backup",
         "--source",
         "objects",
     ])
-    .ok();
+}
+
+/// A backup of `cfg` with the fixture's backup key; its objects facts.
+fn backup_dir(lb: &Lifeboat, cfg: &Path) -> serde_json::Value {
+    backup_objects(lb, cfg, &lb.backup_key).ok();
     let snaps = lb.snapshots();
     snaps.last().expect("snapshot")["sources"]["objects"]["facts"].clone()
 }
@@ -222,17 +227,7 @@ fn a_config_put_back_to_format_2_is_refused_by_a_key_issued_for_format_3() {
     let cfg = lb.path("docs.toml");
     std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", docs.display())).expect("config");
     let before = Store::new(lb.repo_path()).files("snapshots");
-    let out = lb
-        .run(&[
-            "--config",
-            cfg.to_str().expect("utf-8"),
-            "--backup-key-file",
-            new_key.to_str().expect("utf-8"),
-            "backup",
-            "--source",
-            "objects",
-        ])
-        .code(4);
+    let out = backup_objects(&lb, &cfg, &new_key).code(4);
     assert!(
         out.stderr.contains("issued for format 3") && out.stderr.contains("rollback"),
         "{}",
@@ -242,16 +237,7 @@ fn a_config_put_back_to_format_2_is_refused_by_a_key_issued_for_format_3() {
     // The key issued before the upgrade pins format 2: it still backs up
     // (in format 2, as the config says), which is why the upgrade says to
     // re-issue it.
-    lb.run(&[
-        "--config",
-        cfg.to_str().expect("utf-8"),
-        "--backup-key-file",
-        lb.backup_key.to_str().expect("utf-8"),
-        "backup",
-        "--source",
-        "objects",
-    ])
-    .ok();
+    backup_objects(&lb, &cfg, &lb.backup_key).ok();
 }
 
 /// A snapshot forgotten but not yet pruned leaves its state file behind,

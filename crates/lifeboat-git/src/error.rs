@@ -47,10 +47,7 @@ impl lifeboat_store::Classify for Error {
                 "nothing was written for it; if the snapshot may be forged see \
                  docs/DISASTER-RECOVERY.md, \"compromised\"",
             ),
-            Error::Mismatch(_) => Some(
-                "run `lifeboat verify --read-data`; restore from an older snapshot if this one \
-                 is damaged",
-            ),
+            Error::Mismatch(_) => Some(lifeboat_store::hints::DIFFERS),
             _ => None,
         }
     }

@@ -131,20 +131,86 @@ pub fn dump<A: Access>(
         )
     });
     let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
-    let cache_names = cache::CacheNames::new(session.derived_key(cache::NAMES_KEY));
-    let row_key = session.derived_key("mysql row hash");
-    let mut schemas = Vec::new();
-    let mut reports = Vec::new();
-    // The work, in the order items are written: each database, each table,
-    // range by range.
-    let mut units = VecDeque::new();
-    let mut units_of = Vec::new();
-    for db in &databases {
+    let mut plan = plan_units(&mut conns, &databases, &identity, &opts.filter)?;
+    let queue = Arc::new(Mutex::new(std::mem::take(&mut plan.units)));
+    let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
+    let readers = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let (queue, register) = (queue.clone(), register.clone());
+            std::thread::Builder::new()
+                .name(format!("lifeboat-mysql-{i}"))
+                .spawn(move || read_units(conn, &queue, &register))
+                .map_err(|e| Error::Internal(format!("starting a reading thread: {e}")))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    drop(register);
+    let writer = Writer {
+        cache_names: cache::CacheNames::new(session.derived_key(cache::NAMES_KEY)),
+        row_key: session.derived_key("mysql row hash"),
+        cache_root: opts.cache_dir.as_deref(),
+        repo_id: &repo_id,
+        bars,
+    };
+    let written = writer.write(session, &mut plan, &registered);
+    // On an error the receivers are gone and the readers stop at their
+    // next send; either way wait for them and end their transactions.
+    drop(registered);
+    let mut conns = Vec::new();
+    for r in readers {
+        match r.join() {
+            Ok(Ok(conn)) => conns.push(conn),
+            Ok(Err(e)) if written.is_ok() => return Err(e),
+            Err(_) if written.is_ok() => {
+                return Err(Error::Internal(
+                    "a reading connection's thread panicked".into(),
+                ))
+            }
+            _ => {}
+        }
+    }
+    written?;
+    for conn in &mut conns {
+        conn.execute("COMMIT")?;
+    }
+    session.set_source_facts(SOURCE, facts(&plan.schemas, &plan.reports));
+    Ok(Dump {
+        reports: plan.reports,
+        cache,
+    })
+}
+
+/// The work of a dump, in the order items are written: each database,
+/// each table, range by range.
+struct Plan {
+    schemas: Vec<crate::schema::Schema>,
+    reports: Vec<DumpReport>,
+    units: VecDeque<Unit>,
+    /// Per database, per table: how many units (key ranges) it has.
+    units_of: Vec<Vec<usize>>,
+}
+
+/// Read every database's schema (on the first connection, inside the
+/// snapshot) and cut its tables into key ranges, one per unit of work.
+fn plan_units(
+    conns: &mut [Conn],
+    databases: &[String],
+    identity: &str,
+    filter: &TableFilter,
+) -> Result<Plan> {
+    let mut plan = Plan {
+        schemas: Vec::new(),
+        reports: Vec::new(),
+        units: VecDeque::new(),
+        units_of: Vec::new(),
+    };
+    for db in databases {
         // SHOW CREATE qualifies names outside the current database, and a
         // replay must create them in its target: read from inside `db`.
         conns[0].execute(&format!("USE {}", ident(db)))?;
         let schema = schema::read(&mut conns[0], db, format!("{identity}/{db}"), &|t| {
-            opts.filter.keep(t)
+            filter.keep(t)
         })?;
         let mut report = DumpReport {
             database: db.clone(),
@@ -175,48 +241,57 @@ pub fn dump<A: Access>(
             for i in 0..=bounds.len() {
                 let lo = i.checked_sub(1).map(|j| bounds[j]);
                 let hi = bounds.get(i).copied();
-                units.push_back(Unit {
-                    seq: units.len(),
+                plan.units.push_back(Unit {
+                    seq: plan.units.len(),
                     select: table.select_range(db, lo, hi),
                     table: table.clone(),
                 });
             }
         }
-        units_of.push(counts);
-        schemas.push(schema);
-        reports.push(report);
+        plan.units_of.push(counts);
+        plan.schemas.push(schema);
+        plan.reports.push(report);
     }
-    let queue = Arc::new(Mutex::new(units));
-    let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
-    let readers = conns
-        .into_iter()
-        .enumerate()
-        .map(|(i, conn)| {
-            let (queue, register) = (queue.clone(), register.clone());
-            std::thread::Builder::new()
-                .name(format!("lifeboat-mysql-{i}"))
-                .spawn(move || read_units(conn, &queue, &register))
-                .map_err(|e| Error::Internal(format!("starting a reading thread: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    drop(register);
+    Ok(plan)
+}
 
-    let written = (|| -> Result<()> {
+/// The thread that writes items: units' rows in order, into segments.
+struct Writer<'a> {
+    cache_names: cache::CacheNames,
+    row_key: [u8; 32],
+    cache_root: Option<&'a std::path::Path>,
+    repo_id: &'a str,
+    bars: &'a dyn ProgressBars,
+}
+
+impl Writer<'_> {
+    /// Every table of every database as an item, its units taken in order
+    /// from the readers; then each database's schema item.
+    fn write<A: Access>(
+        &self,
+        session: &mut BackupSession<A>,
+        plan: &mut Plan,
+        registered: &std::sync::mpsc::Receiver<(usize, UnitRx)>,
+    ) -> Result<()> {
         let mut pending = BTreeMap::new();
         let mut seq = 0;
-        for ((schema, counts), report) in schemas.iter().zip(&units_of).zip(&mut reports) {
+        for ((schema, counts), report) in plan
+            .schemas
+            .iter()
+            .zip(&plan.units_of)
+            .zip(&mut plan.reports)
+        {
             let db = &schema.database;
-            let cache_dir = opts
-                .cache_dir
-                .as_ref()
-                .map(|root| cache_names.folder(root, &repo_id, db));
+            let cache_dir = self
+                .cache_root
+                .map(|root| self.cache_names.folder(root, self.repo_id, db));
             for (table, &n) in schema.tables.iter().zip(counts) {
-                let bar = bars.bytes(&table.name);
+                let bar = self.bars.bytes(&table.name);
                 let mut item = session.item(SOURCE, &table.item_name(db), "table", &*bar)?;
                 let mut segmenter = Segmenter::new(
-                    row_key,
+                    self.row_key,
                     cache_dir.as_deref(),
-                    &cache_names.table(&table.name),
+                    &self.cache_names.table(&table.name),
                 );
                 let mut count = 0;
                 for _ in 0..n {
@@ -230,23 +305,7 @@ pub fn dump<A: Access>(
                         pending.insert(k, rx);
                     };
                     seq += 1;
-                    loop {
-                        match rx.recv() {
-                            Ok(Msg::Rows(batch)) => {
-                                for (line, pk) in batch.rows() {
-                                    segmenter.push_row(line, pk, &mut item)?;
-                                }
-                            }
-                            Ok(Msg::End(rows)) => break count += rows,
-                            Ok(Msg::Failed(e)) => return Err(e),
-                            Err(_) => {
-                                return Err(Error::Internal(format!(
-                                    "the connection reading table {db}.{} stopped",
-                                    table.name
-                                )))
-                            }
-                        }
-                    }
+                    count += copy_unit(&rx, &mut segmenter, &mut item, db, &table.name)?;
                 }
                 segmenter.finish(&mut item)?;
                 let stored = item
@@ -259,7 +318,7 @@ pub fn dump<A: Access>(
             // anyway).
             let json =
                 serde_json::to_vec_pretty(schema).map_err(|e| Error::Internal(e.to_string()))?;
-            let bar = bars.bytes("schema");
+            let bar = self.bars.bytes("schema");
             let mut item = session.item(SOURCE, &schema_item(db), "schema", &*bar)?;
             item.push(&json)?;
             item.finish(
@@ -267,30 +326,39 @@ pub fn dump<A: Access>(
             )?;
         }
         Ok(())
-    })();
-    // On an error the receivers are gone and the readers stop at their
-    // next send; either way wait for them and end their transactions.
-    drop(registered);
-    let mut conns = Vec::new();
-    for r in readers {
-        match r.join() {
-            Ok(Ok(conn)) => conns.push(conn),
-            Ok(Err(e)) if written.is_ok() => return Err(e),
-            Err(_) if written.is_ok() => {
-                return Err(Error::Internal(
-                    "a reading connection's thread panicked".into(),
-                ))
+    }
+}
+
+/// One unit's rows from its reader into the table's segments; its count.
+fn copy_unit<A: Access>(
+    rx: &UnitRx,
+    segmenter: &mut Segmenter,
+    item: &mut ItemWriter<'_, A>,
+    db: &str,
+    table: &str,
+) -> Result<u64> {
+    loop {
+        match rx.recv() {
+            Ok(Msg::Rows(batch)) => {
+                for (line, pk) in batch.rows() {
+                    segmenter.push_row(line, pk, item)?;
+                }
             }
-            _ => {}
+            Ok(Msg::End(rows)) => return Ok(rows),
+            Ok(Msg::Failed(e)) => return Err(e),
+            Err(_) => {
+                return Err(Error::Internal(format!(
+                    "the connection reading table {db}.{table} stopped"
+                )))
+            }
         }
     }
-    written?;
-    for conn in &mut conns {
-        conn.execute("COMMIT")?;
-    }
-    // Facts are in the snapshot file, which the backup key reads: counts
-    // and server traits only, no database or table name (item names are
-    // sealed with the manifest; history of names is not the host's).
+}
+
+/// The source's facts, in the snapshot file the backup key reads: counts
+/// and server traits only, no database or table name (item names are
+/// sealed with the manifest; history of names is not the host's).
+fn facts(schemas: &[crate::schema::Schema], reports: &[DumpReport]) -> serde_json::Value {
     let facts = |schema: &crate::schema::Schema, report: &DumpReport| {
         serde_json::json!({
             "server_version": schema.server.version,
@@ -303,17 +371,15 @@ pub fn dump<A: Access>(
             "connections": report.connections,
         })
     };
-    let facts = match (schemas.as_slice(), reports.as_slice()) {
+    match (schemas, reports) {
         ([schema], [report]) => facts(schema, report),
         _ => serde_json::json!({
-            "databases": schemas.iter().zip(&reports).map(|(s, r)| facts(s, r)).collect::<Vec<_>>(),
+            "databases": schemas.iter().zip(reports).map(|(s, r)| facts(s, r)).collect::<Vec<_>>(),
             "tables": reports.iter().map(|r| r.tables.len()).sum::<usize>(),
             "rows": reports.iter().flat_map(|r| &r.tables).map(|t| t.1).sum::<u64>(),
             "connections": reports.first().map_or(1, |r| r.connections),
         }),
-    };
-    session.set_source_facts(SOURCE, facts);
-    Ok(Dump { reports, cache })
+    }
 }
 
 /// Open `n` connections reading one snapshot: each starts `START

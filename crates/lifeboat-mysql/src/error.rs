@@ -86,10 +86,7 @@ impl lifeboat_store::Classify for Error {
                  target database may be incomplete; compare the servers' versions and \
                  settings (lifeboat show), and replay again with --force",
             ),
-            Error::Mismatch(_) | Error::Damaged(_) => Some(
-                "run `lifeboat verify --read-data`, and restore from an older snapshot if this \
-                 one is damaged",
-            ),
+            Error::Mismatch(_) | Error::Damaged(_) => Some(lifeboat_store::hints::DIFFERS),
             _ => None,
         }
     }

@@ -32,6 +32,8 @@ mod error;
 mod export;
 #[cfg(test)]
 mod fuzz;
+#[doc(hidden)]
+pub mod fuzzing;
 mod guard;
 mod lexer;
 mod replay;

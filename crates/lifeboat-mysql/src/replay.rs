@@ -472,20 +472,7 @@ pub fn replay(
 
     // Check everything on one connection, then prepare the database.
     let mut conn = connect(&opts.target)?;
-    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
-    let host_port = if uuid.is_empty() {
-        conn.text_rows("SELECT @@hostname, @@port")?
-    } else {
-        Vec::new()
-    };
-    let identity = crate::dump::identity(uuid, host_port);
-    if format!("{identity}/{}", target.database) == schema.server.source && !opts.allow_source {
-        return Err(Error::Target(format!(
-            "{} is the database this snapshot was taken from: refusing to overwrite it \
-             (restore into another database, or pass --allow-source if that is really meant)",
-            target.display()
-        )));
-    }
+    refuse_the_source(&mut conn, &schema, &target, opts.allow_source)?;
     let fl = flavor(&conn.text_value("SELECT VERSION()")?);
     let plan = prepare(
         &mut conn,
@@ -496,22 +483,7 @@ pub fn replay(
         opts.trust_object_bodies,
     )?;
     let db = ident(&target.database);
-    let existing = conn.text_value(&format!(
-        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) + \
-         (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
-         (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})",
-        q = quote(&target.database)
-    ))?;
-    if existing != "0" && !existing.is_empty() {
-        if !opts.force {
-            return Err(Error::Target(format!(
-                "the target database {} is not empty ({existing} tables/routines/events): \
-                 choose an empty one, or pass --force to drop and recreate it",
-                target.display()
-            )));
-        }
-        run(&mut conn, &format!("DROP DATABASE {db}"))?;
-    }
+    make_room(&mut conn, &target, opts.force)?;
     run(&mut conn, &plan.create_database)?;
     run(&mut conn, &format!("USE {db}"))?;
     session_setup(&mut conn, &schema, &plan)?;
@@ -519,66 +491,17 @@ pub fn replay(
         run(&mut conn, &p.create)
             .map_err(|e| Error::Replay(format!("creating table {}: {e}", t.name)))?;
     }
-
-    // Load tables in parallel, largest first.
-    let mut queue: Vec<(&Table, &PlannedTable, &ManifestItem)> = schema
-        .tables
-        .iter()
-        .zip(&plan.tables)
-        .map(|(t, p)| {
-            let item = table_items
-                .get(&t.item_name(&schema.database))
-                .ok_or_else(|| {
-                    Error::Damaged(format!(
-                        "the snapshot has the schema of table {} but not its rows",
-                        t.name
-                    ))
-                })?;
-            Ok((t, p, item))
-        })
-        .collect::<Result<_>>()?;
-    queue.sort_by_key(|(_, _, i)| std::cmp::Reverse(i.size));
-    let queue = Mutex::new(queue.into_iter());
     let workers = opts.connections.max(1);
-    std::thread::scope(|s| -> Result<()> {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    let mut conn = connect(&opts.target)?;
-                    run(&mut conn, &format!("USE {db}"))?;
-                    session_setup(&mut conn, &schema, &plan)?;
-                    let max_packet: usize = conn
-                        .text_value("SELECT @@max_allowed_packet")?
-                        .parse()
-                        .unwrap_or(4 << 20);
-                    let batch = (max_packet / 2).clamp(64 << 10, 4 << 20);
-                    loop {
-                        let next = queue
-                            .lock()
-                            .map_err(|_| Error::Internal("replay queue poisoned".into()))?
-                            .next();
-                        let Some((table, planned, item)) = next else {
-                            return Ok(());
-                        };
-                        load_table(&mut conn, repo, index, table, item, batch, bars)?;
-                        for alter in &planned.after_rows {
-                            run(&mut conn, alter).map_err(|e| {
-                                Error::Replay(format!(
-                                    "adding the indexes and foreign keys of table {} after its rows: {e}",
-                                    table.name
-                                ))
-                            })?;
-                        }
-                    }
-                })
-            })
-            .collect();
-        for h in handles {
-            h.join()
-                .map_err(|_| Error::Internal("a replay thread panicked".into()))??;
-        }
-        Ok(())
-    })?;
+    let load = Load {
+        repo,
+        index,
+        opts,
+        schema: &schema,
+        plan: &plan,
+        db: &db,
+        bars,
+    };
+    load.tables(&table_items, workers)?;
 
     // Objects after the data, so triggers do not fire during the load.
     let objects_expected =
@@ -590,15 +513,13 @@ pub fn replay(
     }
     let objects_created = count_objects(&mut conn, &target.database)?;
     drop(conn);
-    let load_seconds = started.elapsed().as_secs_f64();
-
     let mut report = ReplayReport {
         source_database: schema.database.clone(),
         target: target.display(),
         tables: Vec::new(),
         objects_created,
         objects_expected,
-        load_seconds,
+        load_seconds: started.elapsed().as_secs_f64(),
         check_seconds: 0.0,
     };
     if opts.verify {
@@ -614,6 +535,135 @@ pub fn replay(
         judge(&report)?;
     }
     Ok(report)
+}
+
+/// Refuse to replay into the database the snapshot was taken from (same
+/// server, same name), unless told to.
+fn refuse_the_source(
+    conn: &mut Conn,
+    schema: &Schema,
+    target: &crate::connect::Target,
+    allow_source: bool,
+) -> Result<()> {
+    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
+    let host_port = if uuid.is_empty() {
+        conn.text_rows("SELECT @@hostname, @@port")?
+    } else {
+        Vec::new()
+    };
+    let identity = crate::dump::identity(uuid, host_port);
+    if format!("{identity}/{}", target.database) == schema.server.source && !allow_source {
+        return Err(Error::Target(format!(
+            "{} is the database this snapshot was taken from: refusing to overwrite it \
+             (restore into another database, or pass --allow-source if that is really meant)",
+            target.display()
+        )));
+    }
+    Ok(())
+}
+
+/// An empty target, or, with `force`, one dropped to make room.
+fn make_room(conn: &mut Conn, target: &crate::connect::Target, force: bool) -> Result<()> {
+    let existing = conn.text_value(&format!(
+        "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q}) + \
+         (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q})",
+        q = quote(&target.database)
+    ))?;
+    if existing == "0" || existing.is_empty() {
+        return Ok(());
+    }
+    if !force {
+        return Err(Error::Target(format!(
+            "the target database {} is not empty ({existing} tables/routines/events): \
+             choose an empty one, or pass --force to drop and recreate it",
+            target.display()
+        )));
+    }
+    run(conn, &format!("DROP DATABASE {}", ident(&target.database)))
+}
+
+/// Loading the rows: what every loading connection shares.
+struct Load<'a> {
+    repo: &'a Repository<FullAccess>,
+    index: &'a Index,
+    opts: &'a ReplayOptions,
+    schema: &'a Schema,
+    plan: &'a Plan,
+    db: &'a str,
+    bars: &'a dyn ProgressBars,
+}
+
+impl Load<'_> {
+    /// Every table's rows, `workers` connections in parallel, largest
+    /// table first; a big table's secondary indexes and foreign keys after
+    /// its rows.
+    fn tables(&self, table_items: &HashMap<String, ManifestItem>, workers: usize) -> Result<()> {
+        let mut queue: Vec<(&Table, &PlannedTable, &ManifestItem)> = self
+            .schema
+            .tables
+            .iter()
+            .zip(&self.plan.tables)
+            .map(|(t, p)| {
+                let item = table_items
+                    .get(&t.item_name(&self.schema.database))
+                    .ok_or_else(|| {
+                        Error::Damaged(format!(
+                            "the snapshot has the schema of table {} but not its rows",
+                            t.name
+                        ))
+                    })?;
+                Ok((t, p, item))
+            })
+            .collect::<Result<_>>()?;
+        queue.sort_by_key(|(_, _, i)| std::cmp::Reverse(i.size));
+        let queue = Mutex::new(queue.into_iter());
+        std::thread::scope(|s| -> Result<()> {
+            let handles: Vec<_> = (0..workers)
+                .map(|_| s.spawn(|| self.worker(&queue)))
+                .collect();
+            for h in handles {
+                h.join()
+                    .map_err(|_| Error::Internal("a replay thread panicked".into()))??;
+            }
+            Ok(())
+        })
+    }
+
+    /// One loading connection: tables from the queue until it is empty.
+    fn worker<'q>(
+        &self,
+        queue: &Mutex<impl Iterator<Item = (&'q Table, &'q PlannedTable, &'q ManifestItem)>>,
+    ) -> Result<()> {
+        let mut conn = connect(&self.opts.target)?;
+        run(&mut conn, &format!("USE {}", self.db))?;
+        session_setup(&mut conn, self.schema, self.plan)?;
+        let max_packet: usize = conn
+            .text_value("SELECT @@max_allowed_packet")?
+            .parse()
+            .unwrap_or(4 << 20);
+        let batch = (max_packet / 2).clamp(64 << 10, 4 << 20);
+        loop {
+            let next = queue
+                .lock()
+                .map_err(|_| Error::Internal("replay queue poisoned".into()))?
+                .next();
+            let Some((table, planned, item)) = next else {
+                return Ok(());
+            };
+            load_table(
+                &mut conn, self.repo, self.index, table, item, batch, self.bars,
+            )?;
+            for alter in &planned.after_rows {
+                run(&mut conn, alter).map_err(|e| {
+                    Error::Replay(format!(
+                        "adding the indexes and foreign keys of table {} after its rows: {e}",
+                        table.name
+                    ))
+                })?;
+            }
+        }
+    }
 }
 
 /// Stream one table's rows into it as multi-row INSERTs, each row line

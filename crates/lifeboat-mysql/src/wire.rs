@@ -71,6 +71,8 @@ const READ_SIZE: usize = 256 * 1024;
 enum Io {
     Plain(TcpStream),
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    /// A recorded server's replies (fuzzing): read from them, writes dropped.
+    Replay(std::io::Cursor<Vec<u8>>),
     /// While the socket moves into a TLS stream, or after that failed.
     Gone,
 }
@@ -84,6 +86,7 @@ impl Io {
         match self {
             Io::Plain(s) => s.read(buf),
             Io::Tls(s) => s.read(buf),
+            Io::Replay(c) => c.read(buf),
             Io::Gone => Err(gone()),
         }
     }
@@ -92,6 +95,7 @@ impl Io {
         match self {
             Io::Plain(s) => s.write_all(buf),
             Io::Tls(s) => s.write_all(buf).and_then(|()| s.flush()),
+            Io::Replay(_) => Ok(()),
             Io::Gone => Err(gone()),
         }
     }
@@ -169,9 +173,30 @@ impl Conn {
         // (the session's net_write_timeout, set to an hour by the dump).
         let _ = tcp.set_read_timeout(Some(READ_TIMEOUT));
         let _ = tcp.set_write_timeout(Some(READ_TIMEOUT));
-        let mut c = Conn {
-            io: Io::Plain(tcp),
-            buf: vec![0; READ_SIZE],
+        let mut c = Conn::over(Io::Plain(tcp), READ_SIZE, who.clone());
+        c.login(opts, &t.host, &t.user).map_err(|e| match e {
+            Error::Wire { why, .. } => protocol(&what, why),
+            e => e,
+        })?;
+        c.execute("SET time_zone='+00:00', NAMES utf8mb4 COLLATE utf8mb4_general_ci")?;
+        Ok(c)
+    }
+
+    /// A connection whose server says `replies` (its packets, as sent after
+    /// a query), for fuzzing the reader.
+    pub(crate) fn replaying(replies: Vec<u8>) -> Conn {
+        Conn::over(
+            Io::Replay(std::io::Cursor::new(replies)),
+            4096,
+            "fuzz".into(),
+        )
+    }
+
+    /// A connection over `io`, not yet logged in.
+    fn over(io: Io, buffer: usize, who: String) -> Conn {
+        Conn {
+            io,
+            buf: vec![0; buffer],
             start: 0,
             end: 0,
             big: Vec::new(),
@@ -179,14 +204,8 @@ impl Conn {
             seq: 0,
             caps: 0,
             server_version: String::new(),
-            who: who.clone(),
-        };
-        c.login(opts, &t.host, &t.user).map_err(|e| match e {
-            Error::Wire { why, .. } => protocol(&what, why),
-            e => e,
-        })?;
-        c.execute("SET time_zone='+00:00', NAMES utf8mb4 COLLATE utf8mb4_general_ci")?;
-        Ok(c)
+            who,
+        }
     }
 
     fn login(&mut self, opts: &MysqlOptions, host: &str, user: &str) -> Result<()> {
@@ -422,6 +441,12 @@ impl Conn {
             if first {
                 self.big.clear();
                 first = false;
+            }
+            if self.big.len() + len > MAX_PACKET as usize {
+                return Err(protocol(
+                    what,
+                    "the server sent a packet over 1 GiB (the limit this client announced)",
+                ));
             }
             // Copy out before the next fill moves the buffer.
             let chunk = start..start + len;
@@ -694,6 +719,27 @@ fn put_lenenc(out: &mut Vec<u8>, v: u64) {
             out.push(0xFE);
             out.extend_from_slice(&v.to_le_bytes());
         }
+    }
+}
+
+/// Fuzzing entry points into the protocol reader (see `crate::fuzzing`).
+pub(crate) mod fuzzing {
+    use super::{Conn, Handshake};
+
+    /// `replies` as a server's answer to a query, read as rows, and as a
+    /// statement that returns none; and as a greeting.
+    pub fn replies(replies: &[u8]) {
+        let _ = Handshake::parse(replies);
+        let mut conn = Conn::replaying(replies.to_vec());
+        let mut total = 0usize;
+        let _ = conn.stream("SELECT 1", &mut |row| {
+            for i in 0..row.len() {
+                total += row.get(i).map_or(0, <[u8]>::len);
+            }
+            Ok(())
+        });
+        let mut conn = Conn::replaying(replies.to_vec());
+        let _ = conn.execute_bytes(b"DO 1", "fuzz");
     }
 }
 

@@ -587,33 +587,9 @@ impl<A: Access> Run<'_, '_, A> {
                             o.key
                         )));
                     }
-                    let mut item = self.session.item(SOURCE, &o.key, "object", self.bar)?;
-                    item.push(&data)?;
-                    let mut got = data.len() as u64;
-                    let mut changed = false;
-                    while got < o.size {
-                        match pieces.next() {
-                            Some(Ok(Piece::Data { idx: i, data, .. })) if i == idx => {
-                                item.push(&data)?;
-                                got += data.len() as u64;
-                            }
-                            Some(Ok(Piece::Gone { idx: i } | Piece::Changed { idx: i }))
-                                if i == idx =>
-                            {
-                                changed = true;
-                                break;
-                            }
-                            Some(Err(e)) => return Err(e),
-                            _ => {
-                                return Err(Error::Internal(format!(
-                                    "download of {} ended early",
-                                    o.key
-                                )))
-                            }
-                        }
-                    }
-                    if changed {
-                        drop(item);
+                    if !self.fetched(idx, data, headers, &mut pieces)? {
+                        // Changed while read: skip its other ranges, read
+                        // it again later.
                         while pieces
                             .peek()
                             .is_some_and(|p| p.as_ref().is_ok_and(|p| p.idx() == idx))
@@ -621,23 +597,57 @@ impl<A: Access> Run<'_, '_, A> {
                             pieces.next();
                         }
                         retry.push(idx);
-                        continue;
                     }
-                    let meta = ObjectMeta {
-                        etag: o.etag.clone(),
-                        last_modified: o.last_modified.clone(),
-                        headers: headers.unwrap_or_default(),
-                        mode: None,
-                    };
-                    let item =
-                        item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                    self.record_fetched(idx, item, meta)?;
                 }
             }
         }
         let n = plans.len();
         self.carry_before(plans, &mut next, n)?;
         Ok(retry)
+    }
+
+    /// Object `idx` from its first range `data` and the ranges that follow
+    /// in `pieces`, as one item. False when it changed (or vanished) while
+    /// it was read: nothing is recorded, and it is read again.
+    fn fetched(
+        &mut self,
+        idx: usize,
+        data: bytes::Bytes,
+        headers: Option<Headers>,
+        pieces: &mut impl Iterator<Item = Result<Piece>>,
+    ) -> Result<bool> {
+        let listed = self.listed;
+        let o = &listed[idx];
+        let mut item = self.session.item(SOURCE, &o.key, "object", self.bar)?;
+        item.push(&data)?;
+        let mut got = data.len() as u64;
+        while got < o.size {
+            match pieces.next() {
+                Some(Ok(Piece::Data { idx: i, data, .. })) if i == idx => {
+                    item.push(&data)?;
+                    got += data.len() as u64;
+                }
+                Some(Ok(Piece::Gone { idx: i } | Piece::Changed { idx: i })) if i == idx => {
+                    return Ok(false)
+                }
+                Some(Err(e)) => return Err(e),
+                _ => {
+                    return Err(Error::Internal(format!(
+                        "download of {} ended early",
+                        o.key
+                    )))
+                }
+            }
+        }
+        let meta = ObjectMeta {
+            etag: o.etag.clone(),
+            last_modified: o.last_modified.clone(),
+            headers: headers.unwrap_or_default(),
+            mode: None,
+        };
+        let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
+        self.record_fetched(idx, item, meta)?;
+        Ok(true)
     }
 
     /// Objects that changed while being read: read them again, a few times.

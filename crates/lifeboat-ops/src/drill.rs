@@ -257,7 +257,6 @@ pub fn run(
         sample_percent: plan.sample_percent,
         ..Default::default()
     };
-    let has = |source: &str| snap.snapshot.sources.contains_key(source);
     for (source, error) in snap.snapshot.failed_sources() {
         report.problems.push(format!(
             "{source} failed during this backup ({error}): not in the snapshot"
@@ -271,17 +270,94 @@ pub fn run(
             return report;
         }
     }
+    let d = Drill {
+        repo,
+        index,
+        snap,
+        items,
+        plan,
+        bars,
+    };
+    // Phase 1: restore (each source's own checks run as it writes); the
+    // items of sources not restored anywhere are read and checked.
     let mut results: BTreeMap<SourceKind, SourceResult> = BTreeMap::new();
+    if let Some(r) = d.restore_mysql() {
+        results.insert(SourceKind::Mysql, r);
+    }
+    let staged = d.restore_objects().map(|(r, staged)| {
+        results.insert(SourceKind::Objects, r);
+        staged
+    });
+    if let Some(r) = d.restore_render() {
+        results.insert(SourceKind::Render, r);
+    }
+    if let Some(r) = d.restore_git() {
+        results.insert(SourceKind::Git, r);
+    }
+    let others = d.check_others(&results);
+    if items.is_empty() {
+        report
+            .problems
+            .push("the snapshot holds no item: nothing to verify".into());
+    }
+    // The hook, then phase 2: verify what is in staging now.
+    report.problems.extend(d.run_hook());
+    if let Some(r) = results.get_mut(&SourceKind::Mysql) {
+        d.verify_mysql(r);
+    }
+    if let (Some(Some(staged)), Some(r)) = (&staged, results.get_mut(&SourceKind::Objects)) {
+        d.verify_objects(staged, r);
+    }
+    if results.get(&SourceKind::Mysql).is_some_and(|r| r.ok()) {
+        d.cross_check(&mut report);
+    }
+    report.rto_seconds = clock.elapsed().as_secs_f64();
+    if let Some(url) = &plan.health_url {
+        health_check(url, &mut report);
+    }
+    for r in results.values().chain(others.values()) {
+        for m in &r.mismatches {
+            report.problems.push(format!("{}: {m}", r.source));
+        }
+    }
+    report.sources = results.into_values().chain(others.into_values()).collect();
+    report
+}
 
-    // Phase 1: restore.
-    if let (Some(target), true) = (&plan.mysql, has(lifeboat_mysql::SOURCE)) {
+/// The objects a drill restored and where, to list them afterwards.
+struct Staged {
+    target: Source,
+    selected: Vec<ManifestItem>,
+}
+
+/// One drill's inputs, shared by its phases.
+struct Drill<'a> {
+    repo: &'a Repository<FullAccess>,
+    index: &'a Index,
+    snap: &'a SnapshotEntry,
+    items: &'a [ManifestItem],
+    plan: &'a DrillPlan,
+    bars: &'a dyn ProgressBars,
+}
+
+impl Drill<'_> {
+    fn has(&self, source: &str) -> bool {
+        self.snap.snapshot.sources.contains_key(source)
+    }
+
+    /// Replay into the staging database (checked in phase 2).
+    fn restore_mysql(&self) -> Option<SourceResult> {
+        let target = self.plan.mysql.as_ref()?;
+        if !self.has(lifeboat_mysql::SOURCE) {
+            return None;
+        }
         let t = Instant::now();
         let opts = ReplayOptions {
             target: target.clone(),
             force: true,
             allow_source: false,
             trust_object_bodies: false,
-            connections: plan.connections.max(1),
+            connections: self.plan.connections.max(1),
             verify: false,
         };
         let mut r = SourceResult {
@@ -289,23 +365,28 @@ pub fn run(
             target: lifeboat_git::redact_url(&target.url),
             ..Default::default()
         };
-        if let Err(e) = lifeboat_mysql::replay(repo, index, items, &opts, bars) {
+        if let Err(e) = lifeboat_mysql::replay(self.repo, self.index, self.items, &opts, self.bars)
+        {
             r.mismatches.push(format!("replay failed: {e}"));
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert(SourceKind::Mysql, r);
+        Some(r)
     }
-    let mut selected: Vec<ManifestItem> = Vec::new();
-    // The staging bucket or directory the objects went to, to list it later.
-    let mut staged: Option<Source> = None;
-    if let (Some(staging), true) = (&plan.objects, has(lifeboat_objects::SOURCE)) {
+
+    /// The objects (or a sample) into the staging bucket or directory;
+    /// with where they went, unless the target could not be prepared.
+    fn restore_objects(&self) -> Option<(SourceResult, Option<Staged>)> {
+        let staging = self.plan.objects.as_ref()?;
+        if !self.has(lifeboat_objects::SOURCE) {
+            return None;
+        }
         let t = Instant::now();
-        let all = lifeboat_objects::select(items.to_vec(), &ObjectsRestoreOptions::default());
+        let all = lifeboat_objects::select(self.items.to_vec(), &ObjectsRestoreOptions::default());
         let total = all.len() as u64;
-        selected = match plan.sample_percent {
+        let selected: Vec<ManifestItem> = match self.plan.sample_percent {
             Some(p) => all
                 .into_iter()
-                .filter(|i| in_sample(&i.name, plan.seed, p))
+                .filter(|i| in_sample(&i.name, self.plan.seed, p))
                 .collect(),
             None => all,
         };
@@ -313,10 +394,6 @@ pub fn run(
             source: SourceKind::Objects.name().into(),
             items_expected: selected.len() as u64,
             details: serde_json::json!({ "objects_in_snapshot": total }),
-            ..Default::default()
-        };
-        let opts = ObjectsRestoreOptions {
-            force: true,
             ..Default::default()
         };
         let target = match staging {
@@ -327,13 +404,19 @@ pub fn run(
                 .map(Target::Bucket)
                 .map_err(|e| e.to_string()),
         };
-        match target {
+        let staged = match target {
             Ok(target) => {
                 r.target = match &target {
                     Target::Dir(d) => d.display().to_string(),
                     Target::Bucket(b) => b.location(),
                 };
-                match lifeboat_objects::restore(repo, index, &selected, &target, &opts, bars) {
+                let opts = ObjectsRestoreOptions {
+                    force: true,
+                    ..Default::default()
+                };
+                match lifeboat_objects::restore(
+                    self.repo, self.index, &selected, &target, &opts, self.bars,
+                ) {
                     Ok(o) => {
                         r.items = o.objects;
                         r.bytes = o.bytes;
@@ -342,17 +425,27 @@ pub fn run(
                     }
                     Err(e) => r.mismatches.push(format!("restore failed: {e}")),
                 }
-                staged = Some(match target {
+                let target = match target {
                     Target::Dir(d) => Source::Dir(d),
                     Target::Bucket(b) => Source::Bucket(b),
-                });
+                };
+                Some(Staged { target, selected })
             }
-            Err(e) => r.mismatches.push(e),
-        }
+            Err(e) => {
+                r.mismatches.push(e);
+                None
+            }
+        };
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert(SourceKind::Objects, r);
+        Some((r, staged))
     }
-    if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_render::SOURCE)) {
+
+    /// Env files (read back as they are written) into `scratch/render`.
+    fn restore_render(&self) -> Option<SourceResult> {
+        let scratch = self.plan.scratch.as_ref()?;
+        if !self.has(lifeboat_render::SOURCE) {
+            return None;
+        }
         let t = Instant::now();
         let dir = scratch.join(SourceKind::Render.name());
         let mut r = SourceResult {
@@ -362,7 +455,9 @@ pub fn run(
         };
         let done = wipe(&dir)
             .map_err(|e| e.to_string())
-            .and_then(|_| lifeboat_render::load(repo, index, items).map_err(|e| e.to_string()))
+            .and_then(|_| {
+                lifeboat_render::load(self.repo, self.index, self.items).map_err(|e| e.to_string())
+            })
             .and_then(|s| {
                 r.items_expected = (s.services.len() + s.env_groups.len()) as u64;
                 lifeboat_render::write_env_dir(&s, &dir, true).map_err(|e| e.to_string())
@@ -378,9 +473,15 @@ pub fn run(
             Err(e) => r.mismatches.push(e),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert(SourceKind::Render, r);
+        Some(r)
     }
-    if let (Some(scratch), true) = (&plan.scratch, has(lifeboat_git::SOURCE)) {
+
+    /// Every repository cloned (refs and `fsck` checked) into `scratch/git`.
+    fn restore_git(&self) -> Option<SourceResult> {
+        let scratch = self.plan.scratch.as_ref()?;
+        if !self.has(lifeboat_git::SOURCE) {
+            return None;
+        }
         let t = Instant::now();
         let dir = scratch.join(SourceKind::Git.name());
         let mut r = SourceResult {
@@ -388,16 +489,17 @@ pub fn run(
             target: dir.display().to_string(),
             ..Default::default()
         };
-        match wipe(&dir)
-            .map_err(|e| e.to_string())
-            .and_then(|_| lifeboat_git::repositories(&snap.snapshot).map_err(|e| e.to_string()))
-        {
+        match wipe(&dir).map_err(|e| e.to_string()).and_then(|_| {
+            lifeboat_git::repositories(&self.snap.snapshot).map_err(|e| e.to_string())
+        }) {
             Ok(repos) => {
                 r.items_expected = repos.len() as u64;
                 let mut refs = serde_json::Map::new();
                 for g in &repos {
                     let to = dir.join(&g.name);
-                    match lifeboat_git::restore_to_dir(repo, index, items, g, &to, false) {
+                    match lifeboat_git::restore_to_dir(
+                        self.repo, self.index, self.items, g, &to, false,
+                    ) {
                         Ok(done) => {
                             r.items += 1;
                             refs.insert(g.name.clone(), done.refs.into());
@@ -410,164 +512,177 @@ pub fn run(
             Err(e) => r.mismatches.push(e),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        results.insert(SourceKind::Git, r);
+        Some(r)
     }
 
-    // Items of sources the drill does not restore anywhere (a command's
-    // output, a source without staging): each is read whole and checked
-    // against its size and SHA-256, so no item of the snapshot goes
-    // unverified.
-    let restored: Vec<&str> = results.keys().map(|k| k.name()).collect();
-    let mut others: BTreeMap<String, SourceResult> = BTreeMap::new();
-    for item in items
-        .iter()
-        .filter(|i| !restored.contains(&i.source.as_str()))
-    {
-        let t = Instant::now();
-        let r = others
-            .entry(item.source.clone())
-            .or_insert_with(|| SourceResult {
-                source: item.source.clone(),
-                target: "(read and checked, not written)".into(),
-                ..Default::default()
-            });
-        r.items_expected += 1;
-        match repo.restore_item(
-            index,
-            item,
-            &mut std::io::sink(),
-            &lifeboat_store::NoProgress,
-        ) {
-            Ok(()) => {
-                r.items += 1;
-                r.bytes += item.size;
+    /// Items of sources the drill does not restore anywhere (a command's
+    /// output, a source without staging): each is read whole and checked
+    /// against its size and SHA-256, so no item of the snapshot goes
+    /// unverified.
+    fn check_others(
+        &self,
+        restored: &BTreeMap<SourceKind, SourceResult>,
+    ) -> BTreeMap<String, SourceResult> {
+        let restored: Vec<&str> = restored.keys().map(|k| k.name()).collect();
+        let mut others: BTreeMap<String, SourceResult> = BTreeMap::new();
+        for item in self
+            .items
+            .iter()
+            .filter(|i| !restored.contains(&i.source.as_str()))
+        {
+            let t = Instant::now();
+            let r = others
+                .entry(item.source.clone())
+                .or_insert_with(|| SourceResult {
+                    source: item.source.clone(),
+                    target: "(read and checked, not written)".into(),
+                    ..Default::default()
+                });
+            r.items_expected += 1;
+            match self.repo.restore_item(
+                self.index,
+                item,
+                &mut std::io::sink(),
+                &lifeboat_store::NoProgress,
+            ) {
+                Ok(()) => {
+                    r.items += 1;
+                    r.bytes += item.size;
+                }
+                Err(e) => r.mismatches.push(format!("{}: {e}", item.name)),
             }
-            Err(e) => r.mismatches.push(format!("{}: {e}", item.name)),
+            r.restore_seconds += t.elapsed().as_secs_f64();
         }
-        r.restore_seconds += t.elapsed().as_secs_f64();
-    }
-    if items.is_empty() {
-        report
-            .problems
-            .push("the snapshot holds no item: nothing to verify".into());
+        others
     }
 
-    // The hook, then phase 2: verify what is in staging now.
-    if let Some(cmd) = &plan.before_verify {
+    /// The command between the phases; its failure is a problem.
+    fn run_hook(&self) -> Option<String> {
+        let cmd = self.plan.before_verify.as_ref()?;
         let mut c = std::process::Command::new("sh");
         c.arg("-c").arg(cmd);
-        if let Some(m) = &plan.mysql {
+        if let Some(m) = &self.plan.mysql {
             c.env("LIFEBOAT_DRILL_MYSQL_URL", &m.url);
         }
-        if let Some(s) = &plan.scratch {
+        if let Some(s) = &self.plan.scratch {
             c.env("LIFEBOAT_DRILL_DIR", s);
         }
         match c.status() {
-            Ok(s) if s.success() => {}
-            Ok(s) => report
-                .problems
-                .push(format!("the before-verify command failed ({s})")),
+            Ok(s) if s.success() => None,
+            Ok(s) => Some(format!("the before-verify command failed ({s})")),
+            Err(e) => Some(format!("the before-verify command could not run: {e}")),
+        }
+    }
+
+    /// Every table of staging read back and compared with the snapshot.
+    fn verify_mysql(&self, r: &mut SourceResult) {
+        let Some(target) = &self.plan.mysql else {
+            return;
+        };
+        if !r.ok() {
+            return;
+        }
+        let t = Instant::now();
+        match lifeboat_mysql::verify_database(
+            self.repo,
+            self.index,
+            self.items,
+            target,
+            self.plan.connections,
+        ) {
+            Ok(v) => {
+                r.items = v.tables.len() as u64;
+                r.items_expected = v.tables.len() as u64;
+                r.details = serde_json::to_value(&v.tables).unwrap_or_default();
+            }
+            Err(e) => r.mismatches.push(e.to_string()),
+        }
+        r.verify_seconds = t.elapsed().as_secs_f64();
+    }
+
+    /// The staged objects listed and compared with the snapshot.
+    fn verify_objects(&self, staged: &Staged, r: &mut SourceResult) {
+        if !r.ok() {
+            return;
+        }
+        let t = Instant::now();
+        match staged.target.list() {
+            Ok(list) => {
+                let found: BTreeMap<String, u64> =
+                    list.into_iter().map(|l| (l.key, l.size)).collect();
+                for i in &staged.selected {
+                    match found.get(&i.name) {
+                        None => r
+                            .mismatches
+                            .push(format!("object {} is not in staging", i.name)),
+                        Some(s) if *s != i.size => r.mismatches.push(format!(
+                            "object {} has {s} bytes in staging, {} in the snapshot",
+                            i.name, i.size
+                        )),
+                        _ => {}
+                    }
+                }
+            }
+            Err(e) => r.mismatches.push(format!("listing staging: {e}")),
+        }
+        r.verify_seconds = t.elapsed().as_secs_f64();
+    }
+
+    /// The restored database's document rows against the snapshot's
+    /// objects (when the plan has the check and the snapshot both).
+    fn cross_check(&self, report: &mut DrillReport) {
+        let (Some(opts), Some(target)) = (&self.plan.cross_check, &self.plan.mysql) else {
+            return;
+        };
+        if !self.has(lifeboat_objects::SOURCE) {
+            return;
+        }
+        match check_references(Documents::Live(target), Objects::Snapshot(self.items), opts) {
+            Ok(x) => {
+                if !x.ok() {
+                    let names: Vec<String> = x
+                        .missing
+                        .iter()
+                        .chain(&x.differs)
+                        .take(10)
+                        .map(|d| format!("row {} -> {}", d.id, d.key))
+                        .collect();
+                    report.problems.push(format!(
+                        "cross-check: {} document row(s) point at missing and {} at different objects: {}",
+                        x.missing.len(),
+                        x.differs.len(),
+                        names.join(", ")
+                    ));
+                }
+                report.cross_check = serde_json::to_value(&x).ok().map(|mut v| {
+                    // Counts in the report; the lists can be long.
+                    for k in ["missing", "differs", "orphans", "local", "elsewhere"] {
+                        let n = v[k].as_array().map(Vec::len).unwrap_or(0);
+                        v[k] = n.into();
+                    }
+                    v
+                });
+            }
             Err(e) => report
                 .problems
-                .push(format!("the before-verify command could not run: {e}")),
+                .push(format!("cross-check could not run: {e}")),
         }
     }
-    if let (Some(target), Some(r)) = (&plan.mysql, results.get_mut(&SourceKind::Mysql)) {
-        if r.ok() {
-            let t = Instant::now();
-            match lifeboat_mysql::verify_database(repo, index, items, target, plan.connections) {
-                Ok(v) => {
-                    r.items = v.tables.len() as u64;
-                    r.items_expected = v.tables.len() as u64;
-                    r.details = serde_json::to_value(&v.tables).unwrap_or_default();
-                }
-                Err(e) => r.mismatches.push(e.to_string()),
-            }
-            r.verify_seconds = t.elapsed().as_secs_f64();
-        }
-    }
-    if let (Some(staged), Some(r)) = (&staged, results.get_mut(&SourceKind::Objects)) {
-        if r.ok() {
-            let t = Instant::now();
-            match staged.list() {
-                Ok(list) => {
-                    let found: BTreeMap<String, u64> =
-                        list.into_iter().map(|l| (l.key, l.size)).collect();
-                    for i in &selected {
-                        match found.get(&i.name) {
-                            None => r
-                                .mismatches
-                                .push(format!("object {} is not in staging", i.name)),
-                            Some(s) if *s != i.size => r.mismatches.push(format!(
-                                "object {} has {s} bytes in staging, {} in the snapshot",
-                                i.name, i.size
-                            )),
-                            _ => {}
-                        }
-                    }
-                }
-                Err(e) => r.mismatches.push(format!("listing staging: {e}")),
-            }
-            r.verify_seconds = t.elapsed().as_secs_f64();
-        }
-    }
-    if let (Some(opts), Some(target)) = (&plan.cross_check, &plan.mysql) {
-        if results.get(&SourceKind::Mysql).is_some_and(|r| r.ok()) && has(lifeboat_objects::SOURCE)
-        {
-            match check_references(Documents::Live(target), Objects::Snapshot(items), opts) {
-                Ok(x) => {
-                    if !x.ok() {
-                        let names: Vec<String> = x
-                            .missing
-                            .iter()
-                            .chain(&x.differs)
-                            .take(10)
-                            .map(|d| format!("row {} -> {}", d.id, d.key))
-                            .collect();
-                        report.problems.push(format!(
-                            "cross-check: {} document row(s) point at missing and {} at different objects: {}",
-                            x.missing.len(),
-                            x.differs.len(),
-                            names.join(", ")
-                        ));
-                    }
-                    report.cross_check = serde_json::to_value(&x).ok().map(|mut v| {
-                        // Counts in the report; the lists can be long.
-                        for k in ["missing", "differs", "orphans", "local", "elsewhere"] {
-                            let n = v[k].as_array().map(Vec::len).unwrap_or(0);
-                            v[k] = n.into();
-                        }
-                        v
-                    });
-                }
-                Err(e) => report
-                    .problems
-                    .push(format!("cross-check could not run: {e}")),
-            }
-        }
-    }
-    report.rto_seconds = clock.elapsed().as_secs_f64();
-    if let Some(url) = &plan.health_url {
-        match reqwest::blocking::get(url) {
-            Ok(resp) if resp.status().is_success() => {
-                report.health = Some(format!("{} {}", resp.status().as_u16(), url));
-            }
-            Ok(resp) => {
-                report.health = Some(format!("{} {}", resp.status().as_u16(), url));
+}
+
+/// GET the application's health URL: anything but 2xx is a problem.
+fn health_check(url: &str, report: &mut DrillReport) {
+    match reqwest::blocking::get(url) {
+        Ok(resp) => {
+            report.health = Some(format!("{} {}", resp.status().as_u16(), url));
+            if !resp.status().is_success() {
                 report
                     .problems
                     .push(format!("health check {url} answered {}", resp.status()));
             }
-            Err(e) => report.problems.push(format!("health check {url}: {e}")),
         }
+        Err(e) => report.problems.push(format!("health check {url}: {e}")),
     }
-    for r in results.values().chain(others.values()) {
-        for m in &r.mismatches {
-            report.problems.push(format!("{}: {m}", r.source));
-        }
-    }
-    report.sources = results.into_values().chain(others.into_values()).collect();
-    report
 }
 
 /// Where a drill may restore: the config's `[staging]`.

@@ -69,9 +69,44 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>> {
     .collect()
 }
 
+/// Fuzzing entry point (`fuzz/`, and the test below): `data` split at its
+/// first NUL into a name and a value; a line written for them reads back,
+/// with dotenvy, as exactly that pair. Not an API.
+#[doc(hidden)]
+pub fn fuzz_round_trip(data: &[u8]) {
+    let (key, value) = match data.iter().position(|b| *b == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (&b"K"[..], data),
+    };
+    let var = EnvVar {
+        key: String::from_utf8_lossy(key).into_owned(),
+        value: String::from_utf8_lossy(value).into_owned(),
+    };
+    let Ok(text) = line(&var) else { return };
+    let read: Vec<(String, String)> = dotenvy::from_read_iter(text.as_bytes())
+        .collect::<std::result::Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{text:?} does not read back: {e}"));
+    assert_eq!(read, vec![(var.key.clone(), var.value.clone())], "{text:?}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fuzz_entry_point_holds_on_awkward_values() {
+        for v in [
+            &b"K\0"[..],
+            b"K\0line one\nline two",
+            b"K\0carriage\rreturn",
+            b"K\0quote ' and \" and $X and \\",
+            b"K\0\xff\xfe not utf-8",
+            b"bad name\0v",
+            b"no nul at all",
+        ] {
+            fuzz_round_trip(v);
+        }
+    }
 
     #[test]
     fn awkward_values_round_trip_through_dotenvy() {

@@ -83,10 +83,7 @@ impl lifeboat_store::Classify for Error {
                  files; if the snapshot may be forged see docs/DISASTER-RECOVERY.md, \
                  \"compromised\"",
             ),
-            Error::Mismatch(_) => Some(
-                "run `lifeboat verify --read-data`; restore from an older snapshot if this one \
-                 is damaged",
-            ),
+            Error::Mismatch(_) => Some(lifeboat_store::hints::DIFFERS),
             _ => None,
         }
     }

@@ -43,6 +43,13 @@ pub enum ErrorClass {
     Internal,
 }
 
+/// Hints the sources' errors share.
+pub mod hints {
+    /// Restored data differs from what the snapshot says.
+    pub const DIFFERS: &str = "run `lifeboat verify --read-data`; restore from an older \
+                               snapshot if this one is damaged";
+}
+
 /// An error that knows its [`ErrorClass`] and, when there is one, the next
 /// step for the operator.
 pub trait Classify: std::error::Error {

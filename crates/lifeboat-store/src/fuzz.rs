@@ -1,11 +1,9 @@
-//! Fuzzing every parser of stored data with proptest (cargo-fuzz needs a
-//! nightly toolchain these machines do not have).
-//!
-//! Each target feeds a parser arbitrary bytes and mutations (bit flips,
-//! cut ends, spliced bytes, numbers swapped for huge ones) of real seeds:
-//! the plaintext formats from `fuzz/corpus/` at the root of the repository
-//! and, for sealed formats, files of a repository built when the tests
-//! start. A parser must return, never panic, and never allocate by a length
+//! The quick, in-suite version of the fuzz targets: proptest feeds each
+//! entry point of [`crate::fuzzing`] arbitrary bytes and mutations (bit
+//! flips, cut ends, spliced bytes, numbers swapped for huge ones) of the
+//! seeds in `fuzz/corpus/` at the root of the repository. The same entry
+//! points run coverage-guided under libFuzzer (`fuzz/`, `scripts/fuzz.sh`).
+//! A parser must return, never panic, and never allocate by a length
 //! field: what it returns stays within the limits it was given.
 //!
 //! `LIFEBOAT_FUZZ_CASES` sets the cases per target (256 in the test suite;
@@ -20,8 +18,9 @@ use proptest::prelude::*;
 use crate::backend::{Backend, FileKind, LocalBackend};
 use crate::backup::BackupOptions;
 use crate::crypto::{self, RestoreKey};
-use crate::index::{Index, IndexFile, MAX_INDEX_LEN};
-use crate::pack::{self, MAX_BLOB_LEN, MAX_HEADER_LEN, TRAILER_LEN};
+use crate::fuzzing;
+use crate::index::{IndexFile, MAX_INDEX_LEN};
+use crate::pack;
 use crate::repository::{parse_config, InitOptions, Repository};
 use crate::snapshot::{ManifestItem, Snapshot};
 
@@ -29,11 +28,10 @@ use crate::snapshot::{ManifestItem, Snapshot};
 mod mutate;
 use mutate::{config, corpus, inputs};
 
-/// A repository with one snapshot, and the raw files it stored.
+/// A repository with one snapshot, and the packs it stored.
 struct Fixture {
     _dir: tempfile::TempDir,
     repo: Repository<crate::repository::FullAccess>,
-    sealed: Vec<Vec<u8>>,
     packs: Vec<Vec<u8>>,
 }
 
@@ -69,13 +67,10 @@ fn fixture() -> &'static Fixture {
                 .map(|f| backend.read(kind, &f.name).expect("read"))
                 .collect::<Vec<_>>()
         };
-        let mut sealed = read_all(FileKind::Index);
-        sealed.extend(read_all(FileKind::Snapshot));
         let packs = read_all(FileKind::Pack);
         Fixture {
             _dir: dir,
             repo,
-            sealed,
             packs,
         }
     })
@@ -86,91 +81,52 @@ proptest! {
 
     #[test]
     fn fuzz_config(raw in inputs(corpus("config"))) {
-        if let Ok(c) = parse_config(&raw) {
-            prop_assert!(c.chunker.validate().is_ok());
-            prop_assert!((1 << 20..=1 << 30).contains(&c.pack_size));
-        }
+        fuzzing::config(&raw);
     }
 
     #[test]
     fn fuzz_index(raw in inputs(corpus("index"))) {
-        if let Ok(file) = serde_json::from_slice::<IndexFile>(&raw) {
-            let mut index = Index::default();
-            for p in &file.packs {
-                index.add_pack(p);
-            }
-            for p in &file.packs {
-                for b in &p.blobs {
-                    prop_assert!(index.get(&b.id).is_some());
-                }
-            }
-        }
+        fuzzing::index_file(&raw);
     }
 
     #[test]
     fn fuzz_snapshot(raw in inputs(corpus("snapshot"))) {
-        let _ = serde_json::from_slice::<Snapshot>(&raw);
+        fuzzing::snapshot(&raw);
     }
 
     #[test]
     fn fuzz_manifest(raw in inputs(corpus("manifest"))) {
-        for line in raw.split(|b| *b == b'\n') {
-            let _ = serde_json::from_slice::<ManifestItem>(line);
-        }
+        fuzzing::manifest(&raw);
     }
 
     #[test]
     fn fuzz_lock(raw in inputs(corpus("lock"))) {
-        let _ = serde_json::from_slice::<crate::lock::LockInfo>(&raw);
+        fuzzing::lock(&raw);
     }
 
     #[test]
     fn fuzz_key_files(raw in inputs(key_seeds())) {
-        let text = String::from_utf8_lossy(&raw);
-        let _ = crypto::BackupKey::parse(&text, "fuzz");
-        let _ = crypto::RestoreKey::parse(&text, "fuzz");
+        fuzzing::key_file(&raw);
     }
 
     #[test]
-    fn fuzz_delta(base in inputs(corpus("delta")), patch in inputs(corpus("delta"))) {
-        if let Ok(out) = crate::delta::apply(&base, &patch, 1 << 16) {
-            prop_assert!(out.len() <= 1 << 16);
-        }
+    fn fuzz_delta(raw in inputs(corpus("delta"))) {
+        fuzzing::delta(&raw);
     }
 
     #[test]
-    fn fuzz_sealed_metadata(raw in inputs(fixture().sealed.clone())) {
-        let f = fixture();
-        let limit = 4096;
-        if let Ok(out) = crypto::open(&[&f.repo.key().metadata_identity], &raw, limit) {
-            prop_assert!(out.len() <= limit);
-        }
-        let _ = crypto::open(&[&f.repo.key().metadata_identity], &raw, MAX_INDEX_LEN);
+    fn fuzz_sealed_metadata(raw in inputs(corpus("sealed"))) {
+        fuzzing::sealed(&raw);
     }
 
     #[test]
-    fn fuzz_pack(raw in inputs(fixture().packs.clone())) {
-        let f = fixture();
-        let meta = &f.repo.key().metadata_identity;
-        if let Ok(header) = pack::parse_pack(&raw, meta, f.repo.auth(), "fuzz") {
-            for e in header.entries {
-                prop_assert!(e.length <= MAX_BLOB_LEN && e.plain_length <= MAX_BLOB_LEN);
-                prop_assert!(e.offset as usize + e.length as usize <= raw.len());
-            }
-        }
+    fn fuzz_pack(raw in inputs(corpus("pack"))) {
+        fuzzing::pack(&raw);
     }
 
     #[test]
-    fn fuzz_pack_trailer(trailer in proptest::collection::vec(any::<u8>(), 0..12), pack_len in any::<u64>()) {
-        let mut t = trailer;
-        if t.len() >= 8 && t.len() % 2 == 0 {
-            t.truncate(8);
-            t[4..].copy_from_slice(pack::PACK_MAGIC);
-        }
-        if let Ok(len) = pack::parse_trailer(&t, pack_len, "fuzz") {
-            prop_assert!(len <= MAX_HEADER_LEN);
-            prop_assert!(len as u64 + TRAILER_LEN as u64 <= pack_len);
-        }
+    fn fuzz_pack_trailer(raw in proptest::collection::vec(any::<u8>(), 0..20)) {
+        fuzzing::pack_trailer(&raw);
     }
 }
 
@@ -224,8 +180,21 @@ fn write_corpus() {
         );
         let items = f.repo.manifest(&index, &s.snapshot).expect("manifest");
         let mut lines = Vec::new();
-        for i in items {
-            lines.extend(serde_json::to_vec(&i).expect("json"));
+        for i in &items {
+            lines.extend(serde_json::to_vec(i).expect("json"));
+            lines.push(b'\n');
+            // A carried item: its details in an info line (format 3).
+            let carried = ManifestItem {
+                name: format!("{}.carried", i.name),
+                sha256: String::new(),
+                meta: serde_json::Value::Null,
+                info: Some(crate::InfoRef {
+                    blob: i.blobs[0],
+                    line: 1,
+                }),
+                ..i.clone()
+            };
+            lines.extend(serde_json::to_vec(&carried).expect("json"));
             lines.push(b'\n');
         }
         put("manifest", "manifest.jsonl", &lines);
@@ -248,8 +217,31 @@ fn write_corpus() {
     p.copy(0);
     p.literal(b"(2,'B')\n");
     p.copy(2);
+    let patch = p.finish();
     put("delta", "base.txt", base);
-    put("delta", "patch.txt", &p.finish());
+    put("delta", "patch.txt", &patch);
+    put(
+        "delta",
+        "base-ff-patch.bin",
+        &[&base[..], &[0xff], &patch].concat(),
+    );
+    // Sealed seeds, to the fixed fuzzing keys (crate::fuzzing).
+    let snapshot = serde_json::to_vec(&snaps[0].snapshot).expect("json");
+    put(
+        "sealed",
+        "snapshot.age",
+        &fuzzing::seal_seed("snapshots", &snapshot),
+    );
+    put(
+        "sealed",
+        "lock.age",
+        &fuzzing::seal_seed("locks", &serde_json::to_vec(&lock).expect("json")),
+    );
+    put(
+        "pack",
+        "pack.bin",
+        &fuzzing::seal_seed("pack", b"(1,'a')\n(2,'b')\n"),
+    );
 }
 
 /// The seeds are valid: mutations start from inputs that parse, so they
@@ -273,12 +265,23 @@ fn corpus_seeds_parse() {
     for raw in corpus("lock") {
         serde_json::from_slice::<crate::lock::LockInfo>(&raw).expect("lock seed");
     }
-    let delta = corpus("delta");
-    crate::delta::apply(&delta[0], &delta[1], 1 << 16).expect("delta seed");
+    let combined = std::fs::read(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/delta/base-ff-patch.bin"),
+    )
+    .expect("delta seed");
+    let i = combined.iter().position(|b| *b == 0xff).expect("a 0xff");
+    crate::delta::apply(&combined[..i], &combined[i + 1..], 1 << 16).expect("delta seed");
+    for raw in corpus("sealed") {
+        fuzzing::open_seed(&raw).expect("sealed seed");
+    }
+    for raw in corpus("pack") {
+        let h = fuzzing::parse_pack_seed(&raw).expect("pack seed");
+        assert!(!h, "a seed pack is authenticated");
+    }
     let f = fixture();
     for p in &f.packs {
         let h = pack::parse_pack(p, &f.repo.key().metadata_identity, f.repo.auth(), "seed")
-            .expect("pack seed");
+            .expect("pack of a repository");
         assert!(!h.legacy, "a new repository's packs are authenticated");
     }
     for k in key_seeds() {

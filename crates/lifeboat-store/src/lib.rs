@@ -45,6 +45,8 @@ pub mod delta;
 mod error;
 #[cfg(test)]
 mod fuzz;
+#[doc(hidden)]
+pub mod fuzzing;
 mod id;
 mod index;
 mod lock;
@@ -60,7 +62,7 @@ mod verify;
 pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter, PARTIAL_TAG};
 pub use chunker::ChunkerParams;
 pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
-pub use error::{BackendError, BackendErrorKind, Classify, Error, ErrorClass, Result};
+pub use error::{hints, BackendError, BackendErrorKind, Classify, Error, ErrorClass, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};
 pub use index::{BlobLocation, Index};
 pub use lock::{LockInfo, MAX_CLOCK_SKEW, STALE_AFTER};

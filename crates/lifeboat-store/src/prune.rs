@@ -21,7 +21,7 @@ use crate::backend::FileKind;
 use crate::backup::PARTIAL_TAG;
 use crate::error::{Error, Result};
 use crate::id::{BlobId, PackId, SnapshotId};
-use crate::index::IndexPack;
+use crate::index::{Index, IndexPack};
 use crate::pack::{PackBuilder, PackEntry};
 use crate::repository::{FullAccess, Repository};
 use crate::snapshot::SnapshotEntry;
@@ -237,12 +237,76 @@ impl Repository<FullAccess> {
                 ),
             ));
         }
-        // Everything the snapshots need, delta bases included.
+        let (used, states) = self.used_blobs(&snapshots, &index)?;
+        let kept_copy = self.choose_copies(&index, &used)?;
+        let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
+        let mut report = PruneReport {
+            snapshots: snapshots.len(),
+            packs: stored.len(),
+            blobs_used: used.len(),
+            bytes_before: stored.values().sum(),
+            ..Default::default()
+        };
+        let mut plan = plan_packs(&index, &used, &kept_copy, &stored, opts, &mut report)?;
+        let old_indexes: Vec<String> = backend
+            .list(FileKind::Index)?
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        let old_states: Vec<String> = backend
+            .list(FileKind::State)?
+            .into_iter()
+            .map(|f| f.name)
+            .filter(|n| !states.contains(n))
+            .collect();
+        report.state_files_removed = old_states.len();
+        report.index_files_replaced = old_indexes.len();
+        if opts.dry_run {
+            let rewritten = rewritten_bytes(&plan.repack);
+            report.packs_written = rewritten.div_ceil(u64::from(self.config().pack_size)) as usize;
+            report.bytes_after = report.bytes_before
+                - plan
+                    .remove
+                    .iter()
+                    .filter_map(|n| stored.get(n))
+                    .sum::<u64>()
+                + rewritten;
+            return Ok(report);
+        }
+        // 1. Repacked data, still encrypted, into new packs.
+        for pack in self.repack(&plan.repack)? {
+            plan.keep.push(pack);
+            report.packs_written += 1;
+        }
+        // 2. Index files naming every kept pack, 3. the old ones removed
+        // (an old file with the same content has the same name: kept).
+        let written = self.write_index_files(&plan.keep)?;
+        for name in old_indexes.iter().filter(|n| !written.contains(*n)) {
+            backend.remove(FileKind::Index, name)?;
+        }
+        // 4. Packs, 5. state files.
+        for name in &plan.remove {
+            backend.remove(FileKind::Pack, name)?;
+        }
+        for name in &old_states {
+            backend.remove(FileKind::State, name)?;
+        }
+        report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
+        Ok(report)
+    }
+
+    /// Everything the snapshots need (their own blobs, their items' blobs
+    /// and info blobs, delta bases), and the state files they name.
+    fn used_blobs(
+        &self,
+        snapshots: &[SnapshotEntry],
+        index: &Index,
+    ) -> Result<(HashSet<BlobId>, HashSet<String>)> {
         let mut used: HashSet<BlobId> = HashSet::new();
         let mut states = HashSet::new();
-        for s in &snapshots {
+        for s in snapshots {
             used.extend(s.snapshot.own_blobs().copied());
-            for item in self.manifest_lines(&index, &s.snapshot)? {
+            for item in self.manifest_lines(index, &s.snapshot)? {
                 used.extend(item.needed_blobs());
             }
             states.extend(s.snapshot.sources.values().filter_map(|v| v.state.clone()));
@@ -253,19 +317,27 @@ impl Repository<FullAccess> {
                 "a snapshot needs it and no index names it: run `lifeboat verify`; prune stops rather than guess",
             ));
         }
-        // A used blob stored more than once keeps one copy that reads back
-        // (an index entry proves nothing about the bytes: a backup host can
-        // name a copy of its own under an existing id); the others are
-        // unused. None reads back: stop, deleting nothing.
-        let mut kept_copy: HashMap<BlobId, (PackId, u32)> = HashMap::new();
-        for id in &used {
+        Ok((used, states))
+    }
+
+    /// For each used blob stored more than once, the copy to keep: one that
+    /// reads back (an index entry proves nothing about the bytes: a backup
+    /// host can name a copy of its own under an existing id); the others
+    /// are unused. None reads back: stop, deleting nothing.
+    fn choose_copies(
+        &self,
+        index: &Index,
+        used: &HashSet<BlobId>,
+    ) -> Result<HashMap<BlobId, (PackId, u32)>> {
+        let mut kept_copy = HashMap::new();
+        for id in used {
             let copies = index.copies(id);
             if copies.len() < 2 {
                 continue;
             }
             let mut good = None;
             for loc in &copies {
-                match self.read_copy(&index, id, loc, 0) {
+                match self.read_copy(index, id, loc, 0) {
                     Ok(_) => {
                         good = Some((loc.pack, loc.offset));
                         break;
@@ -282,112 +354,17 @@ impl Repository<FullAccess> {
             })?;
             kept_copy.insert(*id, good);
         }
-        // Per pack: its entries (every copy), used or not.
-        let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();
-        for (id, loc) in index.iter_copies() {
-            let is_used = used.contains(&id)
-                && kept_copy
-                    .get(&id)
-                    .is_none_or(|c| *c == (loc.pack, loc.offset));
-            by_pack.entry(loc.pack).or_default().push((
-                PackEntry {
-                    id,
-                    kind: loc.kind,
-                    offset: loc.offset,
-                    length: loc.length,
-                    plain_length: loc.plain_length,
-                    base: loc.base,
-                },
-                is_used,
-            ));
-        }
-        let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
-        let mut report = PruneReport {
-            snapshots: snapshots.len(),
-            packs: stored.len(),
-            blobs_used: used.len(),
-            bytes_before: stored.values().sum(),
-            ..Default::default()
-        };
-        let mut keep: Vec<IndexPack> = Vec::new();
-        let mut remove: Vec<String> = Vec::new();
-        let mut repack: Vec<(PackId, Vec<PackEntry>)> = Vec::new();
-        for name in stored.keys() {
-            let Ok(pack_id) = name.parse::<PackId>() else {
-                continue;
-            };
-            let Some(entries) = by_pack.remove(&pack_id) else {
-                report.unindexed_packs_removed += 1;
-                remove.push(name.clone());
-                continue;
-            };
-            let total: u64 = entries.iter().map(|(e, _)| u64::from(e.length)).sum();
-            let unused: u64 = entries
-                .iter()
-                .filter(|(_, u)| !u)
-                .map(|(e, _)| u64::from(e.length))
-                .sum();
-            let unused_count = entries.iter().filter(|(_, u)| !u).count();
-            if unused == total {
-                report.packs_removed += 1;
-                report.blobs_removed += unused_count;
-                remove.push(name.clone());
-            } else if unused_count > 0 && unused as f64 > opts.repack_unused_share * total as f64 {
-                report.packs_repacked += 1;
-                report.blobs_removed += unused_count;
-                let kept = entries.into_iter().filter(|(_, u)| *u).map(|(e, _)| e);
-                repack.push((pack_id, kept.collect()));
-                remove.push(name.clone());
-            } else {
-                // Kept whole; its unused blobs stay indexed (and reusable),
-                // but not a copy set aside above for another that reads back.
-                keep.push(IndexPack {
-                    id: pack_id,
-                    blobs: entries
-                        .into_iter()
-                        .filter(|(e, u)| *u || !kept_copy.contains_key(&e.id))
-                        .map(|(e, _)| e)
-                        .collect(),
-                });
-            }
-        }
-        // A pack an index names but the backend lacks: its used blobs are
-        // lost; stop (verify names the snapshots).
-        if let Some((pack, entries)) = by_pack.iter().find(|(_, e)| e.iter().any(|(_, u)| *u)) {
-            return Err(Error::damaged(
-                format!("pack {pack}"),
-                format!(
-                    "indexed with {} used blob(s) but missing from the repository: run `lifeboat verify`",
-                    entries.len()
-                ),
-            ));
-        }
-        let old_indexes: Vec<String> = backend
-            .list(FileKind::Index)?
-            .into_iter()
-            .map(|f| f.name)
-            .collect();
-        let old_states: Vec<String> = backend
-            .list(FileKind::State)?
-            .into_iter()
-            .map(|f| f.name)
-            .filter(|n| !states.contains(n))
-            .collect();
-        report.state_files_removed = old_states.len();
-        report.index_files_replaced = old_indexes.len();
-        if opts.dry_run {
-            let rewritten = rewritten_bytes(&repack);
-            report.packs_written = rewritten.div_ceil(u64::from(self.config().pack_size)) as usize;
-            report.bytes_after = report.bytes_before
-                - remove.iter().filter_map(|n| stored.get(n)).sum::<u64>()
-                + rewritten;
-            return Ok(report);
-        }
-        // 1. Repacked data, still encrypted, into new packs.
+        Ok(kept_copy)
+    }
+
+    /// The kept blobs of `repack`, still sealed, copied into new packs.
+    fn repack(&self, repack: &[(PackId, Vec<PackEntry>)]) -> Result<Vec<IndexPack>> {
+        let backend = self.backend();
         let limit = self.config().pack_size as usize;
         let meta = self.inner.meta_recipient.clone();
+        let mut written = Vec::new();
         let mut builder = PackBuilder::with_buffer(Vec::new(), limit + (4 << 20));
-        for (old, entries) in &repack {
+        for (old, entries) in repack {
             let bytes = backend.read(FileKind::Pack, &old.to_hex())?;
             if crate::id::sha256(&bytes) != old.0 {
                 return Err(Error::damaged(
@@ -409,30 +386,14 @@ impl Repository<FullAccess> {
                         &mut builder,
                         PackBuilder::with_buffer(Vec::new(), limit + (4 << 20)),
                     );
-                    keep.push(self.store_pack(full, &meta)?);
-                    report.packs_written += 1;
+                    written.push(self.store_pack(full, &meta)?);
                 }
             }
         }
         if !builder.is_empty() {
-            keep.push(self.store_pack(builder, &meta)?);
-            report.packs_written += 1;
+            written.push(self.store_pack(builder, &meta)?);
         }
-        // 2. Index files naming every kept pack, 3. the old ones removed
-        // (an old file with the same content has the same name: kept).
-        let written = self.write_index_files(&keep)?;
-        for name in old_indexes.iter().filter(|n| !written.contains(*n)) {
-            backend.remove(FileKind::Index, name)?;
-        }
-        // 4. Packs, 5. state files.
-        for name in &remove {
-            backend.remove(FileKind::Pack, name)?;
-        }
-        for name in &old_states {
-            backend.remove(FileKind::State, name)?;
-        }
-        report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
-        Ok(report)
+        Ok(written)
     }
 
     fn store_pack(&self, builder: PackBuilder, meta: &dyn age::Recipient) -> Result<IndexPack> {
@@ -440,6 +401,102 @@ impl Repository<FullAccess> {
         self.backend().write(FileKind::Pack, &id.to_hex(), &bytes)?;
         Ok(IndexPack { id, blobs })
     }
+}
+
+/// What prune does with each pack.
+struct PackPlan {
+    /// Packs kept (whole), as the new index files name them.
+    keep: Vec<IndexPack>,
+    /// Packs removed (unused, unindexed, or repacked).
+    remove: Vec<String>,
+    /// Packs whose used blobs are copied into new packs: (pack, those blobs).
+    repack: Vec<(PackId, Vec<PackEntry>)>,
+}
+
+/// Decide, pack by pack, from which of its entries (every copy) are used:
+/// remove, repack (more unused than `opts` allows) or keep whole. Counts go
+/// into `report`. A pack an index names with used blobs but the backend
+/// lacks: their data is lost; stop.
+fn plan_packs(
+    index: &Index,
+    used: &HashSet<BlobId>,
+    kept_copy: &HashMap<BlobId, (PackId, u32)>,
+    stored: &BTreeMap<String, u64>,
+    opts: &PruneOptions,
+    report: &mut PruneReport,
+) -> Result<PackPlan> {
+    let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();
+    for (id, loc) in index.iter_copies() {
+        let is_used = used.contains(&id)
+            && kept_copy
+                .get(&id)
+                .is_none_or(|c| *c == (loc.pack, loc.offset));
+        by_pack.entry(loc.pack).or_default().push((
+            PackEntry {
+                id,
+                kind: loc.kind,
+                offset: loc.offset,
+                length: loc.length,
+                plain_length: loc.plain_length,
+                base: loc.base,
+            },
+            is_used,
+        ));
+    }
+    let mut plan = PackPlan {
+        keep: Vec::new(),
+        remove: Vec::new(),
+        repack: Vec::new(),
+    };
+    for name in stored.keys() {
+        let Ok(pack_id) = name.parse::<PackId>() else {
+            continue;
+        };
+        let Some(entries) = by_pack.remove(&pack_id) else {
+            report.unindexed_packs_removed += 1;
+            plan.remove.push(name.clone());
+            continue;
+        };
+        let total: u64 = entries.iter().map(|(e, _)| u64::from(e.length)).sum();
+        let unused: u64 = entries
+            .iter()
+            .filter(|(_, u)| !u)
+            .map(|(e, _)| u64::from(e.length))
+            .sum();
+        let unused_count = entries.iter().filter(|(_, u)| !u).count();
+        if unused == total {
+            report.packs_removed += 1;
+            report.blobs_removed += unused_count;
+            plan.remove.push(name.clone());
+        } else if unused_count > 0 && unused as f64 > opts.repack_unused_share * total as f64 {
+            report.packs_repacked += 1;
+            report.blobs_removed += unused_count;
+            let kept = entries.into_iter().filter(|(_, u)| *u).map(|(e, _)| e);
+            plan.repack.push((pack_id, kept.collect()));
+            plan.remove.push(name.clone());
+        } else {
+            // Kept whole; its unused blobs stay indexed (and reusable),
+            // but not a copy set aside for another that reads back.
+            plan.keep.push(IndexPack {
+                id: pack_id,
+                blobs: entries
+                    .into_iter()
+                    .filter(|(e, u)| *u || !kept_copy.contains_key(&e.id))
+                    .map(|(e, _)| e)
+                    .collect(),
+            });
+        }
+    }
+    if let Some((pack, entries)) = by_pack.iter().find(|(_, e)| e.iter().any(|(_, u)| *u)) {
+        return Err(Error::damaged(
+            format!("pack {pack}"),
+            format!(
+                "indexed with {} used blob(s) but missing from the repository: run `lifeboat verify`",
+                entries.len()
+            ),
+        ));
+    }
+    Ok(plan)
 }
 
 fn rewritten_bytes(repack: &[(PackId, Vec<PackEntry>)]) -> u64 {

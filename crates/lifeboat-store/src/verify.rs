@@ -74,6 +74,51 @@ struct Damage {
     pack_of: HashMap<BlobId, String>,
 }
 
+impl Damage {
+    /// The problems: files first, then each damaged or lost blob with every
+    /// snapshot and item that needs it (blobs lost together named once),
+    /// then damaged blobs no snapshot needs (a later backup would dedup
+    /// against them).
+    fn into_problems(self, blob_users: &BTreeMap<BlobId, BTreeSet<String>>) -> Vec<Problem> {
+        let mut problems = self.files;
+        let mut by_what: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
+        for (blob, users) in blob_users {
+            let (what, detail) = match self.blobs.get(blob) {
+                Some(why) => {
+                    let pack = self.pack_of.get(blob).cloned().unwrap_or_default();
+                    (format!("blob {blob} in {pack}"), why.clone())
+                }
+                None => (
+                    format!("blob {blob}"),
+                    "not in any index: its pack or index file is lost".into(),
+                ),
+            };
+            by_what
+                .entry((what, detail))
+                .or_default()
+                .extend(users.iter().cloned());
+        }
+        for ((what, detail), users) in by_what {
+            problems.push(Problem {
+                what,
+                detail,
+                needed_by: users.into_iter().collect(),
+            });
+        }
+        for (blob, why) in &self.blobs {
+            if !blob_users.contains_key(blob) {
+                let pack = self.pack_of.get(blob).cloned().unwrap_or_default();
+                problems.push(Problem {
+                    what: format!("blob {blob} in {pack}"),
+                    detail: format!("{why} (no snapshot needs it)"),
+                    needed_by: vec![],
+                });
+            }
+        }
+        problems
+    }
+}
+
 impl<A: Access> Repository<A> {
     /// Check the repository. Returns a report; an `Err` means verify itself
     /// could not run (backend unreachable, wrong key), not that damage was found.
@@ -107,7 +152,45 @@ impl<A: Access> Repository<A> {
         }
         report.snapshots = snapshots.len();
 
-        // Structure: every indexed blob lies inside an existing pack.
+        self.check_structure(&index, &packs, &mut report, &mut damage);
+        if let Some(pct) = opts.read_data_percent {
+            self.read_data(&index, &packs, pct, progress, &mut report, &mut damage)?;
+        }
+        // Attribute damage to the snapshots and items that need it.
+        let mut blob_users: BTreeMap<BlobId, BTreeSet<String>> = BTreeMap::new();
+        // With --read-data, the newest snapshot's items are also read whole
+        // and checked against their size and SHA-256: blob ids prove each
+        // blob, not that a manifest line says the truth about its item (a
+        // backup host could write one that does not).
+        let newest = snapshots
+            .iter()
+            .rfind(|s| !s.snapshot.is_from_the_future())
+            .map(|s| s.id)
+            .filter(|_| opts.read_data_percent.is_some());
+        for snap in &snapshots {
+            let read_items = Some(snap.id) == newest;
+            self.check_snapshot(
+                snap,
+                &index,
+                read_items,
+                &mut report,
+                &mut damage,
+                &mut blob_users,
+            )?;
+        }
+        report.problems = damage.into_problems(&blob_users);
+        Ok(report)
+    }
+
+    /// Every indexed blob lies inside an existing pack; packs no index
+    /// names are counted.
+    fn check_structure(
+        &self,
+        index: &Index,
+        packs: &BTreeMap<String, u64>,
+        report: &mut VerifyReport,
+        damage: &mut Damage,
+    ) {
         let indexed: BTreeSet<PackId> = index.packs().iter().copied().collect();
         report.unindexed_packs = packs
             .keys()
@@ -134,173 +217,163 @@ impl<A: Access> Repository<A> {
                 Some(_) => {}
             }
         }
+    }
 
-        if let Some(pct) = opts.read_data_percent {
-            let pct = pct.clamp(0.0, 100.0);
-            let mut names: Vec<&String> = packs.keys().collect();
-            let want = ((names.len() as f64) * pct / 100.0).ceil() as usize;
-            if want < names.len() {
-                use rand::seq::SliceRandom;
-                names.shuffle(&mut rand::rng());
-                names.truncate(want);
-                names.sort();
-            }
-            let by_pack = blobs_by_pack(&index);
-            progress.set_length(names.iter().map(|n| packs[*n]).sum());
-            let results = self.read_packs(&index, &names, &by_pack, &packs, progress)?;
-            let good: HashSet<BlobId> = results
-                .iter()
-                .flat_map(|r| r.good_blobs.iter().copied())
-                .collect();
-            for r in results {
-                report.packs_read += 1;
-                report.blobs_read += r.blobs_read;
-                if let Some(p) = r.file_problem {
-                    damage.files.push(p);
-                }
-                for (id, why) in r.bad_blobs {
-                    if good.contains(&id) {
-                        // Damage all the same (or a copy planted under an
-                        // existing id), but readers and prune use the
-                        // good copy: no snapshot loses anything.
-                        damage.files.push(Problem {
-                            what: format!("blob {id} in {}", r.path),
-                            detail: format!(
-                                "{why} (another copy reads back: nothing is lost, and \
-                                 `lifeboat prune` drops this one)"
-                            ),
-                            needed_by: vec![],
-                        });
-                        continue;
-                    }
-                    damage.pack_of.insert(id, r.path.clone());
-                    damage.blobs.insert(id, why);
-                }
-            }
-            progress.finish();
+    /// `--read-data`: read `pct`% of the packs whole, every blob in them
+    /// opened and checked against its id.
+    fn read_data(
+        &self,
+        index: &Index,
+        packs: &BTreeMap<String, u64>,
+        pct: f64,
+        progress: &dyn Progress,
+        report: &mut VerifyReport,
+        damage: &mut Damage,
+    ) -> Result<()> {
+        let pct = pct.clamp(0.0, 100.0);
+        let mut names: Vec<&String> = packs.keys().collect();
+        let want = ((names.len() as f64) * pct / 100.0).ceil() as usize;
+        if want < names.len() {
+            use rand::seq::SliceRandom;
+            names.shuffle(&mut rand::rng());
+            names.truncate(want);
+            names.sort();
         }
-
-        // Attribute damage to the snapshots and items that need it.
-        let mut blob_users: BTreeMap<BlobId, BTreeSet<String>> = BTreeMap::new();
-        // With --read-data, the newest snapshot's items are also read whole
-        // and checked against their size and SHA-256: blob ids prove each
-        // blob, not that a manifest line says the truth about its item (a
-        // backup host could write one that does not).
-        let newest = snapshots
+        let by_pack = blobs_by_pack(index);
+        progress.set_length(names.iter().map(|n| packs[*n]).sum());
+        let results = self.read_packs(index, &names, &by_pack, packs, progress)?;
+        let good: HashSet<BlobId> = results
             .iter()
-            .rfind(|s| !s.snapshot.is_from_the_future())
-            .map(|s| s.id);
-        for snap in &snapshots {
-            let short = snap.id.short();
-            let mut need = |blob: &BlobId, who: String| {
-                if damage.blobs.contains_key(blob) || !index.contains(blob) {
-                    blob_users.entry(*blob).or_default().insert(who);
-                }
-            };
-            for b in &snap.snapshot.manifest.blobs {
-                need(b, format!("snapshot {short} (its manifest)"));
+            .flat_map(|r| r.good_blobs.iter().copied())
+            .collect();
+        for r in results {
+            report.packs_read += 1;
+            report.blobs_read += r.blobs_read;
+            if let Some(p) = r.file_problem {
+                damage.files.push(p);
             }
-            for (source, summary) in &snap.snapshot.sources {
-                for b in &summary.info_blobs {
-                    need(b, format!("snapshot {short} (info of {source}'s state)"));
-                }
-            }
-            for (source, summary) in &snap.snapshot.sources {
-                let Some(state) = &summary.state else {
-                    continue;
-                };
-                if let Err(e) = self.source_state(&snap.snapshot, source) {
+            for (id, why) in r.bad_blobs {
+                if good.contains(&id) {
+                    // Damage all the same (or a copy planted under an
+                    // existing id), but readers and prune use the good
+                    // copy: no snapshot loses anything.
                     damage.files.push(Problem {
-                        what: FileKind::State.path(state),
+                        what: format!("blob {id} in {}", r.path),
                         detail: format!(
-                            "{e} (restores are unaffected; the next backup of {source} \
-                             reads everything again)"
+                            "{why} (another copy reads back: nothing is lost, and \
+                             `lifeboat prune` drops this one)"
                         ),
-                        needed_by: vec![format!("snapshot {short} (state of {source})")],
+                        needed_by: vec![],
                     });
+                    continue;
                 }
-            }
-            if self.access.data_identities().is_empty() {
-                continue; // manifests need the restore key; their blobs were checked above
-            }
-            match self.manifest_lines(&index, &snap.snapshot) {
-                Ok(mut items) => {
-                    if opts.read_data_percent.is_some() && Some(snap.id) == newest {
-                        if let Err(e) = self.resolve_info(&index, &mut items) {
-                            match e {
-                                Error::Damaged { what, detail } => damage.files.push(Problem {
-                                    what,
-                                    detail,
-                                    needed_by: vec![format!("snapshot {short}")],
-                                }),
-                                e => return Err(e),
-                            }
-                        }
-                        for item in items.iter().filter(|i| !i.details_sealed()) {
-                            report.items_checked += 1;
-                            let mut sink = std::io::sink();
-                            match self.read_item(&index, item, &mut sink, &crate::NoProgress) {
-                                Ok(()) => {}
-                                Err(Error::Damaged { detail, .. }) => damage.files.push(Problem {
-                                    what: format!("item {}", item.name),
-                                    detail,
-                                    needed_by: vec![format!("snapshot {short}")],
-                                }),
-                                Err(e) => return Err(e),
-                            }
-                        }
-                    }
-                    for item in items {
-                        for b in item.needed_blobs() {
-                            need(b, format!("snapshot {short} item {}", item.name));
-                        }
-                    }
-                }
-                Err(e) => damage.files.push(Problem {
-                    what: format!("snapshot {short}"),
-                    detail: format!("its manifest cannot be read: {e}"),
-                    needed_by: vec![format!("snapshot {short} (every item)")],
-                }),
+                damage.pack_of.insert(id, r.path.clone());
+                damage.blobs.insert(id, why);
             }
         }
-        report.problems = damage.files;
-        let mut by_what: BTreeMap<(String, String), BTreeSet<String>> = BTreeMap::new();
-        for (blob, users) in &blob_users {
-            let (what, detail) = match damage.blobs.get(blob) {
-                Some(why) => {
-                    let pack = damage.pack_of.get(blob).cloned().unwrap_or_default();
-                    (format!("blob {blob} in {pack}"), why.clone())
-                }
-                None => (
-                    format!("blob {blob}"),
-                    "not in any index: its pack or index file is lost".into(),
-                ),
+        progress.finish();
+        Ok(())
+    }
+
+    /// One snapshot: its state files readable, every blob it needs noted
+    /// (with who needs it) when damaged or unindexed, and, for the newest
+    /// with `--read-data`, every item read whole and checked.
+    fn check_snapshot(
+        &self,
+        snap: &crate::snapshot::SnapshotEntry,
+        index: &Index,
+        read_items: bool,
+        report: &mut VerifyReport,
+        damage: &mut Damage,
+        blob_users: &mut BTreeMap<BlobId, BTreeSet<String>>,
+    ) -> Result<()> {
+        let short = snap.id.short();
+        let mut need = |damage: &Damage, blob: &BlobId, who: String| {
+            if damage.blobs.contains_key(blob) || !index.contains(blob) {
+                blob_users.entry(*blob).or_default().insert(who);
+            }
+        };
+        for b in &snap.snapshot.manifest.blobs {
+            need(damage, b, format!("snapshot {short} (its manifest)"));
+        }
+        for (source, summary) in &snap.snapshot.sources {
+            for b in &summary.info_blobs {
+                need(
+                    damage,
+                    b,
+                    format!("snapshot {short} (info of {source}'s state)"),
+                );
+            }
+            let Some(state) = &summary.state else {
+                continue;
             };
-            by_what
-                .entry((what, detail))
-                .or_default()
-                .extend(users.iter().cloned());
-        }
-        for ((what, detail), users) in by_what {
-            report.problems.push(Problem {
-                what,
-                detail,
-                needed_by: users.into_iter().collect(),
-            });
-        }
-        // Damaged blobs no snapshot needs are still damage (a future backup
-        // would dedup against them); name them too.
-        for (blob, why) in &damage.blobs {
-            if !blob_users.contains_key(blob) {
-                let pack = damage.pack_of.get(blob).cloned().unwrap_or_default();
-                report.problems.push(Problem {
-                    what: format!("blob {blob} in {pack}"),
-                    detail: format!("{why} (no snapshot needs it)"),
-                    needed_by: vec![],
+            if let Err(e) = self.source_state(&snap.snapshot, source) {
+                damage.files.push(Problem {
+                    what: FileKind::State.path(state),
+                    detail: format!(
+                        "{e} (restores are unaffected; the next backup of {source} \
+                         reads everything again)"
+                    ),
+                    needed_by: vec![format!("snapshot {short} (state of {source})")],
                 });
             }
         }
-        Ok(report)
+        if self.access.data_identities().is_empty() {
+            return Ok(()); // manifests need the restore key; their blobs were checked above
+        }
+        let mut items = match self.manifest_lines(index, &snap.snapshot) {
+            Ok(items) => items,
+            Err(e) => {
+                damage.files.push(Problem {
+                    what: format!("snapshot {short}"),
+                    detail: format!("its manifest cannot be read: {e}"),
+                    needed_by: vec![format!("snapshot {short} (every item)")],
+                });
+                return Ok(());
+            }
+        };
+        if read_items {
+            self.check_items(index, &mut items, &short, report, damage)?;
+        }
+        for item in items {
+            for b in item.needed_blobs() {
+                need(damage, b, format!("snapshot {short} item {}", item.name));
+            }
+        }
+        Ok(())
+    }
+
+    /// Every item read whole and checked against its size and SHA-256 (its
+    /// details resolved from info lines first).
+    fn check_items(
+        &self,
+        index: &Index,
+        items: &mut [crate::ManifestItem],
+        short: &str,
+        report: &mut VerifyReport,
+        damage: &mut Damage,
+    ) -> Result<()> {
+        let damaged = |what, detail| Problem {
+            what,
+            detail,
+            needed_by: vec![format!("snapshot {short}")],
+        };
+        match self.resolve_info(index, items) {
+            Ok(()) => {}
+            Err(Error::Damaged { what, detail }) => damage.files.push(damaged(what, detail)),
+            Err(e) => return Err(e),
+        }
+        for item in items.iter().filter(|i| !i.details_sealed()) {
+            report.items_checked += 1;
+            match self.read_item(index, item, &mut std::io::sink(), &crate::NoProgress) {
+                Ok(()) => {}
+                Err(Error::Damaged { detail, .. }) => damage
+                    .files
+                    .push(damaged(format!("item {}", item.name), detail)),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 
     fn read_packs(

@@ -1,0 +1,1 @@
+CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `t`.`a` AS `a` from `t`

@@ -1,0 +1,1 @@
+CREATE TABLE `t` (`a` int NOT NULL, `b` varchar(10) DEFAULT 'x;y', PRIMARY KEY (`a`)) /*!50100 PARTITION BY HASH (`a`) */
