@@ -151,4 +151,31 @@ fn check_references_finds_exactly_the_planted_rows_and_objects() {
         ])
         .ok();
     assert!(out.stdout.contains("0 missing"), "{}", out.stdout);
+
+    // Another application names its columns otherwise: [check] says which.
+    db.sql(
+        "ALTER TABLE medical_documents CHANGE storage_provider provider ENUM('r2','local') NOT NULL, \
+         CHANGE storage_bucket bucket VARCHAR(100), CHANGE storage_key object_key VARCHAR(500) NOT NULL",
+    );
+    let live = [
+        "--config",
+        &cfg,
+        "check-references",
+        "--live-db",
+        "--live-objects",
+    ];
+    let out = lb.run(&live);
+    assert_ne!(out.code, 0, "the default columns are gone: {}", out.stdout);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str(
+        "\n[check]\nprovider_column = \"provider\"\nbucket_column = \"bucket\"\nkey_column = \"object_key\"\n",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let out = lb.run(&live).ok();
+    // Local rows are told by the provider column, so it was read.
+    assert!(
+        out.stdout.contains("0 missing") && out.stdout.contains("2 local rows"),
+        "{}",
+        out.stdout
+    );
 }

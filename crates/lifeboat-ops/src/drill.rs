@@ -440,19 +440,27 @@ impl Drill<'_> {
         Some((r, staged))
     }
 
-    /// Env files (read back as they are written) into `scratch/render`.
-    fn restore_render(&self) -> Option<SourceResult> {
+    /// For a source restored into `scratch/NAME`: that directory and its
+    /// result to fill, when the plan has a scratch directory and the
+    /// snapshot the source.
+    fn scratch_for(&self, kind: SourceKind) -> Option<(PathBuf, SourceResult)> {
         let scratch = self.plan.scratch.as_ref()?;
-        if !self.has(lifeboat_render::SOURCE) {
+        if !self.has(kind.name()) {
             return None;
         }
-        let t = Instant::now();
-        let dir = scratch.join(SourceKind::Render.name());
-        let mut r = SourceResult {
-            source: SourceKind::Render.name().into(),
+        let dir = scratch.join(kind.name());
+        let r = SourceResult {
+            source: kind.name().into(),
             target: dir.display().to_string(),
             ..Default::default()
         };
+        Some((dir, r))
+    }
+
+    /// Env files (read back as they are written) into `scratch/render`.
+    fn restore_render(&self) -> Option<SourceResult> {
+        let (dir, mut r) = self.scratch_for(SourceKind::Render)?;
+        let t = Instant::now();
         let done = wipe(&dir)
             .map_err(|e| e.to_string())
             .and_then(|_| {
@@ -478,17 +486,8 @@ impl Drill<'_> {
 
     /// Every repository cloned (refs and `fsck` checked) into `scratch/git`.
     fn restore_git(&self) -> Option<SourceResult> {
-        let scratch = self.plan.scratch.as_ref()?;
-        if !self.has(lifeboat_git::SOURCE) {
-            return None;
-        }
+        let (dir, mut r) = self.scratch_for(SourceKind::Git)?;
         let t = Instant::now();
-        let dir = scratch.join(SourceKind::Git.name());
-        let mut r = SourceResult {
-            source: SourceKind::Git.name().into(),
-            target: dir.display().to_string(),
-            ..Default::default()
-        };
         match wipe(&dir).map_err(|e| e.to_string()).and_then(|_| {
             lifeboat_git::repositories(&self.snap.snapshot).map_err(|e| e.to_string())
         }) {
