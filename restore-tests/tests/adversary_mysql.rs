@@ -231,7 +231,11 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
             Box::new({
                 let e = evil(1);
                 move |s| {
-                    s["server"]["character_set"] = format!("utf8mb4; CREATE DATABASE `{e}`").into()
+                    // The database's own default (schema version 2), and the
+                    // server's, which version 1 replays used.
+                    let evil = format!("utf8mb4; CREATE DATABASE `{e}`");
+                    s["server"]["character_set"] = evil.clone().into();
+                    s["defaults"]["character_set"] = evil.into();
                 }
             }),
             Box::new(none),
@@ -243,11 +247,28 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
             Box::new({
                 let v = v.clone();
                 move |s| {
-                    s["server"]["collation"] = format!("utf8mb4_bin; DROP DATABASE `{v}`").into()
+                    let evil = format!("utf8mb4_bin; DROP DATABASE `{v}`");
+                    s["server"]["collation"] = evil.clone().into();
+                    s["defaults"]["collation"] = evil.into();
                 }
             }),
             Box::new(none),
             "is not a collation name",
+            vec![],
+        ),
+        (
+            "an event's time zone that closes its quote",
+            Box::new({
+                let e = evil(4);
+                move |s| {
+                    set_object(s, "events", "nightly", "CREATE EVENT nightly ON SCHEDULE EVERY 1 DAY DO DELETE FROM orders WHERE id < 0");
+                    let last = s["events"].as_array().map_or(0, |a| a.len()) - 1;
+                    s["events"][last]["time_zone"] =
+                        format!("+00:00', sql_mode = (SELECT 1 FROM `{e}`) -- ").into();
+                }
+            }),
+            Box::new(none),
+            "which is not a time zone",
             vec![],
         ),
         (
@@ -379,12 +400,14 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
             vec![],
         ),
         (
-            "a definer put back",
+            // The head's DEFINER is replay's own (built from the entry's
+            // `definer`, quoted); one anywhere else is refused.
+            "a definer outside the head",
             Box::new(|s| {
-                set_object(s, "views", "big_orders", "CREATE DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW big_orders AS SELECT 1")
+                set_object(s, "routines", "add_order", "CREATE PROCEDURE add_order(IN n INT) BEGIN ALTER DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW big_orders AS SELECT 1; END")
             }),
             Box::new(none),
-            "expected VIEW, found \"DEFINER\"",
+            "it uses DEFINER",
             vec![],
         ),
         (

@@ -284,6 +284,13 @@ pub struct RestoreArgs {
     /// target account's privileges: only for a snapshot you know is yours.
     #[arg(long)]
     pub trust_object_bodies: bool,
+    /// mysql: who the views, triggers, routines and events belong to:
+    /// `keep` their definers (refused if this account may not set them),
+    /// `current-user` (this account, each rewrite reported), `invoker`
+    /// (also SQL SECURITY INVOKER), or `auto` (default): keep where this
+    /// account may, else current-user.
+    #[arg(long, value_name = "RULE")]
+    pub definers: Option<lifeboat_mysql::Definers>,
     /// objects: only keys starting with this.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,

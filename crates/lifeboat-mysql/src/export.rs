@@ -9,7 +9,7 @@ use crate::encode::ident;
 use crate::encode::Lines;
 use crate::error::{Error, Result};
 use crate::replay::{load_schema, views_in_order};
-use crate::schema::sql_mode_literal;
+use crate::schema::{quote, sql_mode_literal, strip_definer};
 
 /// Rows per INSERT statement are capped at about this many bytes, well
 /// under the smallest common `max_allowed_packet` (4 MiB on older servers).
@@ -65,28 +65,43 @@ pub fn export(
         lines.finish().map_err(io)?;
         rows.end().map_err(io)?;
     }
-    for v in views_in_order(&schema.views) {
-        writeln!(out, "\n{};", v.create).map_err(io)?;
-    }
-    // Bodies contain ';', so the client needs another delimiter for these.
+    // Objects without their definers (whoever loads the file owns them, as
+    // with MySQL Shell's strip_definers), each in the session it was
+    // created in; bodies contain ';', so the client needs another delimiter.
     writeln!(out, "\nDELIMITER ;;").map_err(io)?;
-    for o in schema
-        .triggers
-        .iter()
+    for o in views_in_order(&schema.views)
+        .into_iter()
+        .chain(&schema.triggers)
         .chain(&schema.routines)
         .chain(&schema.events)
     {
+        let mut set = vec![format!("sql_mode = {}", sql_mode_literal(&o.sql_mode))];
+        let name_ok = |n: &str| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        for (var, v) in [
+            ("character_set_client", &o.character_set_client),
+            ("collation_connection", &o.collation_connection),
+        ] {
+            // The file is UTF-8: another client character set only where
+            // the text reads the same in it.
+            let fits = |v: &str| o.create.is_ascii() || v.to_ascii_lowercase().starts_with("utf8");
+            if let Some(v) = v.as_deref().filter(|v| name_ok(v) && fits(v)) {
+                set.push(format!("{var} = {v}"));
+            }
+        }
+        if let Some(tz) = &o.time_zone {
+            set.push(format!("time_zone = {}", quote(tz)));
+        }
         writeln!(
             out,
-            "SET SESSION sql_mode = {} ;;\n{} ;;",
-            sql_mode_literal(&o.sql_mode),
-            o.create
+            "SET SESSION {} ;;\n{} ;;",
+            set.join(", "),
+            strip_definer(&o.create)
         )
         .map_err(io)?;
     }
     writeln!(
         out,
-        "DELIMITER ;\nSET FOREIGN_KEY_CHECKS = 1;\nSET UNIQUE_CHECKS = 1;"
+        "DELIMITER ;\nSET NAMES utf8mb4;\nSET FOREIGN_KEY_CHECKS = 1;\nSET UNIQUE_CHECKS = 1;"
     )
     .map_err(io)?;
     Ok(())

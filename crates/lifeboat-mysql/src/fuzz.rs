@@ -220,7 +220,7 @@ mod create_check {
     use proptest::prelude::*;
 
     use super::config;
-    use crate::guard::{check_object, check_table};
+    use crate::guard::{check_object, check_table, Rewrite};
     use crate::lexer::{tokens, Dialect};
     use crate::schema::Object;
 
@@ -268,17 +268,17 @@ mod create_check {
         #[test]
         fn fuzz_appended_statements_are_refused(which in 0..4usize, junk in text(), cut in any::<usize>()) {
             let (kind, create) = HONEST[which];
-            let mut o = Object { name: "v".into(), kind: kind.into(), sql_mode: String::new(), create: create.into() };
-            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_ok());
+            let mut o = Object { name: "v".into(), kind: kind.into(), sql_mode: String::new(), create: create.into(), ..Default::default() };
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false, &Rewrite::default()).is_ok());
             // Appended after a ';' at top level: refused, whatever follows.
             o.create = format!("{create}; DROP DATABASE victim {junk}");
-            prop_assert!(check_object(&o, Dialect::default(), &scope(), false).is_err(), "{}", o.create);
+            prop_assert!(check_object(&o, Dialect::default(), &scope(), false, &Rewrite::default()).is_err(), "{}", o.create);
             // Junk anywhere: no panic; accepted only if it still names no
             // other database.
             let at = cut % (create.len() + 1);
             if create.is_char_boundary(at) {
                 o.create = format!("{}{junk}{}", &create[..at], &create[at..]);
-                if let Ok(sql) = check_object(&o, Dialect::default(), &scope(), false) {
+                if let Ok(sql) = check_object(&o, Dialect::default(), &scope(), false, &Rewrite::default()) {
                     let toks = tokens(&sql, Dialect::default()).expect("accepted texts tokenize");
                     prop_assert!(!toks.windows(3).any(|w| &sql[w[0].start..w[0].end] == "victim" && &sql[w[1].start..w[1].end] == "."), "{sql}");
                 }

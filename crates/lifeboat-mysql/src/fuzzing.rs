@@ -6,7 +6,7 @@
 use std::io::Write;
 
 use crate::encode::Lines;
-use crate::guard::{check_object, check_row, check_table, Scope};
+use crate::guard::{check_object, check_row, check_table, Rewrite, Scope};
 use crate::lexer::{tokens, Dialect};
 use crate::rows::parse_row;
 use crate::schema::{Object, Schema};
@@ -85,7 +85,7 @@ pub fn schema(data: &[u8]) {
         .chain(&schema.routines)
         .chain(&schema.events)
     {
-        if let Ok(sql) = check_object(o, d, &scope(), false) {
+        if let Ok(sql) = check_object(o, d, &scope(), false, &Rewrite::default()) {
             assert!(!names_victim(&sql), "{sql}");
         }
     }
@@ -112,8 +112,11 @@ pub fn sql_text(data: &[u8]) {
             kind: kind.into(),
             sql_mode: String::new(),
             create: sql.into(),
+            ..Default::default()
         };
-        if let Ok(checked) = check_object(&o, Dialect::default(), &scope(), false) {
+        if let Ok(checked) =
+            check_object(&o, Dialect::default(), &scope(), false, &Rewrite::default())
+        {
             assert!(!names_victim(&checked), "{checked}");
         }
     }

@@ -30,6 +30,7 @@ mod dump;
 mod encode;
 mod error;
 mod export;
+mod fidelity;
 #[cfg(test)]
 mod fuzz;
 #[doc(hidden)]
@@ -46,6 +47,7 @@ pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};
 pub use export::export;
+pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
 pub use replay::{
     databases, replay, select_database, verify_database, ReplayOptions, ReplayReport, TableCheck,
 };

@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row, Lines};
 use crate::error::{Error, Result};
+use crate::fidelity::{self, Account, Definers, ExpectedSchema, Known, SchemaCheck};
 use crate::guard::{self, Scope};
 use crate::lexer::Dialect;
 use crate::schema::{
@@ -47,6 +48,11 @@ pub struct ReplayOptions {
     /// Read every table back and compare with the manifest afterwards (as
     /// [`verify_database`] does). Off only for callers that verify later.
     pub verify: bool,
+    /// Who the replayed views, triggers, routines and events belong to.
+    pub definers: Definers,
+    /// Create events DISABLEd (drills: production's schedules never run
+    /// in staging). A restore keeps each event's status.
+    pub disable_events: bool,
 }
 
 /// One table's check after a replay.
@@ -80,12 +86,28 @@ pub struct ReplayReport {
     pub load_seconds: f64,
     /// Seconds spent reading the target back to check it.
     pub check_seconds: f64,
+    /// Each object replay changed, and how (a definer it could not or was
+    /// told not to keep, SQL SECURITY, an event a drill disabled).
+    pub rewritten: Vec<String>,
+    /// What else to know: a definer with no account on the target, a
+    /// session setting the target lacks.
+    pub notes: Vec<String>,
+    /// The target's schema compared with the snapshot's (with the check).
+    pub schema: Option<SchemaCheck>,
+    /// What the schema check compares with (for a later
+    /// [`verify_database`]).
+    #[serde(skip)]
+    pub expected: ExpectedSchema,
 }
 
 impl ReplayReport {
     /// True when every table and object matches.
     pub fn ok(&self) -> bool {
         self.objects_created == self.objects_expected
+            && self
+                .schema
+                .as_ref()
+                .is_none_or(|s| s.differences.is_empty())
             && self
                 .tables
                 .iter()
@@ -188,7 +210,7 @@ fn rows_of(item: &ManifestItem) -> u64 {
 }
 
 /// A refusal: the snapshot holds something replay will not send.
-fn refused(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
+pub(crate) fn refused(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
     Error::Refused(format!(
         "{what}: {why}; refusing to replay this snapshot (its MySQL schema or rows are damaged, \
          or were forged by whoever could write to the repository)"
@@ -219,9 +241,14 @@ struct PlannedTable {
 /// A view, trigger, routine or event as it will be created.
 struct PlannedObject {
     label: String,
-    /// `SET SESSION sql_mode = ...` for it.
-    mode: String,
+    /// `SET SESSION sql_mode = ..., character_set_client = ...` for it.
+    session: String,
     create: String,
+    /// Its character_set_client (the text is sent in it).
+    charset: Option<String>,
+    /// `ALTER DATABASE` to its database collation and back, when that
+    /// differs from the database's default.
+    collation: Option<(String, String)>,
 }
 
 /// Everything a replay will send but the rows, checked before the first
@@ -233,6 +260,9 @@ struct Plan {
     session_mode: String,
     tables: Vec<PlannedTable>,
     objects: Vec<PlannedObject>,
+    rewritten: Vec<String>,
+    notes: Vec<String>,
+    expected: ExpectedSchema,
 }
 
 /// Check the schema against the target server and build the [`Plan`].
@@ -244,8 +274,9 @@ fn prepare(
     table_items: &HashMap<String, ManifestItem>,
     target_db: &str,
     target_flavor: &str,
-    trust_bodies: bool,
+    opts: &ReplayOptions,
 ) -> Result<Plan> {
+    let trust_bodies = opts.trust_object_bodies;
     let named = |what: &str, name: &str, db: bool| {
         guard::check_name(what, name, db).map_err(|e| refused("the MySQL schema", e))
     };
@@ -306,13 +337,21 @@ fn prepare(
     }
     let dialect = |mode: &str| dialects.get(mode).copied().unwrap_or_default();
 
-    // Character set and collation: names only, and ones the target has.
-    let cs = if schema.server.character_set.is_empty() {
+    // Character set and collation: the database's own (the server's in
+    // version 1 snapshots); names only, and ones the target has.
+    let (cs, collation) = match &schema.defaults {
+        Some(d) => (d.character_set.clone(), d.collation.clone()),
+        None => (
+            schema.server.character_set.clone(),
+            schema.server.collation.clone(),
+        ),
+    };
+    let cs = if cs.is_empty() {
         "utf8mb4".to_string()
     } else {
-        schema.server.character_set.clone()
+        cs
     };
-    let collation = adapt_for_target(&schema.server.collation, target_flavor);
+    let collation = adapt_for_target(&collation, target_flavor);
     for (what, name) in [
         ("character set", cs.as_str()),
         ("collation", collation.as_str()),
@@ -334,7 +373,7 @@ fn prepare(
         .collect();
     if !charsets.iter().any(|c| c.eq_ignore_ascii_case(&cs)) {
         return Err(Error::Target(format!(
-            "the target server has no character set {cs:?} (the snapshot's server default)"
+            "the target server has no character set {cs:?} (the snapshot's database default)"
         )));
     }
     let mut create_database = format!(
@@ -355,7 +394,7 @@ fn prepare(
         });
         if !known {
             return Err(Error::Target(format!(
-                "the target server has no collation {collation:?} for the character set {cs:?} (the snapshot's server default)"
+                "the target server has no collation {collation:?} for the character set {cs:?} (the snapshot's database default)"
             )));
         }
         create_database.push_str(&format!(" COLLATE {}", ident(&collation)));
@@ -400,6 +439,22 @@ fn prepare(
             },
         });
     }
+    let target_version = conn.text_value("SELECT VERSION()")?;
+    let exact = target_version == schema.server.version;
+    let mut expected = ExpectedSchema::new(exact);
+    for t in &schema.tables {
+        expected.table(&t.name, &adapt_for_target(&t.create, target_flavor));
+    }
+    let account = Account::of(conn)?;
+    let known = Known::of(conn, target_flavor)?;
+    let (mut rewritten, mut notes) = (Vec::new(), Vec::new());
+    if schema.version < 2 && !objects.is_empty() {
+        notes.push(format!(
+            "this snapshot's schema (version {}) predates definers being kept: its views, \
+             triggers, routines and events become {}'s, with SQL SECURITY INVOKER",
+            schema.version, account.name
+        ));
+    }
     let mut planned = Vec::new();
     for o in objects {
         let label = format!("{} {}", o.kind.to_lowercase(), o.name);
@@ -408,8 +463,10 @@ fn prepare(
             create,
             ..o.clone()
         };
+        let how = fidelity::plan_object(o, &account, opts.definers, opts.disable_events)?;
         let trust = trust_bodies && !o.kind.eq_ignore_ascii_case("EVENT");
-        let create = guard::check_object(&obj, dialect(&o.sql_mode), &scope, trust).map_err(|e| {
+        let d = dialect(&o.sql_mode);
+        let create = guard::check_object(&obj, d, &scope, trust, &how.rewrite).map_err(|e| {
             let hint = if o.kind.eq_ignore_ascii_case("EVENT") || trust_bodies {
                 ""
             } else {
@@ -417,10 +474,31 @@ fn prepare(
             };
             refused(format!("the CREATE text of {label}"), format!("{e}{hint}"))
         })?;
+        let session = fidelity::session_for(o, &known, &mut notes)?;
+        let switch = o
+            .database_collation
+            .as_deref()
+            .map(|c| adapt_for_target(c, target_flavor))
+            .filter(|c| !c.eq_ignore_ascii_case(&collation) && known.has_collation(c))
+            .filter(|_| !collation.is_empty())
+            .map(|c| {
+                let db = ident(target_db);
+                (
+                    format!("ALTER DATABASE {db} COLLATE {}", ident(&c)),
+                    format!("ALTER DATABASE {db} COLLATE {}", ident(&collation)),
+                )
+            });
+        expected.object(o, &create, how.definer, d);
+        rewritten.extend(how.rewritten);
         planned.push(PlannedObject {
             label,
-            mode: sql_mode_literal(&o.sql_mode),
+            session,
             create,
+            charset: o
+                .character_set_client
+                .clone()
+                .filter(|c| known.has_charset(c)),
+            collation: switch,
         });
     }
     Ok(Plan {
@@ -428,6 +506,9 @@ fn prepare(
         session_mode: sql_mode_literal(&schema.server.sql_mode),
         tables,
         objects: planned,
+        rewritten,
+        notes,
+        expected,
     })
 }
 
@@ -474,14 +555,7 @@ pub fn replay(
     let mut conn = connect(&opts.target)?;
     refuse_the_source(&mut conn, &schema, &target, opts.allow_source)?;
     let fl = flavor(&conn.text_value("SELECT VERSION()")?);
-    let plan = prepare(
-        &mut conn,
-        &schema,
-        &table_items,
-        &target.database,
-        fl,
-        opts.trust_object_bodies,
-    )?;
+    let mut plan = prepare(&mut conn, &schema, &table_items, &target.database, fl, opts)?;
     let db = ident(&target.database);
     make_room(&mut conn, &target, opts.force)?;
     run(&mut conn, &plan.create_database)?;
@@ -506,10 +580,9 @@ pub fn replay(
     // Objects after the data, so triggers do not fire during the load.
     let objects_expected =
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
+    let mut notes = std::mem::take(&mut plan.notes);
     for o in &plan.objects {
-        run(&mut conn, &format!("SET SESSION sql_mode = {}", o.mode))?;
-        run(&mut conn, &o.create)
-            .map_err(|e| Error::Replay(format!("creating {}: {e}", o.label)))?;
+        create_object(&mut conn, o, &mut notes)?;
     }
     let objects_created = count_objects(&mut conn, &target.database)?;
     drop(conn);
@@ -521,6 +594,10 @@ pub fn replay(
         objects_expected,
         load_seconds: started.elapsed().as_secs_f64(),
         check_seconds: 0.0,
+        rewritten: std::mem::take(&mut plan.rewritten),
+        notes,
+        schema: None,
+        expected: std::mem::take(&mut plan.expected),
     };
     if opts.verify {
         let checked = Instant::now();
@@ -531,10 +608,43 @@ pub fn replay(
             &target.database,
             workers,
         )?;
+        report.schema = Some(fidelity::check_schema(
+            &mut connect(&opts.target)?,
+            &target.database,
+            &report.expected,
+        )?);
         report.check_seconds = checked.elapsed().as_secs_f64();
         judge(&report)?;
     }
     Ok(report)
+}
+
+/// One view, trigger, routine or event: in its own session (and database
+/// collation), its text in its own character set; a definer the target
+/// has no account for is noted.
+fn create_object(conn: &mut Conn, o: &PlannedObject, notes: &mut Vec<String>) -> Result<()> {
+    let failed = |e: Error| Error::Replay(format!("creating {}: {e}", o.label));
+    let sql = fidelity::encode_for(conn, &o.create, o.charset.as_deref())?;
+    run(conn, &o.session).map_err(failed)?;
+    if let Some((to, _)) = &o.collation {
+        run(conn, to).map_err(failed)?;
+    }
+    conn.execute_bytes(&sql, &crate::schema::short(&o.create))
+        .map_err(failed)?;
+    for w in conn.text_rows("SHOW WARNINGS")? {
+        // 1449: "The user specified as a definer ('x'@'y') does not exist".
+        if w.get(1).cloned().flatten().as_deref() == Some("1449") {
+            notes.push(format!(
+                "{}: {} (re-create the account first, e.g. restore --with-users; until then it fails when used)",
+                o.label,
+                w.get(2).cloned().flatten().unwrap_or_default()
+            ));
+        }
+    }
+    if let Some((_, back)) = &o.collation {
+        run(conn, back).map_err(failed)?;
+    }
+    Ok(())
 }
 
 /// Refuse to replay into the database the snapshot was taken from (same
@@ -723,6 +833,7 @@ pub fn verify_database(
     items: &[ManifestItem],
     target: &MysqlOptions,
     connections: usize,
+    expected: &ExpectedSchema,
 ) -> Result<ReplayReport> {
     let (schema, table_items) = load_schema(repo, index, items)?;
     check_names(&schema)?;
@@ -738,6 +849,14 @@ pub fn verify_database(
         &t.database,
         connections.max(1),
     )?;
+    let schema_check = match expected.is_empty() {
+        true => None,
+        false => Some(fidelity::check_schema(
+            &mut connect(target)?,
+            &t.database,
+            expected,
+        )?),
+    };
     let report = ReplayReport {
         source_database: schema.database.clone(),
         target: t.display(),
@@ -746,6 +865,10 @@ pub fn verify_database(
         objects_expected,
         load_seconds: 0.0,
         check_seconds: checked.elapsed().as_secs_f64(),
+        rewritten: Vec::new(),
+        notes: Vec::new(),
+        schema: schema_check,
+        expected: expected.clone(),
     };
     judge(&report)?;
     Ok(report)
@@ -833,6 +956,12 @@ fn judge(report: &ReplayReport) -> Result<()> {
         return Err(Error::Mismatch(format!(
             "tables differ from the snapshot: {}",
             bad.join(", ")
+        )));
+    }
+    if let Some(s) = report.schema.as_ref().filter(|s| !s.differences.is_empty()) {
+        return Err(Error::Mismatch(format!(
+            "the schema differs from the snapshot's: {}",
+            s.differences.join("; ")
         )));
     }
     if report.objects_created != report.objects_expected {
@@ -1058,6 +1187,7 @@ mod tests {
             kind: "VIEW".into(),
             sql_mode: String::new(),
             create: create.into(),
+            ..Default::default()
         };
         let views = vec![
             v("a_top", "CREATE VIEW `a_top` AS select * from `m_mid`"),

@@ -1,9 +1,10 @@
 //! The schema of a database and the server facts that matter for replay,
-//! read at dump time; and the rewrites that make it replayable by a user
-//! without SUPER (Aiven's `avnadmin`): DEFINER clauses are dropped and
-//! `SQL SECURITY DEFINER` becomes `INVOKER`, as MySQL Shell's
-//! `strip_definers` compatibility option does. GTID and `SQL_LOG_BIN`
-//! statements are never written at all.
+//! read at dump time. Views, triggers, routines and events are stored as
+//! the server printed them, definer included, with the session settings
+//! they were created under (schema version 2); replay decides what to do
+//! with the definer (see `replay::Definers`). Version 1 snapshots stored
+//! them without DEFINER and with `SQL SECURITY INVOKER`; they still replay.
+//! GTID and `SQL_LOG_BIN` statements are never written at all.
 
 use serde::{Deserialize, Serialize};
 
@@ -13,13 +14,22 @@ use crate::error::Result;
 /// The `source` name of this crate's items.
 pub const SOURCE: &str = "mysql";
 
+/// The schema version dumps write: 2 keeps definers and the session
+/// settings of each stored object.
+pub const SCHEMA_VERSION: u32 = 2;
+
 /// Everything but the rows, stored as the `<db>/_schema` item.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Schema {
-    /// Format version (1).
+    /// Format version ([`SCHEMA_VERSION`]; 1 is still read).
     pub version: u32,
     /// The database dumped.
     pub database: String,
+    /// The database's own default character set and collation
+    /// (information_schema.SCHEMATA); absent in version 1, where replay
+    /// used the server's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub defaults: Option<Defaults>,
     /// Facts about the source server.
     pub server: ServerFacts,
     /// Base tables, by name.
@@ -32,6 +42,13 @@ pub struct Schema {
     pub routines: Vec<Object>,
     /// Events.
     pub events: Vec<Object>,
+}
+
+/// A database's default character set and collation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Defaults {
+    pub character_set: String,
+    pub collation: String,
 }
 
 /// What a replay needs to know about the source server.
@@ -77,8 +94,9 @@ pub struct Column {
     pub kind: Kind,
 }
 
-/// A view, trigger, routine or event: its (rewritten) CREATE statement.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// A view, trigger, routine or event: its CREATE statement and the
+/// session it was created in (what mysqldump restores around each).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Object {
     /// Its name.
     pub name: String,
@@ -86,8 +104,25 @@ pub struct Object {
     pub kind: String,
     /// The `sql_mode` it was created under.
     pub sql_mode: String,
-    /// The statement, without DEFINER.
+    /// The statement as `SHOW CREATE` printed it: with its DEFINER clause
+    /// (version 2); without, and `SQL SECURITY INVOKER`, in version 1.
     pub create: String,
+    /// Its definer as information_schema prints it, `user@host`; none in
+    /// version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub definer: Option<String>,
+    /// `character_set_client` when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub character_set_client: Option<String>,
+    /// `collation_connection` when it was created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collation_connection: Option<String>,
+    /// The database's collation when it was created (not for views).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database_collation: Option<String>,
+    /// An event's `time_zone` (its schedule is read in it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
 }
 
 impl Table {
@@ -365,13 +400,20 @@ pub(crate) fn read(
         }
         let full = format!("{}.{}", ident(db), ident(&name));
         if ty == "VIEW" {
-            let create = nth(conn.text_rows(&format!("SHOW CREATE VIEW {full}"))?, 1);
-            views.push(Object {
-                name,
-                kind: "VIEW".into(),
-                sql_mode: server.sql_mode.clone(),
-                create: strip_definer(&create),
-            });
+            let rows = conn.text_rows(&format!("SHOW CREATE VIEW {full}"))?;
+            let definer = conn.text_value(&format!(
+                "SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = {q} AND TABLE_NAME = {}",
+                quote(&name)
+            ))?;
+            let columns = Columns {
+                sql_mode: None,
+                time_zone: None,
+                create: 1,
+                database_collation: false,
+            };
+            let mut v = object(name, "VIEW", &rows, columns, definer);
+            v.sql_mode = server.sql_mode.clone();
+            views.push(v);
             continue;
         }
         let create = nth(conn.text_rows(&format!("SHOW CREATE TABLE {full}"))?, 1);
@@ -401,33 +443,56 @@ pub(crate) fn read(
             primary_key,
         });
     }
+    // Triggers, routines and events: SHOW CREATE gives the name, then
+    // sql_mode, (an event's time_zone,) the statement, character_set_client,
+    // collation_connection and Database Collation.
+    let body = |time_zone| Columns {
+        sql_mode: Some(1),
+        time_zone,
+        create: if time_zone.is_some() { 3 } else { 2 },
+        database_collation: true,
+    };
     let mut triggers = Vec::new();
-    for row in conn.text_rows(&format!("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q} ORDER BY TRIGGER_NAME"))?
+    for row in conn.text_rows(&format!("SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE, DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = {q} ORDER BY TRIGGER_NAME"))?
     {
         let (Some(name), Some(table)) = (row[0].clone(), row[1].clone()) else { continue };
         if !keep(&table) {
             continue;
         }
         let r = conn.text_rows(&format!("SHOW CREATE TRIGGER {}.{}", ident(db), ident(&name)))?;
-        triggers.push(object(name, "TRIGGER", &r, 1, 2));
+        triggers.push(object(name, "TRIGGER", &r, body(None), row[2].clone().unwrap_or_default()));
     }
     let mut routines = Vec::new();
-    for row in conn.text_rows(&format!("SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME"))?
+    for row in conn.text_rows(&format!("SELECT ROUTINE_NAME, ROUTINE_TYPE, DEFINER FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = {q} ORDER BY ROUTINE_TYPE, ROUTINE_NAME"))?
     {
         let (Some(name), Some(ty)) = (row[0].clone(), row[1].clone()) else { continue };
         let r = conn.text_rows(&format!("SHOW CREATE {ty} {}.{}", ident(db), ident(&name)))?;
-        routines.push(object(name, &ty, &r, 1, 2));
+        routines.push(object(name, &ty, &r, body(None), row[2].clone().unwrap_or_default()));
     }
     let mut events = Vec::new();
-    for row in conn.text_rows(&format!("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q} ORDER BY EVENT_NAME"))?
+    for row in conn.text_rows(&format!("SELECT EVENT_NAME, DEFINER FROM information_schema.EVENTS WHERE EVENT_SCHEMA = {q} ORDER BY EVENT_NAME"))?
     {
         let Some(name) = row[0].clone() else { continue };
         let r = conn.text_rows(&format!("SHOW CREATE EVENT {}.{}", ident(db), ident(&name)))?;
-        events.push(object(name, "EVENT", &r, 1, 3));
+        events.push(object(name, "EVENT", &r, body(Some(2)), row[1].clone().unwrap_or_default()));
     }
+    let d = conn.text_rows(&format!(
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = {q}"
+    ))?;
+    let defaults = d
+        .into_iter()
+        .next()
+        .and_then(|r| match (r.first(), r.get(1)) {
+            (Some(Some(cs)), Some(Some(co))) => Some(Defaults {
+                character_set: cs.clone(),
+                collation: co.clone(),
+            }),
+            _ => None,
+        });
     Ok(Schema {
-        version: 1,
+        version: SCHEMA_VERSION,
         database: db.to_string(),
+        defaults,
         server,
         tables,
         views,
@@ -444,19 +509,36 @@ fn nth(rows: Vec<Vec<Option<String>>>, col: usize) -> String {
         .unwrap_or_default()
 }
 
+/// Where the columns of a `SHOW CREATE` row are.
+#[derive(Clone, Copy)]
+struct Columns {
+    sql_mode: Option<usize>,
+    time_zone: Option<usize>,
+    /// The statement; character_set_client and collation_connection follow.
+    create: usize,
+    /// Database Collation follows those.
+    database_collation: bool,
+}
+
 fn object(
     name: String,
     kind: &str,
     rows: &[Vec<Option<String>>],
-    mode_col: usize,
-    create_col: usize,
+    at: Columns,
+    definer: String,
 ) -> Object {
     let row = rows.first().cloned().unwrap_or_default();
+    let col = |i: usize| row.get(i).cloned().flatten();
     Object {
         name,
         kind: kind.to_string(),
-        sql_mode: row.get(mode_col).cloned().flatten().unwrap_or_default(),
-        create: strip_definer(&row.get(create_col).cloned().flatten().unwrap_or_default()),
+        sql_mode: at.sql_mode.and_then(col).unwrap_or_default(),
+        create: col(at.create).unwrap_or_default(),
+        definer: Some(definer).filter(|d| !d.is_empty()),
+        character_set_client: col(at.create + 1),
+        collation_connection: col(at.create + 2),
+        database_collation: at.database_collation.then(|| col(at.create + 3)).flatten(),
+        time_zone: at.time_zone.and_then(col),
     }
 }
 

@@ -79,6 +79,9 @@ pub struct SourceResult {
     pub mismatches: Vec<String>,
     /// Source-specific numbers (per-table rows, refs, ...).
     pub details: serde_json::Value,
+    /// What the restore changed on purpose or wants known (a definer it
+    /// rewrote, an event it disabled, the schema check's line).
+    pub notes: Vec<String>,
 }
 
 impl SourceResult {
@@ -281,8 +284,10 @@ pub fn run(
     // Phase 1: restore (each source's own checks run as it writes); the
     // items of sources not restored anywhere are read and checked.
     let mut results: BTreeMap<SourceKind, SourceResult> = BTreeMap::new();
-    if let Some(r) = d.restore_mysql() {
+    let mut expected = lifeboat_mysql::ExpectedSchema::default();
+    if let Some((r, e)) = d.restore_mysql() {
         results.insert(SourceKind::Mysql, r);
+        expected = e;
     }
     let staged = d.restore_objects().map(|(r, staged)| {
         results.insert(SourceKind::Objects, r);
@@ -303,7 +308,7 @@ pub fn run(
     // The hook, then phase 2: verify what is in staging now.
     report.problems.extend(d.run_hook());
     if let Some(r) = results.get_mut(&SourceKind::Mysql) {
-        d.verify_mysql(r);
+        d.verify_mysql(r, &expected);
     }
     if let (Some(Some(staged)), Some(r)) = (&staged, results.get_mut(&SourceKind::Objects)) {
         d.verify_objects(staged, r);
@@ -345,8 +350,9 @@ impl Drill<'_> {
         self.snap.snapshot.sources.contains_key(source)
     }
 
-    /// Replay into the staging database (checked in phase 2).
-    fn restore_mysql(&self) -> Option<SourceResult> {
+    /// Replay into the staging database (checked in phase 2, against the
+    /// schema it returns). Events are created DISABLEd.
+    fn restore_mysql(&self) -> Option<(SourceResult, lifeboat_mysql::ExpectedSchema)> {
         let target = self.plan.mysql.as_ref()?;
         if !self.has(lifeboat_mysql::SOURCE) {
             return None;
@@ -359,18 +365,26 @@ impl Drill<'_> {
             trust_object_bodies: false,
             connections: self.plan.connections.max(1),
             verify: false,
+            definers: lifeboat_mysql::Definers::Auto,
+            disable_events: true,
         };
         let mut r = SourceResult {
             source: SourceKind::Mysql.name().into(),
             target: lifeboat_git::redact_url(&target.url),
             ..Default::default()
         };
-        if let Err(e) = lifeboat_mysql::replay(self.repo, self.index, self.items, &opts, self.bars)
-        {
-            r.mismatches.push(format!("replay failed: {e}"));
+        let mut expected = lifeboat_mysql::ExpectedSchema::default();
+        match lifeboat_mysql::replay(self.repo, self.index, self.items, &opts, self.bars) {
+            Ok(report) => {
+                r.notes
+                    .extend(report.rewritten.iter().map(|w| format!("rewritten: {w}")));
+                r.notes.extend(report.notes);
+                expected = report.expected;
+            }
+            Err(e) => r.mismatches.push(format!("replay failed: {e}")),
         }
         r.restore_seconds = t.elapsed().as_secs_f64();
-        Some(r)
+        Some((r, expected))
     }
 
     /// The objects (or a sample) into the staging bucket or directory;
@@ -574,7 +588,7 @@ impl Drill<'_> {
     }
 
     /// Every table of staging read back and compared with the snapshot.
-    fn verify_mysql(&self, r: &mut SourceResult) {
+    fn verify_mysql(&self, r: &mut SourceResult, expected: &lifeboat_mysql::ExpectedSchema) {
         let Some(target) = &self.plan.mysql else {
             return;
         };
@@ -588,11 +602,15 @@ impl Drill<'_> {
             self.items,
             target,
             self.plan.connections,
+            expected,
         ) {
             Ok(v) => {
                 r.items = v.tables.len() as u64;
                 r.items_expected = v.tables.len() as u64;
                 r.details = serde_json::to_value(&v.tables).unwrap_or_default();
+                if let Some(s) = &v.schema {
+                    r.notes.push(lifeboat_mysql::schema_line(s));
+                }
             }
             Err(e) => r.mismatches.push(e.to_string()),
         }
@@ -854,6 +872,12 @@ pub fn markdown(r: &DrillReport) -> String {
             x.verify_seconds,
             if x.ok() { "match" } else { "MISMATCH" }
         ));
+    }
+    for x in r.sources.iter().filter(|x| !x.notes.is_empty()) {
+        s.push_str(&format!("\n{}:\n", x.source));
+        for n in &x.notes {
+            s.push_str(&format!("- {n}\n"));
+        }
     }
     if let Some(x) = &r.cross_check {
         s.push_str(&format!(

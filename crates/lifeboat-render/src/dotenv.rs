@@ -1,7 +1,8 @@
 //! `.env` files: `KEY=value` per line. A value is written bare when it is
 //! plain (letters, digits and `_-./:@,+%=`), in single quotes (taken
-//! literally by every dotenv reader) when it holds no `'` and no line
-//! break, and otherwise in double quotes with `\\`, `\"`, `\$` and `\n`
+//! literally by every dotenv reader) when it holds no `'`, no `\` (dotenvy
+//! reads `\'` as an escaped quote even there; found by fuzzing) and no
+//! line break, and otherwise in double quotes with `\\`, `\"`, `\$` and `\n`
 //! escaped (the dotenvy/python-dotenv rules). Files are read back with
 //! dotenvy to prove the round trip.
 
@@ -35,7 +36,7 @@ pub fn line(var: &EnvVar) -> Result<String> {
     let v = &var.value;
     let quoted = if !v.is_empty() && plain(v) {
         v.clone()
-    } else if !v.contains('\'') && !v.contains('\n') && !v.contains('\r') {
+    } else if !v.contains(['\'', '\\', '\n', '\r']) {
         format!("'{v}'")
     } else {
         let mut s = String::with_capacity(v.len() + 8);
@@ -108,6 +109,9 @@ mod tests {
             // Found by libFuzzer: a name starting with `.` was written, and
             // dotenvy could not read the line back.
             b".\0]L\x01>",
+            // Found by libFuzzer: a single-quoted value ending in `\`.
+            b"CERT\x007---\xda\xbd\xba\xd8\0\0\0\x0e---N-iCERne\\",
+            b"K\0a\\'b",
         ] {
             fuzz_round_trip(v);
         }

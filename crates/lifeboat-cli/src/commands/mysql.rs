@@ -97,6 +97,8 @@ pub fn restore(
         trust_object_bodies: args.trust_object_bodies,
         connections: args.connections.unwrap_or(2),
         verify: true,
+        definers: args.definers.unwrap_or_default(),
+        disable_events: false,
     };
     let items = lifeboat_mysql::select_database(items, args.database.as_deref())?;
     let report = lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars)?;
@@ -121,6 +123,15 @@ pub fn restore(
                     "DIFFERS"
                 }
             )?;
+        }
+        for r in &report.rewritten {
+            outln!("rewritten: {r}")?;
+        }
+        for n in &report.notes {
+            outln!("note: {n}")?;
+        }
+        if let Some(s) = &report.schema {
+            outln!("{}", lifeboat_mysql::schema_line(s))?;
         }
         outln!(
             "replayed {} tables and {} of {} objects into {} in {:.1}s; checked in {:.1}s: every table matches the snapshot",

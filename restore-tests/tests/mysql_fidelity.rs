@@ -1,0 +1,287 @@
+//! Exact restores (issue 17): views, triggers, routines and events come
+//! back with their own character set, collation, sql_mode, time zone,
+//! definer and SQL SECURITY; a user without SUPER is told every definer it
+//! could not keep; a drill compares the schema, not only the rows.
+
+use std::process::Stdio;
+
+use lifeboat_testkit::mariadb::{self, TestDb};
+use lifeboat_testkit::Lifeboat;
+
+/// Objects created under different sessions, each of which changes what
+/// they do: utf8mb3 and latin1 clients, a general_ci collation,
+/// PIPES_AS_CONCAT, two time zones, SQL SECURITY DEFINER, a disabled event.
+const SCRIPT: &str = r#"
+CREATE TABLE patients (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) CHARACTER SET latin1, note VARCHAR(50)) ENGINE=InnoDB;
+CREATE TABLE audit (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(100));
+INSERT INTO patients (name, note) VALUES ('Ana', 'a'), ('Bo', 'b'), ('Cy', 'c');
+DELETE FROM patients WHERE id = 3;
+SET NAMES utf8mb3;
+CREATE DEFINER=root@localhost SQL SECURITY DEFINER VIEW v_names AS SELECT id, name FROM patients WHERE note <> 'é';
+SET NAMES utf8mb4 COLLATE utf8mb4_general_ci;
+SET SESSION sql_mode = 'PIPES_AS_CONCAT,STRICT_ALL_TABLES';
+CREATE DEFINER=root@localhost TRIGGER t_audit AFTER INSERT ON patients FOR EACH ROW INSERT INTO audit (what) VALUES ('new ' || NEW.name);
+SET SESSION sql_mode = DEFAULT;
+SET NAMES latin1;
+DELIMITER ;;
+CREATE DEFINER=root@localhost PROCEDURE p_count(OUT n INT) SQL SECURITY DEFINER BEGIN SELECT COUNT(*) INTO n FROM patients; END;;
+DELIMITER ;
+SET NAMES utf8mb4;
+CREATE DEFINER=root@localhost FUNCTION f_upper(s VARCHAR(50)) RETURNS VARCHAR(50) DETERMINISTIC RETURN UPPER(s);
+SET time_zone = '+05:00';
+CREATE DEFINER=root@localhost EVENT e_tidy ON SCHEDULE EVERY 1 DAY STARTS '2031-01-01 03:00:00' DISABLE DO DELETE FROM audit WHERE id < 0;
+SET time_zone = SYSTEM;
+CREATE DEFINER=root@localhost EVENT e_hourly ON SCHEDULE EVERY 1 HOUR STARTS '2031-01-01 00:00:00' ENABLE DO DELETE FROM audit WHERE id < 0;
+"#;
+
+fn source() -> TestDb {
+    let src = TestDb::new("fidelity");
+    let (ok, err) = mariadb::run_script(&src.name, SCRIPT.as_bytes());
+    assert!(ok, "{err}");
+    src
+}
+
+/// `mariadb-dump --routines --triggers --events` of `db`, with its name
+/// written as DB and the AUTO_INCREMENT counters out.
+fn stock_dump(db: &str) -> String {
+    let out = std::process::Command::new("mariadb-dump")
+        .args(["-h", "127.0.0.1", "-u", "root", "--skip-dump-date"])
+        .args(["--skip-comments", "--routines", "--triggers", "--events"])
+        .arg(db)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("mariadb-dump");
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).replace(db, "DB");
+    let mut clean = String::new();
+    for line in text.lines() {
+        let mut l = line.to_string();
+        while let Some(p) = l.find(" AUTO_INCREMENT=") {
+            let digits = l[p + 16..].bytes().take_while(u8::is_ascii_digit).count();
+            l.replace_range(p..p + 16 + digits, "");
+        }
+        clean.push_str(&l);
+        clean.push('\n');
+    }
+    clean
+}
+
+fn restore(
+    lb: &Lifeboat,
+    target: &str,
+    extra: &[&str],
+    password: Option<&str>,
+) -> (Option<i32>, String, String) {
+    let k = lb.restore_key.display().to_string();
+    let mut args = vec![
+        "restore",
+        "--restore-key-file",
+        &k,
+        "latest",
+        "--source",
+        "mysql",
+        "--target",
+        target,
+    ];
+    args.extend_from_slice(extra);
+    let mut c = lb.command(&args);
+    if let Some(p) = password {
+        c.env("LIFEBOAT_TARGET_PASSWORD", p);
+    }
+    let out = c.output().expect("restore");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn objects_come_back_as_they_were_and_a_user_without_super_hears_of_every_definer_it_changed() {
+    let src = source();
+    let lb = Lifeboat::local();
+    lb.init();
+    let b = lb.backup_key.display().to_string();
+    lb.run(&[
+        "backup",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        &src.url(),
+    ])
+    .ok();
+
+    // As root: the stock dump of the copy is the source's, byte for byte
+    // but for the name and the counters.
+    let copy = TestDb::unborn("fidcopy");
+    let (code, stdout, stderr) = restore(&lb, &copy.url(), &[], None);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("schema: 2 tables (definitions text for text) and 6 views/triggers/routines/events compared with the snapshot: identical"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("rewritten:"),
+        "root keeps every definer: {stdout}"
+    );
+    assert_eq!(stock_dump(&copy.name), stock_dump(&src.name));
+    // And the objects behave the same: the trigger concatenates with ||.
+    copy.sql("INSERT INTO patients (name, note) VALUES ('Di', 'd')");
+    assert_eq!(copy.sql("SELECT what FROM audit").trim(), "new Di");
+    assert_eq!(
+        copy.sql("SELECT STATUS, TIME_ZONE FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY EVENT_NAME"),
+        src.sql("SELECT STATUS, TIME_ZONE FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE() ORDER BY EVENT_NAME")
+    );
+
+    // As a user with Aiven's admin grants (no SUPER, no SET USER).
+    let user = format!("lbt_fid_{}", std::process::id());
+    mariadb::sql(
+        None,
+        &format!(
+            "DROP USER IF EXISTS '{user}'@'%'; CREATE USER '{user}'@'%' IDENTIFIED BY 'Fid-pass-1';
+             GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, RELOAD, PROCESS, REFERENCES, INDEX, ALTER,
+               SHOW DATABASES, CREATE TEMPORARY TABLES, LOCK TABLES, EXECUTE, REPLICATION SLAVE,
+               REPLICATION CLIENT, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, CREATE USER, EVENT,
+               TRIGGER ON *.* TO '{user}'@'%' WITH GRANT OPTION;"
+        ),
+    );
+    let avn = TestDb::unborn("fidavn");
+    let target = format!("mysql://{user}@127.0.0.1:3306/{}", avn.name);
+    // --definers keep: refused before anything is created.
+    let (code, stdout, stderr) = restore(&lb, &target, &["--definers", "keep"], Some("Fid-pass-1"));
+    assert_ne!(code, Some(0), "{stdout}");
+    assert!(
+        stderr.contains("may not set definers") && stderr.contains("--definers current-user"),
+        "{stderr}"
+    );
+    assert_eq!(
+        mariadb::sql(
+            None,
+            &format!(
+                "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{}'",
+                avn.name
+            )
+        )
+        .trim(),
+        "0",
+        "a refused restore created the database"
+    );
+    // The default: every definer it could not keep is reported, and the
+    // schema check accepts exactly those rewrites.
+    let (code, stdout, stderr) = restore(&lb, &target, &[], Some("Fid-pass-1"));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let rewritten: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("rewritten: "))
+        .collect();
+    assert_eq!(rewritten.len(), 6, "{stdout}");
+    for name in [
+        "view v_names",
+        "trigger t_audit",
+        "procedure p_count",
+        "function f_upper",
+        "event e_tidy",
+        "event e_hourly",
+    ] {
+        assert!(
+            rewritten.iter().any(|l| l.contains(&format!(
+                "{name}: definer root@localhost replaced by the replaying account {user}@%"
+            ))),
+            "{name} not reported: {stdout}"
+        );
+    }
+    assert!(
+        stdout
+            .contains("trigger t_audit: definer root@localhost replaced by the replaying account")
+            && stdout.contains("it now runs with"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("identical"), "{stdout}");
+    assert_eq!(avn.fingerprint(), src.fingerprint());
+    mariadb::sql(None, &format!("DROP USER '{user}'@'%'"));
+}
+
+#[test]
+fn a_drill_names_a_changed_trigger_and_a_dropped_view_and_never_starts_events() {
+    let src = source();
+    let lb = Lifeboat::local();
+    lb.init();
+    let staging = TestDb::unborn("fidstg");
+    let cfg = lb.path("lifeboat.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[mysql]\nurl = \"{}\"\n\n[staging]\nmysql_url = \"{}\"\n",
+            src.url(),
+            staging.url()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.display().to_string();
+    let bk = lb.backup_key.display().to_string();
+    let rk = lb.restore_key.display().to_string();
+    lb.run(&["--config", &cfg, "backup", "--backup-key-file", &bk])
+        .ok();
+
+    let drill = |hook: Option<String>| {
+        let mut args = vec![
+            "--config",
+            cfg.as_str(),
+            "drill",
+            "--json",
+            "--restore-key-file",
+            rk.as_str(),
+        ];
+        let hook = hook.unwrap_or_default();
+        if !hook.is_empty() {
+            args.extend(["--exec-before-verify", hook.as_str()]);
+        }
+        lb.run(&args)
+    };
+    // A clean drill passes; its events are created DISABLED, and the
+    // report says so.
+    let out = drill(None).ok();
+    let r = out.json();
+    let mysql = r["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["source"] == "mysql")
+        .unwrap()
+        .clone();
+    let notes = mysql["notes"].to_string();
+    assert!(
+        notes.contains("event e_hourly: created DISABLED"),
+        "{notes}"
+    );
+    assert!(notes.contains("identical"), "{notes}");
+    assert_eq!(
+        staging.sql("SELECT GROUP_CONCAT(STATUS) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()").trim(),
+        "DISABLED,DISABLED"
+    );
+
+    // A trigger body changed in staging fails the drill, naming it.
+    let sql = |s: &str| {
+        format!(
+            "mariadb -h 127.0.0.1 -P 3306 -u root {} -e \"{s}\"",
+            staging.name
+        )
+    };
+    let out = drill(Some(sql(
+        "DROP TRIGGER t_audit; CREATE TRIGGER t_audit AFTER INSERT ON patients FOR EACH ROW INSERT INTO audit (what) VALUES ('changed')",
+    )))
+    .code(4);
+    let problems = out.json()["problems"].to_string();
+    assert!(
+        problems.contains("trigger t_audit: its definition differs"),
+        "{problems}"
+    );
+    assert!(!problems.contains("v_names"), "{problems}");
+
+    // A dropped view fails it, naming the view.
+    let out = drill(Some(sql("DROP VIEW v_names"))).code(4);
+    let problems = out.json()["problems"].to_string();
+    assert!(problems.contains("view v_names is missing"), "{problems}");
+}
