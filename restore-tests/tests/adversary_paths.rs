@@ -570,10 +570,7 @@ fn render_names_collide_into_distinct_files_and_forged_names_are_refused() {
             "{}",
             out.stdout
         );
-        let got: Vec<(String, String)> = dotenvy::from_path_iter(&file)
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
+        let got: Vec<(String, String)> = lifeboat_testkit::shell_env(&file);
         let mut want = s.env_vars.clone();
         want.sort();
         let mut got_sorted = got.clone();

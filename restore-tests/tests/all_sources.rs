@@ -110,10 +110,7 @@ fn one_backup_holds_all_four_sources_and_a_failing_one_makes_it_partial() {
         &rk,
     ])
     .ok();
-    let api: Vec<(String, String)> = dotenvy::from_path_iter(env.join("clinic-api.env"))
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect();
+    let api: Vec<(String, String)> = lifeboat_testkit::shell_env(&env.join("clinic-api.env"));
     let mut want = fake.with(|w| w.service_mut("clinic-api").env_vars.clone());
     want.sort();
     let mut got = api;

@@ -207,10 +207,7 @@ fn the_runbook_rebuilds_production_from_the_restore_key_and_the_store() {
         .find(|s| s.name() == "clinic-api")
         .unwrap();
     let mut from_file: Vec<(String, String)> =
-        dotenvy::from_path_iter(env_dir.join("clinic-api.env"))
-            .unwrap()
-            .map(|r| r.unwrap())
-            .collect();
+        lifeboat_testkit::shell_env(&env_dir.join("clinic-api.env"));
     from_file.sort();
     let mut want = api_before.env_vars.clone();
     want.sort();

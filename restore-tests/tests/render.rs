@@ -34,10 +34,7 @@ fn with_config(lb: &Lifeboat, cfg: &str, args: &[&str]) -> Output {
 }
 
 fn read_env(path: &Path) -> Vec<(String, String)> {
-    dotenvy::from_path_iter(path)
-        .unwrap()
-        .map(|r| r.unwrap())
-        .collect()
+    lifeboat_testkit::shell_env(path)
 }
 
 fn sorted(mut v: Vec<(String, String)>) -> Vec<(String, String)> {
@@ -153,6 +150,39 @@ fn render_snapshot_restores_every_value_and_diff_names_only_what_changed() {
     );
     #[cfg(unix)]
     assert_eq!(mode(&dir), 0o700);
+    // As JSON: every variable and secret file in one file a set, any value.
+    let json_dir = lb.path("env-json");
+    outputs.push(
+        run(&[
+            "restore",
+            "latest",
+            "--source",
+            "render",
+            "--to-env-json",
+            json_dir.to_str().unwrap(),
+            "--restore-key-file",
+            &rk,
+        ])
+        .ok(),
+    );
+    for s in &world.services {
+        let p = json_dir.join(format!("{}.json", s.name()));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(v["id"], s.id());
+        let mut got: Vec<(String, String)> = v["env"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        got.sort();
+        assert_eq!(got, sorted(s.env_vars.clone()), "{}", s.name());
+        for (name, content) in &s.secret_files {
+            assert_eq!(v["secret_files"][name], *content);
+        }
+        #[cfg(unix)]
+        assert_eq!(mode(&p), 0o600);
+    }
 
     // Change one value, add one variable; a second snapshot.
     let new_jwt = "s3cr3t-rotated-jwt-value-0042".to_string();

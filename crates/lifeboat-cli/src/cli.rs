@@ -304,6 +304,17 @@ pub struct RestoreArgs {
     /// their secret files into DIR.
     #[arg(long, value_name = "DIR")]
     pub to_env_dir: Option<PathBuf>,
+    /// render: the reader the .env files are written for, so that it reads
+    /// every value back exactly: `shell` (default: `set -a; . FILE`, every
+    /// value), `python` (python-dotenv), `node` (Node's dotenv),
+    /// `compose` (Docker Compose env_file) or `rust` (dotenvy). A value the
+    /// reader cannot represent is an error naming it.
+    #[arg(long, value_name = "READER")]
+    pub env_dialect: Option<lifeboat_render::Dialect>,
+    /// render: write one NAME.json per service and env group (0600):
+    /// {"name","id","env":{..},"secret_files":{..}}, for any value.
+    #[arg(long, value_name = "DIR")]
+    pub to_env_json: Option<PathBuf>,
     /// render: write a Blueprint (render.yaml) that recreates the services;
     /// values are `sync: false`.
     #[arg(long, value_name = "FILE")]

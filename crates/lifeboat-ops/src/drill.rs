@@ -482,7 +482,13 @@ impl Drill<'_> {
             })
             .and_then(|s| {
                 r.items_expected = (s.services.len() + s.env_groups.len()) as u64;
-                lifeboat_render::write_env_dir(&s, &dir, true).map_err(|e| e.to_string())
+                lifeboat_render::write_env_dir(
+                    &s,
+                    &dir,
+                    true,
+                    lifeboat_render::EnvForm::Env(lifeboat_render::Dialect::Rust),
+                )
+                .map_err(|e| e.to_string())
             });
         match done {
             Ok(w) => {

@@ -1,4 +1,5 @@
-//! `.env` files: `KEY=value` per line. A value is written bare when it is
+//! `.env` files: `KEY=value` per line, in the form one reader gives back
+//! exactly ([`Dialect`]). For dotenvy (`rust`), a value is written bare when it is
 //! plain (letters, digits and `_-./:@,+%=`), in single quotes (taken
 //! literally by every dotenv reader) when it holds no `'`, no `\` (dotenvy
 //! reads `\'` as an escaped quote even there; found by fuzzing) and no
@@ -25,8 +26,74 @@ fn valid_key(k: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
 }
 
-/// One `KEY=value` line (with its newline).
+/// The reader a `.env` file is written for. No one form suits every
+/// reader (python-dotenv keeps a `\` that dotenvy drops; Node's dotenv has
+/// no escape for `"` inside double quotes), so each file is written in the
+/// form its reader gives back exactly, and a value that reader cannot
+/// represent is an error naming the key (the JSON form holds any value).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dialect {
+    /// `set -a; . FILE; set +a` in bash or any POSIX shell: single quotes,
+    /// `'` as `'\''`. Every value but one holding NUL.
+    #[default]
+    Shell,
+    /// python-dotenv: single quotes with `\\` and `\'` escaped; double
+    /// quotes with `\r` for a carriage return (it reads files with
+    /// universal newlines). It expands `${NAME}` whatever the quotes, so a
+    /// value holding one cannot be written.
+    Python,
+    /// Node's `dotenv` package: single quotes, backticks or double quotes,
+    /// whichever the value lacks (no escapes but `\n` and `\r` in double
+    /// quotes), else bare.
+    Node,
+    /// Docker Compose `env_file`: single quotes, taken literally; values
+    /// with `'` or a line break cannot be written.
+    Compose,
+    /// Rust's dotenvy: bare, single quotes, or double quotes with `\\`,
+    /// `\"`, `\$` and `\n` escaped.
+    Rust,
+}
+
+impl std::str::FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Ok(match s {
+            "shell" => Dialect::Shell,
+            "python" => Dialect::Python,
+            "node" => Dialect::Node,
+            "compose" => Dialect::Compose,
+            "rust" => Dialect::Rust,
+            other => {
+                return Err(format!(
+                    "unknown .env dialect {other:?}: use shell, python, node, compose or rust"
+                ))
+            }
+        })
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dialect::Shell => "shell",
+            Dialect::Python => "python",
+            Dialect::Node => "node",
+            Dialect::Compose => "compose",
+            Dialect::Rust => "rust",
+        })
+    }
+}
+
+/// One `KEY=value` line (with its newline), for dotenvy.
 pub fn line(var: &EnvVar) -> Result<String> {
+    line_for(var, Dialect::Rust)
+}
+
+/// One `KEY=value` line (with its newline) that `dialect`'s reader reads
+/// back as exactly this variable.
+pub fn line_for(var: &EnvVar, dialect: Dialect) -> Result<String> {
     if !valid_key(&var.key) {
         return Err(Error::Refused(format!(
             "variable name {:?} cannot be written to a .env file; use --to-service",
@@ -34,8 +101,27 @@ pub fn line(var: &EnvVar) -> Result<String> {
         )));
     }
     let v = &var.value;
-    let quoted = if !v.is_empty() && plain(v) {
-        v.clone()
+    let quoted = match dialect {
+        Dialect::Rust => rust_value(v),
+        Dialect::Shell if !v.contains('\0') => Some(format!("'{}'", v.replace('\'', "'\\''"))),
+        Dialect::Python => python_value(v),
+        Dialect::Node => node_value(v),
+        Dialect::Compose if !v.contains(['\'', '\n', '\r', '\0']) => Some(format!("'{v}'")),
+        _ => None,
+    }
+    .ok_or_else(|| {
+        Error::Invalid(format!(
+            "the value of {} cannot be written so that the {dialect} reader gives it back \
+             exactly; write this set with --to-env-json (or another --env-dialect)",
+            var.key
+        ))
+    })?;
+    Ok(format!("{}={quoted}\n", var.key))
+}
+
+fn rust_value(v: &str) -> Option<String> {
+    Some(if !v.is_empty() && plain(v) {
+        v.to_string()
     } else if !v.contains(['\'', '\\', '\n', '\r']) {
         format!("'{v}'")
     } else {
@@ -52,13 +138,83 @@ pub fn line(var: &EnvVar) -> Result<String> {
         }
         s.push('"');
         s
-    };
-    Ok(format!("{}={quoted}\n", var.key))
+    })
 }
 
-/// A whole file.
+fn python_value(v: &str) -> Option<String> {
+    // python-dotenv expands `${NAME}` in every value, quoted or not (its
+    // default, `interpolate=True`), and nothing escapes it (measured with
+    // python-dotenv 1.2.2).
+    let expands = v.find("${").is_some_and(|i| v[i..].contains('}'));
+    if v.contains('\0') || expands {
+        return None;
+    }
+    // A `\` just before the closing quote reads as an escaped quote when a
+    // later line holds that quote (measured): such a value goes bare, if
+    // it can.
+    if v.ends_with('\\') {
+        let bare = !v.contains(['\r', '\n'])
+            && v.trim() == v
+            && !v.starts_with(['\'', '"'])
+            && !v.contains('#')
+            && !v.is_empty();
+        return bare.then(|| v.to_string());
+    }
+    if !v.contains('\r') {
+        return Some(format!(
+            "'{}'",
+            v.replace('\\', "\\\\").replace('\'', "\\'")
+        ));
+    }
+    let mut s = String::from("\"");
+    for c in v.chars() {
+        match c {
+            '\\' => s.push_str("\\\\"),
+            '"' => s.push_str("\\\""),
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            c => s.push(c),
+        }
+    }
+    s.push('"');
+    Some(s)
+}
+
+fn node_value(v: &str) -> Option<String> {
+    if v.contains('\0') {
+        return None;
+    }
+    // Quoted forms keep everything but their quote; a `\` just before the
+    // closing quote would read as an escape of it.
+    let ends_free = !v.ends_with('\\');
+    if !v.contains('\r') && ends_free {
+        for q in ['\'', '`'] {
+            if !v.contains(q) {
+                return Some(format!("{q}{v}{q}"));
+            }
+        }
+    }
+    if !v.contains('"') && !v.contains("\\n") && !v.contains("\\r") && ends_free {
+        return Some(format!(
+            "\"{}\"",
+            v.replace('\n', "\\n").replace('\r', "\\r")
+        ));
+    }
+    let bare = !v.is_empty()
+        && !v.contains(['#', '\n', '\r'])
+        && v.trim() == v
+        && !v.starts_with(['\'', '"', '`']);
+    bare.then(|| v.to_string())
+}
+
+/// A whole file, for dotenvy.
 pub fn format(vars: &[EnvVar]) -> Result<String> {
-    vars.iter().map(line).collect()
+    format_for(vars, Dialect::Rust)
+}
+
+/// A whole file for `dialect`.
+pub fn format_for(vars: &[EnvVar], dialect: Dialect) -> Result<String> {
+    vars.iter().map(|v| line_for(v, dialect)).collect()
 }
 
 /// Read a file with dotenvy, in order, without touching the process
@@ -70,6 +226,121 @@ pub fn read(path: &Path) -> Result<Vec<(String, String)>> {
         r.map_err(|e| Error::Mismatch(format!("{} does not parse as .env: {e}", path.display())))
     })
     .collect()
+}
+
+/// Read back a file written by [`format_for`]: dotenvy for `rust`; for the
+/// others, the forms this module writes, decoded by that reader's rules
+/// (the tests check them against the real readers). Anything else is an
+/// error.
+pub fn read_for(path: &Path, dialect: Dialect) -> Result<Vec<(String, String)>> {
+    if dialect == Dialect::Rust {
+        return read(path);
+    }
+    let bad = |why: &str| Error::Mismatch(format!("{} does not read back: {why}", path.display()));
+    let text = std::fs::read_to_string(path).map_err(|e| bad(&e.to_string()))?;
+    let mut out = Vec::new();
+    let mut rest = text.as_str();
+    while !rest.is_empty() {
+        let (key, after) = rest
+            .split_once('=')
+            .ok_or_else(|| bad("a line without '='"))?;
+        let (value, after) = decode(after, dialect).ok_or_else(|| bad("a value not as written"))?;
+        rest = after
+            .strip_prefix('\n')
+            .ok_or_else(|| bad("a line that goes on"))?;
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
+}
+
+/// The text up to `q`, and what follows it.
+fn until(s: &str, q: char) -> Option<(String, &str)> {
+    s.find(q).map(|i| (s[..i].to_string(), &s[i + 1..]))
+}
+
+/// One value as [`line_for`] writes it for `d`, and the text after it.
+fn decode(s: &str, d: Dialect) -> Option<(String, &str)> {
+    let first = s.chars().next()?;
+    match (d, first) {
+        (Dialect::Shell, '\'') => {
+            let mut v = String::new();
+            let mut rest = s;
+            while let Some(r) = rest.strip_prefix('\'') {
+                let (part, after) = until(r, '\'')?;
+                v.push_str(&part);
+                match after.strip_prefix("\\'") {
+                    Some(a) => {
+                        v.push('\'');
+                        rest = a;
+                    }
+                    None => return Some((v, after)),
+                }
+            }
+            None
+        }
+        (Dialect::Python, q @ ('\'' | '"')) => {
+            let mut v = String::new();
+            let mut chars = s[1..].char_indices();
+            while let Some((i, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        let (_, e) = chars.next()?;
+                        v.push(match (q, e) {
+                            (_, '\\') => '\\',
+                            ('\'', '\'') => '\'',
+                            ('"', '"') => '"',
+                            ('"', 'n') => '\n',
+                            ('"', 'r') => '\r',
+                            _ => return None,
+                        });
+                    }
+                    c if c == q => return Some((v, &s[1 + i + 1..])),
+                    c => v.push(c),
+                }
+            }
+            None
+        }
+        (Dialect::Node | Dialect::Compose, q @ ('\'' | '`' | '"')) => {
+            let (v, after) = until(&s[1..], q)?;
+            let v = match q {
+                '"' => v.replace("\\n", "\n").replace("\\r", "\r"),
+                _ => v,
+            };
+            Some((v, after))
+        }
+        (Dialect::Node | Dialect::Python, _) => {
+            let end = s.find('\n').unwrap_or(s.len());
+            Some((s[..end].to_string(), &s[end..]))
+        }
+        _ => None,
+    }
+}
+
+/// Each set as one JSON file, which no reader can misread:
+/// `{"name","id","env":{KEY: value},"secret_files":{NAME: content}}`.
+pub fn json_set(
+    name: &str,
+    id: &str,
+    vars: &[EnvVar],
+    files: &[crate::model::SecretFile],
+) -> String {
+    let env: serde_json::Map<String, serde_json::Value> = vars
+        .iter()
+        .map(|v| (v.key.clone(), v.value.clone().into()))
+        .collect();
+    let secret_files: serde_json::Map<String, serde_json::Value> = files
+        .iter()
+        .map(|f| (f.name.clone(), f.content.clone().into()))
+        .collect();
+    let mut out = serde_json::to_string_pretty(&serde_json::json!({
+        "name": name,
+        "id": id,
+        "env": env,
+        "secret_files": secret_files,
+    }))
+    .unwrap_or_default();
+    out.push('\n');
+    out
 }
 
 /// Fuzzing entry point (`fuzz/`, and the test below): `data` split at its

@@ -25,9 +25,12 @@ pub use backup::{
     backup, fingerprints, fingerprints_of_items, RenderReport, ENV_GROUP_KIND, SERVICE_KIND,
 };
 pub use diff::{diff, Change, Delta, RenderDiff};
+pub use dotenv::Dialect;
 pub use error::{Error, Result};
 pub use model::{fetch, Counts, EnvGroup, EnvVar, RenderSnapshot, SecretFile, Service};
-pub use restore::{blueprint, env_set, load, push_env, write_env_dir, EnvDirReport, EnvPlan};
+pub use restore::{
+    blueprint, env_set, load, push_env, write_env_dir, EnvDirReport, EnvForm, EnvPlan,
+};
 
 /// The source name in snapshots.
 pub const SOURCE: &str = "render";

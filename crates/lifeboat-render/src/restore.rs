@@ -209,13 +209,29 @@ fn read_back(path: &Path) -> Result<Vec<u8>> {
     fs::read(path).map_err(|e| Error::io(format!("reading back {}", path.display()), e))
 }
 
+/// How `write_env_dir` writes each set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EnvForm {
+    /// `NAME.env` for this reader, secret files beside it.
+    Env(crate::dotenv::Dialect),
+    /// `NAME.json`: `{"name","id","env":{..},"secret_files":{..}}`.
+    Json,
+}
+
 /// Write `DIR/NAME.env` for every service and `DIR/env-group.NAME.env` for
 /// every group (mode 0600), and their secret files under
-/// `DIR/NAME.secret-files/`; names that would share a file become
-/// `NAME (ID)` (see the report's `sets`). Once everything is written, each
-/// env file is read back with a dotenv parser and each secret file byte by
-/// byte, and compared with the snapshot, before this returns.
-pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<EnvDirReport> {
+/// `DIR/NAME.secret-files/`; or, as JSON, `DIR/NAME.json` holding both.
+/// Names that would share a file become `NAME (ID)` (see the report's
+/// `sets`). Once everything is written, each file is read back (an env file
+/// by its reader's rules, each secret file byte by byte) and compared with
+/// the snapshot, before this returns. A value the chosen reader cannot
+/// represent is an error naming the key, before any file is written.
+pub fn write_env_dir(
+    snap: &RenderSnapshot,
+    dir: &Path,
+    force: bool,
+    form: EnvForm,
+) -> Result<EnvDirReport> {
     if dir.exists()
         && fs::read_dir(dir)
             .map_err(|e| Error::io(format!("reading {}", dir.display()), e))?
@@ -229,11 +245,19 @@ pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<E
         )));
     }
     let plan = plan_env_dir(snap)?;
+    let texts = plan
+        .iter()
+        .map(|p| match form {
+            EnvForm::Env(d) => crate::dotenv::format_for(p.vars, d),
+            EnvForm::Json => Ok(crate::dotenv::json_set(p.name, p.id, p.vars, p.files)),
+        })
+        .collect::<Result<Vec<String>>>()?;
     private_dir(dir)?;
     let mut report = EnvDirReport::default();
-    for p in &plan {
-        let env = dir.join(format!("{}.env", p.base));
-        write_private(&env, crate::dotenv::format(p.vars)?.as_bytes(), force)?;
+    let ext = if form == EnvForm::Json { "json" } else { "env" };
+    for (p, text) in plan.iter().zip(&texts) {
+        let env = dir.join(format!("{}.{ext}", p.base));
+        write_private(&env, text.as_bytes(), force)?;
         report.env_vars += p.vars.len() as u64;
         report.files.push(env.clone());
         let mut set = EnvSetFiles {
@@ -243,7 +267,9 @@ pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<E
             env_file: env,
             secret_files_dir: None,
         };
-        if !p.files.is_empty() {
+        if form == EnvForm::Json {
+            report.secret_files += p.files.len() as u64;
+        } else if !p.files.is_empty() {
             let fdir = dir.join(format!("{}.secret-files", p.base));
             private_subdir(&fdir)?;
             for f in p.files {
@@ -260,13 +286,26 @@ pub fn write_env_dir(snap: &RenderSnapshot, dir: &Path, force: bool) -> Result<E
     // replaced would show here.
     for (p, set) in plan.iter().zip(&report.sets) {
         lifeboat_paths::refuse_link(&set.env_file).map_err(|e| Error::io("reading back", e))?;
-        let back = crate::dotenv::read(&set.env_file)?;
-        let want: Vec<(String, String)> = p
-            .vars
-            .iter()
-            .map(|v| (v.key.clone(), v.value.clone()))
-            .collect();
-        if back != want {
+        let same = match form {
+            EnvForm::Env(d) => {
+                let back = crate::dotenv::read_for(&set.env_file, d)?;
+                let want: Vec<(String, String)> = p
+                    .vars
+                    .iter()
+                    .map(|v| (v.key.clone(), v.value.clone()))
+                    .collect();
+                back == want
+            }
+            EnvForm::Json => {
+                let back: serde_json::Value = serde_json::from_slice(&read_back(&set.env_file)?)
+                    .map_err(|e| Error::Mismatch(format!("{}: {e}", set.env_file.display())))?;
+                let want: serde_json::Value =
+                    serde_json::from_str(&crate::dotenv::json_set(p.name, p.id, p.vars, p.files))
+                        .map_err(|e| Error::Internal(format!("the JSON written: {e}")))?;
+                back == want
+            }
+        };
+        if !same {
             return Err(Error::Mismatch(format!(
                 "{} does not read back as the variables of {} {}",
                 set.env_file.display(),
@@ -645,6 +684,7 @@ pub fn env_set<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dotenv::Dialect;
 
     fn service(id: &str, name: &str, kind: &str) -> crate::model::Service {
         crate::model::Service {
@@ -700,7 +740,13 @@ mod tests {
                 services: vec![service("srv-1", bad, "web_service")],
                 env_groups: vec![],
             };
-            let e = write_env_dir(&snap, &dir.path().join("e"), false).unwrap_err();
+            let e = write_env_dir(
+                &snap,
+                &dir.path().join("e"),
+                false,
+                EnvForm::Env(Dialect::Rust),
+            )
+            .unwrap_err();
             assert!(matches!(e, Error::Refused(_)), "{bad:?}: {e}");
             assert!(!dir.path().join("e").exists(), "{bad:?} wrote something");
         }
@@ -720,7 +766,7 @@ mod tests {
             }],
         };
         let out = dir.path().join("ok");
-        let r = write_env_dir(&snap, &out, false).unwrap();
+        let r = write_env_dir(&snap, &out, false, EnvForm::Env(Dialect::Rust)).unwrap();
         let files: Vec<(String, String)> = r
             .sets
             .iter()
@@ -750,7 +796,13 @@ mod tests {
             ],
             env_groups: vec![],
         };
-        let e = write_env_dir(&twins, &dir.path().join("t"), false).unwrap_err();
+        let e = write_env_dir(
+            &twins,
+            &dir.path().join("t"),
+            false,
+            EnvForm::Env(Dialect::Rust),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("one file"), "{e}");
         assert!(!dir.path().join("t").exists());
     }

@@ -80,3 +80,33 @@ pub fn files_under(dir: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// What a shell makes of an env file written by `restore --to-env-dir`
+/// (the default `shell` dialect): `set -a; . FILE` in bash, every variable
+/// it adds to an empty environment, sorted.
+pub fn shell_env(path: &Path) -> Vec<(String, String)> {
+    let dump = |file: &Path| -> std::collections::BTreeMap<String, String> {
+        let out = std::process::Command::new("bash")
+            .args([
+                "-c",
+                "set -a; . \"$0\"; set +a; exec python3 -c 'import json, os; print(json.dumps(dict(os.environ)))'",
+            ])
+            .arg(file)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .output()
+            .expect("run bash");
+        assert!(
+            out.status.success(),
+            "bash could not load {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("the environment as JSON")
+    };
+    let base = dump(Path::new("/dev/null"));
+    dump(path)
+        .into_iter()
+        .filter(|(k, _)| !base.contains_key(k))
+        .collect()
+}

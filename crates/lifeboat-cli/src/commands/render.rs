@@ -2,7 +2,7 @@
 //! restore (env dir, Blueprint, into a service) and `diff`.
 
 use anyhow::Result;
-use lifeboat_render::{Client, RenderDiff, RenderOptions};
+use lifeboat_render::{Client, EnvForm, RenderDiff, RenderOptions};
 use lifeboat_store::secrecy::SecretString;
 use lifeboat_store::{Access, FullAccess, Index, ManifestItem, Repository};
 
@@ -47,7 +47,7 @@ pub fn restore(
     args: &RestoreArgs,
 ) -> Result<Code> {
     let chosen = [
-        args.to_env_dir.is_some(),
+        args.to_env_dir.is_some() || args.to_env_json.is_some(),
         args.render_yaml.is_some(),
         args.to_service.is_some(),
     ]
@@ -56,17 +56,34 @@ pub fn restore(
     .count();
     if chosen != 1 {
         return Err(exit::usage(
-            "--source render needs one of --to-env-dir DIR, --render-yaml FILE, --to-service NAME",
+            "--source render needs one of --to-env-dir DIR (or --to-env-json DIR), --render-yaml FILE, --to-service NAME",
         ));
     }
     let snap = lifeboat_render::load(repo, index, items)?;
-    if let Some(dir) = &args.to_env_dir {
-        let report = lifeboat_render::write_env_dir(&snap, dir, args.force)?;
+    if args.to_env_dir.is_some() && args.to_env_json.is_some() {
+        return Err(exit::usage(
+            "--to-env-dir and --to-env-json write the same sets: choose one",
+        ));
+    }
+    if args.env_dialect.is_some() && args.to_env_dir.is_none() {
+        return Err(exit::usage("--env-dialect applies to --to-env-dir"));
+    }
+    let env_dir = match (&args.to_env_dir, &args.to_env_json) {
+        (Some(d), _) => Some((d, EnvForm::Env(args.env_dialect.unwrap_or_default()))),
+        (None, Some(d)) => Some((d, EnvForm::Json)),
+        _ => None,
+    };
+    if let Some((dir, form)) = env_dir {
+        let report = lifeboat_render::write_env_dir(&snap, dir, args.force, form)?;
         if ctx.global.json {
             ctx.print_json(&report)?;
         } else {
+            let how = match form {
+                EnvForm::Env(d) => format!("for the {d} reader"),
+                EnvForm::Json => "as JSON".into(),
+            };
             outln!(
-                "wrote {} env vars and {} secret files ({} files, mode 0600) into {}, each read back and compared",
+                "wrote {} env vars and {} secret files ({} files, mode 0600, {how}) into {}, each read back and compared",
                 report.env_vars,
                 report.secret_files,
                 report.files.len(),

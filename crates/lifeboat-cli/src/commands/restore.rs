@@ -146,7 +146,7 @@ fn to_stdout_verified(
 fn check_flags(a: &RestoreArgs) -> Result<()> {
     use SourceKind::{Git, Mysql, Objects, Render};
     // (flag, given, restores it applies to; None: one item)
-    let flags: [(&str, bool, &[Option<SourceKind>]); 18] = [
+    let flags: [(&str, bool, &[Option<SourceKind>]); 20] = [
         ("--item", a.item.is_some(), &[None]),
         ("--spool-dir", a.spool_dir.is_some(), &[None]),
         ("--unverified-stream", a.unverified_stream, &[None]),
@@ -172,6 +172,8 @@ fn check_flags(a: &RestoreArgs) -> Result<()> {
         ("--prefix", a.prefix.is_some(), &[Some(Objects)]),
         ("--key", a.key.is_some(), &[Some(Objects)]),
         ("--to-env-dir", a.to_env_dir.is_some(), &[Some(Render)]),
+        ("--env-dialect", a.env_dialect.is_some(), &[Some(Render)]),
+        ("--to-env-json", a.to_env_json.is_some(), &[Some(Render)]),
         ("--render-yaml", a.render_yaml.is_some(), &[Some(Render)]),
         ("--to-service", a.to_service.is_some(), &[Some(Render)]),
         ("--service", a.service.is_some(), &[Some(Render)]),
