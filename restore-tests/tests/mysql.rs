@@ -127,8 +127,8 @@ fn a_clinic_database_replays_identical_with_working_objects_and_exports_to_plain
     let out = backup_mysql(&lb, &src).ok();
     assert_eq!(
         out.json()["stats"]["items"],
-        8,
-        "7 tables + schema: {}",
+        9,
+        "7 tables + schema + accounts: {}",
         out.stdout
     );
 

@@ -291,6 +291,16 @@ pub struct RestoreArgs {
     /// account may, else current-user.
     #[arg(long, value_name = "RULE")]
     pub definers: Option<lifeboat_mysql::Definers>,
+    /// mysql: also re-create the accounts that held privileges on the
+    /// database (stored with every snapshot: password hashes, plugins,
+    /// roles) with their grants on it; accounts that exist are left alone
+    /// and listed.
+    #[arg(long)]
+    pub with_users: bool,
+    /// mysql, with --with-users: also their server-wide grants (SUPER,
+    /// FILE, PROCESS...), which are listed and skipped otherwise.
+    #[arg(long, requires = "with_users")]
+    pub with_global_grants: bool,
     /// objects: only keys starting with this.
     #[arg(long, value_name = "PREFIX")]
     pub prefix: Option<String>,

@@ -83,6 +83,8 @@ pub struct DumpReport {
     /// Connections that read the rows (fewer than asked when the tables
     /// could not be held still to start them on one snapshot).
     pub connections: usize,
+    /// Accounts and roles holding privileges on the database (stored).
+    pub accounts: usize,
 }
 
 /// Segments: a run of rows ends after a row whose primary-key hash is 0
@@ -185,6 +187,8 @@ pub fn dump<A: Access>(
 /// each table, range by range.
 struct Plan {
     schemas: Vec<crate::schema::Schema>,
+    /// Per database, the accounts holding privileges on it.
+    accounts: Vec<crate::accounts::Accounts>,
     reports: Vec<DumpReport>,
     units: VecDeque<Unit>,
     /// Per database, per table: how many units (key ranges) it has.
@@ -201,6 +205,7 @@ fn plan_units(
 ) -> Result<Plan> {
     let mut plan = Plan {
         schemas: Vec::new(),
+        accounts: Vec::new(),
         reports: Vec::new(),
         units: VecDeque::new(),
         units_of: Vec::new(),
@@ -250,6 +255,12 @@ fn plan_units(
         }
         plan.units_of.push(counts);
         plan.schemas.push(schema);
+        let accounts = crate::accounts::read(&mut conns[0], db)?;
+        for u in &accounts.unreadable {
+            tracing::warn!("the account {u} holds privileges on {db} but could not be read; it is not in the snapshot");
+        }
+        report.accounts = accounts.accounts.len();
+        plan.accounts.push(accounts);
         plan.reports.push(report);
     }
     Ok(plan)
@@ -275,11 +286,12 @@ impl Writer<'_> {
     ) -> Result<()> {
         let mut pending = BTreeMap::new();
         let mut seq = 0;
-        for ((schema, counts), report) in plan
+        for (((schema, counts), report), accounts) in plan
             .schemas
             .iter()
             .zip(&plan.units_of)
             .zip(&mut plan.reports)
+            .zip(&plan.accounts)
         {
             let db = &schema.database;
             let cache_dir = self
@@ -324,6 +336,14 @@ impl Writer<'_> {
             item.finish(
                 serde_json::json!({ "tables": schema.tables.len(), "objects": report.objects }),
             )?;
+            // The accounts: password hashes, so sealed like every item and
+            // never printed.
+            let json = serde_json::to_vec(accounts).map_err(|e| Error::Internal(e.to_string()))?;
+            let bar = self.bars.bytes("accounts");
+            let name = crate::accounts::accounts_item(db);
+            let mut item = session.item(SOURCE, &name, "accounts", &*bar)?;
+            item.push(&json)?;
+            item.finish(serde_json::json!({ "accounts": accounts.accounts.len() }))?;
         }
         Ok(())
     }

@@ -24,6 +24,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod cache;
 mod connect;
 mod dump;
@@ -49,6 +50,7 @@ pub use error::{Error, Result};
 pub use export::export;
 pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
 pub use replay::{
-    databases, replay, select_database, verify_database, ReplayOptions, ReplayReport, TableCheck,
+    databases, replay, select_database, verify_database, AccountsReport, ReplayOptions,
+    ReplayReport, TableCheck,
 };
 pub use schema::{strip_definer, Schema, SOURCE};

@@ -53,6 +53,28 @@ pub struct ReplayOptions {
     /// Create events DISABLEd (drills: production's schedules never run
     /// in staging). A restore keeps each event's status.
     pub disable_events: bool,
+    /// Re-create the accounts that held privileges on the database (the
+    /// `DB/_accounts` item), with their grants on it; existing accounts
+    /// are left alone.
+    pub with_users: bool,
+    /// With `with_users`: also their server-wide grants (`ON *.*`).
+    pub with_global_grants: bool,
+}
+
+/// What `with_users` did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct AccountsReport {
+    /// Accounts and roles created, with their grants.
+    pub created: Vec<String>,
+    /// Accounts that exist on the target: left alone.
+    pub existing: Vec<String>,
+    /// Grants given.
+    pub granted: usize,
+    /// Grants not restored, and why (another database, server-wide).
+    pub skipped: Vec<String>,
+    /// Statements the target refused (a privilege the replaying account
+    /// may not give), with the server's answer.
+    pub failed: Vec<String>,
 }
 
 /// One table's check after a replay.
@@ -94,6 +116,8 @@ pub struct ReplayReport {
     pub notes: Vec<String>,
     /// The target's schema compared with the snapshot's (with the check).
     pub schema: Option<SchemaCheck>,
+    /// The accounts (with `with_users`).
+    pub accounts: Option<AccountsReport>,
     /// What the schema check compares with (for a later
     /// [`verify_database`]).
     #[serde(skip)]
@@ -556,6 +580,17 @@ pub fn replay(
     refuse_the_source(&mut conn, &schema, &target, opts.allow_source)?;
     let fl = flavor(&conn.text_value("SELECT VERSION()")?);
     let mut plan = prepare(&mut conn, &schema, &table_items, &target.database, fl, opts)?;
+    let accounts = match opts.with_users {
+        true => Some(plan_accounts(
+            repo,
+            index,
+            items,
+            &schema,
+            &target.database,
+            opts,
+        )?),
+        false => None,
+    };
     let db = ident(&target.database);
     make_room(&mut conn, &target, opts.force)?;
     run(&mut conn, &plan.create_database)?;
@@ -581,6 +616,9 @@ pub fn replay(
     let objects_expected =
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
     let mut notes = std::mem::take(&mut plan.notes);
+    // Accounts after the tables (table grants need them), before the
+    // objects (so their definers exist).
+    let accounts = accounts.map(|(planned, skipped)| create_accounts(&mut conn, &planned, skipped));
     for o in &plan.objects {
         create_object(&mut conn, o, &mut notes)?;
     }
@@ -597,6 +635,7 @@ pub fn replay(
         rewritten: std::mem::take(&mut plan.rewritten),
         notes,
         schema: None,
+        accounts,
         expected: std::mem::take(&mut plan.expected),
     };
     if opts.verify {
@@ -617,6 +656,72 @@ pub fn replay(
         judge(&report)?;
     }
     Ok(report)
+}
+
+/// The accounts item of the snapshot, checked and planned (nothing sent).
+fn plan_accounts(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    schema: &Schema,
+    target_db: &str,
+    opts: &ReplayOptions,
+) -> Result<(Vec<crate::accounts::PlannedAccount>, Vec<String>)> {
+    let name = crate::accounts::accounts_item(&schema.database);
+    let item = items
+        .iter()
+        .find(|i| i.source == SOURCE && i.kind == "accounts" && i.name == name)
+        .ok_or_else(|| {
+            Error::Invalid(
+                "this snapshot holds no accounts (it was taken before lifeboat stored them): \
+                 restore without --with-users"
+                    .into(),
+            )
+        })?;
+    let mut json = Vec::new();
+    repo.restore_item(index, item, &mut json, &NoProgress)?;
+    let accounts: crate::accounts::Accounts = serde_json::from_slice(&json)
+        .map_err(|e| Error::Damaged(format!("the accounts item {name} is unreadable: {e}")))?;
+    crate::accounts::plan(
+        &accounts,
+        &schema.database,
+        target_db,
+        opts.with_global_grants,
+    )
+    .map_err(|e| refused("the MySQL accounts", e))
+}
+
+/// Create each planned account that does not exist, with its grants; what
+/// the target refuses is reported, not fatal.
+fn create_accounts(
+    conn: &mut Conn,
+    planned: &[crate::accounts::PlannedAccount],
+    skipped: Vec<String>,
+) -> AccountsReport {
+    let mut r = AccountsReport {
+        skipped,
+        ..Default::default()
+    };
+    for a in planned {
+        if conn.text_rows(&a.probe).is_ok() {
+            r.existing.push(a.label.clone());
+            continue;
+        }
+        // Never the statement in a message: it holds the password hash.
+        let what = format!("creating {}", a.label);
+        if let Err(e) = conn.execute_bytes(a.create.as_bytes(), &what) {
+            r.failed.push(format!("creating {}: {e}", a.label));
+            continue;
+        }
+        r.created.push(a.label.clone());
+        for g in &a.grants {
+            match run(conn, g) {
+                Ok(()) => r.granted += 1,
+                Err(e) => r.failed.push(format!("{}: {g}: {e}", a.label)),
+            }
+        }
+    }
+    r
 }
 
 /// One view, trigger, routine or event: in its own session (and database
@@ -868,6 +973,7 @@ pub fn verify_database(
         rewritten: Vec::new(),
         notes: Vec::new(),
         schema: schema_check,
+        accounts: None,
         expected: expected.clone(),
     };
     judge(&report)?;

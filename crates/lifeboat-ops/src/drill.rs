@@ -367,6 +367,8 @@ impl Drill<'_> {
             verify: false,
             definers: lifeboat_mysql::Definers::Auto,
             disable_events: true,
+            with_users: false,
+            with_global_grants: false,
         };
         let mut r = SourceResult {
             source: SourceKind::Mysql.name().into(),

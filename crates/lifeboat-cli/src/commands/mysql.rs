@@ -99,6 +99,8 @@ pub fn restore(
         verify: true,
         definers: args.definers.unwrap_or_default(),
         disable_events: false,
+        with_users: args.with_users,
+        with_global_grants: args.with_global_grants,
     };
     let items = lifeboat_mysql::select_database(items, args.database.as_deref())?;
     let report = lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars)?;
@@ -130,6 +132,25 @@ pub fn restore(
         for n in &report.notes {
             outln!("note: {n}")?;
         }
+        if let Some(a) = &report.accounts {
+            outln!(
+                "accounts: {} created ({} grants), {} left alone because they exist{}",
+                a.created.len(),
+                a.granted,
+                a.existing.len(),
+                if a.existing.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", a.existing.join(", "))
+                }
+            )?;
+            for s in &a.skipped {
+                outln!("not restored: {s}")?;
+            }
+            for f in &a.failed {
+                outln!("FAILED: {f}")?;
+            }
+        }
         if let Some(s) = &report.schema {
             outln!("{}", lifeboat_mysql::schema_line(s))?;
         }
@@ -142,6 +163,14 @@ pub fn restore(
             report.load_seconds,
             report.check_seconds
         )?;
+    }
+    if report
+        .accounts
+        .as_ref()
+        .is_some_and(|a| !a.failed.is_empty())
+    {
+        eprintln!("WARNING: some accounts or grants could not be restored (FAILED lines above)");
+        return Ok(Code::Warning);
     }
     Ok(Code::Ok)
 }

@@ -146,7 +146,7 @@ fn to_stdout_verified(
 fn check_flags(a: &RestoreArgs) -> Result<()> {
     use SourceKind::{Git, Mysql, Objects, Render};
     // (flag, given, restores it applies to; None: one item)
-    let flags: [(&str, bool, &[Option<SourceKind>]); 20] = [
+    let flags: [(&str, bool, &[Option<SourceKind>]); 22] = [
         ("--item", a.item.is_some(), &[None]),
         ("--spool-dir", a.spool_dir.is_some(), &[None]),
         ("--unverified-stream", a.unverified_stream, &[None]),
@@ -169,6 +169,8 @@ fn check_flags(a: &RestoreArgs) -> Result<()> {
         ),
         ("--connections", a.connections.is_some(), &[Some(Mysql)]),
         ("--definers", a.definers.is_some(), &[Some(Mysql)]),
+        ("--with-users", a.with_users, &[Some(Mysql)]),
+        ("--with-global-grants", a.with_global_grants, &[Some(Mysql)]),
         ("--prefix", a.prefix.is_some(), &[Some(Objects)]),
         ("--key", a.key.is_some(), &[Some(Objects)]),
         ("--to-env-dir", a.to_env_dir.is_some(), &[Some(Render)]),

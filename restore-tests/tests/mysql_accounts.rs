@@ -1,0 +1,202 @@
+//! Accounts (issue 17, item 2): the application's account is in every
+//! snapshot; after its server is thrown away, `restore --with-users` into a
+//! fresh server lets it log in with its old password and do exactly what
+//! it could before, no more (its server-wide grant is listed, not given).
+
+use std::process::Command;
+
+use lifeboat_testkit::mariadb::TlsServer;
+use lifeboat_testkit::Lifeboat;
+
+fn config(lb: &Lifeboat, name: &str, source: &TlsServer, staging: Option<&TlsServer>) -> String {
+    let path = lb.path(name);
+    let mut text = format!(
+        "[repository]\nurl = \"{}\"\nbackup_key_file = \"{}\"\n[mysql]\nurl = \"mysql://root@127.0.0.1:{}/clinic\"\nca_file = \"{}\"\n",
+        lb.repo,
+        lb.backup_key.display(),
+        source.port,
+        source.ca.display()
+    );
+    if let Some(s) = staging {
+        text.push_str(&format!(
+            "[staging]\nmysql_url = \"mysql://root@127.0.0.1:{}/clinic\"\nmysql_ca_file = \"{}\"\n",
+            s.port,
+            s.ca.display()
+        ));
+    }
+    std::fs::write(&path, text).expect("config");
+    path.display().to_string()
+}
+
+/// A fresh server without the anonymous accounts mariadb-install-db
+/// creates (`''@'localhost'` would match a TCP login before `app@%`).
+fn server() -> TlsServer {
+    let s = TlsServer::start();
+    let hosts = s
+        .sql("SELECT Host FROM mysql.user WHERE User = ''")
+        .expect("anonymous accounts");
+    for h in hosts.lines().filter(|h| !h.is_empty()) {
+        s.sql(&format!("DROP USER ''@'{h}'"))
+            .expect("drop an anonymous account");
+    }
+    s
+}
+
+/// Run SQL on `server` as `user` with `password`: Ok(stdout) or Err(stderr).
+fn as_user(server: &TlsServer, user: &str, password: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("mariadb")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &server.port.to_string(),
+            "-u",
+            user,
+        ])
+        .arg(format!("-p{password}"))
+        .arg("--ssl")
+        .arg(format!("--ssl-ca={}", server.ca.display()))
+        .args(["--batch", "--skip-column-names", "clinic", "-e", sql])
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+fn grants(server: &TlsServer, account: &str) -> Vec<String> {
+    let mut g: Vec<String> = server
+        .sql(&format!("SHOW GRANTS FOR {account}"))
+        .expect("grants")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    g.sort();
+    g
+}
+
+#[test]
+fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_could() {
+    let old = server();
+    old.sql(
+        "CREATE DATABASE clinic; \
+         CREATE TABLE clinic.patients (id INT PRIMARY KEY, name VARCHAR(40)); \
+         CREATE TABLE clinic.notes (id INT PRIMARY KEY, body TEXT, author VARCHAR(40)); \
+         INSERT INTO clinic.patients VALUES (1, 'Ana'), (2, 'Bo'); \
+         INSERT INTO clinic.notes VALUES (1, 'first', 'dr a'); \
+         CREATE DATABASE billing; \
+         CREATE USER 'app'@'%' IDENTIFIED BY 'App-pass-1'; \
+         GRANT SELECT, INSERT ON clinic.* TO 'app'@'%'; \
+         GRANT UPDATE (body) ON clinic.notes TO 'app'@'%'; \
+         GRANT SELECT ON billing.* TO 'app'@'%'; \
+         GRANT PROCESS ON *.* TO 'app'@'%'; \
+         CREATE ROLE reporting; \
+         GRANT SELECT ON clinic.patients TO reporting; \
+         GRANT reporting TO 'app'@'%'; \
+         SET DEFAULT ROLE reporting FOR 'app'@'%';",
+    )
+    .expect("seed");
+    as_user(&old, "app", "App-pass-1", "SELECT COUNT(*) FROM patients").unwrap();
+    let before = grants(&old, "'app'@'%'");
+
+    let lb = Lifeboat::local();
+    lb.init();
+    let cfg = config(&lb, "old.toml", &old, None);
+    let out = lb
+        .run(&["--config", &cfg, "backup", "--source", "mysql"])
+        .ok();
+    assert!(
+        !out.stdout.contains("App-pass-1") && !out.stdout.contains("*D8F8"),
+        "{}",
+        out.stdout
+    );
+    drop(old);
+
+    // The server is gone; a new one, and the restore with the accounts.
+    let new = server();
+    let cfg = config(&lb, "new.toml", &new, Some(&new));
+    let rk = lb.restore_key.display().to_string();
+    let restore = |extra: &[&str]| {
+        let mut args = vec![
+            "--config",
+            cfg.as_str(),
+            "restore",
+            "latest",
+            "--source",
+            "mysql",
+            "--with-users",
+            "--restore-key-file",
+            rk.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        lb.run(&args)
+    };
+    let out = restore(&[]).ok();
+    assert!(out.stdout.contains("accounts: 2 created"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("not restored: app@%: GRANT PROCESS ON *.* TO `app`@`%` (server-wide"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("not restored: app@%: GRANT SELECT ON `billing`.* (another database)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stdout.contains("*D8F8") && !out.stdout.contains("IDENTIFIED"),
+        "a hash was printed: {}",
+        out.stdout
+    );
+
+    // Its old password works, and it may do what it could: read, insert,
+    // update the one column, use its role...
+    assert_eq!(
+        as_user(&new, "app", "App-pass-1", "SELECT COUNT(*) FROM patients")
+            .unwrap()
+            .trim(),
+        "2"
+    );
+    as_user(&new, "app", "App-pass-1", "INSERT INTO notes VALUES (2, 'second', 'dr b'); UPDATE notes SET body = 'edited' WHERE id = 1").unwrap();
+    assert_eq!(
+        as_user(&new, "app", "App-pass-1", "SELECT CURRENT_ROLE()")
+            .unwrap()
+            .trim(),
+        "reporting"
+    );
+    // ... and no more: another column, a delete, the server-wide grant.
+    for denied in [
+        "UPDATE notes SET author = 'x' WHERE id = 1",
+        "DELETE FROM notes WHERE id = 1",
+        "DROP TABLE notes",
+    ] {
+        let e = as_user(&new, "app", "App-pass-1", denied).unwrap_err();
+        assert!(e.contains("denied"), "{denied}: {e}");
+    }
+    assert!(as_user(&new, "app", "Wrong-pass", "SELECT 1").is_err());
+    // Its grants are the old ones, but for the server-wide one and the
+    // other database's, which were listed instead.
+    let want: Vec<String> = {
+        let mut w: Vec<String> = before
+            .iter()
+            .filter(|g| !g.contains("`billing`"))
+            .map(|g| g.replace("GRANT PROCESS ON *.*", "GRANT USAGE ON *.*"))
+            .collect();
+        w.sort();
+        w
+    };
+    assert_eq!(grants(&new, "'app'@'%'"), want);
+
+    // Again: the accounts exist now and are left alone, by name.
+    let out = restore(&["--force"]).ok();
+    assert!(
+        out.stdout
+            .contains("accounts: 0 created (0 grants), 2 left alone because they exist"),
+        "{}",
+        out.stdout
+    );
+}
