@@ -257,6 +257,34 @@ fn a_drill_names_a_changed_trigger_and_a_dropped_view_and_never_starts_events() 
         "{notes}"
     );
     assert!(notes.contains("identical"), "{notes}");
+    // Replayed through an account with rights on staging only: every
+    // object is its, so none can act beyond staging.
+    assert!(
+        notes.contains("replayed through lifeboat_drill_"),
+        "{notes}"
+    );
+    let definers = staging.sql(
+        "SELECT DISTINCT DEFINER FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = DATABASE() \
+         UNION SELECT DEFINER FROM information_schema.VIEWS WHERE TABLE_SCHEMA = DATABASE()",
+    );
+    assert!(
+        definers.lines().all(|d| d.starts_with("lifeboat_drill_")),
+        "{definers}"
+    );
+    let account = definers.lines().next().unwrap().to_string();
+    let (user, host) = account.rsplit_once('@').unwrap();
+    let grants = mariadb::sql(None, &format!("SHOW GRANTS FOR '{user}'@'{host}'"));
+    let grants: Vec<&str> = grants.lines().collect();
+    assert_eq!(grants.len(), 2, "{grants:?}");
+    assert!(grants[0].starts_with("GRANT USAGE ON *.* TO"), "{grants:?}");
+    assert!(
+        // (the client's batch output doubles backslashes)
+        grants[1].replace("\\\\", "\\").starts_with(&format!(
+            "GRANT ALL PRIVILEGES ON `{}`.*",
+            staging.name.replace('_', "\\_")
+        )),
+        "{grants:?}"
+    );
     assert_eq!(
         staging.sql("SELECT GROUP_CONCAT(STATUS) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = DATABASE()").trim(),
         "DISABLED,DISABLED"

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use crate::connect::MysqlOptions;
 use crate::encode::ident;
 use crate::error::Result;
 use crate::lexer::{ident_value, tokens, Dialect, Kind, Token};
@@ -63,6 +64,17 @@ fn account_name(user: &str, host: &str) -> String {
     } else {
         format!("{}@{}", ident(user), ident(host))
     }
+}
+
+/// A database name as a database-level grant's pattern: `_` and `%` are
+/// wildcards there, so they are escaped (the grant never reaches further
+/// than the one database).
+pub(crate) fn grant_pattern(db: &str) -> String {
+    ident(
+        &db.replace('\\', "\\\\")
+            .replace('_', "\\_")
+            .replace('%', "\\%"),
+    )
 }
 
 /// `'user'@'host'` as information_schema prints a grantee.
@@ -589,7 +601,11 @@ pub(crate) fn rebuild_grant(
         k += 3;
         (None, None)
     } else {
-        let db = s.name(k).ok_or("no database in the grant")?;
+        let mut db = s.name(k).ok_or("no database in the grant")?;
+        if s.punct(k + 2, b'*') {
+            // A database-level grant names a pattern: `my\_app` is my_app.
+            db = db.replace("\\_", "_").replace("\\%", "%");
+        }
         if !s.punct(k + 1, b'.') {
             return Err("the grant's target is not db.object".into());
         }
@@ -625,7 +641,7 @@ pub(crate) fn rebuild_grant(
         (Some(d), o) if d == source_db || d == target_db => {
             let what = match o {
                 Some(o) => format!("{}.{}", ident(target_db), ident(&o)),
-                None => format!("{}.*", ident(target_db)),
+                None => format!("{}.*", grant_pattern(target_db)),
             };
             Grant::Send(format!("GRANT {privs} ON {kind}{what} TO {me}{tail}"))
         }
@@ -634,6 +650,105 @@ pub(crate) fn rebuild_grant(
             ident(&d),
             o.map_or("*".into(), |o| ident(&o))
         )),
+    })
+}
+
+/// The account a drill replays through, when the staging account may
+/// create one.
+#[derive(Debug, Clone)]
+pub enum DrillAccount {
+    /// `lifeboat_drill_<12 hex of the database name>`@(this client's host
+    /// as the server sees it), with every privilege on the staging database
+    /// and nothing else (reset for each drill), its password new for each
+    /// drill: no restored view, trigger, routine or event can act beyond
+    /// the staging database.
+    Restricted {
+        options: MysqlOptions,
+        /// `user@host`.
+        name: String,
+    },
+    /// The staging account is used as it is, and why.
+    Unavailable(String),
+}
+
+/// The drill's replay account on `staging` (see [`DrillAccount`]).
+pub fn drill_account(staging: &MysqlOptions) -> Result<DrillAccount> {
+    let t = staging.target()?;
+    let mut conn = Conn::connect(staging)?;
+    let me = conn.text_value("SELECT USER()")?;
+    let host = me
+        .rsplit_once('@')
+        .map(|(_, h)| h.to_string())
+        .unwrap_or_default();
+    if host.is_empty() {
+        return Ok(DrillAccount::Unavailable(format!(
+            "the server names this client {me:?}"
+        )));
+    }
+    // One account per staging database (MySQL 8 allows 32 characters):
+    // its grants are reset for each drill without touching another's.
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(t.database.as_bytes());
+    let user = format!("lifeboat_drill_{}", &hex::encode(digest)[..12]);
+    let name = account_name(&user, &host);
+    let password = hex::encode(rand::random::<[u8; 16]>());
+    let db = grant_pattern(&t.database);
+    let steps = [
+        format!("CREATE USER IF NOT EXISTS {name}"),
+        format!("ALTER USER {name} IDENTIFIED BY '{password}'"),
+        format!("REVOKE ALL PRIVILEGES, GRANT OPTION FROM {name}"),
+        format!("GRANT ALL PRIVILEGES ON {db}.* TO {name}"),
+    ];
+    for (i, sql) in steps.iter().enumerate() {
+        // Never the statement in a message: one holds the password.
+        let what = [
+            "CREATE USER for the drill",
+            "ALTER USER for the drill",
+            "REVOKE from the drill account",
+            "GRANT to the drill account",
+        ][i];
+        if let Err(e) = conn.execute_bytes(sql.as_bytes(), what) {
+            return Ok(DrillAccount::Unavailable(format!(
+                "it may not create a restricted account ({e})"
+            )));
+        }
+    }
+    let grants: Vec<String> = conn
+        .text_rows(&format!("SHOW GRANTS FOR {name}"))?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .collect();
+    let own = format!("ON {db}.* TO {name}");
+    let other = grants.iter().find(|g| {
+        !(g.starts_with("GRANT USAGE ON *.* TO ")
+            || (g.starts_with("GRANT ALL PRIVILEGES ") && g.ends_with(&own)))
+    });
+    if let Some(g) = other {
+        let head: String = g
+            .split(" TO ")
+            .next()
+            .unwrap_or_default()
+            .chars()
+            .take(80)
+            .collect();
+        return Ok(DrillAccount::Unavailable(format!(
+            "{user}@{host} holds another grant ({head}): not used"
+        )));
+    }
+    let query = staging
+        .url
+        .split_once('?')
+        .map(|(_, q)| format!("?{q}"))
+        .unwrap_or_default();
+    let options = MysqlOptions {
+        url: format!("mysql://{user}@{}:{}/{}{query}", t.host, t.port, t.database),
+        password: Some(password.into()),
+        ca_file: staging.ca_file.clone(),
+        ssl_mode: staging.ssl_mode,
+    };
+    Ok(DrillAccount::Restricted {
+        options,
+        name: format!("{user}@{host}"),
     })
 }
 
@@ -658,7 +773,7 @@ mod tests {
     fn grants_are_rebuilt_mapped_and_sorted_by_reach() {
         assert_eq!(
             g("GRANT SELECT, INSERT ON `clinic`.* TO `app`@`%`"),
-            Grant::Send("GRANT SELECT, INSERT ON `clinic_copy`.* TO `app`@`%`".into())
+            Grant::Send("GRANT SELECT, INSERT ON `clinic\\_copy`.* TO `app`@`%`".into())
         );
         assert_eq!(
             g("GRANT SELECT, UPDATE (`s`, `t`) ON `clinic`.`notes` TO `app`@`%` WITH GRANT OPTION"),
@@ -698,6 +813,33 @@ mod tests {
             g("GRANT PROXY ON ''@'%' TO 'app'@'%' WITH GRANT OPTION"),
             Grant::Unknown(_) | Grant::Other(_)
         ));
+    }
+
+    #[test]
+    fn database_grants_reach_one_database() {
+        let roles = BTreeSet::new();
+        let r = rebuild_grant(
+            "GRANT SELECT ON `my\\_app`.* TO `app`@`%`",
+            &app(),
+            "my_app",
+            "my_app_copy",
+            &roles,
+        );
+        assert_eq!(
+            r.unwrap(),
+            Grant::Send("GRANT SELECT ON `my\\_app\\_copy`.* TO `app`@`%`".into())
+        );
+        let r = rebuild_grant(
+            "GRANT SELECT ON `my_app`.`t` TO `app`@`%`",
+            &app(),
+            "my_app",
+            "x_y",
+            &roles,
+        );
+        assert_eq!(
+            r.unwrap(),
+            Grant::Send("GRANT SELECT ON `x_y`.`t` TO `app`@`%`".into())
+        );
     }
 
     #[test]

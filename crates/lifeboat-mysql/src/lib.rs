@@ -43,6 +43,7 @@ pub mod rows;
 mod schema;
 mod wire;
 
+pub use accounts::{drill_account, DrillAccount};
 pub use cache::PendingCache;
 pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};

@@ -358,8 +358,28 @@ impl Drill<'_> {
             return None;
         }
         let t = Instant::now();
+        // Through an account with rights on the staging database only, when
+        // the staging account may make one: no restored object can then act
+        // beyond staging.
+        let mut notes = Vec::new();
+        let replay_target = match lifeboat_mysql::drill_account(target) {
+            Ok(lifeboat_mysql::DrillAccount::Restricted { options, name }) => {
+                notes.push(format!(
+                    "replayed through {name}, which has rights on the staging database only"
+                ));
+                options
+            }
+            Ok(lifeboat_mysql::DrillAccount::Unavailable(why)) => {
+                notes.push(format!("replayed as the staging account: {why}"));
+                target.clone()
+            }
+            Err(e) => {
+                notes.push(format!("replayed as the staging account: {e}"));
+                target.clone()
+            }
+        };
         let opts = ReplayOptions {
-            target: target.clone(),
+            target: replay_target,
             force: true,
             allow_source: false,
             trust_object_bodies: false,
@@ -375,6 +395,7 @@ impl Drill<'_> {
             target: lifeboat_git::redact_url(&target.url),
             ..Default::default()
         };
+        r.notes = notes;
         let mut expected = lifeboat_mysql::ExpectedSchema::default();
         match lifeboat_mysql::replay(self.repo, self.index, self.items, &opts, self.bars) {
             Ok(report) => {
