@@ -402,6 +402,17 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
         (
             // The head's DEFINER is replay's own (built from the entry's
             // `definer`, quoted); one anywhere else is refused.
+            "a definer field that is not the text's own",
+            Box::new(|s| {
+                set_object(s, "views", "big_orders", "CREATE DEFINER=`victim`@`localhost` SQL SECURITY DEFINER VIEW big_orders AS SELECT 1");
+                let last = s["views"].as_array().map_or(0, |a| a.len()) - 1;
+                s["views"][last]["definer"] = "root@localhost".into();
+            }),
+            Box::new(none),
+            "is not the entry's definer root@localhost",
+            vec![],
+        ),
+        (
             "a definer outside the head",
             Box::new(|s| {
                 set_object(s, "routines", "add_order", "CREATE PROCEDURE add_order(IN n INT) BEGIN ALTER DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW big_orders AS SELECT 1; END")

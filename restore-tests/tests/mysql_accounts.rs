@@ -95,7 +95,9 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
          CREATE ROLE reporting; \
          GRANT SELECT ON clinic.patients TO reporting; \
          GRANT reporting TO 'app'@'%'; \
-         SET DEFAULT ROLE reporting FOR 'app'@'%';",
+         SET DEFAULT ROLE reporting FOR 'app'@'%'; \
+         CREATE ROLE ops; GRANT SELECT ON clinic.notes TO ops; GRANT ops TO 'app'@'%'; \
+         CREATE USER 'auditor'@'%' IDENTIFIED BY 'Aud-pass-1'; GRANT SELECT ON clinic.notes TO 'auditor'@'%';",
     )
     .expect("seed");
     as_user(&old, "app", "App-pass-1", "SELECT COUNT(*) FROM patients").unwrap();
@@ -116,6 +118,14 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
 
     // The server is gone; a new one, and the restore with the accounts.
     let new = server();
+    // The new server already has a role named like one of the snapshot's,
+    // with every right, and an `auditor` on another host: neither may be
+    // touched or used (a fresh-eyes attack got ALL through such a role).
+    new.sql(
+        "CREATE ROLE ops; GRANT ALL PRIVILEGES ON *.* TO ops; \
+         CREATE USER 'auditor'@'localhost' IDENTIFIED BY 'Local-pass-1';",
+    )
+    .expect("seed the new server");
     let cfg = config(&lb, "new.toml", &new, Some(&new));
     let rk = lb.restore_key.display().to_string();
     let restore = |extra: &[&str]| {
@@ -135,6 +145,21 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
     };
     let out = restore(&[]).ok();
     assert!(out.stdout.contains("accounts: 2 created"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("left alone because they exist (role ops, auditor@% (not created: auditor@localhost exists"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("GRANT `ops` TO `app`@`%` (the role ops was on the target before this restore: not given)"),
+        "{}",
+        out.stdout
+    );
+    assert!(as_user(&new, "app", "App-pass-1", "SET ROLE ops").is_err());
+    // The local auditor still logs in as itself (it has no rights on
+    // clinic: 1044, not 1045 "Access denied" at login).
+    let e = as_user(&new, "auditor", "Local-pass-1", "SELECT 1").unwrap_err();
+    assert!(e.contains("1044"), "{e}");
     assert!(
         out.stdout
             .contains("not restored: app@%: GRANT PROCESS ON *.* TO `app`@`%` (server-wide"),
@@ -183,7 +208,7 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
     let want: Vec<String> = {
         let mut w: Vec<String> = before
             .iter()
-            .filter(|g| !g.contains("`billing`"))
+            .filter(|g| !g.contains("`billing`") && !g.contains("`ops`"))
             .map(|g| g.replace("GRANT PROCESS ON *.*", "GRANT USAGE ON *.*"))
             .collect();
         w.sort();
@@ -195,7 +220,7 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
     let out = restore(&["--force"]).ok();
     assert!(
         out.stdout
-            .contains("accounts: 0 created (0 grants), 2 left alone because they exist"),
+            .contains("accounts: 0 created (0 grants), 4 left alone because they exist"),
         "{}",
         out.stdout
     );

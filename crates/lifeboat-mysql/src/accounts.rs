@@ -149,12 +149,14 @@ pub(crate) fn read(conn: &mut Conn, db: &str) -> Result<Accounts> {
 pub(crate) struct PlannedAccount {
     /// `user@host` for messages.
     pub label: String,
-    /// `SHOW GRANTS FOR ...`: does it exist on the target?
-    pub probe: String,
+    pub user: String,
+    pub host: String,
+    pub role: bool,
     /// `CREATE USER ...` / `CREATE ROLE ...`, rebuilt.
     pub create: String,
-    /// GRANT and SET DEFAULT ROLE statements, rebuilt.
-    pub grants: Vec<String>,
+    /// GRANT and SET DEFAULT ROLE statements, rebuilt, each with the role
+    /// it gives (given only if this restore created that role).
+    pub grants: Vec<(String, Option<String>)>,
 }
 
 /// The plan for every account, and what will not be restored (each named,
@@ -181,6 +183,13 @@ pub(crate) fn plan(
     let mut order: Vec<&Account> = accounts.accounts.iter().collect();
     order.sort_by_key(|a| !a.role);
     for a in order {
+        if a.user.is_empty() {
+            skipped.push(format!(
+                "an anonymous account (''@{}): it would change who logs in from that host",
+                a.host
+            ));
+            continue;
+        }
         for (what, v, max) in [("user", &a.user, 80), ("host", &a.host, 255)] {
             if v.contains('\0') || v.chars().count() > max {
                 return Err(format!(
@@ -210,8 +219,9 @@ pub(crate) fn plan(
         let mut grants = Vec::new();
         for g in &a.grants {
             match rebuild_grant(g, a, source_db, target_db, &roles) {
-                Ok(Grant::Send(s)) => grants.push(s),
-                Ok(Grant::Global(s)) if with_global => grants.push(s),
+                Ok(Grant::Send(s)) => grants.push((s, None)),
+                Ok(Grant::Role(s, role)) => grants.push((s, Some(role))),
+                Ok(Grant::Global(s)) if with_global => grants.push((s, None)),
                 Ok(Grant::Global(s)) => skipped.push(format!(
                     "{label}: {s} (server-wide: --with-global-grants restores it)"
                 )),
@@ -225,7 +235,9 @@ pub(crate) fn plan(
         }
         planned.push(PlannedAccount {
             label,
-            probe: format!("SHOW GRANTS FOR {name}"),
+            user: a.user.clone(),
+            host: a.host.clone(),
+            role: a.role,
             create,
             grants,
         });
@@ -414,8 +426,11 @@ pub(crate) fn check_create_user(
 /// A grant line, rebuilt.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Grant {
-    /// On the restored database (mapped), or a role grant: send it.
+    /// On the restored database (mapped): send it.
     Send(String),
+    /// A role given (GRANT role TO, SET DEFAULT ROLE): send it only if the
+    /// restore created that role.
+    Role(String, String),
     /// Server-wide.
     Global(String),
     /// On another database.
@@ -501,7 +516,7 @@ pub(crate) fn rebuild_grant(
             return Ok(Grant::Unknown(head()));
         };
         return Ok(if roles.contains(role.as_str()) {
-            Grant::Send(format!("SET DEFAULT ROLE {} FOR {me}", ident(&role)))
+            Grant::Role(format!("SET DEFAULT ROLE {} FOR {me}", ident(&role)), role)
         } else {
             Grant::Other(format!(
                 "SET DEFAULT ROLE {role} (a role without privileges here)"
@@ -526,11 +541,14 @@ pub(crate) fn rebuild_grant(
             s.tail_ok(after)?;
             let admin = (after..s.t.len()).any(|j| s.is(j, "ADMIN"));
             return Ok(if roles.contains(role.as_str()) {
-                Grant::Send(format!(
-                    "GRANT {} TO {me}{}",
-                    ident(&role),
-                    if admin { " WITH ADMIN OPTION" } else { "" }
-                ))
+                Grant::Role(
+                    format!(
+                        "GRANT {} TO {me}{}",
+                        ident(&role),
+                        if admin { " WITH ADMIN OPTION" } else { "" }
+                    ),
+                    role,
+                )
             } else {
                 Grant::Other(format!("GRANT {role} (a role without privileges here)"))
             });
@@ -798,11 +816,14 @@ mod tests {
         );
         assert_eq!(
             g("GRANT `reader` TO `app`@`%`"),
-            Grant::Send("GRANT `reader` TO `app`@`%`".into())
+            Grant::Role("GRANT `reader` TO `app`@`%`".into(), "reader".into())
         );
         assert_eq!(
             g("SET DEFAULT ROLE `reader` FOR `app`@`%`"),
-            Grant::Send("SET DEFAULT ROLE `reader` FOR `app`@`%`".into())
+            Grant::Role(
+                "SET DEFAULT ROLE `reader` FOR `app`@`%`".into(),
+                "reader".into()
+            )
         );
         // MySQL 8: dynamic privileges are server-wide.
         assert!(matches!(

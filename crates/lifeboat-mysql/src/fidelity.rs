@@ -181,6 +181,10 @@ pub(crate) fn plan_object(
         return Ok(plan);
     };
     let own = same_account(definer, &account.name);
+    if rule == Definers::Invoker && !runs_as_definer {
+        // Whoever defines it, it runs with its caller's rights.
+        plan.rewrite.invoker = true;
+    }
     let keep = match rule {
         Definers::CurrentUser | Definers::Invoker => own,
         Definers::Auto => own || account.may_set_definers,
@@ -217,38 +221,83 @@ pub(crate) fn plan_object(
     Ok(plan)
 }
 
+/// Client character sets in which a multi-byte character can end in 0x5C
+/// (`\`): the server would then read a quote the checks read as escaped
+/// (a fresh-eyes attack hid a GRANT in a routine this way with sjis).
+/// Objects created under them are re-created with utf8mb4, and the report
+/// says so.
+const UNSAFE_CLIENT_CHARSETS: [&str; 5] = ["big5", "cp932", "gbk", "gb18030", "sjis"];
+
+/// The session an object is created in, as it will be set.
+#[derive(Debug, Clone)]
+pub(crate) struct Session {
+    /// `SET SESSION sql_mode = ..., character_set_client = ..., ...`.
+    pub sql: String,
+    /// The character_set_client and collation_connection set (what the
+    /// target will show for the object).
+    pub charset: String,
+    pub collation: Option<String>,
+}
+
 /// The session statement an object is created in: its own sql_mode,
 /// character_set_client, collation_connection and (events) time_zone.
-/// Names are checked against the target's lists; a collation the target
-/// lacks falls back to the connection's, which is reported in `notes`.
-pub(crate) fn session_for(o: &Object, known: &Known, notes: &mut Vec<String>) -> Result<String> {
+/// Names are checked against the target's lists; a character set the
+/// target lacks, or one in which the checks could be fooled, falls back to
+/// utf8mb4, which is reported in `notes`.
+pub(crate) fn session_for(o: &Object, known: &Known, notes: &mut Vec<String>) -> Result<Session> {
     let label = format!("{} {}", o.kind.to_lowercase(), o.name);
     let mut set = vec![format!("sql_mode = {}", sql_mode_literal(&o.sql_mode))];
+    let unsafe_cs = |c: &str| UNSAFE_CLIENT_CHARSETS.contains(&c.to_ascii_lowercase().as_str());
     let cs = o
         .character_set_client
         .as_deref()
-        .filter(|c| known.has_charset(c));
+        .filter(|c| known.has_charset(c) && !unsafe_cs(c));
     let coll = o
         .collation_connection
         .as_deref()
         .map(|c| crate::schema::adapt_for_target(c, &known.flavor))
-        .filter(|c| known.has_collation(c));
-    match (&o.character_set_client, cs) {
-        (Some(want), None) => notes.push(format!(
-            "{label}: created with character_set_client utf8mb4; the target has no {:?}",
-            short(want)
-        )),
-        (_, Some(cs)) => set.push(format!("character_set_client = {}", ident(cs))),
-        _ => set.push("character_set_client = utf8mb4".into()),
-    }
-    match (&o.collation_connection, coll) {
-        (Some(want), None) => notes.push(format!(
-            "{label}: created with the connection's collation; the target has no {:?}",
-            short(want)
-        )),
-        (_, Some(c)) => set.push(format!("collation_connection = {}", ident(&c))),
-        _ => set.push("collation_connection = utf8mb4_general_ci".into()),
-    }
+        .filter(|c| known.has_collation(c))
+        .filter(|c| {
+            known
+                .collations
+                .get(&c.to_lowercase())
+                .is_none_or(|cs| !unsafe_cs(cs))
+        });
+    let charset = match (&o.character_set_client, cs) {
+        (Some(want), None) => {
+            let why = if unsafe_cs(want) {
+                "a backslash can end a character in it, which the checks cannot read safely"
+            } else {
+                "the target has no such character set"
+            };
+            notes.push(format!(
+                "{label}: created with character_set_client utf8mb4, not {:?}: {why}",
+                short(want)
+            ));
+            "utf8mb4".to_string()
+        }
+        (_, Some(cs)) => cs.to_string(),
+        _ => "utf8mb4".to_string(),
+    };
+    set.push(format!("character_set_client = {}", ident(&charset)));
+    let collation = match (&o.collation_connection, coll) {
+        (Some(want), None) => {
+            notes.push(format!(
+                "{label}: created with the connection's collation, not {:?}",
+                short(want)
+            ));
+            set.push("collation_connection = utf8mb4_general_ci".into());
+            Some("utf8mb4_general_ci".to_string())
+        }
+        (_, Some(c)) => {
+            set.push(format!("collation_connection = {}", ident(&c)));
+            Some(c)
+        }
+        _ => {
+            set.push("collation_connection = utf8mb4_general_ci".into());
+            None
+        }
+    };
     if let Some(tz) = &o.time_zone {
         if !valid_time_zone(tz) {
             return Err(refused(
@@ -261,7 +310,11 @@ pub(crate) fn session_for(o: &Object, known: &Known, notes: &mut Vec<String>) ->
         }
         set.push(format!("time_zone = {}", quote(tz)));
     }
-    Ok(format!("SET SESSION {}", set.join(", ")))
+    Ok(Session {
+        sql: format!("SET SESSION {}", set.join(", ")),
+        charset,
+        collation,
+    })
 }
 
 /// `SYSTEM`, `+HH:MM` / `-HH:MM`, or a zone name (`Europe/Paris`).
@@ -378,7 +431,14 @@ impl ExpectedSchema {
 
     /// `sent` is the text replay sends (checked and rewritten), `session`
     /// what it set before it (None: a setting the target lacked).
-    pub(crate) fn object(&mut self, o: &Object, sent: &str, definer: Option<String>, d: Dialect) {
+    pub(crate) fn object(
+        &mut self,
+        o: &Object,
+        sent: &str,
+        definer: Option<String>,
+        session: &Session,
+        d: Dialect,
+    ) {
         let create = guard::split_definer(sent, d)
             .map(|(t, _)| t)
             .unwrap_or_else(|_| sent.to_string());
@@ -389,8 +449,14 @@ impl ExpectedSchema {
                 create,
                 definer,
                 sql_mode: (!view && self.exact).then(|| o.sql_mode.clone()),
-                character_set_client: o.character_set_client.clone(),
-                collation_connection: o.collation_connection.clone(),
+                character_set_client: o
+                    .character_set_client
+                    .as_ref()
+                    .map(|_| session.charset.clone()),
+                collation_connection: o
+                    .collation_connection
+                    .as_ref()
+                    .and(session.collation.clone()),
                 time_zone: o.time_zone.clone(),
             },
         );
@@ -666,6 +732,52 @@ mod tests {
         };
         let p = plan_object(&inv, &account(true), Definers::Invoker, false).unwrap();
         assert!(p.rewrite.invoker && p.rewrite.definer.is_none());
+    }
+
+    #[test]
+    fn a_client_charset_that_can_hide_a_quote_is_not_used() {
+        // A fresh-eyes attack: in sjis, a character can end in 0x5C, so
+        // the server ends a string where the checks read `\'`.
+        let known = Known {
+            flavor: "mariadb".into(),
+            charsets: vec!["sjis".into(), "utf8mb4".into(), "latin1".into()],
+            collations: [
+                ("sjis_japanese_ci".to_string(), "sjis".to_string()),
+                ("utf8mb4_general_ci".to_string(), "utf8mb4".to_string()),
+                ("latin1_swedish_ci".to_string(), "latin1".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+        };
+        let o = |cs: &str, coll: &str| Object {
+            name: "p".into(),
+            kind: "PROCEDURE".into(),
+            character_set_client: Some(cs.into()),
+            collation_connection: Some(coll.into()),
+            ..Default::default()
+        };
+        let mut notes = Vec::new();
+        let s = session_for(&o("sjis", "sjis_japanese_ci"), &known, &mut notes).unwrap();
+        assert_eq!(s.charset, "utf8mb4");
+        assert!(!s.sql.contains("sjis"), "{}", s.sql);
+        assert!(notes.iter().any(|n| n.contains("backslash")), "{notes:?}");
+        let s = session_for(&o("latin1", "latin1_swedish_ci"), &known, &mut notes).unwrap();
+        assert_eq!(s.charset, "latin1");
+        assert!(
+            s.sql.contains("collation_connection = `latin1_swedish_ci`"),
+            "{}",
+            s.sql
+        );
+    }
+
+    #[test]
+    fn invoker_applies_to_the_accounts_own_views_too() {
+        let view = Object {
+            kind: "VIEW".into(),
+            ..trigger("avnadmin@%")
+        };
+        let p = plan_object(&view, &account(false), Definers::Invoker, false).unwrap();
+        assert!(p.rewrite.invoker);
     }
 
     #[test]

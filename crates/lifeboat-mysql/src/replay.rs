@@ -488,6 +488,22 @@ fn prepare(
             ..o.clone()
         };
         let how = fidelity::plan_object(o, &account, opts.definers, opts.disable_events)?;
+        // The text's own DEFINER (replaced by replay) must be the entry's:
+        // a report must never hide who an object really belonged to.
+        if let (Ok((_, Some(clause))), Some(field)) = (
+            guard::split_definer(&o.create, dialect(&o.sql_mode)),
+            &o.definer,
+        ) {
+            if clause != fidelity::definer_clause(field)? {
+                return Err(refused(
+                    format!("the CREATE text of {label}"),
+                    format!(
+                        "its {} is not the entry's definer {field}",
+                        crate::schema::short(&clause)
+                    ),
+                ));
+            }
+        }
         let trust = trust_bodies && !o.kind.eq_ignore_ascii_case("EVENT");
         let d = dialect(&o.sql_mode);
         let create = guard::check_object(&obj, d, &scope, trust, &how.rewrite).map_err(|e| {
@@ -499,6 +515,16 @@ fn prepare(
             refused(format!("the CREATE text of {label}"), format!("{e}{hint}"))
         })?;
         let session = fidelity::session_for(o, &known, &mut notes)?;
+        if let Some(c) = o
+            .database_collation
+            .as_deref()
+            .filter(|c| !known.has_collation(&adapt_for_target(c, target_flavor)))
+        {
+            notes.push(format!(
+                "{label}: created under the database's collation, not {:?}: the target has no such collation",
+                crate::schema::short(c)
+            ));
+        }
         let switch = o
             .database_collation
             .as_deref()
@@ -512,16 +538,13 @@ fn prepare(
                     format!("ALTER DATABASE {db} COLLATE {}", ident(&collation)),
                 )
             });
-        expected.object(o, &create, how.definer, d);
+        expected.object(o, &create, how.definer, &session, d);
         rewritten.extend(how.rewritten);
         planned.push(PlannedObject {
             label,
-            session,
+            charset: Some(session.charset.clone()),
+            session: session.sql,
             create,
-            charset: o
-                .character_set_client
-                .clone()
-                .filter(|c| known.has_charset(c)),
             collation: switch,
         });
     }
@@ -692,7 +715,10 @@ fn plan_accounts(
 }
 
 /// Create each planned account that does not exist, with its grants; what
-/// the target refuses is reported, not fatal.
+/// the target refuses is reported, not fatal. An account whose user name
+/// exists on the target with another host is not created (it would change
+/// who logs in as that user), and a role is given only if this restore
+/// created it (an existing role of that name may hold anything).
 fn create_accounts(
     conn: &mut Conn,
     planned: &[crate::accounts::PlannedAccount],
@@ -702,19 +728,63 @@ fn create_accounts(
         skipped,
         ..Default::default()
     };
+    let present: Vec<(String, String)> = match conn.text_rows("SELECT User, Host FROM mysql.user") {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|row| {
+                let get = |i: usize| row.get(i).cloned().flatten().unwrap_or_default();
+                (get(0), get(1))
+            })
+            .collect(),
+        Err(e) => {
+            r.failed.push(format!(
+                "listing the target's accounts (mysql.user) was refused, so none was created: {e}"
+            ));
+            return r;
+        }
+    };
+    let mut created_roles = std::collections::BTreeSet::new();
     for a in planned {
-        if conn.text_rows(&a.probe).is_ok() {
+        if present
+            .iter()
+            .any(|(u, h)| *u == a.user && h.eq_ignore_ascii_case(&a.host))
+        {
             r.existing.push(a.label.clone());
             continue;
         }
-        // Never the statement in a message: it holds the password hash.
-        let what = format!("creating {}", a.label);
-        if let Err(e) = conn.execute_bytes(a.create.as_bytes(), &what) {
-            r.failed.push(format!("creating {}: {e}", a.label));
+        if let Some((u, h)) = present.iter().find(|(u, _)| *u == a.user) {
+            r.existing.push(format!(
+                "{} (not created: {u}@{h} exists, and another host would change who logs in as {u})",
+                a.label
+            ));
+            continue;
+        }
+        // Never the statement nor the server's words about it in a
+        // message: they hold the password hash. Only the error code.
+        if let Err(e) = conn.execute_bytes(a.create.as_bytes(), "CREATE USER") {
+            let msg = e.to_string();
+            let code = msg
+                .split(|c: char| !c.is_ascii_digit())
+                .find(|w| w.len() == 4)
+                .unwrap_or("unknown");
+            r.failed.push(format!(
+                "creating {}: the server refused its CREATE statement (error {code})",
+                a.label
+            ));
             continue;
         }
         r.created.push(a.label.clone());
-        for g in &a.grants {
+        if a.role {
+            created_roles.insert(a.user.clone());
+        }
+        for (g, role) in &a.grants {
+            if let Some(role) = role.as_ref().filter(|x| !created_roles.contains(*x)) {
+                r.skipped.push(format!(
+                    "{}: {g} (the role {role} was on the target before this restore: not given)",
+                    a.label
+                ));
+                continue;
+            }
             match run(conn, g) {
                 Ok(()) => r.granted += 1,
                 Err(e) => r.failed.push(format!("{}: {g}: {e}", a.label)),

@@ -86,6 +86,33 @@ impl std::fmt::Display for Dialect {
     }
 }
 
+/// Names bash or sh act on when set in the running shell: prompts and
+/// hooks that run commands, files read by later shells, word splitting,
+/// the search path, the dynamic linker. A fresh-eyes attack ran commands
+/// through PROMPT_COMMAND, PS1 and BASH_ENV in a sourced file.
+fn shell_acts_on(key: &str) -> bool {
+    const NAMES: [&str; 17] = [
+        "PROMPT_COMMAND",
+        "PS0",
+        "PS1",
+        "PS2",
+        "PS3",
+        "PS4",
+        "ENV",
+        "SHELLOPTS",
+        "BASHOPTS",
+        "IFS",
+        "CDPATH",
+        "GLOBIGNORE",
+        "PATH",
+        "MAIL",
+        "MAILPATH",
+        "HISTFILE",
+        "TMOUT",
+    ];
+    NAMES.contains(&key) || key.starts_with("BASH") || key.starts_with("LD_")
+}
+
 /// One `KEY=value` line (with its newline), for dotenvy.
 pub fn line(var: &EnvVar) -> Result<String> {
     line_for(var, Dialect::Rust)
@@ -97,6 +124,13 @@ pub fn line_for(var: &EnvVar, dialect: Dialect) -> Result<String> {
     if !valid_key(&var.key) {
         return Err(Error::Refused(format!(
             "variable name {:?} cannot be written to a .env file; use --to-service",
+            var.key
+        )));
+    }
+    if dialect == Dialect::Shell && shell_acts_on(&var.key) {
+        return Err(Error::Refused(format!(
+            "{} is a variable the shell itself acts on (a file loaded with `. FILE` could run \
+             commands through it); write this set with --to-env-json, or another --env-dialect",
             var.key
         )));
     }
@@ -419,6 +453,31 @@ mod tests {
         let back = read(&p).unwrap();
         let want: Vec<(String, String)> = vars.into_iter().map(|v| (v.key, v.value)).collect();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn names_the_shell_acts_on_are_refused_in_the_shell_form() {
+        for k in [
+            "PROMPT_COMMAND",
+            "PS1",
+            "BASH_ENV",
+            "ENV",
+            "PATH",
+            "IFS",
+            "LD_PRELOAD",
+        ] {
+            let v = EnvVar {
+                key: k.into(),
+                value: "$(touch /tmp/x)".into(),
+            };
+            let e = line_for(&v, Dialect::Shell).unwrap_err();
+            assert!(
+                e.to_string().contains(k) && e.to_string().contains("--to-env-json"),
+                "{e}"
+            );
+            assert!(!e.to_string().contains("touch"), "{e}");
+            assert!(line_for(&v, Dialect::Rust).is_ok());
+        }
     }
 
     #[test]
