@@ -3,8 +3,6 @@
 //! fresh server lets it log in with its old password and do exactly what
 //! it could before, no more (its server-wide grant is listed, not given).
 
-use std::process::Command;
-
 use lifeboat_testkit::mariadb::TlsServer;
 use lifeboat_testkit::Lifeboat;
 
@@ -42,28 +40,9 @@ fn server() -> TlsServer {
     s
 }
 
-/// Run SQL on `server` as `user` with `password`: Ok(stdout) or Err(stderr).
+/// Run SQL on `server` as `user` with `password`, in clinic.
 fn as_user(server: &TlsServer, user: &str, password: &str, sql: &str) -> Result<String, String> {
-    let out = Command::new("mariadb")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-P",
-            &server.port.to_string(),
-            "-u",
-            user,
-        ])
-        .arg(format!("-p{password}"))
-        .arg("--ssl")
-        .arg(format!("--ssl-ca={}", server.ca.display()))
-        .args(["--batch", "--skip-column-names", "clinic", "-e", sql])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(String::from_utf8_lossy(&out.stderr).into_owned())
-    }
+    server.sql_as(user, Some(password), Some("clinic"), sql)
 }
 
 fn grants(server: &TlsServer, account: &str) -> Vec<String> {

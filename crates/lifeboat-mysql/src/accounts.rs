@@ -23,7 +23,7 @@ use crate::connect::MysqlOptions;
 use crate::encode::ident;
 use crate::error::Result;
 use crate::lexer::{ident_value, tokens, Dialect, Kind, Token};
-use crate::schema::quote;
+use crate::schema::{quote, short};
 use crate::wire::Conn;
 
 /// The `DB/_accounts` item.
@@ -243,10 +243,6 @@ pub(crate) fn plan(
         });
     }
     Ok((planned, skipped))
-}
-
-fn short(s: &str) -> String {
-    crate::schema::short(s)
 }
 
 /// Words a CREATE USER may hold after the account (MariaDB 10.x and

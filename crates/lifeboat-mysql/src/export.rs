@@ -8,6 +8,7 @@ use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
 use crate::encode::ident;
 use crate::encode::Lines;
 use crate::error::{Error, Result};
+use crate::fidelity::Known;
 use crate::replay::{load_schema, views_in_order};
 use crate::schema::{quote, sql_mode_literal, strip_definer};
 
@@ -76,7 +77,6 @@ pub fn export(
         .chain(&schema.events)
     {
         let mut set = vec![format!("sql_mode = {}", sql_mode_literal(&o.sql_mode))];
-        let name_ok = |n: &str| n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
         for (var, v) in [
             ("character_set_client", &o.character_set_client),
             ("collation_connection", &o.collation_connection),
@@ -84,7 +84,7 @@ pub fn export(
             // The file is UTF-8: another client character set only where
             // the text reads the same in it.
             let fits = |v: &str| o.create.is_ascii() || v.to_ascii_lowercase().starts_with("utf8");
-            if let Some(v) = v.as_deref().filter(|v| name_ok(v) && fits(v)) {
+            if let Some(v) = v.as_deref().filter(|v| Known::name_ok(v) && fits(v)) {
                 set.push(format!("{var} = {v}"));
             }
         }

@@ -256,13 +256,7 @@ pub(crate) fn session_for(o: &Object, known: &Known, notes: &mut Vec<String>) ->
         .collation_connection
         .as_deref()
         .map(|c| crate::schema::adapt_for_target(c, &known.flavor))
-        .filter(|c| known.has_collation(c))
-        .filter(|c| {
-            known
-                .collations
-                .get(&c.to_lowercase())
-                .is_none_or(|cs| !unsafe_cs(cs))
-        });
+        .filter(|c| known.charset_of(c).is_some_and(|cs| !unsafe_cs(cs)));
     let charset = match (&o.character_set_client, cs) {
         (Some(want), None) => {
             let why = if unsafe_cs(want) {
@@ -358,7 +352,9 @@ impl Known {
         })
     }
 
-    fn name_ok(name: &str) -> bool {
+    /// A character set or collation name: letters, digits and `_`, at
+    /// most 64 bytes (anything else is no name, whatever the server has).
+    pub(crate) fn name_ok(name: &str) -> bool {
         !name.is_empty()
             && name.len() <= 64
             && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
@@ -369,7 +365,15 @@ impl Known {
     }
 
     pub(crate) fn has_collation(&self, c: &str) -> bool {
-        Self::name_ok(c) && self.collations.contains_key(&c.to_lowercase())
+        self.charset_of(c).is_some()
+    }
+
+    /// The character set of collation `c` on the target, if it has it.
+    pub(crate) fn charset_of(&self, c: &str) -> Option<&str> {
+        Self::name_ok(c)
+            .then(|| self.collations.get(&c.to_lowercase()))
+            .flatten()
+            .map(String::as_str)
     }
 }
 

@@ -183,6 +183,19 @@ pub fn select_database(
         .collect())
 }
 
+/// A JSON item of this source (the schema, the accounts), read whole.
+fn read_json<T: serde::de::DeserializeOwned>(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    item: &ManifestItem,
+    what: &str,
+) -> Result<T> {
+    let mut json = Vec::new();
+    repo.restore_item(index, item, &mut json, &NoProgress)?;
+    serde_json::from_slice(&json)
+        .map_err(|e| Error::Damaged(format!("the {what} item {} is unreadable: {e}", item.name)))
+}
+
 pub(crate) fn load_schema(
     repo: &Repository<FullAccess>,
     index: &Index,
@@ -202,14 +215,7 @@ pub(crate) fn load_schema(
             )))
         }
     };
-    let mut json = Vec::new();
-    repo.restore_item(index, item, &mut json, &NoProgress)?;
-    let schema: Schema = serde_json::from_slice(&json).map_err(|e| {
-        Error::Damaged(format!(
-            "the MySQL schema item {} is unreadable: {e}",
-            item.name
-        ))
-    })?;
+    let schema: Schema = read_json(repo, index, item, "MySQL schema")?;
     if item.name.split_once('/').map(|(db, _)| db) != Some(schema.database.as_str()) {
         return Err(refused(
             format!("the MySQL schema item {}", item.name),
@@ -380,7 +386,7 @@ fn prepare(
         ("character set", cs.as_str()),
         ("collation", collation.as_str()),
     ] {
-        if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') || name.len() > 64 {
+        if !(name.is_empty() || Known::name_ok(name)) {
             return Err(refused(
                 "the MySQL schema",
                 format!(
@@ -390,12 +396,8 @@ fn prepare(
             ));
         }
     }
-    let charsets: Vec<String> = conn
-        .text_rows("SHOW CHARACTER SET")?
-        .into_iter()
-        .filter_map(|r| r.into_iter().next().flatten())
-        .collect();
-    if !charsets.iter().any(|c| c.eq_ignore_ascii_case(&cs)) {
+    let known = Known::of(conn, target_flavor)?;
+    if !known.has_charset(&cs) {
         return Err(Error::Target(format!(
             "the target server has no character set {cs:?} (the snapshot's database default)"
         )));
@@ -406,17 +408,7 @@ fn prepare(
         ident(&cs)
     );
     if !collation.is_empty() {
-        let known = conn.text_rows("SHOW COLLATION")?.into_iter().any(|r| {
-            r.first()
-                .cloned()
-                .flatten()
-                .is_some_and(|c| c.eq_ignore_ascii_case(&collation))
-                && r.get(1)
-                    .cloned()
-                    .flatten()
-                    .is_some_and(|c| c.eq_ignore_ascii_case(&cs))
-        });
-        if !known {
+        if known.charset_of(&collation) != Some(cs.to_lowercase().as_str()) {
             return Err(Error::Target(format!(
                 "the target server has no collation {collation:?} for the character set {cs:?} (the snapshot's database default)"
             )));
@@ -470,7 +462,6 @@ fn prepare(
         expected.table(&t.name, &adapt_for_target(&t.create, target_flavor));
     }
     let account = Account::of(conn)?;
-    let known = Known::of(conn, target_flavor)?;
     let (mut rewritten, mut notes) = (Vec::new(), Vec::new());
     if schema.version < 2 && !objects.is_empty() {
         notes.push(format!(
@@ -701,10 +692,7 @@ fn plan_accounts(
                     .into(),
             )
         })?;
-    let mut json = Vec::new();
-    repo.restore_item(index, item, &mut json, &NoProgress)?;
-    let accounts: crate::accounts::Accounts = serde_json::from_slice(&json)
-        .map_err(|e| Error::Damaged(format!("the accounts item {name} is unreadable: {e}")))?;
+    let accounts: crate::accounts::Accounts = read_json(repo, index, item, "accounts")?;
     crate::accounts::plan(
         &accounts,
         &schema.database,

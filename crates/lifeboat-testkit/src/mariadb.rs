@@ -270,20 +270,29 @@ impl TlsServer {
 
     /// Run SQL over TLS as root.
     pub fn sql(&self, q: &str) -> Result<String, String> {
-        let out = Command::new("mariadb")
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-P",
-                &self.port.to_string(),
-                "-u",
-                "root",
-                "--ssl",
-            ])
+        self.sql_as("root", None, None, q)
+    }
+
+    /// Run SQL over TLS as `user` (with `password`), in `database`.
+    pub fn sql_as(
+        &self,
+        user: &str,
+        password: Option<&str>,
+        database: Option<&str>,
+        q: &str,
+    ) -> Result<String, String> {
+        let mut c = Command::new("mariadb");
+        c.args(["-h", "127.0.0.1", "-P", &self.port.to_string(), "-u", user]);
+        if let Some(p) = password {
+            c.arg(format!("-p{p}"));
+        }
+        c.arg("--ssl")
             .arg(format!("--ssl-ca={}", self.ca.display()))
-            .args(["--batch", "--skip-column-names", "-e", q])
-            .output()
-            .map_err(|e| e.to_string())?;
+            .args(["--batch", "--skip-column-names"]);
+        if let Some(db) = database {
+            c.arg(db);
+        }
+        let out = c.args(["-e", q]).output().map_err(|e| e.to_string())?;
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
