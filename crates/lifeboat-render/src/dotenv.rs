@@ -47,8 +47,9 @@ pub enum Dialect {
     /// whichever the value lacks (no escapes but `\n` and `\r` in double
     /// quotes), else bare.
     Node,
-    /// Docker Compose `env_file`: single quotes, taken literally; values
-    /// with `'` or a line break cannot be written.
+    /// Docker Compose `env_file` (compose-go's dotenv parser): single
+    /// quotes, taken literally; values with `'` or a line break, or ending
+    /// in `\\` (a quote after a backslash does not close), cannot be written.
     Compose,
     /// Rust's dotenvy: bare, single quotes, or double quotes with `\\`,
     /// `\"`, `\$` and `\n` escaped.
@@ -140,7 +141,9 @@ pub fn line_for(var: &EnvVar, dialect: Dialect) -> Result<String> {
         Dialect::Shell if !v.contains('\0') => Some(format!("'{}'", v.replace('\'', "'\\''"))),
         Dialect::Python => python_value(v),
         Dialect::Node => node_value(v),
-        Dialect::Compose if !v.contains(['\'', '\n', '\r', '\0']) => Some(format!("'{v}'")),
+        Dialect::Compose if !v.contains(['\'', '\n', '\r', '\0']) && !v.ends_with('\\') => {
+            Some(format!("'{v}'"))
+        }
         _ => None,
     }
     .ok_or_else(|| {
@@ -334,7 +337,18 @@ fn decode(s: &str, d: Dialect) -> Option<(String, &str)> {
             }
             None
         }
-        (Dialect::Node | Dialect::Compose, q @ ('\'' | '`' | '"')) => {
+        (Dialect::Compose, '\'') => {
+            // compose-go: the first quote not preceded by `\` closes; the
+            // text between is taken literally. (Double quotes interpolate
+            // and are never written for Compose.)
+            let body = &s[1..];
+            let end = body
+                .char_indices()
+                .find(|&(i, c)| c == '\'' && !body[..i].ends_with('\\'))?
+                .0;
+            Some((body[..end].to_string(), &body[end + 1..]))
+        }
+        (Dialect::Node, q @ ('\'' | '`' | '"')) => {
             let (v, after) = until(&s[1..], q)?;
             let v = match q {
                 '"' => v.replace("\\n", "\n").replace("\\r", "\r"),
@@ -453,6 +467,29 @@ mod tests {
         let back = read(&p).unwrap();
         let want: Vec<(String, String)> = vars.into_iter().map(|v| (v.key, v.value)).collect();
         assert_eq!(back, want);
+    }
+
+    #[test]
+    fn compose_refuses_a_value_whose_closing_quote_would_be_escaped() {
+        // compose-go skips a quote preceded by `\`: 'C:\dir\' would run on
+        // into the next line.
+        let v = EnvVar {
+            key: "DIR".into(),
+            value: "C:\\dir\\".into(),
+        };
+        let e = line_for(&v, Dialect::Compose).unwrap_err();
+        assert!(e.to_string().contains("DIR") && e.to_string().contains("--to-env-json"));
+        let inner = EnvVar {
+            key: "DIR".into(),
+            value: "C:\\dir\\x".into(),
+        };
+        let text = line_for(&inner, Dialect::Compose).unwrap();
+        assert_eq!(text, "DIR='C:\\dir\\x'\n");
+        let (back, rest) = decode("'C:\\dir\\x'\n", Dialect::Compose).unwrap();
+        assert_eq!((back.as_str(), rest), ("C:\\dir\\x", "\n"));
+        // The reader's own rule: an escaped quote does not close.
+        let (back, _) = decode("'a\\'b'\n", Dialect::Compose).unwrap();
+        assert_eq!(back, "a\\'b");
     }
 
     #[test]

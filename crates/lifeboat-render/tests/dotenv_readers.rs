@@ -4,6 +4,13 @@
 //! a reader cannot represent is refused by name. scripts/test.sh installs
 //! the readers (python-dotenv with pip, dotenv with npm into
 //! target/js-readers).
+//!
+//! Docker Compose is the one dialect without its reader here: Compose v2 is
+//! a Go binary that none of this machine's registries carries (Debian 12
+//! has only the Python Compose v1, whose env_file rules differ). Its
+//! dialect is checked in `dotenv.rs`'s unit tests against compose-go's
+//! documented parser rules (single quotes literal, a quote after `\` does
+//! not close).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
