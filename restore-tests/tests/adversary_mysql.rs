@@ -443,6 +443,19 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
             vec![],
         ),
         (
+            // Rows the schema does not describe would be left out of the
+            // restore without a word.
+            "a table's rows kept while the schema drops the table",
+            Box::new(|s| {
+                if let Some(tables) = s["tables"].as_array_mut() {
+                    tables.retain(|t| t["name"] != "audit");
+                }
+            }),
+            Box::new(none),
+            "describes no such table",
+            vec![],
+        ),
+        (
             "a row line with too few values",
             Box::new(keep),
             Box::new(|t, lines| {

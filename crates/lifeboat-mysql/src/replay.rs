@@ -222,11 +222,38 @@ pub(crate) fn load_schema(
             format!("it describes the database {:?}", schema.database),
         ));
     }
-    let tables = items
+    check_names(&schema)?;
+    let tables: HashMap<String, ManifestItem> = items
         .iter()
         .filter(|i| i.source == SOURCE && i.kind == "table")
         .map(|i| (i.name.clone(), i.clone()))
         .collect();
+    // Every row item must belong to a table the schema describes: rows
+    // that replay would leave out are a damaged or forged snapshot, not
+    // something to skip without a word.
+    let described: std::collections::HashSet<String> = schema
+        .tables
+        .iter()
+        .map(|t| t.item_name(&schema.database))
+        .collect();
+    let mut strays: Vec<&str> = tables
+        .keys()
+        .filter(|name| !described.contains(*name))
+        .map(String::as_str)
+        .collect();
+    strays.sort_unstable();
+    if let Some(first) = strays.first() {
+        let first: String = first.chars().take(100).collect();
+        return Err(refused(
+            format!("the MySQL table item {first:?}"),
+            format!(
+                "the snapshot's schema of {:?} describes no such table ({} row item(s) \
+                 without a table)",
+                schema.database,
+                strays.len()
+            ),
+        ));
+    }
     Ok((schema, tables))
 }
 
@@ -999,7 +1026,6 @@ pub fn verify_database(
     expected: &ExpectedSchema,
 ) -> Result<ReplayReport> {
     let (schema, table_items) = load_schema(repo, index, items)?;
-    check_names(&schema)?;
     let t = target.target()?;
     let objects_expected =
         schema.views.len() + schema.triggers.len() + schema.routines.len() + schema.events.len();
