@@ -171,6 +171,88 @@ fn restore(lb: &Lifeboat, id: &str, target: &str, extra: &[&str]) -> lifeboat_te
     lb.run(&args)
 }
 
+fn export(lb: &Lifeboat, id: &str, to: &str, extra: &[&str]) -> lifeboat_testkit::Output {
+    let k = lb.restore_key.display().to_string();
+    let mut args = vec![
+        "export",
+        id,
+        "--source",
+        "mysql",
+        "--to",
+        to,
+        "--restore-key-file",
+        &k,
+    ];
+    args.extend(extra.iter().filter(|a| **a == "--trust-object-bodies"));
+    lb.run(&args)
+}
+
+/// Export writes a file for the stock client, which has commands of its
+/// own (`\\!` runs a shell command) and splits statements at its
+/// delimiter: a forged text can use neither, and an honest body holding
+/// `;;` loads whole.
+#[test]
+fn an_exported_file_cannot_reach_the_client_and_loads_whole() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let src = source_db();
+    let lb = Lifeboat::local();
+    lb.init();
+    backup(&lb, &src);
+    let forger = Forger::open(&lb);
+    let marker = lb.path("pwned").display().to_string();
+    let none = |_: &str, _: &mut Vec<Vec<u8>>| {};
+
+    // A backslash command in a view, and in a version comment the server
+    // executes (the client reads commands there too): refused.
+    for create in [
+        format!("CREATE VIEW big_orders AS SELECT 1 AS `a` \\! touch {marker}"),
+        format!("CREATE VIEW big_orders AS SELECT 1 AS `a` /*!99999 \\! touch {marker} */"),
+    ] {
+        let id = forger.forge(|s| set_object(s, "views", "big_orders", &create), none);
+        let file = lb.path("forged.sql").display().to_string();
+        let out = export(&lb, &id, &file, &[]).code(4);
+        assert!(
+            out.stderr.contains("backslash outside any string"),
+            "{create}: {}",
+            out.stderr
+        );
+        assert!(!std::path::Path::new(&file).exists());
+    }
+
+    // A server version that breaks out of the header comment stays in it;
+    // a body holding `;;` (the usual delimiter) in a string and a comment
+    // loads whole; the client runs nothing of its own.
+    let id = forger.forge(
+        |s| {
+            s["server"]["version"] = format!("10.11\n\\! touch {marker}\n").into();
+            set_object(
+                s,
+                "routines",
+                "add_order",
+                "CREATE PROCEDURE add_order(IN n INT)\nBEGIN\n  -- a comment;; here\n  INSERT INTO audit (what) VALUES (CONCAT('n;;', n));\nEND",
+            );
+        },
+        none,
+    );
+    let file = lb.path("honest.sql").display().to_string();
+    export(&lb, &id, &file, &[]).ok();
+    let loaded = TestDb::new("adv_export");
+    let (ok, err) = mariadb::run_script(&loaded.name, &std::fs::read(&file).expect("file"));
+    assert!(ok, "the stock client refused the export: {err}");
+    assert!(
+        !std::path::Path::new(&marker).exists(),
+        "the client ran a command"
+    );
+    loaded.sql("CALL add_order(7)");
+    assert_eq!(
+        loaded
+            .sql("SELECT what FROM audit ORDER BY id DESC LIMIT 1")
+            .trim(),
+        "n;;7"
+    );
+    assert_eq!(loaded.fingerprint().len(), src.fingerprint().len());
+}
+
 fn backup(lb: &Lifeboat, db: &TestDb) {
     let b = lb.backup_key.display().to_string();
     let url = db.url();
@@ -468,6 +550,7 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
         ),
     ];
 
+    let mut exported = Vec::new();
     for (what, schema, rows, says, extra) in &attacks {
         let target = TestDb::unborn("adv_target");
         let before = outside(&victim, &target.name);
@@ -490,7 +573,55 @@ fn forged_snapshots_fail_and_change_nothing_outside_the_target() {
                 "{what}"
             );
         }
+        // The escape hatch checks the same texts before any reaches a file
+        // that an operator would feed to the stock client. What export
+        // does not write (the server's character set and collation, the
+        // definers it takes out) may pass, but reaches no file.
+        let file = lb.path("forged.sql").display().to_string();
+        let out = export(&lb, &id, &file, extra);
+        if out.code == 0 {
+            let text = std::fs::read_to_string(&file).expect("the export");
+            for bad in [
+                "CREATE DATABASE",
+                "DROP DATABASE",
+                "DEFINER=",
+                "DEFINER =",
+                "GENERAL_LOG",
+            ] {
+                assert!(
+                    !text.to_uppercase().contains(bad),
+                    "{what}: {bad} in\n{text}"
+                );
+            }
+            std::fs::remove_file(&file).expect("remove");
+            exported.push(*what);
+            continue;
+        }
+        let out = out.code(4);
+        assert!(
+            out.stderr.contains(says) && out.stderr.contains("refusing to"),
+            "{what}: export's message does not say {says:?}:\n{}",
+            out.stderr
+        );
+        assert!(
+            !std::path::Path::new(&file).exists(),
+            "{what}: a file was left"
+        );
     }
+    assert_eq!(
+        exported,
+        [
+            "a charset with a second statement",
+            "a collation with a second statement",
+            // A file cannot know which databases the server it is loaded
+            // into holds: `victim`.`t` is judged as on a server with none
+            // (docs/DISASTER-RECOVERY.md says so; restore checks it).
+            "a view reading another database",
+            "an event that would run at once, even with --trust-object-bodies",
+            "a definer field that is not the text's own"
+        ],
+        "export refuses every other attack"
+    );
 
     // The honest snapshot, rewritten by the same forger, still replays.
     let id = forger.forge(keep, none);

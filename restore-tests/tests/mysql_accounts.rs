@@ -56,9 +56,8 @@ fn grants(server: &TlsServer, account: &str) -> Vec<String> {
     g
 }
 
-#[test]
-fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_could() {
-    let old = server();
+/// The old server's database, its application account and roles.
+fn seed(old: &TlsServer) {
     old.sql(
         "CREATE DATABASE clinic; \
          CREATE TABLE clinic.patients (id INT PRIMARY KEY, name VARCHAR(40)); \
@@ -79,6 +78,12 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
          CREATE USER 'auditor'@'%' IDENTIFIED BY 'Aud-pass-1'; GRANT SELECT ON clinic.notes TO 'auditor'@'%';",
     )
     .expect("seed");
+}
+
+#[test]
+fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_could() {
+    let old = server();
+    seed(&old);
     as_user(&old, "app", "App-pass-1", "SELECT COUNT(*) FROM patients").unwrap();
     let before = grants(&old, "'app'@'%'");
 
@@ -202,5 +207,109 @@ fn the_application_account_logs_in_on_a_new_server_and_can_do_exactly_what_it_co
             .contains("accounts: 0 created (0 grants), 4 left alone because they exist"),
         "{}",
         out.stdout
+    );
+}
+
+/// `export --users-to`: the accounts as a file for the stock client, for
+/// a database loaded under another name; the same rights, nothing more, and
+/// a second load stops at the first account, before any grant.
+#[test]
+fn exported_accounts_load_with_the_stock_client_and_give_the_same_rights() {
+    let old = server();
+    seed(&old);
+    let lb = Lifeboat::local();
+    lb.init();
+    let cfg = config(&lb, "old.toml", &old, None);
+    lb.run(&["--config", &cfg, "backup", "--source", "mysql"])
+        .ok();
+    drop(old);
+
+    let rk = lb.restore_key.display().to_string();
+    let data = lb.path("clinic.sql").display().to_string();
+    let users = lb.path("users.sql").display().to_string();
+    let out = lb
+        .run(&[
+            "export",
+            "latest",
+            "--source",
+            "mysql",
+            "--to",
+            &data,
+            "--users-to",
+            &users,
+            "--grants-on",
+            "clinic2",
+            "--restore-key-file",
+            &rk,
+        ])
+        .ok();
+    let printed = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        !printed.contains("*D8F8") && !printed.contains("IDENTIFIED"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("skipped: app@%: GRANT PROCESS ON *.* TO `app`@`%` (server-wide"),
+        "{printed}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&users).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the accounts file holds password hashes");
+    // Stdout is refused for the hashes.
+    lb.run(&[
+        "export",
+        "latest",
+        "--source",
+        "mysql",
+        "--to",
+        &lb.path("x.sql").display().to_string(),
+        "--users-to",
+        "-",
+        "--restore-key-file",
+        &rk,
+    ])
+    .code(2);
+
+    let new = server();
+    new.sql(&format!(
+        "CREATE DATABASE clinic2; USE clinic2; source {data};"
+    ))
+    .expect("the stock client loads the data");
+    new.sql(&format!("source {users};"))
+        .expect("the stock client loads the accounts");
+    let app = |sql: &str| new.sql_as("app", Some("App-pass-1"), Some("clinic2"), sql);
+    assert_eq!(app("SELECT COUNT(*) FROM patients").unwrap().trim(), "2");
+    app("INSERT INTO notes VALUES (2, 'second', 'dr b'); UPDATE notes SET body = 'x' WHERE id = 1")
+        .unwrap();
+    assert_eq!(app("SELECT CURRENT_ROLE()").unwrap().trim(), "reporting");
+    for denied in [
+        "UPDATE notes SET author = 'x' WHERE id = 1",
+        "DELETE FROM notes WHERE id = 1",
+    ] {
+        let e = app(denied).unwrap_err();
+        assert!(e.contains("denied"), "{denied}: {e}");
+    }
+    let before = grants(&new, "'app'@'%'");
+    assert!(
+        before
+            .iter()
+            .all(|g| !g.contains("PROCESS") && !g.contains("`billing`") && !g.contains("`clinic`")),
+        "{before:?}"
+    );
+    assert!(
+        before.iter().any(|g| g.contains("ON `clinic2`.*")),
+        "{before:?}"
+    );
+
+    // Loaded again: the first CREATE fails and the client stops; no grant
+    // reaches the accounts that now exist.
+    new.sql("REVOKE INSERT ON clinic2.* FROM 'app'@'%'")
+        .unwrap();
+    let again = new.load(None, users.as_ref()).unwrap_err();
+    assert!(again.contains("1396"), "{again}");
+    let after = grants(&new, "'app'@'%'");
+    assert!(
+        after.iter().all(|g| !g.contains("INSERT")),
+        "a grant reached an existing account: {after:?}"
     );
 }

@@ -469,6 +469,24 @@ pub struct ExportArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+    /// Write view, routine and trigger bodies that name other databases or
+    /// use statements lifeboat refuses (GRANT, PREPARE...), for a snapshot
+    /// that is certainly yours. Heads, tables and rows are always checked.
+    #[arg(long)]
+    pub trust_object_bodies: bool,
+    /// Also write the accounts that use the database (CREATE USER with
+    /// their password hashes, and their grants on it) to this file, mode
+    /// 0600; never to standard output.
+    #[arg(long, value_name = "PATH")]
+    pub users_to: Option<String>,
+    /// With --users-to: the database the grants name, the one the SQL file
+    /// will be loaded into (default: the snapshot's own).
+    #[arg(long, value_name = "NAME", requires = "users_to")]
+    pub grants_on: Option<String>,
+    /// With --users-to: also server-wide privileges and grants on other
+    /// databases (skipped and listed by default).
+    #[arg(long, requires = "users_to")]
+    pub with_global_grants: bool,
 }
 
 #[derive(Debug, Args)]

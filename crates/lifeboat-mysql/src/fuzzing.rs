@@ -58,6 +58,7 @@ pub(crate) fn scope() -> Scope {
         target_db: "staging".into(),
         other_dbs: ["victim".to_string()].into_iter().collect(),
         tables: vec!["t".into()],
+        anywhere: false,
     }
 }
 

@@ -84,6 +84,28 @@ pub(crate) struct Scope {
     pub other_dbs: HashSet<String>,
     /// The snapshot's tables (a trigger's `ON` must name one).
     pub tables: Vec<String>,
+    /// No server to ask: the text goes into a file (`export`) that may be
+    /// loaded into any database of any server. Qualifiers of the
+    /// snapshot's own database are taken out of heads. Which databases the
+    /// loading server has is unknown, so a body's `x.y` (a table's column,
+    /// an alias's, or another database's table) is judged as replay judges
+    /// it on a server with no other database; system schemas and
+    /// three-part names are still refused.
+    pub anywhere: bool,
+}
+
+impl Scope {
+    /// The scope of an exported file: `target_db` empty (no text can name
+    /// it), no other database known.
+    pub(crate) fn anywhere(source_db: &str, tables: Vec<String>) -> Scope {
+        Scope {
+            source_db: source_db.to_string(),
+            target_db: String::new(),
+            other_dbs: HashSet::new(),
+            tables,
+            anywhere: true,
+        }
+    }
 }
 
 /// Schemas a body may never name: the grant tables and server
@@ -93,7 +115,7 @@ const SYSTEM_SCHEMAS: [&str; 3] = ["mysql", "performance_schema", "sys"];
 /// Words that, wherever they appear as code, mean a statement or clause
 /// that reaches beyond the target database, or SQL built at run time that
 /// no check can see; with the reason given in the refusal.
-const FORBIDDEN: [(&str, &str); 30] = [
+const FORBIDDEN: [(&str, &str); 33] = [
     ("GRANT", "privileges"),
     ("REVOKE", "privileges"),
     ("IDENTIFIED", "accounts"),
@@ -127,6 +149,15 @@ const FORBIDDEN: [(&str, &str); 30] = [
     ("REPLICATION", "replication"),
     ("BINLOG", "binary logs"),
     ("INSTANCE", "server-wide state"),
+    // Round 6 of the fresh-eyes attack: a body run with an administrator's
+    // rights read other accounts' grants (and hashes), other databases'
+    // tables and every session, or stopped its own binary logging.
+    (
+        "SHOW",
+        "server metadata beyond the target: grants, other databases, sessions",
+    ),
+    ("PROCESSLIST", "other sessions"),
+    ("SQL_LOG_BIN", "binary logging"),
 ];
 
 /// `CREATE|DROP|ALTER|RENAME` followed by one of these is about something
@@ -276,7 +307,10 @@ fn map_qualifier(
     edits.push(Edit {
         start: s.toks[q].start,
         end: s.toks[n.name].start,
-        with: format!("{}.", crate::encode::ident(&scope.target_db)),
+        with: match scope.anywhere {
+            true => String::new(),
+            false => format!("{}.", crate::encode::ident(&scope.target_db)),
+        },
     });
     Ok(())
 }
@@ -551,6 +585,23 @@ fn tokenize<'a>(sql: &'a str, d: Dialect) -> Result<Stmt<'a>, String> {
         sql,
         toks: tokens(sql, d)?,
     })
+}
+
+/// A checked text as the stock `mysql` / `mariadb` client will read it
+/// from an exported file: no backslash outside strings, identifiers and
+/// comments, where the client takes it for one of its own commands
+/// (`\\!` runs a shell command, `\\.` reads a file); MySQL's `\\N`
+/// (NULL) included, which no server prints in a CREATE text.
+pub(crate) fn check_client_text(sql: &str, d: Dialect) -> Result<(), String> {
+    let s = tokenize(sql, d)?;
+    match s.toks.iter().find(|t| t.kind == Kind::Punct(b'\\')) {
+        Some(t) => Err(format!(
+            "it holds a backslash outside any string ({:?}), which the mysql client would run \
+             as one of its own commands",
+            sql[t.start..].chars().take(20).collect::<String>()
+        )),
+        None => Ok(()),
+    }
 }
 
 /// How replay rewrites an object's head once it is checked.
@@ -1055,6 +1106,7 @@ mod tests {
                 .map(|s| s.to_string())
                 .collect(),
             tables: vec!["orders".into(), "items".into()],
+            anywhere: false,
         }
     }
 
@@ -1511,6 +1563,17 @@ mod tests {
             ),
             "LOAD_FILE",
         );
+        for (body, word) in [
+            ("SHOW GRANTS", "SHOW"),
+            ("SHOW TABLES FROM victim", "SHOW"),
+            ("SHOW FULL PROCESSLIST", "SHOW"),
+            ("SET sql_log_bin = 0", "SQL_LOG_BIN"),
+        ] {
+            refused(
+                object("PROCEDURE", "p", &format!("CREATE PROCEDURE p() {body}")),
+                word,
+            );
+        }
         refused(
             object("FUNCTION", "p", "CREATE PROCEDURE p() SELECT 1"),
             "expected FUNCTION",

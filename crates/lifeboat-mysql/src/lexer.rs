@@ -42,6 +42,27 @@ impl Dialect {
             brackets: has("MSSQL"),
         }
     }
+
+    /// From a sql_mode as written, when no server expands it (export):
+    /// every composite mode that includes ANSI_QUOTES on either server
+    /// counts as ANSI_QUOTES.
+    pub fn of_unexpanded_sql_mode(mode: &str) -> Dialect {
+        let has = |m: &str| mode.split(',').any(|x| x.trim().eq_ignore_ascii_case(m));
+        Dialect {
+            ansi_quotes: [
+                "ANSI_QUOTES",
+                "ANSI",
+                "DB2",
+                "MAXDB",
+                "MSSQL",
+                "ORACLE",
+                "POSTGRESQL",
+            ]
+            .iter()
+            .any(|m| has(m)),
+            brackets: has("MSSQL"),
+        }
+    }
 }
 
 /// What a token is.

@@ -48,7 +48,7 @@ pub use cache::PendingCache;
 pub use connect::{MysqlOptions, SslMode};
 pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};
-pub use export::export;
+pub use export::{export, export_accounts, AccountsExportOptions, ExportOptions};
 pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
 pub use replay::{
     databases, replay, select_database, verify_database, AccountsReport, ReplayOptions,

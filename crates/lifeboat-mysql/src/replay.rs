@@ -455,6 +455,7 @@ fn prepare(
             .filter(|d| *d != target_lower)
             .collect(),
         tables: schema.tables.iter().map(|t| t.name.clone()).collect(),
+        anywhere: false,
     };
 
     let d = dialect(&schema.server.sql_mode);
@@ -628,7 +629,7 @@ pub fn replay(
             items,
             &schema,
             &target.database,
-            opts,
+            opts.with_global_grants,
         )?),
         false => None,
     };
@@ -700,13 +701,13 @@ pub fn replay(
 }
 
 /// The accounts item of the snapshot, checked and planned (nothing sent).
-fn plan_accounts(
+pub(crate) fn plan_accounts(
     repo: &Repository<FullAccess>,
     index: &Index,
     items: &[ManifestItem],
     schema: &Schema,
     target_db: &str,
-    opts: &ReplayOptions,
+    with_global_grants: bool,
 ) -> Result<(Vec<crate::accounts::PlannedAccount>, Vec<String>)> {
     let name = crate::accounts::accounts_item(&schema.database);
     let item = items
@@ -715,18 +716,13 @@ fn plan_accounts(
         .ok_or_else(|| {
             Error::Invalid(
                 "this snapshot holds no accounts (it was taken before lifeboat stored them): \
-                 restore without --with-users"
+                 restore without --with-users (export without --users-to)"
                     .into(),
             )
         })?;
     let accounts: crate::accounts::Accounts = read_json(repo, index, item, "accounts")?;
-    crate::accounts::plan(
-        &accounts,
-        &schema.database,
-        target_db,
-        opts.with_global_grants,
-    )
-    .map_err(|e| refused("the MySQL accounts", e))
+    crate::accounts::plan(&accounts, &schema.database, target_db, with_global_grants)
+        .map_err(|e| refused("the MySQL accounts", e))
 }
 
 /// Create each planned account that does not exist, with its grants; what

@@ -300,6 +300,33 @@ impl TlsServer {
         }
     }
 
+    /// Feed a SQL file to the stock client as root, as an operator would
+    /// (`mariadb [DB] < FILE`): it stops at the first error.
+    pub fn load(&self, database: Option<&str>, file: &std::path::Path) -> Result<String, String> {
+        let input = std::fs::File::open(file).map_err(|e| e.to_string())?;
+        let mut c = Command::new("mariadb");
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &self.port.to_string(),
+            "-u",
+            "root",
+        ])
+        .arg("--ssl")
+        .arg(format!("--ssl-ca={}", self.ca.display()))
+        .args(["--batch", "--skip-column-names"]);
+        if let Some(db) = database {
+            c.arg(db);
+        }
+        let out = c.stdin(input).output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
     /// Scratch space next to the server.
     pub fn path(&self, name: &str) -> std::path::PathBuf {
         self.dir.path().join(name)

@@ -188,18 +188,41 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
     let items = lifeboat_mysql::select_database(&items, args.database.as_deref())?;
-    super::write_output(&args.to, args.force, &mut |out| {
-        Ok(lifeboat_mysql::export(&repo, &index, &items, out)?)
-    })?;
-    if args.to == "-" {
-        return Ok(Code::Ok);
+    if args.users_to.as_deref() == Some("-") {
+        return Err(exit::usage(
+            "--users-to writes password hashes: give a file (it is written with mode 0600), \
+             not standard output",
+        ));
     }
-    if !ctx.global.quiet {
+    let opts = lifeboat_mysql::ExportOptions {
+        trust_object_bodies: args.trust_object_bodies,
+    };
+    super::write_output(&args.to, args.force, &mut |out| {
+        Ok(lifeboat_mysql::export(&repo, &index, &items, &opts, out)?)
+    })?;
+    let mut skipped = Vec::new();
+    if let Some(users_to) = &args.users_to {
+        let opts = lifeboat_mysql::AccountsExportOptions {
+            grants_on: args.grants_on.clone(),
+            with_global_grants: args.with_global_grants,
+        };
+        super::write_output(users_to, args.force, &mut |out| {
+            skipped = lifeboat_mysql::export_accounts(&repo, &index, &items, &opts, out)?;
+            Ok(())
+        })?;
+    }
+    for s in &skipped {
+        eprintln!("skipped: {s}");
+    }
+    if !ctx.global.quiet && args.to != "-" {
         eprintln!(
             "exported the MySQL backup of snapshot {} to {}",
             snap.id.short(),
             args.to
         );
+    }
+    if let (false, Some(u)) = (ctx.global.quiet, &args.users_to) {
+        eprintln!("wrote its accounts to {u} (password hashes: keep it like a password)");
     }
     Ok(Code::Ok)
 }
