@@ -313,3 +313,49 @@ fn a_drill_names_a_changed_trigger_and_a_dropped_view_and_never_starts_events() 
     let problems = out.json()["problems"].to_string();
     assert!(problems.contains("view v_names is missing"), "{problems}");
 }
+
+/// A view whose definer has rights on the source database only: MariaDB
+/// prints its restored copy's columns qualified by the new database's name
+/// (the definer has no rights there yet). The schema check takes that name
+/// out, the one normalisation it allows, and the restore passes (a
+/// fresh-eyes attack found every such restore under another name failing).
+#[test]
+fn a_view_whose_definer_has_no_rights_on_the_copy_still_checks_identical() {
+    let src = TestDb::new("fidview");
+    let user = format!("lbt_fv_{}", std::process::id());
+    mariadb::sql(
+        None,
+        &format!(
+            "CREATE USER IF NOT EXISTS '{user}'@'%'; GRANT ALL ON `{db}`.* TO '{user}'@'%'; \
+             CREATE TABLE `{db}`.t (id INT PRIMARY KEY, v INT); INSERT INTO `{db}`.t VALUES (1, 2); \
+             USE `{db}`; CREATE DEFINER = '{user}'@'%' VIEW vw AS SELECT t.id AS id FROM t",
+            db = src.name
+        ),
+    );
+    let lb = Lifeboat::local();
+    lb.init();
+    let b = lb.backup_key.display().to_string();
+    lb.run(&[
+        "backup",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        &src.url(),
+    ])
+    .ok();
+    let copy = TestDb::unborn("fidviewcopy");
+    let (code, stdout, stderr) = restore(&lb, &copy.url(), &[], None);
+    mariadb::sql(None, &format!("DROP USER '{user}'@'%'"));
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("compared with the snapshot: identical"),
+        "{stdout}"
+    );
+    let shown = copy.sql("SHOW CREATE VIEW vw");
+    assert!(
+        shown.contains(&format!("`{}`.`t`", copy.name)),
+        "the server qualified nothing: {shown}"
+    );
+}

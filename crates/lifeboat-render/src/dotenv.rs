@@ -111,7 +111,34 @@ fn shell_acts_on(key: &str) -> bool {
         "HISTFILE",
         "TMOUT",
     ];
-    NAMES.contains(&key) || key.starts_with("BASH") || key.starts_with("LD_")
+    /// Variables bash keeps its own value in (a round-6 attack: `RANDOM`
+    /// and `SECONDS` do not read back; `UID` cannot be set).
+    const OWN: [&str; 18] = [
+        "RANDOM",
+        "SRANDOM",
+        "SECONDS",
+        "EPOCHSECONDS",
+        "EPOCHREALTIME",
+        "LINENO",
+        "UID",
+        "EUID",
+        "PPID",
+        "GROUPS",
+        "FUNCNAME",
+        "HISTCMD",
+        "PIPESTATUS",
+        "OPTIND",
+        "OPTARG",
+        "SHLVL",
+        "PWD",
+        "OLDPWD",
+    ];
+    NAMES.contains(&key)
+        || OWN.contains(&key)
+        || key.starts_with("BASH")
+        || key.starts_with("LD_")
+        // `A.B=x` is no assignment to bash: it would run as a command.
+        || key.contains('.')
 }
 
 /// One `KEY=value` line (with its newline), for dotenvy.
@@ -128,10 +155,18 @@ pub fn line_for(var: &EnvVar, dialect: Dialect) -> Result<String> {
             var.key
         )));
     }
+    if dialect == Dialect::Node && var.key == "__proto__" {
+        return Err(Error::Refused(
+            "__proto__ is not kept by Node's dotenv (it names the object's prototype); write \
+             this set with --to-env-json"
+                .into(),
+        ));
+    }
     if dialect == Dialect::Shell && shell_acts_on(&var.key) {
         return Err(Error::Refused(format!(
-            "{} is a variable the shell itself acts on (a file loaded with `. FILE` could run \
-             commands through it); write this set with --to-env-json, or another --env-dialect",
+            "{} cannot be set by `. FILE` in bash as it is: the shell acts on it or keeps \
+             its own value, or the line would run as a command; write this set with \
+             --to-env-json, or another --env-dialect",
             var.key
         )));
     }
