@@ -25,6 +25,68 @@ const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
 const MAX_STATE_LEN: usize = 1 << 30;
 /// Longest chain of delta blobs followed when reading (writers keep
 /// chains far shorter; this only stops a damaged index from looping).
+/// A manifest's items from its bytes as they arrive, holding at most one
+/// line of them (bounded).
+#[derive(Default)]
+struct ManifestReader {
+    items: Vec<ManifestItem>,
+    line: Vec<u8>,
+    read: u64,
+}
+
+impl ManifestReader {
+    fn parse(items: &mut Vec<ManifestItem>, l: &[u8]) -> Result<()> {
+        if !l.is_empty() {
+            items.push(
+                serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string()))?,
+            );
+        }
+        Ok(())
+    }
+
+    /// The next bytes of a manifest that says it is `size` bytes long.
+    fn feed(&mut self, d: &[u8], size: u64) -> Result<()> {
+        self.read += d.len() as u64;
+        if self.read > size {
+            return Err(Error::damaged(
+                "manifest",
+                "content does not match the snapshot's checksum",
+            ));
+        }
+        let mut rest = d;
+        while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
+            if self.line.is_empty() {
+                Self::parse(&mut self.items, &rest[..nl])?;
+            } else {
+                self.line.extend_from_slice(&rest[..nl]);
+                Self::parse(&mut self.items, &self.line)?;
+                self.line.clear();
+            }
+            rest = &rest[nl + 1..];
+        }
+        if self.line.len() + rest.len() > MAX_MANIFEST_LINE {
+            return Err(Error::damaged(
+                "manifest",
+                format!("a line longer than {MAX_MANIFEST_LINE} bytes"),
+            ));
+        }
+        self.line.extend_from_slice(rest);
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<Vec<ManifestItem>> {
+        let line = std::mem::take(&mut self.line);
+        Self::parse(&mut self.items, &line)?;
+        Ok(self.items)
+    }
+}
+
+/// The largest manifest read (about ten million items).
+const MAX_MANIFEST: u64 = 4 << 30;
+/// The longest manifest line: one item, with the ids of up to about a
+/// million blobs.
+const MAX_MANIFEST_LINE: usize = 96 << 20;
+
 const MAX_DELTA_DEPTH: usize = 64;
 /// Largest keys/ or lock file plaintext accepted.
 const MAX_SMALL_LEN: usize = 1024 * 1024;
@@ -1242,27 +1304,32 @@ impl<A: Access> Repository<A> {
         snap: &Snapshot,
     ) -> Result<Vec<ManifestItem>> {
         use sha2::Digest;
-        let mut raw = Vec::new();
+        if snap.manifest.size > MAX_MANIFEST {
+            return Err(Error::damaged(
+                "manifest",
+                format!(
+                    "the snapshot says it is {} bytes, more than lifeboat reads ({MAX_MANIFEST})",
+                    snap.manifest.size
+                ),
+            ));
+        }
+        // Parsed line by line as the blobs arrive: what is held is the
+        // items and at most one line, never the manifest's bytes (a forged
+        // manifest listing one large blob many times stays small on disk).
+        let mut reader = ManifestReader::default();
         let mut hasher = sha2::Sha256::new();
+        let size = snap.manifest.size;
         self.read_blobs(index, &snap.manifest.blobs, &mut |d| {
             hasher.update(d);
-            raw.extend_from_slice(d);
-            Ok(())
+            reader.feed(d, size)
         })?;
-        if hex::encode(hasher.finalize()) != snap.manifest.sha256
-            || raw.len() as u64 != snap.manifest.size
-        {
+        if hex::encode(hasher.finalize()) != snap.manifest.sha256 || reader.read != size {
             return Err(Error::damaged(
                 "manifest",
                 "content does not match the snapshot's checksum",
             ));
         }
-        raw.split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string()))
-            })
-            .collect()
+        reader.finish()
     }
 
     /// Read one blob: fetch its bytes, decrypt, decompress, resolve a delta
@@ -1552,5 +1619,46 @@ mod pick_tests {
         assert_eq!(pick_snapshot(all.clone(), "34AB").unwrap().id, all[2].id);
         assert_eq!(pick_snapshot(all.clone(), "latest").unwrap().id, all[2].id);
         assert!(matches!(pick_snapshot(all, "12"), Err(Error::Invalid(_))));
+    }
+}
+
+#[cfg(test)]
+mod manifest_reader_tests {
+    use super::*;
+
+    /// A round-6 attack listed one 64 MiB blob of spaces 48 times in a
+    /// manifest: `show` held all 3 GB. The reader holds one bounded line.
+    #[test]
+    fn a_line_without_end_is_refused_at_the_bound_not_held() {
+        let chunk = vec![b' '; 8 << 20];
+        let mut r = ManifestReader::default();
+        let size = 100 * chunk.len() as u64;
+        let mut fed = 0;
+        let err = loop {
+            match r.feed(&chunk, size) {
+                Ok(()) => fed += 1,
+                Err(e) => break e,
+            }
+        };
+        assert!(err.to_string().contains("a line longer than"), "{err}");
+        assert_eq!(fed, MAX_MANIFEST_LINE / chunk.len());
+        assert!(r.line.len() <= MAX_MANIFEST_LINE);
+    }
+
+    #[test]
+    fn items_split_across_chunks_are_read_and_more_than_the_size_is_refused() {
+        let a = r#"{"source":"s","name":"a","kind":"stream","size":1,"sha256":"00","blobs":[]}"#;
+        let text = format!("{a}\n{}\n", a.replace("\"a\"", "\"b\""));
+        let mut r = ManifestReader::default();
+        for part in text.as_bytes().chunks(7) {
+            r.feed(part, text.len() as u64).unwrap();
+        }
+        let items = r.finish().unwrap();
+        assert_eq!(
+            items.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        let mut r = ManifestReader::default();
+        assert!(r.feed(text.as_bytes(), 10).is_err());
     }
 }
