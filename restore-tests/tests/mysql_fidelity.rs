@@ -359,3 +359,83 @@ fn a_view_whose_definer_has_no_rights_on_the_copy_still_checks_identical() {
         "the server qualified nothing: {shown}"
     );
 }
+
+/// Objects an application created under ANSI_QUOTES (the server then
+/// prints their DEFINER as `"root"@"localhost"`) and NO_BACKSLASH_ESCAPES
+/// (where `'\'` is a whole string): a fresh-eyes attack showed that one
+/// such object made every later snapshot unrestorable. They restore, check
+/// identical and behave the same; the export loads with the stock client.
+#[test]
+fn objects_made_under_ansi_quotes_and_no_backslash_escapes_restore_and_export() {
+    let src = TestDb::new("fidmodes");
+    let (ok, err) = mariadb::run_script(
+        &src.name,
+        br#"
+CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(50));
+SET SESSION sql_mode = 'ANSI_QUOTES';
+CREATE DEFINER=root@localhost TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW."v" = CONCAT(NEW."v", '!');
+SET SESSION sql_mode = 'STRICT_ALL_TABLES,NO_BACKSLASH_ESCAPES';
+CREATE DEFINER=root@localhost PROCEDURE p() SELECT CONCAT('a', '\') AS s;
+CREATE DEFINER=root@localhost VIEW vw AS SELECT 'C:\dir' AS path;
+SET SESSION sql_mode = DEFAULT;
+INSERT INTO t VALUES (1, 'x');
+"#,
+    );
+    assert!(ok, "{err}");
+    let lb = Lifeboat::local();
+    lb.init();
+    let b = lb.backup_key.display().to_string();
+    lb.run(&[
+        "backup",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        &src.url(),
+    ])
+    .ok();
+
+    let copy = TestDb::unborn("fidmodescopy");
+    let (code, stdout, stderr) = restore(&lb, &copy.url(), &[], None);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("compared with the snapshot: identical"),
+        "{stdout}"
+    );
+    assert_eq!(stock_dump(&copy.name), stock_dump(&src.name));
+    let behave = |db: &TestDb| {
+        db.sql("INSERT INTO t VALUES (2, 'y')");
+        (
+            db.sql("SELECT v FROM t WHERE id = 2"),
+            db.sql("CALL p()"),
+            db.sql("SELECT path FROM vw"),
+        )
+    };
+    let want = behave(&src);
+    assert_eq!(
+        want.1.trim(),
+        "a\\\\",
+        "the client escapes a backslash in batch output"
+    );
+    assert_eq!(behave(&copy), want);
+
+    // The escape hatch: the stock client loads it, the objects behave the same.
+    let k = lb.restore_key.display().to_string();
+    let file = lb.path("modes.sql").display().to_string();
+    lb.run(&[
+        "export",
+        "latest",
+        "--source",
+        "mysql",
+        "--to",
+        &file,
+        "--restore-key-file",
+        &k,
+    ])
+    .ok();
+    let loaded = TestDb::new("fidmodesload");
+    let (ok, err) = mariadb::run_script(&loaded.name, &std::fs::read(&file).expect("export"));
+    assert!(ok, "{err}");
+    assert_eq!(behave(&loaded), want);
+}

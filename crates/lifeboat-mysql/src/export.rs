@@ -170,7 +170,10 @@ pub fn export(
     // the text does not hold.
     let mut delimiter = String::from(";");
     for (o, create) in &objects {
-        let mut set = vec![format!("sql_mode = {}", sql_mode_literal(&o.sql_mode))];
+        let mut set = vec![format!(
+            "sql_mode = {}",
+            crate::schema::object_sql_mode_literal(&o.sql_mode)
+        )];
         for (var, v) in [
             ("character_set_client", &o.character_set_client),
             ("collation_connection", &o.collation_connection),

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::guard::{self, Rewrite};
 use crate::lexer::Dialect;
 use crate::replay::refused;
-use crate::schema::{quote, short, sql_mode_literal, Object, Schema};
+use crate::schema::{quote, short, Object, Schema};
 use crate::wire::Conn;
 
 /// Who replayed views, triggers, routines and events belong to.
@@ -258,7 +258,10 @@ pub(crate) struct Session {
 /// utf8mb4, which is reported in `notes`.
 pub(crate) fn session_for(o: &Object, known: &Known, notes: &mut Vec<String>) -> Result<Session> {
     let label = format!("{} {}", o.kind.to_lowercase(), o.name);
-    let mut set = vec![format!("sql_mode = {}", sql_mode_literal(&o.sql_mode))];
+    let mut set = vec![format!(
+        "sql_mode = {}",
+        crate::schema::object_sql_mode_literal(&o.sql_mode)
+    )];
     let unsafe_cs = |c: &str| !safe_client_charset(c);
     let cs = o
         .character_set_client
@@ -396,9 +399,11 @@ pub(crate) fn encode_for(conn: &mut Conn, sql: &str, charset: Option<&str>) -> R
     let utf8 = ["utf8", "utf8mb3", "utf8mb4", "binary"];
     match charset {
         Some(cs) if !sql.is_ascii() && !utf8.iter().any(|u| u.eq_ignore_ascii_case(cs)) => {
+            // A hex literal reads the same under every sql_mode (the
+            // previous object's session may hold NO_BACKSLASH_ESCAPES).
             let hex = conn.text_value(&format!(
-                "SELECT HEX(CONVERT({} USING {}))",
-                quote(sql),
+                "SELECT HEX(CONVERT(CONVERT(X'{}' USING utf8mb4) USING {}))",
+                hex::encode(sql.as_bytes()),
                 ident(cs)
             ))?;
             hex::decode(hex.trim()).map_err(|e| {
@@ -582,9 +587,10 @@ fn compare(found: &Schema, expected: &ExpectedSchema, db: &str) -> SchemaCheck {
             diff.push(format!("{label} is missing"));
             continue;
         };
-        let text = guard::split_definer(&got.create, Dialect::default())
-            .map(|(t, _)| t)
-            .unwrap_or_else(|_| got.create.clone());
+        let text =
+            guard::split_definer(&got.create, Dialect::of_unexpanded_sql_mode(&got.sql_mode))
+                .map(|(t, _)| t)
+                .unwrap_or_else(|_| got.create.clone());
         // MariaDB prints a view's columns qualified by its database when
         // the definer has no rights there yet (a database restored under
         // another name, before its accounts): the database's name is the

@@ -98,12 +98,18 @@ pub fn sql_text(data: &[u8]) {
     let Ok(sql) = std::str::from_utf8(data) else {
         return;
     };
-    for (ansi_quotes, brackets) in [(false, false), (true, false), (false, true)] {
+    for (ansi_quotes, brackets, no_backslash_escapes) in [
+        (false, false, false),
+        (true, false, false),
+        (false, true, false),
+        (false, false, true),
+    ] {
         let _ = tokens(
             sql,
             Dialect {
                 ansi_quotes,
                 brackets,
+                no_backslash_escapes,
             },
         );
     }

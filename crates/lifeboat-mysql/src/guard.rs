@@ -678,6 +678,38 @@ pub(crate) fn split_definer(sql: &str, d: Dialect) -> Result<(String, Option<Str
     Ok((format!("{}{}", &sql[..from], &sql[to..]), Some(clause)))
 }
 
+/// The account a DEFINER clause (as [`split_definer`] returns it) names,
+/// as `user@host` unquoted, in any quoting the server prints it with under
+/// the object's sql_mode (`` `u`@`h` ``, `"u"@"h"` under ANSI_QUOTES,
+/// `'u'@'h'`); None for anything else (CURRENT_USER, a string with a
+/// backslash).
+pub(crate) fn definer_account(clause: &str, d: Dialect) -> Option<String> {
+    let s = tokenize(clause, d).ok()?;
+    let part = |k: usize| -> Option<String> {
+        let t = s.toks.get(k)?;
+        match t.kind {
+            Kind::Word | Kind::Quoted => ident_value(clause, t),
+            Kind::Str => {
+                let text = &clause[t.start..t.end];
+                let q = text.chars().next()?;
+                let inner = &text[1..text.len() - 1];
+                (!inner.contains('\\')).then(|| inner.replace(&format!("{q}{q}"), &q.to_string()))
+            }
+            _ => None,
+        }
+    };
+    let mut k = 0;
+    if !s.eat(&mut k, "DEFINER") || !s.is_punct(k, b'=') {
+        return None;
+    }
+    let user = part(k + 1)?;
+    let host = match s.is_punct(k + 2, b'@') {
+        true => part(k + 3)?,
+        false => return None,
+    };
+    (s.toks.len() == k + 4).then(|| format!("{user}@{host}"))
+}
+
 /// A table's CREATE text, as it will be sent: `CREATE TABLE name (` with
 /// the entry's own name (qualified at most by the snapshot's database,
 /// which becomes the target's), no reference to another database (a
@@ -1664,7 +1696,7 @@ mod tests {
     fn ansi_quotes_change_what_a_double_quote_is() {
         let ansi = Dialect {
             ansi_quotes: true,
-            brackets: false,
+            ..Dialect::default()
         };
         let o = obj(
             "VIEW",

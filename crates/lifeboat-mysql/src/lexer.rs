@@ -6,9 +6,10 @@
 //! What it must agree with the server on is where quoted things and comments
 //! begin and end; everything else is coarse (an operator is one byte at a
 //! time, a number is a run of digits and letters). It knows:
-//! - `'...'` strings with backslash escapes and doubled quotes (replay never
-//!   runs with NO_BACKSLASH_ESCAPES, see `guard::Dialect`); `"..."` likewise,
-//!   or an identifier (doubled quotes, no escapes) under ANSI_QUOTES;
+//! - `'...'` strings with backslash escapes (none under
+//!   NO_BACKSLASH_ESCAPES, which only objects created under it are replayed
+//!   with) and doubled quotes; `"..."` likewise, or an identifier (doubled
+//!   quotes, no escapes) under ANSI_QUOTES;
 //!   `` `...` `` identifiers; `[...]` identifiers in MariaDB's MSSQL mode;
 //! - comments: `-- ` (two dashes then a space, a control byte or the end),
 //!   `#` to the end of the line, `/* ... */`;
@@ -22,14 +23,17 @@
 //! A NUL byte, an unterminated string, identifier or comment, and the cases
 //! above are errors: a CREATE text the server printed has none of them.
 
-/// How `"` and `[` are read: from the session's `sql_mode` as the server
-/// expanded it.
+/// How `"`, `[` and `\\` are read: from the session's `sql_mode` as the
+/// server expanded it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Dialect {
     /// `ANSI_QUOTES`: `"..."` is an identifier.
     pub ansi_quotes: bool,
     /// MariaDB's `MSSQL` mode: `[...]` is an identifier.
     pub brackets: bool,
+    /// `NO_BACKSLASH_ESCAPES`: a backslash in a string is itself (an
+    /// object created under it is replayed under it; rows never are).
+    pub no_backslash_escapes: bool,
 }
 
 impl Dialect {
@@ -40,6 +44,7 @@ impl Dialect {
         Dialect {
             ansi_quotes: has("ANSI_QUOTES"),
             brackets: has("MSSQL"),
+            no_backslash_escapes: has("NO_BACKSLASH_ESCAPES"),
         }
     }
 
@@ -61,6 +66,7 @@ impl Dialect {
             .iter()
             .any(|m| has(m)),
             brackets: has("MSSQL"),
+            no_backslash_escapes: has("NO_BACKSLASH_ESCAPES"),
         }
     }
 }
@@ -229,12 +235,12 @@ pub(crate) fn tokens(sql: &str, d: Dialect) -> Result<Vec<Token>, String> {
                 continue;
             }
             b'\'' => {
-                i = quoted_end(b, i, b'\'', true)
+                i = quoted_end(b, i, b'\'', !d.no_backslash_escapes)
                     .ok_or_else(|| format!("a string opened at byte {start} is not closed"))?;
                 Kind::Str
             }
             b'"' => {
-                i = quoted_end(b, i, b'"', !d.ansi_quotes)
+                i = quoted_end(b, i, b'"', !d.ansi_quotes && !d.no_backslash_escapes)
                     .ok_or_else(|| format!("a \"...\" opened at byte {start} is not closed"))?;
                 if d.ansi_quotes {
                     Kind::Quoted
@@ -390,7 +396,7 @@ mod tests {
         // Under ANSI_QUOTES "..." is an identifier: no backslash escapes.
         let ansi = Dialect {
             ansi_quotes: true,
-            brackets: false,
+            ..Dialect::default()
         };
         let k = kinds(r#""a\" ; "b""#, ansi);
         assert_eq!(k[0], (Kind::Quoted, r#""a\""#.into()));
@@ -398,6 +404,7 @@ mod tests {
         let ms = Dialect {
             ansi_quotes: true,
             brackets: true,
+            ..Dialect::default()
         };
         assert_eq!(kinds("[a]]b;]", ms), [(Kind::Quoted, "[a]]b;]".into())]);
         assert_eq!(
@@ -471,9 +478,16 @@ mod tests {
             Dialect::of_sql_mode("PIPES_AS_CONCAT,ANSI_QUOTES,IGNORE_SPACE,MSSQL"),
             Dialect {
                 ansi_quotes: true,
-                brackets: true
+                brackets: true,
+                no_backslash_escapes: false,
             }
         );
+        // Under NO_BACKSLASH_ESCAPES, '\\' is a whole string.
+        let nbe = Dialect::of_sql_mode("STRICT_TRANS_TABLES,NO_BACKSLASH_ESCAPES");
+        assert!(nbe.no_backslash_escapes);
+        let k = kinds("'a\\' ; 'b'", nbe);
+        assert_eq!(k[0], (Kind::Str, "'a\\'".into()));
+        assert_eq!(k[1], (Kind::Punct(b';'), ";".into()));
         assert_eq!(
             Dialect::of_sql_mode("STRICT_TRANS_TABLES"),
             Dialect::default()

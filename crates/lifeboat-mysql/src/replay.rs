@@ -257,6 +257,29 @@ pub(crate) fn load_schema(
     Ok((schema, tables))
 }
 
+/// How the target reads text under `mode` (checked, then set and read
+/// back expanded). For tables and rows (`object` false) the session never
+/// keeps NO_BACKSLASH_ESCAPES: their literals use backslash escapes.
+fn session_dialect(conn: &mut Conn, mode: &str, object: bool) -> Result<Dialect> {
+    guard::check_sql_mode(mode).map_err(|e| refused("the MySQL schema", e))?;
+    let literal = match object {
+        true => crate::schema::object_sql_mode_literal(mode),
+        false => sql_mode_literal(mode),
+    };
+    run(conn, &format!("SET SESSION sql_mode = {literal}")).map_err(|e| {
+        Error::Target(format!(
+            "the target server refuses the snapshot's sql_mode: {e}"
+        ))
+    })?;
+    let expanded = conn.text_value("SELECT @@SESSION.sql_mode")?;
+    if !object && expanded.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
+        return Err(Error::Target(
+            "the target session keeps NO_BACKSLASH_ESCAPES, which replay cannot run under".into(),
+        ));
+    }
+    Ok(Dialect::of_sql_mode(&expanded))
+}
+
 /// Tables whose rows take at least this much get their secondary indexes
 /// and foreign keys after the load.
 const DEFER_KEYS_FROM: u64 = 32 << 20;
@@ -365,33 +388,19 @@ fn prepare(
     }
 
     // sql_modes: names only; then what the server makes of each (composite
-    // modes expanded), which decides how `"` and `[` are read.
+    // modes expanded), which decides how `"`, `[` and `\` are read. The
+    // server's own mode (tables, rows) never keeps NO_BACKSLASH_ESCAPES;
+    // an object's keeps it, since its text was written under it.
+    let table_dialect = session_dialect(conn, &schema.server.sql_mode, false)?;
     let mut dialects: HashMap<&str, Dialect> = HashMap::new();
-    for mode in std::iter::once(schema.server.sql_mode.as_str())
-        .chain(objects.iter().map(|o| o.sql_mode.as_str()))
-    {
-        if dialects.contains_key(mode) {
-            continue;
+    for o in &objects {
+        if !dialects.contains_key(o.sql_mode.as_str()) {
+            let d = session_dialect(conn, &o.sql_mode, true)?;
+            dialects.insert(o.sql_mode.as_str(), d);
         }
-        guard::check_sql_mode(mode).map_err(|e| refused("the MySQL schema", e))?;
-        run(
-            conn,
-            &format!("SET SESSION sql_mode = {}", sql_mode_literal(mode)),
-        )
-        .map_err(|e| {
-            Error::Target(format!(
-                "the target server refuses the snapshot's sql_mode: {e}"
-            ))
-        })?;
-        let expanded = conn.text_value("SELECT @@SESSION.sql_mode")?;
-        if expanded.split(',').any(|m| m == "NO_BACKSLASH_ESCAPES") {
-            return Err(Error::Target(
-                "the target session keeps NO_BACKSLASH_ESCAPES, which replay cannot run under"
-                    .into(),
-            ));
-        }
-        dialects.insert(mode, Dialect::of_sql_mode(&expanded));
     }
+    // Back to the tables' mode: the queries below quote with backslashes.
+    session_dialect(conn, &schema.server.sql_mode, false)?;
     let dialect = |mode: &str| dialects.get(mode).copied().unwrap_or_default();
 
     // Character set and collation: the database's own (the server's in
@@ -458,7 +467,7 @@ fn prepare(
         anywhere: false,
     };
 
-    let d = dialect(&schema.server.sql_mode);
+    let d = table_dialect;
     let mut tables = Vec::new();
     for t in &schema.tables {
         let create = adapt_for_target(&t.create, target_flavor);
@@ -513,7 +522,8 @@ fn prepare(
             guard::split_definer(&o.create, dialect(&o.sql_mode)),
             &o.definer,
         ) {
-            if clause != fidelity::definer_clause(field)? {
+            let named = guard::definer_account(&clause, dialect(&o.sql_mode));
+            if !named.is_some_and(|n| fidelity::same_account(&n, field)) {
                 return Err(refused(
                     format!("the CREATE text of {label}"),
                     format!(
@@ -663,6 +673,13 @@ pub fn replay(
     let accounts = accounts.map(|(planned, skipped)| create_accounts(&mut conn, &planned, skipped));
     for o in &plan.objects {
         create_object(&mut conn, o, &mut notes)?;
+    }
+    if !plan.objects.is_empty() {
+        // An object's session may hold NO_BACKSLASH_ESCAPES.
+        run(
+            &mut conn,
+            &format!("SET SESSION sql_mode = {}", plan.session_mode),
+        )?;
     }
     let objects_created = count_objects(&mut conn, &target.database)?;
     drop(conn);

@@ -350,6 +350,13 @@ pub(crate) fn sql_mode_literal(sql_mode: &str) -> String {
     quote(&mode.join(","))
 }
 
+/// An object's sql_mode as a literal, NO_BACKSLASH_ESCAPES kept: its text
+/// was written (and is checked) under it.
+pub(crate) fn object_sql_mode_literal(sql_mode: &str) -> String {
+    let mode: Vec<&str> = sql_mode.split(',').filter(|m| !m.is_empty()).collect();
+    quote(&mode.join(","))
+}
+
 /// `mariadb` or `mysql`, from `VERSION()`.
 pub(crate) fn flavor(version: &str) -> &'static str {
     if version.to_ascii_lowercase().contains("mariadb") {
