@@ -209,9 +209,10 @@ pub fn export(
             writeln!(out, "\nDELIMITER {want}").map_err(io)?;
             delimiter = want;
         }
+        // The delimiter on its own line: a body may end in a `--` comment.
         writeln!(
             out,
-            "SET SESSION {} {delimiter}\n{create} {delimiter}",
+            "SET SESSION {} {delimiter}\n{create}\n{delimiter}",
             set.join(", ")
         )
         .map_err(io)?;
@@ -290,7 +291,8 @@ pub fn export_accounts(
          -- This file holds password hashes: keep it like a password.\n\
          -- Load as an administrator: mariadb < this-file (or mysql). Each account is created\n\
          -- with a plain CREATE: if one exists, the client stops there, before any grant.\n\
-         -- Never load it with --force (the grants would reach the existing account).\n",
+         -- Never load it with --force (the grants would reach the existing account).\n\
+         SET SESSION sql_mode = '';\n",
         schema.database.escape_debug(),
         grants_on.escape_debug(),
     )

@@ -594,6 +594,36 @@ fn tokenize<'a>(sql: &'a str, d: Dialect) -> Result<Stmt<'a>, String> {
 /// (NULL) included, which no server prints in a CREATE text.
 pub(crate) fn check_client_text(sql: &str, d: Dialect) -> Result<(), String> {
     let s = tokenize(sql, d)?;
+    // Between tokens lie spaces and comments. The server (and `lexer`)
+    // takes `--` and any control byte for a comment, the client only `--`
+    // and a space (blank, tab, line feed, carriage return, vertical tab,
+    // form feed): after `--\x01` the client reads on, `\d` and `;`
+    // included (a round-7 attack ran a GRANT as root this way).
+    let mut from = 0;
+    for gap_end in s
+        .toks
+        .iter()
+        .map(|t| t.start)
+        .chain(std::iter::once(sql.len()))
+    {
+        let gap = &sql.as_bytes()[from.min(gap_end)..gap_end];
+        if let Some(p) = gap.windows(3).position(|w| {
+            w[0] == b'-'
+                && w[1] == b'-'
+                && (w[2] < 0x20 || w[2] == 0x7f)
+                && !matches!(w[2], b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
+        }) {
+            return Err(format!(
+                "it holds a comment opened by `--` and the control byte {:#04x} at byte {}, \
+                 which the mysql client does not read as a comment",
+                gap[p + 2],
+                from + p
+            ));
+        }
+        if let Some(t) = s.toks.iter().find(|t| t.start == gap_end) {
+            from = t.end;
+        }
+    }
     match s.toks.iter().find(|t| t.kind == Kind::Punct(b'\\')) {
         Some(t) => Err(format!(
             "it holds a backslash outside any string ({:?}), which the mysql client would run \

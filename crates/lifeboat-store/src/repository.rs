@@ -27,20 +27,45 @@ const MAX_STATE_LEN: usize = 1 << 30;
 /// chains far shorter; this only stops a damaged index from looping).
 /// A manifest's items from its bytes as they arrive, holding at most one
 /// line of them (bounded).
+/// An item appearing twice is damage, as a backup session never writes
+/// one (a forged manifest repeating one blob repeats its items).
 #[derive(Default)]
 struct ManifestReader {
     items: Vec<ManifestItem>,
     line: Vec<u8>,
     read: u64,
+    /// Hash of (source, name) → indexes of the items with that hash.
+    seen: HashMap<u64, Vec<usize>>,
+    state: std::collections::hash_map::RandomState,
 }
 
 impl ManifestReader {
-    fn parse(items: &mut Vec<ManifestItem>, l: &[u8]) -> Result<()> {
-        if !l.is_empty() {
-            items.push(
-                serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string()))?,
-            );
+    fn parse(&mut self, l: &[u8]) -> Result<()> {
+        if l.is_empty() {
+            return Ok(());
         }
+        let item: ManifestItem =
+            serde_json::from_slice(l).map_err(|e| Error::damaged("manifest", e.to_string()))?;
+        let key = {
+            use std::hash::BuildHasher;
+            self.state.hash_one((&item.source, &item.name))
+        };
+        let same = self.seen.entry(key).or_default();
+        if same
+            .iter()
+            .any(|&i| self.items[i].source == item.source && self.items[i].name == item.name)
+        {
+            return Err(Error::damaged(
+                "manifest",
+                format!(
+                    "the item {:?} of {} appears twice",
+                    item.name.chars().take(100).collect::<String>(),
+                    item.source.chars().take(40).collect::<String>()
+                ),
+            ));
+        }
+        same.push(self.items.len());
+        self.items.push(item);
         Ok(())
     }
 
@@ -56,10 +81,12 @@ impl ManifestReader {
         let mut rest = d;
         while let Some(nl) = rest.iter().position(|b| *b == b'\n') {
             if self.line.is_empty() {
-                Self::parse(&mut self.items, &rest[..nl])?;
+                self.parse(&rest[..nl])?;
             } else {
                 self.line.extend_from_slice(&rest[..nl]);
-                Self::parse(&mut self.items, &self.line)?;
+                let line = std::mem::take(&mut self.line);
+                self.parse(&line)?;
+                self.line = line;
                 self.line.clear();
             }
             rest = &rest[nl + 1..];
@@ -76,7 +103,7 @@ impl ManifestReader {
 
     fn finish(mut self) -> Result<Vec<ManifestItem>> {
         let line = std::mem::take(&mut self.line);
-        Self::parse(&mut self.items, &line)?;
+        self.parse(&line)?;
         Ok(self.items)
     }
 }
@@ -1660,5 +1687,11 @@ mod manifest_reader_tests {
         );
         let mut r = ManifestReader::default();
         assert!(r.feed(text.as_bytes(), 10).is_err());
+        // A round-7 attack repeated one blob of items: the second copy of
+        // an item is damage, found as it arrives.
+        let twice = format!("{a}\n{a}\n");
+        let mut r = ManifestReader::default();
+        let e = r.feed(twice.as_bytes(), twice.len() as u64).unwrap_err();
+        assert!(e.to_string().contains("appears twice"), "{e}");
     }
 }

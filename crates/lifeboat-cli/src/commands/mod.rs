@@ -241,6 +241,17 @@ pub fn write_output(
             to.display()
         )));
     }
+    // A device, a pipe or a link is never replaced, even with --force (a
+    // round-7 attack replaced the /dev/stdout link with a file).
+    if let Ok(m) = std::fs::symlink_metadata(to) {
+        if !m.file_type().is_file() {
+            return Err(exit::usage(format!(
+                "{} exists and is not a regular file: give the path of a new or regular file \
+                 (or `-` for standard output where that is allowed)",
+                to.display()
+            )));
+        }
+    }
     if to.exists() && !force {
         return Err(exit::usage(format!(
             "{} exists; pass --force to overwrite it",
