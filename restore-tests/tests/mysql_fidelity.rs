@@ -66,6 +66,22 @@ fn stock_dump(db: &str) -> String {
     clean
 }
 
+/// A new local store holding one backup of `src`.
+fn backed_up(lb: &Lifeboat, src: &TestDb) {
+    lb.init();
+    let b = lb.backup_key.display().to_string();
+    lb.run(&[
+        "backup",
+        "--backup-key-file",
+        &b,
+        "--source",
+        "mysql",
+        "--mysql-url",
+        &src.url(),
+    ])
+    .ok();
+}
+
 fn restore(
     lb: &Lifeboat,
     target: &str,
@@ -100,18 +116,7 @@ fn restore(
 fn objects_come_back_as_they_were_and_a_user_without_super_hears_of_every_definer_it_changed() {
     let src = source();
     let lb = Lifeboat::local();
-    lb.init();
-    let b = lb.backup_key.display().to_string();
-    lb.run(&[
-        "backup",
-        "--backup-key-file",
-        &b,
-        "--source",
-        "mysql",
-        "--mysql-url",
-        &src.url(),
-    ])
-    .ok();
+    backed_up(&lb, &src);
 
     // As root: the stock dump of the copy is the source's, byte for byte
     // but for the name and the counters.
@@ -333,18 +338,7 @@ fn a_view_whose_definer_has_no_rights_on_the_copy_still_checks_identical() {
         ),
     );
     let lb = Lifeboat::local();
-    lb.init();
-    let b = lb.backup_key.display().to_string();
-    lb.run(&[
-        "backup",
-        "--backup-key-file",
-        &b,
-        "--source",
-        "mysql",
-        "--mysql-url",
-        &src.url(),
-    ])
-    .ok();
+    backed_up(&lb, &src);
     let copy = TestDb::unborn("fidviewcopy");
     let (code, stdout, stderr) = restore(&lb, &copy.url(), &[], None);
     mariadb::sql(None, &format!("DROP USER '{user}'@'%'"));
@@ -383,18 +377,7 @@ INSERT INTO t VALUES (1, 'x');
     );
     assert!(ok, "{err}");
     let lb = Lifeboat::local();
-    lb.init();
-    let b = lb.backup_key.display().to_string();
-    lb.run(&[
-        "backup",
-        "--backup-key-file",
-        &b,
-        "--source",
-        "mysql",
-        "--mysql-url",
-        &src.url(),
-    ])
-    .ok();
+    backed_up(&lb, &src);
 
     let copy = TestDb::unborn("fidmodescopy");
     let (code, stdout, stderr) = restore(&lb, &copy.url(), &[], None);

@@ -241,10 +241,16 @@ pub fn write_output(
             to.display()
         )));
     }
-    // A device, a pipe or a link is never replaced, even with --force (a
-    // round-7 attack replaced the /dev/stdout link with a file).
+    // A device or a pipe, or a link to one, is never replaced, even with
+    // --force (a round-7 attack replaced the /dev/stdout link with a
+    // file). A link to a regular file, or to nothing, is replaced by the
+    // file and never followed (a planted link reaches nothing).
     if let Ok(m) = std::fs::symlink_metadata(to) {
-        if !m.file_type().is_file() {
+        let special = match m.file_type().is_symlink() {
+            true => std::fs::metadata(to).is_ok_and(|t| !t.is_file()),
+            false => !m.file_type().is_file(),
+        };
+        if special {
             return Err(exit::usage(format!(
                 "{} exists and is not a regular file: give the path of a new or regular file \
                  (or `-` for standard output where that is allowed)",
