@@ -108,8 +108,22 @@ impl Scope {
     }
 }
 
+/// information_schema views that show what is beyond the target to a body
+/// run with an administrator's rights (every session's statement, every
+/// account's privileges): refused like SHOW PROCESSLIST and SHOW GRANTS.
+const SERVER_WIDE_VIEWS: [&str; 7] = [
+    "PROCESSLIST",
+    "USER_PRIVILEGES",
+    "SCHEMA_PRIVILEGES",
+    "TABLE_PRIVILEGES",
+    "COLUMN_PRIVILEGES",
+    "APPLICABLE_ROLES",
+    "USER_STATISTICS",
+];
+
 /// Schemas a body may never name: the grant tables and server
-/// configuration. (information_schema is read-only and allowed.)
+/// configuration. (information_schema is read-only and allowed, but for
+/// [`SERVER_WIDE_VIEWS`].)
 const SYSTEM_SCHEMAS: [&str; 3] = ["mysql", "performance_schema", "sys"];
 
 /// Words that, wherever they appear as code, mean a statement or clause
@@ -381,6 +395,10 @@ fn check_refs(s: &Stmt<'_>, from: usize, scope: &Scope, refs: Refs) -> Result<()
                     SYSTEM_SCHEMAS.contains(&lower.as_str())
                         || scope.other_dbs.contains(&lower)
                         || (three_part && lower != "information_schema")
+                        || (lower == "information_schema"
+                            && s.ident(k + 2).is_some_and(|t| {
+                                SERVER_WIDE_VIEWS.contains(&t.to_ascii_uppercase().as_str())
+                            }))
                 }
             }
         };
@@ -1630,6 +1648,14 @@ mod tests {
             ("SHOW TABLES FROM victim", "SHOW"),
             ("SHOW FULL PROCESSLIST", "SHOW"),
             ("SET sql_log_bin = 0", "SQL_LOG_BIN"),
+            (
+                "SELECT info FROM information_schema.`PROCESSLIST`",
+                "information_schema",
+            ),
+            (
+                "SELECT * FROM `information_schema`.`user_privileges`",
+                "information_schema",
+            ),
         ] {
             refused(
                 object("PROCEDURE", "p", &format!("CREATE PROCEDURE p() {body}")),
