@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::fidelity::{self, Known};
 use crate::guard::{self, Rewrite, Scope};
 use crate::lexer::Dialect;
-use crate::replay::{load_schema, plan_accounts, views_in_order};
+use crate::replay::{load_schema, objects_in_order, plan_accounts};
 use crate::schema::{quote, sql_mode_literal};
 
 /// Rows per INSERT statement are capped at about this many bytes, well
@@ -43,13 +43,13 @@ fn refused(what: impl std::fmt::Display, why: impl std::fmt::Display) -> Error {
 /// A delimiter for the client that `text` does not contain, so that no
 /// part of the text can end its statement early.
 fn delimiter_for(text: &str) -> String {
-    let mut d = String::from(";;");
-    for candidate in ["$$", "//", "@@"] {
-        if !text.contains(d.as_str()) {
-            return d;
-        }
-        d = candidate.to_string();
+    if let Some(d) = [";;", "$$", "//", "@@"]
+        .into_iter()
+        .find(|d| !text.contains(d))
+    {
+        return d.to_string();
     }
+    let mut d = String::from("@@");
     while text.contains(d.as_str()) {
         d.push('$');
     }
@@ -66,15 +66,9 @@ pub fn export(
 ) -> Result<()> {
     let (schema, table_items) = load_schema(repo, index, items)?;
     let io = |e: std::io::Error| Error::Local(format!("writing the SQL file: {e}"));
-    for mode in std::iter::once(&schema.server.sql_mode).chain(
-        schema
-            .views
-            .iter()
-            .chain(&schema.triggers)
-            .chain(&schema.routines)
-            .chain(&schema.events)
-            .map(|o| &o.sql_mode),
-    ) {
+    let ordered = objects_in_order(&schema);
+    for mode in std::iter::once(&schema.server.sql_mode).chain(ordered.iter().map(|o| &o.sql_mode))
+    {
         guard::check_sql_mode(mode).map_err(|e| refused("the MySQL schema", e))?;
     }
     let scope = Scope::anywhere(
@@ -92,12 +86,7 @@ pub fn export(
     }
     let rw = Rewrite::default();
     let mut objects = Vec::new();
-    for o in views_in_order(&schema.views)
-        .into_iter()
-        .chain(&schema.triggers)
-        .chain(&schema.routines)
-        .chain(&schema.events)
-    {
+    for o in ordered {
         let what = || format!("the CREATE text of {} {}", o.kind.to_lowercase(), o.name);
         guard::check_name(&format!("a {}", o.kind.to_lowercase()), &o.name, false)
             .map_err(|e| refused("the MySQL schema", e))?;

@@ -618,12 +618,8 @@ pub(crate) fn check_client_text(sql: &str, d: Dialect) -> Result<(), String> {
     // form feed): after `--\x01` the client reads on, `\d` and `;`
     // included (a round-7 attack ran a GRANT as root this way).
     let mut from = 0;
-    for gap_end in s
-        .toks
-        .iter()
-        .map(|t| t.start)
-        .chain(std::iter::once(sql.len()))
-    {
+    let end = std::iter::once((sql.len(), sql.len()));
+    for (gap_end, next) in s.toks.iter().map(|t| (t.start, t.end)).chain(end) {
         let gap = &sql.as_bytes()[from.min(gap_end)..gap_end];
         if let Some(p) = gap.windows(3).position(|w| {
             w[0] == b'-'
@@ -638,9 +634,7 @@ pub(crate) fn check_client_text(sql: &str, d: Dialect) -> Result<(), String> {
                 from + p
             ));
         }
-        if let Some(t) = s.toks.iter().find(|t| t.start == gap_end) {
-            from = t.end;
-        }
+        from = next;
     }
     match s.toks.iter().find(|t| t.kind == Kind::Punct(b'\\')) {
         Some(t) => Err(format!(

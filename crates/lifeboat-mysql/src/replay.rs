@@ -377,12 +377,7 @@ fn prepare(
             )?;
         }
     }
-    let objects: Vec<&Object> = views_in_order(&schema.views)
-        .into_iter()
-        .chain(&schema.triggers)
-        .chain(&schema.routines)
-        .chain(&schema.events)
-        .collect();
+    let objects = objects_in_order(schema);
     for o in &objects {
         named(&format!("a {}", o.kind.to_lowercase()), &o.name, false)?;
     }
@@ -1214,6 +1209,17 @@ fn session_setup(conn: &mut Conn, schema: &Schema, plan: &Plan) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Every view, trigger, routine and event, in the order they are created:
+/// views so that each comes after those it reads, then the rest.
+pub(crate) fn objects_in_order(schema: &Schema) -> Vec<&Object> {
+    views_in_order(&schema.views)
+        .into_iter()
+        .chain(&schema.triggers)
+        .chain(&schema.routines)
+        .chain(&schema.events)
+        .collect()
 }
 
 /// Views in an order where each comes after the views it names.
