@@ -73,7 +73,12 @@ impl CacheNames {
     pub(crate) fn folder(&self, root: &Path, repository: &str, database: &str) -> PathBuf {
         root.join(repository)
             .join("mysql")
-            .join(self.name("database", database))
+            .join(self.database(database))
+    }
+
+    /// The keyed name of a database (its folder's name).
+    pub(crate) fn database(&self, database: &str) -> String {
+        self.name("database", database)
     }
 
     /// The file stem of a table's cache.
@@ -116,7 +121,12 @@ pub(crate) struct Reader {
 
 impl Reader {
     pub fn open(dir: &Path, table: &str) -> Reader {
-        let file = File::open(table_file(dir, table)).ok().and_then(|f| {
+        Self::open_path(&table_file(dir, table))
+    }
+
+    /// The records of the cache file at `path` (none if it is not one).
+    pub fn open_path(path: &Path) -> Reader {
+        let file = File::open(path).ok().and_then(|f| {
             let mut r = BufReader::with_capacity(1 << 16, f);
             let mut magic = [0u8; 4];
             r.read_exact(&mut magic)
@@ -180,26 +190,55 @@ impl Reader {
     }
 }
 
-/// Writes the segments of this dump to `<table>.lbc.new`.
+/// The file holding the SHA-256 (hex) of a table's cache file, written
+/// with it: the stored copy's checksum says whether the local file is the
+/// version a stored delta builds on, without reading it.
+pub(crate) fn sum_file(dir: &Path, stem: &str) -> PathBuf {
+    dir.join(format!("{stem}.lbc.sum"))
+}
+
+/// The SHA-256 the local cache file of a table claims (its sum file), if
+/// both are there.
+pub(crate) fn local_sum(dir: &Path, stem: &str) -> Option<String> {
+    if !table_file(dir, stem).is_file() {
+        return None;
+    }
+    let s = fs::read_to_string(sum_file(dir, stem)).ok()?;
+    let s = s.trim();
+    (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_string())
+}
+
+/// Create (truncate) a file only its owner can read, in a 0700 folder.
+pub(crate) fn create_private(path: &Path) -> std::io::Result<File> {
+    if let Some(dir) = path.parent() {
+        lifeboat_store::create_private_dir(dir)?;
+    }
+    let mut o = fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
+}
+
+/// Writes segments as a cache file (`<table>.lbc.new` for a dump), and
+/// the SHA-256 of everything it wrote.
 pub(crate) struct Writer {
     out: Option<BufWriter<File>>,
+    sha: Sha256,
     path: PathBuf,
 }
 
 impl Writer {
     pub fn create(dir: &Path, table: &str) -> Writer {
-        let path = table_file(dir, table).with_extension("lbc.new");
-        let out = lifeboat_store::create_private_dir(dir)
-            .and_then(|_| {
-                let mut o = fs::OpenOptions::new();
-                o.write(true).create(true).truncate(true);
-                #[cfg(unix)]
-                {
-                    use std::os::unix::fs::OpenOptionsExt;
-                    o.mode(0o600);
-                }
-                o.open(&path)
-            })
+        Self::create_at(table_file(dir, table).with_extension("lbc.new"))
+    }
+
+    /// A cache file at `path`.
+    pub fn create_at(path: PathBuf) -> Writer {
+        let out = create_private(&path)
             .map(|f| BufWriter::with_capacity(1 << 16, f))
             .and_then(|mut w| w.write_all(MAGIC).map(|_| w));
         if let Err(e) = &out {
@@ -208,8 +247,11 @@ impl Writer {
                 path.display()
             );
         }
+        let mut sha = Sha256::new();
+        sha.update(MAGIC);
         Writer {
             out: out.ok(),
+            sha,
             path,
         }
     }
@@ -225,14 +267,24 @@ impl Writer {
         {
             self.out = None;
         }
+        self.sha.update(&rec);
+        self.sha.update(&sum[..8]);
     }
 
-    pub fn finish(self) {
-        if let Some(mut out) = self.out {
-            if out.flush().is_err() {
-                let _ = fs::remove_file(&self.path);
-            }
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Flush; the SHA-256 of the file, or `None` (and no file) when it
+    /// could not be written whole.
+    pub fn finish(self) -> Option<[u8; 32]> {
+        let ok = self.out.is_some_and(|mut out| out.flush().is_ok());
+        if !ok {
+            let _ = fs::remove_file(&self.path);
+            return None;
         }
+        Some(self.sha.finalize().into())
     }
 }
 

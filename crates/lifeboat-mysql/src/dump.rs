@@ -6,12 +6,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use lifeboat_store::delta::PatchBuilder;
-use lifeboat_store::{Access, BackupSession, ItemWriter, ProgressBars};
+use lifeboat_store::{Access, BackupSession, ItemWriter, ProgressBars, Repository};
 
 use crate::cache::{self, PendingCache, Segment};
 use crate::connect::MysqlOptions;
 use crate::encode::{ident, push_row};
 use crate::error::{Error, Result};
+use crate::records::{DeltaWriter, Prepared, Records, RowHashReport, Written};
 use crate::schema::{self, schema_item, SOURCE};
 use crate::wire::Conn;
 
@@ -47,8 +48,9 @@ pub struct DumpOptions {
     pub mysql: MysqlOptions,
     /// Table selection.
     pub filter: TableFilter,
-    /// Where the row-hash cache lives (see [`PendingCache`]); `None` stores
-    /// every changed segment whole.
+    /// Where the row-hash cache lives (see [`PendingCache`]); `None` keeps
+    /// it in a temporary folder for this dump only (the records stored in
+    /// the repository still make the dump incremental).
     pub cache_dir: Option<std::path::PathBuf>,
     /// Connections reading at once (1 = one connection); they share one
     /// snapshot, see [`dump`].
@@ -64,6 +66,8 @@ pub struct Dump {
     pub reports: Vec<DumpReport>,
     /// `None` without a cache directory.
     pub cache: Option<PendingCache>,
+    /// Where the row-hash records came from, and what was stored of them.
+    pub row_hashes: RowHashReport,
 }
 
 /// What a dump stored.
@@ -112,6 +116,7 @@ const MAX_DEPTH: u8 = 8;
 /// (a range not yet wanted waits once its channel is full).
 pub fn dump<A: Access>(
     session: &mut BackupSession<A>,
+    repo: &Repository<A>,
     opts: &DumpOptions,
     bars: &dyn ProgressBars,
 ) -> Result<Dump> {
@@ -132,6 +137,24 @@ pub fn dump<A: Access>(
             databases.clone(),
         )
     });
+    // Without a cache directory, the records fetched from the store are
+    // rebuilt in a folder of this dump's own.
+    let scratch = match &opts.cache_dir {
+        Some(_) => None,
+        None => Some(
+            tempfile::Builder::new()
+                .prefix("lifeboat-row-hashes")
+                .tempdir()
+                .map_err(|e| Error::Internal(format!("creating a temporary folder: {e}")))?,
+        ),
+    };
+    let cache_root = opts
+        .cache_dir
+        .clone()
+        .or_else(|| scratch.as_ref().map(|d| d.path().to_path_buf()))
+        .unwrap_or_default();
+    let names = cache::CacheNames::new(session.derived_key(cache::NAMES_KEY));
+    let mut records = Records::load(repo, names.clone());
     let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let mut plan = plan_units(&mut conns, &databases, &identity, &opts.filter)?;
     let queue = Arc::new(Mutex::new(std::mem::take(&mut plan.units)));
@@ -149,13 +172,13 @@ pub fn dump<A: Access>(
         .collect::<Result<Vec<_>>>()?;
     drop(register);
     let writer = Writer {
-        cache_names: cache::CacheNames::new(session.derived_key(cache::NAMES_KEY)),
+        cache_names: names,
         row_key: session.derived_key("mysql row hash"),
-        cache_root: opts.cache_dir.as_deref(),
+        cache_root: &cache_root,
         repo_id: &repo_id,
         bars,
     };
-    let written = writer.write(session, &mut plan, &registered);
+    let written = writer.write(session, &mut plan, &registered, &mut records);
     // On an error the receivers are gone and the readers stop at their
     // next send; either way wait for them and end their transactions.
     drop(registered);
@@ -176,10 +199,16 @@ pub fn dump<A: Access>(
     for conn in &mut conns {
         conn.execute("COMMIT")?;
     }
-    session.set_source_facts(SOURCE, facts(&plan.schemas, &plan.reports));
+    let filtered = !opts.filter.include.is_empty() || !opts.filter.exclude.is_empty();
+    let row_hashes = records.finish(session, &databases, filtered)?;
+    let mut facts = facts(&plan.schemas, &plan.reports);
+    facts["row_hashes"] = serde_json::json!(row_hashes);
+    session.set_source_facts(SOURCE, facts);
+    drop(scratch);
     Ok(Dump {
         reports: plan.reports,
         cache,
+        row_hashes,
     })
 }
 
@@ -270,7 +299,7 @@ fn plan_units(
 struct Writer<'a> {
     cache_names: cache::CacheNames,
     row_key: [u8; 32],
-    cache_root: Option<&'a std::path::Path>,
+    cache_root: &'a std::path::Path,
     repo_id: &'a str,
     bars: &'a dyn ProgressBars,
 }
@@ -283,6 +312,7 @@ impl Writer<'_> {
         session: &mut BackupSession<A>,
         plan: &mut Plan,
         registered: &std::sync::mpsc::Receiver<(usize, UnitRx)>,
+        records: &mut Records<'_, A>,
     ) -> Result<()> {
         let mut pending = BTreeMap::new();
         let mut seq = 0;
@@ -294,16 +324,16 @@ impl Writer<'_> {
             .zip(&plan.accounts)
         {
             let db = &schema.database;
-            let cache_dir = self
-                .cache_root
-                .map(|root| self.cache_names.folder(root, self.repo_id, db));
+            let cache_dir = self.cache_names.folder(self.cache_root, self.repo_id, db);
             for (table, &n) in schema.tables.iter().zip(counts) {
+                let prepared = records.prepare(&cache_dir, db, &table.name);
                 let bar = self.bars.bytes(&table.name);
                 let mut item = session.item(SOURCE, &table.item_name(db), "table", &*bar)?;
                 let mut segmenter = Segmenter::new(
                     self.row_key,
-                    cache_dir.as_deref(),
+                    &cache_dir,
                     &self.cache_names.table(&table.name),
+                    &prepared,
                 );
                 let mut count = 0;
                 for _ in 0..n {
@@ -319,9 +349,10 @@ impl Writer<'_> {
                     seq += 1;
                     count += copy_unit(&rx, &mut segmenter, &mut item, db, &table.name)?;
                 }
-                segmenter.finish(&mut item)?;
+                let written = segmenter.finish(&mut item)?;
                 let stored = item
                     .finish(serde_json::json!({ "rows": count, "columns": table.columns.len() }))?;
+                records.store(session, db, &table.name, prepared, written)?;
                 bar.finish();
                 report.tables.push((table.name.clone(), count, stored.size));
             }
@@ -665,12 +696,17 @@ struct Segmenter {
     buf: Vec<u8>,
     hashes: Vec<u64>,
     key: Option<u64>,
-    previous: Option<cache::Reader>,
-    next: Option<cache::Writer>,
+    previous: cache::Reader,
+    next: cache::Writer,
+    /// The delta of the stored records, when they have a base.
+    delta: Option<DeltaWriter>,
+    /// The table's cache folder and file stem.
+    dir: std::path::PathBuf,
+    stem: String,
 }
 
 impl Segmenter {
-    fn new(row_key: [u8; 32], cache_dir: Option<&std::path::Path>, table: &str) -> Self {
+    fn new(row_key: [u8; 32], dir: &std::path::Path, stem: &str, prepared: &Prepared) -> Self {
         Segmenter {
             sip: (
                 u64::from_le_bytes([
@@ -691,8 +727,11 @@ impl Segmenter {
             buf: Vec::with_capacity(1 << 20),
             hashes: Vec::with_capacity(AVG_ROWS as usize * 2),
             key: None,
-            previous: cache_dir.map(|d| cache::Reader::open(d, table)),
-            next: cache_dir.map(|d| cache::Writer::create(d, table)),
+            previous: cache::Reader::open(dir, stem),
+            next: cache::Writer::create(dir, stem),
+            delta: prepared.has_base().then(|| DeltaWriter::create(dir)),
+            dir: dir.to_path_buf(),
+            stem: stem.to_string(),
         }
     }
 
@@ -725,14 +764,24 @@ impl Segmenter {
         Ok(())
     }
 
-    fn finish<A: Access>(mut self, item: &mut ItemWriter<'_, A>) -> Result<()> {
+    /// The last segment stored; the cache file (with its sum file beside
+    /// it) and the delta written.
+    fn finish<A: Access>(mut self, item: &mut ItemWriter<'_, A>) -> Result<Written> {
         if !self.hashes.is_empty() {
             self.store(item)?;
         }
-        if let Some(w) = self.next.take() {
-            w.finish();
-        }
-        Ok(())
+        let path = self.next.path().to_path_buf();
+        let full = self.next.finish().and_then(|sha| {
+            let sum = cache::sum_file(&self.dir, &self.stem).with_extension("sum.new");
+            cache::create_private(&sum)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, hex::encode(sha).as_bytes()))
+                .ok()
+                .map(|_| (path, sha))
+        });
+        Ok(Written {
+            full,
+            delta: self.delta.and_then(DeltaWriter::finish),
+        })
     }
 
     /// The segment's bytes, handed to the store without a copy.
@@ -743,7 +792,8 @@ impl Segmenter {
 
     fn store<A: Access>(&mut self, item: &mut ItemWriter<'_, A>) -> Result<()> {
         let key = self.key.take().unwrap_or(0);
-        let (depth, blob) = match self.previous.as_mut().and_then(|p| p.find(key)) {
+        let found = self.previous.find(key);
+        let (depth, blob) = match &found {
             // Unchanged (every row's keyed hash is the same): the same
             // content, so the same blob, already stored.
             Some(old) if old.hashes == self.hashes => {
@@ -753,6 +803,7 @@ impl Segmenter {
                 // Changed: a patch on the old blob while the chain is short
                 // and the patch small, else the segment whole.
                 let patched = previous
+                    .as_ref()
                     .filter(|old| old.depth < MAX_DEPTH)
                     .and_then(|old| {
                         make_patch(&old.hashes, &self.hashes, &self.buf)
@@ -765,14 +816,17 @@ impl Segmenter {
                 (depth, item.push_blob(self.take_buf(), delta)?)
             }
         };
-        if let Some(w) = self.next.as_mut() {
-            w.add(&Segment {
-                key,
-                blob,
-                depth,
-                hashes: std::mem::take(&mut self.hashes),
-            });
+        let seg = Segment {
+            key,
+            blob,
+            depth,
+            hashes: std::mem::take(&mut self.hashes),
+        };
+        self.next.add(&seg);
+        if let Some(d) = self.delta.as_mut() {
+            d.add(found.as_ref(), &seg);
         }
+        self.hashes = seg.hashes;
         self.hashes.clear();
         self.buf.clear();
         Ok(())

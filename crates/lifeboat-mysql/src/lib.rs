@@ -38,6 +38,7 @@ mod fuzz;
 pub mod fuzzing;
 mod guard;
 mod lexer;
+mod records;
 mod replay;
 pub mod rows;
 mod schema;
@@ -50,6 +51,7 @@ pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};
 pub use error::{Error, Result};
 pub use export::{export, export_accounts, AccountsExportOptions, ExportOptions};
 pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
+pub use records::RowHashReport;
 pub use replay::{
     databases, replay, select_database, verify_database, AccountsReport, ReplayOptions,
     ReplayReport, TableCheck,

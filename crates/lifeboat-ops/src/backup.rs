@@ -165,7 +165,18 @@ fn back_up_source<A: Access>(
     };
     match plan {
         SourcePlan::Mysql(opts) => {
-            let dump = lifeboat_mysql::dump(session, &opts, bars)?;
+            let dump = lifeboat_mysql::dump(session, repo, &opts, bars)?;
+            let h = &dump.row_hashes;
+            tracing::info!(
+                "mysql: row-hash records of {} table(s) from the local cache, {} from the store, {} without; \
+                 stored {} whole and {} as deltas ({} bytes)",
+                h.from_disk,
+                h.from_store,
+                h.none,
+                h.stored_full,
+                h.stored_delta,
+                h.stored_bytes
+            );
             for r in &dump.reports {
                 let rows: u64 = r.tables.iter().map(|t| t.1).sum();
                 tracing::info!(

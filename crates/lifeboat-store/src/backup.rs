@@ -621,6 +621,7 @@ impl<A: Access> BackupSession<A> {
         let s = self.sources.entry(source.to_string()).or_default();
         s.error = Some(message.to_string());
         s.state = None;
+        s.state_parts.clear();
         s.info_blobs.clear();
         if !self.opts.tags.iter().any(|t| t == PARTIAL_TAG) {
             self.opts.tags.push(PARTIAL_TAG.to_string());
@@ -642,6 +643,28 @@ impl<A: Access> BackupSession<A> {
         self.shared.added_bytes.fetch_add(len, Ordering::Relaxed);
         self.sources.entry(source.to_string()).or_default().state = Some(name);
         Ok(())
+    }
+
+    /// Store one part of a source's state (sealed and tagged like
+    /// [`set_source_state`](Self::set_source_state)'s file) and return its
+    /// name. Parts are kept only while a snapshot names them: see
+    /// [`set_source_state_parts`](Self::set_source_state_parts).
+    pub fn write_state_part(&self, part: &[u8]) -> Result<String> {
+        let (name, len) = self.shared.repo.write_meta_file(FileKind::State, part)?;
+        self.shared.added_bytes.fetch_add(len, Ordering::Relaxed);
+        Ok(name)
+    }
+
+    /// Name the state parts `source`'s state is made of in this snapshot:
+    /// those this session wrote ([`write_state_part`](Self::write_state_part))
+    /// and those of an earlier snapshot it builds on (read from that
+    /// snapshot's summary, so they exist: prune cannot run while this
+    /// session holds its lock).
+    pub fn set_source_state_parts(&mut self, source: &str, parts: Vec<String>) {
+        self.sources
+            .entry(source.to_string())
+            .or_default()
+            .state_parts = parts;
     }
 
     /// Whether every one of `blobs` is already stored (per the index loaded

@@ -309,7 +309,9 @@ impl Repository<FullAccess> {
             for item in self.manifest_lines(index, &s.snapshot)? {
                 used.extend(item.needed_blobs());
             }
-            states.extend(s.snapshot.sources.values().filter_map(|v| v.state.clone()));
+            for v in s.snapshot.sources.values() {
+                states.extend(v.state.iter().chain(&v.state_parts).cloned());
+            }
         }
         if let Some(id) = index.close_over_bases(&mut used).first() {
             return Err(Error::damaged(

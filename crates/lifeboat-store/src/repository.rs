@@ -23,6 +23,8 @@ use crate::snapshot::{ItemInfo, ManifestItem, Snapshot, SnapshotEntry};
 const MAX_SNAPSHOT_LEN: usize = 64 * 1024 * 1024;
 /// A source state file (e.g. a bucket's object list) may be large.
 const MAX_STATE_LEN: usize = 1 << 30;
+/// A part of a source's state (see [`Repository::source_state_part`]).
+pub const MAX_STATE_PART_LEN: usize = 64 << 20;
 /// Longest chain of delta blobs followed when reading (writers keep
 /// chains far shorter; this only stops a damaged index from looping).
 /// A manifest's items from its bytes as they arrive, holding at most one
@@ -1266,6 +1268,27 @@ impl<A: Access> Repository<A> {
             )?)),
             None => Ok(None),
         }
+    }
+
+    /// One of the parts `snapshot` names for `source`'s state (see
+    /// [`BackupSession::write_state_part`](crate::BackupSession::write_state_part));
+    /// a name the snapshot does not list is refused.
+    pub fn source_state_part(
+        &self,
+        snapshot: &Snapshot,
+        source: &str,
+        name: &str,
+    ) -> Result<Vec<u8>> {
+        let listed = snapshot
+            .sources
+            .get(source)
+            .is_some_and(|s| s.state_parts.iter().any(|p| p == name));
+        if !listed {
+            return Err(Error::Invalid(format!(
+                "the snapshot names no state part {name} of {source}"
+            )));
+        }
+        self.read_meta_file(FileKind::State, name, MAX_STATE_PART_LEN)
     }
 
     /// Find a snapshot by `latest`, a full id or a unique id prefix.

@@ -80,6 +80,12 @@ pub struct SourceSummary {
     /// The `state/` file the source left for its next backup, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    /// Further `state/` files the source's state is made of (chunks of a
+    /// large state, and the earlier files it is a delta of), kept, like
+    /// [`state`](Self::state), while the snapshot exists. A source reads
+    /// them through [`Repository::source_state_part`](crate::Repository::source_state_part).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_parts: Vec<String>,
     /// Format 3: info blobs this backup stored for the source's state (the
     /// details of items a later backup may carry over without reading
     /// them); needed, like the items' blobs, while the snapshot exists.

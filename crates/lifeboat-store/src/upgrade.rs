@@ -254,6 +254,11 @@ impl Repository<FullAccess> {
                         if let Some(new) = s.state.as_ref().and_then(|n| states.get(n)) {
                             s.state = Some(new.clone());
                         }
+                        for part in &mut s.state_parts {
+                            if let Some(new) = states.get(part) {
+                                *part = new.clone();
+                            }
+                        }
                     }
                     let json = serde_json::to_vec(&snap).expect("snapshot serializes");
                     let new = write(FileKind::Snapshot, &json)?;
@@ -382,8 +387,15 @@ impl Repository<FullAccess> {
         // rewrite removes: they go, as prune would remove them, unless a
         // snapshot is unreadable (it might name one).
         if unreadable.is_empty() {
+            // Parts are not rewritten (a source's rewrite is of its state
+            // file); they stay while a snapshot names them.
+            let parts: Vec<&String> = snapshots
+                .iter()
+                .flat_map(|s| s.snapshot.sources.values())
+                .flat_map(|v| &v.state_parts)
+                .collect();
             let named: std::collections::HashSet<&String> =
-                bodies.keys().chain(written.values()).collect();
+                bodies.keys().chain(written.values()).chain(parts).collect();
             for f in self.backend().list(FileKind::State)? {
                 if !named.contains(&f.name) {
                     report.orphan_states_removed += 1;

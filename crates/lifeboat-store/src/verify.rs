@@ -72,6 +72,8 @@ struct Damage {
     files: Vec<Problem>,
     /// Pack → the blobs lost with it, so the report names the pack once.
     pack_of: HashMap<BlobId, String>,
+    /// State parts already read (many snapshots share them).
+    parts_read: std::collections::HashSet<String>,
 }
 
 impl Damage {
@@ -303,6 +305,21 @@ impl<A: Access> Repository<A> {
                     b,
                     format!("snapshot {short} (info of {source}'s state)"),
                 );
+            }
+            for part in &summary.state_parts {
+                if !damage.parts_read.insert(part.clone()) {
+                    continue;
+                }
+                if let Err(e) = self.source_state_part(&snap.snapshot, source, part) {
+                    damage.files.push(Problem {
+                        what: FileKind::State.path(part),
+                        detail: format!(
+                            "{e} (restores are unaffected; the next backup of {source} \
+                             does more work)"
+                        ),
+                        needed_by: vec![format!("snapshot {short} (state of {source})")],
+                    });
+                }
             }
             let Some(state) = &summary.state else {
                 continue;
