@@ -46,7 +46,7 @@ seed_dir() {
         index) echo index ;; snapshot) echo snapshot ;; manifest) echo manifest ;;
         lock) echo lock ;; delta) echo delta ;; sealed) echo sealed ;;
         pack|pack_trailer) echo pack ;; row_line|lines) echo row ;;
-        schema) echo schema ;; sql_text) echo sql ;; cache_file) echo cache ;;
+        schema) echo schema ;; sql_text) echo sql ;; cache_file) echo cache ;; row_hash_delta) echo rowdelta ;;
         wire) echo wire ;; dotenv) echo dotenv ;; config) echo config ;;
     esac
 }

@@ -176,6 +176,16 @@ impl Reader {
         seg
     }
 
+    /// How many records read back from here on (to the end, or damage).
+    pub fn count(mut self) -> usize {
+        let mut n = self.window.len();
+        self.window.clear();
+        while self.read_one().is_some() {
+            n += 1;
+        }
+        n
+    }
+
     /// The previous segment with `key`, if it is near; skips those before it.
     pub fn find(&mut self, key: u64) -> Option<Segment> {
         while self.window.len() < WINDOW {

@@ -99,6 +99,11 @@ proptest! {
     fn fuzz_cache_files(raw in inputs(vec![cache_seed()])) {
         crate::fuzzing::cache_file(&raw);
     }
+
+    #[test]
+    fn fuzz_row_hash_deltas(raw in inputs(vec![crate::records::seed_delta()])) {
+        crate::fuzzing::row_hash_delta(&raw);
+    }
 }
 
 /// A cache file of four segments, as a backup writes it.
@@ -133,6 +138,11 @@ fn write_corpus() {
         std::fs::write(dir.join(name), data).expect("write seed");
     };
     put("cache", "four-segments.lbc", &cache_seed());
+    put(
+        "rowdelta",
+        "keep-edit-add.lbd",
+        &crate::records::seed_delta(),
+    );
     put("wire", "select-two-rows.bin", &crate::fuzzing::reply_seed());
     let texts = [
         "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `t`.`a` AS `a` from `t`",

@@ -5,6 +5,8 @@
 
 use std::io::Write;
 
+use sha2::Digest;
+
 use crate::encode::Lines;
 use crate::guard::{check_object, check_row, check_table, Rewrite, Scope};
 use crate::lexer::{tokens, Dialect};
@@ -143,6 +145,27 @@ pub fn cache_file(data: &[u8]) {
             assert_eq!(s.key, k);
             assert!(s.hashes.len() * 8 <= data.len());
         }
+    }
+}
+
+/// A stored row-hash delta (hostile: whoever holds the backup key writes
+/// them) applied to a cache file of four segments: an error, or a cache
+/// file whose every record reads back, with the SHA-256 it claims.
+pub fn row_hash_delta(data: &[u8]) {
+    let Ok(dir) = tempfile::tempdir() else { return };
+    let base = dir.path().join("base.lbc");
+    let mut w = crate::cache::Writer::create_at(base.clone());
+    for seg in crate::records::seed_segments() {
+        w.add(&seg);
+    }
+    if w.finish().is_none() {
+        return;
+    }
+    let out = dir.path().join("out.lbc");
+    if let Ok((sha, segments)) = crate::records::apply(&base, data, &out) {
+        let bytes = std::fs::read(&out).expect("the applied file");
+        assert_eq!(sha, <[u8; 32]>::from(sha2::Sha256::digest(&bytes)));
+        assert_eq!(crate::cache::Reader::open_path(&out).count(), segments);
     }
 }
 
