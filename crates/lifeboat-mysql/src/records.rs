@@ -40,11 +40,29 @@ const DELTA_MAGIC: &[u8; 4] = b"LBD1";
 /// Plaintext bytes of one state part.
 pub(crate) const PART_BYTES: usize = 8 << 20;
 /// Versions in a chain (the full one included) before a full one again.
-/// A full version costs 8 bytes a row (a third of the first backup of the
-/// clinic database at scale 100, whose rows are short), a night's delta
-/// after a scattered 1% change about 2% of that: long chains are cheaper
-/// per night, and a host with an empty disk rebuilds one file per version.
-const MAX_CHAIN: usize = 32;
+/// A full version costs 8 bytes a row (a quarter of the first backup of
+/// the clinic database, whose rows are short), a night's delta after a
+/// scattered 1% change about 1% of that; a host with an empty disk
+/// applies every delta of the chain, one pass over the table's file each
+/// (0.2 s for 60 MB). At 16: about 1.5% of the first backup a night for
+/// the records, and at most 3 s of rebuilding at scale 1000.
+const MAX_CHAIN: usize = 16;
+
+/// [`PART_BYTES`] and [`MAX_CHAIN`], which a debug build's tests may lower
+/// (`LIFEBOAT_TEST_RECORDS=PART_BYTES,MAX_CHAIN`) to cross part boundaries
+/// and restart chains with little data.
+fn limits() -> (usize, usize) {
+    #[cfg(debug_assertions)]
+    if let Some((p, c)) = std::env::var("LIFEBOAT_TEST_RECORDS").ok().and_then(|v| {
+        v.split_once(',')
+            .map(|(p, c)| (p.parse().ok(), c.parse().ok()))
+    }) {
+        if let (Some(p), Some(c)) = (p, c) {
+            return (p, c);
+        }
+    }
+    (PART_BYTES, MAX_CHAIN)
+}
 /// Rows a segment record may hold (the dump cuts at 32,768).
 const MAX_HASHES: usize = 1 << 20;
 
@@ -83,8 +101,11 @@ pub(crate) struct Version {
     pub bytes: u64,
     /// SHA-256 (hex) of the cache file this version gives.
     pub sha256: String,
-    /// Its state parts, in order.
+    /// The state parts holding it, in order: its bytes start `start`
+    /// bytes into the first (the tables of one dump share parts).
     pub parts: Vec<String>,
+    #[serde(default)]
+    pub start: u64,
 }
 
 /// What the records did in one dump (counts of tables).
@@ -109,8 +130,60 @@ pub(crate) struct Records<'r, A: Access> {
     repo: &'r Repository<A>,
     parent: Option<(Snapshot, State)>,
     names: CacheNames,
-    next: Vec<TableRecords>,
+    /// Tables stored by this dump, each with its new version once the
+    /// parts holding it are named.
+    next: Vec<(TableRecords, Option<NewVersion>)>,
+    /// Bytes for the next state part, and the parts written so far.
+    buf: Vec<u8>,
+    written: Vec<String>,
+    /// Parts read lately (several tables' versions share parts).
+    cache: PartCache,
     pub report: RowHashReport,
+}
+
+/// A version this dump stores, before its parts have names.
+struct NewVersion {
+    delta: bool,
+    bytes: u64,
+    sha256: String,
+    /// Indices into `Records::written` of its first and last part.
+    first: usize,
+    last: usize,
+    start: u64,
+}
+
+/// The state parts read lately, up to [`PART_CACHE_BYTES`]: a night's
+/// deltas of every table usually share one part, which each table's
+/// rebuild reads.
+#[derive(Default)]
+struct PartCache {
+    parts: std::collections::VecDeque<(String, std::rc::Rc<[u8]>)>,
+}
+
+const PART_CACHE_BYTES: usize = 64 << 20;
+
+impl PartCache {
+    fn get<A: Access>(
+        &mut self,
+        repo: &Repository<A>,
+        snapshot: &Snapshot,
+        name: &str,
+    ) -> lifeboat_store::Result<std::rc::Rc<[u8]>> {
+        if let Some(i) = self.parts.iter().position(|(n, _)| n == name) {
+            let hit = self.parts.remove(i).expect("found above");
+            let body = hit.1.clone();
+            self.parts.push_back(hit);
+            return Ok(body);
+        }
+        let body: std::rc::Rc<[u8]> = repo.source_state_part(snapshot, SOURCE, name)?.into();
+        self.parts.push_back((name.to_string(), body.clone()));
+        while self.parts.iter().map(|(_, b)| b.len()).sum::<usize>() > PART_CACHE_BYTES
+            && self.parts.len() > 1
+        {
+            self.parts.pop_front();
+        }
+        Ok(body)
+    }
 }
 
 /// A table's base, as [`Records::prepare`] left it.
@@ -144,6 +217,9 @@ impl<'r, A: Access> Records<'r, A> {
             repo,
             names,
             next: Vec::new(),
+            buf: Vec::new(),
+            written: Vec::new(),
+            cache: PartCache::default(),
             report: RowHashReport::default(),
         }
     }
@@ -176,7 +252,7 @@ impl<'r, A: Access> Records<'r, A> {
         let Some((snapshot, _)) = self.parent.as_ref() else {
             return Prepared { base: None };
         };
-        match rebuild(self.repo, snapshot, &stored, dir, &stem) {
+        match rebuild(self.repo, snapshot, &mut self.cache, &stored, dir, &stem) {
             Ok(()) => {
                 self.report.from_store += 1;
                 Prepared { base: Some(stored) }
@@ -207,7 +283,7 @@ impl<'r, A: Access> Records<'r, A> {
         };
         let sha256 = hex::encode(sha);
         let (db_key, stem) = (self.names.database(database), self.names.table(table));
-        let chain = prepared.base.filter(|b| b.versions.len() < MAX_CHAIN);
+        let chain = prepared.base.filter(|b| b.versions.len() < limits().1);
         let delta = match (chain, written.delta) {
             (Some(base), Some(delta)) => {
                 let full_bytes = base.versions.first().map_or(0, |v| v.bytes);
@@ -229,25 +305,66 @@ impl<'r, A: Access> Records<'r, A> {
             }
             None => (file, false),
         };
-        let (parts, bytes) = upload(session, &path)?;
+        let (first, start) = (self.written.len(), self.buf.len() as u64);
+        let bytes = self.append(session, &path)?;
         if is_delta {
             self.report.stored_delta += 1;
         } else {
             self.report.stored_full += 1;
         }
         self.report.stored_bytes += bytes;
-        versions.push(Version {
+        // Its last byte is in the part being filled, or (the buffer just
+        // emptied) in the last one written.
+        let last = if self.buf.is_empty() {
+            self.written.len().saturating_sub(1)
+        } else {
+            self.written.len()
+        };
+        let version = NewVersion {
             delta: is_delta,
             bytes,
             sha256,
-            parts,
-        });
-        self.next.push(TableRecords {
-            database: db_key,
-            table: stem,
-            versions,
-        });
+            first,
+            last,
+            start,
+        };
+        self.next.push((
+            TableRecords {
+                database: db_key,
+                table: stem,
+                versions,
+            },
+            Some(version),
+        ));
         Ok(())
+    }
+
+    /// Add a file's bytes to the parts, writing each part once full; the
+    /// file's length.
+    fn append(&mut self, session: &BackupSession<A>, path: &Path) -> lifeboat_store::Result<u64> {
+        let io = |e: std::io::Error| {
+            lifeboat_store::Error::Invalid(format!(
+                "reading the row-hash records {}: {e}",
+                path.display()
+            ))
+        };
+        let mut f = File::open(path).map_err(io)?;
+        let mut chunk = vec![0u8; 1 << 16];
+        let mut total = 0u64;
+        loop {
+            let n = f.read(&mut chunk).map_err(io)?;
+            if n == 0 {
+                return Ok(total);
+            }
+            total += n as u64;
+            self.buf.extend_from_slice(&chunk[..n]);
+            let part = limits().0.max(1);
+            while self.buf.len() >= part {
+                let rest = self.buf.split_off(part);
+                self.written.push(session.write_state_part(&self.buf)?);
+                self.buf = rest;
+            }
+        }
     }
 
     /// Name the new state in the session: this dump's tables, and the
@@ -261,20 +378,41 @@ impl<'r, A: Access> Records<'r, A> {
         dumped: &[String],
         filtered: bool,
     ) -> lifeboat_store::Result<RowHashReport> {
+        if !self.buf.is_empty() {
+            self.written.push(session.write_state_part(&self.buf)?);
+            self.buf.clear();
+        }
+        let written = std::mem::take(&mut self.written);
+        let mut tables: Vec<TableRecords> = Vec::new();
+        for (mut t, new) in std::mem::take(&mut self.next) {
+            if let Some(v) = new {
+                let parts = written.get(v.first..=v.last).ok_or_else(|| {
+                    lifeboat_store::Error::Invalid(
+                        "row-hash records: a version without its parts".into(),
+                    )
+                })?;
+                t.versions.push(Version {
+                    delta: v.delta,
+                    bytes: v.bytes,
+                    sha256: v.sha256,
+                    parts: parts.to_vec(),
+                    start: v.start,
+                });
+            }
+            tables.push(t);
+        }
         let dumped: BTreeSet<String> = dumped.iter().map(|d| self.names.database(d)).collect();
-        let stored: BTreeSet<(String, String)> = self
-            .next
+        let stored: BTreeSet<(String, String)> = tables
             .iter()
             .map(|t| (t.database.clone(), t.table.clone()))
             .collect();
         if let Some((_, old)) = self.parent.take() {
-            self.next.extend(old.tables.into_iter().filter(|t| {
+            tables.extend(old.tables.into_iter().filter(|t| {
                 (filtered || !dumped.contains(&t.database))
                     && !stored.contains(&(t.database.clone(), t.table.clone()))
             }));
         }
-        let parts: Vec<String> = self
-            .next
+        let parts: Vec<String> = tables
             .iter()
             .flat_map(|t| &t.versions)
             .flat_map(|v| &v.parts)
@@ -285,7 +423,7 @@ impl<'r, A: Access> Records<'r, A> {
         let state = State {
             kind: KIND.into(),
             version: VERSION,
-            tables: self.next,
+            tables,
         };
         let json = serde_json::to_vec(&state).map_err(|e| {
             lifeboat_store::Error::Invalid(format!("serializing the mysql state: {e}"))
@@ -336,46 +474,15 @@ fn newest<A: Access>(repo: &Repository<A>) -> Option<(Snapshot, State)> {
     None
 }
 
-/// Store a file as state parts; their names and the file's length.
-fn upload<A: Access>(
-    session: &BackupSession<A>,
-    path: &Path,
-) -> lifeboat_store::Result<(Vec<String>, u64)> {
-    let io = |e: std::io::Error| {
-        lifeboat_store::Error::Invalid(format!(
-            "reading the row-hash records {}: {e}",
-            path.display()
-        ))
-    };
-    let mut f = File::open(path).map_err(io)?;
-    let (mut parts, mut total) = (Vec::new(), 0u64);
-    let mut buf = vec![0u8; PART_BYTES];
-    loop {
-        let mut n = 0;
-        while n < buf.len() {
-            match f.read(&mut buf[n..]).map_err(io)? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        parts.push(session.write_state_part(&buf[..n])?);
-        total += n as u64;
-        if n < buf.len() {
-            break;
-        }
-    }
-    Ok((parts, total))
-}
-
-/// Reads a version's parts one at a time (bounded memory).
+/// Reads a version's bytes from its parts, one part at a time (bounded
+/// memory), from `start` bytes into the first.
 struct PartsReader<'a, A: Access> {
     repo: &'a Repository<A>,
     snapshot: &'a Snapshot,
+    cache: &'a mut PartCache,
     parts: std::slice::Iter<'a, String>,
-    current: std::io::Cursor<Vec<u8>>,
+    skip: u64,
+    current: std::io::Cursor<std::rc::Rc<[u8]>>,
 }
 
 impl<A: Access> Read for PartsReader<'_, A> {
@@ -389,10 +496,16 @@ impl<A: Access> Read for PartsReader<'_, A> {
                 return Ok(0);
             };
             let body = self
-                .repo
-                .source_state_part(self.snapshot, SOURCE, name)
+                .cache
+                .get(self.repo, self.snapshot, name)
                 .map_err(std::io::Error::other)?;
+            if self.skip > body.len() as u64 {
+                return Err(std::io::Error::other(
+                    "a version starts past the end of its first part",
+                ));
+            }
             self.current = std::io::Cursor::new(body);
+            self.current.set_position(std::mem::take(&mut self.skip));
         }
     }
 }
@@ -403,6 +516,7 @@ impl<A: Access> Read for PartsReader<'_, A> {
 fn rebuild<A: Access>(
     repo: &Repository<A>,
     snapshot: &Snapshot,
+    cache: &mut PartCache,
     stored: &TableRecords,
     dir: &Path,
     stem: &str,
@@ -411,22 +525,26 @@ fn rebuild<A: Access>(
     fn parts<'a, A: Access>(
         repo: &'a Repository<A>,
         snapshot: &'a Snapshot,
+        cache: &'a mut PartCache,
         v: &'a Version,
-    ) -> PartsReader<'a, A> {
+    ) -> std::io::Take<PartsReader<'a, A>> {
         PartsReader {
             repo,
             snapshot,
+            cache,
             parts: v.parts.iter(),
-            current: std::io::Cursor::new(Vec::new()),
+            skip: v.start,
+            current: std::io::Cursor::new(std::rc::Rc::from(Vec::new())),
         }
+        .take(v.bytes)
     }
     let result = (|| {
         let mut at: Option<PathBuf> = None;
         for (i, v) in stored.versions.iter().enumerate() {
             let out = tmp(i % 2);
             let sha = match (at.as_deref(), v.delta) {
-                (None, false) => copy_checked(parts(repo, snapshot, v), &out)?,
-                (Some(prev), true) => apply(prev, parts(repo, snapshot, v), &out)?.0,
+                (None, false) => copy_checked(parts(repo, snapshot, cache, v), &out)?,
+                (Some(prev), true) => apply(prev, parts(repo, snapshot, cache, v), &out)?.0,
                 _ => return Err("a chain must start with one full version".to_string()),
             };
             if hex::encode(sha) != v.sha256 {
@@ -838,5 +956,48 @@ mod tests {
             let e = apply(&base, bad.as_slice(), &out).unwrap_err();
             assert!(e.contains(why), "{e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod speed {
+    use super::*;
+
+    /// How fast a rebuild applies one night's delta to a big file (run by
+    /// hand: `cargo test --release -p lifeboat-mysql --lib rebuild_speed -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn rebuild_speed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.lbc");
+        let mut w = cache::Writer::create_at(base.clone());
+        let segs: Vec<Segment> = (0..3800u64)
+            .map(|k| Segment {
+                key: k,
+                blob: BlobId([k as u8; 32]),
+                depth: 0,
+                hashes: (0..2048).map(|i| k * 5000 + i).collect(),
+            })
+            .collect();
+        for s in &segs {
+            w.add(s);
+        }
+        w.finish().unwrap();
+        let mut d = DeltaWriter::create(dir.path());
+        for s in &segs {
+            let mut n = s.clone();
+            n.hashes[7] ^= 1;
+            n.blob = BlobId([9; 32]);
+            d.add(Some(s), &n);
+        }
+        let delta = d.finish().unwrap();
+        let t = std::time::Instant::now();
+        let out = dir.path().join("out.lbc");
+        apply(&base, File::open(delta.path()).unwrap(), &out).unwrap();
+        eprintln!(
+            "apply of {} MB: {:?}",
+            fs::metadata(&base).unwrap().len() >> 20,
+            t.elapsed()
+        );
     }
 }
