@@ -91,19 +91,31 @@ measure "lifeboat restore --source mysql (replay + check)" "$LB --repo '$W/repo'
 # The nightly: 1% scattered updates and 1% new audit rows.
 $MYSQL $SRC -e "UPDATE appointments SET status = IF(status = 'done', 'no_show', 'done'), notes = CONCAT(COALESCE(notes, ''), ' (seen)') WHERE (id * 7) % 100 = 3;
   INSERT INTO audit_log (user_id, action, entity, entity_id, details, at) SELECT user_id, 'view', entity, entity_id, details, at FROM audit_log WHERE id % 100 = 1;"
+# CPU seconds (user + system) the server spent, from /proc (0 when the
+# server is not a local process).
+server_cpu() {
+    local pid; pid=$(pidof mariadbd mysqld 2>/dev/null | awk '{print $1}')
+    [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
+    awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"
+}
+# night LABEL CMD: wall time, lifeboat's CPU and the server's CPU of one run.
+night() {
+    local s0 s1 start end
+    s0=$(server_cpu); start=$(date +%s.%N)
+    /usr/bin/time -f "%U %S" -o "$W/cpu" bash -c "$2" >/dev/null
+    end=$(date +%s.%N); s1=$(server_cpu)
+    read -r u sy <"$W/cpu"
+    awk "BEGIN{printf \"%.2f %.2f %.2f\", $end - $start, $u + $sy, $s1 - $s0}"
+}
 settle
-start=$(date +%s.%N); eval "$LBBACKUP" >/dev/null; end=$(date +%s.%N)
+read -r NIGHT_T NIGHT_CPU NIGHT_SRV <<<"$(night cache "$LBBACKUP")"
 SECOND=$(( $(du -sb "$W/repo" | cut -f1) - FIRST ))
-NIGHT_T=$(awk "BEGIN{printf \"%.2f\", $end - $start}")
 # The same nightly on a host that keeps no disk (Render Cron Job, a CI
 # runner without a cache): an empty cache directory.
 settle
 NODISK_FIRST=$(du -sb "$W/repo-nodisk" | cut -f1)
-start=$(date +%s.%N)
-(export LIFEBOAT_CACHE_DIR=$W/cache-empty; eval "${LBBACKUP//\/repo\'/\/repo-nodisk\'}" >/dev/null)
-end=$(date +%s.%N)
+read -r NODISK_T NODISK_CPU NODISK_SRV <<<"$(night nodisk "export LIFEBOAT_CACHE_DIR=$W/cache-empty; ${LBBACKUP//\/repo\'/\/repo-nodisk\'}")"
 NODISK=$(( $(du -sb "$W/repo-nodisk" | cut -f1) - NODISK_FIRST ))
-NODISK_T=$(awk "BEGIN{printf \"%.2f\", $end - $start}")
 RESTIC_LINE=""
 if command -v restic >/dev/null; then
     restic -q -r "$W/restic" init >/dev/null
@@ -125,8 +137,8 @@ printf '%s\n' "${results[@]}"
 echo
 echo "| nightly after 1% updates + 1% inserts | first run bytes | second run adds | share |"
 echo "|---|---|---|---|"
-awk "BEGIN{printf \"| lifeboat (second run %s s) | %d | %d | %.2f%% |\n\", \"$NIGHT_T\", $FIRST, $SECOND, 100*$SECOND/$FIRST}"
-awk "BEGIN{printf \"| lifeboat, host without its cache (second run %s s) | %d | %d | %.2f%% |\n\", \"$NODISK_T\", $NODISK_FIRST, $NODISK, 100*$NODISK/$NODISK_FIRST}"
+awk "BEGIN{printf \"| lifeboat (second run %s s; CPU: lifeboat %s s, server %s s) | %d | %d | %.2f%% |\n\", \"$NIGHT_T\", \"$NIGHT_CPU\", \"$NIGHT_SRV\", $FIRST, $SECOND, 100*$SECOND/$FIRST}"
+awk "BEGIN{printf \"| lifeboat, host without its cache (second run %s s; CPU: lifeboat %s s, server %s s) | %d | %d | %.2f%% |\n\", \"$NODISK_T\", \"$NODISK_CPU\", \"$NODISK_SRV\", $NODISK_FIRST, $NODISK, 100*$NODISK/$NODISK_FIRST}"
 [ -n "$RESTIC_LINE" ] && echo "$RESTIC_LINE"
 echo
 echo "Row-hash records in the first backup: $RECORDS bytes of plaintext (8 bytes a row; sealed, not compressible)."
