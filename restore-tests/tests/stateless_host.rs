@@ -182,52 +182,30 @@ fn nightlies_on_hosts_without_a_disk_add_only_what_changed_and_a_stale_cache_res
     );
 
     // What the last snapshot restores is what the sources hold.
+    let restore = |source: &str, to: &[&str]| {
+        let mut args = vec![
+            "--config",
+            &cfg,
+            "--restore-key-file",
+            &rk,
+            "restore",
+            "latest",
+            "--source",
+            source,
+        ];
+        args.extend_from_slice(to);
+        lb.run(&args).ok();
+    };
     let copy = TestDb::unborn("statelesscopy");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "--restore-key-file",
-        &rk,
-        "restore",
-        "latest",
-        "--source",
-        "mysql",
-        "--target",
-        &copy.url(),
-    ])
-    .ok();
+    restore("mysql", &["--target", &copy.url()]);
     assert_eq!(copy.fingerprint(), db.fingerprint());
     let files = lb.path("files");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "--restore-key-file",
-        &rk,
-        "restore",
-        "latest",
-        "--source",
-        "objects",
-        "--to",
-        files.to_str().unwrap(),
-    ])
-    .ok();
+    restore("objects", &["--to", files.to_str().unwrap()]);
     for o in &objects {
         assert_eq!(sha256_file(&files.join(&o.key)), o.sha256(), "{}", o.key);
     }
     let code_to = lb.path("code-restored");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "--restore-key-file",
-        &rk,
-        "restore",
-        "latest",
-        "--source",
-        "git",
-        "--to",
-        code_to.to_str().unwrap(),
-    ])
-    .ok();
+    restore("git", &["--to", code_to.to_str().unwrap()]);
     assert_eq!(
         git(&code_to, &["rev-parse", "HEAD"]),
         git(&code, &["rev-parse", "HEAD"])

@@ -31,7 +31,9 @@ pub(crate) struct Segment {
     pub hashes: Vec<u64>,
 }
 
-fn record_bytes(s: &Segment) -> Vec<u8> {
+/// A segment's record in a cache file (before its checksum): key, blob,
+/// depth, row count and row hashes, little-endian.
+pub(crate) fn record_bytes(s: &Segment) -> Vec<u8> {
     let mut b = Vec::with_capacity(45 + s.hashes.len() * 8);
     b.extend_from_slice(&s.key.to_le_bytes());
     b.extend_from_slice(&s.blob.0);

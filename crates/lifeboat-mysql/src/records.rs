@@ -786,14 +786,9 @@ impl DeltaWriter {
                 edit_ops(&o.hashes, &new.hashes, &mut b);
             }
             None => {
+                // A cache file's record without its checksum.
                 b.push(FULL);
-                b.extend_from_slice(&new.key.to_le_bytes());
-                b.extend_from_slice(&new.blob.0);
-                b.push(new.depth);
-                b.extend_from_slice(&(new.hashes.len() as u32).to_le_bytes());
-                for h in &new.hashes {
-                    b.extend_from_slice(&h.to_le_bytes());
-                }
+                b.extend_from_slice(&cache::record_bytes(new));
             }
         }
         if out.write_all(&b).is_err() {
