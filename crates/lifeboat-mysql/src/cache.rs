@@ -220,6 +220,11 @@ pub(crate) fn local_sum(dir: &Path, stem: &str) -> Option<String> {
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| s.to_string())
 }
 
+/// Write a sum file (`path`, see [`sum_file`]) naming `sha256` (hex).
+pub(crate) fn write_sum(path: &Path, sha256: &str) -> std::io::Result<()> {
+    create_private(path)?.write_all(sha256.as_bytes())
+}
+
 /// Create (truncate) a file only its owner can read, in a 0700 folder.
 pub(crate) fn create_private(path: &Path) -> std::io::Result<File> {
     if let Some(dir) = path.parent() {

@@ -773,8 +773,7 @@ impl Segmenter {
         let path = self.next.path().to_path_buf();
         let full = self.next.finish().and_then(|sha| {
             let sum = cache::sum_file(&self.dir, &self.stem).with_extension("sum.new");
-            cache::create_private(&sum)
-                .and_then(|mut f| std::io::Write::write_all(&mut f, hex::encode(sha).as_bytes()))
+            cache::write_sum(&sum, &hex::encode(sha))
                 .ok()
                 .map(|_| (path, sha))
         });

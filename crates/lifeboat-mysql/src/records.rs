@@ -138,6 +138,9 @@ pub(crate) struct Records<'r, A: Access> {
     written: Vec<String>,
     /// Parts read lately (several tables' versions share parts).
     cache: PartCache,
+    /// [`limits`], read once.
+    part_bytes: usize,
+    max_chain: usize,
     pub report: RowHashReport,
 }
 
@@ -188,12 +191,14 @@ impl PartCache {
 
 /// A table's base, as [`Records::prepare`] left it.
 pub(crate) struct Prepared {
-    /// The local cache file is the stored version: a delta may build on it.
+    /// The local cache file is the stored version and its chain has room:
+    /// a delta may build on it.
     base: Option<TableRecords>,
 }
 
 impl Prepared {
-    /// Whether a delta may build on the local cache file.
+    /// Whether a delta may build on the local cache file (else the dump
+    /// writes none: the records are stored whole).
     pub fn has_base(&self) -> bool {
         self.base.is_some()
     }
@@ -220,6 +225,8 @@ impl<'r, A: Access> Records<'r, A> {
             buf: Vec::new(),
             written: Vec::new(),
             cache: PartCache::default(),
+            part_bytes: limits().0.max(1),
+            max_chain: limits().1,
             report: RowHashReport::default(),
         }
     }
@@ -236,26 +243,40 @@ impl<'r, A: Access> Records<'r, A> {
     /// not (fetched and rebuilt, every version checked); say whether a
     /// delta may build on it.
     pub fn prepare(&mut self, dir: &Path, database: &str, table: &str) -> Prepared {
+        let max_chain = self.max_chain;
+        Prepared {
+            base: self
+                .local_stored_version(dir, database, table)
+                .filter(|b| b.versions.len() < max_chain),
+        }
+    }
+
+    /// The stored records of `table`, once the local cache file is their
+    /// last version (as it was, or rebuilt); `None` when there are none.
+    fn local_stored_version(
+        &mut self,
+        dir: &Path,
+        database: &str,
+        table: &str,
+    ) -> Option<TableRecords> {
         let (db_key, stem) = (self.names.database(database), self.names.table(table));
         let Some(stored) = self.parent_table(&db_key, &stem).cloned() else {
             self.report.none += 1;
-            return Prepared { base: None };
+            return None;
         };
         let Some(last) = stored.versions.last() else {
             self.report.none += 1;
-            return Prepared { base: None };
+            return None;
         };
         if cache::local_sum(dir, &stem).as_deref() == Some(last.sha256.as_str()) {
             self.report.from_disk += 1;
-            return Prepared { base: Some(stored) };
+            return Some(stored);
         }
-        let Some((snapshot, _)) = self.parent.as_ref() else {
-            return Prepared { base: None };
-        };
+        let (snapshot, _) = self.parent.as_ref()?;
         match rebuild(self.repo, snapshot, &mut self.cache, &stored, dir, &stem) {
             Ok(()) => {
                 self.report.from_store += 1;
-                Prepared { base: Some(stored) }
+                Some(stored)
             }
             Err(e) => {
                 tracing::warn!(
@@ -263,7 +284,7 @@ impl<'r, A: Access> Records<'r, A> {
                      changed segments of it are stored whole this time"
                 );
                 self.report.none += 1;
-                Prepared { base: None }
+                None
             }
         }
     }
@@ -283,8 +304,7 @@ impl<'r, A: Access> Records<'r, A> {
         };
         let sha256 = hex::encode(sha);
         let (db_key, stem) = (self.names.database(database), self.names.table(table));
-        let chain = prepared.base.filter(|b| b.versions.len() < limits().1);
-        let delta = match (chain, written.delta) {
+        let delta = match (prepared.base, written.delta) {
             (Some(base), Some(delta)) => {
                 let full_bytes = base.versions.first().map_or(0, |v| v.bytes);
                 let deltas: u64 = base.versions.iter().skip(1).map(|v| v.bytes).sum();
@@ -358,9 +378,8 @@ impl<'r, A: Access> Records<'r, A> {
             }
             total += n as u64;
             self.buf.extend_from_slice(&chunk[..n]);
-            let part = limits().0.max(1);
-            while self.buf.len() >= part {
-                let rest = self.buf.split_off(part);
+            while self.buf.len() >= self.part_bytes {
+                let rest = self.buf.split_off(self.part_bytes);
                 self.written.push(session.write_state_part(&self.buf)?);
                 self.buf = rest;
             }
@@ -557,17 +576,9 @@ fn rebuild<A: Access>(
             at = Some(out);
         }
         let last = at.ok_or_else(|| "the chain is empty".to_string())?;
-        let stem_sum = cache::sum_file(dir, stem);
         fs::rename(&last, cache::table_file(dir, stem)).map_err(|e| e.to_string())?;
-        let mut f = cache::create_private(&stem_sum).map_err(|e| e.to_string())?;
-        f.write_all(
-            stored
-                .versions
-                .last()
-                .map_or("", |v| v.sha256.as_str())
-                .as_bytes(),
-        )
-        .map_err(|e| e.to_string())
+        let sha256 = stored.versions.last().map_or("", |v| v.sha256.as_str());
+        cache::write_sum(&cache::sum_file(dir, stem), sha256).map_err(|e| e.to_string())
     })();
     for i in 0..2 {
         let _ = fs::remove_file(tmp(i));
