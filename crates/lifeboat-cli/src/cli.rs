@@ -92,6 +92,10 @@ pub enum Command {
     Backup(BackupArgs),
     /// List snapshots (works with the backup key alone).
     Snapshots,
+    /// Store the MySQL binary log written since the last stored position
+    /// (the first time: since the newest full snapshot) and exit; for a
+    /// cron job every few minutes. Needs `[mysql] binlog = true`.
+    Binlog,
     /// List the items of a snapshot (needs the restore key).
     Show(ShowArgs),
     /// Restore an item of a snapshot into a file or stdout.
@@ -265,6 +269,13 @@ pub struct RestoreArgs {
     /// recreate a non-empty target database.
     #[arg(long)]
     pub force: bool,
+    /// mysql: restore to this moment: the newest full snapshot taken at
+    /// or before it (SNAPSHOT: `latest`, or an id to start from it or an
+    /// older one), then the stored binlog's transactions committed at or
+    /// before it. RFC 3339 (2026-12-06T14:03:00Z) or `YYYY-MM-DD HH:MM:SS`
+    /// in UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "source")]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
     /// Restore a whole source instead of one item: `mysql`, `objects`,
     /// `render`, `git`.
     #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
@@ -554,4 +565,16 @@ pub struct UpgradeArgs {
     /// `upgrade`; a key not given cannot open the repository until then).
     #[arg(long, value_name = "FILE")]
     pub also_key: Vec<std::path::PathBuf>,
+}
+
+/// A moment: RFC 3339, or `YYYY-MM-DD HH:MM:SS` (UTC).
+pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S")
+        .map(|t| t.and_utc())
+        .map_err(|_| {
+            format!("{s:?} is not a time: give RFC 3339 (2026-12-06T14:03:00Z) or YYYY-MM-DD HH:MM:SS in UTC")
+        })
 }

@@ -216,6 +216,12 @@ pub struct MysqlConfig {
     /// Databases dumped on one snapshot (empty: the URL's).
     #[serde(default)]
     pub databases: Vec<String>,
+    /// Capture the binary log for point-in-time recovery (`lifeboat binlog`).
+    #[serde(default)]
+    pub binlog: bool,
+    /// The replica id binlog capture connects as (default: derived from
+    /// the repository id, in 0x4C000000..0x4CFFFFFF).
+    pub binlog_server_id: Option<u32>,
 }
 
 /// `[staging]`: where restore drills go.

@@ -155,7 +155,7 @@ pub fn dump<A: Access>(
         .unwrap_or_default();
     let names = cache::CacheNames::new(session.derived_key(cache::NAMES_KEY));
     let mut records = Records::load(repo, names.clone());
-    let (mut conns, identity) = open_snapshot(&opts.mysql, &databases, wanted)?;
+    let (mut conns, identity, coordinates) = open_snapshot(&opts.mysql, &databases, wanted)?;
     let mut plan = plan_units(&mut conns, &databases, &identity, &opts.filter)?;
     let queue = Arc::new(Mutex::new(std::mem::take(&mut plan.units)));
     let (register, registered) = std::sync::mpsc::channel::<(usize, UnitRx)>();
@@ -203,6 +203,9 @@ pub fn dump<A: Access>(
     let row_hashes = records.finish(session, &databases, filtered)?;
     let mut facts = facts(&plan.schemas, &plan.reports);
     facts["row_hashes"] = serde_json::json!(row_hashes);
+    if let Some(c) = &coordinates {
+        facts["binlog"] = serde_json::json!(c);
+    }
     session.set_source_facts(SOURCE, facts);
     drop(scratch);
     Ok(Dump {
@@ -433,6 +436,26 @@ fn facts(schemas: &[crate::schema::Schema], reports: &[DumpReport]) -> serde_jso
     }
 }
 
+/// Where the snapshot stands in the server's binary log: the start of the
+/// point-in-time window a binlog capture extends.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum SnapshotCoordinates {
+    /// The position whose every earlier transaction, and no later one, the
+    /// snapshot holds; `how` says why that is certain (`snapshot-status`:
+    /// MariaDB's `binlog_snapshot_*` of the snapshot transaction itself;
+    /// `lock`: read while `LOCK TABLES ... READ` held every dumped table).
+    At {
+        file: String,
+        pos: u64,
+        server: String,
+        how: String,
+    },
+    /// The server logs, but the position could not be tied to the
+    /// snapshot: no point-in-time window starts from it.
+    Unavailable { unavailable: String },
+}
+
 /// Open `n` connections reading one snapshot: each starts `START
 /// TRANSACTION WITH CONSISTENT SNAPSHOT` while another connection holds
 /// `LOCK TABLES ... READ` on every base table of the database, so no write
@@ -440,13 +463,14 @@ fn facts(schemas: &[crate::schema::Schema], reports: &[DumpReport]) -> serde_jso
 /// see the same state. The lock is held for n round trips. When it cannot
 /// be taken (no LOCK TABLES privilege, or a transaction keeps it waiting
 /// past `lock_wait_timeout` = 10 s, while writers queue behind it), one
-/// connection reads everything. Returns the connections and the server's
-/// identity.
+/// connection reads everything. Returns the connections, the server's
+/// identity and, when the server writes a binary log, the snapshot's place
+/// in it (MySQL: the lock is then taken for one connection too, to read it).
 pub(crate) fn open_snapshot(
     mysql: &MysqlOptions,
     databases: &[String],
     n: usize,
-) -> Result<(Vec<Conn>, String)> {
+) -> Result<(Vec<Conn>, String, Option<SnapshotCoordinates>)> {
     let mut conns = Vec::with_capacity(n);
     for _ in 0..n {
         let mut conn = Conn::connect(mysql)?;
@@ -456,8 +480,11 @@ pub(crate) fn open_snapshot(
         conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
         conns.push(conn);
     }
+    let mariadb = conns[0].server_version.contains("MariaDB");
+    let logging = conns[0].text_value("SELECT @@log_bin")? == "1";
     let mut lock = None;
-    if n > 1 {
+    let mut lock_error = None;
+    if n > 1 || (logging && !mariadb) {
         let mut l = Conn::connect(mysql)?;
         match lock_tables(&mut l, databases) {
             Ok(()) => lock = Some(l),
@@ -465,6 +492,7 @@ pub(crate) fn open_snapshot(
                 tracing::warn!(
                     "could not hold the tables still for a moment ({e}); reading through one connection"
                 );
+                lock_error = Some(e.to_string());
                 conns.truncate(1);
             }
         }
@@ -472,8 +500,36 @@ pub(crate) fn open_snapshot(
     for conn in &mut conns {
         conn.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")?;
     }
+    let mut at = None;
+    if logging && !mariadb {
+        if let Some(l) = lock.as_mut() {
+            let rows = match l.text_rows("SHOW MASTER STATUS") {
+                Ok(r) => r,
+                Err(_) => l.text_rows("SHOW BINARY LOG STATUS").unwrap_or_default(),
+            };
+            at = first_two(rows).map(|p| (p, "lock"));
+        }
+    }
     if let Some(mut l) = lock {
         l.execute("UNLOCK TABLES")?;
+    }
+    if logging && mariadb {
+        let rows = conns[0].text_rows("SHOW STATUS LIKE 'binlog_snapshot_%'")?;
+        let value = |name: &str| {
+            rows.iter()
+                .find(|r| {
+                    r.first()
+                        .cloned()
+                        .flatten()
+                        .is_some_and(|n| n.eq_ignore_ascii_case(name))
+                })
+                .and_then(|r| r.get(1).cloned().flatten())
+        };
+        let v = vec![
+            value("Binlog_snapshot_file"),
+            value("Binlog_snapshot_position"),
+        ];
+        at = first_two(vec![v]).map(|p| (p, "snapshot-status"));
     }
     let uuid = conns[0]
         .text_value("SELECT @@server_uuid")
@@ -484,7 +540,29 @@ pub(crate) fn open_snapshot(
         Vec::new()
     };
     let identity = identity(uuid, host_port);
-    Ok((conns, identity))
+    let coordinates = logging.then(|| match at {
+        Some(((file, pos), how)) => SnapshotCoordinates::At {
+            file,
+            pos,
+            server: identity.clone(),
+            how: how.into(),
+        },
+        None => SnapshotCoordinates::Unavailable {
+            unavailable: match lock_error {
+                Some(e) => format!("the dump could not take LOCK TABLES ... READ to read its binlog position ({e})"),
+                None => "the server did not report the snapshot's binlog position".into(),
+            },
+        },
+    });
+    Ok((conns, identity, coordinates))
+}
+
+/// `(file, position)` from the first row's first two values.
+fn first_two(rows: Vec<Vec<Option<String>>>) -> Option<(String, u64)> {
+    let r = rows.into_iter().next()?;
+    let file = r.first().cloned().flatten().filter(|f| !f.is_empty())?;
+    let pos = r.get(1).cloned().flatten()?.parse().ok()?;
+    Some((file, pos))
 }
 
 /// `LOCK TABLES` every base table of `databases` for reading, in one

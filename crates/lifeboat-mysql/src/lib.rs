@@ -14,6 +14,9 @@
 //!   and row line first (`guard`, with the tokenizer `lexer`) and sends one
 //!   statement per call through `wire`, which never enables multi-statements;
 //! - [`export`]: a plain SQL file the stock `mysql`/`mariadb` client loads;
+//! - [`Capture`]: the binary log read as a replica reads it, stored as
+//!   binlog files (point-in-time recovery); [`apply`] replays them into a
+//!   restored database up to a moment, confined to its tables;
 //! - [`rows`]: some columns of one table, from a snapshot or a live database.
 //!
 //! Data format of a table item: one row per line, `(v1,v2,...)\n`, each
@@ -25,7 +28,10 @@
 #![forbid(unsafe_code)]
 
 mod accounts;
+mod apply;
+pub mod binlog;
 mod cache;
+mod capture;
 mod connect;
 mod dump;
 mod encode;
@@ -45,15 +51,19 @@ mod schema;
 mod wire;
 
 pub use accounts::{drill_account, DrillAccount};
+pub use apply::{apply, ApplyOptions, ApplyReport, Piece};
 pub use cache::PendingCache;
+pub use capture::{
+    Capture, CaptureOptions, Run, Segment, ServerLog, SOURCE as BINLOG_SOURCE, TAG as BINLOG_TAG,
+};
 pub use connect::{MysqlOptions, SslMode};
-pub use dump::{dump, Dump, DumpOptions, DumpReport, TableFilter};
+pub use dump::{dump, Dump, DumpOptions, DumpReport, SnapshotCoordinates, TableFilter};
 pub use error::{Error, Result};
 pub use export::{export, export_accounts, AccountsExportOptions, ExportOptions};
 pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
 pub use records::RowHashReport;
 pub use replay::{
-    databases, replay, select_database, verify_database, AccountsReport, ReplayOptions,
-    ReplayReport, TableCheck,
+    databases, replay, select_database, snapshot_tables, verify_database, AccountsReport,
+    ReplayOptions, ReplayReport, TableCheck,
 };
 pub use schema::{strip_definer, Schema, SOURCE};

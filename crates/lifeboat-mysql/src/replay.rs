@@ -196,6 +196,18 @@ fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::Damaged(format!("the {what} item {} is unreadable: {e}", item.name)))
 }
 
+/// The database a snapshot's MySQL items hold and its tables (checked as
+/// replay checks them): what binlog applied after it may touch.
+pub fn snapshot_tables(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+) -> Result<(String, std::collections::BTreeSet<String>)> {
+    let (schema, _) = load_schema(repo, index, items)?;
+    let tables = schema.tables.iter().map(|t| t.name.clone()).collect();
+    Ok((schema.database, tables))
+}
+
 pub(crate) fn load_schema(
     repo: &Repository<FullAccess>,
     index: &Index,

@@ -627,6 +627,48 @@ impl Conn {
         }
     }
 
+    /// Ask the server for its binary log from `file` at `pos`, as a
+    /// replica does (`COM_BINLOG_DUMP`), under `server_id` (which must
+    /// differ from every replica's: the server drops an older connection
+    /// with the same id). With `non_block` the server ends the stream with
+    /// an EOF packet once it has sent everything it has; otherwise it waits
+    /// for new events. Read them with [`binlog_event`](Self::binlog_event).
+    pub fn binlog_dump(
+        &mut self,
+        file: &str,
+        pos: u32,
+        server_id: u32,
+        non_block: bool,
+    ) -> Result<()> {
+        let mut p = Vec::with_capacity(10 + file.len());
+        p.extend_from_slice(&pos.to_le_bytes());
+        p.extend_from_slice(&u16::from(non_block).to_le_bytes());
+        p.extend_from_slice(&server_id.to_le_bytes());
+        p.extend_from_slice(file.as_bytes());
+        self.seq = 0;
+        self.send_parts("requesting the binary log", Some(0x12), &p)
+    }
+
+    /// The next event of a binlog stream (header, body and checksum, as the
+    /// server sent it), or `None` when a non-blocking stream has caught up.
+    /// A server error (a purged file, a missing privilege) is an error with
+    /// the server's code and message.
+    pub fn binlog_event(&mut self) -> Result<Option<&[u8]>> {
+        let what = "reading the binary log";
+        let p = self.packet(what)?;
+        // Each packet of a dump has its own sequence; the next one follows.
+        let data = self.bytes(p);
+        match data.first() {
+            Some(0x00) => Ok(Some(&data[1..])),
+            Some(0xFE) if data.len() < 9 => Ok(None),
+            Some(0xFF) => Err(server_error(what, data)),
+            _ => Err(protocol(
+                what,
+                "a packet that is neither an event, EOF nor an error",
+            )),
+        }
+    }
+
     /// The capabilities this client announced (tests check that
     /// `CLIENT_MULTI_STATEMENTS` and `CLIENT_LOCAL_FILES` are not among them).
     #[cfg(test)]

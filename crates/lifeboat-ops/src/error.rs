@@ -80,6 +80,10 @@ pub enum Error {
     /// snapshot).
     #[error("{0}")]
     Damaged(String),
+    /// The source no longer has what the store needs next (binlog the
+    /// server purged before it was captured): nothing was stored.
+    #[error("{0}")]
+    Gap(String),
 }
 
 fn list(failures: &[SourceFailure]) -> String {
@@ -100,9 +104,10 @@ impl Classify for Error {
             Error::Git(e) => e.class(),
             Error::Source { error, .. } => error.class(),
             Error::Invalid(_) => ErrorClass::Usage,
-            Error::Input(_) | Error::AllSourcesFailed(_) | Error::Partial { .. } => {
-                ErrorClass::Source
-            }
+            Error::Input(_)
+            | Error::AllSourcesFailed(_)
+            | Error::Partial { .. }
+            | Error::Gap(_) => ErrorClass::Source,
             Error::Damaged(_) => ErrorClass::Damaged,
             Error::Local { error, .. } if lifeboat_paths::is_refusal(error) => ErrorClass::Refused,
             Error::Local { .. } => ErrorClass::Local,
@@ -130,7 +135,7 @@ impl Classify for Error {
                 "restore the other sources from this snapshot; for the failed ones take an \
                  earlier snapshot, and fix them before the next backup",
             ),
-            Error::Invalid(_) | Error::Local { .. } => None,
+            Error::Invalid(_) | Error::Local { .. } | Error::Gap(_) => None,
         }
     }
 }

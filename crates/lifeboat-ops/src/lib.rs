@@ -11,6 +11,8 @@
 //! - [`snapshot_before_migration`]: a tagged, checked snapshot;
 //! - [`drill`]: restore a snapshot into staging, verify every source, run
 //!   the cross-check on the restored data, report RTO and RPO;
+//! - [`capture_binlog`] and [`restore_until`]: point-in-time recovery (the
+//!   MySQL binary log stored between snapshots, applied after a replay);
 //! - [`forget`] and prune;
 //! - [`upgrade()`]: the repository's format upgrade, with source states
 //!   rewritten for the new format;
@@ -26,6 +28,7 @@ mod backup;
 mod check;
 pub mod drill;
 mod error;
+mod pitr;
 mod premigration;
 mod retention;
 mod source;
@@ -34,6 +37,10 @@ mod upgrade;
 pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan, StreamInput};
 pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
 pub use error::{Error, Result, SourceFailure};
+pub use pitr::{
+    capture_binlog, restore_until, windows, BinlogOptions, BinlogReport, RestoreUntilOptions,
+    RestoreUntilReport, Window,
+};
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,
 };

@@ -82,7 +82,16 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
             if !policy.keep_tags.iter().any(|t| t == PRE_MIGRATION_TAG) {
                 policy.keep_tags.push(PRE_MIGRATION_TAG.into());
             }
-            let plan = policy.apply(&all);
+            // Log snapshots (the stored binlog) extend the snapshots
+            // before them: a count of snapshots means nothing for them,
+            // so the policy sees only the others and keeps them all.
+            let (logs, snapshots): (Vec<_>, Vec<_>) =
+                all.iter().cloned().partition(|s| s.snapshot.is_log());
+            let mut plan = policy.apply(&snapshots);
+            plan.keep.extend(
+                logs.iter()
+                    .map(|s| (s.id, vec!["point-in-time log".to_string()])),
+            );
             (plan.keep, plan.remove)
         }
         Selection::Named(specs) => {

@@ -76,7 +76,7 @@ pub use repository::{
 };
 pub use snapshot::{
     BackupStats, InfoRef, ItemInfo, ManifestItem, ManifestRef, Snapshot, SnapshotEntry,
-    SourceSummary,
+    SourceSummary, LOG_TAG,
 };
 pub use upgrade::{StateRewriter, UpgradeOptions, UpgradeReport};
 pub use verify::{Problem, VerifyOptions, VerifyReport};

@@ -1597,7 +1597,7 @@ pub(crate) fn pick_snapshot(all: Vec<SnapshotEntry>, spec: &str) -> Result<Snaps
         }
         return all
             .into_iter()
-            .rfind(|s| !s.snapshot.is_from_the_future())
+            .rfind(|s| !s.snapshot.is_from_the_future() && !s.snapshot.is_log())
             .ok_or_else(|| Error::NotFound("the repository has no snapshot yet".into()));
     }
     if spec.len() < 4 || !spec.bytes().all(|b| b.is_ascii_hexdigit()) {

@@ -152,7 +152,18 @@ pub struct Snapshot {
     pub program: String,
 }
 
+/// The tag of log snapshots: pieces of a stream a source captures between
+/// its snapshots (the MySQL binary log), which extend an earlier snapshot
+/// rather than stand alone. They are never `latest`, and retention
+/// policies leave them to their own rule.
+pub const LOG_TAG: &str = "binlog";
+
 impl Snapshot {
+    /// A log snapshot (see [`LOG_TAG`]).
+    pub fn is_log(&self) -> bool {
+        self.tags.iter().any(|t| t == LOG_TAG)
+    }
+
     /// True when the snapshot is dated further ahead of this host's clock
     /// than [`MAX_CLOCK_SKEW`](crate::MAX_CLOCK_SKEW): never `latest`,
     /// and outside every retention rule.

@@ -225,11 +225,8 @@ impl TlsServer {
             && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj '/CN=localhost' \
             && printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > ext.cnf \
             && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile ext.cnf");
-        sh("mariadb-install-db --no-defaults --user=$(id -un) --datadir=$PWD/data --auth-root-authentication-method=normal");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("free port");
+        install_datadir(d);
+        let port = free_port();
         let p = |f: &str| d.join(f).display().to_string();
         let child = Command::new("/usr/sbin/mariadbd")
             .arg("--no-defaults")
@@ -245,6 +242,7 @@ impl TlsServer {
             .arg(format!("--ssl-cert={}", p("server.pem")))
             .arg(format!("--ssl-key={}", p("server.key")))
             .arg("--require-secure-transport=ON")
+            .arg(format!("--tmpdir={}", p("tmp")))
             .arg("--skip-log-bin")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -337,5 +335,217 @@ impl Drop for TlsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A fresh data directory in `dir/data`.
+fn install_datadir(dir: &std::path::Path) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("mkdir -p tmp && mariadb-install-db --no-defaults --user=$(id -un) --datadir=$PWD/data --tmpdir=$PWD/tmp --auth-root-authentication-method=normal")
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    assert!(
+        out.status.success(),
+        "mariadb-install-db: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A private MariaDB server that writes a binary log as point-in-time
+/// capture needs it (`--log-bin --binlog-format=ROW`, FULL row images),
+/// plain TCP, root without a password. Stopped and removed on drop; it
+/// can be stopped and started again on the same data.
+pub struct BinlogServer {
+    /// Its TCP port on 127.0.0.1.
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    extra: Vec<String>,
+}
+
+impl BinlogServer {
+    /// Start it (a few seconds).
+    pub fn start() -> BinlogServer {
+        BinlogServer::start_with(&[])
+    }
+
+    /// Start it with more `mariadbd` options (e.g. `--binlog-format=MIXED`).
+    pub fn start_with(extra: &[&str]) -> BinlogServer {
+        let dir = tempfile::tempdir().expect("tempdir");
+        install_datadir(dir.path());
+        let mut server = BinlogServer {
+            port: free_port(),
+            dir,
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        server.resume();
+        server
+    }
+
+    /// Start the server again after [`stop`](Self::stop).
+    pub fn resume(&mut self) {
+        let d = self.dir.path();
+        let p = |f: &str| d.join(f).display().to_string();
+        let child = Command::new("/usr/sbin/mariadbd")
+            .arg("--no-defaults")
+            .arg(format!(
+                "--user={}",
+                std::env::var("USER").unwrap_or_else(|_| "root".into())
+            ))
+            .arg(format!("--datadir={}", p("data")))
+            .arg(format!("--port={}", self.port))
+            .arg("--bind-address=127.0.0.1")
+            .arg(format!("--socket={}", p("s.sock")))
+            .arg(format!("--tmpdir={}", p("tmp")))
+            .arg(format!("--log-bin={}", p("data/bin")))
+            .arg("--binlog-format=ROW")
+            .arg("--server-id=1")
+            .args(&self.extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.sql("SELECT 1").is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the binlog MariaDB did not start"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
+    /// Stop the server (SIGTERM: a clean shutdown) and wait for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill").arg(c.id().to_string()).status();
+            let _ = c.wait();
+        }
+    }
+
+    /// `mysql://root@127.0.0.1:PORT/DB`.
+    pub fn url(&self, db: &str) -> String {
+        format!("mysql://root@127.0.0.1:{}/{db}", self.port)
+    }
+
+    /// The stock client as root, in `database`.
+    pub fn client(&self, database: Option<&str>) -> Command {
+        let mut c = Command::new("mariadb");
+        c.args([
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &self.port.to_string(),
+            "-u",
+            "root",
+        ])
+        .args([
+            "--default-character-set=utf8mb4",
+            "--batch",
+            "--skip-column-names",
+        ]);
+        if let Some(db) = database {
+            c.arg(db);
+        }
+        c
+    }
+
+    /// Run SQL as root.
+    pub fn sql(&self, q: &str) -> Result<String, String> {
+        let out = self
+            .client(None)
+            .args(["-e", q])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    /// The server's own binlog files, oldest first.
+    pub fn binlog_files(&self) -> Vec<std::path::PathBuf> {
+        let mut v: Vec<_> = std::fs::read_dir(self.dir.path().join("data"))
+            .expect("data dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                    n.starts_with("bin.") && n[4..].bytes().all(|b| b.is_ascii_digit())
+                })
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    /// Scratch space next to the server.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Pipe a script into the client in `database`; panics on failure.
+    pub fn load(&self, database: &str, script: &[u8]) {
+        let mut child = self
+            .client(Some(database))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the mariadb client");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let _ = stdin.write_all(script);
+        drop(stdin);
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "loading into {database}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// `(table, rows, CHECKSUM TABLE)` of every base table of `database`,
+    /// sorted: comparable between two databases of this server.
+    pub fn fingerprint(&self, database: &str) -> Vec<(String, u64, String)> {
+        let q = |sql: &str| self.sql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let mut tables: Vec<String> = q(&format!(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' AND TABLE_TYPE = 'BASE TABLE'"
+        ))
+        .lines()
+        .map(str::to_string)
+        .collect();
+        tables.sort();
+        tables
+            .into_iter()
+            .map(|t| {
+                let rows = q(&format!("SELECT COUNT(*) FROM `{database}`.`{t}`"))
+                    .trim()
+                    .parse()
+                    .unwrap_or(0);
+                let sum = q(&format!("CHECKSUM TABLE `{database}`.`{t}`"));
+                let sum = sum.split_whitespace().nth(1).unwrap_or("").to_string();
+                (t, rows, sum)
+            })
+            .collect()
+    }
+}
+
+impl Drop for BinlogServer {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }

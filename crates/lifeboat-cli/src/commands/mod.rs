@@ -21,6 +21,7 @@ macro_rules! with_repo {
 }
 
 mod backup;
+mod binlog;
 mod check;
 mod daemon;
 mod drill;
@@ -72,6 +73,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Init(a) => init::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Snapshots => read::snapshots(&ctx),
+        Command::Binlog => binlog::run(&ctx),
         Command::Show(a) => read::show(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),

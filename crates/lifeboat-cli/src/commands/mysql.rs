@@ -82,15 +82,9 @@ pub fn staging_target(ctx: &Ctx, url: Option<String>) -> Result<MysqlOptions> {
     })
 }
 
-/// `restore --source mysql --target URL`.
-pub fn restore(
-    ctx: &Ctx,
-    repo: &Repository<FullAccess>,
-    index: &Index,
-    items: &[ManifestItem],
-    args: &RestoreArgs,
-) -> Result<Code> {
-    let opts = ReplayOptions {
+/// How `restore --source mysql` replays, from its flags.
+fn replay_options(ctx: &Ctx, args: &RestoreArgs) -> Result<ReplayOptions> {
+    Ok(ReplayOptions {
         target: staging_target(ctx, args.target.clone())?,
         force: args.force,
         allow_source: args.allow_source,
@@ -101,7 +95,64 @@ pub fn restore(
         disable_events: false,
         with_users: args.with_users,
         with_global_grants: args.with_global_grants,
+    })
+}
+
+/// `restore SNAPSHOT --source mysql --until TIME --target URL`.
+pub fn restore_until(
+    ctx: &Ctx,
+    repo: &Repository<FullAccess>,
+    args: &RestoreArgs,
+    until: chrono::DateTime<chrono::Utc>,
+) -> Result<Code> {
+    let (index, _) = repo.load_index()?;
+    let opts = lifeboat_ops::RestoreUntilOptions {
+        snapshot: args.snapshot.clone(),
+        until,
+        database: args.database.clone(),
+        replay: replay_options(ctx, args)?,
     };
+    let report = lifeboat_ops::restore_until(repo, &index, &opts, &ctx.bars)?;
+    if ctx.global.json {
+        return ctx.print_json(&report).map(|()| Code::Ok);
+    }
+    let a = &report.applied;
+    outln!(
+        "replayed snapshot {} ({}) into {} and checked it: {} tables match",
+        report.snapshot.short(),
+        report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC"),
+        report.replay.target,
+        report.replay.tables.len()
+    )?;
+    for (what, n) in &a.skipped {
+        outln!("skipped: {what} ({n}x)")?;
+    }
+    let last = a
+        .last_commit
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map_or("none".into(), |t| {
+            t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+        });
+    outln!(
+        "applied the binlog up to {}: {} transaction(s), {} row event(s) in {:.1}s (last commit {last}; the window is stored until {})",
+        report.until.format("%Y-%m-%d %H:%M:%S UTC"),
+        a.transactions,
+        a.row_events,
+        a.seconds,
+        report.window_until.format("%Y-%m-%d %H:%M:%S UTC"),
+    )?;
+    Ok(Code::Ok)
+}
+
+/// `restore --source mysql --target URL`.
+pub fn restore(
+    ctx: &Ctx,
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    args: &RestoreArgs,
+) -> Result<Code> {
+    let opts = replay_options(ctx, args)?;
     let items = lifeboat_mysql::select_database(items, args.database.as_deref())?;
     let report = lifeboat_mysql::replay(repo, index, &items, &opts, &ctx.bars)?;
     if ctx.global.json {

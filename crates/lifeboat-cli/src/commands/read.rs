@@ -44,6 +44,14 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
             )?;
         }
         outln!("{} snapshot(s)", list.len())?;
+        for w in lifeboat_ops::windows(&list) {
+            outln!(
+                "point-in-time window: {} to {} UTC (from snapshot {})",
+                w.from.format("%Y-%m-%d %H:%M:%S"),
+                w.until.format("%Y-%m-%d %H:%M:%S"),
+                w.snapshot.short()
+            )?;
+        }
     }
     Ok(if bad.is_empty() {
         Code::Ok

@@ -12,6 +12,14 @@ use crate::exit::{self, Code};
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let repo = ctx.open_full()?;
+    if let Some(until) = args.until {
+        if args.source != Some(SourceKind::Mysql) {
+            return Err(exit::usage(
+                "--until restores MySQL only: add --source mysql",
+            ));
+        }
+        return super::mysql::restore_until(ctx, &repo, &args, until);
+    }
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;

@@ -1,0 +1,453 @@
+//! Point-in-time recovery: the MySQL binary log captured into the store
+//! between snapshots ([`capture_binlog`]), and a restore that replays a
+//! snapshot and then the stored binlog up to a moment ([`restore_until`]).
+//!
+//! Each capture run is a snapshot tagged `binlog` (a log snapshot: never
+//! `latest`, outside the keep-* rules) whose only source, `mysql-binlog`,
+//! has a [`Run`] as facts: positions, the server's clock when the run
+//! caught up, and the stored pieces. The backup key reads those facts to
+//! resume; the pieces are sealed like every item.
+//!
+//! A window starts at a full snapshot's binlog coordinates (recorded by the
+//! dump, provably those of its consistent snapshot) and runs through the
+//! chain of runs that continue one another on the same server, to the last
+//! run's catch-up time.
+
+use std::cmp::Ordering;
+
+use chrono::{DateTime, TimeZone, Utc};
+use lifeboat_mysql::binlog::Position;
+use lifeboat_mysql::{
+    ApplyOptions, ApplyReport, Capture, CaptureOptions, Piece, ReplayOptions, ReplayReport, Run,
+    SnapshotCoordinates, BINLOG_SOURCE, BINLOG_TAG,
+};
+use lifeboat_store::{
+    Access, FullAccess, Index, ProgressBars, Repository, SnapshotEntry, SnapshotId,
+};
+
+use crate::error::{Error, Result};
+
+/// Options of [`capture_binlog`].
+pub struct BinlogOptions {
+    /// The server and the replica id to read as.
+    pub capture: CaptureOptions,
+    /// The snapshot's host name (default: this host's).
+    pub hostname: Option<String>,
+}
+
+/// What [`capture_binlog`] stored.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BinlogReport {
+    /// The run's snapshot.
+    pub id: SnapshotId,
+    /// What it read.
+    pub run: Run,
+    /// Where it started: `stored binlog` (where the last run ended) or
+    /// `snapshot SHORT_ID` (a full snapshot's coordinates: a new window).
+    pub started_from: String,
+    /// Set when the run could not continue the stored binlog (the server
+    /// purged what was not stored): the window before it ends there.
+    pub gap: Option<String>,
+}
+
+/// A full MySQL snapshot a window can start from.
+struct Base<'a> {
+    entry: &'a SnapshotEntry,
+    start: Position,
+    server: String,
+}
+
+/// The snapshot's binlog coordinates, when it has usable ones.
+fn base(entry: &SnapshotEntry) -> Option<Base<'_>> {
+    let s = entry.snapshot.sources.get("mysql")?;
+    if s.error.is_some() || entry.snapshot.is_log() {
+        return None;
+    }
+    match serde_json::from_value(s.facts.get("binlog")?.clone()).ok()? {
+        SnapshotCoordinates::At {
+            file, pos, server, ..
+        } => {
+            let start = Position { file, pos };
+            start.check().ok()?;
+            Some(Base {
+                entry,
+                start,
+                server,
+            })
+        }
+        SnapshotCoordinates::Unavailable { .. } => None,
+    }
+}
+
+/// The stored runs (of any server), oldest first; unreadable facts are
+/// skipped (a forged run is then simply not part of any window).
+fn runs(all: &[SnapshotEntry]) -> Vec<(&SnapshotEntry, Run)> {
+    all.iter()
+        .filter(|e| e.snapshot.is_log())
+        .filter_map(|e| {
+            let s = e.snapshot.sources.get(BINLOG_SOURCE)?;
+            let run: Run = serde_json::from_value(s.facts.clone()).ok()?;
+            (run.start.check().is_ok() && run.end.check().is_ok()).then_some((e, run))
+        })
+        .collect()
+}
+
+fn before(a: &Position, b: &Position) -> bool {
+    a.cmp_in_log(b) == Some(Ordering::Less)
+}
+
+fn at_or_before(a: &Position, b: &Position) -> bool {
+    matches!(a.cmp_in_log(b), Some(Ordering::Less | Ordering::Equal))
+}
+
+/// Capture the binary log from where the store's binlog ends (or, the
+/// first time, from the newest full snapshot's coordinates) until the
+/// server has sent everything, as one log snapshot.
+pub fn capture_binlog<A: Access>(
+    repo: &Repository<A>,
+    opts: &BinlogOptions,
+    bars: &dyn ProgressBars,
+) -> Result<BinlogReport> {
+    let capture = Capture::connect(&opts.capture)?;
+    let server = capture.log.server.clone();
+    let (all, _) = repo.snapshots()?;
+    let last = runs(&all)
+        .into_iter()
+        .filter(|(_, r)| r.server == server)
+        .max_by(|a, b| a.1.end.cmp_in_log(&b.1.end).unwrap_or(Ordering::Equal))
+        .map(|(_, r)| r);
+    let newest_base = all
+        .iter()
+        .rev()
+        .filter_map(base)
+        .find(|b| b.server == server && !b.entry.snapshot.is_from_the_future());
+    let (start, started_from, gap) = match (&last, &newest_base) {
+        (Some(run), base) if capture.log.has(&run.end) => {
+            // The stored log goes on, unless a newer snapshot's
+            // coordinates lie beyond it on another log (renamed files).
+            let _ = base;
+            (run.end.clone(), "stored binlog".to_string(), None)
+        }
+        (Some(run), Some(b)) if before(&run.end, &b.start) && capture.log.has(&b.start) => {
+            let gap = format!(
+                "the server no longer has binary log {} where the stored binlog ends ({}): the \
+                 point-in-time window before it ends at {}; a new window starts at snapshot {} \
+                 ({})",
+                run.end.file,
+                run.end,
+                time(run.caught_up_at - 1),
+                b.entry.id.short(),
+                b.entry.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
+            );
+            (
+                b.start.clone(),
+                format!("snapshot {}", b.entry.id.short()),
+                Some(gap),
+            )
+        }
+        (Some(run), _) => {
+            return Err(Error::Gap(format!(
+                "the server no longer has binary log {} where the stored binlog ends ({}; it \
+                 keeps {}): the events after {} are lost to point-in-time recovery. Take a \
+                 full backup (`lifeboat backup`) to start a new window, then run this again",
+                run.end.file,
+                run.end,
+                capture
+                    .log
+                    .files
+                    .first()
+                    .map_or("no file".into(), |(f, _)| format!("{f} and later")),
+                time(run.caught_up_at - 1),
+            )))
+        }
+        (None, Some(b)) => (
+            b.start.clone(),
+            format!("snapshot {}", b.entry.id.short()),
+            None,
+        ),
+        (None, None) => {
+            return Err(Error::Invalid(format!(
+                "no full MySQL snapshot of this server ({server}) records its binlog \
+                 coordinates yet: point-in-time capture starts from one. Run `lifeboat backup` \
+                 first"
+            )))
+        }
+    };
+    let mut session = repo.begin_backup(lifeboat_store::BackupOptions {
+        tags: vec![BINLOG_TAG.to_string()],
+        hostname: opts.hostname.clone(),
+        note: None,
+    })?;
+    let bar = bars.bytes("binlog");
+    let run = match capture.run(&mut session, &start, bar.as_ref()) {
+        Ok(run) => run,
+        Err(e) => {
+            session.abort();
+            return Err(e.into());
+        }
+    };
+    bar.finish();
+    let facts = serde_json::to_value(&run)
+        .map_err(|e| Error::Invalid(format!("recording the binlog run: {e}")))?;
+    session.set_source_facts(BINLOG_SOURCE, facts);
+    let (id, _) = session.commit()?;
+    Ok(BinlogReport {
+        id,
+        run,
+        started_from,
+        gap,
+    })
+}
+
+fn time(t: i64) -> String {
+    Utc.timestamp_opt(t, 0).single().map_or(t.to_string(), |d| {
+        d.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+    })
+}
+
+/// A point-in-time window: from a full snapshot through the runs that
+/// continue its coordinates.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Window {
+    /// The snapshot it starts from.
+    pub snapshot: SnapshotId,
+    /// That snapshot's time.
+    pub from: DateTime<Utc>,
+    /// Every transaction committed at or before this is stored.
+    pub until: DateTime<Utc>,
+    /// The server.
+    pub server: String,
+}
+
+/// The chain from `b`'s coordinates: the pieces to apply, and the time up
+/// to which every commit is in them (`None`: no run continues it).
+fn chain(
+    b: &Base<'_>,
+    runs: &[(&SnapshotEntry, Run)],
+    stop_after: Option<i64>,
+) -> (Vec<(SnapshotId, lifeboat_mysql::Segment, u64)>, Option<i64>) {
+    let mut cur = b.start.clone();
+    let mut covered: Option<i64> = None;
+    let mut pieces = Vec::new();
+    loop {
+        let next = runs
+            .iter()
+            .filter(|(_, r)| r.server == b.server)
+            .filter(|(_, r)| at_or_before(&r.start, &cur) && at_or_before(&cur, &r.end))
+            .max_by(|x, y| {
+                x.1.end
+                    .cmp_in_log(&y.1.end)
+                    .unwrap_or(Ordering::Equal)
+                    .then(x.1.caught_up_at.cmp(&y.1.caught_up_at))
+            });
+        let Some((entry, run)) = next else { break };
+        let reach = run.caught_up_at - 1;
+        let moves = before(&cur, &run.end) || covered.is_none_or(|c| reach > c);
+        if !moves {
+            break;
+        }
+        for seg in &run.segments {
+            let end = Position {
+                file: seg.file.clone(),
+                pos: seg.end,
+            };
+            if !before(&cur, &end) {
+                continue;
+            }
+            let from = if seg.file == cur.file {
+                cur.pos.max(seg.start)
+            } else {
+                seg.start
+            };
+            pieces.push((entry.id, seg.clone(), from));
+        }
+        cur = run.end.clone();
+        covered = Some(covered.map_or(reach, |c| c.max(reach)));
+        if stop_after.is_some_and(|u| covered.is_some_and(|c| c >= u)) {
+            break;
+        }
+    }
+    (pieces, covered)
+}
+
+/// Every point-in-time window the store holds, oldest first.
+pub fn windows(all: &[SnapshotEntry]) -> Vec<Window> {
+    let runs = runs(all);
+    all.iter()
+        .filter_map(base)
+        .filter_map(|b| {
+            let (_, covered) = chain(&b, &runs, None);
+            let until = Utc.timestamp_opt(covered?, 0).single()?;
+            Some(Window {
+                snapshot: b.entry.id,
+                from: b.entry.snapshot.time,
+                until,
+                server: b.server.clone(),
+            })
+        })
+        .collect()
+}
+
+/// Options of [`restore_until`].
+pub struct RestoreUntilOptions {
+    /// `latest` or a snapshot id: start from this snapshot or an older one.
+    pub snapshot: String,
+    /// Apply what committed at or before this moment.
+    pub until: DateTime<Utc>,
+    /// With several databases in the snapshot: which.
+    pub database: Option<String>,
+    /// How the snapshot is replayed (the target among them).
+    pub replay: ReplayOptions,
+}
+
+/// What [`restore_until`] did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RestoreUntilReport {
+    /// The snapshot replayed.
+    pub snapshot: SnapshotId,
+    /// Its time.
+    pub snapshot_time: DateTime<Utc>,
+    /// The moment restored to.
+    pub until: DateTime<Utc>,
+    /// The window it was in.
+    pub window_until: DateTime<Utc>,
+    /// The replay of the snapshot, checked against its manifest.
+    pub replay: ReplayReport,
+    /// The binlog applied after it.
+    pub applied: ApplyReport,
+}
+
+/// Replay the newest full snapshot taken at or before `until` (and not
+/// after the one named), check it, then apply the stored binlog up to
+/// `until`. A moment outside every window is refused with the windows
+/// that exist.
+pub fn restore_until(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    opts: &RestoreUntilOptions,
+    bars: &dyn ProgressBars,
+) -> Result<RestoreUntilReport> {
+    let (all, _) = repo.snapshots()?;
+    // Binlog times are whole seconds: a snapshot taken within the second
+    // of `until` holds only commits stamped at or before it.
+    let second = |t: DateTime<Utc>| t.timestamp();
+    let limit = if opts.snapshot == "latest" {
+        second(opts.until)
+    } else {
+        let named = repo.find_snapshot(&opts.snapshot)?;
+        if second(named.snapshot.time) > second(opts.until) {
+            return Err(Error::Invalid(format!(
+                "snapshot {} was taken at {}, after --until {}: name an older snapshot, or \
+                 `latest` (the newest one at or before that moment is used)",
+                named.id.short(),
+                named.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                opts.until.format("%Y-%m-%d %H:%M:%S UTC")
+            )));
+        }
+        second(named.snapshot.time)
+    };
+    let until = opts.until.timestamp();
+    let runs = runs(&all);
+    let shown = || {
+        let w = windows(&all);
+        if w.is_empty() {
+            "the store holds no point-in-time window (`lifeboat binlog` has not stored any binlog \
+             after a full snapshot)"
+                .to_string()
+        } else {
+            let list: Vec<String> = w
+                .iter()
+                .map(|w| {
+                    format!(
+                        "{} to {} (from snapshot {})",
+                        w.from.format("%Y-%m-%d %H:%M:%S"),
+                        w.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                        w.snapshot.short()
+                    )
+                })
+                .collect();
+            format!("the windows stored are: {}", list.join("; "))
+        }
+    };
+    let Some(b) = all
+        .iter()
+        .rev()
+        .filter(|e| second(e.snapshot.time) <= limit)
+        .filter_map(base)
+        .next()
+    else {
+        return Err(Error::Invalid(format!(
+            "no full MySQL snapshot with binlog coordinates was taken at or before {}: {}",
+            opts.until.format("%Y-%m-%d %H:%M:%S UTC"),
+            shown()
+        )));
+    };
+    let (pieces, covered) = chain(&b, &runs, Some(until));
+    if covered.is_none_or(|c| c < until) {
+        return Err(Error::Invalid(format!(
+            "{} is not covered by the stored binlog after snapshot {} ({}): {}. Run `lifeboat \
+             binlog` if the server still has it, or choose a moment inside a window",
+            opts.until.format("%Y-%m-%d %H:%M:%S UTC"),
+            b.entry.id.short(),
+            b.entry.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
+            shown()
+        )));
+    }
+    let snap = &b.entry.snapshot;
+    let items = repo.manifest(index, snap)?;
+    let items = lifeboat_mysql::select_database(&items, opts.database.as_deref())?;
+    let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, &items)?;
+    let replay = lifeboat_mysql::replay(repo, index, &items, &opts.replay, bars)?;
+    // The pieces' items, from their runs' manifests.
+    let mut resolved = Vec::with_capacity(pieces.len());
+    let mut manifests: Vec<(SnapshotId, Vec<lifeboat_store::ManifestItem>)> = Vec::new();
+    for (id, seg, from) in pieces {
+        if !manifests.iter().any(|(m, _)| *m == id) {
+            let entry = all
+                .iter()
+                .find(|e| e.id == id)
+                .ok_or_else(|| Error::Invalid("a binlog run vanished".into()))?;
+            manifests.push((id, repo.manifest(index, &entry.snapshot)?));
+        }
+        let items = manifests
+            .iter()
+            .find(|(m, _)| *m == id)
+            .map(|(_, i)| i)
+            .ok_or_else(|| Error::Invalid("a binlog run vanished".into()))?;
+        let item = items
+            .iter()
+            .find(|i| i.source == BINLOG_SOURCE && i.name == seg.item)
+            .ok_or_else(|| {
+                Error::Mysql(lifeboat_mysql::Error::Damaged(format!(
+                    "binlog run {} names item {} that its manifest lacks",
+                    id.short(),
+                    seg.item
+                )))
+            })?;
+        resolved.push(Piece {
+            item: item.clone(),
+            from,
+        });
+    }
+    let applied = lifeboat_mysql::apply(
+        repo,
+        index,
+        &resolved,
+        &ApplyOptions {
+            target: opts.replay.target.clone(),
+            source_database,
+            tables,
+            until: Some(until),
+        },
+    )?;
+    Ok(RestoreUntilReport {
+        snapshot: b.entry.id,
+        snapshot_time: snap.time,
+        until: opts.until,
+        window_until: covered
+            .and_then(|c| Utc.timestamp_opt(c, 0).single())
+            .unwrap_or(opts.until),
+        replay,
+        applied,
+    })
+}

@@ -1,0 +1,381 @@
+//! Point-in-time recovery against a real MariaDB that writes a binary log
+//! (a private `mariadbd --log-bin --binlog-format=ROW`): a full backup,
+//! writes on both sides of a moment T1, `lifeboat binlog`, then restores
+//! `--until` T1 and `--until` the end, each compared table by table (row
+//! counts and CHECKSUM TABLE) with the database as it was at that moment.
+//! The same stored binlog replays through the stock `mariadb-binlog`
+//! (the escape hatch). A server that purged binlog before it was stored
+//! gives a clear error, and a restore into the gap is refused with the
+//! windows that exist.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use lifeboat_testkit::mariadb::BinlogServer;
+use lifeboat_testkit::Lifeboat;
+
+type Fingerprint = Vec<(String, u64, String)>;
+
+/// The server's clock now, as `YYYY-MM-DD HH:MM:SS` (UTC).
+fn server_now(s: &BinlogServer) -> String {
+    s.sql("SELECT DATE_FORMAT(UTC_TIMESTAMP(), '%Y-%m-%d %H:%i:%s')")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Past the current second, so the next write is stamped later than any
+/// moment read before.
+fn next_second() {
+    std::thread::sleep(Duration::from_millis(1100));
+}
+
+struct Setup {
+    server: BinlogServer,
+    lb: Lifeboat,
+    cfg: String,
+}
+
+impl Setup {
+    fn new(scale_mb: u64) -> Setup {
+        let server = BinlogServer::start();
+        server
+            .sql("CREATE DATABASE clinic CHARACTER SET utf8mb4; CREATE DATABASE other; CREATE TABLE other.x (id INT PRIMARY KEY, v TEXT)")
+            .unwrap();
+        let mut script = Vec::new();
+        lifeboat_testkit::clinic::write_clinic_sql(&mut script, scale_mb, 7).unwrap();
+        server.load("clinic", &script);
+        let mut lb = Lifeboat::local();
+        lb.init();
+        // One statement's rows go to the server in several BINLOG
+        // statements past 20,000 bytes (16 MiB in release builds).
+        lb.set_env("LIFEBOAT_TEST_BINLOG_GROUP", "20000");
+        let cfg = lb.path("lifeboat.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[mysql]\nurl = \"{}\"\nbinlog = true\n",
+                server.url("clinic")
+            ),
+        )
+        .unwrap();
+        let cfg = cfg.display().to_string();
+        Setup { server, lb, cfg }
+    }
+
+    fn run(&self, args: &[&str]) -> lifeboat_testkit::Output {
+        let mut all = vec!["--config", &self.cfg];
+        all.extend_from_slice(args);
+        self.lb.run(&all)
+    }
+
+    fn with_backup_key(&self, args: &[&str]) -> lifeboat_testkit::Output {
+        let bk = self.lb.backup_key.display().to_string();
+        let mut all = vec!["--backup-key-file", &bk];
+        all.extend_from_slice(args);
+        self.run(&all)
+    }
+
+    fn restore_until(&self, until: &str, target: &str) -> lifeboat_testkit::Output {
+        let rk = self.lb.restore_key.display().to_string();
+        let url = self.server.url(target);
+        self.run(&[
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "restore",
+            "latest",
+            "--source",
+            "mysql",
+            "--until",
+            until,
+            "--target",
+            &url,
+        ])
+    }
+
+    fn sql(&self, q: &str) {
+        self.server.sql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+
+    fn fingerprint(&self, db: &str) -> Fingerprint {
+        self.server.fingerprint(db)
+    }
+}
+
+#[test]
+fn restores_until_a_moment_and_until_the_end_equal_the_database_then() {
+    let s = Setup::new(3);
+    let backup = s.with_backup_key(&["--json", "backup"]).ok();
+    let id = backup.json()["id"].as_str().unwrap().to_string();
+    // The dump recorded where its consistent snapshot stands in the log.
+    let snaps = s.lb.snapshots();
+    let facts = &snaps[0]["sources"]["mysql"]["facts"]["binlog"];
+    assert_eq!(facts["how"], "snapshot-status", "{facts}");
+    assert!(
+        facts["file"].as_str().unwrap().starts_with("bin."),
+        "{facts}"
+    );
+
+    // Phase 1: a trigger firing (appointments → audit_log), a row with
+    // bytes and newlines, deletes, a multi-statement transaction over a
+    // table without a primary key, another database's row.
+    s.sql(
+        "UPDATE clinic.appointments SET status = 'cancelled' WHERE id % 7 = 1 AND status <> 'cancelled';\
+         INSERT INTO clinic.patients (id, medical_record_no, name, photo, notes) VALUES (900001, 'MRN-PITR-1', 'Zoë Ångström', x'00ff1027', 'line\\nbreak \\'quoted\\'');\
+         DELETE FROM clinic.treatments WHERE id % 11 = 0;\
+         START TRANSACTION; INSERT INTO clinic.reminder_log VALUES (900001, '2026-12-01 10:00:00', 'sms'); UPDATE clinic.patients SET phone = '+1 555 0100' WHERE id < 20; COMMIT;\
+         INSERT INTO other.x VALUES (1, 'not ours');\
+         INSERT INTO clinic.audit_log (user_id, action, entity, entity_id, details, at) \
+           SELECT id, 'bulk', 'patient', id, JSON_OBJECT('notes', notes), NOW(6) FROM clinic.patients",
+    );
+    let t1 = server_now(&s.server);
+    let at_t1 = s.fingerprint("clinic");
+    next_second();
+    // Phase 2, then a second binlog run for part of it.
+    s.sql(
+        "UPDATE clinic.medical_documents SET size_bytes = size_bytes + 1 WHERE id % 5 = 0;\
+         UPDATE clinic.appointments SET status = 'done' WHERE id % 7 = 2 AND status <> 'done';\
+         START TRANSACTION; DELETE FROM clinic.reminder_log; ROLLBACK",
+    );
+    let first = s.with_backup_key(&["--json", "binlog"]).ok().json();
+    assert_eq!(
+        first["started_from"],
+        format!("snapshot {}", &id[..8]),
+        "{first}"
+    );
+    s.sql(
+        "INSERT INTO clinic.audit_log (user_id, action, entity, entity_id, details, at) VALUES (1, 'pitr', 'test', 1, JSON_OBJECT('k', 'v'), NOW(6));\
+         DELETE FROM clinic.reminder_log WHERE channel = 'sms' LIMIT 3;\
+         INSERT INTO other.x VALUES (2, 'still not ours')",
+    );
+    next_second();
+    let t_end = server_now(&s.server);
+    let at_end = s.fingerprint("clinic");
+    next_second();
+    let second = s.with_backup_key(&["--json", "binlog"]).ok().json();
+    assert_eq!(second["started_from"], "stored binlog", "{second}");
+    assert_eq!(second["run"]["start"], first["run"]["end"], "{second}");
+    let text = s.with_backup_key(&["snapshots"]).ok().stdout;
+    assert!(text.contains("point-in-time window:"), "{text}");
+
+    let r1 = s.restore_until(&t1, "r_t1").ok().json();
+    assert_eq!(s.fingerprint("r_t1"), at_t1, "restore --until T1 differs");
+    assert!(r1["applied"]["transactions"].as_u64().unwrap() >= 4, "{r1}");
+    let skipped = r1["applied"]["skipped"].to_string();
+    assert!(skipped.contains("other.x"), "{skipped}");
+    assert_ne!(at_t1, at_end, "the phases changed nothing");
+
+    s.restore_until(&t_end, "r_end").ok();
+    assert_eq!(
+        s.fingerprint("r_end"),
+        at_end,
+        "restore --until the end differs"
+    );
+    // A moment the stored binlog does not reach is refused with the window.
+    let later = s.restore_until("2099-01-01 00:00:00", "r_late").code(2);
+    assert!(later.stderr.contains("not covered"), "{}", later.stderr);
+    assert!(
+        later.stderr.contains("windows stored are"),
+        "{}",
+        later.stderr
+    );
+
+    // The escape hatch: the stored binlog files, restored as items, replay
+    // with the stock mariadb-binlog after the snapshot's SQL export. Its
+    // --stop-datetime reads local time and excludes that second: TZ=UTC,
+    // T1 + 1 s; --database keeps the snapshot's database only (named as in
+    // the log), --rewrite-db moves it.
+    let rk = s.lb.restore_key.display().to_string();
+    let export = s.lb.path("snapshot.sql");
+    s.run(&[
+        "--restore-key-file",
+        &rk,
+        "export",
+        &id,
+        "--source",
+        "mysql",
+        "--to",
+        export.to_str().unwrap(),
+    ])
+    .ok();
+    s.sql("CREATE DATABASE esc CHARACTER SET utf8mb4");
+    s.server.load("esc", &std::fs::read(&export).unwrap());
+    let mut files = Vec::new();
+    for run in [&first, &second] {
+        for seg in run["run"]["segments"].as_array().unwrap() {
+            let item = seg["item"].as_str().unwrap();
+            let to = s.lb.path(&format!("piece-{}", files.len()));
+            s.run(&[
+                "--restore-key-file",
+                &rk,
+                "restore",
+                run["id"].as_str().unwrap(),
+                "--item",
+                item,
+                "--to",
+                to.to_str().unwrap(),
+            ])
+            .ok();
+            files.push(to);
+        }
+    }
+    assert!(!files.is_empty());
+    let stop = chrono::NaiveDateTime::parse_from_str(&t1, "%Y-%m-%d %H:%M:%S").unwrap()
+        + chrono::TimeDelta::seconds(1);
+    let decoded = std::process::Command::new("mariadb-binlog")
+        .env("TZ", "UTC")
+        .arg(format!(
+            "--stop-datetime={}",
+            stop.format("%Y-%m-%d %H:%M:%S")
+        ))
+        .arg("--database=clinic")
+        .arg("--rewrite-db=clinic->esc")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        decoded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decoded.stderr)
+    );
+    let mut load = s
+        .server
+        .client(None)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    load.stdin
+        .take()
+        .unwrap()
+        .write_all(&decoded.stdout)
+        .unwrap();
+    let out = load.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        s.fingerprint("esc"),
+        at_t1,
+        "mariadb-binlog's replay differs"
+    );
+}
+
+#[test]
+fn a_purged_binlog_is_a_named_gap_and_a_new_backup_starts_a_new_window() {
+    let s = Setup::new(1);
+    s.with_backup_key(&["backup"]).ok();
+    s.sql("UPDATE clinic.patients SET phone = 'one' WHERE id < 10");
+    next_second();
+    let covered = s.with_backup_key(&["--json", "binlog"]).ok().json();
+    let window_end = covered["run"]["caught_up_at"].as_i64().unwrap() - 1;
+    // The capture host is down while the server moves on and purges.
+    s.sql("UPDATE clinic.patients SET phone = 'two' WHERE id < 10");
+    next_second();
+    let in_gap = server_now(&s.server);
+    s.sql("FLUSH BINARY LOGS");
+    s.sql("UPDATE clinic.patients SET phone = 'three' WHERE id < 10");
+    s.sql("FLUSH BINARY LOGS");
+    let files = s.server.sql("SHOW BINARY LOGS").unwrap();
+    let newest = files
+        .lines()
+        .last()
+        .unwrap()
+        .split('\t')
+        .next()
+        .unwrap()
+        .to_string();
+    s.sql(&format!("PURGE BINARY LOGS TO '{newest}'"));
+
+    let gap = s.with_backup_key(&["binlog"]).code(3);
+    assert!(
+        gap.stderr.contains("no longer has binary log"),
+        "{}",
+        gap.stderr
+    );
+    assert!(gap.stderr.contains("lifeboat backup"), "{}", gap.stderr);
+    let refused = s.restore_until(&in_gap, "r_gap").code(2);
+    assert!(refused.stderr.contains("not covered"), "{}", refused.stderr);
+    let end = chrono::DateTime::from_timestamp(window_end, 0).unwrap();
+    assert!(
+        refused
+            .stderr
+            .contains(&end.format("%Y-%m-%d %H:%M:%S").to_string()),
+        "the refusal names the window that exists: {}",
+        refused.stderr
+    );
+
+    // A new full snapshot starts a new window; the run says so (exit 8).
+    s.with_backup_key(&["backup"]).ok();
+    s.sql("UPDATE clinic.patients SET phone = 'four' WHERE id < 10");
+    next_second();
+    let t = server_now(&s.server);
+    let at_t = s.fingerprint("clinic");
+    next_second();
+    let resumed = s.with_backup_key(&["binlog"]).code(8);
+    assert!(resumed.stderr.contains("new window"), "{}", resumed.stderr);
+    s.restore_until(&t, "r_new").ok();
+    assert_eq!(s.fingerprint("r_new"), at_t);
+}
+
+#[test]
+fn a_server_that_cannot_be_captured_gets_what_to_set_or_grant() {
+    let server = BinlogServer::start_with(&["--binlog-format=MIXED"]);
+    server
+        .sql("CREATE DATABASE shop; CREATE TABLE shop.t (id INT PRIMARY KEY)")
+        .unwrap();
+    server
+        .sql("CREATE USER 'plain'@'localhost' IDENTIFIED BY 'pw-not-shown'; GRANT ALL ON shop.* TO 'plain'@'localhost'")
+        .unwrap();
+    let lb = Lifeboat::local();
+    lb.init();
+    let cfg = lb.path("lifeboat.toml");
+    let write = |url: &str, extra: &str| {
+        std::fs::write(
+            &cfg,
+            format!("[mysql]\nurl = \"{url}\"\nbinlog = true\n{extra}"),
+        )
+        .unwrap();
+    };
+    let c = cfg.display().to_string();
+    let bk = lb.backup_key.display().to_string();
+    write(&server.url("shop"), "");
+    let mixed = lb.run(&["--config", &c, "--backup-key-file", &bk, "binlog"]);
+    assert_ne!(mixed.code, 0);
+    assert!(
+        mixed.stderr.contains("binlog_format is MIXED"),
+        "{}",
+        mixed.stderr
+    );
+    assert!(
+        mixed.stderr.contains("SET GLOBAL binlog_format = 'ROW'"),
+        "{}",
+        mixed.stderr
+    );
+    server.sql("SET GLOBAL binlog_format = 'ROW'").unwrap();
+    write(
+        &format!("mysql://plain@127.0.0.1:{}/shop", server.port),
+        "password = \"pw-not-shown\"\n",
+    );
+    let denied = lb.run(&["--config", &c, "--backup-key-file", &bk, "binlog"]);
+    assert_ne!(denied.code, 0);
+    assert!(
+        denied.stderr.contains("REPLICATION SLAVE"),
+        "{}",
+        denied.stderr
+    );
+    assert!(
+        !denied.stderr.contains("pw-not-shown"),
+        "the password leaked: {}",
+        denied.stderr
+    );
+    // Nothing was stored by either.
+    assert!(lb.snapshots().is_empty());
+    let off = lb.run(&["--config", "/dev/null", "--backup-key-file", &bk, "binlog"]);
+    assert_eq!(off.code, 2, "{}", off.stderr);
+}
