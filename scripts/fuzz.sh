@@ -47,6 +47,7 @@ seed_dir() {
         lock) echo lock ;; delta) echo delta ;; sealed) echo sealed ;;
         pack|pack_trailer) echo pack ;; row_line|lines) echo row ;;
         schema) echo schema ;; sql_text) echo sql ;; cache_file) echo cache ;; row_hash_delta) echo rowdelta ;;
+        binlog_file) echo binlog ;;
         wire) echo wire ;; dotenv) echo dotenv ;; config) echo config ;;
     esac
 }

@@ -104,6 +104,11 @@ proptest! {
     fn fuzz_row_hash_deltas(raw in inputs(vec![crate::records::seed_delta()])) {
         crate::fuzzing::row_hash_delta(&raw);
     }
+
+    #[test]
+    fn fuzz_binlog_files(raw in inputs(corpus("binlog"))) {
+        crate::fuzzing::binlog_file(&raw);
+    }
 }
 
 /// A cache file of four segments, as a backup writes it.
@@ -144,6 +149,7 @@ fn write_corpus() {
         &crate::records::seed_delta(),
     );
     put("wire", "select-two-rows.bin", &crate::fuzzing::reply_seed());
+    put("binlog", "mysql8-layouts.bin", &crate::binlog::tests::seed_file());
     let texts = [
         "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `t`.`a` AS `a` from `t`",
         "CREATE PROCEDURE `v`() BEGIN IF 1 THEN SELECT 'x;y'; END IF; END",
