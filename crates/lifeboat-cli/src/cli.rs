@@ -95,7 +95,7 @@ pub enum Command {
     /// Store the MySQL binary log written since the last stored position
     /// (the first time: since the newest full snapshot) and exit; for a
     /// cron job every few minutes. Needs `[mysql] binlog = true`.
-    Binlog,
+    Binlog(BinlogArgs),
     /// List the items of a snapshot (needs the restore key).
     Show(ShowArgs),
     /// Restore an item of a snapshot into a file or stdout.
@@ -233,6 +233,14 @@ pub struct PreMigrationArgs {
 pub struct ShowArgs {
     /// `latest`, or a snapshot id (at least 4 hex digits).
     pub snapshot: String,
+}
+
+#[derive(Debug, Args)]
+pub struct BinlogArgs {
+    /// Keep streaming: store a log snapshot every `[mysql]
+    /// binlog_flush_secs` (default 60) until stopped; reconnects by itself.
+    #[arg(long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

@@ -222,6 +222,8 @@ pub struct MysqlConfig {
     /// The replica id binlog capture connects as (default: derived from
     /// the repository id, in 0x4C000000..0x4CFFFFFF).
     pub binlog_server_id: Option<u32>,
+    /// `lifeboat binlog --follow`: seconds between log snapshots (default 60).
+    pub binlog_flush_secs: Option<u64>,
 }
 
 /// `[staging]`: where restore drills go.

@@ -102,7 +102,23 @@ pub struct Capture {
     conn: Conn,
     pub log: ServerLog,
     server_id: u32,
+    mysql: MysqlOptions,
+    /// Where the open dump stands between runs (follow mode).
+    stream: Option<Stream>,
+    /// Reads the server's clock and position at a flush (follow mode).
+    control: Option<Conn>,
 }
+
+/// An open dump between runs: the file and its format description.
+struct Stream {
+    at: Position,
+    fde: Option<Vec<u8>>,
+}
+
+/// How often a following dump asks for a heartbeat when the server has
+/// nothing to send, and how long a silent connection is trusted.
+const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+const SILENCE: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn grant_hint(e: Error, what: &str) -> Error {
     match e {
@@ -176,6 +192,9 @@ impl Capture {
                 current,
             },
             server_id: opts.server_id,
+            mysql: opts.mysql.clone(),
+            stream: None,
+            control: None,
         })
     }
 
@@ -188,6 +207,64 @@ impl Capture {
         start: &Position,
         progress: &dyn Progress,
     ) -> Result<Run> {
+        self.check_start(start)?;
+        self.prepare()?;
+        // Everything stamped before this moment is in the log the server
+        // has when the dump starts, and the dump reads to its end.
+        let caught_up_at = server_clock(&mut self.conn)?;
+        self.dump(start, true)?;
+        let mut run = self.read_run(session, progress, &mut |_, _| Ok(None))?;
+        run.caught_up_at = caught_up_at;
+        Ok(run)
+    }
+
+    /// Start following the log from `start`: a dump that waits for new
+    /// events, with a heartbeat every second when there are none. Read it
+    /// run by run with [`next_run`](Self::next_run).
+    pub fn follow(&mut self, start: &Position) -> Result<()> {
+        self.check_start(start)?;
+        self.prepare()?;
+        let ns = HEARTBEAT.as_nanos();
+        self.conn
+            .execute(&format!("SET @master_heartbeat_period = {ns}"))?;
+        self.conn.set_read_timeout(SILENCE);
+        self.control = Some(Conn::connect(&self.mysql)?);
+        self.dump(start, false)
+    }
+
+    /// Store what the server sends until `every` has passed and everything
+    /// the server had written at that moment is stored: one run, whose
+    /// `caught_up_at` is the server's clock at that moment. The dump stays
+    /// open for the next run.
+    pub fn next_run<A: Access>(
+        &mut self,
+        session: &mut BackupSession<A>,
+        every: std::time::Duration,
+        progress: &dyn Progress,
+    ) -> Result<Run> {
+        let mut control = self
+            .control
+            .take()
+            .ok_or_else(|| Error::Internal("next_run before follow".into()))?;
+        let started = std::time::Instant::now();
+        let mut target: Option<(i64, Position)> = None;
+        let r = self.read_run(session, progress, &mut |pos, _| {
+            if target.is_none() && started.elapsed() >= every {
+                // The clock first: whatever committed before it is in the
+                // log before the position read after it.
+                let t = server_clock(&mut control)?;
+                target = Some((t, current_position(&mut control)?));
+            }
+            Ok(match &target {
+                Some((t, p)) if matches!(pos.cmp_in_log(p), Some(o) if o.is_ge()) => Some(*t),
+                _ => None,
+            })
+        });
+        self.control = Some(control);
+        r
+    }
+
+    fn check_start(&self, start: &Position) -> Result<()> {
         start.check()?;
         if !self.log.has(start) {
             return Err(Error::Invalid(format!(
@@ -198,44 +275,83 @@ impl Capture {
                 self.oldest()
             )));
         }
-        let conn = &mut self.conn;
-        conn.execute("SET @master_binlog_checksum = @@global.binlog_checksum")?;
-        conn.execute("SET @mariadb_slave_capability = 4")?;
-        let caught_up_at: i64 = conn
-            .text_value("SELECT UNIX_TIMESTAMP()")?
-            .parse()
-            .map_err(|_| Error::Invalid("the server's clock could not be read".into()))?;
+        Ok(())
+    }
+
+    fn prepare(&mut self) -> Result<()> {
+        self.conn
+            .execute("SET @master_binlog_checksum = @@global.binlog_checksum")?;
+        self.conn.execute("SET @mariadb_slave_capability = 4")
+    }
+
+    fn dump(&mut self, start: &Position, non_block: bool) -> Result<()> {
         let pos = u32::try_from(start.pos)
             .map_err(|_| Error::Invalid(format!("binlog position {start} is out of range")))?;
-        conn.binlog_dump(&start.file, pos, self.server_id, true)?;
+        self.conn
+            .binlog_dump(&start.file, pos, self.server_id, non_block)?;
+        self.stream = Some(Stream {
+            at: start.clone(),
+            fde: None,
+        });
+        Ok(())
+    }
+
+    /// One run from where the stream stands: until EOF, or until `stop`
+    /// (asked at every point between transactions) gives the run's
+    /// catch-up time.
+    fn read_run<A: Access>(
+        &mut self,
+        session: &mut BackupSession<A>,
+        progress: &dyn Progress,
+        stop: &mut StopFn<'_>,
+    ) -> Result<Run> {
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or_else(|| Error::Internal("reading a run with no dump open".into()))?;
+        let conn = &mut self.conn;
         let mut run = Run {
             server: self.log.server.clone(),
             flavor: self.log.flavor.clone(),
-            start: start.clone(),
-            end: start.clone(),
-            caught_up_at,
+            start: stream.at.clone(),
+            end: stream.at.clone(),
+            caught_up_at: 0,
             segments: Vec::new(),
             gtids: Vec::new(),
         };
-        let mut at = start.clone();
         let mut gtids = Gtids::default();
         loop {
             // Each file starts with a made-up rotate naming it, then its
             // format description.
-            let Some(fde) = next_format(conn, &mut at)? else {
-                break;
+            let fde = match stream.fde.clone() {
+                Some(f) => f,
+                None => match next_format(conn, &mut stream.at)? {
+                    Some(f) => {
+                        stream.fde = Some(f.clone());
+                        f
+                    }
+                    None => break,
+                },
             };
-            let (seg, next) = segment(conn, session, &fde, &at, &mut gtids, progress)?;
+            let (seg, next) = segment(conn, session, &fde, &stream.at, &mut gtids, progress, stop)?;
             if let Some(seg) = seg {
                 run.segments.push(seg);
             }
             match next {
                 Next::Rotated(p) => {
                     run.end = p.clone();
-                    at = p;
+                    stream.at = p;
+                    stream.fde = None;
                 }
                 Next::CaughtUp(p) => {
-                    run.end = p;
+                    run.end = p.clone();
+                    stream.at = p;
+                    break;
+                }
+                Next::Flushed(p, t) => {
+                    run.end = p.clone();
+                    run.caught_up_at = t;
+                    stream.at = p;
                     break;
                 }
             }
@@ -250,6 +366,17 @@ impl Capture {
             .first()
             .map_or("no file".into(), |(f, _)| format!("{f} and later"))
     }
+}
+
+/// Asked between transactions with the position reached (and whether the
+/// server is idle): `Some(time)` ends the run, caught up at that time.
+type StopFn<'a> = dyn FnMut(&Position, bool) -> Result<Option<i64>> + 'a;
+
+/// The server's clock (seconds since 1970).
+fn server_clock(conn: &mut Conn) -> Result<i64> {
+    conn.text_value("SELECT UNIX_TIMESTAMP()")?
+        .parse()
+        .map_err(|_| Error::Invalid("the server's clock could not be read".into()))
 }
 
 /// The server's current write position.
@@ -357,6 +484,8 @@ enum Next {
     Rotated(Position),
     /// The server has sent everything; the next run starts here.
     CaughtUp(Position),
+    /// The run ends here (follow mode), caught up at this server time.
+    Flushed(Position, i64),
 }
 
 /// Store one file's events from `at` until a rotate or the end of the
@@ -368,6 +497,7 @@ fn segment<A: Access>(
     at: &Position,
     gtids: &mut Gtids,
     progress: &dyn Progress,
+    stop: &mut StopFn<'_>,
 ) -> Result<(Option<Segment>, Next)> {
     let name = format!("binlog/{}@{}", at.file, at.pos);
     let mut st = SegmentState {
@@ -393,6 +523,11 @@ fn segment<A: Access>(
     let first = loop {
         match st.next(conn, gtids)? {
             Step::Read => {}
+            Step::Idle => {
+                if let Some(next) = st.stop(stop, true)? {
+                    break Some(next);
+                }
+            }
             Step::Store => break None,
             Step::End(next) => break Some(next),
         }
@@ -405,10 +540,18 @@ fn segment<A: Access>(
     w.push(fde)?;
     st.seg.bytes += (MAGIC.len() + fde.len()) as u64;
     st.store(&mut w)?;
+    let mut next = st.stop(stop, false)?;
     let next = loop {
+        if let Some(n) = next.take() {
+            break n;
+        }
         match st.next(conn, gtids)? {
             Step::Read => {}
-            Step::Store => st.store(&mut w)?,
+            Step::Idle => next = st.stop(stop, true)?,
+            Step::Store => {
+                st.store(&mut w)?;
+                next = st.stop(stop, false)?;
+            }
             Step::End(next) => break next,
         }
     };
@@ -444,6 +587,8 @@ struct SegmentState {
 enum Step {
     /// An event was read and held.
     Read,
+    /// A heartbeat: the server has nothing more for now.
+    Idle,
     /// What is held should go into the item.
     Store,
     /// The file or the stream ended.
@@ -464,10 +609,25 @@ impl SegmentState {
         let h = Header::parse(event)
             .ok_or_else(|| binlog::damaged("the server sent a cut-short binlog event"))?;
         if matches!(h.kind, kind::HEARTBEAT | kind::HEARTBEAT_V2) {
-            return Ok(Step::Read);
+            return Ok(Step::Idle);
         }
         let f = &self.format;
         f.check(event)?;
+        // The server moves to its next file (after a restart the old one
+        // ends with a stop event, not a rotate): a made-up rotate names it.
+        if h.kind == kind::ROTATE && (h.log_pos == 0 || h.flags & binlog::ARTIFICIAL != 0) {
+            if let Some(r) = binlog::rotate_target(f, event) {
+                if r.file != self.seg.file {
+                    if !self.txns.at_safe_point() {
+                        return Err(binlog::damaged(
+                            "the server moved to its next binlog file inside a transaction",
+                        ));
+                    }
+                    r.check()?;
+                    return Ok(Step::End(Next::Rotated(r)));
+                }
+            }
+        }
         // Made up for the stream (not in the file): not stored.
         if h.log_pos == 0 || h.flags & binlog::ARTIFICIAL != 0 {
             return Ok(Step::Read);
@@ -517,6 +677,18 @@ impl SegmentState {
         } else {
             Step::Read
         })
+    }
+
+    /// Between transactions, ask `stop` whether the run ends here.
+    fn stop(&mut self, stop: &mut StopFn<'_>, idle: bool) -> Result<Option<Next>> {
+        if !self.txns.at_safe_point() || !self.pending.is_empty() || self.rotated.is_some() {
+            return Ok(None);
+        }
+        let here = Position {
+            file: self.seg.file.clone(),
+            pos: self.seg.end,
+        };
+        Ok(stop(&here, idle)?.map(|t| Next::Flushed(here, t)))
     }
 
     fn store<A: Access>(&mut self, w: &mut ItemWriter<'_, A>) -> Result<()> {

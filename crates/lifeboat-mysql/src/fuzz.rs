@@ -149,7 +149,11 @@ fn write_corpus() {
         &crate::records::seed_delta(),
     );
     put("wire", "select-two-rows.bin", &crate::fuzzing::reply_seed());
-    put("binlog", "mysql8-layouts.bin", &crate::binlog::tests::seed_file());
+    put(
+        "binlog",
+        "mysql8-layouts.bin",
+        &crate::binlog::tests::seed_file(),
+    );
     let texts = [
         "CREATE ALGORITHM=UNDEFINED SQL SECURITY INVOKER VIEW `v` AS select `t`.`a` AS `a` from `t`",
         "CREATE PROCEDURE `v`() BEGIN IF 1 THEN SELECT 'x;y'; END IF; END",

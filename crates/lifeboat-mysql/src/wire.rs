@@ -627,6 +627,16 @@ impl Conn {
         }
     }
 
+    /// How long a read may wait before the connection counts as lost
+    /// (a following binlog dump gets a heartbeat every second).
+    pub fn set_read_timeout(&mut self, d: std::time::Duration) {
+        let _ = match &self.io {
+            Io::Plain(s) => s.set_read_timeout(Some(d)),
+            Io::Tls(s) => s.sock.set_read_timeout(Some(d)),
+            Io::Replay(_) | Io::Gone => Ok(()),
+        };
+    }
+
     /// Ask the server for its binary log from `file` at `pos`, as a
     /// replica does (`COM_BINLOG_DUMP`), under `server_id` (which must
     /// differ from every replica's: the server drops an older connection

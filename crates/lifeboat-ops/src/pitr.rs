@@ -100,15 +100,14 @@ fn at_or_before(a: &Position, b: &Position) -> bool {
     matches!(a.cmp_in_log(b), Some(Ordering::Less | Ordering::Equal))
 }
 
-/// Capture the binary log from where the store's binlog ends (or, the
-/// first time, from the newest full snapshot's coordinates) until the
-/// server has sent everything, as one log snapshot.
-pub fn capture_binlog<A: Access>(
+/// Where a capture of `capture`'s server starts: where the stored binlog
+/// ends, or (the first time, or after a purged gap) the newest full
+/// snapshot's coordinates. Returns the position, what it is, and the gap
+/// when one was crossed.
+fn plan_start<A: Access>(
     repo: &Repository<A>,
-    opts: &BinlogOptions,
-    bars: &dyn ProgressBars,
-) -> Result<BinlogReport> {
-    let capture = Capture::connect(&opts.capture)?;
+    capture: &Capture,
+) -> Result<(Position, String, Option<String>)> {
     let server = capture.log.server.clone();
     let (all, _) = repo.snapshots()?;
     let last = runs(&all)
@@ -121,11 +120,8 @@ pub fn capture_binlog<A: Access>(
         .rev()
         .filter_map(base)
         .find(|b| b.server == server && !b.entry.snapshot.is_from_the_future());
-    let (start, started_from, gap) = match (&last, &newest_base) {
-        (Some(run), base) if capture.log.has(&run.end) => {
-            // The stored log goes on, unless a newer snapshot's
-            // coordinates lie beyond it on another log (renamed files).
-            let _ = base;
+    Ok(match (&last, &newest_base) {
+        (Some(run), _) if capture.log.has(&run.end) => {
             (run.end.clone(), "stored binlog".to_string(), None)
         }
         (Some(run), Some(b)) if before(&run.end, &b.start) && capture.log.has(&b.start) => {
@@ -172,12 +168,41 @@ pub fn capture_binlog<A: Access>(
                  first"
             )))
         }
-    };
-    let mut session = repo.begin_backup(lifeboat_store::BackupOptions {
+    })
+}
+
+fn begin_run<A: Access>(
+    repo: &Repository<A>,
+    opts: &BinlogOptions,
+) -> Result<lifeboat_store::BackupSession<A>> {
+    Ok(repo.begin_backup(lifeboat_store::BackupOptions {
         tags: vec![BINLOG_TAG.to_string()],
         hostname: opts.hostname.clone(),
         note: None,
-    })?;
+    })?)
+}
+
+fn commit_run<A: Access>(
+    mut session: lifeboat_store::BackupSession<A>,
+    run: &Run,
+) -> Result<SnapshotId> {
+    let facts = serde_json::to_value(run)
+        .map_err(|e| Error::Invalid(format!("recording the binlog run: {e}")))?;
+    session.set_source_facts(BINLOG_SOURCE, facts);
+    Ok(session.commit()?.0)
+}
+
+/// Capture the binary log from where the store's binlog ends (or, the
+/// first time, from the newest full snapshot's coordinates) until the
+/// server has sent everything, as one log snapshot.
+pub fn capture_binlog<A: Access>(
+    repo: &Repository<A>,
+    opts: &BinlogOptions,
+    bars: &dyn ProgressBars,
+) -> Result<BinlogReport> {
+    let capture = Capture::connect(&opts.capture)?;
+    let (start, started_from, gap) = plan_start(repo, &capture)?;
+    let mut session = begin_run(repo, opts)?;
     let bar = bars.bytes("binlog");
     let run = match capture.run(&mut session, &start, bar.as_ref()) {
         Ok(run) => run,
@@ -187,16 +212,85 @@ pub fn capture_binlog<A: Access>(
         }
     };
     bar.finish();
-    let facts = serde_json::to_value(&run)
-        .map_err(|e| Error::Invalid(format!("recording the binlog run: {e}")))?;
-    session.set_source_facts(BINLOG_SOURCE, facts);
-    let (id, _) = session.commit()?;
+    let id = commit_run(session, &run)?;
     Ok(BinlogReport {
         id,
         run,
         started_from,
         gap,
     })
+}
+
+/// Follow the binary log: one log snapshot every `every` (each holding
+/// everything the server had written when it began to close, so the
+/// window trails the server by about `every`), until `each` returns
+/// false. A dropped connection or a restarted server is reconnected
+/// (waiting up to 30 s between tries) and resumes at the last stored
+/// position: what was read but not committed is read again, never stored
+/// twice. A purged gap, bad settings or a failing store end it.
+pub fn follow_binlog<A: Access>(
+    repo: &Repository<A>,
+    opts: &BinlogOptions,
+    every: std::time::Duration,
+    bars: &dyn ProgressBars,
+    each: &mut dyn FnMut(&BinlogReport) -> bool,
+) -> Result<()> {
+    let mut wait = std::time::Duration::from_secs(1);
+    loop {
+        let connected = Capture::connect(&opts.capture);
+        let mut capture = match connected {
+            Ok(c) => c,
+            Err(e @ lifeboat_mysql::Error::Wire { .. })
+            | Err(e @ lifeboat_mysql::Error::Sql { .. }) => {
+                tracing::warn!("binlog capture: {e}; trying again in {}s", wait.as_secs());
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (start, mut started_from, mut gap) = plan_start(repo, &capture)?;
+        if let Err(e) = capture.follow(&start) {
+            tracing::warn!("binlog capture: {e}; trying again in {}s", wait.as_secs());
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            continue;
+        }
+        loop {
+            let mut session = begin_run(repo, opts)?;
+            let bar = bars.bytes("binlog");
+            let run = match capture.next_run(&mut session, every, bar.as_ref()) {
+                Ok(run) => run,
+                Err(e) => {
+                    session.abort();
+                    match e {
+                        lifeboat_mysql::Error::Wire { .. } | lifeboat_mysql::Error::Sql { .. } => {
+                            tracing::warn!(
+                                "binlog capture: {e}; reconnecting in {}s from the last stored position",
+                                wait.as_secs()
+                            );
+                            break;
+                        }
+                        e => return Err(e.into()),
+                    }
+                }
+            };
+            bar.finish();
+            let id = commit_run(session, &run)?;
+            wait = std::time::Duration::from_secs(1);
+            let report = BinlogReport {
+                id,
+                run,
+                started_from: std::mem::replace(&mut started_from, "stored binlog".into()),
+                gap: gap.take(),
+            };
+            if !each(&report) {
+                return Ok(());
+            }
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+    }
 }
 
 fn time(t: i64) -> String {

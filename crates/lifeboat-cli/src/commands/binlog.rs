@@ -7,6 +7,7 @@ use lifeboat_ops::BinlogOptions;
 use sha2::{Digest, Sha256};
 
 use super::Ctx;
+use crate::cli::BinlogArgs;
 use crate::commands::backup::human;
 use crate::exit::{self, Code};
 
@@ -20,7 +21,7 @@ pub fn server_id(configured: Option<u32>, repository_id: &str) -> u32 {
     })
 }
 
-pub fn run(ctx: &Ctx) -> Result<Code> {
+pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
     let cfg = ctx.config.mysql()?.as_ref();
     if !cfg.is_some_and(|c| c.binlog) {
         return Err(exit::usage(
@@ -38,10 +39,35 @@ pub fn run(ctx: &Ctx) -> Result<Code> {
         },
         hostname: None,
     };
+    if args.follow {
+        let every = cfg.and_then(|c| c.binlog_flush_secs).unwrap_or(60).max(1);
+        let every = std::time::Duration::from_secs(every);
+        let mut failed = None;
+        with_repo!(repo, r => lifeboat_ops::follow_binlog(r, &opts, every, &ctx.bars, &mut |report| {
+            if let Err(e) = print(ctx, report) {
+                failed = Some(e);
+                return false;
+            }
+            true
+        }))?;
+        return match failed {
+            Some(e) => Err(e),
+            None => Ok(Code::Ok),
+        };
+    }
     let report = with_repo!(repo, r => lifeboat_ops::capture_binlog(r, &opts, &ctx.bars))?;
+    print(ctx, &report)?;
+    if report.gap.is_some() {
+        return Ok(Code::Warning);
+    }
+    Ok(Code::Ok)
+}
+
+/// One run: a line (or a JSON line), and the gap it crossed as a warning.
+fn print(ctx: &Ctx, report: &lifeboat_ops::BinlogReport) -> Result<()> {
     let run = &report.run;
     if ctx.global.json {
-        ctx.print_json(&report)?;
+        ctx.print_json(report)?;
     } else {
         let bytes: u64 = run.segments.iter().map(|s| s.bytes).sum();
         let txns: u64 = run.segments.iter().map(|s| s.transactions).sum();
@@ -60,7 +86,6 @@ pub fn run(ctx: &Ctx) -> Result<Code> {
     }
     if let Some(gap) = &report.gap {
         eprintln!("WARNING: {gap}");
-        return Ok(Code::Warning);
     }
-    Ok(Code::Ok)
+    Ok(())
 }

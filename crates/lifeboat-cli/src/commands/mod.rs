@@ -73,7 +73,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Init(a) => init::run(&ctx, a),
         Command::Backup(a) => backup::run(&ctx, a),
         Command::Snapshots => read::snapshots(&ctx),
-        Command::Binlog => binlog::run(&ctx),
+        Command::Binlog(a) => binlog::run(&ctx, &a),
         Command::Show(a) => read::show(&ctx, a),
         Command::Restore(a) => restore::run(&ctx, a),
         Command::Verify(a) => verify::run(&ctx, a),
