@@ -537,3 +537,88 @@ fn follow_mode_survives_kills_and_a_server_restart_losing_and_duplicating_nothin
         "the restore after the campaign differs"
     );
 }
+
+#[test]
+fn the_daemon_keeps_binlog_capture_running_beside_its_schedules() {
+    use std::os::unix::process::CommandExt;
+    let s = Setup::with_config(
+        1,
+        "binlog_flush_secs = 1\n\n[[schedule]]\njob = \"verify\"\ncron = \"0 0 1 1 *\"\n",
+    );
+    s.with_backup_key(&["backup"]).ok();
+    let bk = s.lb.backup_key.display().to_string();
+    let mut daemon =
+        s.lb.command(&["--config", &s.cfg, "--backup-key-file", &bk, "daemon"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap();
+    s.sql("UPDATE clinic.patients SET phone = 'daemon' WHERE id < 5");
+    let t = server_secs(&s.server);
+    let asked = Instant::now();
+    let mut covered = false;
+    while asked.elapsed() < Duration::from_secs(60) {
+        if covered_until(&s).is_some_and(|c| c >= t) {
+            covered = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // The daemon and its capture child, as systemd stops a service.
+    let _ = std::process::Command::new("kill")
+        .args(["-KILL", "--", &format!("-{}", daemon.id())])
+        .status();
+    let _ = daemon.wait();
+    assert!(
+        covered,
+        "the daemon's binlog capture stored nothing within 60 s"
+    );
+}
+
+/// What a fresh-eyes attack found on genuine binlogs: a rolled-back XA
+/// transaction, a savepoint rolled back around a non-transactional write,
+/// a schema change in a database whose name starts with the snapshot's,
+/// and a session that logged a change as a statement.
+#[test]
+fn savepoints_xa_and_statement_logged_changes_restore_exactly_or_are_refused() {
+    let s = Setup::new(1);
+    s.sql("CREATE TABLE clinic.counter (a INT) ENGINE=MyISAM");
+    s.with_backup_key(&["backup"]).ok();
+    next_second();
+    s.sql(
+        "XA START 'x1'; INSERT INTO clinic.reminder_log VALUES (1, NOW(), 'xa'); XA END 'x1'; \
+         XA PREPARE 'x1'; XA ROLLBACK 'x1';\
+         BEGIN; INSERT INTO clinic.reminder_log VALUES (60, NOW(), 'before'); SAVEPOINT s1; \
+         INSERT INTO clinic.counter VALUES (3); INSERT INTO clinic.reminder_log VALUES (61, NOW(), 'undone'); \
+         ROLLBACK TO SAVEPOINT s1; INSERT INTO clinic.reminder_log VALUES (62, NOW(), 'after'); COMMIT;\
+         CREATE DATABASE clinic2; CREATE TABLE clinic2.x (a INT); INSERT INTO clinic2.x VALUES (1)",
+    );
+    let t1 = server_now(&s.server);
+    let at_t1 = s.fingerprint("clinic");
+    next_second();
+    s.sql(
+        "SET SESSION binlog_format = 'STATEMENT'; \
+         INSERT INTO clinic.reminder_log VALUES (63, '2026-01-01 00:00:00', 'statement')",
+    );
+    next_second();
+    let t2 = server_now(&s.server);
+    next_second();
+    s.with_backup_key(&["binlog"]).ok();
+
+    let r = s.restore_until(&t1, "r_sp").ok().json();
+    assert_eq!(
+        s.fingerprint("r_sp"),
+        at_t1,
+        "savepoints or XA restored wrong"
+    );
+    let skipped = r["applied"]["skipped"].to_string();
+    assert!(skipped.contains("clinic2"), "{skipped}");
+
+    let refused = s.restore_until(&t2, "r_stmt").code(2);
+    assert!(
+        refused.stderr.contains("binlog_format = ROW"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -28,7 +28,9 @@ use base64::Engine;
 use lifeboat_store::{FullAccess, Index, ManifestItem, NoProgress, Repository};
 use serde::Serialize;
 
-use crate::binlog::{self, kind, Boundary, Format, Header, Query, Reader, TableMap, Transactions};
+use crate::binlog::{
+    self, kind, Boundary, Format, Header, Query, Reader, Statement, TableMap, Transactions,
+};
 use crate::connect::MysqlOptions;
 use crate::error::{Error, Result};
 use crate::wire::Conn;
@@ -39,6 +41,10 @@ pub struct Piece {
     pub item: ManifestItem,
     /// Events ending at or before this position were in the snapshot.
     pub from: u64,
+    /// Where the stored file's events begin in the server's file (the
+    /// segment's start; 4: the file's beginning, its format description
+    /// included).
+    pub start: u64,
 }
 
 /// Options of [`apply`].
@@ -78,6 +84,9 @@ pub struct ApplyReport {
 /// until its last row event), so memory stays bounded whatever one
 /// statement changed.
 const GROUP_BYTES: usize = 16 << 20;
+/// Tables one statement may map (see the table map case of `event`).
+const MAX_MAPS: usize = 1000;
+const MAX_MAP_BYTES: usize = 64 << 20;
 
 /// [`GROUP_BYTES`], which a debug build's tests may lower
 /// (`LIFEBOAT_TEST_BINLOG_GROUP=BYTES`) to split statements with little data.
@@ -113,7 +122,15 @@ pub fn apply(
 ) -> Result<ApplyReport> {
     let started = Instant::now();
     let target = opts.target.target()?;
-    let conn = Conn::connect(&opts.target)?;
+    let mut conn = Conn::connect(&opts.target)?;
+    // What is applied is a restore, not new history: kept out of the
+    // target server's own binlog where the account may say so (a target
+    // that replicates then needs the same restore on its replicas).
+    if conn.execute("SET SESSION sql_log_bin = 0").is_err() {
+        tracing::info!(
+            "the target logs what the restore applies (sql_log_bin could not be turned off)"
+        );
+    }
     let mut a = Applier {
         conn,
         opts,
@@ -123,7 +140,12 @@ pub fn apply(
         open: false,
         tables: HashMap::new(),
         group: String::new(),
-        maps: String::new(),
+        maps: BTreeMap::new(),
+        touched: false,
+        xa: None,
+        prepared: HashMap::new(),
+        next_pos: 0,
+        piece_start: 4,
         held: None,
         error: None,
         stopped: false,
@@ -132,6 +154,7 @@ pub fn apply(
     };
     for piece in pieces {
         a.from = piece.from;
+        a.piece_start = piece.start;
         a.tables.clear();
         let mut reader = Reader::new();
         let mut sink = Sink {
@@ -196,12 +219,21 @@ struct Applier<'o> {
     tables: HashMap<u64, bool>,
     /// The BINLOG statement being built (base64 lines).
     group: String,
-    /// The statement's table maps (base64 lines): every BINLOG statement
+    /// The statement's table maps (base64 lines, by table id): every BINLOG statement
     /// sent starts with them and ends with a row event marked as the
     /// statement's end. The server ignores, without a word, row events of
     /// a table id it has no map for (as a replica ignores filtered
     /// tables), so a part without its maps would be lost silently.
-    maps: String,
+    maps: BTreeMap<u64, String>,
+    /// The open transaction sent a row of ours.
+    touched: bool,
+    /// The open XA transaction's xid, and those prepared in the window
+    /// (with whether they hold a row of ours).
+    xa: Option<Vec<u8>>,
+    prepared: HashMap<Vec<u8>, bool>,
+    /// Where the next event of the file begins.
+    next_pos: u64,
+    piece_start: u64,
     /// The last allowed row event of the statement, held back so the
     /// statement's end can be marked on it.
     held: Option<Vec<u8>>,
@@ -219,14 +251,24 @@ impl Applier<'_> {
     fn event(&mut self, f: &Format, e: &[u8]) -> Result<()> {
         let h = Header::parse(e).ok_or_else(|| binlog::damaged("a binlog event is cut short"))?;
         if h.kind == kind::FORMAT_DESCRIPTION {
+            // The file's own at its start; a copy before a later start.
+            self.next_pos = match self.piece_start {
+                4 => 4 + u64::from(h.size),
+                start => start,
+            };
             // The session must know the format before any event.
             return self.send_binlog(&[e.to_vec()]);
         }
-        if h.log_pos != 0 && u64::from(h.log_pos) <= self.from {
+        // The events of the snapshot are skipped (positions in 64 bits:
+        // a header's wraps past 4 GiB).
+        let end = binlog::unwrap_pos(self.next_pos, h.log_pos, h.size);
+        self.next_pos = end;
+        if end <= self.from {
             return Ok(());
         }
         let boundary = self.txns.feed(f, e);
-        let late = self.opts.until.is_some_and(|u| i64::from(h.timestamp) > u);
+        let at = i64::from(h.timestamp);
+        let late = self.opts.until.is_some_and(|u| at > u);
         match h.kind {
             kind::TABLE_MAP => {
                 let m = TableMap::parse(f, e)
@@ -236,11 +278,20 @@ impl Applier<'_> {
                 self.tables.insert(m.table_id, ours);
                 if ours {
                     let moved = m.with_database(f, e, &self.target_db)?;
-                    self.push(&moved);
-                    let at = self.maps.len();
-                    self.maps.push('\n');
-                    base64::engine::general_purpose::STANDARD.encode_string(&moved, &mut self.maps);
-                    debug_assert!(self.group.ends_with(&self.maps[at + 1..]));
+                    let mut line = String::from("\n");
+                    base64::engine::general_purpose::STANDARD.encode_string(&moved, &mut line);
+                    self.maps.insert(m.table_id, line);
+                    // A statement maps the tables it touches (a join's, its
+                    // triggers' and foreign keys'): a few dozen, never more
+                    // than this. A forged file mapping more would make every
+                    // part of the statement carry them all.
+                    let bytes: usize = self.maps.values().map(String::len).sum();
+                    if self.maps.len() > MAX_MAPS || bytes > MAX_MAP_BYTES {
+                        return Err(binlog::damaged(format!(
+                            "a stored statement maps more than {MAX_MAPS} tables or {} MiB of them",
+                            MAX_MAP_BYTES >> 20
+                        )));
+                    }
                 } else {
                     let name = format!(
                         "rows of {}.{} (not a table of the snapshot)",
@@ -252,7 +303,7 @@ impl Applier<'_> {
             }
             _ if Header::is_rows(&h) => {
                 if late {
-                    return self.stop(i64::from(h.timestamp));
+                    return self.stop(at);
                 }
                 let (id, flags) = binlog::rows_table(f, e)
                     .ok_or_else(|| binlog::damaged("a stored row event is cut short"))?;
@@ -261,12 +312,12 @@ impl Applier<'_> {
                         if let Some(prev) = self.held.replace(e.to_vec()) {
                             self.push(&prev);
                         }
+                        self.touched = true;
                         self.report.row_events += 1;
                         if self.group.len() > self.group_bytes {
                             // Cut here: this part ends as a statement of
                             // its own; the next starts with the maps again.
                             self.end_statement(f)?;
-                            self.group = self.maps.clone();
                         }
                     }
                     Some(false) => {}
@@ -290,58 +341,127 @@ impl Applier<'_> {
                         .into(),
                 ))
             }
+            kind::XA_PREPARE => {
+                if late {
+                    return self.stop(at);
+                }
+                self.xa_prepared()?;
+            }
             kind::QUERY | kind::QUERY_COMPRESSED => {
                 let q = Query::parse(f, e)
                     .ok_or_else(|| binlog::damaged("a stored query event is cut short"))?;
-                match boundary {
-                    Boundary::Inside => {
-                        let begin = q.sql.len() >= 5 && q.sql[..5].eq_ignore_ascii_case(b"BEGIN");
-                        if !begin {
-                            self.skip(format!(
-                                "a statement inside a transaction: {}",
-                                short(q.sql)
-                            ));
-                        }
-                    }
-                    Boundary::Rollback => self.rollback()?,
-                    Boundary::Commit if late => return self.stop(i64::from(h.timestamp)),
-                    Boundary::Commit => {
-                        let commit = q.sql.len() >= 6 && q.sql[..6].eq_ignore_ascii_case(b"COMMIT");
-                        if !commit {
-                            self.statement(&q)?;
-                        }
-                        self.commit(f, i64::from(h.timestamp))?;
-                    }
+                // A statement stamped after the moment belongs to a
+                // transaction that commits after it.
+                if late {
+                    return self.stop(at);
                 }
+                self.query(f, &q, boundary, at)?;
             }
-            kind::XID if late => return self.stop(i64::from(h.timestamp)),
-            kind::XID => self.commit(f, i64::from(h.timestamp))?,
+            kind::XID if late => return self.stop(at),
+            kind::XID => self.commit(f, at)?,
             // Context of statements (never sent) and markers.
             _ => {}
         }
         Ok(())
     }
 
-    /// A statement outside a transaction (DDL and the like): never sent.
-    fn statement(&mut self, q: &Query<'_>) -> Result<()> {
-        let db = self.opts.source_database.as_bytes();
-        let mentions =
-            |s: &[u8]| !db.is_empty() && s.windows(db.len()).any(|w| w.eq_ignore_ascii_case(db));
-        if q.database.eq_ignore_ascii_case(db) || mentions(q.sql) {
+    /// A logged statement: transaction control is followed (savepoints
+    /// rebuilt from their checked names), anything else never sent.
+    fn query(&mut self, f: &Format, q: &Query<'_>, boundary: Boundary, at: i64) -> Result<()> {
+        match Statement::of(q.sql) {
+            Statement::Begin => Ok(()),
+            Statement::Commit => self.commit(f, at),
+            Statement::Rollback => self.rollback(),
+            Statement::Savepoint(name) => {
+                self.end_statement(f)?;
+                self.begin()?;
+                self.execute(&format!("SAVEPOINT {}", quote(&name)?))
+            }
+            Statement::RollbackTo(name) => {
+                self.end_statement(f)?;
+                self.begin()?;
+                self.execute(&format!("ROLLBACK TO SAVEPOINT {}", quote(&name)?))
+            }
+            // MariaDB names the xid at the end of the branch (its GTID
+            // event opened it); MySQL at XA START too.
+            Statement::XaStart(xid) | Statement::XaEnd(xid) => {
+                self.xa = Some(xid);
+                Ok(())
+            }
+            // One phase: an ordinary transaction.
+            Statement::XaCommit(_, true) => self.commit(f, at),
+            Statement::XaCommit(xid, false) => match self.prepared.remove(&xid) {
+                Some(false) => {
+                    self.report.last_commit = Some(at);
+                    Ok(())
+                }
+                Some(true) => Err(xa_refused(
+                    "commits an XA transaction that changed the snapshot's tables",
+                )),
+                None => Err(xa_refused(
+                    "commits an XA transaction prepared before the window began",
+                )),
+            },
+            Statement::XaRollback(xid) => {
+                // Prepared in the window or before it: nothing of it was
+                // applied, nothing is to be.
+                self.prepared.remove(&xid);
+                Ok(())
+            }
+            Statement::Other if boundary == Boundary::Inside => {
+                // Inside a transaction: a statement-format change (a
+                // session that set binlog_format) or `CREATE ... SELECT`.
+                self.refuse_or_skip(q, "a statement inside a transaction")
+            }
+            Statement::Other => {
+                self.refuse_or_skip(q, "a statement")?;
+                self.commit(f, at)
+            }
+        }
+    }
+
+    /// The prepared half of an XA transaction: not applied. Its outcome
+    /// comes later as `XA COMMIT` (refused if it changed the snapshot's
+    /// tables: the rows would have to wait) or `XA ROLLBACK`; still
+    /// prepared at the point in time, it was invisible then.
+    fn xa_prepared(&mut self) -> Result<()> {
+        let touched = self.touched;
+        if let Some(xid) = self.xa.take() {
+            self.prepared.insert(xid, touched);
+        } else if touched {
+            return Err(xa_refused("prepares an XA transaction without naming it"));
+        }
+        self.rollback()
+    }
+
+    /// A statement from the log is never sent: one that may concern the
+    /// snapshot's database stops the apply (its effect cannot be had
+    /// without running it); others are listed as skipped.
+    fn refuse_or_skip(&mut self, q: &Query<'_>, what: &str) -> Result<()> {
+        let db = &self.opts.source_database;
+        if q.database.eq_ignore_ascii_case(db.as_bytes()) || names_word(q.sql, db.as_bytes()) {
             return Err(Error::Invalid(format!(
-                "the binlog holds a schema change of database {} ({}) before the point in \
-                 time: lifeboat does not apply statements from a binlog yet. Restore --until a \
-                 time before it, or from a snapshot taken after it",
-                self.opts.source_database,
+                "the binlog holds {what} on database {db} ({}) before the point in time: \
+                 lifeboat applies row changes only, and this one it cannot apply without \
+                 running it (a schema change, or a change logged as a statement: check that \
+                 binlog_format = ROW for every session). Restore --until a time before it, \
+                 from a snapshot taken after it, or replay the stored binlog with \
+                 mariadb-binlog (docs/FORMAT.md)",
                 short(q.sql)
             )));
         }
         self.skip(format!(
-            "a statement in another database ({}): {}",
+            "{what} in another database ({}): {}",
             String::from_utf8_lossy(q.database),
             short(q.sql)
         ));
         Ok(())
+    }
+
+    fn execute(&mut self, sql: &str) -> Result<()> {
+        self.conn
+            .execute(sql)
+            .map_err(|e| Error::Replay(format!("applying the stored binlog: {e}")))
     }
 
     fn push(&mut self, event: &[u8]) {
@@ -349,9 +469,10 @@ impl Applier<'_> {
         base64::engine::general_purpose::STANDARD.encode_string(event, &mut self.group);
     }
 
-    /// The statement's row events end: mark the last one (the end may have
-    /// been on a skipped table's event) and send maps and rows as one
-    /// BINLOG statement. Maps without a row event of ours are not sent.
+    /// The statement's row events end (or a part of them is due): mark
+    /// the last one as the statement's end (the end may have been on a
+    /// skipped table's event) and send the statement's maps and these rows
+    /// as one BINLOG statement. Nothing is sent without a row of ours.
     fn end_statement(&mut self, f: &Format) -> Result<()> {
         let Some(last) = self.held.take() else {
             self.group.clear();
@@ -360,8 +481,15 @@ impl Applier<'_> {
         let last = binlog::with_statement_end(f, &last);
         self.push(&last);
         self.begin()?;
-        let group = std::mem::take(&mut self.group);
-        self.send(&group)
+        let mut sql = String::with_capacity(self.group.len() + 1024);
+        sql.push_str("BINLOG '");
+        for line in self.maps.values() {
+            sql.push_str(line);
+        }
+        sql.push_str(&self.group);
+        sql.push_str("\n'");
+        self.group.clear();
+        self.send_sql(sql)
     }
 
     fn begin(&mut self) -> Result<()> {
@@ -375,6 +503,8 @@ impl Applier<'_> {
     fn commit(&mut self, f: &Format, at: i64) -> Result<()> {
         self.end_statement(f)?;
         self.maps.clear();
+        self.touched = false;
+        self.xa = None;
         if self.open {
             self.conn.execute("COMMIT")?;
             self.open = false;
@@ -388,6 +518,8 @@ impl Applier<'_> {
         self.group.clear();
         self.maps.clear();
         self.held = None;
+        self.touched = false;
+        self.xa = None;
         if self.open {
             self.conn.execute("ROLLBACK")?;
             self.open = false;
@@ -403,16 +535,17 @@ impl Applier<'_> {
     }
 
     fn send_binlog(&mut self, events: &[Vec<u8>]) -> Result<()> {
-        let mut s = String::new();
+        let mut sql = String::from("BINLOG '");
         for e in events {
-            s.push('\n');
-            base64::engine::general_purpose::STANDARD.encode_string(e, &mut s);
+            sql.push('\n');
+            base64::engine::general_purpose::STANDARD.encode_string(e, &mut sql);
         }
-        self.send(&s)
+        sql.push_str("\n'");
+        self.send_sql(sql)
     }
 
-    fn send(&mut self, base64_lines: &str) -> Result<()> {
-        let sql = format!("BINLOG '{base64_lines}\n'");
+    fn send_sql(&mut self, sql: String) -> Result<()> {
+        let len = sql.len();
         self.conn
             .execute_bytes(sql.as_bytes(), "applying binlog events")
             .map_err(|e| match e {
@@ -420,12 +553,43 @@ impl Applier<'_> {
                     "the target refused to apply binlog events ({why}): the restoring user needs \
                      BINLOG REPLAY (MariaDB) or BINLOG_ADMIN / SUPER (MySQL) on the target server"
                 )),
-                Error::Wire { why, .. } => {
-                    Error::Replay(format!("applying the stored binlog: {why}"))
-                }
+                Error::Wire { why, .. } => Error::Replay(format!(
+                    "applying the stored binlog: {why} (the statement was {len} bytes: if the \
+                     target closed the connection, raise its max_allowed_packet above that)"
+                )),
                 e => e,
             })
     }
+}
+
+/// `name` as a quoted identifier (a savepoint's, from the log).
+fn quote(name: &[u8]) -> Result<String> {
+    let s = std::str::from_utf8(name)
+        .ok()
+        .filter(|s| !s.is_empty() && s.len() <= 64 && !s.chars().any(char::is_control))
+        .ok_or_else(|| binlog::damaged("a stored savepoint name is not one a server writes"))?;
+    Ok(format!("`{}`", s.replace('`', "``")))
+}
+
+fn xa_refused(what: &str) -> Error {
+    Error::Invalid(format!(
+        "the binlog {what}: lifeboat does not apply XA transactions. Restore --until a time \
+         before it, or replay the stored binlog with mariadb-binlog (docs/FORMAT.md)"
+    ))
+}
+
+/// Whether `word` appears in `sql` as a whole name (not inside a longer
+/// one: `shop` is not in `shop2` or `shop_archive`).
+fn names_word(sql: &[u8], word: &[u8]) -> bool {
+    if word.is_empty() || sql.len() < word.len() {
+        return false;
+    }
+    let part = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'$' || b >= 0x80;
+    (0..=sql.len() - word.len()).any(|i| {
+        sql[i..i + word.len()].eq_ignore_ascii_case(word)
+            && (i == 0 || !part(sql[i - 1]))
+            && sql.get(i + word.len()).is_none_or(|b| !part(*b))
+    })
 }
 
 /// The start of a statement, for messages.

@@ -49,6 +49,8 @@ pub mod kind {
     pub const GTID: u8 = 33;
     pub const ANONYMOUS_GTID: u8 = 34;
     pub const PREVIOUS_GTIDS: u8 = 35;
+    /// MariaDB and MySQL: the prepared half of an XA transaction.
+    pub const XA_PREPARE: u8 = 38;
     pub const PARTIAL_UPDATE_ROWS: u8 = 39;
     /// MySQL 8.0.20+: a whole transaction, compressed.
     pub const TRANSACTION_PAYLOAD: u8 = 40;
@@ -154,6 +156,16 @@ impl Format {
             server_version: String::from_utf8_lossy(version).into_owned(),
         };
         f.check(event)?;
+        // The layouts lifeboat reads (and the server reads the same way):
+        // anything else is not a format a server writes, and a table map
+        // whose id overlapped its names could be read two ways.
+        let usual = |k: u8, ok: &[usize]| ok.contains(&f.post_header(k));
+        if !usual(kind::TABLE_MAP, &[6, 8])
+            || !usual(kind::QUERY, &[13])
+            || !usual(kind::ROTATE, &[8])
+        {
+            return Err(bad("gives event layouts no server writes"));
+        }
         Ok(f)
     }
 
@@ -271,6 +283,22 @@ impl Position {
     }
 }
 
+/// The 64-bit end position of an event whose header says `log_pos` (32
+/// bits: it wraps in a file past 4 GiB) and which comes after an event
+/// ending at `prev_end`. The stream may leave events out (MariaDB sends
+/// no annotate-rows event to a replica that did not ask for them), so
+/// the end is the first position with those low bits at or after
+/// `prev_end + size`.
+pub fn unwrap_pos(prev_end: u64, log_pos: u32, size: u32) -> u64 {
+    let least = prev_end + u64::from(size);
+    let c = (least & !0xFFFF_FFFF) | u64::from(log_pos);
+    if c < least {
+        c + (1 << 32)
+    } else {
+        c
+    }
+}
+
 /// Where transactions end, event by event: capture stores whole
 /// transactions only, apply commits or rolls back at each end.
 #[derive(Debug, Default, Clone)]
@@ -314,21 +342,20 @@ impl Transactions {
                 Boundary::Inside
             }
             kind::XID | kind::TRANSACTION_PAYLOAD => self.end(Boundary::Commit),
+            // The prepared half of an XA transaction ends its group.
+            kind::XA_PREPARE => self.end(Boundary::Commit),
             kind::QUERY | kind::QUERY_COMPRESSED => {
                 let q = Query::parse(f, event).map(|q| q.sql).unwrap_or_default();
-                let word = |w: &[u8]| q.len() >= w.len() && q[..w.len()].eq_ignore_ascii_case(w);
-                if word(b"BEGIN") || word(b"START TRANSACTION") || word(b"XA START") {
-                    self.open = true;
-                    self.gtid = false;
-                    Boundary::Inside
-                } else if word(b"COMMIT") || word(b"XA COMMIT") {
-                    self.end(Boundary::Commit)
-                } else if word(b"ROLLBACK") {
-                    self.end(Boundary::Rollback)
-                } else if self.open {
-                    Boundary::Inside
-                } else {
-                    self.end(Boundary::Commit)
+                match Statement::of(q) {
+                    Statement::Begin | Statement::XaStart(_) => {
+                        self.open = true;
+                        self.gtid = false;
+                        Boundary::Inside
+                    }
+                    Statement::Commit => self.end(Boundary::Commit),
+                    Statement::Rollback => self.end(Boundary::Rollback),
+                    _ if self.open => Boundary::Inside,
+                    _ => self.end(Boundary::Commit),
                 }
             }
             _ => Boundary::Inside,
@@ -345,6 +372,100 @@ impl Transactions {
     pub fn at_safe_point(&self) -> bool {
         !self.open && !self.gtid
     }
+}
+
+/// What a logged statement is, as far as transactions go. The server
+/// logs these in its own spelling; anything else is `Other`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Statement {
+    Begin,
+    Commit,
+    Rollback,
+    /// `SAVEPOINT name` (the name unquoted).
+    Savepoint(Vec<u8>),
+    /// `ROLLBACK TO [SAVEPOINT] name`.
+    RollbackTo(Vec<u8>),
+    /// `XA START xid` (the xid as written).
+    XaStart(Vec<u8>),
+    /// `XA END xid`.
+    XaEnd(Vec<u8>),
+    /// `XA COMMIT xid [ONE PHASE]`: (xid, one phase).
+    XaCommit(Vec<u8>, bool),
+    /// `XA ROLLBACK xid`.
+    XaRollback(Vec<u8>),
+    Other,
+}
+
+impl Statement {
+    pub fn of(sql: &[u8]) -> Statement {
+        let words: Vec<&[u8]> = sql
+            .split(|b| b.is_ascii_whitespace())
+            .filter(|w| !w.is_empty())
+            .collect();
+        let is = |i: usize, w: &str| {
+            words
+                .get(i)
+                .is_some_and(|x| x.eq_ignore_ascii_case(w.as_bytes()))
+        };
+        let rest = |i: usize| -> Vec<u8> { words.get(i..).unwrap_or_default().join(&b' ') };
+        let n = words.len();
+        if (is(0, "BEGIN") && (n == 1 || is(1, "WORK"))) || (is(0, "START") && is(1, "TRANSACTION"))
+        {
+            Statement::Begin
+        } else if is(0, "COMMIT") && (n == 1 || (n == 2 && is(1, "WORK"))) {
+            Statement::Commit
+        } else if is(0, "ROLLBACK") && (n == 1 || (n == 2 && is(1, "WORK"))) {
+            Statement::Rollback
+        } else if is(0, "ROLLBACK") && (is(1, "TO") || (is(1, "WORK") && is(2, "TO"))) {
+            let at = if is(1, "WORK") { 3 } else { 2 };
+            let at = if is(at, "SAVEPOINT") { at + 1 } else { at };
+            match identifier(&rest(at)) {
+                Some(name) => Statement::RollbackTo(name),
+                None => Statement::Other,
+            }
+        } else if is(0, "SAVEPOINT") {
+            match identifier(&rest(1)) {
+                Some(name) => Statement::Savepoint(name),
+                None => Statement::Other,
+            }
+        } else if is(0, "XA") && (is(1, "START") || is(1, "BEGIN")) {
+            Statement::XaStart(rest(2))
+        } else if is(0, "XA") && is(1, "END") {
+            Statement::XaEnd(rest(2))
+        } else if is(0, "XA") && is(1, "COMMIT") {
+            let one = n >= 4 && is(n - 2, "ONE") && is(n - 1, "PHASE");
+            let end = if one { n - 2 } else { n };
+            Statement::XaCommit(words[2.min(end)..end].join(&b' '), one)
+        } else if is(0, "XA") && is(1, "ROLLBACK") {
+            Statement::XaRollback(rest(2))
+        } else {
+            Statement::Other
+        }
+    }
+}
+
+/// A whole identifier: `` `name` `` (with `` ` `` doubled inside) or a
+/// plain word; `None` for anything more.
+fn identifier(s: &[u8]) -> Option<Vec<u8>> {
+    if let Some(inner) = s.strip_prefix(b"`").and_then(|r| r.strip_suffix(b"`")) {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < inner.len() {
+            if inner[i] == b'`' {
+                if inner.get(i + 1) != Some(&b'`') {
+                    return None;
+                }
+                i += 1;
+            }
+            out.push(inner[i]);
+            i += 1;
+        }
+        return (!out.is_empty()).then_some(out);
+    }
+    let plain = !s.is_empty()
+        && s.iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'$');
+    plain.then(|| s.to_vec())
 }
 
 /// A query event's parts.
@@ -378,10 +499,9 @@ pub struct TableMap<'a> {
     pub table_id: u64,
     pub database: &'a [u8],
     pub table: &'a [u8],
-    /// Where the database name's length byte is in the payload, and where
-    /// what follows the table name's NUL begins (for rewriting the name).
+    /// Where the database name's length byte is in the payload (for
+    /// rewriting the name).
     db_at: usize,
-    rest_at: usize,
 }
 
 impl<'a> TableMap<'a> {
@@ -405,7 +525,6 @@ impl<'a> TableMap<'a> {
             database,
             table,
             db_at: post,
-            rest_at,
         })
     }
 
@@ -421,8 +540,20 @@ impl<'a> TableMap<'a> {
         out.push(0);
         let t = self.db_at + 1 + self.database.len() + 1;
         out.extend_from_slice(&p[t..]);
-        debug_assert!(self.rest_at <= p.len());
-        Ok(f.rebuild(event, &out))
+        let moved = f.rebuild(event, &out);
+        // What the server will read from it: the same table, another name.
+        match TableMap::parse(f, &moved) {
+            Some(m)
+                if m.table_id == self.table_id
+                    && m.table == self.table
+                    && m.database == db.as_bytes() =>
+            {
+                Ok(moved)
+            }
+            _ => Err(damaged(
+                "a stored table map event cannot be moved to another database",
+            )),
+        }
     }
 }
 
@@ -436,11 +567,15 @@ fn table_id(p: &[u8], post: usize) -> Option<u64> {
     Some(u64::from_le_bytes(v))
 }
 
-/// A rows event's table id and flags.
+/// A rows event's table id and flags (`None` for a layout no server
+/// writes: post-header 6, 8 or 10 bytes).
 pub fn rows_table(f: &Format, event: &[u8]) -> Option<(u64, u16)> {
     let h = Header::parse(event)?;
     let p = f.payload(event);
     let post = f.post_header(h.kind);
+    if ![6, 8, 10].contains(&post) {
+        return None;
+    }
     let id = table_id(p, post)?;
     let at = if post == 6 { 4 } else { 6 };
     let flags = p.get(at..at + 2)?;
@@ -798,6 +933,41 @@ pub(crate) mod tests {
             (9, &b"staging_db"[..], &b"patients"[..])
         );
         assert!(f.payload(&moved).ends_with(b"\x02\x03\x0f"));
+    }
+
+    #[test]
+    fn positions_past_4_gib_and_left_out_events() {
+        assert_eq!(unwrap_pos(100, 150, 50), 150);
+        // An annotate-rows event the stream left out: a gap.
+        assert_eq!(unwrap_pos(100, 228, 50), 228);
+        // Past 4 GiB the header wraps.
+        let prev = (1u64 << 32) - 10;
+        assert_eq!(unwrap_pos(prev, 40, 50), (1u64 << 32) + 40);
+        assert_eq!(unwrap_pos((1 << 32) + 40, 90, 50), (1 << 32) + 90);
+    }
+
+    #[test]
+    fn statements_that_shape_transactions_are_told_apart() {
+        use Statement as S;
+        assert_eq!(S::of(b"BEGIN"), S::Begin);
+        assert_eq!(S::of(b"COMMIT"), S::Commit);
+        assert_eq!(S::of(b"ROLLBACK"), S::Rollback);
+        assert_eq!(S::of(b"ROLLBACK TO `s1`"), S::RollbackTo(b"s1".to_vec()));
+        assert_eq!(
+            S::of(b"ROLLBACK TO SAVEPOINT `a``b`"),
+            S::RollbackTo(b"a`b".to_vec())
+        );
+        assert_eq!(S::of(b"SAVEPOINT s_2"), S::Savepoint(b"s_2".to_vec()));
+        assert_eq!(S::of(b"SAVEPOINT `x`; DROP TABLE t"), S::Other);
+        assert_eq!(S::of(b"XA ROLLBACK 'x1'"), S::XaRollback(b"'x1'".to_vec()));
+        assert_eq!(
+            S::of(b"XA COMMIT 'x1' ONE PHASE"),
+            S::XaCommit(b"'x1'".to_vec(), true)
+        );
+        assert_eq!(S::of(b"XA START 'x1'"), S::XaStart(b"'x1'".to_vec()));
+        assert_eq!(S::of(b"COMMIT AND CHAIN"), S::Other);
+        assert_eq!(S::of(b"ROLLBACKx"), S::Other);
+        assert_eq!(S::of(b"CREATE TABLE t (a int)"), S::Other);
     }
 
     #[test]

@@ -285,8 +285,13 @@ impl Capture {
     }
 
     fn dump(&mut self, start: &Position, non_block: bool) -> Result<()> {
-        let pos = u32::try_from(start.pos)
-            .map_err(|_| Error::Invalid(format!("binlog position {start} is out of range")))?;
+        let pos = u32::try_from(start.pos).map_err(|_| {
+            Error::Invalid(format!(
+                "binlog position {start} lies past 4 GiB into its file, which the replication \
+                 protocol cannot ask for: take a full backup (`lifeboat backup`) to start a new \
+                 window after it"
+            ))
+        })?;
         self.conn
             .binlog_dump(&start.file, pos, self.server_id, non_block)?;
         self.stream = Some(Stream {
@@ -516,7 +521,12 @@ fn segment<A: Access>(
         spilled: false,
         txns: Transactions::default(),
         gtid: None,
-        last_pos: at.pos,
+        // At a file's start its format description (at 4) comes first.
+        last_pos: if at.pos == 4 {
+            4 + fde.len() as u64
+        } else {
+            at.pos
+        },
         rotated: None,
     };
     // Until the first event to store, no item.
@@ -632,13 +642,10 @@ impl SegmentState {
         if h.log_pos == 0 || h.flags & binlog::ARTIFICIAL != 0 {
             return Ok(Step::Read);
         }
-        if u64::from(h.log_pos) <= self.last_pos {
-            return Err(binlog::damaged(format!(
-                "the server sent binlog events out of order ({} after {} in {})",
-                h.log_pos, self.last_pos, self.seg.file
-            )));
-        }
-        self.last_pos = u64::from(h.log_pos);
+        // A header's end position is 32 bits and wraps in a file past
+        // 4 GiB (one huge transaction): positions are kept in 64 bits.
+        let end = binlog::unwrap_pos(self.last_pos, h.log_pos, h.size);
+        self.last_pos = end;
         let rotate = (h.kind == kind::ROTATE)
             .then(|| binlog::rotate_target(f, event))
             .flatten();

@@ -185,7 +185,9 @@ pub fn binlog_file(data: &[u8]) {
         let _ = Gtid::parse(f, e).map(|g| g.to_string());
         let _ = binlog::rotate_target(f, e);
         if let Some(m) = TableMap::parse(f, e) {
-            let moved = m.with_database(f, e, "staging_db").expect("a short name");
+            let Ok(moved) = m.with_database(f, e, "staging_db") else {
+                return Ok(());
+            };
             f.check(&moved).expect("a rewritten table map checks");
             let m2 = TableMap::parse(f, &moved).expect("a rewritten table map parses");
             assert_eq!(m2.database, b"staging_db");

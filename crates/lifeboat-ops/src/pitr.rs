@@ -521,6 +521,7 @@ pub fn restore_until(
         resolved.push(Piece {
             item: item.clone(),
             from,
+            start: seg.start,
         });
     }
     let applied = lifeboat_mysql::apply(

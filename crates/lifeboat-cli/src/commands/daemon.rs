@@ -101,8 +101,19 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
             s.cfg.job, s.cfg.cron, s.tz
         );
     }
+    let follow = ctx.config.mysql()?.as_ref().is_some_and(|c| c.binlog);
+    if follow {
+        eprintln!("binlog capture: `lifeboat binlog --follow` runs beside the schedules");
+    }
     if args.check {
         return Ok(Code::Ok);
+    }
+    if follow {
+        let (exe, argv) = job_argv(ctx, &config, "binlog", &["--follow".to_string()])?;
+        std::thread::Builder::new()
+            .name("lifeboat-binlog".into())
+            .spawn(move || follow_binlog(&exe, &argv))
+            .context("starting the binlog capture")?;
     }
     loop {
         let Some((i, at)) = next
@@ -129,28 +140,76 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
     }
 }
 
+/// The binary and arguments of a job: the config, and what the daemon was
+/// given on its command line (repository, keys), then the job.
+fn job_argv(
+    ctx: &Ctx,
+    config: &std::path::Path,
+    job: &str,
+    extra: &[String],
+) -> Result<(std::path::PathBuf, Vec<std::ffi::OsString>)> {
+    let exe = std::env::current_exe().context("finding the lifeboat binary")?;
+    let mut argv: Vec<std::ffi::OsString> = vec!["--config".into(), config.into()];
+    if let Some(r) = &ctx.global.repo {
+        argv.extend(["--repo".into(), r.into()]);
+    }
+    if let Some(k) = &ctx.global.backup_key_file {
+        argv.extend(["--backup-key-file".into(), k.into()]);
+    }
+    if let Some(k) = &ctx.global.restore_key_file {
+        argv.extend(["--restore-key-file".into(), k.into()]);
+    }
+    argv.push(job.into());
+    argv.extend(extra.iter().map(Into::into));
+    Ok((exe, argv))
+}
+
+/// Keep `lifeboat binlog --follow` running beside the schedules (not one
+/// of the one-at-a-time jobs: it never ends). Its warnings are printed;
+/// when it exits (bad settings, a purged gap), it is started again after
+/// a pause that grows from 5 s to 5 min while it keeps failing.
+fn follow_binlog(exe: &std::path::Path, argv: &[std::ffi::OsString]) {
+    let mut pause = Duration::from_secs(5);
+    loop {
+        let started = Instant::now();
+        match Command::new(exe)
+            .args(argv)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+        {
+            Ok(mut child) => {
+                if let Some(err) = child.stderr.take() {
+                    for line in BufReader::new(err).lines().map_while(Result::ok) {
+                        eprintln!("[binlog] {line}");
+                    }
+                }
+                let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+                eprintln!(
+                    "binlog capture stopped (exit {code}); starting it again in {}s",
+                    pause.as_secs()
+                );
+            }
+            Err(e) => eprintln!("binlog capture could not start: {e}"),
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            pause = Duration::from_secs(5);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_secs(300));
+    }
+}
+
 /// Run one job as a child process, stream its output, notify. Returns
 /// whether it succeeded.
 fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> Result<bool> {
-    let exe = std::env::current_exe().context("finding the lifeboat binary")?;
+    let (exe, argv) = job_argv(ctx, config, job, extra)?;
     let started = Utc::now();
     let clock = Instant::now();
     eprintln!("job {job} started at {}", started.to_rfc3339());
-    let mut cmd = Command::new(exe);
-    cmd.arg("--config").arg(config);
-    // What the daemon was given on its command line, the job gets too.
-    if let Some(r) = &ctx.global.repo {
-        cmd.arg("--repo").arg(r);
-    }
-    if let Some(k) = &ctx.global.backup_key_file {
-        cmd.arg("--backup-key-file").arg(k);
-    }
-    if let Some(k) = &ctx.global.restore_key_file {
-        cmd.arg("--restore-key-file").arg(k);
-    }
-    let mut child = cmd
-        .arg(job)
-        .args(extra)
+    let mut child = Command::new(exe)
+        .args(argv)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
