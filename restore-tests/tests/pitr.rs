@@ -622,3 +622,24 @@ fn savepoints_xa_and_statement_logged_changes_restore_exactly_or_are_refused() {
         refused.stderr
     );
 }
+
+#[test]
+fn the_stored_binlog_has_its_own_retention() {
+    let s = Setup::with_config(1, "\n[retention]\nkeep_last = 5\nbinlog = \"2s\"\n");
+    s.with_backup_key(&["backup"]).ok();
+    s.sql("UPDATE clinic.patients SET phone = 'kept?' WHERE id < 5");
+    next_second();
+    s.with_backup_key(&["binlog"]).ok();
+    let rk = s.lb.restore_key.display().to_string();
+    // Within two seconds the run is kept, as a point-in-time log.
+    let kept = s.run(&["--restore-key-file", &rk, "--json", "forget", "--dry-run"]).ok().json();
+    assert_eq!(kept["remove"].as_array().unwrap().len(), 0, "{kept}");
+    std::thread::sleep(Duration::from_millis(2500));
+    let forgot = s.run(&["--restore-key-file", &rk, "--json", "forget"]).ok().json();
+    assert_eq!(forgot["remove"].as_array().unwrap().len(), 1, "{forgot}");
+    let left = s.lb.snapshots();
+    assert_eq!(left.len(), 1, "the full snapshot stays");
+    assert!(left[0]["tags"].as_array().unwrap().is_empty());
+    let text = s.with_backup_key(&["snapshots"]).ok().stdout;
+    assert!(!text.contains("point-in-time window"), "{text}");
+}

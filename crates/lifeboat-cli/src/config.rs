@@ -150,6 +150,28 @@ pub struct RetentionConfig {
     pub keep_yearly: usize,
     #[serde(default)]
     pub keep_tags: Vec<String>,
+    /// How long the stored binlog (point-in-time windows) is kept, e.g.
+    /// "14d" (the default), "36h"; whatever the snapshots kept.
+    pub binlog: Option<String>,
+}
+
+/// A duration written like "90s", "45m", "26h" or "7d".
+pub fn parse_duration(s: &str) -> std::result::Result<chrono::TimeDelta, String> {
+    let bad = || format!("{s:?} is not a duration: write e.g. \"90s\", \"45m\", \"26h\" or \"14d\"");
+    let s = s.trim();
+    let (n, unit) = s.split_at(s.len().saturating_sub(1));
+    let n: i64 = n.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(secs)
+        .filter(|v| *v >= 0)
+        .and_then(chrono::TimeDelta::try_seconds)
+        .ok_or_else(bad)
 }
 
 /// `[render]`: the Render account.

@@ -28,6 +28,9 @@ pub struct ForgetOptions {
     pub dry_run: bool,
     /// Prune afterwards (not in a dry run).
     pub prune: Option<PruneOptions>,
+    /// With a policy: log snapshots (the stored binlog) older than this
+    /// go, whatever snapshots are kept; `None` keeps them all.
+    pub keep_log: Option<chrono::TimeDelta>,
 }
 
 /// A snapshot in a [`ForgetReport`].
@@ -88,10 +91,15 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
             let (logs, snapshots): (Vec<_>, Vec<_>) =
                 all.iter().cloned().partition(|s| s.snapshot.is_log());
             let mut plan = policy.apply(&snapshots);
-            plan.keep.extend(
-                logs.iter()
-                    .map(|s| (s.id, vec!["point-in-time log".to_string()])),
-            );
+            let cutoff = opts.keep_log.map(|d| chrono::Utc::now() - d);
+            for s in &logs {
+                match cutoff {
+                    Some(c) if s.snapshot.time < c => plan.remove.push(s.id),
+                    _ => plan
+                        .keep
+                        .push((s.id, vec!["point-in-time log".to_string()])),
+                }
+            }
             (plan.keep, plan.remove)
         }
         Selection::Named(specs) => {

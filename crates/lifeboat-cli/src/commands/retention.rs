@@ -62,6 +62,7 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<Code> {
                 dry_run: false,
                 repack_unused_share: 0.2,
             }),
+            keep_log: Some(keep_log(ctx)?),
         },
     )?;
     if ctx.global.json {
@@ -152,4 +153,13 @@ fn print_prune(r: &PruneReport, dry: bool) -> Result<()> {
         if dry { " (estimated)" } else { "" }
     )?;
     Ok(())
+}
+
+/// `[retention] binlog` (default 14 days): how long the stored binlog is kept.
+fn keep_log(ctx: &Ctx) -> Result<chrono::TimeDelta> {
+    match ctx.config.retention()?.as_ref().and_then(|r| r.binlog.as_deref()) {
+        Some(s) => crate::config::parse_duration(s)
+            .map_err(|e| exit::usage(format!("[retention] binlog: {e}"))),
+        None => Ok(chrono::TimeDelta::days(14)),
+    }
 }
