@@ -632,10 +632,16 @@ fn the_stored_binlog_has_its_own_retention() {
     s.with_backup_key(&["binlog"]).ok();
     let rk = s.lb.restore_key.display().to_string();
     // Within two seconds the run is kept, as a point-in-time log.
-    let kept = s.run(&["--restore-key-file", &rk, "--json", "forget", "--dry-run"]).ok().json();
+    let kept = s
+        .run(&["--restore-key-file", &rk, "--json", "forget", "--dry-run"])
+        .ok()
+        .json();
     assert_eq!(kept["remove"].as_array().unwrap().len(), 0, "{kept}");
     std::thread::sleep(Duration::from_millis(2500));
-    let forgot = s.run(&["--restore-key-file", &rk, "--json", "forget"]).ok().json();
+    let forgot = s
+        .run(&["--restore-key-file", &rk, "--json", "forget"])
+        .ok()
+        .json();
     assert_eq!(forgot["remove"].as_array().unwrap().len(), 1, "{forgot}");
     let left = s.lb.snapshots();
     assert_eq!(left.len(), 1, "the full snapshot stays");

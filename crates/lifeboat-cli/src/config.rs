@@ -156,11 +156,12 @@ pub struct RetentionConfig {
 }
 
 /// A duration written like "90s", "45m", "26h" or "7d".
-pub fn parse_duration(s: &str) -> std::result::Result<chrono::TimeDelta, String> {
-    let bad = || format!("{s:?} is not a duration: write e.g. \"90s\", \"45m\", \"26h\" or \"14d\"");
+pub fn parse_duration(s: &str) -> std::result::Result<std::time::Duration, String> {
+    let bad =
+        || format!("{s:?} is not a duration: write e.g. \"90s\", \"45m\", \"26h\" or \"14d\"");
     let s = s.trim();
     let (n, unit) = s.split_at(s.len().saturating_sub(1));
-    let n: i64 = n.parse().map_err(|_| bad())?;
+    let n: u64 = n.parse().map_err(|_| bad())?;
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -169,8 +170,7 @@ pub fn parse_duration(s: &str) -> std::result::Result<chrono::TimeDelta, String>
         _ => return Err(bad()),
     };
     n.checked_mul(secs)
-        .filter(|v| *v >= 0)
-        .and_then(chrono::TimeDelta::try_seconds)
+        .map(std::time::Duration::from_secs)
         .ok_or_else(bad)
 }
 

@@ -398,10 +398,16 @@ pub enum Statement {
 
 impl Statement {
     pub fn of(sql: &[u8]) -> Statement {
-        let words: Vec<&[u8]> = sql
+        // The first words tell (a big statement is not split whole); a
+        // name cut off there makes the statement `Other`.
+        let mut words: Vec<&[u8]> = sql
             .split(|b| b.is_ascii_whitespace())
             .filter(|w| !w.is_empty())
+            .take(9)
             .collect();
+        if words.len() == 9 {
+            words[8] = b"\0";
+        }
         let is = |i: usize, w: &str| {
             words
                 .get(i)

@@ -65,7 +65,12 @@ pub fn sql(db: Option<&str>, sql: &str) -> String {
 
 /// Pipe a script into the client; returns (success, stderr).
 pub fn run_script(db: &str, script: &[u8]) -> (bool, String) {
-    let mut child = client(Some(db))
+    pipe(client(Some(db)), script)
+}
+
+/// Pipe `script` into a client command; returns (success, stderr).
+fn pipe(mut cmd: Command, script: &[u8]) -> (bool, String) {
+    let mut child = cmd
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -497,22 +502,8 @@ impl BinlogServer {
 
     /// Pipe a script into the client in `database`; panics on failure.
     pub fn load(&self, database: &str, script: &[u8]) {
-        let mut child = self
-            .client(Some(database))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("run the mariadb client");
-        let mut stdin = child.stdin.take().expect("stdin");
-        let _ = stdin.write_all(script);
-        drop(stdin);
-        let out = child.wait_with_output().expect("wait");
-        assert!(
-            out.status.success(),
-            "loading into {database}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let (ok, err) = pipe(self.client(Some(database)), script);
+        assert!(ok, "loading into {database}: {err}");
     }
 
     /// `(table, rows, CHECKSUM TABLE)` of every base table of `database`,

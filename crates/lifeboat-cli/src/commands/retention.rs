@@ -157,8 +157,14 @@ fn print_prune(r: &PruneReport, dry: bool) -> Result<()> {
 
 /// `[retention] binlog` (default 14 days): how long the stored binlog is kept.
 fn keep_log(ctx: &Ctx) -> Result<chrono::TimeDelta> {
-    match ctx.config.retention()?.as_ref().and_then(|r| r.binlog.as_deref()) {
+    match ctx
+        .config
+        .retention()?
+        .as_ref()
+        .and_then(|r| r.binlog.as_deref())
+    {
         Some(s) => crate::config::parse_duration(s)
+            .and_then(|d| chrono::TimeDelta::from_std(d).map_err(|e| e.to_string()))
             .map_err(|e| exit::usage(format!("[retention] binlog: {e}"))),
         None => Ok(chrono::TimeDelta::days(14)),
     }
