@@ -137,6 +137,12 @@ fn restores_until_a_moment_and_until_the_end_equal_the_database_then() {
     );
     let t1 = server_now(&s.server);
     let at_t1 = s.fingerprint("clinic");
+    let gtid_t1 = s
+        .server
+        .sql("SELECT @@gtid_binlog_pos")
+        .unwrap()
+        .trim()
+        .to_string();
     next_second();
     // Phase 2, then a second binlog run for part of it.
     s.sql(
@@ -171,6 +177,47 @@ fn restores_until_a_moment_and_until_the_end_equal_the_database_then() {
     let skipped = r1["applied"]["skipped"].to_string();
     assert!(skipped.contains("other.x"), "{skipped}");
     assert_ne!(at_t1, at_end, "the phases changed nothing");
+
+    // The same moment named by its last transaction's GTID.
+    let rk = s.lb.restore_key.display().to_string();
+    let by_gtid = s.server.url("r_gtid");
+    s.run(&[
+        "--restore-key-file",
+        &rk,
+        "restore",
+        "latest",
+        "--source",
+        "mysql",
+        "--until-gtid",
+        &gtid_t1,
+        "--target",
+        &by_gtid,
+    ])
+    .ok();
+    assert_eq!(
+        s.fingerprint("r_gtid"),
+        at_t1,
+        "restore --until-gtid differs"
+    );
+    // A GTID the stored binlog does not reach is an error naming it.
+    let far = s.run(&[
+        "--restore-key-file",
+        &rk,
+        "restore",
+        "latest",
+        "--source",
+        "mysql",
+        "--until-gtid",
+        "0-1-999999",
+        "--target",
+        &s.server.url("r_far"),
+    ]);
+    assert_eq!(far.code, 2, "{}", far.stderr);
+    assert!(
+        far.stderr.contains("0-0-999999") || far.stderr.contains("999999"),
+        "{}",
+        far.stderr
+    );
 
     s.restore_until(&t_end, "r_end").ok();
     assert_eq!(

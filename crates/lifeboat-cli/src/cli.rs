@@ -284,6 +284,16 @@ pub struct RestoreArgs {
     /// in UTC.
     #[arg(long, value_name = "TIME", value_parser = parse_time, requires = "source")]
     pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// mysql: restore up to and including the last transaction of this GTID
+    /// set (MariaDB 0-1-105, MySQL UUID:1-77), from the newest full
+    /// snapshot taken before it.
+    #[arg(
+        long,
+        value_name = "SET",
+        requires = "source",
+        conflicts_with = "until"
+    )]
+    pub until_gtid: Option<lifeboat_mysql::binlog::GtidSet>,
     /// Restore a whole source instead of one item: `mysql`, `objects`,
     /// `render`, `git`.
     #[arg(long, value_name = "SOURCE", value_parser = parse_source)]

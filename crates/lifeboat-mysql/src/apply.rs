@@ -59,6 +59,9 @@ pub struct ApplyOptions {
     /// Apply transactions committed at or before this server time
     /// (seconds since 1970); `None`: all.
     pub until: Option<i64>,
+    /// Apply up to and including the last transaction of this set (an
+    /// error if the stored binlog ends before it).
+    pub until_gtid: Option<binlog::GtidSet>,
 }
 
 /// What [`apply`] did.
@@ -146,6 +149,12 @@ pub fn apply(
         prepared: HashMap::new(),
         next_pos: 0,
         piece_start: 4,
+        gtid: None,
+        ends: opts
+            .until_gtid
+            .as_ref()
+            .map(binlog::GtidSet::ends)
+            .unwrap_or_default(),
         held: None,
         error: None,
         stopped: false,
@@ -179,6 +188,15 @@ pub fn apply(
         }
     }
     a.rollback()?;
+    if let (Some(set), false) = (&opts.until_gtid, a.ends.is_empty()) {
+        let missing: Vec<String> = a.ends.iter().map(ToString::to_string).collect();
+        return Err(Error::Invalid(format!(
+            "the stored binlog after the snapshot ends before {} (of --until-gtid {set}): run \
+             `lifeboat binlog` if the server has it, or check the GTID (`SELECT \
+             @@gtid_binlog_pos` on MariaDB, `@@gtid_executed` on MySQL)",
+            missing.join(", ")
+        )));
+    }
     a.report.seconds = started.elapsed().as_secs_f64();
     Ok(a.report)
 }
@@ -234,6 +252,10 @@ struct Applier<'o> {
     /// Where the next event of the file begins.
     next_pos: u64,
     piece_start: u64,
+    /// The open transaction's GTID, and the ends of --until-gtid not yet
+    /// applied.
+    gtid: Option<binlog::Gtid>,
+    ends: Vec<binlog::Gtid>,
     /// The last allowed row event of the statement, held back so the
     /// statement's end can be marked on it.
     held: Option<Vec<u8>>,
@@ -359,6 +381,7 @@ impl Applier<'_> {
             }
             kind::XID if late => return self.stop(at),
             kind::XID => self.commit(f, at)?,
+            kind::GTID | kind::MARIA_GTID => self.gtid = binlog::Gtid::parse(f, e),
             // Context of statements (never sent) and markers.
             _ => {}
         }
@@ -371,7 +394,11 @@ impl Applier<'_> {
         match Statement::of(q.sql) {
             Statement::Begin => Ok(()),
             Statement::Commit => self.commit(f, at),
-            Statement::Rollback => self.rollback(),
+            // Logged (a non-transactional change kept it), with its GTID.
+            Statement::Rollback => {
+                self.rollback()?;
+                self.ended()
+            }
             Statement::Savepoint(name) => {
                 self.end_statement(f)?;
                 self.begin()?;
@@ -393,7 +420,7 @@ impl Applier<'_> {
             Statement::XaCommit(xid, false) => match self.prepared.remove(&xid) {
                 Some(false) => {
                     self.report.last_commit = Some(at);
-                    Ok(())
+                    self.ended()
                 }
                 Some(true) => Err(xa_refused(
                     "commits an XA transaction that changed the snapshot's tables",
@@ -406,7 +433,7 @@ impl Applier<'_> {
                 // Prepared in the window or before it: nothing of it was
                 // applied, nothing is to be.
                 self.prepared.remove(&xid);
-                Ok(())
+                self.ended()
             }
             Statement::Other if boundary == Boundary::Inside => {
                 // Inside a transaction: a statement-format change (a
@@ -511,6 +538,20 @@ impl Applier<'_> {
             self.report.transactions += 1;
         }
         self.report.last_commit = Some(at);
+        self.ended()
+    }
+
+    /// A transaction ended committed: with --until-gtid, was it the last?
+    fn ended(&mut self) -> Result<()> {
+        let Some(g) = self.gtid.take() else {
+            return Ok(());
+        };
+        let had = !self.ends.is_empty();
+        self.ends.retain(|end| !binlog::GtidSet::reaches(end, &g));
+        if had && self.ends.is_empty() {
+            self.stopped = true;
+            return Err(Error::Internal(Stop.to_string()));
+        }
         Ok(())
     }
 

@@ -663,6 +663,138 @@ impl Gtid {
     }
 }
 
+/// A set of GTIDs as the servers print them: MariaDB's `D-S-N,...` (per
+/// replication domain, the transactions up to sequence N) or MySQL's
+/// `uuid:A-B:C,...`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GtidSet {
+    maria: std::collections::BTreeMap<u32, u64>,
+    mysql: std::collections::BTreeMap<[u8; 16], Vec<(u64, u64)>>,
+}
+
+impl std::str::FromStr for GtidSet {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<GtidSet, String> {
+        let bad = |part: &str| {
+            format!(
+                "{part:?} is not a GTID: give MariaDB's DOMAIN-SERVER-SEQUENCE (0-1-105) or \
+                 MySQL's UUID:NUMBER[-NUMBER] (3E11FA47-71CA-11E1-9E33-C80AA9429562:1-77), \
+                 several separated by commas"
+            )
+        };
+        let mut set = GtidSet::default();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            if let Some((uuid, ranges)) = part.split_once(':') {
+                let hexed: String = uuid.chars().filter(|c| *c != '-').collect();
+                let id: [u8; 16] = hex::decode(&hexed)
+                    .ok()
+                    .and_then(|v| v.try_into().ok())
+                    .ok_or_else(|| bad(part))?;
+                for r in ranges.split(':') {
+                    let (a, b) = r.split_once('-').unwrap_or((r, r));
+                    let (a, b): (u64, u64) = (
+                        a.parse().map_err(|_| bad(part))?,
+                        b.parse().map_err(|_| bad(part))?,
+                    );
+                    if a == 0 || b < a {
+                        return Err(bad(part));
+                    }
+                    set.mysql.entry(id).or_default().push((a, b));
+                }
+            } else {
+                let n: Vec<&str> = part.split('-').collect();
+                let [d, _server, seq] = n.as_slice() else {
+                    return Err(bad(part));
+                };
+                let d: u32 = d.parse().map_err(|_| bad(part))?;
+                let seq: u64 = seq.parse().map_err(|_| bad(part))?;
+                _server.parse::<u32>().map_err(|_| bad(part))?;
+                let e = set.maria.entry(d).or_default();
+                *e = (*e).max(seq);
+            }
+        }
+        if set.maria.is_empty() && set.mysql.is_empty() {
+            return Err(bad(s));
+        }
+        Ok(set)
+    }
+}
+
+impl std::fmt::Display for GtidSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts: Vec<String> = self
+            .maria
+            .iter()
+            .map(|(d, s)| format!("{d}-*-{s}"))
+            .collect();
+        for (id, ranges) in &self.mysql {
+            let g = Gtid::Mysql {
+                uuid: *id,
+                number: 0,
+            }
+            .to_string();
+            let uuid = g.trim_end_matches(":0");
+            let r: Vec<String> = ranges
+                .iter()
+                .map(|(a, b)| {
+                    if a == b {
+                        a.to_string()
+                    } else {
+                        format!("{a}-{b}")
+                    }
+                })
+                .collect();
+            parts.push(format!("{uuid}:{}", r.join(":")));
+        }
+        f.write_str(&parts.join(","))
+    }
+}
+
+impl GtidSet {
+    /// The transactions whose end the set names: per MariaDB domain its
+    /// last sequence, per MySQL source the end of each range.
+    pub fn ends(&self) -> Vec<Gtid> {
+        let mut out: Vec<Gtid> = self
+            .maria
+            .iter()
+            .map(|(d, s)| Gtid::Maria {
+                domain: *d,
+                server: 0,
+                seq: *s,
+            })
+            .collect();
+        for (id, ranges) in &self.mysql {
+            if let Some(end) = ranges.iter().map(|r| r.1).max() {
+                out.push(Gtid::Mysql {
+                    uuid: *id,
+                    number: end,
+                });
+            }
+        }
+        out
+    }
+
+    /// Whether `g` is at or past one of the set's ends (same domain or
+    /// source): once every end is, the set is applied.
+    pub fn reaches(end: &Gtid, g: &Gtid) -> bool {
+        match (end, g) {
+            (
+                Gtid::Maria {
+                    domain: a, seq: s, ..
+                },
+                Gtid::Maria {
+                    domain: b, seq: t, ..
+                },
+            ) => a == b && t >= s,
+            (Gtid::Mysql { uuid: a, number: s }, Gtid::Mysql { uuid: b, number: t }) => {
+                a == b && t >= s
+            }
+            _ => false,
+        }
+    }
+}
+
 /// A rotate event's target: position u64, then the file name.
 pub fn rotate_target(f: &Format, event: &[u8]) -> Option<Position> {
     let p = f.payload(event);
@@ -939,6 +1071,42 @@ pub(crate) mod tests {
             (9, &b"staging_db"[..], &b"patients"[..])
         );
         assert!(f.payload(&moved).ends_with(b"\x02\x03\x0f"));
+    }
+
+    #[test]
+    fn gtid_sets_of_both_flavours() {
+        let m: GtidSet = "0-1-105, 1-2-7,0-1-100".parse().unwrap();
+        assert_eq!(m.ends().len(), 2);
+        assert!(GtidSet::reaches(
+            &m.ends()[0],
+            &Gtid::Maria {
+                domain: 0,
+                server: 9,
+                seq: 105
+            }
+        ));
+        assert!(!GtidSet::reaches(
+            &m.ends()[0],
+            &Gtid::Maria {
+                domain: 0,
+                server: 1,
+                seq: 104
+            }
+        ));
+        let y: GtidSet = "3E11FA47-71CA-11E1-9E33-C80AA9429562:1-77:80"
+            .parse()
+            .unwrap();
+        let end = &y.ends()[0];
+        assert_eq!(end.to_string(), "3e11fa47-71ca-11e1-9e33-c80aa9429562:80");
+        for bad in [
+            "",
+            "0-1",
+            "x-1-2",
+            "3E11FA47:1",
+            "3E11FA47-71CA-11E1-9E33-C80AA9429562:5-2",
+        ] {
+            assert!(bad.parse::<GtidSet>().is_err(), "{bad}");
+        }
     }
 
     #[test]

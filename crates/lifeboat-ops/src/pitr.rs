@@ -16,7 +16,7 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, TimeZone, Utc};
-use lifeboat_mysql::binlog::Position;
+use lifeboat_mysql::binlog::{GtidSet, Position};
 use lifeboat_mysql::{
     ApplyOptions, ApplyReport, Capture, CaptureOptions, Piece, ReplayOptions, ReplayReport, Run,
     SnapshotCoordinates, BINLOG_SOURCE, BINLOG_TAG,
@@ -388,6 +388,9 @@ pub struct RestoreUntilOptions {
     pub snapshot: String,
     /// Apply what committed at or before this moment.
     pub until: DateTime<Utc>,
+    /// Instead of a moment: up to and including the last transaction of
+    /// this GTID set (`until` then only bounds the snapshot's time).
+    pub until_gtid: Option<GtidSet>,
     /// With several databases in the snapshot: which.
     pub database: Option<String>,
     /// How the snapshot is replayed (the target among them).
@@ -463,12 +466,25 @@ pub fn restore_until(
             format!("the windows stored are: {}", list.join("; "))
         }
     };
+    // With a GTID set: not a snapshot the stored runs show was taken after
+    // the set's last transaction.
+    let after_set = |b: &Base<'_>| {
+        let Some(set) = &opts.until_gtid else {
+            return false;
+        };
+        runs.iter()
+            .filter(|(_, r)| r.server == b.server && at_or_before(&r.end, &b.start))
+            .flat_map(|(_, r)| r.gtids.iter())
+            .filter_map(|g| g.parse::<GtidSet>().ok())
+            .flat_map(|g| g.ends())
+            .any(|g| set.ends().iter().any(|end| GtidSet::reaches(end, &g)))
+    };
     let Some(b) = all
         .iter()
         .rev()
         .filter(|e| second(e.snapshot.time) <= limit)
         .filter_map(base)
-        .next()
+        .find(|b| !after_set(b))
     else {
         return Err(Error::Invalid(format!(
             "no full MySQL snapshot with binlog coordinates was taken at or before {}: {}",
@@ -476,8 +492,9 @@ pub fn restore_until(
             shown()
         )));
     };
-    let (pieces, covered) = chain(&b, &runs, Some(until));
-    if covered.is_none_or(|c| c < until) {
+    let gtid_mode = opts.until_gtid.is_some();
+    let (pieces, covered) = chain(&b, &runs, (!gtid_mode).then_some(until));
+    if !gtid_mode && covered.is_none_or(|c| c < until) {
         return Err(Error::Invalid(format!(
             "{} is not covered by the stored binlog after snapshot {} ({}): {}. Run `lifeboat \
              binlog` if the server still has it, or choose a moment inside a window",
@@ -532,7 +549,8 @@ pub fn restore_until(
             target: opts.replay.target.clone(),
             source_database,
             tables,
-            until: Some(until),
+            until: (!gtid_mode).then_some(until),
+            until_gtid: opts.until_gtid.clone(),
         },
     )?;
     Ok(RestoreUntilReport {

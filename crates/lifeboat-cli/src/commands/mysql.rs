@@ -109,6 +109,7 @@ pub fn restore_until(
     let opts = lifeboat_ops::RestoreUntilOptions {
         snapshot: args.snapshot.clone(),
         until,
+        until_gtid: args.until_gtid.clone(),
         database: args.database.clone(),
         replay: replay_options(ctx, args)?,
     };

@@ -12,12 +12,13 @@ use crate::exit::{self, Code};
 
 pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
     let repo = ctx.open_full()?;
-    if let Some(until) = args.until {
+    if args.until.is_some() || args.until_gtid.is_some() {
         if args.source != Some(SourceKind::Mysql) {
             return Err(exit::usage(
-                "--until restores MySQL only: add --source mysql",
+                "--until and --until-gtid restore MySQL only: add --source mysql",
             ));
         }
+        let until = args.until.unwrap_or_else(chrono::Utc::now);
         return super::mysql::restore_until(ctx, &repo, &args, until);
     }
     let snap = repo.find_snapshot(&args.snapshot)?;
