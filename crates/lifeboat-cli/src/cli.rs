@@ -99,7 +99,7 @@ pub enum Command {
     /// List the items of a snapshot (needs the restore key).
     Show(ShowArgs),
     /// Restore an item of a snapshot into a file or stdout.
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Write a source's backup in a portable format (MySQL: a SQL file).
     Export(ExportArgs),
     /// What changed between two snapshots (Render: names only, values
@@ -291,9 +291,10 @@ pub struct RestoreArgs {
         long,
         value_name = "SET",
         requires = "source",
-        conflicts_with = "until"
+        conflicts_with = "until",
+        value_parser = parse_gtid_set
     )]
-    pub until_gtid: Option<lifeboat_mysql::binlog::GtidSet>,
+    pub until_gtid: Option<String>,
     /// Restore a whole source instead of one item: `mysql`, `objects`,
     /// `render`, `git`.
     #[arg(long, value_name = "SOURCE", value_parser = parse_source)]
@@ -595,4 +596,11 @@ pub fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|_| {
             format!("{s:?} is not a time: give RFC 3339 (2026-12-06T14:03:00Z) or YYYY-MM-DD HH:MM:SS in UTC")
         })
+}
+
+/// A GTID set, checked here (kept as text: the parsed set is large for an
+/// argument struct).
+pub fn parse_gtid_set(s: &str) -> Result<String, String> {
+    s.parse::<lifeboat_mysql::binlog::GtidSet>()?;
+    Ok(s.to_string())
 }

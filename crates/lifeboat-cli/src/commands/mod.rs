@@ -75,7 +75,7 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         Command::Snapshots => read::snapshots(&ctx),
         Command::Binlog(a) => binlog::run(&ctx, &a),
         Command::Show(a) => read::show(&ctx, a),
-        Command::Restore(a) => restore::run(&ctx, a),
+        Command::Restore(a) => restore::run(&ctx, *a),
         Command::Verify(a) => verify::run(&ctx, a),
         Command::CheckReferences(a) => check::run(&ctx, a),
         Command::Export(a) => mysql::export(&ctx, a),

@@ -109,7 +109,12 @@ pub fn restore_until(
     let opts = lifeboat_ops::RestoreUntilOptions {
         snapshot: args.snapshot.clone(),
         until,
-        until_gtid: args.until_gtid.clone(),
+        until_gtid: args
+            .until_gtid
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .map_err(exit::usage)?,
         database: args.database.clone(),
         replay: replay_options(ctx, args)?,
     };
