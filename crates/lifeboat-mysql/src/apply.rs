@@ -279,7 +279,10 @@ impl Applier<'_> {
                 start => start,
             };
             // The session must know the format before any event.
-            return self.send_binlog(&[e.to_vec()]);
+            let mut sql = String::from("BINLOG '");
+            line(&mut sql, e);
+            sql.push_str("\n'");
+            return self.send_sql(sql);
         }
         // The events of the snapshot are skipped (positions in 64 bits:
         // a header's wraps past 4 GiB).
@@ -300,9 +303,9 @@ impl Applier<'_> {
                 self.tables.insert(m.table_id, ours);
                 if ours {
                     let moved = m.with_database(f, e, &self.target_db)?;
-                    let mut line = String::from("\n");
-                    base64::engine::general_purpose::STANDARD.encode_string(&moved, &mut line);
-                    self.maps.insert(m.table_id, line);
+                    let mut map = String::new();
+                    line(&mut map, &moved);
+                    self.maps.insert(m.table_id, map);
                     // A statement maps the tables it touches (a join's, its
                     // triggers' and foreign keys'): a few dozen, never more
                     // than this. A forged file mapping more would make every
@@ -492,8 +495,7 @@ impl Applier<'_> {
     }
 
     fn push(&mut self, event: &[u8]) {
-        self.group.push('\n');
-        base64::engine::general_purpose::STANDARD.encode_string(event, &mut self.group);
+        line(&mut self.group, event);
     }
 
     /// The statement's row events end (or a part of them is due): mark
@@ -575,16 +577,6 @@ impl Applier<'_> {
         Err(Error::Internal(Stop.to_string()))
     }
 
-    fn send_binlog(&mut self, events: &[Vec<u8>]) -> Result<()> {
-        let mut sql = String::from("BINLOG '");
-        for e in events {
-            sql.push('\n');
-            base64::engine::general_purpose::STANDARD.encode_string(e, &mut sql);
-        }
-        sql.push_str("\n'");
-        self.send_sql(sql)
-    }
-
     fn send_sql(&mut self, sql: String) -> Result<()> {
         let len = sql.len();
         self.conn
@@ -601,6 +593,12 @@ impl Applier<'_> {
                 e => e,
             })
     }
+}
+
+/// One event as a line of a BINLOG statement: a newline, then its base64.
+fn line(out: &mut String, event: &[u8]) {
+    out.push('\n');
+    base64::engine::general_purpose::STANDARD.encode_string(event, out);
 }
 
 /// `name` as a quoted identifier (a savepoint's, from the log).

@@ -182,7 +182,7 @@ impl Capture {
             })
             .collect::<Vec<_>>();
         let current = current_position(&mut conn)?;
-        let server = server_identity(&mut conn)?;
+        let server = crate::dump::server_identity(&mut conn)?;
         Ok(Capture {
             conn,
             log: ServerLog {
@@ -386,39 +386,16 @@ fn server_clock(conn: &mut Conn) -> Result<i64> {
 
 /// The server's current write position.
 fn current_position(conn: &mut Conn) -> Result<Position> {
-    let rows = match conn.text_rows("SHOW MASTER STATUS") {
-        Ok(r) => r,
-        Err(_) => conn
-            .text_rows("SHOW BINARY LOG STATUS")
-            .map_err(|e| grant_hint(e, "reading the binary log position"))?,
-    };
-    let r = rows.into_iter().next().unwrap_or_default();
-    let file = r.first().cloned().flatten().unwrap_or_default();
-    let pos = r
-        .get(1)
-        .cloned()
-        .flatten()
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
-    if file.is_empty() {
-        return Err(Error::Invalid(
+    match crate::dump::log_position(conn)
+        .map_err(|e| grant_hint(e, "reading the binary log position"))?
+    {
+        Some((file, pos)) => Ok(Position { file, pos }),
+        None => Err(Error::Invalid(
             "the server reports no binary log position (SHOW MASTER STATUS is empty): is log_bin on, \
              and does the user have REPLICATION CLIENT?"
                 .into(),
-        ));
+        )),
     }
-    Ok(Position { file, pos })
-}
-
-/// The server's identity as the dump records it.
-pub(crate) fn server_identity(conn: &mut Conn) -> Result<String> {
-    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
-    let host_port = if uuid.is_empty() {
-        conn.text_rows("SELECT @@hostname, @@port")?
-    } else {
-        Vec::new()
-    };
-    Ok(crate::dump::identity(uuid, host_port))
 }
 
 /// The last GTID per domain (MariaDB) or source uuid (MySQL).

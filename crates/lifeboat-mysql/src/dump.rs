@@ -503,11 +503,7 @@ pub(crate) fn open_snapshot(
     let mut at = None;
     if logging && !mariadb {
         if let Some(l) = lock.as_mut() {
-            let rows = match l.text_rows("SHOW MASTER STATUS") {
-                Ok(r) => r,
-                Err(_) => l.text_rows("SHOW BINARY LOG STATUS").unwrap_or_default(),
-            };
-            at = first_two(rows).map(|p| (p, "lock"));
+            at = log_position(l).ok().flatten().map(|p| (p, "lock"));
         }
     }
     if let Some(mut l) = lock {
@@ -531,15 +527,7 @@ pub(crate) fn open_snapshot(
         ];
         at = first_two(vec![v]).map(|p| (p, "snapshot-status"));
     }
-    let uuid = conns[0]
-        .text_value("SELECT @@server_uuid")
-        .unwrap_or_default();
-    let host_port = if uuid.is_empty() {
-        conns[0].text_rows("SELECT @@hostname, @@port")?
-    } else {
-        Vec::new()
-    };
-    let identity = identity(uuid, host_port);
+    let identity = server_identity(&mut conns[0])?;
     let coordinates = logging.then(|| match at {
         Some(((file, pos), how)) => SnapshotCoordinates::At {
             file,
@@ -939,19 +927,33 @@ fn make_patch(old: &[u64], new: &[u64], data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// Who the server is, to recognise it again at replay time (a replay onto
-/// the source is refused): `@@server_uuid` on MySQL, host and port on
-/// MariaDB (`host_port`: the row of `SELECT @@hostname, @@port`, asked only
-/// then).
-pub(crate) fn identity(uuid: String, host_port: Vec<Vec<Option<String>>>) -> String {
+/// the source is refused) and to tie binlog positions to it:
+/// `@@server_uuid` on MySQL, `hostname:port` on MariaDB (which has none).
+pub(crate) fn server_identity(conn: &mut Conn) -> Result<String> {
+    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
     if !uuid.is_empty() {
-        return uuid;
+        return Ok(uuid);
     }
-    let r = host_port.into_iter().next().unwrap_or_default();
-    format!(
+    let r = conn
+        .text_rows("SELECT @@hostname, @@port")?
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    Ok(format!(
         "{}:{}",
         r.first().cloned().flatten().unwrap_or_default(),
         r.get(1).cloned().flatten().unwrap_or_default()
-    )
+    ))
+}
+
+/// Where the server writes its binary log now (`SHOW MASTER STATUS`, or
+/// MySQL 8.4's `SHOW BINARY LOG STATUS`); `None` when it reports none.
+pub(crate) fn log_position(conn: &mut Conn) -> Result<Option<(String, u64)>> {
+    let rows = match conn.text_rows("SHOW MASTER STATUS") {
+        Ok(r) => r,
+        Err(_) => conn.text_rows("SHOW BINARY LOG STATUS")?,
+    };
+    Ok(first_two(rows))
 }
 
 #[cfg(test)]

@@ -865,13 +865,7 @@ fn refuse_the_source(
     target: &crate::connect::Target,
     allow_source: bool,
 ) -> Result<()> {
-    let uuid = conn.text_value("SELECT @@server_uuid").unwrap_or_default();
-    let host_port = if uuid.is_empty() {
-        conn.text_rows("SELECT @@hostname, @@port")?
-    } else {
-        Vec::new()
-    };
-    let identity = crate::dump::identity(uuid, host_port);
+    let identity = crate::dump::server_identity(conn)?;
     if format!("{identity}/{}", target.database) == schema.server.source && !allow_source {
         return Err(Error::Target(format!(
             "{} is the database this snapshot was taken from: refusing to overwrite it \

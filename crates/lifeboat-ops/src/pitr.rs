@@ -236,6 +236,11 @@ pub fn follow_binlog<A: Access>(
     each: &mut dyn FnMut(&BinlogReport) -> bool,
 ) -> Result<()> {
     let mut wait = std::time::Duration::from_secs(1);
+    // Wait, and wait longer next time (up to 30 s) while it keeps failing.
+    let pause = |wait: &mut std::time::Duration| {
+        std::thread::sleep(*wait);
+        *wait = (*wait * 2).min(std::time::Duration::from_secs(30));
+    };
     loop {
         let connected = Capture::connect(&opts.capture);
         let mut capture = match connected {
@@ -243,8 +248,7 @@ pub fn follow_binlog<A: Access>(
             Err(e @ lifeboat_mysql::Error::Wire { .. })
             | Err(e @ lifeboat_mysql::Error::Sql { .. }) => {
                 tracing::warn!("binlog capture: {e}; trying again in {}s", wait.as_secs());
-                std::thread::sleep(wait);
-                wait = (wait * 2).min(std::time::Duration::from_secs(30));
+                pause(&mut wait);
                 continue;
             }
             Err(e) => return Err(e.into()),
@@ -252,8 +256,7 @@ pub fn follow_binlog<A: Access>(
         let (start, mut started_from, mut gap) = plan_start(repo, &capture)?;
         if let Err(e) = capture.follow(&start) {
             tracing::warn!("binlog capture: {e}; trying again in {}s", wait.as_secs());
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(std::time::Duration::from_secs(30));
+            pause(&mut wait);
             continue;
         }
         loop {
@@ -288,8 +291,7 @@ pub fn follow_binlog<A: Access>(
                 return Ok(());
             }
         }
-        std::thread::sleep(wait);
-        wait = (wait * 2).min(std::time::Duration::from_secs(30));
+        pause(&mut wait);
     }
 }
 
@@ -315,11 +317,14 @@ pub struct Window {
 
 /// The chain from `b`'s coordinates: the pieces to apply, and the time up
 /// to which every commit is in them (`None`: no run continues it).
-fn chain(
+fn chain<'a>(
     b: &Base<'_>,
-    runs: &[(&SnapshotEntry, Run)],
+    runs: &[(&'a SnapshotEntry, Run)],
     stop_after: Option<i64>,
-) -> (Vec<(SnapshotId, lifeboat_mysql::Segment, u64)>, Option<i64>) {
+) -> (
+    Vec<(&'a SnapshotEntry, lifeboat_mysql::Segment, u64)>,
+    Option<i64>,
+) {
     let mut cur = b.start.clone();
     let mut covered: Option<i64> = None;
     let mut pieces = Vec::new();
@@ -353,7 +358,7 @@ fn chain(
             } else {
                 seg.start
             };
-            pieces.push((entry.id, seg.clone(), from));
+            pieces.push((*entry, seg.clone(), from));
         }
         cur = run.end.clone();
         covered = Some(covered.map_or(reach, |c| c.max(reach)));
@@ -468,8 +473,9 @@ pub fn restore_until(
     };
     // With a GTID set: not a snapshot the stored runs show was taken after
     // the set's last transaction.
+    let set_ends = opts.until_gtid.as_ref().map(GtidSet::ends);
     let after_set = |b: &Base<'_>| {
-        let Some(set) = &opts.until_gtid else {
+        let Some(ends) = &set_ends else {
             return false;
         };
         runs.iter()
@@ -477,7 +483,7 @@ pub fn restore_until(
             .flat_map(|(_, r)| r.gtids.iter())
             .filter_map(|g| g.parse::<GtidSet>().ok())
             .flat_map(|g| g.ends())
-            .any(|g| set.ends().iter().any(|end| GtidSet::reaches(end, &g)))
+            .any(|g| ends.iter().any(|end| GtidSet::reaches(end, &g)))
     };
     let Some(b) = all
         .iter()
@@ -511,20 +517,16 @@ pub fn restore_until(
     let replay = lifeboat_mysql::replay(repo, index, &items, &opts.replay, bars)?;
     // The pieces' items, from their runs' manifests.
     let mut resolved = Vec::with_capacity(pieces.len());
-    let mut manifests: Vec<(SnapshotId, Vec<lifeboat_store::ManifestItem>)> = Vec::new();
-    for (id, seg, from) in pieces {
-        if !manifests.iter().any(|(m, _)| *m == id) {
-            let entry = all
-                .iter()
-                .find(|e| e.id == id)
-                .ok_or_else(|| Error::Invalid("a binlog run vanished".into()))?;
-            manifests.push((id, repo.manifest(index, &entry.snapshot)?));
-        }
-        let items = manifests
-            .iter()
-            .find(|(m, _)| *m == id)
-            .map(|(_, i)| i)
-            .ok_or_else(|| Error::Invalid("a binlog run vanished".into()))?;
+    let mut manifests: std::collections::HashMap<SnapshotId, Vec<lifeboat_store::ManifestItem>> =
+        std::collections::HashMap::new();
+    for (entry, seg, from) in pieces {
+        let id = entry.id;
+        let items = match manifests.entry(id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(repo.manifest(index, &entry.snapshot)?)
+            }
+        };
         let item = items
             .iter()
             .find(|i| i.source == BINLOG_SOURCE && i.name == seg.item)

@@ -152,19 +152,7 @@ impl TestDb {
     /// `(table, rows, CHECKSUM TABLE)` of every base table: comparable
     /// between two databases of the same server.
     pub fn fingerprint(&self) -> Vec<(String, u64, String)> {
-        self.tables()
-            .into_iter()
-            .map(|t| {
-                let rows = self
-                    .sql(&format!("SELECT COUNT(*) FROM `{t}`"))
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-                let sum = self.sql(&format!("CHECKSUM TABLE `{t}`"));
-                let sum = sum.split_whitespace().nth(1).unwrap_or("").to_string();
-                (t, rows, sum)
-            })
-            .collect()
+        fingerprint(&|q| sql(None, q), &self.name)
     }
 
     /// Counts of views, triggers, routines and events.
@@ -509,27 +497,35 @@ impl BinlogServer {
     /// `(table, rows, CHECKSUM TABLE)` of every base table of `database`,
     /// sorted: comparable between two databases of this server.
     pub fn fingerprint(&self, database: &str) -> Vec<(String, u64, String)> {
-        let q = |sql: &str| self.sql(sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
-        let mut tables: Vec<String> = q(&format!(
-            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' AND TABLE_TYPE = 'BASE TABLE'"
-        ))
-        .lines()
-        .map(str::to_string)
-        .collect();
-        tables.sort();
-        tables
-            .into_iter()
-            .map(|t| {
-                let rows = q(&format!("SELECT COUNT(*) FROM `{database}`.`{t}`"))
-                    .trim()
-                    .parse()
-                    .unwrap_or(0);
-                let sum = q(&format!("CHECKSUM TABLE `{database}`.`{t}`"));
-                let sum = sum.split_whitespace().nth(1).unwrap_or("").to_string();
-                (t, rows, sum)
-            })
-            .collect()
+        fingerprint(
+            &|q| self.sql(q).unwrap_or_else(|e| panic!("{q}: {e}")),
+            database,
+        )
     }
+}
+
+/// `(table, rows, CHECKSUM TABLE)` of every base table of `database`,
+/// sorted, through `sql` (which returns a query's output).
+fn fingerprint(sql: &dyn Fn(&str) -> String, database: &str) -> Vec<(String, u64, String)> {
+    let mut tables: Vec<String> = sql(&format!(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = '{database}' AND TABLE_TYPE = 'BASE TABLE'"
+    ))
+    .lines()
+    .map(str::to_string)
+    .collect();
+    tables.sort();
+    tables
+        .into_iter()
+        .map(|t| {
+            let rows = sql(&format!("SELECT COUNT(*) FROM `{database}`.`{t}`"))
+                .trim()
+                .parse()
+                .unwrap_or(0);
+            let sum = sql(&format!("CHECKSUM TABLE `{database}`.`{t}`"));
+            let sum = sum.split_whitespace().nth(1).unwrap_or("").to_string();
+            (t, rows, sum)
+        })
+        .collect()
 }
 
 impl Drop for BinlogServer {
