@@ -225,6 +225,43 @@ fn restores_until_a_moment_and_until_the_end_equal_the_database_then() {
         at_end,
         "restore --until the end differs"
     );
+    // drill --until T1: the snapshot replayed into staging and compared
+    // with its manifest, then the binlog applied up to T1.
+    let drill_cfg = s.lb.path("drill.toml");
+    std::fs::write(
+        &drill_cfg,
+        format!(
+            "{}\n[staging]\nmysql_url = \"{}\"\n",
+            std::fs::read_to_string(&s.cfg).unwrap(),
+            s.server.url("staging_t1")
+        ),
+    )
+    .unwrap();
+    let rk = s.lb.restore_key.display().to_string();
+    let drill =
+        s.lb.run(&[
+            "--config",
+            drill_cfg.to_str().unwrap(),
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "drill",
+            "--until",
+            &t1,
+        ])
+        .ok()
+        .json();
+    assert_eq!(
+        s.fingerprint("staging_t1"),
+        at_t1,
+        "drill --until T1 differs"
+    );
+    assert_eq!(drill["snapshot"], id.as_str(), "{drill}");
+    assert!(drill["until"].as_str().is_some(), "{drill}");
+    let notes = drill["sources"][0]["notes"].to_string();
+    assert!(notes.contains("compared with snapshot"), "{notes}");
+    assert!(notes.contains("applied the stored binlog"), "{notes}");
+
     // A moment the stored binlog does not reach is refused with the window.
     let later = s.restore_until("2099-01-01 00:00:00", "r_late").code(2);
     assert!(later.stderr.contains("not covered"), "{}", later.stderr);

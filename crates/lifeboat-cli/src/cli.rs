@@ -408,6 +408,11 @@ pub struct DrillArgs {
     /// Parallel connections for the replay and checks.
     #[arg(long, default_value_t = 2)]
     pub connections: usize,
+    /// Restore the staging database to this moment: the newest full
+    /// snapshot taken at or before it (checked against its manifest), then
+    /// the stored binlog up to it. RFC 3339 or `YYYY-MM-DD HH:MM:SS` UTC.
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Args)]

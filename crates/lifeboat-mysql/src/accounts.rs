@@ -699,6 +699,19 @@ pub fn drill_account(staging: &MysqlOptions) -> Result<DrillAccount> {
             "the server names this client {me:?}"
         )));
     }
+    // A server that writes a binary log lets only SUPER create triggers
+    // and routines unless it trusts their creators: the restricted
+    // account could not replay them.
+    let logs = conn.text_value("SELECT @@log_bin")? == "1";
+    if logs && conn.text_value("SELECT @@log_bin_trust_function_creators")? != "1" {
+        return Ok(DrillAccount::Unavailable(
+            "the staging server writes a binary log and log_bin_trust_function_creators is off, \
+             so only an account with SUPER may create triggers and routines (set \
+             log_bin_trust_function_creators = ON on staging to drill through a restricted \
+             account)"
+                .into(),
+        ));
+    }
     // One account per staging database (MySQL 8 allows 32 characters):
     // its grants are reset for each drill without touching another's.
     use sha2::Digest;

@@ -38,8 +38,8 @@ pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan,
 pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
-    capture_binlog, follow_binlog, restore_until, windows, BinlogOptions, BinlogReport,
-    RestoreUntilOptions, RestoreUntilReport, Window,
+    apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogOptions,
+    BinlogReport, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window,
 };
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,

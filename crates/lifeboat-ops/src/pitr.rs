@@ -419,36 +419,55 @@ pub struct RestoreUntilReport {
     pub applied: ApplyReport,
 }
 
-/// Replay the newest full snapshot taken at or before `until` (and not
-/// after the one named), check it, then apply the stored binlog up to
-/// `until`. A moment outside every window is refused with the windows
-/// that exist.
-pub fn restore_until(
+/// What a restore to a moment replays and applies: the base snapshot and
+/// the stored binlog after it ([`plan_until`]).
+#[derive(Debug, Clone)]
+pub struct UntilPlan {
+    /// The full snapshot replayed first.
+    pub snapshot: SnapshotEntry,
+    /// The runs' pieces to apply after it, in log order: the run, the
+    /// segment, where in it to begin.
+    pieces: Vec<(SnapshotEntry, lifeboat_mysql::Segment, u64)>,
+    /// The moment restored to (with a GTID set: the bound on the
+    /// snapshot's time).
+    pub until: DateTime<Utc>,
+    /// Up to the last transaction of this set instead of a moment.
+    pub until_gtid: Option<GtidSet>,
+    /// The end of the window the moment is in.
+    pub window_until: DateTime<Utc>,
+}
+
+/// Choose what restores the database to `until` (or `until_gtid`): the
+/// newest full snapshot taken at or before it (and not after the one
+/// `snapshot` names; `latest`: any), and the stored runs that continue it
+/// past that moment. A moment outside every window is refused with the
+/// windows that exist.
+pub fn plan_until(
     repo: &Repository<FullAccess>,
-    index: &Index,
-    opts: &RestoreUntilOptions,
-    bars: &dyn ProgressBars,
-) -> Result<RestoreUntilReport> {
+    snapshot: &str,
+    until_time: DateTime<Utc>,
+    until_gtid: Option<&GtidSet>,
+) -> Result<UntilPlan> {
     let (all, _) = repo.snapshots()?;
     // Binlog times are whole seconds: a snapshot taken within the second
     // of `until` holds only commits stamped at or before it.
     let second = |t: DateTime<Utc>| t.timestamp();
-    let limit = if opts.snapshot == "latest" {
-        second(opts.until)
+    let limit = if snapshot == "latest" {
+        second(until_time)
     } else {
-        let named = repo.find_snapshot(&opts.snapshot)?;
-        if second(named.snapshot.time) > second(opts.until) {
+        let named = repo.find_snapshot(snapshot)?;
+        if second(named.snapshot.time) > second(until_time) {
             return Err(Error::Invalid(format!(
                 "snapshot {} was taken at {}, after --until {}: name an older snapshot, or \
                  `latest` (the newest one at or before that moment is used)",
                 named.id.short(),
                 named.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
-                opts.until.format("%Y-%m-%d %H:%M:%S UTC")
+                until_time.format("%Y-%m-%d %H:%M:%S UTC")
             )));
         }
         second(named.snapshot.time)
     };
-    let until = opts.until.timestamp();
+    let until = until_time.timestamp();
     let runs = runs(&all);
     let shown = || {
         let w = windows(&all);
@@ -473,7 +492,7 @@ pub fn restore_until(
     };
     // With a GTID set: not a snapshot the stored runs show was taken after
     // the set's last transaction.
-    let set_ends = opts.until_gtid.as_ref().map(GtidSet::ends);
+    let set_ends = until_gtid.map(GtidSet::ends);
     let after_set = |b: &Base<'_>| {
         let Some(ends) = &set_ends else {
             return false;
@@ -494,32 +513,51 @@ pub fn restore_until(
     else {
         return Err(Error::Invalid(format!(
             "no full MySQL snapshot with binlog coordinates was taken at or before {}: {}",
-            opts.until.format("%Y-%m-%d %H:%M:%S UTC"),
+            until_time.format("%Y-%m-%d %H:%M:%S UTC"),
             shown()
         )));
     };
-    let gtid_mode = opts.until_gtid.is_some();
+    let gtid_mode = until_gtid.is_some();
     let (pieces, covered) = chain(&b, &runs, (!gtid_mode).then_some(until));
     if !gtid_mode && covered.is_none_or(|c| c < until) {
         return Err(Error::Invalid(format!(
             "{} is not covered by the stored binlog after snapshot {} ({}): {}. Run `lifeboat \
              binlog` if the server still has it, or choose a moment inside a window",
-            opts.until.format("%Y-%m-%d %H:%M:%S UTC"),
+            until_time.format("%Y-%m-%d %H:%M:%S UTC"),
             b.entry.id.short(),
             b.entry.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
             shown()
         )));
     }
-    let snap = &b.entry.snapshot;
-    let items = repo.manifest(index, snap)?;
-    let items = lifeboat_mysql::select_database(&items, opts.database.as_deref())?;
-    let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, &items)?;
-    let replay = lifeboat_mysql::replay(repo, index, &items, &opts.replay, bars)?;
-    // The pieces' items, from their runs' manifests.
-    let mut resolved = Vec::with_capacity(pieces.len());
+    Ok(UntilPlan {
+        snapshot: b.entry.clone(),
+        pieces: pieces
+            .into_iter()
+            .map(|(e, seg, from)| (e.clone(), seg, from))
+            .collect(),
+        until: until_time,
+        until_gtid: until_gtid.cloned(),
+        window_until: covered
+            .and_then(|c| Utc.timestamp_opt(c, 0).single())
+            .unwrap_or(until_time),
+    })
+}
+
+/// Apply `plan`'s stored binlog to `target`, where its snapshot was
+/// replayed (`items`: that snapshot's manifest, one database selected).
+pub fn apply_until(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    plan: &UntilPlan,
+    items: &[lifeboat_store::ManifestItem],
+    target: &lifeboat_mysql::MysqlOptions,
+) -> Result<ApplyReport> {
+    let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, items)?;
+    // The pieces' items, from their runs' manifests (each read once).
+    let mut resolved = Vec::with_capacity(plan.pieces.len());
     let mut manifests: std::collections::HashMap<SnapshotId, Vec<lifeboat_store::ManifestItem>> =
         std::collections::HashMap::new();
-    for (entry, seg, from) in pieces {
+    for (entry, seg, from) in &plan.pieces {
         let id = entry.id;
         let items = match manifests.entry(id) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -539,29 +577,45 @@ pub fn restore_until(
             })?;
         resolved.push(Piece {
             item: item.clone(),
-            from,
+            from: *from,
             start: seg.start,
         });
     }
-    let applied = lifeboat_mysql::apply(
+    let gtid_mode = plan.until_gtid.is_some();
+    Ok(lifeboat_mysql::apply(
         repo,
         index,
         &resolved,
         &ApplyOptions {
-            target: opts.replay.target.clone(),
+            target: target.clone(),
             source_database,
             tables,
-            until: (!gtid_mode).then_some(until),
-            until_gtid: opts.until_gtid.clone(),
+            until: (!gtid_mode).then_some(plan.until.timestamp()),
+            until_gtid: plan.until_gtid.clone(),
         },
-    )?;
+    )?)
+}
+
+/// Replay the newest full snapshot taken at or before `until` (and not
+/// after the one named), check it against its manifest, then apply the
+/// stored binlog up to `until` ([`plan_until`], [`apply_until`]).
+pub fn restore_until(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    opts: &RestoreUntilOptions,
+    bars: &dyn ProgressBars,
+) -> Result<RestoreUntilReport> {
+    let plan = plan_until(repo, &opts.snapshot, opts.until, opts.until_gtid.as_ref())?;
+    let snap = &plan.snapshot.snapshot;
+    let items = repo.manifest(index, snap)?;
+    let items = lifeboat_mysql::select_database(&items, opts.database.as_deref())?;
+    let replay = lifeboat_mysql::replay(repo, index, &items, &opts.replay, bars)?;
+    let applied = apply_until(repo, index, &plan, &items, &opts.replay.target)?;
     Ok(RestoreUntilReport {
-        snapshot: b.entry.id,
+        snapshot: plan.snapshot.id,
         snapshot_time: snap.time,
         until: opts.until,
-        window_until: covered
-            .and_then(|c| Utc.timestamp_opt(c, 0).single())
-            .unwrap_or(opts.until),
+        window_until: plan.window_until,
         replay,
         applied,
     })

@@ -41,6 +41,7 @@ pub fn run(ctx: &Ctx, args: &DrillArgs) -> Result<Code> {
                 .and_then(|o| o.bucket.clone()),
         )?,
         report_file: args.report.clone(),
+        until: args.until,
     };
     let repo = ctx.open_full()?;
     let report = drill::drill(&repo, &opts, &ctx.bars)?;
