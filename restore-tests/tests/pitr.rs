@@ -707,6 +707,96 @@ fn savepoints_xa_and_statement_logged_changes_restore_exactly_or_are_refused() {
     );
 }
 
+/// Columns (with types and defaults), indexes and triggers of `db`: the
+/// schema a restore must bring back along with the rows.
+fn schema_of(s: &Setup, db: &str) -> String {
+    s.server
+        .sql(&format!(
+            "SELECT TABLE_NAME, COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, IFNULL(COLUMN_DEFAULT, '-') \
+               FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = '{db}' ORDER BY 1, ORDINAL_POSITION; \
+             SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
+               WHERE TABLE_SCHEMA = '{db}' ORDER BY 1, 2, SEQ_IN_INDEX; \
+             SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS \
+               WHERE TRIGGER_SCHEMA = '{db}' ORDER BY 1"
+        ))
+        .unwrap()
+}
+
+#[test]
+fn schema_changes_in_the_window_are_applied_to_the_target_only() {
+    let s = Setup::new(1);
+    s.sql("CREATE TABLE clinic.scratch (a INT PRIMARY KEY); CREATE USER 'pitr_reader'@'%'");
+    s.with_backup_key(&["backup"]).ok();
+    next_second();
+    // Schema changes through both spellings (qualified, and under USE),
+    // rows into the new and renamed tables, and statements the restore
+    // must skip: an account's grant, maintenance, another database's DDL.
+    s.sql(
+        "ALTER TABLE clinic.patients ADD COLUMN pitr_note VARCHAR(40) NULL DEFAULT 'n/a';\
+         UPDATE clinic.patients SET pitr_note = 'Zoë' WHERE id < 10;\
+         CREATE TABLE clinic.refunds (id INT PRIMARY KEY, patient_id INT, amount DECIMAL(8,2), \
+           FOREIGN KEY (patient_id) REFERENCES clinic.patients (id));\
+         INSERT INTO clinic.refunds VALUES (1, 1, 9.50), (2, 2, 3.25);\
+         CREATE INDEX refunds_amount ON clinic.refunds (amount);\
+         USE clinic;\
+         RENAME TABLE reminder_log TO reminders;\
+         INSERT INTO reminders VALUES (900002, '2026-12-02 09:00:00', 'email');\
+         ALTER TABLE treatments ADD COLUMN pitr_flag INT NOT NULL DEFAULT 7;\
+         CREATE VIEW big_refunds AS SELECT id, amount FROM refunds WHERE amount > 5;\
+         CREATE TRIGGER refunds_audit AFTER INSERT ON refunds FOR EACH ROW SET @pitr = NEW.id;\
+         INSERT INTO refunds VALUES (3, 3, 12.00);\
+         DROP TABLE scratch;\
+         TRUNCATE TABLE reminders;\
+         INSERT INTO reminders VALUES (900003, '2026-12-03 09:00:00', 'sms');\
+         GRANT SELECT ON clinic.* TO 'pitr_reader'@'%';\
+         OPTIMIZE TABLE clinic.treatments;\
+         CREATE TABLE other.y (a INT); INSERT INTO other.y VALUES (1)",
+    );
+    let t1 = server_now(&s.server);
+    let at_t1 = s.fingerprint("clinic");
+    let schema_t1 = schema_of(&s, "clinic");
+    next_second();
+    // A schema change that reaches another database stops the restore.
+    s.sql(
+        "ALTER TABLE clinic.refunds ADD COLUMN x INT, \
+         ADD CONSTRAINT to_other FOREIGN KEY (x) REFERENCES other.x (id)",
+    );
+    next_second();
+    let t2 = server_now(&s.server);
+    next_second();
+    s.with_backup_key(&["binlog"]).ok();
+
+    let r = s.restore_until(&t1, "r_ddl").ok().json();
+    assert_eq!(
+        s.fingerprint("r_ddl"),
+        at_t1,
+        "rows after the schema changes differ"
+    );
+    assert_eq!(schema_of(&s, "r_ddl"), schema_t1, "the schema differs");
+    let changes = r["applied"]["schema_changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 9, "{changes:?}");
+    let skipped = r["applied"]["skipped"].to_string();
+    for what in ["account statement", "table maintenance", "other.y"] {
+        assert!(skipped.contains(what), "{what}: {skipped}");
+    }
+    // The source database is untouched by the restore's schema changes.
+    assert_eq!(
+        s.server
+            .sql("SELECT COUNT(*) FROM clinic.refunds")
+            .unwrap()
+            .trim(),
+        "3"
+    );
+
+    let refused = s.restore_until(&t2, "r_ddl2").code(2);
+    assert!(
+        refused.stderr.contains("schema change"),
+        "{}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("`other`"), "{}", refused.stderr);
+}
+
 #[test]
 fn the_stored_binlog_has_its_own_retention() {
     let s = Setup::with_config(1, "\n[retention]\nkeep_last = 5\nbinlog = \"2s\"\n");

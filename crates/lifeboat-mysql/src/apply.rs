@@ -12,8 +12,16 @@
 //! - a row event is sent only for a table the snapshot holds, in the
 //!   snapshot's database, whose table map is rewritten to name the target
 //!   database; every other table's events are skipped and listed;
-//! - statements (DDL) are never sent: one in the snapshot's database
-//!   stops the restore with what to do, others are skipped and listed;
+//! - a schema change on the snapshot's database (tables, indexes, views,
+//!   triggers, routines, events) is tokenized and checked as replay checks
+//!   a snapshot's texts (`guard::check_window_ddl`), its database's name
+//!   moved to the target's, then sent under the session's logged
+//!   `sql_mode`; one that cannot be checked stops the restore with what to
+//!   do; tables it creates, renames or drops join or leave the applied set;
+//! - account statements (GRANT, CREATE USER...), table maintenance
+//!   (ANALYZE, OPTIMIZE...) and other databases' statements are skipped and
+//!   listed; any other statement on the snapshot's database stops the
+//!   restore (a change logged as a statement cannot be applied safely);
 //! - every event's CRC-32 and size are checked, and each statement goes
 //!   through the client that never allows a second statement.
 //!
@@ -33,6 +41,7 @@ use crate::binlog::{
 };
 use crate::connect::MysqlOptions;
 use crate::error::{Error, Result};
+use crate::guard::{TableChange, WindowDdl};
 use crate::wire::Conn;
 
 /// A stored binlog file and where in it to begin.
@@ -79,6 +88,8 @@ pub struct ApplyReport {
     /// What was skipped, with how often (other databases' and tables'
     /// rows, statements outside the snapshot's database).
     pub skipped: BTreeMap<String, u64>,
+    /// Schema changes applied, in order (as sent, shortened).
+    pub schema_changes: Vec<String>,
     pub seconds: f64,
 }
 
@@ -134,8 +145,15 @@ pub fn apply(
             "the target logs what the restore applies (sql_log_bin could not be turned off)"
         );
     }
+    // Unqualified names of the window's schema changes are the target's.
+    conn.execute(&format!("USE {}", crate::encode::ident(&target.database)))?;
+    let session_mode = conn.text_value("SELECT @@SESSION.sql_mode")?;
+    crate::guard::check_sql_mode(&session_mode).map_err(Error::Target)?;
     let mut a = Applier {
         conn,
+        live: opts.tables.clone(),
+        other_dbs: None,
+        session_mode,
         opts,
         target_db: target.database,
         report: ApplyReport::default(),
@@ -227,6 +245,14 @@ impl std::io::Write for Sink<'_, '_> {
 
 struct Applier<'o> {
     conn: Conn,
+    /// The tables whose rows are applied: the snapshot's, as the window's
+    /// schema changes create, rename and drop them.
+    live: BTreeSet<String>,
+    /// The target server's other databases (lowercased), asked once, when
+    /// a schema change needs them.
+    other_dbs: Option<std::collections::HashSet<String>>,
+    /// The session's sql_mode, set again after each schema change.
+    session_mode: String,
     opts: &'o ApplyOptions,
     target_db: String,
     report: ApplyReport,
@@ -299,7 +325,7 @@ impl Applier<'_> {
                 let m = TableMap::parse(f, e)
                     .ok_or_else(|| binlog::damaged("a stored table map event is cut short"))?;
                 let ours = m.database == self.opts.source_database.as_bytes()
-                    && std::str::from_utf8(m.table).is_ok_and(|t| self.opts.tables.contains(t));
+                    && std::str::from_utf8(m.table).is_ok_and(|t| self.live.contains(t));
                 self.tables.insert(m.table_id, ours);
                 if ours {
                     let moved = m.with_database(f, e, &self.target_db)?;
@@ -438,13 +464,20 @@ impl Applier<'_> {
                 self.prepared.remove(&xid);
                 self.ended()
             }
+            // `CREATE TABLE ... SELECT` opens its transaction with the
+            // table (its rows follow as row events).
+            Statement::Other
+                if boundary == Boundary::Inside && !self.open && Class::of(q.sql) == Class::Ddl =>
+            {
+                self.statement(q)
+            }
             Statement::Other if boundary == Boundary::Inside => {
                 // Inside a transaction: a statement-format change (a
-                // session that set binlog_format) or `CREATE ... SELECT`.
+                // session that set binlog_format).
                 self.refuse_or_skip(q, "a statement inside a transaction")
             }
             Statement::Other => {
-                self.refuse_or_skip(q, "a statement")?;
+                self.statement(q)?;
                 self.commit(f, at)
             }
         }
@@ -462,6 +495,166 @@ impl Applier<'_> {
             return Err(xa_refused("prepares an XA transaction without naming it"));
         }
         self.rollback()
+    }
+
+    /// A statement outside transactions: a schema change on the snapshot's
+    /// database is applied once checked; account statements and table
+    /// maintenance are skipped; anything else is [`Self::refuse_or_skip`].
+    fn statement(&mut self, q: &Query<'_>) -> Result<()> {
+        let db = self.opts.source_database.clone();
+        let ours = q.database == db.as_bytes() || names_word(q.sql, db.as_bytes());
+        match Class::of(q.sql) {
+            Class::Account => {
+                self.skip(format!("an account statement: {}", short(q.sql)));
+                Ok(())
+            }
+            Class::Maintenance => {
+                self.skip(format!("table maintenance: {}", short(q.sql)));
+                Ok(())
+            }
+            Class::Database
+                if ours && q.sql.len() >= 4 && q.sql[..4].eq_ignore_ascii_case(b"DROP") =>
+            {
+                Err(Error::Invalid(format!(
+                    "the binlog drops database {db} itself ({}) before the point in time: \
+                     restore --until a time before it",
+                    short(q.sql)
+                )))
+            }
+            Class::Database => {
+                self.skip(format!("a database's definition: {}", short(q.sql)));
+                Ok(())
+            }
+            Class::Ddl if ours => self.schema_change(q),
+            Class::Ddl => {
+                self.skip(format!(
+                    "a schema change in another database ({}): {}",
+                    String::from_utf8_lossy(q.database),
+                    short(q.sql)
+                ));
+                Ok(())
+            }
+            Class::Other => self.refuse_or_skip(q, "a statement"),
+        }
+    }
+
+    /// A schema change that may concern the snapshot's database: checked
+    /// under the sql_mode it was logged with, then sent (the session's
+    /// mode set back after), or the restore stops saying why.
+    fn schema_change(&mut self, q: &Query<'_>) -> Result<()> {
+        let db = self.opts.source_database.clone();
+        let refuse = |why: String| {
+            Error::Invalid(format!(
+                "the binlog holds a schema change on database {db} that lifeboat does not apply \
+                 ({why}): {}. Restore --until a time before it, from a snapshot taken after it, \
+                 or replay the stored binlog with mariadb-binlog (docs/FORMAT.md)",
+                short(q.sql)
+            ))
+        };
+        let sql = std::str::from_utf8(q.sql)
+            .map_err(|_| refuse("its text is not UTF-8".into()))?
+            .to_string();
+        let mode = q
+            .sql_mode
+            .ok_or_else(|| refuse("its event does not record the session's sql_mode".into()))?;
+        if !sql.is_ascii() {
+            // Read as the source's client wrote it: only a UTF-8 client's
+            // bytes mean here what they meant there.
+            let charset = match q.charset_client {
+                Some(id) => self.conn.text_value(&format!(
+                    "SELECT CHARACTER_SET_NAME FROM information_schema.COLLATIONS WHERE ID = {id}"
+                ))?,
+                None => String::new(),
+            };
+            if !charset.starts_with("utf8") {
+                return Err(refuse(format!(
+                    "its text is not ASCII and its client character set is {:?}, not UTF-8",
+                    charset
+                )));
+            }
+        }
+        self.execute(&format!("SET SESSION sql_mode = {mode}"))
+            .map_err(|e| {
+                refuse(format!(
+                    "its sql_mode {mode} is not one this server has: {e}"
+                ))
+            })?;
+        let done = self.checked_schema_change(q, &sql, &refuse);
+        let back = format!("SET SESSION sql_mode = '{}'", self.session_mode);
+        self.execute(&back)?;
+        done
+    }
+
+    fn checked_schema_change(
+        &mut self,
+        q: &Query<'_>,
+        sql: &str,
+        refuse: &dyn Fn(String) -> Error,
+    ) -> Result<()> {
+        let expanded = self.conn.text_value("SELECT @@SESSION.sql_mode")?;
+        if expanded.split(',').any(|m| m == "ORACLE") {
+            return Err(refuse("it was logged under sql_mode ORACLE".into()));
+        }
+        let d = crate::lexer::Dialect::of_sql_mode(&expanded);
+        if self.other_dbs.is_none() {
+            let target = self.target_db.to_lowercase();
+            self.other_dbs = Some(
+                self.conn
+                    .text_rows("SHOW DATABASES")?
+                    .into_iter()
+                    .filter_map(|r| r.into_iter().next().flatten())
+                    .map(|d| d.to_lowercase())
+                    .filter(|d| *d != target)
+                    .collect(),
+            );
+        }
+        let scope = crate::guard::Scope {
+            source_db: self.opts.source_database.clone(),
+            target_db: self.target_db.clone(),
+            other_dbs: self.other_dbs.clone().unwrap_or_default(),
+            tables: self.live.iter().cloned().collect(),
+            anywhere: false,
+        };
+        let default_db = String::from_utf8_lossy(q.database);
+        match crate::guard::check_window_ddl(sql, d, &scope, &default_db).map_err(refuse)? {
+            WindowDdl::Elsewhere => {
+                self.skip(format!(
+                    "a schema change in another database: {}",
+                    short(q.sql)
+                ));
+                Ok(())
+            }
+            WindowDdl::Apply { sql, change } => {
+                self.conn
+                    .execute_bytes(sql.as_bytes(), "applying a schema change from the binlog")
+                    .map_err(|e| {
+                        Error::Replay(format!(
+                            "applying the schema change {} from the binlog: {e}",
+                            short(sql.as_bytes())
+                        ))
+                    })?;
+                match change {
+                    TableChange::None => {}
+                    TableChange::Create(t) => {
+                        self.live.insert(t);
+                    }
+                    TableChange::Drop(ts) => {
+                        for t in ts {
+                            self.live.remove(&t);
+                        }
+                    }
+                    TableChange::Rename(pairs) => {
+                        for (from, to) in pairs {
+                            if self.live.remove(&from) {
+                                self.live.insert(to);
+                            }
+                        }
+                    }
+                }
+                self.report.schema_changes.push(short(sql.as_bytes()));
+                Ok(())
+            }
+        }
     }
 
     /// A statement from the log is never sent: one that may concern the
@@ -592,6 +785,48 @@ impl Applier<'_> {
                 )),
                 e => e,
             })
+    }
+}
+
+/// What a logged statement is, by its first words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// GRANT, REVOKE, CREATE/DROP/ALTER/RENAME USER or ROLE, SET PASSWORD.
+    Account,
+    /// ANALYZE, OPTIMIZE, REPAIR, CHECK TABLE: no logical change.
+    Maintenance,
+    /// CREATE/ALTER/DROP DATABASE or SCHEMA.
+    Database,
+    /// CREATE, ALTER, DROP, RENAME, TRUNCATE of anything else.
+    Ddl,
+    Other,
+}
+
+impl Class {
+    fn of(sql: &[u8]) -> Class {
+        // Comments before the first word (a client's /* ... */) count as
+        // Other: the guard's lexer is not run for a classification.
+        let mut words = sql
+            .split(|b| b.is_ascii_whitespace() || *b == b'(')
+            .filter(|w| !w.is_empty())
+            .map(|w| w.to_ascii_uppercase());
+        let first = words.next().unwrap_or_default();
+        let mut next = words.next().unwrap_or_default();
+        if first == b"CREATE" && next == b"OR" {
+            next = words.nth(1).unwrap_or_default();
+        }
+        let is = |w: &[u8], any: &[&str]| any.iter().any(|a| a.as_bytes() == w);
+        match first.as_slice() {
+            b"GRANT" | b"REVOKE" => Class::Account,
+            b"SET" if is(&next, &["PASSWORD", "DEFAULT"]) => Class::Account,
+            b"ANALYZE" | b"OPTIMIZE" | b"REPAIR" | b"CHECK" => Class::Maintenance,
+            b"CREATE" | b"DROP" | b"ALTER" | b"RENAME" if is(&next, &["USER", "ROLE"]) => {
+                Class::Account
+            }
+            b"CREATE" | b"DROP" | b"ALTER" if is(&next, &["DATABASE", "SCHEMA"]) => Class::Database,
+            b"CREATE" | b"DROP" | b"ALTER" | b"RENAME" | b"TRUNCATE" => Class::Ddl,
+            _ => Class::Other,
+        }
     }
 }
 

@@ -480,6 +480,13 @@ pub struct Query<'a> {
     /// The default database the statement ran in.
     pub database: &'a [u8],
     pub sql: &'a [u8],
+    /// The session's `sql_mode` as the server's bit set (status variable
+    /// 1), when the status block holds it before any variable this parser
+    /// does not know.
+    pub sql_mode: Option<u64>,
+    /// The session's `character_set_client` collation id (status variable
+    /// 4), likewise.
+    pub charset_client: Option<u16>,
 }
 
 impl<'a> Query<'a> {
@@ -495,8 +502,54 @@ impl<'a> Query<'a> {
         let db_start = post.checked_add(status)?;
         let database = p.get(db_start..db_start + db_len)?;
         let sql = p.get(db_start + db_len + 1..)?;
-        Some(Query { database, sql })
+        let (sql_mode, charset_client) = status_vars(p.get(post..db_start)?);
+        Some(Query {
+            database,
+            sql,
+            sql_mode,
+            charset_client,
+        })
     }
+}
+
+/// The sql_mode and client charset of a query event's status block: each
+/// variable is a code byte and a value whose size the code fixes (MySQL's
+/// and MariaDB's `log_event.h` layouts). The walk stops at the first code
+/// it does not know: what follows cannot be told apart.
+fn status_vars(mut b: &[u8]) -> (Option<u64>, Option<u16>) {
+    let (mut mode, mut charset) = (None, None);
+    let byte_len = |b: &[u8], at: usize| b.get(at).map(|n| usize::from(*n));
+    while let Some((&code, rest)) = b.split_first() {
+        let size = match code {
+            0 => Some(4),                              // flags2
+            1 => Some(8),                              // sql_mode
+            2 => byte_len(rest, 0).map(|n| n + 2),     // catalog, NUL-ended
+            3 => Some(4),                              // auto_increment
+            4 => Some(6),                              // charset
+            5 | 6 => byte_len(rest, 0).map(|n| n + 1), // time zone, catalog
+            7 | 8 => Some(2),                          // lc_time_names, db charset
+            9 => Some(8),                              // table map for update
+            10 => Some(4),                             // master data written
+            11 => byte_len(rest, 0).and_then(|u| byte_len(rest, u + 1).map(|h| u + h + 2)), // invoker
+            13 => Some(3),           // microseconds
+            16 | 19 | 20 => Some(1), // MySQL 8 flags
+            17 => Some(8),           // ddl logged with xid
+            18 => Some(2),           // utf8mb4 collation
+            128 => Some(3),          // MariaDB hrnow
+            129 => Some(8),          // MariaDB xid
+            _ => None,
+        };
+        let Some(value) = size.and_then(|n| rest.get(..n)) else {
+            break;
+        };
+        match code {
+            1 => mode = value.try_into().ok().map(u64::from_le_bytes),
+            4 => charset = Some(u16::from_le_bytes([value[0], value[1]])),
+            _ => {}
+        }
+        b = &rest[value.len()..];
+    }
+    (mode, charset)
 }
 
 /// A table map event's parts.

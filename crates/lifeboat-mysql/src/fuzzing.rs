@@ -130,6 +130,15 @@ pub fn sql_text(data: &[u8]) {
         }
     }
     let _ = check_table(sql, "t", Dialect::default(), &scope());
+    // As a schema change from the binlog's window: an applied text names
+    // no other database.
+    for default_db in ["shop", "victim"] {
+        if let Ok(crate::guard::WindowDdl::Apply { sql: checked, .. }) =
+            crate::guard::check_window_ddl(sql, Dialect::default(), &scope(), default_db)
+        {
+            assert!(!names_victim(&checked), "{checked}");
+        }
+    }
 }
 
 /// The local row-hash cache file of a table: whatever it holds, a lookup

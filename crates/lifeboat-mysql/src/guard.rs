@@ -1167,6 +1167,334 @@ pub(crate) fn check_row(line: &[u8], columns: usize) -> Result<(), String> {
     Ok(())
 }
 
+/// How a schema change from the binlog changes the tables whose rows a
+/// point-in-time restore applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TableChange {
+    None,
+    Create(String),
+    Drop(Vec<String>),
+    /// (from, to) pairs, in order.
+    Rename(Vec<(String, String)>),
+}
+
+/// What to do with a statement from the binlog's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WindowDdl {
+    /// Send this text (checked; the source database's name replaced by the
+    /// target's wherever it qualifies a name).
+    Apply { sql: String, change: TableChange },
+    /// It changes another database only.
+    Elsewhere,
+}
+
+/// Kinds of object a window statement may create or drop besides tables.
+const WINDOW_OBJECTS: [&str; 5] = ["VIEW", "TRIGGER", "PROCEDURE", "FUNCTION", "EVENT"];
+
+/// A schema change logged in the binlog, judged for a point-in-time
+/// restore into `scope.target_db` (the session's default database being
+/// the target). `default_db` is the database the statement ran in on the
+/// source. Applied are, on the snapshot's own database only:
+/// - `CREATE [OR REPLACE] TABLE [IF NOT EXISTS] t (...)` or `... LIKE u`,
+///   with what a table's text may hold ([`check_table`]'s rules);
+/// - `ALTER [ONLINE] [IGNORE] TABLE t ...` likewise, and no tablespace
+///   import or discard;
+/// - `DROP TABLE [IF EXISTS] t, ...`, `RENAME TABLE a TO b, ...`,
+///   `TRUNCATE [TABLE] t`;
+/// - `CREATE [UNIQUE|FULLTEXT|SPATIAL] INDEX i ON t (...)`, `DROP INDEX i
+///   ON t`;
+/// - views, triggers, routines and events, through [`check_object`] with
+///   the DEFINER clause taken out (the restoring account becomes the
+///   definer) and `SQL SECURITY INVOKER`; `DROP` of them.
+///
+/// A statement whose names all belong to another database is
+/// [`WindowDdl::Elsewhere`]. Everything else is an error saying why: a
+/// statement that may concern the snapshot's database and cannot be
+/// applied as checked must stop the restore, not pass in silence.
+pub(crate) fn check_window_ddl(
+    sql: &str,
+    d: Dialect,
+    scope: &Scope,
+    default_db: &str,
+) -> Result<WindowDdl, String> {
+    let s = tokenize(sql, d)?;
+    let mut k = 1;
+    let mut heads: Vec<HeadName> = Vec::new();
+    let mut change = TableChange::None;
+    let first = s.upper(0).unwrap_or_default();
+    let mut object: Option<String> = None;
+    match first.as_str() {
+        "CREATE" => {
+            if s.eat(&mut k, "OR") {
+                s.expect(&mut k, "REPLACE")?;
+            }
+            if s.is_word(k, "TEMPORARY") {
+                return Err("it creates a temporary table".into());
+            }
+            if s.eat(&mut k, "TABLE") {
+                if s.eat(&mut k, "IF") {
+                    s.expect(&mut k, "NOT")?;
+                    s.expect(&mut k, "EXISTS")?;
+                }
+                let n = head_name(&s, &mut k)?;
+                change = TableChange::Create(s.ident(n.name).unwrap_or_default());
+                heads.push(n);
+                if s.eat(&mut k, "LIKE") {
+                    heads.push(head_name(&s, &mut k)?);
+                } else if !s.is_punct(k, b'(') {
+                    return Err(format!(
+                        "expected '(' or LIKE after the table's name, found {:?}",
+                        s.text(k)
+                    ));
+                }
+            } else {
+                while s.eat(&mut k, "ONLINE")
+                    || s.eat(&mut k, "OFFLINE")
+                    || s.eat(&mut k, "UNIQUE")
+                    || s.eat(&mut k, "FULLTEXT")
+                    || s.eat(&mut k, "SPATIAL")
+                {}
+                if s.eat(&mut k, "INDEX") {
+                    index_head(&s, &mut k, &mut heads)?;
+                } else {
+                    // An object: its kind within the head's first words.
+                    let (text, _) = split_definer(sql, d)?;
+                    let o = tokenize(&text, d)?;
+                    let at = (1..o.toks.len().min(12))
+                        .find(|&i| WINDOW_OBJECTS.iter().any(|w| o.is_word(i, w)))
+                        .ok_or_else(|| {
+                            format!(
+                                "lifeboat applies CREATE TABLE, INDEX, VIEW, TRIGGER, PROCEDURE, \
+                                 FUNCTION and EVENT, not this CREATE ({:?})",
+                                o.text(1)
+                            )
+                        })?;
+                    let mut n = at + 1;
+                    let name = head_name(&o, &mut n)?;
+                    let qualifier = name.qualifier.and_then(|q| o.ident(q));
+                    if !concerns(qualifier.as_deref(), scope, default_db)? {
+                        return Ok(WindowDdl::Elsewhere);
+                    }
+                    object = Some(o.text(at).to_ascii_uppercase());
+                    let obj = Object {
+                        name: o.ident(name.name).unwrap_or_default(),
+                        kind: object.clone().unwrap_or_default(),
+                        create: text.clone(),
+                        ..Default::default()
+                    };
+                    let rw = Rewrite {
+                        definer: None,
+                        invoker: true,
+                        event_status: None,
+                    };
+                    let sql = check_object(&obj, d, scope, false, &rw)?;
+                    return Ok(WindowDdl::Apply {
+                        sql,
+                        change: TableChange::None,
+                    });
+                }
+            }
+        }
+        "ALTER" => {
+            while s.eat(&mut k, "ONLINE") || s.eat(&mut k, "IGNORE") {}
+            s.expect(&mut k, "TABLE")?;
+            let n = head_name(&s, &mut k)?;
+            let from = s.ident(n.name).unwrap_or_default();
+            heads.push(n);
+            for w in ["DISCARD", "IMPORT"] {
+                if (k..s.toks.len()).any(|i| s.is_word(i, w)) {
+                    return Err(format!("it uses {w} (a tablespace's files)"));
+                }
+            }
+            // `RENAME [TO|AS] name` at the top level (not RENAME COLUMN,
+            // INDEX or KEY).
+            let mut depth = 0i32;
+            let mut i = k;
+            while i < s.toks.len() {
+                if s.is_punct(i, b'(') {
+                    depth += 1;
+                } else if s.is_punct(i, b')') {
+                    depth -= 1;
+                } else if depth == 0
+                    && s.is_word(i, "RENAME")
+                    && !["COLUMN", "INDEX", "KEY", "CONSTRAINT"]
+                        .iter()
+                        .any(|w| s.is_word(i + 1, w))
+                {
+                    let mut j = i + 1;
+                    if !(s.eat(&mut j, "TO") || s.eat(&mut j, "AS")) && s.is_punct(j, b'=') {
+                        j += 1;
+                    }
+                    let to = head_name(&s, &mut j)?;
+                    change = TableChange::Rename(vec![(
+                        from.clone(),
+                        s.ident(to.name).unwrap_or_default(),
+                    )]);
+                    heads.push(to);
+                    i = j;
+                    continue;
+                }
+                i += 1;
+            }
+        }
+        "DROP" => {
+            s.eat(&mut k, "TEMPORARY");
+            if s.eat(&mut k, "TABLE") || s.eat(&mut k, "TABLES") {
+                if_exists(&s, &mut k)?;
+                let names = name_list(&s, &mut k, &mut heads)?;
+                change = TableChange::Drop(names);
+                while s.eat(&mut k, "RESTRICT") || s.eat(&mut k, "CASCADE") {}
+            } else if s.eat(&mut k, "INDEX") {
+                if_exists(&s, &mut k)?;
+                index_head(&s, &mut k, &mut heads)?;
+            } else if let Some(w) = WINDOW_OBJECTS.iter().find(|w| s.is_word(k, w)) {
+                k += 1;
+                if_exists(&s, &mut k)?;
+                object = Some(w.to_string());
+                name_list(&s, &mut k, &mut heads)?;
+            } else {
+                return Err(format!(
+                    "lifeboat applies DROP TABLE, INDEX, VIEW, TRIGGER, PROCEDURE, FUNCTION and \
+                     EVENT, not DROP {}",
+                    s.text(k)
+                ));
+            }
+        }
+        "RENAME" => {
+            if !(s.eat(&mut k, "TABLE") || s.eat(&mut k, "TABLES")) {
+                return Err(format!(
+                    "lifeboat applies RENAME TABLE, not RENAME {}",
+                    s.text(k)
+                ));
+            }
+            let mut pairs = Vec::new();
+            loop {
+                let a = head_name(&s, &mut k)?;
+                s.expect(&mut k, "TO")?;
+                let b = head_name(&s, &mut k)?;
+                pairs.push((
+                    s.ident(a.name).unwrap_or_default(),
+                    s.ident(b.name).unwrap_or_default(),
+                ));
+                heads.push(a);
+                heads.push(b);
+                if !s.is_punct(k, b',') {
+                    break;
+                }
+                k += 1;
+            }
+            change = TableChange::Rename(pairs);
+        }
+        "TRUNCATE" => {
+            s.eat(&mut k, "TABLE");
+            heads.push(head_name(&s, &mut k)?);
+            if k < s.toks.len() && !(k + 1 == s.toks.len() && s.is_punct(k, b';')) {
+                return Err(format!("TRUNCATE followed by {:?}", s.text(k)));
+            }
+        }
+        _ => {
+            return Err(format!(
+                "lifeboat applies schema changes (CREATE, ALTER, DROP, RENAME, TRUNCATE) from \
+                 the binlog, not {:?}",
+                s.text(0)
+            ))
+        }
+    }
+    // Whose statement: every name in the head the snapshot's database's,
+    // or every one another database's.
+    let mut ours = 0;
+    for n in &heads {
+        let q = n.qualifier.and_then(|q| s.ident(q));
+        if concerns(q.as_deref(), scope, default_db)? {
+            ours += 1;
+        }
+    }
+    if ours == 0 {
+        return Ok(WindowDdl::Elsewhere);
+    }
+    if ours != heads.len() {
+        return Err("it names tables of the snapshot's database and of another one".into());
+    }
+    if let Some(kind) = object {
+        // DROP of objects: the names, and nothing after them.
+        if k != s.toks.len() && !(k + 1 == s.toks.len() && s.is_punct(k, b';')) {
+            return Err(format!("DROP {kind} followed by {:?}", s.text(k)));
+        }
+    }
+    check_single(&s, 0)?;
+    check_words(&s, true)?;
+    // Qualifiers: only the snapshot's own database, written as the target.
+    let own = Scope {
+        target_db: scope.source_db.clone(),
+        ..scope.clone()
+    };
+    check_refs(&s, 0, &own, Refs::Table)?;
+    let mut edits = Vec::new();
+    for i in 0..s.toks.len() {
+        if s.is_name(i)
+            && s.is_punct(i + 1, b'.')
+            && !(i > 0 && (s.is_punct(i - 1, b'.') || s.is_punct(i - 1, b'@')))
+            && s.ident(i).as_deref() == Some(scope.source_db.as_str())
+        {
+            edits.push(replace(&s, i, &crate::encode::ident(&scope.target_db)));
+        }
+    }
+    Ok(WindowDdl::Apply {
+        sql: apply(sql, &mut edits),
+        change,
+    })
+}
+
+/// Whether a head name qualified by `qualifier` (or not) is the snapshot's
+/// database's. An unqualified name is the default database's: the
+/// statement's, on the source.
+fn concerns(qualifier: Option<&str>, scope: &Scope, default_db: &str) -> Result<bool, String> {
+    Ok(match qualifier {
+        Some(q) => q == scope.source_db,
+        None => default_db == scope.source_db,
+    })
+}
+
+fn if_exists(s: &Stmt<'_>, k: &mut usize) -> Result<(), String> {
+    if s.eat(k, "IF") {
+        s.expect(k, "EXISTS")?;
+    }
+    Ok(())
+}
+
+/// `name [, name ...]`, into `heads`; the names.
+fn name_list(
+    s: &Stmt<'_>,
+    k: &mut usize,
+    heads: &mut Vec<HeadName>,
+) -> Result<Vec<String>, String> {
+    let mut names = Vec::new();
+    loop {
+        let n = head_name(s, k)?;
+        names.push(s.ident(n.name).unwrap_or_default());
+        heads.push(n);
+        if !s.is_punct(*k, b',') {
+            return Ok(names);
+        }
+        *k += 1;
+    }
+}
+
+/// `[IF NOT EXISTS] index ON table`: the table into `heads`.
+fn index_head(s: &Stmt<'_>, k: &mut usize, heads: &mut Vec<HeadName>) -> Result<(), String> {
+    if s.eat(k, "IF") {
+        s.eat(k, "NOT");
+        s.expect(k, "EXISTS")?;
+    }
+    let index = head_name(s, k)?;
+    if index.qualifier.is_some() {
+        return Err("a qualified index name".into());
+    }
+    s.expect(k, "ON")?;
+    heads.push(head_name(s, k)?);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1181,6 +1509,123 @@ mod tests {
                 .collect(),
             tables: vec!["orders".into(), "items".into()],
             anywhere: false,
+        }
+    }
+
+    fn window(sql: &str, default_db: &str) -> Result<WindowDdl, String> {
+        check_window_ddl(sql, Dialect::default(), &scope(), default_db)
+    }
+
+    fn applied(sql: &str) -> (String, TableChange) {
+        match window(sql, "shop") {
+            Ok(WindowDdl::Apply { sql, change }) => (sql, change),
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn window_schema_changes_apply_to_the_target_only() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            applied("ALTER TABLE orders ADD COLUMN note TEXT"),
+            (
+                "ALTER TABLE orders ADD COLUMN note TEXT".into(),
+                TableChange::None
+            )
+        );
+        assert_eq!(
+            applied("ALTER TABLE `shop`.orders ADD KEY k (a), RENAME TO orders2").0,
+            "ALTER TABLE `staging`.orders ADD KEY k (a), RENAME TO orders2"
+        );
+        assert_eq!(
+            applied("ALTER TABLE orders RENAME TO shop.orders2").1,
+            TableChange::Rename(vec![("orders".into(), "orders2".into())])
+        );
+        assert_eq!(
+            applied("ALTER TABLE orders RENAME COLUMN a TO b").1,
+            TableChange::None
+        );
+        assert_eq!(
+            applied("CREATE TABLE IF NOT EXISTS shop.refunds (id INT PRIMARY KEY, o INT, FOREIGN KEY (o) REFERENCES shop.orders (id)) ENGINE=InnoDB"),
+            (
+                "CREATE TABLE IF NOT EXISTS `staging`.refunds (id INT PRIMARY KEY, o INT, FOREIGN KEY (o) REFERENCES `staging`.orders (id)) ENGINE=InnoDB".into(),
+                TableChange::Create("refunds".into())
+            )
+        );
+        assert_eq!(
+            applied("CREATE TABLE copy LIKE orders").1,
+            TableChange::Create("copy".into())
+        );
+        assert_eq!(
+            applied("DROP TABLE IF EXISTS `items`, shop.orders /* generated by server */").1,
+            TableChange::Drop(s(&["items", "orders"]))
+        );
+        assert_eq!(
+            applied("RENAME TABLE orders TO o_old, o_new TO orders").1,
+            TableChange::Rename(vec![
+                ("orders".into(), "o_old".into()),
+                ("o_new".into(), "orders".into())
+            ])
+        );
+        applied("TRUNCATE TABLE orders");
+        applied("CREATE UNIQUE INDEX u ON orders (a)");
+        applied("DROP INDEX u ON shop.orders");
+        applied("DROP VIEW IF EXISTS v1, v2");
+        // Objects: the logged DEFINER out, the body checked as replay's.
+        let (sql, _) = applied(
+            "CREATE DEFINER=`app`@`%` TRIGGER t1 AFTER INSERT ON orders FOR EACH ROW SET @n = @n + 1",
+        );
+        assert_eq!(
+            sql,
+            "CREATE TRIGGER t1 AFTER INSERT ON orders FOR EACH ROW SET @n = @n + 1"
+        );
+        let (sql, _) = applied(
+            "CREATE ALGORITHM=UNDEFINED DEFINER=`app`@`%` SQL SECURITY DEFINER VIEW v AS SELECT 1",
+        );
+        assert!(sql.contains("SQL SECURITY INVOKER VIEW v"), "{sql}");
+        // Another database's statements are not ours.
+        for (sql, default_db) in [
+            ("CREATE TABLE x (a INT)", "other"),
+            ("CREATE TABLE other.x (a INT)", "shop"),
+            ("DROP TABLE other.x", "shop"),
+            ("CREATE VIEW other.v AS SELECT 1", "shop"),
+            ("ALTER TABLE staging.orders ADD c INT", "shop"),
+        ] {
+            assert_eq!(window(sql, default_db), Ok(WindowDdl::Elsewhere), "{sql}");
+        }
+    }
+
+    #[test]
+    fn window_statements_that_reach_beyond_are_refused() {
+        for sql in [
+            "GRANT ALL ON *.* TO x",
+            "ALTER TABLE orders ENGINE=FEDERATED CONNECTION='mysql://u@h/db/t'",
+            "CREATE TABLE t (a INT) DATA DIRECTORY='/tmp'",
+            "CREATE TABLE t (a INT) ENGINE=CONNECT",
+            "RENAME TABLE orders TO victim.orders",
+            "ALTER TABLE orders RENAME TO victim.orders",
+            "ALTER TABLE orders ADD FOREIGN KEY (a) REFERENCES victim.t (id)",
+            "ALTER TABLE orders DISCARD TABLESPACE",
+            "ALTER TABLE orders IMPORT TABLESPACE",
+            "CREATE TABLE t (a INT); GRANT ALL ON *.* TO x",
+            "CREATE TEMPORARY TABLE t (a INT)",
+            "CREATE TRIGGER t2 AFTER INSERT ON orders FOR EACH ROW DELETE FROM mysql.user",
+            "CREATE TRIGGER t2 AFTER INSERT ON nothere FOR EACH ROW SET @a = 1",
+            "CREATE VIEW v AS SELECT * FROM victim.secrets",
+            "DROP TABLE orders, victim.t",
+            "DROP VIEW v; DROP TABLE orders",
+            "DROP DATABASE shop",
+            "DROP USER x",
+            "CREATE SERVER s FOREIGN DATA WRAPPER mysql OPTIONS (HOST 'h')",
+            "ALTER TABLE orders ADD c INT, ALGORITHM=INPLACE; SET GLOBAL read_only=1",
+            "TRUNCATE victim.t, orders",
+            "CREATE INDEX i ON victim.t (a)",
+        ] {
+            let r = window(sql, "shop");
+            assert!(
+                r.is_err() || (r == Ok(WindowDdl::Elsewhere) && !sql.contains("orders")),
+                "{sql}: {r:?}"
+            );
         }
     }
 

@@ -1,0 +1,1 @@
+RENAME TABLE t TO t_old, t_new TO t
