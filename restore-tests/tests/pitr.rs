@@ -707,6 +707,59 @@ fn savepoints_xa_and_statement_logged_changes_restore_exactly_or_are_refused() {
     );
 }
 
+#[test]
+fn verify_reads_the_stored_binlog_and_names_a_hole() {
+    let s = Setup::new(1);
+    s.with_backup_key(&["backup"]).ok();
+    let mut runs = Vec::new();
+    for i in 0..3 {
+        s.sql(&format!(
+            "UPDATE clinic.patients SET phone = 'run {i}' WHERE id < 20; \
+             INSERT INTO clinic.reminder_log VALUES ({}, NOW(), 'sms')",
+            910000 + i
+        ));
+        next_second();
+        runs.push(s.with_backup_key(&["--json", "binlog"]).ok().json());
+    }
+    let stored: u64 = runs
+        .iter()
+        .flat_map(|r| r["run"]["segments"].as_array().unwrap().clone())
+        .map(|seg| seg["transactions"].as_u64().unwrap())
+        .sum();
+    // With the backup key: the window, from the runs' facts.
+    let facts = s.with_backup_key(&["--json", "verify"]).ok().json();
+    let w = &facts["binlog"]["windows"];
+    assert_eq!(w.as_array().unwrap().len(), 1, "{facts}");
+    assert_eq!(w[0]["runs"], 3, "{facts}");
+    // With the data: every segment read and its GTIDs linked.
+    let rk = s.lb.restore_key.display().to_string();
+    let read = s
+        .run(&["--restore-key-file", &rk, "--json", "verify", "--read-data"])
+        .ok()
+        .json();
+    assert_eq!(read["binlog"]["segments_read"], 3, "{read}");
+    assert_eq!(
+        read["binlog"]["windows"][0]["transactions"], stored,
+        "{read}"
+    );
+    assert!(stored >= 6, "{read}");
+
+    // The middle run forgotten: the last one continues no window.
+    let middle = runs[1]["id"].as_str().unwrap();
+    s.run(&["--restore-key-file", &rk, "forget", middle]).ok();
+    let hole = s.with_backup_key(&["verify"]).code(4);
+    assert!(
+        hole.stdout.contains("no point-in-time window reaches it"),
+        "{}",
+        hole.stdout
+    );
+    assert!(
+        hole.stdout.contains(&runs[2]["id"].as_str().unwrap()[..8]),
+        "{}",
+        hole.stdout
+    );
+}
+
 /// Columns (with types and defaults), indexes and triggers of `db`: the
 /// schema a restore must bring back along with the rows.
 fn schema_of(s: &Setup, db: &str) -> String {

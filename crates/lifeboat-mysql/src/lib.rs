@@ -33,6 +33,7 @@ pub mod binlog;
 mod cache;
 mod capture;
 mod connect;
+mod continuity;
 mod dump;
 mod encode;
 mod error;
@@ -57,6 +58,7 @@ pub use capture::{
     Capture, CaptureOptions, Run, Segment, ServerLog, SOURCE as BINLOG_SOURCE, TAG as BINLOG_TAG,
 };
 pub use connect::{MysqlOptions, SslMode};
+pub use continuity::{check_segment, GtidLinks, SegmentCheck, SegmentSpan};
 pub use dump::{dump, Dump, DumpOptions, DumpReport, SnapshotCoordinates, TableFilter};
 pub use error::{Error, Result};
 pub use export::{export, export_accounts, AccountsExportOptions, ExportOptions};

@@ -33,13 +33,15 @@ mod premigration;
 mod retention;
 mod source;
 mod upgrade;
+mod verify;
 
 pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan, StreamInput};
 pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
-    apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogOptions,
-    BinlogReport, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window,
+    apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogCheck,
+    BinlogOptions, BinlogReport, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window,
+    WindowCheck,
 };
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,
@@ -47,6 +49,7 @@ pub use premigration::{
 pub use retention::{forget, ForgetOptions, ForgetReport, Listed, Selection};
 pub use source::SourceKind;
 pub use upgrade::upgrade;
+pub use verify::{verify, verify_data, VerifyAllReport};
 
 /// The tag of pre-migration snapshots, which every retention policy keeps.
 pub const PRE_MIGRATION_TAG: &str = "pre-migration";

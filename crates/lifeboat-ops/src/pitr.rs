@@ -315,19 +315,26 @@ pub struct Window {
     pub server: String,
 }
 
-/// The chain from `b`'s coordinates: the pieces to apply, and the time up
-/// to which every commit is in them (`None`: no run continues it).
+/// The chain from `b`'s coordinates.
+struct Chain<'a> {
+    /// The pieces to apply: the run, the segment, where in it to begin.
+    pieces: Vec<(&'a SnapshotEntry, lifeboat_mysql::Segment, u64)>,
+    /// The time up to which every commit is in them (`None`: no run
+    /// continues it).
+    covered: Option<i64>,
+    /// The runs it follows.
+    runs: Vec<SnapshotId>,
+}
+
 fn chain<'a>(
     b: &Base<'_>,
     runs: &[(&'a SnapshotEntry, Run)],
     stop_after: Option<i64>,
-) -> (
-    Vec<(&'a SnapshotEntry, lifeboat_mysql::Segment, u64)>,
-    Option<i64>,
-) {
+) -> Chain<'a> {
     let mut cur = b.start.clone();
     let mut covered: Option<i64> = None;
     let mut pieces = Vec::new();
+    let mut used = Vec::new();
     loop {
         let next = runs
             .iter()
@@ -345,6 +352,7 @@ fn chain<'a>(
         if !moves {
             break;
         }
+        used.push(entry.id);
         for seg in &run.segments {
             let end = Position {
                 file: seg.file.clone(),
@@ -366,7 +374,11 @@ fn chain<'a>(
             break;
         }
     }
-    (pieces, covered)
+    Chain {
+        pieces,
+        covered,
+        runs: used,
+    }
 }
 
 /// Every point-in-time window the store holds, oldest first.
@@ -375,8 +387,9 @@ pub fn windows(all: &[SnapshotEntry]) -> Vec<Window> {
     all.iter()
         .filter_map(base)
         .filter_map(|b| {
-            let (_, covered) = chain(&b, &runs, None);
-            let until = Utc.timestamp_opt(covered?, 0).single()?;
+            let until = Utc
+                .timestamp_opt(chain(&b, &runs, None).covered?, 0)
+                .single()?;
             Some(Window {
                 snapshot: b.entry.id,
                 from: b.entry.snapshot.time,
@@ -518,7 +531,9 @@ pub fn plan_until(
         )));
     };
     let gtid_mode = until_gtid.is_some();
-    let (pieces, covered) = chain(&b, &runs, (!gtid_mode).then_some(until));
+    let Chain {
+        pieces, covered, ..
+    } = chain(&b, &runs, (!gtid_mode).then_some(until));
     if !gtid_mode && covered.is_none_or(|c| c < until) {
         return Err(Error::Invalid(format!(
             "{} is not covered by the stored binlog after snapshot {} ({}): {}. Run `lifeboat \
@@ -553,30 +568,11 @@ pub fn apply_until(
     target: &lifeboat_mysql::MysqlOptions,
 ) -> Result<ApplyReport> {
     let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, items)?;
-    // The pieces' items, from their runs' manifests (each read once).
+    let mut manifests = Manifests::default();
     let mut resolved = Vec::with_capacity(plan.pieces.len());
-    let mut manifests: std::collections::HashMap<SnapshotId, Vec<lifeboat_store::ManifestItem>> =
-        std::collections::HashMap::new();
     for (entry, seg, from) in &plan.pieces {
-        let id = entry.id;
-        let items = match manifests.entry(id) {
-            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(repo.manifest(index, &entry.snapshot)?)
-            }
-        };
-        let item = items
-            .iter()
-            .find(|i| i.source == BINLOG_SOURCE && i.name == seg.item)
-            .ok_or_else(|| {
-                Error::Mysql(lifeboat_mysql::Error::Damaged(format!(
-                    "binlog run {} names item {} that its manifest lacks",
-                    id.short(),
-                    seg.item
-                )))
-            })?;
         resolved.push(Piece {
-            item: item.clone(),
+            item: manifests.item(repo, index, entry, seg)?,
             from: *from,
             start: seg.start,
         });
@@ -594,6 +590,182 @@ pub fn apply_until(
             until_gtid: plan.until_gtid.clone(),
         },
     )?)
+}
+
+/// The runs' manifests, each read once.
+#[derive(Default)]
+struct Manifests(std::collections::HashMap<SnapshotId, Vec<lifeboat_store::ManifestItem>>);
+
+impl Manifests {
+    /// The item of a run's segment.
+    fn item(
+        &mut self,
+        repo: &Repository<FullAccess>,
+        index: &Index,
+        run: &SnapshotEntry,
+        seg: &lifeboat_mysql::Segment,
+    ) -> Result<lifeboat_store::ManifestItem> {
+        let items = match self.0.entry(run.id) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(repo.manifest(index, &run.snapshot)?)
+            }
+        };
+        items
+            .iter()
+            .find(|i| i.source == BINLOG_SOURCE && i.name == seg.item)
+            .cloned()
+            .ok_or_else(|| {
+                Error::Mysql(lifeboat_mysql::Error::Damaged(format!(
+                    "binlog run {} names item {} that its manifest lacks",
+                    run.id.short(),
+                    seg.item
+                )))
+            })
+    }
+}
+
+/// A point-in-time window as `verify` found it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct WindowCheck {
+    /// The window.
+    #[serde(flatten)]
+    pub window: Window,
+    /// Runs it is made of.
+    pub runs: usize,
+    /// Stored segments it is made of.
+    pub segments: usize,
+    /// With the data read: the transactions its segments hold.
+    pub transactions: Option<u64>,
+}
+
+/// The stored binlog as `verify` found it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct BinlogCheck {
+    /// Every window, oldest snapshot first.
+    pub windows: Vec<WindowCheck>,
+    /// Runs older than every window of their server (binlog retention
+    /// dropped what they continued): kept, not damage.
+    pub runs_before_windows: usize,
+    /// Segments read whole (with the data).
+    pub segments_read: usize,
+    /// Holes in a window, runs no window reaches.
+    pub problems: Vec<lifeboat_store::Problem>,
+}
+
+/// The windows and their runs from the snapshots' facts (the backup key
+/// reads them): a run that no window reaches, newer than a window of its
+/// server, means binlog before it is missing from the store.
+pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
+    let runs = runs(all);
+    let mut check = BinlogCheck::default();
+    let mut used = std::collections::HashSet::new();
+    let mut oldest: std::collections::HashMap<String, DateTime<Utc>> =
+        std::collections::HashMap::new();
+    for b in all.iter().filter_map(base) {
+        let c = chain(&b, &runs, None);
+        let Some(until) = c.covered.and_then(|t| Utc.timestamp_opt(t, 0).single()) else {
+            continue;
+        };
+        used.extend(c.runs.iter().copied());
+        let from = b.entry.snapshot.time;
+        oldest
+            .entry(b.server.clone())
+            .and_modify(|t| *t = (*t).min(from))
+            .or_insert(from);
+        check.windows.push(WindowCheck {
+            window: Window {
+                snapshot: b.entry.id,
+                from,
+                until,
+                server: b.server.clone(),
+            },
+            runs: c.runs.len(),
+            segments: c.pieces.len(),
+            transactions: None,
+        });
+    }
+    for (entry, run) in &runs {
+        if used.contains(&entry.id) {
+            continue;
+        }
+        let first = oldest.get(&run.server);
+        if first.is_some_and(|t| entry.snapshot.time < *t) {
+            check.runs_before_windows += 1;
+            continue;
+        }
+        check.problems.push(lifeboat_store::Problem {
+            what: format!("binlog run {}", entry.id.short()),
+            detail: format!(
+                "it stores {} {} to {} {} of server {}, but no point-in-time window reaches it: \
+                 the binlog before it is not in the store (a run lost or forgotten); the next \
+                 full backup starts a new window",
+                run.start.file, run.start.pos, run.end.file, run.end.pos, run.server
+            ),
+            needed_by: Vec::new(),
+        });
+    }
+    check
+}
+
+/// Read every window's segments whole (each once): checksums, positions
+/// that end where the runs say, and GTIDs with no transaction missing,
+/// inside each segment and from one segment of a window to the next.
+pub fn read_binlog(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    all: &[SnapshotEntry],
+    check: &mut BinlogCheck,
+) -> Result<()> {
+    let runs = runs(all);
+    let mut manifests = Manifests::default();
+    let mut read: std::collections::HashMap<(SnapshotId, String), lifeboat_mysql::SegmentCheck> =
+        std::collections::HashMap::new();
+    for b in all.iter().filter_map(base) {
+        let c = chain(&b, &runs, None);
+        let Some(wc) = check
+            .windows
+            .iter_mut()
+            .find(|x| x.window.snapshot == b.entry.id)
+        else {
+            continue;
+        };
+        let mut links = lifeboat_mysql::GtidLinks::default();
+        let mut holes = Vec::new();
+        let mut transactions = 0;
+        for (i, (entry, seg, from)) in c.pieces.iter().enumerate() {
+            let key = (entry.id, seg.item.clone());
+            if !read.contains_key(&key) {
+                let span = lifeboat_mysql::SegmentSpan {
+                    item: manifests.item(repo, index, entry, seg)?,
+                    start: seg.start,
+                    end: seg.end,
+                };
+                let found = lifeboat_mysql::check_segment(repo, index, &span)?;
+                for h in &found.holes {
+                    check.problems.push(lifeboat_store::Problem {
+                        what: format!("binlog run {} item {}", entry.id.short(), seg.item),
+                        detail: h.clone(),
+                        needed_by: vec![format!("snapshot {} item {}", entry.id.short(), seg.item)],
+                    });
+                }
+                check.segments_read += 1;
+                read.insert(key.clone(), found);
+            }
+            let found = &read[&key];
+            transactions += found.transactions;
+            links.follow(found, i > 0 && *from > seg.start, &mut holes);
+        }
+        wc.transactions = Some(transactions);
+        for h in holes {
+            check.problems.push(lifeboat_store::Problem {
+                what: format!("point-in-time window from snapshot {}", b.entry.id.short()),
+                detail: h,
+                needed_by: Vec::new(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Replay the newest full snapshot taken at or before `until` (and not

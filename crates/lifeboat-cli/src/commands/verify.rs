@@ -1,9 +1,8 @@
 //! `lifeboat verify`: structure, and with --read-data every byte.
 
 use anyhow::Result;
-use lifeboat_store::{
-    Access, Progress, ProgressBars, RepairOptions, Repository, VerifyOptions, VerifyReport,
-};
+use lifeboat_ops::VerifyAllReport;
+use lifeboat_store::{ProgressBars, RepairOptions, VerifyOptions};
 
 use super::{AnyRepo, Ctx};
 use crate::cli::VerifyArgs;
@@ -19,45 +18,66 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
         read_data_percent: percent,
     };
     let bar = ctx.bars.bytes("verify");
-    let report = if percent.is_some() {
-        run_on(&ctx.open_full()?, &opts, &*bar)?
+    let report: VerifyAllReport = if percent.is_some() {
+        lifeboat_ops::verify_data(&ctx.open_full()?, &opts, &*bar)?
     } else {
         match ctx.open_any()? {
-            AnyRepo::Backup(r) => run_on(&r, &opts, &*bar)?,
-            AnyRepo::Full(r) => run_on(&r, &opts, &*bar)?,
+            AnyRepo::Backup(r) => lifeboat_ops::verify(&r, &opts, &*bar)?,
+            AnyRepo::Full(r) => lifeboat_ops::verify(&r, &opts, &*bar)?,
         }
     };
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {
-        for p in &report.problems {
+        for p in report.problems() {
             outln!("DAMAGED {}: {}", p.what, p.detail)?;
             for n in &p.needed_by {
                 outln!("    needed by {n}")?;
             }
         }
-        if report.items_checked > 0 {
+        let b = &report.binlog;
+        for w in &b.windows {
+            outln!(
+                "point-in-time window {} to {} (snapshot {}): {} binlog run(s), {} segment(s){}",
+                w.window.from.format("%Y-%m-%d %H:%M:%S"),
+                w.window.until.format("%Y-%m-%d %H:%M:%S UTC"),
+                w.window.snapshot.short(),
+                w.runs,
+                w.segments,
+                w.transactions
+                    .map(|t| format!(", {t} transaction(s) read and linked"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if b.runs_before_windows > 0 {
+            outln!(
+                "{} binlog run(s) older than every window (binlog retention dropped what they continued)",
+                b.runs_before_windows
+            )?;
+        }
+        let store = &report.store;
+        if store.items_checked > 0 {
             outln!(
                 "read the newest snapshot's {} item(s) whole and compared each with its size and SHA-256",
-                report.items_checked
+                store.items_checked
             )?;
         }
         outln!(
             "checked {} snapshot(s), {} pack(s), read {} pack(s) and {} blob(s): {}",
-            report.snapshots,
-            report.packs,
-            report.packs_read,
-            report.blobs_read,
+            store.snapshots,
+            store.packs,
+            store.packs_read,
+            store.blobs_read,
             if report.is_ok() {
                 "no problems".to_string()
             } else {
-                format!("{} problem(s)", report.problems.len())
+                format!("{} problem(s)", report.problems().count())
             }
         )?;
-        if report.unindexed_packs > 0 {
+        if store.unindexed_packs > 0 {
             outln!(
                 "{} pack(s) not yet indexed (left by an interrupted backup; the next backup reuses them)",
-                report.unindexed_packs
+                store.unindexed_packs
             )?;
         }
     }
@@ -66,17 +86,9 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
     } else {
         Err(exit::damaged(format!(
             "verify found {} problem(s) in the repository",
-            report.problems.len()
+            report.problems().count()
         )))
     }
-}
-
-fn run_on<A: Access>(
-    repo: &Repository<A>,
-    opts: &VerifyOptions,
-    bar: &dyn Progress,
-) -> Result<VerifyReport> {
-    Ok(repo.verify(opts, bar)?)
 }
 
 fn parse_percent(s: &str) -> Result<f64> {
