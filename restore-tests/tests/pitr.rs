@@ -760,6 +760,75 @@ fn verify_reads_the_stored_binlog_and_names_a_hole() {
     );
 }
 
+#[test]
+fn prune_merges_small_runs_and_their_packs_and_the_window_restores_the_same() {
+    let mut s = Setup::new(1);
+    // Runs older than 0 s are merged (an hour in a release build).
+    s.lb.set_env("LIFEBOAT_TEST_COMPACT_AFTER_SECS", "0");
+    s.with_backup_key(&["backup"]).ok();
+    for i in 0..4 {
+        s.sql(&format!(
+            "UPDATE clinic.patients SET phone = 'compact {i}' WHERE id < 30; \
+             INSERT INTO clinic.reminder_log VALUES ({}, NOW(), 'sms')",
+            920000 + i
+        ));
+        next_second();
+        s.with_backup_key(&["binlog"]).ok();
+    }
+    let t_end = server_now(&s.server);
+    let at_end = s.fingerprint("clinic");
+    next_second();
+    s.with_backup_key(&["binlog"]).ok();
+    assert_eq!(s.lb.snapshots().len(), 6);
+    let rk = s.lb.restore_key.display().to_string();
+    let before = s
+        .run(&["--restore-key-file", &rk, "--json", "verify"])
+        .ok()
+        .json();
+    let pruned = s
+        .run(&["--restore-key-file", &rk, "--json", "prune"])
+        .ok()
+        .json();
+    assert_eq!(pruned["binlog"]["runs_merged"], 5, "{pruned}");
+    assert_eq!(pruned["binlog"]["runs_written"], 1, "{pruned}");
+    // Eight small packs (the backup's, each run's) become one.
+    let n = |k: &str| pruned[k].as_u64().unwrap();
+    assert!(n("packs_compacted") + n("packs_repacked") >= 5, "{pruned}");
+    assert_eq!(n("packs_written"), 1, "{pruned}");
+    assert_eq!(s.lb.snapshots().len(), 2, "one full snapshot and one run");
+    // The same window, read whole, and the same restore.
+    let after = s
+        .run(&["--restore-key-file", &rk, "--json", "verify", "--read-data"])
+        .ok()
+        .json();
+    assert_eq!(
+        after["binlog"]["windows"][0]["until"], before["binlog"]["windows"][0]["until"],
+        "{after}"
+    );
+    assert_eq!(after["binlog"]["windows"][0]["runs"], 1, "{after}");
+    assert_eq!(
+        after["binlog"]["segments_read"], before["binlog"]["windows"][0]["segments"],
+        "{after}"
+    );
+    s.restore_until(&t_end, "r_compact").ok();
+    assert_eq!(
+        s.fingerprint("r_compact"),
+        at_end,
+        "restore after compaction differs"
+    );
+    // A second prune has nothing to do; capture goes on from the merged run.
+    let again = s
+        .run(&["--restore-key-file", &rk, "--json", "prune"])
+        .ok()
+        .json();
+    assert_eq!(again["binlog"]["runs_merged"], 0, "{again}");
+    assert_eq!(again["packs_compacted"], 0, "{again}");
+    s.sql("UPDATE clinic.patients SET phone = 'after' WHERE id < 3");
+    next_second();
+    let next = s.with_backup_key(&["--json", "binlog"]).ok().json();
+    assert_eq!(next["started_from"], "stored binlog", "{next}");
+}
+
 /// Columns (with types and defaults), indexes and triggers of `db`: the
 /// schema a restore must bring back along with the rows.
 fn schema_of(s: &Setup, db: &str) -> String {

@@ -40,13 +40,15 @@ pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documen
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
     apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogCheck,
-    BinlogOptions, BinlogReport, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window,
-    WindowCheck,
+    BinlogOptions, BinlogReport, CompactReport, RestoreUntilOptions, RestoreUntilReport, UntilPlan,
+    Window, WindowCheck,
 };
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,
 };
-pub use retention::{forget, ForgetOptions, ForgetReport, Listed, Selection};
+pub use retention::{
+    forget, prune, ForgetOptions, ForgetReport, Listed, PruneAllReport, Selection,
+};
 pub use source::SourceKind;
 pub use upgrade::upgrade;
 pub use verify::{verify, verify_data, VerifyAllReport};

@@ -592,6 +592,119 @@ pub fn apply_until(
     )?)
 }
 
+/// What [`compact_runs`] did (or would do).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct CompactReport {
+    /// Binlog runs merged into larger ones (and forgotten).
+    pub runs_merged: usize,
+    /// The runs that replaced them.
+    pub runs_written: usize,
+}
+
+/// Runs newer than this are left as they are: follow mode's recent
+/// minutes stay fine-grained, and no run a capture may still be extending
+/// from is touched.
+const COMPACT_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+/// [`COMPACT_AFTER`], which a debug build's tests may shorten
+/// (`LIFEBOAT_TEST_COMPACT_AFTER_SECS`).
+fn compact_after() -> chrono::TimeDelta {
+    #[cfg(debug_assertions)]
+    if let Some(s) = std::env::var("LIFEBOAT_TEST_COMPACT_AFTER_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return chrono::TimeDelta::seconds(s);
+    }
+    COMPACT_AFTER
+}
+
+/// At most this many segments in a merged run (its facts stay small).
+const MAX_MERGED_SEGMENTS: usize = 2000;
+
+/// Merge the binlog runs of each UTC day (a run a minute in follow mode:
+/// 1,440 snapshot files a day, each read by every `snapshots`) into one
+/// run per day and server: contiguous runs (each starting where the one
+/// before ended) older than an hour become one log snapshot that carries
+/// their items as they are stored (no data is read or rewritten), dated
+/// at the newest of them, with their segments in order. The merged run is
+/// committed before the old ones are forgotten: interrupted, the store
+/// holds both, and windows and restores read the merged one. Prune then
+/// compacts their small packs ([`PruneOptions::compact_small`]).
+///
+/// [`PruneOptions::compact_small`]: lifeboat_store::PruneOptions::compact_small
+pub fn compact_runs(repo: &Repository<FullAccess>, dry_run: bool) -> Result<CompactReport> {
+    let (all, _) = repo.snapshots()?;
+    let runs = runs(&all);
+    let cutoff = Utc::now() - compact_after();
+    let mut groups: Vec<Vec<&(&SnapshotEntry, Run)>> = Vec::new();
+    for r in runs.iter().filter(|(e, _)| e.snapshot.time < cutoff) {
+        let joins = groups.last().and_then(|g| g.last()).is_some_and(|(pe, p)| {
+            p.server == r.1.server
+                && p.end == r.1.start
+                && pe.snapshot.time.date_naive() == r.0.snapshot.time.date_naive()
+        });
+        let fits = groups.last().is_some_and(|g| {
+            g.iter().map(|(_, x)| x.segments.len()).sum::<usize>() + r.1.segments.len()
+                <= MAX_MERGED_SEGMENTS
+        });
+        match groups.last_mut() {
+            Some(g) if joins && fits => g.push(r),
+            _ => groups.push(vec![r]),
+        }
+    }
+    let mut report = CompactReport::default();
+    let merges: Vec<_> = groups.into_iter().filter(|g| g.len() >= 2).collect();
+    if merges.is_empty() {
+        return Ok(report);
+    }
+    let index = if dry_run {
+        None
+    } else {
+        Some(repo.load_index()?.0)
+    };
+    for group in merges {
+        report.runs_merged += group.len();
+        report.runs_written += 1;
+        let Some(index) = &index else { continue };
+        let (last_entry, last) = group[group.len() - 1];
+        let mut session = repo.begin_backup(lifeboat_store::BackupOptions {
+            tags: vec![BINLOG_TAG.to_string()],
+            hostname: Some(last_entry.snapshot.hostname.clone()),
+            note: None,
+        })?;
+        session.set_time(last_entry.snapshot.time);
+        let mut merged = Run {
+            server: last.server.clone(),
+            flavor: last.flavor.clone(),
+            start: group[0].1.start.clone(),
+            end: last.end.clone(),
+            caught_up_at: group.iter().map(|(_, r)| r.caught_up_at).max().unwrap_or(0),
+            segments: Vec::new(),
+            gtids: Vec::new(),
+        };
+        // The last GTID of each stream (MySQL `uuid:n`, MariaDB `d-s-n`).
+        let mut gtids: std::collections::BTreeMap<String, String> = Default::default();
+        for (entry, run) in &group {
+            for item in repo.manifest(index, &entry.snapshot)? {
+                session.carry_item(item)?;
+            }
+            merged.segments.extend(run.segments.iter().cloned());
+            for g in &run.gtids {
+                let stream = match g.split_once(':') {
+                    Some((uuid, _)) => uuid,
+                    None => g.split('-').next().unwrap_or(g),
+                };
+                gtids.insert(stream.to_string(), g.clone());
+            }
+        }
+        merged.gtids = gtids.into_values().collect();
+        commit_run(session, &merged)?;
+        let old: Vec<SnapshotId> = group.iter().map(|(e, _)| e.id).collect();
+        repo.forget(&old)?;
+    }
+    Ok(report)
+}
+
 /// The runs' manifests, each read once.
 #[derive(Default)]
 struct Manifests(std::collections::HashMap<SnapshotId, Vec<lifeboat_store::ManifestItem>>);
@@ -685,8 +798,18 @@ pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
             transactions: None,
         });
     }
+    // A run inside one a window follows holds nothing that is missing (the
+    // runs a compaction merged, when it stopped before forgetting them).
+    let inside_used = |run: &Run| {
+        runs.iter().any(|(e, r)| {
+            used.contains(&e.id)
+                && r.server == run.server
+                && at_or_before(&r.start, &run.start)
+                && at_or_before(&run.end, &r.end)
+        })
+    };
     for (entry, run) in &runs {
-        if used.contains(&entry.id) {
+        if used.contains(&entry.id) || inside_used(run) {
             continue;
         }
         let first = oldest.get(&run.server);

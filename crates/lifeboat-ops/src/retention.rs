@@ -56,7 +56,7 @@ pub struct ForgetReport {
     /// Nothing was changed.
     pub dry_run: bool,
     /// What the prune afterwards did.
-    pub prune: Option<PruneReport>,
+    pub prune: Option<PruneAllReport>,
 }
 
 /// Forget snapshots, and prune if asked.
@@ -142,7 +142,28 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
     }
     repo.forget(&remove)?;
     if let Some(p) = &opts.prune {
-        report.prune = Some(repo.prune(p)?);
+        report.prune = Some(prune(repo, p)?);
     }
     Ok(report)
+}
+
+/// What [`prune`] did (or would do).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneAllReport {
+    /// The store's prune.
+    #[serde(flatten)]
+    pub prune: PruneReport,
+    /// Binlog runs merged before it.
+    pub binlog: crate::pitr::CompactReport,
+}
+
+/// Prune: first merge the stored binlog's small runs
+/// ([`compact_runs`](crate::pitr::compact_runs)), then delete and repack
+/// what no snapshot needs and compact small packs.
+pub fn prune(repo: &Repository<FullAccess>, opts: &PruneOptions) -> Result<PruneAllReport> {
+    let binlog = crate::pitr::compact_runs(repo, opts.dry_run)?;
+    Ok(PruneAllReport {
+        prune: repo.prune(opts)?,
+        binlog,
+    })
 }

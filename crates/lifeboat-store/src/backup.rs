@@ -607,6 +607,14 @@ impl<A: Access> BackupSession<A> {
         &self.shared.repo.config().id
     }
 
+    /// Date the snapshot at `time` instead of the session's start: a
+    /// snapshot made of earlier snapshots' items (compacted binlog runs)
+    /// keeps the time of the newest of them, so retention treats it as it
+    /// treated them.
+    pub fn set_time(&mut self, time: chrono::DateTime<Utc>) {
+        self.time = time;
+    }
+
     /// Record what a source contributed (item counts and bytes are added
     /// automatically; this sets its facts).
     pub fn set_source_facts(&mut self, source: &str, facts: serde_json::Value) {

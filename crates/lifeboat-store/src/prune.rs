@@ -158,6 +158,10 @@ pub struct PruneOptions {
     /// Repack a pack when more than this share of its bytes is unused
     /// (0.0..=1.0); below it the pack is kept whole.
     pub repack_unused_share: f64,
+    /// Copy the blobs of packs smaller than a quarter of the pack size
+    /// into full-size packs when that makes fewer packs (each backup ends
+    /// with a small pack; binlog capture runs make one a minute).
+    pub compact_small: bool,
 }
 
 impl Default for PruneOptions {
@@ -165,6 +169,7 @@ impl Default for PruneOptions {
         PruneOptions {
             dry_run: false,
             repack_unused_share: 0.2,
+            compact_small: true,
         }
     }
 }
@@ -180,6 +185,8 @@ pub struct PruneReport {
     pub packs_removed: usize,
     /// Mostly-unused packs whose used blobs were copied into new packs.
     pub packs_repacked: usize,
+    /// Small packs whose blobs were copied into full-size packs.
+    pub packs_compacted: usize,
     /// New packs those copies went into.
     pub packs_written: usize,
     /// Packs no index named (left by killed backups).
@@ -247,7 +254,16 @@ impl Repository<FullAccess> {
             bytes_before: stored.values().sum(),
             ..Default::default()
         };
-        let mut plan = plan_packs(&index, &used, &kept_copy, &stored, opts, &mut report)?;
+        let small_below = u64::from(self.config().pack_size) / 4;
+        let mut plan = plan_packs(
+            &index,
+            &used,
+            &kept_copy,
+            &stored,
+            opts,
+            small_below,
+            &mut report,
+        )?;
         let old_indexes: Vec<String> = backend
             .list(FileKind::Index)?
             .into_iter()
@@ -416,8 +432,9 @@ struct PackPlan {
 }
 
 /// Decide, pack by pack, from which of its entries (every copy) are used:
-/// remove, repack (more unused than `opts` allows) or keep whole. Counts go
-/// into `report`. A pack an index names with used blobs but the backend
+/// remove, repack (more unused than `opts` allows, or small: under
+/// `small_below` bytes, when that makes fewer packs) or keep whole. Counts
+/// go into `report`. A pack an index names with used blobs but the backend
 /// lacks: their data is lost; stop.
 fn plan_packs(
     index: &Index,
@@ -425,6 +442,7 @@ fn plan_packs(
     kept_copy: &HashMap<BlobId, (PackId, u32)>,
     stored: &BTreeMap<String, u64>,
     opts: &PruneOptions,
+    small_below: u64,
     report: &mut PruneReport,
 ) -> Result<PackPlan> {
     let mut by_pack: HashMap<PackId, Vec<(PackEntry, bool)>> = HashMap::new();
@@ -450,7 +468,10 @@ fn plan_packs(
         remove: Vec::new(),
         repack: Vec::new(),
     };
-    for name in stored.keys() {
+    // Small packs kept whole so far: (name, id, used entries, bytes used).
+    type Small = (String, PackId, Vec<PackEntry>, u64, usize);
+    let mut small: Vec<(Small, IndexPack)> = Vec::new();
+    for (name, size) in stored {
         let Ok(pack_id) = name.parse::<PackId>() else {
             continue;
         };
@@ -479,15 +500,42 @@ fn plan_packs(
         } else {
             // Kept whole; its unused blobs stay indexed (and reusable),
             // but not a copy set aside for another that reads back.
-            plan.keep.push(IndexPack {
+            let kept_whole = IndexPack {
                 id: pack_id,
                 blobs: entries
-                    .into_iter()
+                    .iter()
                     .filter(|(e, u)| *u || !kept_copy.contains_key(&e.id))
-                    .map(|(e, _)| e)
+                    .map(|(e, _)| *e)
                     .collect(),
-            });
+            };
+            if opts.compact_small && *size < small_below {
+                let unused = entries.len();
+                let used: Vec<PackEntry> = entries
+                    .into_iter()
+                    .filter(|(_, u)| *u)
+                    .map(|(e, _)| e)
+                    .collect();
+                let unused = unused - used.len();
+                let bytes = used.iter().map(|e| u64::from(e.length)).sum();
+                small.push(((name.clone(), pack_id, used, bytes, unused), kept_whole));
+            } else {
+                plan.keep.push(kept_whole);
+            }
         }
+    }
+    // Compacting small packs must make fewer of them, or a second prune
+    // would copy the same blobs again.
+    let small_bytes: u64 = small.iter().map(|((_, _, _, b, _), _)| *b).sum();
+    let after = small_bytes.div_ceil((small_below * 4).max(1));
+    if small.len() >= 2 && after < small.len() as u64 {
+        for ((name, id, used, _, unused), _) in small {
+            report.packs_compacted += 1;
+            report.blobs_removed += unused;
+            plan.repack.push((id, used));
+            plan.remove.push(name);
+        }
+    } else {
+        plan.keep.extend(small.into_iter().map(|(_, whole)| whole));
     }
     if let Some((pack, entries)) = by_pack.iter().find(|(_, e)| e.iter().any(|(_, u)| *u)) {
         return Err(Error::damaged(

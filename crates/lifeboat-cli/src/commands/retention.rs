@@ -2,8 +2,8 @@
 //! lifeboat-ops'; this parses and prints.
 
 use anyhow::Result;
-use lifeboat_ops::{ForgetOptions, ForgetReport, Selection};
-use lifeboat_store::{ForgetPolicy, PruneOptions, PruneReport};
+use lifeboat_ops::{ForgetOptions, ForgetReport, PruneAllReport, Selection};
+use lifeboat_store::{ForgetPolicy, PruneOptions};
 
 use super::backup::human;
 use super::Ctx;
@@ -58,10 +58,7 @@ pub fn forget(ctx: &Ctx, args: ForgetArgs) -> Result<Code> {
         ForgetOptions {
             selection,
             dry_run: args.dry_run,
-            prune: args.prune.then_some(PruneOptions {
-                dry_run: false,
-                repack_unused_share: 0.2,
-            }),
+            prune: args.prune.then_some(PruneOptions::default()),
             keep_log: Some(keep_log(ctx)?),
         },
     )?;
@@ -119,10 +116,14 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<Code> {
         return Err(exit::usage("--max-unused is a percentage, 0 to 100"));
     }
     let repo = ctx.open_full()?;
-    let report = repo.prune(&PruneOptions {
-        dry_run: args.dry_run,
-        repack_unused_share: args.max_unused / 100.0,
-    })?;
+    let report = lifeboat_ops::prune(
+        &repo,
+        &PruneOptions {
+            dry_run: args.dry_run,
+            repack_unused_share: args.max_unused / 100.0,
+            ..PruneOptions::default()
+        },
+    )?;
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {
@@ -131,16 +132,25 @@ pub fn prune(ctx: &Ctx, args: &PruneArgs) -> Result<Code> {
     Ok(Code::Ok)
 }
 
-fn print_prune(r: &PruneReport, dry: bool) -> Result<()> {
+fn print_prune(all: &PruneAllReport, dry: bool) -> Result<()> {
     let verb = if dry { "would" } else { "did" };
+    let r = &all.prune;
+    if all.binlog.runs_merged > 0 {
+        outln!(
+            "binlog: {verb} merge {} run(s) into {}",
+            all.binlog.runs_merged,
+            all.binlog.runs_written
+        )?;
+    }
     outln!(
         "{} snapshot(s) keep {} blob(s); prune {verb}: remove {} unused pack(s) and {} unindexed pack(s), \
-         repack {} into {}, drop {} blob(s), replace {} index file(s), remove {} state file(s)",
+         repack {} and compact {} small into {}, drop {} blob(s), replace {} index file(s), remove {} state file(s)",
         r.snapshots,
         r.blobs_used,
         r.packs_removed,
         r.unindexed_packs_removed,
         r.packs_repacked,
+        r.packs_compacted,
         r.packs_written,
         r.blobs_removed,
         r.index_files_replaced,
