@@ -839,7 +839,8 @@ fn schema_of(s: &Setup, db: &str) -> String {
              SELECT TABLE_NAME, INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS \
                WHERE TABLE_SCHEMA = '{db}' ORDER BY 1, 2, SEQ_IN_INDEX; \
              SELECT TRIGGER_NAME, EVENT_OBJECT_TABLE FROM information_schema.TRIGGERS \
-               WHERE TRIGGER_SCHEMA = '{db}' ORDER BY 1"
+               WHERE TRIGGER_SCHEMA = '{db}' ORDER BY 1; \
+             SELECT DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '{db}'"
         ))
         .unwrap()
 }
@@ -854,7 +855,9 @@ fn schema_changes_in_the_window_are_applied_to_the_target_only() {
     // rows into the new and renamed tables, and statements the restore
     // must skip: an account's grant, maintenance, another database's DDL.
     s.sql(
-        "ALTER TABLE clinic.patients ADD COLUMN pitr_note VARCHAR(40) NULL DEFAULT 'n/a';\
+        "ALTER DATABASE clinic COLLATE utf8mb4_unicode_ci;\
+         ALTER USER 'pitr_reader'@'%' IDENTIFIED BY 'Secret-PW-1';\
+         ALTER TABLE clinic.patients ADD COLUMN pitr_note VARCHAR(40) NULL DEFAULT 'n/a';\
          UPDATE clinic.patients SET pitr_note = 'Zoë' WHERE id < 10;\
          CREATE TABLE clinic.refunds (id INT PRIMARY KEY, patient_id INT, amount DECIMAL(8,2), \
            FOREIGN KEY (patient_id) REFERENCES clinic.patients (id));\
@@ -896,7 +899,11 @@ fn schema_changes_in_the_window_are_applied_to_the_target_only() {
     );
     assert_eq!(schema_of(&s, "r_ddl"), schema_t1, "the schema differs");
     let changes = r["applied"]["schema_changes"].as_array().unwrap();
-    assert_eq!(changes.len(), 9, "{changes:?}");
+    assert_eq!(changes.len(), 10, "{changes:?}");
+    assert!(
+        !r.to_string().contains("Secret-PW-1"),
+        "a password in the report: {r}"
+    );
     let skipped = r["applied"]["skipped"].to_string();
     for what in ["account statement", "table maintenance", "other.y"] {
         assert!(skipped.contains(what), "{what}: {skipped}");

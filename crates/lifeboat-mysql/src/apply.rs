@@ -408,6 +408,35 @@ impl Applier<'_> {
                 }
                 self.query(f, &q, boundary, at)?;
             }
+            kind::EXECUTE_LOAD_QUERY => {
+                let q = Query::parse(f, e)
+                    .ok_or_else(|| binlog::damaged("a stored LOAD DATA event is cut short"))?;
+                if late {
+                    return self.stop(at);
+                }
+                // Its rows are in the server's file blocks, not row events:
+                // refused on the snapshot's database like any statement.
+                self.refuse_or_skip(&q, "a LOAD DATA logged as a statement")?;
+                if boundary != Boundary::Inside {
+                    self.commit(f, at)?;
+                }
+            }
+            k if kind::LOAD_EVENTS.contains(&k) => {
+                return Err(Error::Invalid(
+                    "the binlog holds a LOAD DATA in the pre-5.0 event format, which lifeboat \
+                     cannot apply: restore --until a time before it, or replay the stored binlog \
+                     with mariadb-binlog (docs/FORMAT.md)"
+                        .into(),
+                ))
+            }
+            kind::INCIDENT => {
+                return Err(Error::Invalid(format!(
+                    "the binlog holds an incident event (stamped {at}, seconds since 1970 on the \
+                     server's clock): the server logged that changes are missing from its binary \
+                     log there. Restore --until a time before it, or from a full snapshot taken \
+                     after it"
+                )))
+            }
             kind::XID if late => return self.stop(at),
             kind::XID => self.commit(f, at)?,
             kind::GTID | kind::MARIA_GTID => self.gtid = binlog::Gtid::parse(f, e),
@@ -505,7 +534,8 @@ impl Applier<'_> {
         let ours = q.database == db.as_bytes() || names_word(q.sql, db.as_bytes());
         match Class::of(q.sql) {
             Class::Account => {
-                self.skip(format!("an account statement: {}", short(q.sql)));
+                // Never its text: it may hold a password.
+                self.skip(format!("an account statement: {}", first_words(q.sql, 2)));
                 Ok(())
             }
             Class::Maintenance => {
@@ -520,6 +550,11 @@ impl Applier<'_> {
                      restore --until a time before it",
                     short(q.sql)
                 )))
+            }
+            Class::Database
+                if ours && q.sql.len() >= 5 && q.sql[..5].eq_ignore_ascii_case(b"ALTER") =>
+            {
+                self.schema_change(q)
             }
             Class::Database => {
                 self.skip(format!("a database's definition: {}", short(q.sql)));
@@ -616,7 +651,13 @@ impl Applier<'_> {
             anywhere: false,
         };
         let default_db = String::from_utf8_lossy(q.database);
-        match crate::guard::check_window_ddl(sql, d, &scope, &default_db).map_err(refuse)? {
+        let checked = match Class::of(q.sql) {
+            Class::Database => {
+                crate::guard::check_window_alter_database(sql, d, &scope, &default_db)
+            }
+            _ => crate::guard::check_window_ddl(sql, d, &scope, &default_db),
+        };
+        match checked.map_err(refuse)? {
             WindowDdl::Elsewhere => {
                 self.skip(format!(
                     "a schema change in another database: {}",
@@ -866,16 +907,81 @@ fn names_word(sql: &[u8], word: &[u8]) -> bool {
     })
 }
 
-/// The start of a statement, for messages.
+/// The start of a statement, for messages, its strings' contents left
+/// out (a connection string's or a password's).
 fn short(sql: &[u8]) -> String {
-    let s = String::from_utf8_lossy(&sql[..sql.len().min(80)]).into_owned();
-    let s: String = s
+    let mut out = Vec::with_capacity(90);
+    let mut quote: Option<u8> = None;
+    let mut i = 0;
+    while i < sql.len() && out.len() < 80 {
+        let b = sql[i];
+        match quote {
+            Some(_) if b == b'\\' => i += 1,
+            Some(q) if b == q && sql.get(i + 1) == Some(&q) => i += 1,
+            Some(q) if b == q => {
+                out.extend_from_slice(b"...");
+                out.push(b);
+                quote = None;
+            }
+            Some(_) => {}
+            None => {
+                if b == b'\'' || b == b'"' {
+                    quote = Some(b);
+                }
+                out.push(b);
+            }
+        }
+        i += 1;
+    }
+    if quote.is_some() {
+        out.extend_from_slice(b"...");
+    }
+    let s: String = String::from_utf8_lossy(&out)
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
-    if sql.len() > 80 {
+    if i < sql.len() {
         format!("{s}...")
     } else {
         s
+    }
+}
+
+/// The first `n` words of a statement (for one that may hold a secret).
+fn first_words(sql: &[u8], n: usize) -> String {
+    let words: Vec<String> = sql
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .take(n)
+        .map(|w| {
+            String::from_utf8_lossy(w)
+                .chars()
+                .filter(|c| c.is_ascii_alphabetic())
+                .collect()
+        })
+        .collect();
+    words.join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_leave_strings_and_account_statements_out() {
+        assert_eq!(
+            short(b"CREATE TABLE f (a INT) CONNECTION='mysql://app:FedPass999@10.0.0.1/db/t'"),
+            "CREATE TABLE f (a INT) CONNECTION='...'"
+        );
+        assert_eq!(
+            short(b"SELECT 'it''s', \"a\\\"b\""),
+            "SELECT '...', \"...\""
+        );
+        assert_eq!(
+            first_words(b"CREATE USER u1@'%' IDENTIFIED BY 'PlainPW123'", 2),
+            "CREATE USER"
+        );
+        let long = format!("ALTER TABLE t COMMENT '{}' , ADD x INT", "p".repeat(200));
+        assert!(!short(long.as_bytes()).contains("pp"));
     }
 }

@@ -40,6 +40,14 @@ pub mod kind {
     pub const UPDATE_ROWS_V1: u8 = 24;
     pub const DELETE_ROWS_V1: u8 = 25;
     pub const HEARTBEAT: u8 = 27;
+    /// A gap the server itself logged (events it could not write).
+    pub const INCIDENT: u8 = 26;
+    /// LOAD DATA logged as a statement: the old events, the file's blocks,
+    /// and the statement that loads them (a query event with 13 more
+    /// bytes of post-header).
+    pub const LOAD_EVENTS: [u8; 6] = [6, 8, 9, 10, 11, 12];
+    pub const BEGIN_LOAD_QUERY: u8 = 17;
+    pub const EXECUTE_LOAD_QUERY: u8 = 18;
     pub const IGNORABLE: u8 = 28;
     pub const ROWS_QUERY: u8 = 29;
     pub const WRITE_ROWS: u8 = 30;
@@ -495,7 +503,10 @@ impl<'a> Query<'a> {
     /// database and a NUL, the statement.
     pub fn parse(f: &Format, event: &'a [u8]) -> Option<Query<'a>> {
         let p = f.payload(event);
-        let post = f.post_header(kind::QUERY).max(13);
+        // Its own post-header: a query's (13), or a LOAD DATA's execute
+        // event's (26, the query's first).
+        let h = Header::parse(event)?;
+        let post = f.post_header(h.kind).max(13);
         let head = p.get(..post)?;
         let db_len = usize::from(head[8]);
         let status = usize::from(u16::from_le_bytes([head[11], head[12]]));

@@ -450,15 +450,22 @@ fn check_words(s: &Stmt<'_>, table: bool) -> Result<(), String> {
             "SELECT" if table => {
                 return Err("a table's CREATE text holds a SELECT".into());
             }
-            "CONNECTION" if table => {
+            // A table's options, in a table's text or in a body that
+            // creates one (an event or routine's CREATE TABLE runs later,
+            // as its definer): in a body, `connection` or `engine` may
+            // also be a column's name (`SELECT engine FROM ...`).
+            "CONNECTION" if table || option_value(s, k) => {
                 return Err("it uses CONNECTION (a table on another server)".into());
             }
-            "ENGINE" if table => {
+            "ENGINE" if table || option_value(s, k) => {
                 let mut v = k + 1;
                 if s.is_punct(v, b'=') {
                     v += 1;
                 }
-                let engine = s.ident(v).unwrap_or_default();
+                let engine = s
+                    .ident(v)
+                    .or_else(|| string_value(s, v))
+                    .unwrap_or_default();
                 if !ENGINES.contains(&engine.to_ascii_uppercase().as_str()) {
                     return Err(format!(
                         "it uses the storage engine {engine:?} (replay allows {})",
@@ -470,6 +477,32 @@ fn check_words(s: &Stmt<'_>, table: bool) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Whether the word at `k` is followed by what gives a table option its
+/// value (`=`, a string, or a name that does not go on as an expression:
+/// `engine FROM`, `engine,`, `engine AS e` are a column's).
+fn option_value(s: &Stmt<'_>, k: usize) -> bool {
+    if s.is_punct(k + 1, b'=') {
+        return true;
+    }
+    match s.toks.get(k + 1).map(|t| t.kind) {
+        Some(Kind::Str) => true,
+        Some(Kind::Word | Kind::Quoted) => ![
+            "FROM", "AS", "AND", "OR", "IS", "IN", "LIKE", "END", "INTO", "WHERE", "THEN", "ELSE",
+            "ORDER", "GROUP", "LIMIT", "NOT", "ON", "BETWEEN", "DESC", "ASC", "HAVING", "UNION",
+        ]
+        .iter()
+        .any(|w| s.is_word(k + 1, w)),
+        _ => false,
+    }
+}
+
+/// A string token's text without its quotes (no escapes: an engine's name).
+fn string_value(s: &Stmt<'_>, k: usize) -> Option<String> {
+    let t = s.toks.get(k).filter(|t| t.kind == Kind::Str)?;
+    let text = &s.sql[t.start..t.end];
+    Some(text.get(1..text.len().saturating_sub(1))?.to_string())
 }
 
 /// A `;` may only be the last token.
@@ -1282,10 +1315,16 @@ pub(crate) fn check_window_ddl(
                         create: text.clone(),
                         ..Default::default()
                     };
+                    if !default_db.is_empty() && default_db != scope.source_db {
+                        return Err(another_default(default_db));
+                    }
+                    // An event would start running, as the restoring
+                    // account, the moment the restore ends: created
+                    // disabled, for whoever checks it.
                     let rw = Rewrite {
                         definer: None,
                         invoker: true,
-                        event_status: None,
+                        event_status: Some("DISABLE"),
                     };
                     let sql = check_object(&obj, d, scope, false, &rw)?;
                     return Ok(WindowDdl::Apply {
@@ -1415,11 +1454,21 @@ pub(crate) fn check_window_ddl(
     if ours != heads.len() {
         return Err("it names tables of the snapshot's database and of another one".into());
     }
-    if let Some(kind) = object {
+    if let Some(kind) = &object {
         // DROP of objects: the names, and nothing after them.
         if k != s.toks.len() && !(k + 1 == s.toks.len() && s.is_punct(k, b';')) {
             return Err(format!("DROP {kind} followed by {:?}", s.text(k)));
         }
+    }
+    // Run in another database on the source, its unqualified names (a
+    // foreign key's table, a MERGE table's UNION) meant that database's
+    // tables: only statements made of their heads alone are applied.
+    // (Run with no database, every table it names is qualified: the server
+    // refuses an unqualified one.)
+    let heads_only = matches!(first.as_str(), "DROP" | "RENAME" | "TRUNCATE")
+        || (first == "CREATE" && change == TableChange::None);
+    if !default_db.is_empty() && default_db != scope.source_db && !heads_only {
+        return Err(another_default(default_db));
     }
     check_single(&s, 0)?;
     check_words(&s, true)?;
@@ -1439,9 +1488,103 @@ pub(crate) fn check_window_ddl(
             edits.push(replace(&s, i, &crate::encode::ident(&scope.target_db)));
         }
     }
+    if object.is_some() {
+        // `DROP FUNCTION f` unqualified drops a loadable function (a UDF,
+        // server-wide) when the database has no stored one of that name:
+        // every dropped object is named in the target database.
+        let target = format!("{}.", crate::encode::ident(&scope.target_db));
+        for n in heads.iter().filter(|n| n.qualifier.is_none()) {
+            edits.push(insert(&s, n.name, &target));
+        }
+    }
     Ok(WindowDdl::Apply {
         sql: apply(sql, &mut edits),
         change,
+    })
+}
+
+fn another_default(default_db: &str) -> String {
+    format!(
+        "it ran in database `{default_db}` on the source, where its unqualified names meant that \
+         database's tables"
+    )
+}
+
+/// `ALTER {DATABASE|SCHEMA} [name] option...` from the binlog's window:
+/// on the snapshot's database (named, or the default one), the character
+/// set, collation and comment options only, sent as `ALTER DATABASE
+/// target ...`; on another, [`WindowDdl::Elsewhere`].
+pub(crate) fn check_window_alter_database(
+    sql: &str,
+    d: Dialect,
+    scope: &Scope,
+    default_db: &str,
+) -> Result<WindowDdl, String> {
+    let s = tokenize(sql, d)?;
+    let mut k = 0;
+    s.expect(&mut k, "ALTER")?;
+    if !(s.eat(&mut k, "DATABASE") || s.eat(&mut k, "SCHEMA")) {
+        return Err(format!("expected DATABASE, found {:?}", s.text(k)));
+    }
+    const OPTIONS: [&str; 6] = [
+        "DEFAULT",
+        "CHARACTER",
+        "CHARSET",
+        "COLLATE",
+        "COMMENT",
+        "SET",
+    ];
+    let named = s.is_name(k) && !OPTIONS.iter().any(|w| s.is_word(k, w));
+    let db = if named {
+        k += 1;
+        s.ident(k - 1).unwrap_or_default()
+    } else {
+        default_db.to_string()
+    };
+    if db != scope.source_db {
+        return Ok(WindowDdl::Elsewhere);
+    }
+    let from = k;
+    while k < s.toks.len() {
+        if k + 1 == s.toks.len() && s.is_punct(k, b';') {
+            break;
+        }
+        s.eat(&mut k, "DEFAULT");
+        let comment = s.is_word(k, "COMMENT");
+        if s.eat(&mut k, "CHARACTER") {
+            s.expect(&mut k, "SET")?;
+        } else if !(s.eat(&mut k, "CHARSET")
+            || s.eat(&mut k, "COLLATE")
+            || s.eat(&mut k, "COMMENT"))
+        {
+            return Err(format!(
+                "ALTER DATABASE is applied with CHARACTER SET, COLLATE and COMMENT only, not {:?}",
+                s.text(k)
+            ));
+        }
+        if s.is_punct(k, b'=') {
+            k += 1;
+        }
+        let value = s.toks.get(k).map(|t| t.kind);
+        let ok = match comment {
+            true => value == Some(Kind::Str),
+            false => matches!(value, Some(Kind::Word | Kind::Quoted | Kind::Str)),
+        };
+        if !ok {
+            return Err(format!(
+                "an ALTER DATABASE option's value is {:?}",
+                s.text(k)
+            ));
+        }
+        k += 1;
+    }
+    let rest = s.toks.get(from).map_or("", |t| &sql[t.start..]);
+    Ok(WindowDdl::Apply {
+        sql: format!(
+            "ALTER DATABASE {} {rest}",
+            crate::encode::ident(&scope.target_db)
+        ),
+        change: TableChange::None,
     })
 }
 
@@ -1593,6 +1736,76 @@ mod tests {
         ] {
             assert_eq!(window(sql, default_db), Ok(WindowDdl::Elsewhere), "{sql}");
         }
+    }
+
+    #[test]
+    fn window_fresh_eyes_findings_stay_fixed() {
+        // A body that creates a table reaching another server (the
+        // FEDERATED event of the attack), here and in a snapshot's replay.
+        let fed = "CREATE EVENT ev ON SCHEDULE EVERY 2 SECOND DO BEGIN CREATE TABLE IF NOT EXISTS fx2 (id INT PRIMARY KEY) ENGINE=FEDERATED CONNECTION='mysql://root@h/victim/secret'; UPDATE fx2 SET id = 1; END";
+        assert!(window(fed, "shop").is_err());
+        assert!(object("EVENT", "ev", fed).is_err());
+        for body in [
+            "CREATE PROCEDURE p() BEGIN CREATE TABLE t (a INT) ENGINE 'CONNECT'; END",
+            "CREATE PROCEDURE p() BEGIN CREATE TABLE t (a INT) CONNECTION = 'x'; END",
+        ] {
+            assert!(object("PROCEDURE", "p", body).is_err(), "{body}");
+        }
+        // `engine` as a column stays allowed.
+        object(
+            "PROCEDURE",
+            "p",
+            "CREATE PROCEDURE p() BEGIN SELECT engine FROM information_schema.ENGINES WHERE engine = 'InnoDB'; END",
+        )
+        .unwrap();
+        // DROP FUNCTION unqualified would drop a server-wide UDF.
+        assert_eq!(
+            applied("DROP FUNCTION IF EXISTS myudf").0,
+            "DROP FUNCTION IF EXISTS `staging`.myudf"
+        );
+        // Another default database: names without one meant its tables.
+        assert!(window("CREATE VIEW shop.v AS SELECT * FROM secret", "victim").is_err());
+        // With no database selected, every table it names is qualified.
+        assert!(matches!(
+            window("ALTER TABLE shop.orders ADD c INT", ""),
+            Ok(WindowDdl::Apply { .. })
+        ));
+        assert!(window(
+            "CREATE TABLE shop.m (id INT) ENGINE=MERGE UNION=(mt)",
+            "victim"
+        )
+        .is_err());
+        assert!(matches!(
+            window("DROP TABLE shop.orders", "victim"),
+            Ok(WindowDdl::Apply { .. })
+        ));
+        // Events created in the window do not start running.
+        let (sql, _) = applied("CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO SET @a = 1");
+        assert!(sql.contains("DISABLE"), "{sql}");
+        // ALTER DATABASE: the database's defaults follow.
+        let alter = |sql: &str, default_db: &str| {
+            check_window_alter_database(sql, Dialect::default(), &scope(), default_db)
+        };
+        assert_eq!(
+            alter(
+                "ALTER DATABASE shop CHARACTER SET utf8mb4 COLLATE utf8mb4_bin",
+                "x"
+            ),
+            Ok(WindowDdl::Apply {
+                sql: "ALTER DATABASE `staging` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin".into(),
+                change: TableChange::None
+            })
+        );
+        assert!(matches!(
+            alter("ALTER SCHEMA DEFAULT CHARSET = latin1", "shop"),
+            Ok(WindowDdl::Apply { .. })
+        ));
+        assert_eq!(
+            alter("ALTER DATABASE other CHARSET latin1", "shop"),
+            Ok(WindowDdl::Elsewhere)
+        );
+        assert!(alter("ALTER DATABASE shop UPGRADE DATA DIRECTORY NAME", "shop").is_err());
+        assert!(alter("ALTER DATABASE shop CHARSET latin1; DROP TABLE x", "shop").is_err());
     }
 
     #[test]

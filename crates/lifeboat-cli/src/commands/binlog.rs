@@ -44,7 +44,7 @@ pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
         let every = std::time::Duration::from_secs(every);
         let mut failed = None;
         with_repo!(repo, r => lifeboat_ops::follow_binlog(r, &opts, every, &ctx.bars, &mut |report| {
-            if let Err(e) = print(ctx, report) {
+            if let Err(e) = print(ctx, report, true) {
                 failed = Some(e);
                 return false;
             }
@@ -56,17 +56,20 @@ pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
         };
     }
     let report = with_repo!(repo, r => lifeboat_ops::capture_binlog(r, &opts, &ctx.bars))?;
-    print(ctx, &report)?;
+    print(ctx, &report, false)?;
     if report.gap.is_some() {
         return Ok(Code::Warning);
     }
     Ok(Code::Ok)
 }
 
-/// One run: a line (or a JSON line), and the gap it crossed as a warning.
-fn print(ctx: &Ctx, report: &lifeboat_ops::BinlogReport) -> Result<()> {
+/// One run: a line (or JSON; one line per run when following, as JSON
+/// Lines), and the gap it crossed as a warning.
+fn print(ctx: &Ctx, report: &lifeboat_ops::BinlogReport, follow: bool) -> Result<()> {
     let run = &report.run;
-    if ctx.global.json {
+    if ctx.global.json && follow {
+        outln!("{}", serde_json::to_string(report)?)?;
+    } else if ctx.global.json {
         ctx.print_json(report)?;
     } else {
         let bytes: u64 = run.segments.iter().map(|s| s.bytes).sum();
