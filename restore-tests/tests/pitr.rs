@@ -625,39 +625,74 @@ fn follow_mode_survives_kills_and_a_server_restart_losing_and_duplicating_nothin
 #[test]
 fn the_daemon_keeps_binlog_capture_running_beside_its_schedules() {
     use std::os::unix::process::CommandExt;
+    // A prune every minute: the capture holds the repository's shared lock
+    // from one flush to the next, so the daemon stops it for the prune.
     let s = Setup::with_config(
         1,
-        "binlog_flush_secs = 1\n\n[[schedule]]\njob = \"verify\"\ncron = \"0 0 1 1 *\"\n",
+        "binlog_flush_secs = 1\n\n[[schedule]]\njob = \"prune\"\ncron = \"* * * * *\"\n",
     );
     s.with_backup_key(&["backup"]).ok();
     let bk = s.lb.backup_key.display().to_string();
+    let rk = s.lb.restore_key.display().to_string();
+    let log = s.lb.path("daemon.log");
     let mut daemon =
-        s.lb.command(&["--config", &s.cfg, "--backup-key-file", &bk, "daemon"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .process_group(0)
-            .spawn()
-            .unwrap();
+        s.lb.command(&[
+            "--config",
+            &s.cfg,
+            "--backup-key-file",
+            &bk,
+            "--restore-key-file",
+            &rk,
+            "daemon",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let covered_within = |s: &Setup, secs: u64| {
+        let t = server_secs(&s.server);
+        let asked = Instant::now();
+        while asked.elapsed() < Duration::from_secs(secs) {
+            if covered_until(s).is_some_and(|c| c >= t) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        false
+    };
     s.sql("UPDATE clinic.patients SET phone = 'daemon' WHERE id < 5");
-    let t = server_secs(&s.server);
+    let first = covered_within(&s, 60);
+    // The minute's prune runs (the capture paused), then capture goes on.
     let asked = Instant::now();
-    let mut covered = false;
-    while asked.elapsed() < Duration::from_secs(60) {
-        if covered_until(&s).is_some_and(|c| c >= t) {
-            covered = true;
+    let mut pruned = false;
+    while asked.elapsed() < Duration::from_secs(90) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if text.contains("job prune succeeded") {
+            pruned = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     }
+    next_second();
+    s.sql("UPDATE clinic.patients SET phone = 'after prune' WHERE id < 5");
+    let after = covered_within(&s, 60);
     // The daemon and its capture child, as systemd stops a service.
     let _ = std::process::Command::new("kill")
         .args(["-KILL", "--", &format!("-{}", daemon.id())])
         .status();
     let _ = daemon.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(
-        covered,
-        "the daemon's binlog capture stored nothing within 60 s"
+        first,
+        "the daemon's binlog capture stored nothing within 60 s: {text}"
     );
+    assert!(
+        pruned,
+        "the scheduled prune did not succeed beside the capture: {text}"
+    );
+    assert!(text.contains("binlog capture paused for the job"), "{text}");
+    assert!(after, "capture did not go on after the prune: {text}");
 }
 
 /// What a fresh-eyes attack found on genuine binlogs: a rolled-back XA

@@ -632,16 +632,8 @@ impl Applier<'_> {
         }
         let d = crate::lexer::Dialect::of_sql_mode(&expanded);
         if self.other_dbs.is_none() {
-            let target = self.target_db.to_lowercase();
-            self.other_dbs = Some(
-                self.conn
-                    .text_rows("SHOW DATABASES")?
-                    .into_iter()
-                    .filter_map(|r| r.into_iter().next().flatten())
-                    .map(|d| d.to_lowercase())
-                    .filter(|d| *d != target)
-                    .collect(),
-            );
+            let others = crate::replay::other_databases(&mut self.conn, &self.target_db)?;
+            self.other_dbs = Some(others);
         }
         let scope = crate::guard::Scope {
             source_db: self.opts.source_database.clone(),

@@ -459,17 +459,10 @@ fn prepare(
         create_database.push_str(&format!(" COLLATE {}", ident(&collation)));
     }
 
-    let target_lower = target_db.to_lowercase();
     let scope = Scope {
         source_db: schema.database.clone(),
         target_db: target_db.to_string(),
-        other_dbs: conn
-            .text_rows("SHOW DATABASES")?
-            .into_iter()
-            .filter_map(|r| r.into_iter().next().flatten())
-            .map(|d| d.to_lowercase())
-            .filter(|d| *d != target_lower)
-            .collect(),
+        other_dbs: other_databases(conn, target_db)?,
         tables: schema.tables.iter().map(|t| t.name.clone()).collect(),
         anywhere: false,
     };
@@ -722,6 +715,22 @@ pub fn replay(
         judge(&report)?;
     }
     Ok(report)
+}
+
+/// Every database the target server shows this account but `target_db`,
+/// lowercased: what no checked text may name.
+pub(crate) fn other_databases(
+    conn: &mut Conn,
+    target_db: &str,
+) -> Result<std::collections::HashSet<String>> {
+    let target = target_db.to_lowercase();
+    Ok(conn
+        .text_rows("SHOW DATABASES")?
+        .into_iter()
+        .filter_map(|r| r.into_iter().next().flatten())
+        .map(|d| d.to_lowercase())
+        .filter(|d| *d != target)
+        .collect())
 }
 
 /// The accounts item of the snapshot, checked and planned (nothing sent).

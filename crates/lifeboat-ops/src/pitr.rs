@@ -757,8 +757,9 @@ pub struct WindowCheck {
 pub struct BinlogCheck {
     /// Every window, oldest snapshot first.
     pub windows: Vec<WindowCheck>,
-    /// Runs older than every window of their server (binlog retention
-    /// dropped what they continued): kept, not damage.
+    /// Runs that no window reaches and that are older than every run a
+    /// window of their server follows (binlog retention dropped what they
+    /// continued): kept, not damage.
     pub runs_before_windows: usize,
     /// Segments read whole (with the data).
     pub segments_read: usize,
@@ -767,29 +768,22 @@ pub struct BinlogCheck {
 }
 
 /// The windows and their runs from the snapshots' facts (the backup key
-/// reads them): a run that no window reaches, newer than a window of its
-/// server, means binlog before it is missing from the store.
+/// reads them): a run that no window reaches, newer than a run a window of
+/// its server follows, means binlog before it is missing from the store.
 pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
     let runs = runs(all);
     let mut check = BinlogCheck::default();
     let mut used = std::collections::HashSet::new();
-    let mut oldest: std::collections::HashMap<String, DateTime<Utc>> =
-        std::collections::HashMap::new();
     for b in all.iter().filter_map(base) {
         let c = chain(&b, &runs, None);
         let Some(until) = c.covered.and_then(|t| Utc.timestamp_opt(t, 0).single()) else {
             continue;
         };
         used.extend(c.runs.iter().copied());
-        let from = b.entry.snapshot.time;
-        oldest
-            .entry(b.server.clone())
-            .and_modify(|t| *t = (*t).min(from))
-            .or_insert(from);
         check.windows.push(WindowCheck {
             window: Window {
                 snapshot: b.entry.id,
-                from,
+                from: b.entry.snapshot.time,
                 until,
                 server: b.server.clone(),
             },
@@ -808,12 +802,25 @@ pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
                 && at_or_before(&run.end, &r.end)
         })
     };
+    // The oldest run of each server a window follows: a run no window
+    // reaches after it is binlog missing in between; one before it is
+    // where binlog retention cut (what it continued was dropped).
+    let mut first_used: std::collections::HashMap<&str, DateTime<Utc>> =
+        std::collections::HashMap::new();
+    for (e, r) in runs.iter().filter(|(e, _)| used.contains(&e.id)) {
+        let t = first_used
+            .entry(r.server.as_str())
+            .or_insert(e.snapshot.time);
+        *t = (*t).min(e.snapshot.time);
+    }
     for (entry, run) in &runs {
         if used.contains(&entry.id) || inside_used(run) {
             continue;
         }
-        let first = oldest.get(&run.server);
-        if first.is_some_and(|t| entry.snapshot.time < *t) {
+        if first_used
+            .get(run.server.as_str())
+            .is_none_or(|t| entry.snapshot.time < *t)
+        {
             check.runs_before_windows += 1;
             continue;
         }

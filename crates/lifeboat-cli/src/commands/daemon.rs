@@ -7,8 +7,9 @@
 //! runs and exits.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::str::FromStr as _;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
@@ -108,11 +109,13 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
     if args.check {
         return Ok(Code::Ok);
     }
+    let follower = Follower::default();
     if follow {
         let (exe, argv) = job_argv(ctx, &config, "binlog", &["--follow".to_string()])?;
+        let f = follower.clone();
         std::thread::Builder::new()
             .name("lifeboat-binlog".into())
-            .spawn(move || follow_binlog(&exe, &argv))
+            .spawn(move || follow_binlog(&exe, &argv, &f))
             .context("starting the binlog capture")?;
     }
     loop {
@@ -131,8 +134,17 @@ pub fn run(ctx: &Ctx, args: &DaemonArgs) -> Result<Code> {
             continue;
         }
         let s = &schedules[i];
+        // Prune takes the repository's exclusive lock, which a capture run
+        // holds shared from one flush to the next: the capture stops for
+        // it (what it read and had not stored is read again after).
+        let exclusive = s.cfg.job == "prune"
+            || (s.cfg.job == "forget" && s.cfg.args.iter().any(|a| a == "--prune"));
+        let paused = exclusive && follow && follower.pause();
         if let Err(e) = run_job(ctx, &config, &s.cfg.job, &s.cfg.args) {
             tracing::error!("job {} could not be run: {e:#}", s.cfg.job);
+        }
+        if paused {
+            follower.resume();
         }
         // One job at a time. Its own runs missed while it ran are skipped,
         // not stacked; another schedule that came due meanwhile runs next.
@@ -164,30 +176,93 @@ fn job_argv(
     Ok((exe, argv))
 }
 
+/// The capture child, shared with the schedule loop so that a job that
+/// needs the exclusive lock can stop it and start it again after.
+#[derive(Clone, Default)]
+struct Follower(Arc<Mutex<FollowerState>>);
+
+#[derive(Default)]
+struct FollowerState {
+    child: Option<Child>,
+    paused: bool,
+}
+
+impl Follower {
+    /// Stop the capture (killed: its run is not committed, the next one
+    /// resumes from the last stored position) and keep it stopped until
+    /// [`resume`](Self::resume). Returns whether it is paused.
+    fn pause(&self) -> bool {
+        let Ok(mut st) = self.0.lock() else {
+            return false;
+        };
+        st.paused = true;
+        if let Some(child) = st.child.as_mut() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        eprintln!("binlog capture paused for the job");
+        true
+    }
+
+    fn resume(&self) {
+        if let Ok(mut st) = self.0.lock() {
+            st.paused = false;
+        }
+    }
+
+    fn paused(&self) -> bool {
+        self.0.lock().map(|st| st.paused).unwrap_or(false)
+    }
+}
+
 /// Keep `lifeboat binlog --follow` running beside the schedules (not one
 /// of the one-at-a-time jobs: it never ends). Its warnings are printed;
 /// when it exits (bad settings, a purged gap), it is started again after
-/// a pause that grows from 5 s to 5 min while it keeps failing.
-fn follow_binlog(exe: &std::path::Path, argv: &[std::ffi::OsString]) {
+/// a pause that grows from 5 s to 5 min while it keeps failing; while a
+/// job holds it paused, it is not started.
+fn follow_binlog(exe: &std::path::Path, argv: &[std::ffi::OsString], follower: &Follower) {
     let mut pause = Duration::from_secs(5);
     loop {
+        if follower.paused() {
+            std::thread::sleep(Duration::from_millis(500));
+            continue;
+        }
         let started = Instant::now();
-        match Command::new(exe)
+        let spawned = Command::new(exe)
             .args(argv)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .spawn()
-        {
+            .spawn();
+        match spawned {
             Ok(mut child) => {
-                if let Some(err) = child.stderr.take() {
+                let err = child.stderr.take();
+                if let Ok(mut st) = follower.0.lock() {
+                    if st.paused {
+                        // Paused while it started: it must not hold the lock.
+                        let _ = child.kill();
+                    }
+                    st.child = Some(child);
+                }
+                if let Some(err) = err {
                     for line in BufReader::new(err).lines().map_while(Result::ok) {
                         eprintln!("[binlog] {line}");
                     }
                 }
-                let code = child.wait().ok().and_then(|s| s.code()).unwrap_or(-1);
+                // Ended (or killed by a pause): reap it.
+                let code = follower
+                    .0
+                    .lock()
+                    .ok()
+                    .and_then(|mut st| st.child.take())
+                    .and_then(|mut c| c.wait().ok())
+                    .and_then(|s| s.code());
+                if follower.paused() {
+                    continue;
+                }
                 eprintln!(
-                    "binlog capture stopped (exit {code}); starting it again in {}s",
+                    "binlog capture stopped (exit {}); starting it again in {}s",
+                    code.unwrap_or(-1),
                     pause.as_secs()
                 );
             }
