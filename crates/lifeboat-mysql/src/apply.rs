@@ -554,13 +554,13 @@ impl Applier<'_> {
             Class::Database
                 if ours && q.sql.len() >= 5 && q.sql[..5].eq_ignore_ascii_case(b"ALTER") =>
             {
-                self.schema_change(q)
+                self.schema_change(q, Class::Database)
             }
             Class::Database => {
                 self.skip(format!("a database's definition: {}", short(q.sql)));
                 Ok(())
             }
-            Class::Ddl if ours => self.schema_change(q),
+            Class::Ddl if ours => self.schema_change(q, Class::Ddl),
             Class::Ddl => {
                 self.skip(format!(
                     "a schema change in another database ({}): {}",
@@ -576,7 +576,7 @@ impl Applier<'_> {
     /// A schema change that may concern the snapshot's database: checked
     /// under the sql_mode it was logged with, then sent (the session's
     /// mode set back after), or the restore stops saying why.
-    fn schema_change(&mut self, q: &Query<'_>) -> Result<()> {
+    fn schema_change(&mut self, q: &Query<'_>, class: Class) -> Result<()> {
         let db = self.opts.source_database.clone();
         let refuse = |why: String| {
             Error::Invalid(format!(
@@ -586,9 +586,7 @@ impl Applier<'_> {
                 short(q.sql)
             ))
         };
-        let sql = std::str::from_utf8(q.sql)
-            .map_err(|_| refuse("its text is not UTF-8".into()))?
-            .to_string();
+        let sql = std::str::from_utf8(q.sql).map_err(|_| refuse("its text is not UTF-8".into()))?;
         let mode = q
             .sql_mode
             .ok_or_else(|| refuse("its event does not record the session's sql_mode".into()))?;
@@ -614,7 +612,7 @@ impl Applier<'_> {
                     "its sql_mode {mode} is not one this server has: {e}"
                 ))
             })?;
-        let done = self.checked_schema_change(q, &sql, &refuse);
+        let done = self.checked_schema_change(q, sql, class, &refuse);
         let back = format!("SET SESSION sql_mode = '{}'", self.session_mode);
         self.execute(&back)?;
         done
@@ -624,6 +622,7 @@ impl Applier<'_> {
         &mut self,
         q: &Query<'_>,
         sql: &str,
+        class: Class,
         refuse: &dyn Fn(String) -> Error,
     ) -> Result<()> {
         let expanded = self.conn.text_value("SELECT @@SESSION.sql_mode")?;
@@ -643,7 +642,7 @@ impl Applier<'_> {
             anywhere: false,
         };
         let default_db = String::from_utf8_lossy(q.database);
-        let checked = match Class::of(q.sql) {
+        let checked = match class {
             Class::Database => {
                 crate::guard::check_window_alter_database(sql, d, &scope, &default_db)
             }

@@ -38,12 +38,19 @@ pub fn verify<A: Access>(
     opts: &VerifyOptions,
     bar: &dyn Progress,
 ) -> Result<VerifyAllReport> {
+    verify_with(repo, opts, bar).map(|(report, _)| report)
+}
+
+/// [`verify`], and the snapshots it read (for [`verify_data`]).
+fn verify_with<A: Access>(
+    repo: &Repository<A>,
+    opts: &VerifyOptions,
+    bar: &dyn Progress,
+) -> Result<(VerifyAllReport, Vec<lifeboat_store::SnapshotEntry>)> {
     let store = repo.verify(opts, bar)?;
     let (all, _) = repo.snapshots()?;
-    Ok(VerifyAllReport {
-        store,
-        binlog: check_binlog(&all),
-    })
+    let binlog = check_binlog(&all);
+    Ok((VerifyAllReport { store, binlog }, all))
 }
 
 /// With the data read (the restore key): as [`verify`], and when every
@@ -54,9 +61,8 @@ pub fn verify_data(
     opts: &VerifyOptions,
     bar: &dyn Progress,
 ) -> Result<VerifyAllReport> {
-    let mut report = verify(repo, opts, bar)?;
+    let (mut report, all) = verify_with(repo, opts, bar)?;
     if opts.read_data_percent.is_some_and(|p| p >= 100.0) {
-        let (all, _) = repo.snapshots()?;
         let (index, _) = repo.load_index()?;
         read_binlog(repo, &index, &all, &mut report.binlog)?;
     }

@@ -509,13 +509,13 @@ fn plan_packs(
                     .collect(),
             };
             if opts.compact_small && *size < small_below {
-                let unused = entries.len();
+                let all = entries.len();
                 let used: Vec<PackEntry> = entries
                     .into_iter()
                     .filter(|(_, u)| *u)
                     .map(|(e, _)| e)
                     .collect();
-                let unused = unused - used.len();
+                let unused = all - used.len();
                 let bytes = used.iter().map(|e| u64::from(e.length)).sum();
                 small.push(((name.clone(), pack_id, used, bytes, unused), kept_whole));
             } else {
