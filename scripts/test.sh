@@ -12,6 +12,8 @@ trap 'scripts/dev-services.sh stop' EXIT
 export LIFEBOAT_TEST_S3_ENDPOINT
 # The real .env readers the render dialect test checks against.
 python3 -c "import dotenv" 2>/dev/null || pip3 install -q 'python-dotenv==1.2.2'
+# The real Prometheus text parser the status --prometheus test checks against.
+python3 -c "import prometheus_client" 2>/dev/null || pip3 install -q 'prometheus_client==0.21.1'
 [ -f target/js-readers/node_modules/dotenv/package.json ] ||
     npm install --prefix target/js-readers --silent --no-audit --no-fund dotenv@16.6.1
 

@@ -3,52 +3,11 @@
 //! reaches the webhook, and the dead-man's-switch ping is called on
 //! success (its fail URL on failure). Bad schedules are clear errors.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use lifeboat_testkit::hook::receiver;
 use lifeboat_testkit::smtp::SmtpSink;
 use lifeboat_testkit::Lifeboat;
-
-/// Requests seen by a tiny HTTP receiver: (request line, body).
-type Seen = Arc<Mutex<Vec<(String, String)>>>;
-
-fn receiver() -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen: Seen = Arc::default();
-    let s = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut r = BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            if r.read_line(&mut line).is_err() {
-                continue;
-            }
-            let mut len = 0;
-            loop {
-                let mut h = String::new();
-                if r.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-                    len = v.trim().parse().unwrap_or(0);
-                }
-            }
-            let mut body = vec![0u8; len];
-            let _ = r.read_exact(&mut body);
-            s.lock().unwrap().push((
-                line.trim().to_string(),
-                String::from_utf8_lossy(&body).into(),
-            ));
-            let mut w = stream;
-            let _ =
-                w.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-        }
-    });
-    (url, seen)
-}
 
 #[test]
 fn the_daemon_runs_schedules_survives_a_failing_job_and_notifies() {

@@ -92,6 +92,11 @@ pub enum Command {
     Backup(BackupArgs),
     /// List snapshots (works with the backup key alone).
     Snapshots,
+    /// Could you recover now? Per source the last good snapshot and its
+    /// age, the last failure, the last drill and verify, the point-in-time
+    /// window, each `[objectives]` checked (exit 8 when one is missed).
+    /// Works with the backup key alone.
+    Status(StatusArgs),
     /// Store the MySQL binary log written since the last stored position
     /// (the first time: since the newest full snapshot) and exit; for a
     /// cron job every few minutes. Needs `[mysql] binlog = true`.
@@ -544,6 +549,20 @@ pub struct CheckReferencesArgs {
     /// Check only rows whose storage_bucket is this (others are listed apart).
     #[arg(long, value_name = "BUCKET")]
     pub row_bucket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print Prometheus' text exposition format instead.
+    #[arg(long, conflicts_with = "metrics_file")]
+    pub prometheus: bool,
+    /// Also write the Prometheus text to this file, atomically (for
+    /// node_exporter's textfile collector: a `.prom` file in its folder).
+    #[arg(long, value_name = "PATH")]
+    pub metrics_file: Option<std::path::PathBuf>,
+    /// How many of the newest run records to list.
+    #[arg(long, default_value_t = 10)]
+    pub runs: usize,
 }
 
 #[derive(Debug, Args)]

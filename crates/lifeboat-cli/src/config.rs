@@ -30,6 +30,7 @@ pub struct Config {
     check: Option<CheckConfig>,
     retention: Option<RetentionConfig>,
     notify: Option<NotifyConfig>,
+    objectives: Option<ObjectivesConfig>,
     #[serde(default)]
     schedule: Vec<ScheduleConfig>,
     /// Section → why it could not be read (an unset variable).
@@ -77,8 +78,45 @@ sections!(
     check: Option<CheckConfig>,
     retention: Option<RetentionConfig>,
     notify: Option<NotifyConfig>,
+    objectives: Option<ObjectivesConfig>,
     schedule: Vec<ScheduleConfig>,
 );
+
+/// `[objectives]`: what `status` checks (durations like "26h", "7d").
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectivesConfig {
+    /// The newest good snapshot of each source at most this old.
+    pub max_age: Option<String>,
+    /// The last full (not sampled) drill's RTO at most this.
+    pub rto: Option<String>,
+    /// A passing drill at least this often.
+    pub drill_every: Option<String>,
+    /// A passing verify at least this often.
+    pub verify_every: Option<String>,
+    /// The stored binlog at most this far behind now.
+    pub binlog_lag: Option<String>,
+}
+
+impl ObjectivesConfig {
+    /// The objectives, each duration checked.
+    pub fn parse(&self) -> Result<lifeboat_ops::Objectives> {
+        let d = |name: &str, v: &Option<String>| -> Result<Option<std::time::Duration>> {
+            v.as_deref()
+                .map(|s| {
+                    parse_duration(s).map_err(|e| exit::usage(format!("[objectives] {name}: {e}")))
+                })
+                .transpose()
+        };
+        Ok(lifeboat_ops::Objectives {
+            max_age: d("max_age", &self.max_age)?,
+            rto: d("rto", &self.rto)?,
+            drill_every: d("drill_every", &self.drill_every)?,
+            verify_every: d("verify_every", &self.verify_every)?,
+            binlog_lag: d("binlog_lag", &self.binlog_lag)?,
+        })
+    }
+}
 
 /// `[notify]`: where job results go.
 #[derive(Default, Deserialize)]

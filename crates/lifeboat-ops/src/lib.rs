@@ -31,7 +31,9 @@ mod error;
 mod pitr;
 mod premigration;
 mod retention;
+pub mod runs;
 mod source;
+pub mod status;
 mod upgrade;
 mod verify;
 
@@ -50,6 +52,7 @@ pub use retention::{
     forget, prune, ForgetOptions, ForgetReport, Listed, PruneAllReport, Selection,
 };
 pub use source::SourceKind;
+pub use status::{status, Objectives, Status, StatusOptions};
 pub use upgrade::upgrade;
 pub use verify::{verify, verify_data, VerifyAllReport};
 

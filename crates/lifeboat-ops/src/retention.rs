@@ -155,15 +155,26 @@ pub struct PruneAllReport {
     pub prune: PruneReport,
     /// Binlog runs merged before it.
     pub binlog: crate::pitr::CompactReport,
+    /// Run records deleted (the newest [`RUNS_KEPT`] of each kind stay).
+    pub runs_removed: usize,
 }
+
+/// Run records prune keeps of each kind (backup, binlog, drill, ...).
+pub const RUNS_KEPT: usize = 200;
 
 /// Prune: first merge the stored binlog's small runs
 /// ([`compact_runs`](crate::pitr::compact_runs)), then delete and repack
 /// what no snapshot needs and compact small packs.
 pub fn prune(repo: &Repository<FullAccess>, opts: &PruneOptions) -> Result<PruneAllReport> {
     let binlog = crate::pitr::compact_runs(repo, opts.dry_run)?;
+    let prune = repo.prune(opts)?;
+    let runs_removed = match opts.dry_run {
+        true => 0,
+        false => crate::runs::trim(repo, RUNS_KEPT)?,
+    };
     Ok(PruneAllReport {
-        prune: repo.prune(opts)?,
+        prune,
+        runs_removed,
         binlog,
     })
 }

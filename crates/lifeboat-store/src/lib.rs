@@ -55,6 +55,7 @@ mod progress;
 mod prune;
 mod repair;
 mod repository;
+mod runs;
 mod snapshot;
 mod upgrade;
 mod verify;
@@ -65,7 +66,7 @@ pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{hints, BackendError, BackendErrorKind, Classify, Error, ErrorClass, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};
 pub use index::{BlobLocation, Index};
-pub use lock::{LockInfo, MAX_CLOCK_SKEW, STALE_AFTER};
+pub use lock::{hostname, process_alive, process_identity, LockInfo, MAX_CLOCK_SKEW, STALE_AFTER};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
 pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
@@ -74,6 +75,7 @@ pub use repository::{
     Access, BackupAccess, FullAccess, InitOptions, KeyEntry, OpenOptions, RepoConfig, Repository,
     Unreadable, FORMAT_VERSION,
 };
+pub use runs::{RunFile, MAX_RUN_LEN};
 pub use snapshot::{
     BackupStats, InfoRef, ItemInfo, ManifestItem, ManifestRef, Snapshot, SnapshotEntry,
     SourceSummary, LOG_TAG,

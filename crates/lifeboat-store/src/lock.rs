@@ -56,13 +56,14 @@ impl LockInfo {
     }
 }
 
-pub(crate) fn hostname() -> String {
+/// This host's name, as locks and snapshots record it.
+pub fn hostname() -> String {
     gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// Whether process `pid` runs on this host and, when `identity` is known,
 /// is the same process (see [`process_identity`]).
-pub(crate) fn process_alive(pid: u32, identity: Option<&str>) -> bool {
+pub fn process_alive(pid: u32, identity: Option<&str>) -> bool {
     if !cfg!(target_os = "linux") {
         return true;
     }
@@ -78,7 +79,7 @@ pub(crate) fn process_alive(pid: u32, identity: Option<&str>) -> bool {
 /// `BOOT_ID:STARTTIME` of a process on Linux: the kernel's boot id and the
 /// process's start time in clock ticks since boot (field 22 of
 /// /proc/PID/stat). Together they name one process for good.
-pub(crate) fn process_identity(pid: u32) -> Option<String> {
+pub fn process_identity(pid: u32) -> Option<String> {
     let boot = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The command name (field 2) is in parentheses and may hold spaces.

@@ -292,6 +292,12 @@ pub trait Access: sealed::Sealed + Send + Sync + 'static {
     fn key(&self) -> &BackupKey;
     #[doc(hidden)]
     fn data_identities(&self) -> &[x25519::Identity];
+    /// The config signing key's signature of `message`, in hex, when this
+    /// access holds the key (a restore key of format 2 or later).
+    #[doc(hidden)]
+    fn sign_hex(&self, _message: &[u8]) -> Option<String> {
+        None
+    }
 }
 
 /// Opened with the backup key: add snapshots, list them, read metadata.
@@ -320,6 +326,9 @@ impl Access for FullAccess {
     }
     fn data_identities(&self) -> &[x25519::Identity] {
         &self.data
+    }
+    fn sign_hex(&self, message: &[u8]) -> Option<String> {
+        self.signer.as_ref().map(|s| s.sign_hex(message))
     }
 }
 

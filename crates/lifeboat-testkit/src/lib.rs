@@ -15,6 +15,7 @@ pub mod clinic;
 pub mod data;
 pub mod forge;
 pub mod git;
+pub mod hook;
 pub mod mariadb;
 pub mod proxy;
 pub mod render;

@@ -215,6 +215,8 @@ impl Lifeboat {
         }
         // The backup host's cache stays in the scratch directory.
         c.env("LIFEBOAT_CACHE_DIR", self.cache_dir());
+        // And its run journal.
+        c.env("LIFEBOAT_STATE_DIR", self.dir.path().join("state"));
         for (k, v) in &self.env {
             c.env(k, v);
         }

@@ -16,7 +16,18 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
         note: args.note.clone(),
     };
     let mut stdin = std::io::stdin();
-    let report = match stream_input(&args, &mut stdin)? {
+    let input = stream_input(&args, &mut stdin)?;
+    let planned: Vec<String> = match &input {
+        Some(StreamInput::Command(_)) => vec!["command".into()],
+        Some(StreamInput::Files(_)) => vec!["file".into()],
+        Some(StreamInput::Reader(_)) => vec!["stdin".into()],
+        None => super::plan::chosen(ctx, &args.sources)?
+            .iter()
+            .map(|k| k.name().to_string())
+            .collect(),
+    };
+    ctx.note(|r| r.plan_sources(&planned));
+    let report = match input {
         Some(input) => {
             let item = args.item.as_deref();
             let (id, snapshot) = with_repo!(repo, r => lifeboat_ops::backup_stream(r, snapshot, input, item, &ctx.bars))?;
@@ -34,6 +45,7 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
             with_repo!(repo, r => lifeboat_ops::backup(r, opts, &ctx.bars))?
         }
     };
+    ctx.note(|r| r.note_snapshot(&report.id, &report.snapshot));
     print(ctx, &report)?;
     if report.is_partial() {
         let (id, failed) = (report.id, report.failed);

@@ -55,7 +55,15 @@ pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
             None => Ok(Code::Ok),
         };
     }
+    ctx.note(|r| r.plan_sources(&["mysql"]));
     let report = with_repo!(repo, r => lifeboat_ops::capture_binlog(r, &opts, &ctx.bars))?;
+    ctx.note(|r| {
+        r.snapshot = Some(report.id.to_hex());
+        r.bytes_read = Some(report.run.segments.iter().map(|s| s.bytes).sum());
+        for s in &mut r.sources {
+            s.ok = true;
+        }
+    });
     print(ctx, &report, false)?;
     if report.gap.is_some() {
         return Ok(Code::Warning);

@@ -315,7 +315,15 @@ fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> 
         "job {job} {} after {seconds:.1}s (exit {code})",
         if ok { "succeeded" } else { "FAILED" }
     );
+    let missed = missed_objectives(ctx);
+    for m in &missed {
+        eprintln!("objective missed: {m}");
+    }
     if let Some(n) = ctx.config.notify()? {
+        let mut message = tail.join("\n");
+        if !missed.is_empty() {
+            message = format!("objectives missed:\n  {}\n\n{message}", missed.join("\n  "));
+        }
         notify(
             n,
             &serde_json::json!({
@@ -325,12 +333,44 @@ fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> 
                 "started": started,
                 "seconds": seconds,
                 "host": gethostname::gethostname().to_string_lossy(),
-                "message": tail.join("\n"),
+                "message": message,
+                "objectives_missed": missed,
             }),
-            ok,
+            ok && missed.is_empty(),
         );
     }
     Ok(ok)
+}
+
+/// After a job: the `[objectives]` missed now, one line each (what `status`
+/// prints). None set, or a status that cannot be worked out (logged), is
+/// nothing missed: the job's own notification covers a store that is down.
+fn missed_objectives(ctx: &Ctx) -> Vec<String> {
+    let objectives = match ctx.config.objectives() {
+        Ok(Some(o)) => match o.parse() {
+            Ok(o) => o,
+            Err(e) => return vec![format!("{e:#}")],
+        },
+        _ => return Vec::new(),
+    };
+    let opts = lifeboat_ops::StatusOptions {
+        objectives,
+        ..Default::default()
+    };
+    let st = ctx
+        .open_any()
+        .and_then(|repo| Ok(with_repo!(repo, r => lifeboat_ops::status(r, &opts))?));
+    match st {
+        Ok(st) => st
+            .missed()
+            .into_iter()
+            .map(super::status::describe)
+            .collect(),
+        Err(e) => {
+            tracing::error!("checking the objectives: {e:#}");
+            Vec::new()
+        }
+    }
 }
 
 /// One plain-text e-mail about a job. The SMTP URL holds a password: it is

@@ -45,6 +45,7 @@ pub fn run(ctx: &Ctx, args: &DrillArgs) -> Result<Code> {
     };
     let repo = ctx.open_full()?;
     let report = drill::drill(&repo, &opts, &ctx.bars)?;
+    ctx.note_drill(&report);
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {

@@ -36,6 +36,7 @@ mod read;
 mod render;
 mod restore;
 mod retention;
+mod status;
 mod verify;
 
 use std::path::Path;
@@ -56,6 +57,17 @@ pub struct Ctx {
     pub bars: Bars,
     /// Source and staging sections of the config file.
     pub config: crate::config::Config,
+    /// The record of this run, for commands that leave one (see
+    /// [`lifeboat_ops::runs`]); commands fill it with [`Ctx::note`].
+    run: std::cell::RefCell<Option<lifeboat_ops::runs::RunRecord>>,
+    /// A drill's per-source table, for the record's sealed part.
+    run_drill: std::cell::RefCell<Option<serde_json::Value>>,
+    /// The local journal, and this run's entry in it.
+    journal: Option<lifeboat_ops::runs::Journal>,
+    entry: std::cell::RefCell<Option<lifeboat_ops::runs::Entry>>,
+    /// The repository as the command opened it (the record is written
+    /// through it, without opening it again).
+    opened: std::cell::RefCell<Option<AnyRepo>>,
 }
 
 pub fn run(mut cli: Cli) -> Result<Code> {
@@ -64,31 +76,185 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         None => crate::config::Config::default(),
     };
     apply_config(&mut cli.global, std::mem::take(&mut config.repository));
+    let recorded = recorded(&cli.command);
+    let journal = match recorded {
+        Some(_) => journal_dir(cli.global.repo.as_deref()).map(lifeboat_ops::runs::Journal::new),
+        None => None,
+    };
     let ctx = Ctx {
         bars: Bars::new(cli.global.quiet || cli.global.json),
         global: cli.global,
         config,
+        run: Default::default(),
+        run_drill: Default::default(),
+        journal,
+        entry: Default::default(),
+        opened: Default::default(),
     };
-    match cli.command {
-        Command::Init(a) => init::run(&ctx, a),
-        Command::Backup(a) => backup::run(&ctx, a),
-        Command::Snapshots => read::snapshots(&ctx),
-        Command::Binlog(a) => binlog::run(&ctx, &a),
-        Command::Show(a) => read::show(&ctx, a),
-        Command::Restore(a) => restore::run(&ctx, *a),
-        Command::Verify(a) => verify::run(&ctx, a),
-        Command::CheckReferences(a) => check::run(&ctx, a),
-        Command::Export(a) => mysql::export(&ctx, a),
-        Command::Diff(a) => render::diff(&ctx, a),
-        Command::Drill(a) => drill::run(&ctx, &a),
-        Command::Daemon(a) => daemon::run(&ctx, &a),
-        Command::SnapshotBeforeMigration(a) => premigration::run(&ctx, a),
-        Command::Forget(a) => retention::forget(&ctx, a),
-        Command::Prune(a) => retention::prune(&ctx, &a),
-        Command::Key(k) => key::run(&ctx, k),
-        Command::Unlock => read::unlock(&ctx),
-        Command::Repair(RepairCommand::Index { dry_run }) => verify::repair_index(&ctx, dry_run),
-        Command::Upgrade(a) => key::upgrade(&ctx, &a),
+    let Some((kind, command, journaled)) = recorded else {
+        return dispatch(&ctx, cli.command);
+    };
+    let record = lifeboat_ops::runs::RunRecord::begin(kind, command);
+    if let (Some(j), true) = (&ctx.journal, journaled) {
+        *ctx.entry.borrow_mut() = j.begin(&record);
+    }
+    *ctx.run.borrow_mut() = Some(record);
+    let result = dispatch(&ctx, cli.command);
+    finish_run(&ctx, &result);
+    result
+}
+
+/// Commands that leave a run record: their kind, their name as recorded,
+/// and whether the journal notes their start (so a kill is recorded).
+/// `binlog --follow` is not journaled: the daemon stops it on purpose
+/// around a prune.
+fn recorded(command: &Command) -> Option<(lifeboat_ops::runs::RunKind, String, bool)> {
+    use lifeboat_ops::runs::RunKind;
+    Some(match command {
+        Command::Backup(_) => (RunKind::Backup, "backup".into(), true),
+        Command::SnapshotBeforeMigration(_) => {
+            (RunKind::Backup, "snapshot-before-migration".into(), true)
+        }
+        Command::Binlog(a) if a.follow => (RunKind::Binlog, "binlog --follow".into(), false),
+        Command::Binlog(_) => (RunKind::Binlog, "binlog".into(), true),
+        Command::Drill(_) => (RunKind::Drill, "drill".into(), true),
+        Command::Verify(a) if a.read_data => (RunKind::Verify, "verify --read-data".into(), true),
+        Command::Verify(a) if a.read_data_subset.is_some() => {
+            (RunKind::Verify, "verify --read-data-subset".into(), true)
+        }
+        Command::Verify(_) => (RunKind::Verify, "verify".into(), true),
+        Command::Forget(_) => (RunKind::Forget, "forget".into(), true),
+        Command::Prune(_) => (RunKind::Prune, "prune".into(), true),
+        _ => return None,
+    })
+}
+
+/// Where the run journal of this repository lives: `LIFEBOAT_STATE_DIR`,
+/// else `$XDG_STATE_HOME/lifeboat`, else `~/.local/state/lifeboat`; then
+/// `journal/<first 16 hex digits of SHA-256(repository URL)>`.
+fn journal_dir(repo: Option<&str>) -> Option<std::path::PathBuf> {
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(std::path::PathBuf::from)
+    };
+    let root = env("LIFEBOAT_STATE_DIR")
+        .or_else(|| env("XDG_STATE_HOME").map(|d| d.join("lifeboat")))
+        .or_else(|| env("HOME").map(|d| d.join(".local").join("state").join("lifeboat")))?;
+    let url = repo?;
+    let key = lifeboat_store::sha256_hex(url.as_bytes());
+    Some(root.join("journal").join(&key[..16]))
+}
+
+/// Finish, store (or journal) this run's record, then store what the
+/// journal kept from earlier runs. Never changes the command's outcome.
+fn finish_run(ctx: &Ctx, result: &Result<Code>) {
+    use lifeboat_ops::runs;
+    let journal = ctx.journal.as_ref();
+    let entry = ctx.entry.borrow_mut().take();
+    let Some(mut record) = ctx.run.borrow_mut().take() else {
+        return;
+    };
+    let (code, message) = match result {
+        Ok(code) => (*code as i32, None),
+        Err(e) => (exit::classify(e).0 as i32, Some(exit::render(e))),
+    };
+    let opened = ctx.opened.borrow().clone();
+    let repo = match opened {
+        Some(r) => Ok(r),
+        None => match record.kind {
+            runs::RunKind::Backup | runs::RunKind::Binlog => ctx.open_for_backup(),
+            _ => ctx.open_any(),
+        },
+    };
+    let outcome = runs::Outcome {
+        exit_code: code,
+        error: message,
+        drill: ctx.run_drill.borrow_mut().take(),
+    };
+    let stored = match &repo {
+        Ok(repo) => {
+            with_repo!(repo, r => runs::finish(r, &mut record, outcome));
+            with_repo!(repo, r => runs::store(r, &record)).map_err(|e| e.to_string())
+        }
+        Err(e) => {
+            runs::finish_unsealed(&mut record, code, outcome.error);
+            Err(exit::render(e))
+        }
+    };
+    if let Err(why) = stored {
+        match journal {
+            Some(j) => {
+                j.keep(&record);
+                tracing::warn!(
+                    "the run record could not be stored ({why}); kept in the local journal for \
+                     the next run"
+                );
+            }
+            None => tracing::warn!("the run record could not be stored: {why}"),
+        }
+    }
+    if let Some(e) = entry {
+        e.close();
+    }
+    if let (Some(j), Ok(repo)) = (journal, &repo) {
+        let n = with_repo!(repo, r => j.flush(r, None));
+        if n > 0 {
+            tracing::info!("stored {n} run record(s) kept in the local journal");
+        }
+    }
+}
+
+impl Ctx {
+    /// Add to this run's record.
+    pub fn note(&self, f: impl FnOnce(&mut lifeboat_ops::runs::RunRecord)) {
+        if let Some(r) = self.run.borrow_mut().as_mut() {
+            f(r);
+            if let (Some(j), Some(e)) = (&self.journal, self.entry.borrow().as_ref()) {
+                j.update(e, r);
+            }
+        }
+    }
+
+    /// Keep a drill's per-source table for the record's sealed part.
+    pub fn note_drill(&self, report: &lifeboat_ops::drill::DrillReport) {
+        let mut detail = None;
+        self.note(|r| detail = Some(r.note_drill(report)));
+        *self.run_drill.borrow_mut() = detail;
+    }
+
+    fn remember(&self, repo: AnyRepo) {
+        let mut opened = self.opened.borrow_mut();
+        // A full handle wins: it seals nothing differently, but it is the
+        // one restore-key commands hold.
+        if opened.is_none() || matches!(repo, AnyRepo::Full(_)) {
+            *opened = Some(repo);
+        }
+    }
+}
+
+fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
+    match command {
+        Command::Init(a) => init::run(ctx, a),
+        Command::Backup(a) => backup::run(ctx, a),
+        Command::Snapshots => read::snapshots(ctx),
+        Command::Status(a) => status::run(ctx, &a),
+        Command::Binlog(a) => binlog::run(ctx, &a),
+        Command::Show(a) => read::show(ctx, a),
+        Command::Restore(a) => restore::run(ctx, *a),
+        Command::Verify(a) => verify::run(ctx, a),
+        Command::CheckReferences(a) => check::run(ctx, a),
+        Command::Export(a) => mysql::export(ctx, a),
+        Command::Diff(a) => render::diff(ctx, a),
+        Command::Drill(a) => drill::run(ctx, &a),
+        Command::Daemon(a) => daemon::run(ctx, &a),
+        Command::SnapshotBeforeMigration(a) => premigration::run(ctx, a),
+        Command::Forget(a) => retention::forget(ctx, a),
+        Command::Prune(a) => retention::prune(ctx, &a),
+        Command::Key(k) => key::run(ctx, k),
+        Command::Unlock => read::unlock(ctx),
+        Command::Repair(RepairCommand::Index { dry_run }) => verify::repair_index(ctx, dry_run),
+        Command::Upgrade(a) => key::upgrade(ctx, &a),
     }
 }
 
@@ -116,6 +282,7 @@ pub fn load_restore_key_file(path: &Path, env: &str, prompt: &str) -> Result<Res
 }
 
 /// Either handle: read commands take whichever key is at hand.
+#[derive(Clone)]
 pub enum AnyRepo {
     Backup(Repository<BackupAccess>),
     Full(Repository<FullAccess>),
@@ -164,11 +331,9 @@ impl Ctx {
     pub fn open_full(&self) -> Result<Repository<FullAccess>> {
         let backend = self.backend()?;
         let key = self.load_restore_key()?;
-        Ok(Repository::open_for_restore_with(
-            backend,
-            &key,
-            &self.open_options(),
-        )?)
+        let repo = Repository::open_for_restore_with(backend, &key, &self.open_options())?;
+        self.remember(AnyRepo::Full(repo.clone()));
+        Ok(repo)
     }
 
     /// What the user said to trust (`--trust-unauthenticated`).
@@ -185,7 +350,9 @@ impl Ctx {
             )
         })?;
         let key = BackupKey::load(path)?;
-        Ok(Repository::open_for_backup(self.backend()?, key)?)
+        let repo = Repository::open_for_backup(self.backend()?, key)?;
+        self.remember(AnyRepo::Backup(repo.clone()));
+        Ok(repo)
     }
 
     /// For adding snapshots: the backup key if given (a backup host has

@@ -24,7 +24,10 @@ pub fn run(ctx: &Ctx, args: PreMigrationArgs) -> Result<Code> {
         note: args.note.clone(),
         sources: super::plan::plans(ctx, &kinds, repo.id(), args.mysql_url.as_deref())?,
     };
+    let planned: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+    ctx.note(|r| r.plan_sources(&planned));
     let report = with_repo!(repo, r => lifeboat_ops::snapshot_before_migration(r, reader.as_ref(), opts, &ctx.bars))?;
+    ctx.note(|r| r.note_snapshot(&report.backup.id, &report.backup.snapshot));
     for w in &report.backup.warnings {
         eprintln!("WARNING: {w}");
     }

@@ -26,6 +26,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
             AnyRepo::Full(r) => lifeboat_ops::verify(&r, &opts, &*bar)?,
         }
     };
+    ctx.note(|r| r.note_verify(&report, percent));
     if ctx.global.json {
         ctx.print_json(&report)?;
     } else {

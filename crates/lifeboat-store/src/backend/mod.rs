@@ -30,6 +30,8 @@ pub enum FileKind {
     /// `state/`: per-source state a later backup reads with the backup key
     /// (e.g. the object list that lets unchanged objects be carried over).
     State,
+    /// `runs/`: one record per run of a command, failed ones included.
+    Run,
 }
 
 impl FileKind {
@@ -43,6 +45,7 @@ impl FileKind {
             FileKind::Snapshot => "snapshots",
             FileKind::Lock => "locks",
             FileKind::State => "state",
+            FileKind::Run => "runs",
         }
     }
 
@@ -56,7 +59,7 @@ impl FileKind {
     }
 
     /// Every kind, in the order verify reports them.
-    pub const ALL: [FileKind; 7] = [
+    pub const ALL: [FileKind; 8] = [
         FileKind::Config,
         FileKind::Keys,
         FileKind::Pack,
@@ -64,6 +67,7 @@ impl FileKind {
         FileKind::Snapshot,
         FileKind::State,
         FileKind::Lock,
+        FileKind::Run,
     ];
 }
 

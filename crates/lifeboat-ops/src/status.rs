@@ -1,0 +1,435 @@
+//! `status`: could the team recover right now, how much would they lose,
+//! and how long would it take? Worked out from snapshot files and run
+//! records alone, so the backup key suffices, and checked against the
+//! recovery objectives of the config.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat_store::{Access, Repository, SnapshotEntry};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::runs::{self, RunKind, RunRecord};
+
+/// Recovery objectives (`[objectives]`); `None` is not checked.
+#[derive(Debug, Clone, Default)]
+pub struct Objectives {
+    /// Newest good snapshot of each source at most this old.
+    pub max_age: Option<Duration>,
+    /// The last full (not sampled) passing drill's RTO at most this.
+    pub rto: Option<Duration>,
+    /// A passing drill at most this long ago.
+    pub drill_every: Option<Duration>,
+    /// A passing verify at most this long ago.
+    pub verify_every: Option<Duration>,
+    /// The stored binlog reaches at most this far back from now.
+    pub binlog_lag: Option<Duration>,
+}
+
+/// Options of [`status`].
+#[derive(Debug, Clone)]
+pub struct StatusOptions {
+    /// What to check.
+    pub objectives: Objectives,
+    /// How many of the newest run records to list.
+    pub recent_runs: usize,
+    /// "Now" (tests pass one).
+    pub now: DateTime<Utc>,
+}
+
+impl Default for StatusOptions {
+    fn default() -> Self {
+        StatusOptions {
+            objectives: Objectives::default(),
+            recent_runs: 20,
+            now: Utc::now(),
+        }
+    }
+}
+
+/// One objective, checked.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectiveCheck {
+    /// `max_age`, `rto`, `drill_every`, `verify_every` or `binlog_lag`.
+    pub name: &'static str,
+    /// The source it is about, or `None` for the whole repository.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Met.
+    pub met: bool,
+    /// The measured value in seconds; `None` when there is nothing to
+    /// measure (no snapshot, no drill yet): then it is missed.
+    pub value: Option<f64>,
+    /// The limit in seconds.
+    pub limit: f64,
+}
+
+/// A snapshot, as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSeen {
+    /// When it was taken.
+    pub time: DateTime<Utc>,
+    /// Its id.
+    pub snapshot: String,
+    /// Seconds since.
+    pub age_seconds: f64,
+    /// The source's plaintext bytes in it.
+    pub bytes: u64,
+    /// Bytes its backup added to the repository (all its sources).
+    pub added_bytes: u64,
+    /// How long its backup took.
+    pub duration_seconds: f64,
+}
+
+/// A failure, as status shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct FailureSeen {
+    /// When.
+    pub time: DateTime<Utc>,
+    /// The command's exit status (`None`: killed, never finished).
+    pub exit_code: Option<i32>,
+    /// The message shown then (`None` when it is sealed to the restore key,
+    /// or was never printed).
+    pub message: Option<String>,
+    /// The snapshot stored without this source (partial), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+}
+
+/// One source.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceStatus {
+    /// `mysql`, `objects`, `render`, `git`, `command`, `stdin` or `file`.
+    pub source: String,
+    /// Newest snapshot holding it whole.
+    pub last_success: Option<SnapshotSeen>,
+    /// Newest failure (a failed run or a partial snapshot).
+    pub last_failure: Option<FailureSeen>,
+    /// Good snapshots holding it.
+    pub snapshots: usize,
+    /// Its bytes in the newest good snapshot less those in the one before.
+    pub growth_bytes: Option<i64>,
+    /// This source's objectives.
+    pub objectives: Vec<ObjectiveCheck>,
+}
+
+/// The newest drill or verify.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckSeen {
+    /// When it started.
+    pub time: DateTime<Utc>,
+    /// It passed.
+    pub ok: bool,
+    /// Exit status (`None`: never finished).
+    pub exit_code: Option<i32>,
+    /// Drill: its RTO in seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rto_seconds: Option<f64>,
+    /// Drill: it restored a sample of the objects.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<bool>,
+    /// Verify: the share of the data read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_data_percent: Option<f64>,
+    /// The snapshot drilled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
+    /// Problems found.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problems: Option<u64>,
+    /// Written with a restore key (signed); a drill's objectives count
+    /// only such records, which a backup host cannot forge.
+    pub signed: bool,
+}
+
+/// The stored binlog: how far point-in-time recovery reaches.
+#[derive(Debug, Clone, Serialize)]
+pub struct BinlogSeen {
+    /// Windows (a snapshot continued by binlog runs).
+    pub windows: usize,
+    /// The oldest moment a restore --until can reach.
+    pub from: DateTime<Utc>,
+    /// The newest.
+    pub until: DateTime<Utc>,
+    /// Seconds from `until` to now: what a loss now would cost.
+    pub lag_seconds: f64,
+}
+
+/// What [`status`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// The repository's id.
+    pub repository: String,
+    /// When status was worked out.
+    pub time: DateTime<Utc>,
+    /// Every objective met.
+    pub ok: bool,
+    /// Per source.
+    pub sources: Vec<SourceStatus>,
+    /// Newest drill, and newest passing one.
+    pub last_drill: Option<CheckSeen>,
+    /// Newest verify.
+    pub last_verify: Option<CheckSeen>,
+    /// The point-in-time window, when binlog is stored.
+    pub binlog: Option<BinlogSeen>,
+    /// The repository-wide objectives (rto, drill_every, verify_every).
+    pub objectives: Vec<ObjectiveCheck>,
+    /// Snapshots in the repository (log snapshots apart).
+    pub snapshots: usize,
+    /// The newest run records, newest first.
+    pub runs: Vec<RunRecord>,
+    /// Run records or snapshot files that could not be read.
+    pub unreadable: usize,
+}
+
+impl Status {
+    /// Every objective missed, sources' first.
+    pub fn missed(&self) -> Vec<&ObjectiveCheck> {
+        self.sources
+            .iter()
+            .flat_map(|s| &s.objectives)
+            .chain(&self.objectives)
+            .filter(|o| !o.met)
+            .collect()
+    }
+}
+
+fn secs(d: chrono::TimeDelta) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+fn check(
+    name: &'static str,
+    source: Option<&str>,
+    limit: Duration,
+    value: Option<f64>,
+) -> ObjectiveCheck {
+    let limit = limit.as_secs_f64();
+    ObjectiveCheck {
+        name,
+        source: source.map(str::to_string),
+        met: value.is_some_and(|v| v <= limit),
+        value,
+        limit,
+    }
+}
+
+/// Work out the status of `repo` (any key).
+pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<Status> {
+    let (all, bad) = repo.snapshots()?;
+    let (records, bad_runs) = runs::list(repo)?;
+    Ok(compute(
+        repo.config().id.clone(),
+        &all,
+        records.into_iter().map(|(_, r)| r).collect(),
+        bad.len() + bad_runs,
+        opts,
+    ))
+}
+
+/// [`status`] over what was read (tests call it with their own).
+fn compute(
+    repository: String,
+    all: &[SnapshotEntry],
+    records: Vec<RunRecord>,
+    unreadable: usize,
+    opts: &StatusOptions,
+) -> Status {
+    let now = opts.now;
+    let obj = &opts.objectives;
+    let full: Vec<&SnapshotEntry> = all
+        .iter()
+        .filter(|e| !e.snapshot.is_log() && !e.snapshot.is_from_the_future())
+        .collect();
+
+    // Per source: good snapshots in time order, failures.
+    let mut good: BTreeMap<String, Vec<&SnapshotEntry>> = BTreeMap::new();
+    let mut failures: BTreeMap<String, FailureSeen> = BTreeMap::new();
+    let mut note_failure = |source: &str, f: FailureSeen| {
+        let newer = failures.get(source).is_none_or(|old| f.time >= old.time);
+        if newer {
+            failures.insert(source.to_string(), f);
+        }
+    };
+    for e in &full {
+        for (name, s) in &e.snapshot.sources {
+            match &s.error {
+                None => good.entry(name.clone()).or_default().push(e),
+                Some(msg) => note_failure(
+                    name,
+                    FailureSeen {
+                        time: e.snapshot.time,
+                        exit_code: Some(3),
+                        message: Some(msg.clone()),
+                        snapshot: Some(e.id.to_hex()),
+                    },
+                ),
+            }
+        }
+    }
+    for r in records
+        .iter()
+        .filter(|r| r.kind == RunKind::Backup && !r.succeeded())
+    {
+        let failed: Vec<&str> = r
+            .sources
+            .iter()
+            .filter(|s| !s.ok)
+            .map(|s| s.source.as_str())
+            .collect();
+        for source in failed {
+            note_failure(
+                source,
+                FailureSeen {
+                    time: r.end.unwrap_or(r.start),
+                    exit_code: r.exit_code,
+                    message: r.error.clone().or_else(|| {
+                        r.exit_code
+                            .is_none()
+                            .then(|| "never finished (killed, or the host stopped)".to_string())
+                    }),
+                    snapshot: r.snapshot.clone(),
+                },
+            );
+        }
+    }
+
+    let mut names: Vec<String> = good.keys().chain(failures.keys()).cloned().collect();
+    names.sort();
+    names.dedup();
+
+    let windows = crate::pitr::windows(all);
+    let binlog = match (
+        windows.iter().map(|w| w.from).min(),
+        windows.iter().map(|w| w.until).max(),
+    ) {
+        (Some(from), Some(until)) => Some(BinlogSeen {
+            windows: windows.len(),
+            from,
+            until,
+            lag_seconds: secs(now - until).max(0.0),
+        }),
+        _ => None,
+    };
+
+    let sources = names
+        .into_iter()
+        .map(|name| {
+            let snaps = good.get(&name).cloned().unwrap_or_default();
+            let seen = |e: &SnapshotEntry| SnapshotSeen {
+                time: e.snapshot.time,
+                snapshot: e.id.to_hex(),
+                age_seconds: secs(now - e.snapshot.time).max(0.0),
+                bytes: e.snapshot.sources.get(&name).map_or(0, |s| s.bytes),
+                added_bytes: e.snapshot.stats.added_bytes,
+                duration_seconds: e.snapshot.stats.duration_ms as f64 / 1000.0,
+            };
+            let last = snaps.last().map(|e| seen(e));
+            let growth_bytes = match snaps.as_slice() {
+                [.., a, b] => {
+                    let size = |e: &SnapshotEntry| {
+                        e.snapshot.sources.get(&name).map_or(0, |s| s.bytes) as i64
+                    };
+                    Some(size(b) - size(a))
+                }
+                _ => None,
+            };
+            let mut objectives = Vec::new();
+            if let Some(limit) = obj.max_age {
+                objectives.push(check(
+                    "max_age",
+                    Some(&name),
+                    limit,
+                    last.as_ref().map(|l| l.age_seconds),
+                ));
+            }
+            if let (Some(limit), "mysql") = (obj.binlog_lag, name.as_str()) {
+                objectives.push(check(
+                    "binlog_lag",
+                    Some(&name),
+                    limit,
+                    binlog.as_ref().map(|b| b.lag_seconds),
+                ));
+            }
+            SourceStatus {
+                last_success: last,
+                last_failure: failures.get(&name).cloned(),
+                snapshots: snaps.len(),
+                growth_bytes,
+                objectives,
+                source: name,
+            }
+        })
+        .collect();
+
+    let check_seen = |r: &RunRecord| CheckSeen {
+        time: r.start,
+        ok: r.exit_code == Some(0),
+        exit_code: r.exit_code,
+        rto_seconds: r.rto_seconds,
+        sampled: r.sampled,
+        read_data_percent: r.read_data_percent,
+        snapshot: r.snapshot.clone(),
+        problems: r.problems,
+        signed: r.signed,
+    };
+    let of = |kind: RunKind| records.iter().filter(move |r| r.kind == kind);
+    let last_drill = of(RunKind::Drill).next_back().map(check_seen);
+    let last_verify = of(RunKind::Verify).next_back().map(check_seen);
+    // A drill needs the restore key: an unsigned drill record was written
+    // by someone without it (forged) and proves nothing.
+    let passing = |kind: RunKind| {
+        of(kind).filter(move |r| r.exit_code == Some(0) && (kind != RunKind::Drill || r.signed))
+    };
+    let age_of_passing = |kind: RunKind| {
+        passing(kind)
+            .next_back()
+            .map(|r| secs(now - r.start).max(0.0))
+    };
+    let mut objectives = Vec::new();
+    if let Some(limit) = obj.rto {
+        let rto = passing(RunKind::Drill)
+            .rfind(|r| r.sampled != Some(true))
+            .and_then(|r| r.rto_seconds);
+        objectives.push(check("rto", None, limit, rto));
+    }
+    if let Some(limit) = obj.drill_every {
+        objectives.push(check(
+            "drill_every",
+            None,
+            limit,
+            age_of_passing(RunKind::Drill),
+        ));
+    }
+    if let Some(limit) = obj.verify_every {
+        objectives.push(check(
+            "verify_every",
+            None,
+            limit,
+            age_of_passing(RunKind::Verify),
+        ));
+    }
+    let runs: Vec<RunRecord> = records
+        .iter()
+        .rev()
+        .take(opts.recent_runs)
+        .cloned()
+        .collect();
+    let mut st = Status {
+        repository,
+        time: now,
+        ok: true,
+        sources,
+        last_drill,
+        last_verify,
+        binlog,
+        objectives,
+        snapshots: full.len(),
+        runs,
+        unreadable,
+    };
+    st.ok = st.missed().is_empty();
+    st
+}
