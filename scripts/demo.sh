@@ -92,8 +92,14 @@ name = "clinic"
 mysql_url = "mysql://root@$HOST:$PORT/$DRILL_DB"
 objects_bucket = "clinic-uploads-drill"
 dir = "$DEMO/staging"
+
+[objectives]
+max_age = "26h"
+rto = "30m"
+drill_every = "7d"
+verify_every = "7d"
 TOML
-export LIFEBOAT_CONFIG=$DEMO/lifeboat.toml LIFEBOAT_CACHE_DIR=$DEMO/cache
+export LIFEBOAT_CONFIG=$DEMO/lifeboat.toml LIFEBOAT_CACHE_DIR=$DEMO/cache LIFEBOAT_STATE_DIR=$DEMO/state
 for _ in $(seq 50); do [ -s "$DEMO/render-fake.url" ] && break; sleep 0.1; done
 
 say "lifeboat init (a restore key for the vault, a backup key for the backup host)"
@@ -121,8 +127,15 @@ set -e
 say "verify --read-data: every byte of the store decrypted and re-hashed"
 $LIFEBOAT --restore-key-file "$DEMO/restore.key" verify --read-data
 
+say "status: each source's last good snapshot, the last drill and verify, the objectives"
+$LIFEBOAT status || true
+
+say "the dashboard: one HTML page, readable with the backup key alone"
+$LIFEBOAT report --html "$DEMO/dashboard.html" --force
+
 echo
-echo "drill report: $DEMO/drill-report.json and $DEMO/drill-report.md"
+echo "drill report: $DEMO/drill-report.json, .md and .html"
+echo "dashboard:    $DEMO/dashboard.html (open it in a browser: file://$DEMO/dashboard.html)"
 if [ $status = 0 ]; then
   echo "RESTORE DRILL PASSED: database, documents, Render config and code restored and verified."
 else

@@ -528,3 +528,100 @@ fn a_backup_host_cannot_forge_a_passing_drill() {
     assert_eq!(o["name"], "drill_every");
     assert!(o["value"].as_f64().unwrap() < 60.0, "{o}");
 }
+
+/// `report --html`: one self-contained page from the backup key alone,
+/// nothing fetched, everything the store said escaped; the drill's report
+/// gets its HTML form beside the JSON.
+#[test]
+fn the_dashboard_is_one_self_contained_page_that_escapes_what_it_shows() {
+    let (mut lb, cfg) = setup("max_age = \"26h\"\nrto = \"1s\"\n");
+    let bk = lb.backup_key.display().to_string();
+    let rk = lb.restore_key.display().to_string();
+    lb.run(&[
+        "--config",
+        &cfg,
+        "backup",
+        "--source",
+        "objects",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
+    let drill_json = lb.path("drill.json");
+    lb.run(&[
+        "--config",
+        &cfg,
+        "drill",
+        "--report",
+        drill_json.to_str().unwrap(),
+        "--restore-key-file",
+        &rk,
+    ])
+    .ok();
+    // A host name a compromised backup host chose.
+    lb.set_env("LIFEBOAT_HOSTNAME", "<script>alert(1)</script>");
+    lb.backup_command("exit 3", "db.sql", &[]).code(3);
+
+    let page = lb.path("dash.html");
+    lb.run(&[
+        "--config",
+        &cfg,
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for part in [
+        "Recovery objectives",
+        "max_age (objects)",
+        "Snapshots",
+        "<svg",
+        "Drill RTO",
+        "Latest drill",
+        "Point-in-time recovery",
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+        "default-src 'none'",
+    ] {
+        assert!(html.contains(part), "{part} missing");
+    }
+    // rto of 1 s is missed by any real drill; the page says so.
+    assert!(html.contains("MISSED"));
+    // Nothing is fetched, nothing runs.
+    for banned in [
+        "<script", "src=", "<link", "url(", "@import", "http://", "https://",
+    ] {
+        assert!(!html.contains(banned), "{banned} in the page");
+    }
+    // No name of the data.
+    for name in ["patient-4711", "consent-form"] {
+        assert!(!html.contains(name), "{name} in the page");
+    }
+    // Not replaced without --force.
+    let again = lb.run(&[
+        "--config",
+        &cfg,
+        "report",
+        "--html",
+        page.to_str().unwrap(),
+        "--backup-key-file",
+        &bk,
+    ]);
+    assert_eq!(again.code, 2, "{}", again.stderr);
+
+    // The drill's HTML report: the table with the bytes restored.
+    let drill_html = std::fs::read_to_string(lb.path("drill.html")).unwrap();
+    assert!(drill_html.contains("Restore drill"));
+    assert!(drill_html.contains("PASSED"));
+    assert!(
+        drill_html.contains("9.8 KiB"),
+        "objects bytes: {drill_html}"
+    );
+    assert!(!drill_html.contains("<script"));
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&drill_json).unwrap()).unwrap();
+    assert_eq!(report["sources"][0]["bytes"], 10_005, "{report:#}");
+}

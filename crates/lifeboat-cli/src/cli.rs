@@ -97,6 +97,10 @@ pub enum Command {
     /// window, each `[objectives]` checked (exit 8 when one is missed).
     /// Works with the backup key alone.
     Status(StatusArgs),
+    /// Write the dashboard: one self-contained HTML page (objectives,
+    /// snapshots per source, bytes, durations, drill RTO, the latest drill,
+    /// point-in-time coverage). Works with the backup key alone.
+    Report(ReportArgs),
     /// Store the MySQL binary log written since the last stored position
     /// (the first time: since the newest full snapshot) and exit; for a
     /// cron job every few minutes. Needs `[mysql] binlog = true`.
@@ -549,6 +553,19 @@ pub struct CheckReferencesArgs {
     /// Check only rows whose storage_bucket is this (others are listed apart).
     #[arg(long, value_name = "BUCKET")]
     pub row_bucket: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// Where to write the page.
+    #[arg(long, value_name = "FILE")]
+    pub html: String,
+    /// Days of history in the charts.
+    #[arg(long, default_value_t = 60)]
+    pub days: u32,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

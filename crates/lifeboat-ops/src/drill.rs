@@ -312,6 +312,15 @@ pub fn run(
     if let Some(r) = d.restore_git() {
         results.insert(SourceKind::Git, r);
     }
+    // Sources restored whole (not a sample): the bytes restored are their
+    // items' (tables and schema, service files, bundles).
+    for r in results.values_mut().filter(|r| r.bytes == 0 && r.ok()) {
+        r.bytes = items
+            .iter()
+            .filter(|i| i.source == r.source)
+            .map(|i| i.size)
+            .sum();
+    }
     let others = d.check_others(&results);
     if items.is_empty() {
         report
@@ -935,7 +944,8 @@ pub fn drill(
     Ok(report)
 }
 
-/// The report as JSON at `path` and as Markdown beside it (`.md`), each
+/// The report as JSON at `path`, as Markdown (`.md`) and HTML (`.html`)
+/// beside it, each
 /// through a temporary file renamed into place (a planted link is
 /// replaced, not written through).
 fn write_report_files(report: &DrillReport, path: &Path) -> crate::Result<()> {
@@ -951,7 +961,11 @@ fn write_report_files(report: &DrillReport, path: &Path) -> crate::Result<()> {
         PathBuf::from(format!("{}.md", path.display()))
     };
     lifeboat_paths::write_file(&md_path, markdown(report).as_bytes(), true, Some(0o644))
-        .map_err(|e| io(&md_path, e))
+        .map_err(|e| io(&md_path, e))?;
+    let html_path = md_path.with_extension("html");
+    let html = crate::report::drill_html(report);
+    lifeboat_paths::write_file(&html_path, html.as_bytes(), true, Some(0o644))
+        .map_err(|e| io(&html_path, e))
 }
 
 /// The report as Markdown.

@@ -30,6 +30,7 @@ pub mod drill;
 mod error;
 mod pitr;
 mod premigration;
+pub mod report;
 mod retention;
 pub mod runs;
 mod source;

@@ -230,7 +230,7 @@ pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<S
 }
 
 /// [`status`] over what was read (tests call it with their own).
-fn compute(
+pub(crate) fn compute(
     repository: String,
     all: &[SnapshotEntry],
     records: Vec<RunRecord>,

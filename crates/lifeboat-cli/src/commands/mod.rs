@@ -239,6 +239,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
         Command::Backup(a) => backup::run(ctx, a),
         Command::Snapshots => read::snapshots(ctx),
         Command::Status(a) => status::run(ctx, &a),
+        Command::Report(a) => status::report(ctx, &a),
         Command::Binlog(a) => binlog::run(ctx, &a),
         Command::Show(a) => read::show(ctx, a),
         Command::Restore(a) => restore::run(ctx, *a),

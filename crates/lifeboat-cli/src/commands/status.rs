@@ -11,14 +11,36 @@ use lifeboat_ops::StatusOptions;
 
 use super::backup::human;
 use super::Ctx;
-use crate::cli::StatusArgs;
+use crate::cli::{ReportArgs, StatusArgs};
 use crate::exit::Code;
 
-pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
-    let objectives = match ctx.config.objectives()? {
+fn objectives(ctx: &Ctx) -> Result<lifeboat_ops::Objectives> {
+    Ok(match ctx.config.objectives()? {
         Some(o) => o.parse()?,
         None => Default::default(),
+    })
+}
+
+/// `report --html FILE`: the dashboard, written whole or not at all.
+pub fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Code> {
+    let opts = lifeboat_ops::report::DashboardOptions {
+        objectives: objectives(ctx)?,
+        days: args.days,
+        now: Utc::now(),
     };
+    let repo = ctx.open_any()?;
+    let html = with_repo!(repo, r => lifeboat_ops::report::dashboard(r, &opts))?;
+    super::write_output(&args.html, args.force, &mut |w| {
+        w.write_all(html.as_bytes()).context("writing the page")
+    })?;
+    if !ctx.global.quiet {
+        eprintln!("dashboard written to {}", args.html);
+    }
+    Ok(Code::Ok)
+}
+
+pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
+    let objectives = objectives(ctx)?;
     let opts = StatusOptions {
         objectives,
         recent_runs: args.runs,
