@@ -495,38 +495,56 @@ fn a_backup_host_cannot_forge_a_passing_drill() {
     let st = status_json(&lb, &cfg, 0);
     assert_eq!(st["last_drill"]["signed"], true);
 
-    // A week later, a forged drill record from the backup host: tagged and
-    // sealed as FORMAT.md says, unsigned. And one with a made-up signature.
-    std::thread::sleep(Duration::from_secs(1));
+    // Forged by the backup host, tagged and sealed as FORMAT.md says: an
+    // unsigned drill of now, one dated a week ahead, one with a made-up
+    // signature.
     let (dedup, _) = forge::backup_key_secrets(&lb.backup_key);
     let key = forge::file_key(&dedup);
     let metadata = store.config()["metadata_recipient"]
         .as_str()
         .unwrap()
         .to_string();
-    let mut forged: serde_json::Value = serde_json::from_slice(&drill).unwrap();
-    forged["start"] = serde_json::json!(chrono::Utc::now() + chrono::TimeDelta::days(7));
-    let forged = serde_json::to_vec(&forged).unwrap();
-    store.put(
-        "runs",
-        &forge::seal(&metadata, &forge::tagged(&key, "runs", &forged)),
-    );
-    let mut fake_sig = format!("S{}\n", "ab".repeat(64)).into_bytes();
-    fake_sig.extend_from_slice(&forged);
-    store.put(
-        "runs",
-        &forge::seal(&metadata, &forge::tagged(&key, "runs", &fake_sig)),
-    );
+    let real: serde_json::Value = serde_json::from_slice(&drill).unwrap();
+    let plant = |start: chrono::DateTime<chrono::Utc>, signature: Option<&str>| {
+        let mut v = real.clone();
+        v["start"] = serde_json::json!(start);
+        v["rto_seconds"] = serde_json::json!(0.5);
+        let mut body = match signature {
+            Some(sig) => format!("S{sig}\n").into_bytes(),
+            None => Vec::new(),
+        };
+        body.extend_from_slice(&serde_json::to_vec(&v).unwrap());
+        store.put(
+            "runs",
+            &forge::seal(&metadata, &forge::tagged(&key, "runs", &body)),
+        )
+    };
+    let now = chrono::Utc::now();
+    let unsigned = plant(now, None);
+    let future = plant(now + chrono::TimeDelta::days(7), None);
+    let bad_sig = plant(now, Some(&"ab".repeat(64)));
 
-    // The newest drill shown is the forged one, marked unsigned; the one
-    // with a bad signature is unreadable; the objective still rests on the
-    // real drill (under an hour old).
+    // The newest drill shown is still the real one; the forged ones count
+    // for nothing (the future one and the bad signature are unreadable).
     let st = status_json(&lb, &cfg, 0);
-    assert_eq!(st["last_drill"]["signed"], false, "{st:#}");
-    assert_eq!(st["unreadable"], 1, "{st:#}");
+    assert_eq!(st["last_drill"]["signed"], true, "{st:#}");
+    assert_ne!(st["last_drill"]["rto_seconds"], 0.5, "{st:#}");
+    assert_eq!(st["unreadable"], 2, "{st:#}");
     let o = &st["objectives"][0];
     assert_eq!(o["name"], "drill_every");
     assert!(o["value"].as_f64().unwrap() < 60.0, "{o}");
+
+    // The owner's prune removes the unsigned drill and the one from the
+    // future; verify names the one that does not authenticate.
+    lb.run(&["prune", "--restore-key-file", &rk]).ok();
+    let left = store.files("runs");
+    assert!(
+        !left.contains(&unsigned) && !left.contains(&future),
+        "{left:?}"
+    );
+    assert!(left.contains(&bad_sig));
+    let out = lb.run(&["verify", "--restore-key-file", &rk]).code(4);
+    assert!(out.stdout.contains(&bad_sig[..16]), "{}", out.stdout);
 }
 
 /// `report --html`: one self-contained page from the backup key alone,
@@ -624,4 +642,55 @@ fn the_dashboard_is_one_self_contained_page_that_escapes_what_it_shows() {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&drill_json).unwrap()).unwrap();
     assert_eq!(report["sources"][0]["bytes"], 10_005, "{report:#}");
+}
+
+/// A backup host stores a command's output last: `drill` (latest) still
+/// drills the newest snapshot holding what the config backs up, and a
+/// drill of the stream-only snapshot fails naming the missing source (its
+/// RTO would say nothing about recovering the uploads).
+#[test]
+fn a_drill_covers_every_configured_source() {
+    let (lb, cfg) = setup("");
+    let bk = lb.backup_key.display().to_string();
+    let rk = lb.restore_key.display().to_string();
+    lb.run(&[
+        "--config",
+        &cfg,
+        "backup",
+        "--source",
+        "objects",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
+    lb.backup_command("echo hi", "x.sql", &[]).ok();
+    let snaps = lb.snapshots();
+    let objects_id = snaps[0]["id"].as_str().unwrap().to_string();
+    let stream_id = snaps[1]["id"].as_str().unwrap().to_string();
+    let out = lb
+        .run(&[
+            "--config",
+            &cfg,
+            "--json",
+            "drill",
+            "--restore-key-file",
+            &rk,
+        ])
+        .ok();
+    assert_eq!(out.json()["snapshot"], objects_id.as_str());
+    let out = lb.run(&[
+        "--config",
+        &cfg,
+        "--json",
+        "drill",
+        &stream_id,
+        "--restore-key-file",
+        &rk,
+    ]);
+    assert_eq!(out.code, 4, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("holds no whole objects"),
+        "{}",
+        out.stdout
+    );
 }

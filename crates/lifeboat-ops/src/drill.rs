@@ -843,6 +843,19 @@ pub struct DrillOptions {
     /// Restore the database to this moment: the newest full snapshot at or
     /// before it (not after `snapshot`), then the stored binlog.
     pub until: Option<DateTime<Utc>>,
+    /// The sources the config backs up. `latest` is then the newest
+    /// snapshot that holds each of them whole (not a command's output a
+    /// backup host stored last), and a drilled snapshot without one of
+    /// them fails the drill.
+    pub expected_sources: Vec<String>,
+}
+
+/// `e` holds `source`, and the source did not fail in it.
+fn whole_source(e: &lifeboat_store::SnapshotEntry, source: &str) -> bool {
+    e.snapshot
+        .sources
+        .get(source)
+        .is_some_and(|x| x.error.is_none())
 }
 
 /// A drill of `opts.snapshot` into `opts.staging`: the snapshot, its
@@ -882,9 +895,31 @@ pub fn drill(
         }
         None => None,
     };
+    let whole = |e: &lifeboat_store::SnapshotEntry| {
+        opts.expected_sources.iter().all(|s| whole_source(e, s))
+    };
     let snap = match &binlog {
         Some(plan) => plan.snapshot.clone(),
+        None if opts.snapshot == "latest" && !opts.expected_sources.is_empty() => {
+            let (all, _) = repo.snapshots()?;
+            match all
+                .iter()
+                .rev()
+                .find(|e| !e.snapshot.is_log() && !e.snapshot.is_from_the_future() && whole(e))
+            {
+                Some(e) => e.clone(),
+                None => repo.find_snapshot("latest")?,
+            }
+        }
         None => repo.find_snapshot(&opts.snapshot)?,
+    };
+    let missing: Vec<&String> = match binlog {
+        Some(_) => Vec::new(), // a moment of the database: the database only
+        None => opts
+            .expected_sources
+            .iter()
+            .filter(|s| !whole_source(&snap, s))
+            .collect(),
     };
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
@@ -938,6 +973,14 @@ pub fn drill(
             .problems
             .push(format!("not drilled, no staging for {u}"));
     }
+    for s in missing {
+        report.problems.push(format!(
+            "snapshot {} holds no whole {s}, which the config backs up: a recovery from it \
+             would lack {s} (drill a snapshot that holds every source; `lifeboat status` \
+             shows each source's last good one)",
+            snap.id.short()
+        ));
+    }
     if let Some(path) = &opts.report_file {
         write_report_files(&report, path)?;
     }
@@ -977,7 +1020,7 @@ pub fn markdown(r: &DrillReport) -> String {
         "- snapshot `{}` of {} [{}]\n",
         &r.snapshot[..r.snapshot.len().min(8)],
         r.snapshot_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
-        r.tags.join(", ")
+        md(&r.tags.join(", "))
     ));
     s.push_str(&format!(
         "- RTO (measured restore + verification): **{:.1} s**\n- RPO ({} at drill start): **{}**\n",
@@ -1002,8 +1045,8 @@ pub fn markdown(r: &DrillReport) -> String {
     for x in &r.sources {
         s.push_str(&format!(
             "| {} | {} | {}/{} | {} | {:.1} | {:.1} | {} |\n",
-            x.source,
-            x.target,
+            md(&x.source),
+            md(&x.target),
             x.items,
             x.items_expected,
             x.bytes,
@@ -1013,9 +1056,9 @@ pub fn markdown(r: &DrillReport) -> String {
         ));
     }
     for x in r.sources.iter().filter(|x| !x.notes.is_empty()) {
-        s.push_str(&format!("\n{}:\n", x.source));
+        s.push_str(&format!("\n{}:\n", md(&x.source)));
         for n in &x.notes {
-            s.push_str(&format!("- {n}\n"));
+            s.push_str(&format!("- {}\n", md(n)));
         }
     }
     if let Some(x) = &r.cross_check {
@@ -1025,15 +1068,34 @@ pub fn markdown(r: &DrillReport) -> String {
         ));
     }
     if let Some(h) = &r.health {
-        s.push_str(&format!("\nHealth: {h}\n"));
+        s.push_str(&format!("\nHealth: {}\n", md(h)));
     }
     if !r.problems.is_empty() {
         s.push_str("\n## Problems\n\n");
         for p in &r.problems {
-            s.push_str(&format!("- {p}\n"));
+            s.push_str(&format!("- {}\n", md(p)));
         }
     }
     s
+}
+
+/// Text from the store made inert in Markdown: what a renderer would turn
+/// into a link, an image or HTML (a tag a backup host chose can be
+/// `![x](http://...)`), or a table cell, is escaped; control characters
+/// (terminal escapes: the report is printed too) become spaces.
+fn md(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '[' | ']' | '<' | '>' | '|' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if c.is_control() => out.push(' '),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn human_age(secs: i64) -> String {

@@ -24,6 +24,8 @@ pub struct DashboardOptions {
     pub objectives: Objectives,
     /// Days of history in the charts.
     pub days: u32,
+    /// The sources the config backs up (shown even without a snapshot).
+    pub sources: Vec<String>,
     /// "Now".
     pub now: DateTime<Utc>,
 }
@@ -33,6 +35,7 @@ impl Default for DashboardOptions {
         DashboardOptions {
             objectives: Objectives::default(),
             days: 60,
+            sources: Vec::new(),
             now: Utc::now(),
         }
     }
@@ -204,7 +207,7 @@ fn objective_rows(all: &[&ObjectiveCheck]) -> String {
 /// time, the latest drill's table and the point-in-time coverage.
 pub fn dashboard<A: Access>(repo: &Repository<A>, opts: &DashboardOptions) -> Result<String> {
     let (all, bad) = repo.snapshots()?;
-    let (records, bad_runs) = runs::list(repo)?;
+    let (records, bad_runs) = runs::list(repo, false)?;
     let records: Vec<RunRecord> = records.into_iter().map(|(_, r)| r).collect();
     let st = status::compute(
         repo.config().id.clone(),
@@ -214,6 +217,7 @@ pub fn dashboard<A: Access>(repo: &Repository<A>, opts: &DashboardOptions) -> Re
         &crate::StatusOptions {
             objectives: opts.objectives.clone(),
             recent_runs: 15,
+            sources: opts.sources.clone(),
             now: opts.now,
         },
     );
@@ -413,7 +417,10 @@ fn render(
         .map(|e| {
             (
                 e.snapshot.time,
-                e.snapshot.sources.values().map(|s| s.bytes).sum::<u64>() as f64,
+                e.snapshot
+                    .sources
+                    .values()
+                    .fold(0u64, |a, s| a.saturating_add(s.bytes)) as f64,
                 e.snapshot.failed_sources().is_empty(),
             )
         })
@@ -447,22 +454,28 @@ fn render(
     );
 
     // Drills.
+    // Drills need the restore key, which signs their records: an unsigned
+    // one is forged and not shown.
     let drills: Vec<&RunRecord> = records
         .iter()
-        .filter(|r| r.kind == RunKind::Drill && in_range(r.start))
+        .filter(|r| r.kind == RunKind::Drill && r.signed && in_range(r.start))
         .collect();
     let rto: Vec<(DateTime<Utc>, f64, bool)> = drills
         .iter()
-        .filter_map(|r| Some((r.start, r.rto_seconds?, r.exit_code == Some(0) && r.signed)))
+        .filter_map(|r| Some((r.start, r.rto_seconds?, r.exit_code == Some(0))))
         .collect();
     let _ = write!(b, "<h2>Drill RTO</h2>{}", bars(&frame, &rto, dur));
     b.push_str("<h2>Latest drill</h2>");
-    match records.iter().rev().find(|r| r.kind == RunKind::Drill) {
+    match records
+        .iter()
+        .rev()
+        .find(|r| r.kind == RunKind::Drill && r.signed)
+    {
         None => b.push_str("<p class=\"muted\">no drill recorded</p>"),
         Some(d) => {
             let _ = write!(
                 b,
-                "<p><span class=\"pill {}\">{}</span> {} · RTO {}{}{}</p>",
+                "<p><span class=\"pill {}\">{}</span> {} · RTO {}{}</p>",
                 if d.exit_code == Some(0) { "ok" } else { "bad" },
                 if d.exit_code == Some(0) {
                     "passed"
@@ -476,11 +489,6 @@ fn render(
                 } else {
                     ""
                 },
-                if d.signed {
-                    ""
-                } else {
-                    " · <span class=\"bad\">not signed by a restore key</span>"
-                }
             );
             b.push_str("<table><tr><th>source</th><th class=\"n\">items</th><th class=\"n\">bytes</th><th class=\"n\">restore</th><th class=\"n\">verify</th><th>result</th></tr>");
             for s in &d.sources {

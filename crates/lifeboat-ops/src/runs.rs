@@ -12,7 +12,7 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use lifeboat_store::{Access, FullAccess, Repository};
 use serde::{Deserialize, Serialize};
 
@@ -137,9 +137,10 @@ pub struct RunRecord {
     /// Problems found (drill, verify), counted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<u64>,
-    /// The error shown to the user, for commands run with the backup key
-    /// (their host printed it; it is that host's to read). Restore-key
-    /// commands keep theirs in [`RunDetail`].
+    /// Backups and captures: the first clause of the error shown to the
+    /// user (to its first `: `), words holding a `/` left out, so that no
+    /// path or object key is readable with the backup key. The whole
+    /// message is in [`RunDetail`], as every restore-key command's is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// [`RunDetail`] as JSON, zstd + age to the data recipient, base64.
@@ -320,26 +321,61 @@ pub fn finish<A: Access>(repo: &Repository<A>, record: &mut RunRecord, outcome: 
         error: None,
         drill: outcome.drill,
     };
-    match (outcome.error, record.message_sealed()) {
-        (Some(e), true) => detail.error = Some(e),
-        (e, false) => record.error = e,
-        (None, true) => {}
-    }
-    if !detail.is_empty() {
-        if let Ok(json) = serde_json::to_vec(&detail) {
-            let sealed = repo.seal_for_restore_key(&json);
-            record.sealed = Some(base64::engine::general_purpose::STANDARD.encode(sealed));
+    if let Some(e) = outcome.error {
+        if !record.message_sealed() {
+            record.error = Some(summary(&e));
         }
+        detail.error = Some(e);
+    }
+    if detail.is_empty() {
+        return;
+    }
+    let seal = |d: &RunDetail| {
+        serde_json::to_vec(d).ok().map(|json| {
+            base64::engine::general_purpose::STANDARD.encode(repo.seal_for_restore_key(&json))
+        })
+    };
+    record.sealed = seal(&detail);
+    // A drill of thousands of tables: its table is left out rather than
+    // the record (which must stay under the store's limit).
+    if record
+        .sealed
+        .as_ref()
+        .is_some_and(|s| s.len() > lifeboat_store::MAX_RUN_LEN / 2)
+    {
+        detail.drill = None;
+        if let Some(e) = detail.error.as_mut() {
+            truncate(e, 16 << 10);
+        }
+        record.sealed = seal(&detail);
     }
 }
 
-/// Finish a record without the repository (it could not be opened): a
-/// restore-key command's message is then dropped, not kept in the clear.
+/// What the backup key may read of an error message: its first clause,
+/// without any word holding a path separator (a file or object name).
+pub fn summary(message: &str) -> String {
+    let first = message.lines().next().unwrap_or_default();
+    let first = first.split(": ").next().unwrap_or_default();
+    let mut out: Vec<&str> = Vec::new();
+    for word in first.split(' ') {
+        match word.contains('/') || word.contains('\\') {
+            true if out.last() != Some(&"…") => out.push("…"),
+            true => {}
+            false => out.push(word),
+        }
+    }
+    let mut s = out.join(" ");
+    truncate(&mut s, 300);
+    s
+}
+
+/// Finish a record without the repository (it could not be opened): only
+/// the message's [`summary`] is kept, for backups and captures.
 pub fn finish_unsealed(record: &mut RunRecord, exit_code: i32, error: Option<String>) {
     record.end = Some(Utc::now());
     record.exit_code = Some(exit_code);
     if !record.message_sealed() {
-        record.error = error;
+        record.error = error.as_deref().map(summary);
     }
 }
 
@@ -349,23 +385,57 @@ pub fn store<A: Access>(repo: &Repository<A>, record: &RunRecord) -> Result<Stri
     Ok(repo.write_run(&json)?)
 }
 
+/// Longest message kept of a record read back (a forged record may hold
+/// a quarter of a megabyte of it).
+const MAX_MESSAGE: usize = 2000;
+
 /// Every readable run record, oldest first, with its file name; the
-/// number of files that did not read or parse.
-pub fn list<A: Access>(repo: &Repository<A>) -> Result<(Vec<(String, RunRecord)>, usize)> {
-    let (files, bad) = repo.runs()?;
-    let mut unreadable = bad.len();
+/// number of files that did not read or parse, or are dated ahead of this
+/// host's clock by more than the skew allowed (a record from the future
+/// would stay "newest" for good). Without `with_sealed` the sealed parts
+/// are dropped as they are read (status needs none of them).
+pub fn list<A: Access>(
+    repo: &Repository<A>,
+    with_sealed: bool,
+) -> Result<(Vec<(String, RunRecord)>, usize)> {
+    let skew = TimeDelta::from_std(lifeboat_store::MAX_CLOCK_SKEW).unwrap_or_default();
+    let latest = Utc::now() + skew;
+    let mut unreadable = 0;
     let mut out = Vec::new();
-    for f in files {
-        match serde_json::from_slice::<RunRecord>(&f.body) {
-            Ok(mut r) if r.version == 1 => {
-                r.signed = f.signed;
-                out.push((f.name, r))
+    let bad = repo.each_run(|f| match serde_json::from_slice::<RunRecord>(&f.body) {
+        Ok(mut r) if r.version == 1 && r.start <= latest => {
+            r.signed = f.signed;
+            if !with_sealed {
+                r.sealed = None;
             }
-            _ => unreadable += 1,
+            if let Some(e) = r.error.as_mut() {
+                truncate(e, MAX_MESSAGE);
+            }
+            truncate(&mut r.command, 100);
+            truncate(&mut r.host, 255);
+            r.tags.truncate(32);
+            r.sources.truncate(64);
+            for s in &mut r.sources {
+                truncate(&mut s.source, 64);
+            }
+            out.push((f.name, r))
         }
-    }
+        _ => unreadable += 1,
+    })?;
+    unreadable += bad.len();
     out.sort_by(|a, b| a.1.start.cmp(&b.1.start).then(a.0.cmp(&b.0)));
     Ok((out, unreadable))
+}
+
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut at = max;
+        while !s.is_char_boundary(at) {
+            at -= 1;
+        }
+        s.truncate(at);
+        s.push('…');
+    }
 }
 
 /// The sealed part of a record, opened with the restore key.
@@ -386,15 +456,31 @@ pub fn detail(repo: &Repository<FullAccess>, record: &RunRecord) -> Option<RunDe
 
 /// Delete all but the newest `keep` records of each kind; returns how
 /// many were deleted.
+///
+/// Records no one should have written go first, whatever their date:
+/// unsigned drills (a drill needs the restore key, which signs) and
+/// readable records dated ahead of this host's clock (forged: `list`
+/// leaves them out).
 pub fn trim(repo: &Repository<FullAccess>, keep: usize) -> Result<usize> {
-    let (all, _) = list(repo)?;
-    let mut doomed = Vec::new();
+    let (all, _) = list(repo, false)?;
+    let listed: std::collections::HashSet<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
+    let mut doomed: Vec<String> = Vec::new();
+    repo.each_run(|f| {
+        if !listed.contains(f.name.as_str())
+            && serde_json::from_slice::<RunRecord>(&f.body).is_ok_and(|r| r.version == 1)
+        {
+            doomed.push(f.name);
+        }
+    })?;
     for kind in RunKind::ALL {
-        let of: Vec<&String> = all
-            .iter()
-            .filter(|(_, r)| r.kind == kind)
-            .map(|(n, _)| n)
-            .collect();
+        let mut of: Vec<&String> = Vec::new();
+        for (n, r) in all.iter().filter(|(_, r)| r.kind == kind) {
+            if kind == RunKind::Drill && !r.signed {
+                doomed.push(n.clone());
+            } else {
+                of.push(n);
+            }
+        }
         let extra = of.len().saturating_sub(keep);
         doomed.extend(of.into_iter().take(extra).cloned());
     }
@@ -432,7 +518,7 @@ impl Journal {
     }
 
     fn write(&self, name: &str, j: &Journaled) -> std::io::Result<PathBuf> {
-        lifeboat_store::create_private_dir(&self.dir)?;
+        private_dir(&self.dir)?;
         let path = self.dir.join(name);
         let json = serde_json::to_vec(j).map_err(std::io::Error::other)?;
         let tmp = lifeboat_paths::temp_in(&self.dir)?;
@@ -505,6 +591,14 @@ impl Journal {
     /// take, and runs whose process is gone (stored as never finished).
     /// Returns how many were stored.
     pub fn flush<A: Access>(&self, repo: &Repository<A>, current: Option<&Entry>) -> usize {
+        // Only a folder of ours alone: what is in it gets stored, and
+        // signed when this run holds a restore key.
+        if let Err(e) = check_private(&self.dir) {
+            if self.dir.exists() {
+                tracing::warn!("run journal not used: {e}");
+            }
+            return 0;
+        }
         let Ok(dir) = std::fs::read_dir(&self.dir) else {
             return 0;
         };
@@ -537,17 +631,300 @@ impl Journal {
     }
 }
 
+/// A journal file: a regular file (not a link, a pipe or a device) of at
+/// most a record's size.
 fn read_journaled(path: &Path) -> Option<Journaled> {
-    let bytes = std::fs::read(path).ok()?;
+    use std::io::Read as _;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    if !m.file_type().is_file() || m.len() > lifeboat_store::MAX_RUN_LEN as u64 {
+        return None;
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .ok()?
+        .take(lifeboat_store::MAX_RUN_LEN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .ok()?;
     if bytes.len() > lifeboat_store::MAX_RUN_LEN {
         return None;
     }
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Create `dir` (mode 0700) if it is missing, then [`check_private`] it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if std::fs::symlink_metadata(dir).is_err() {
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir)?;
+    }
+    check_private(dir)
+}
+
+/// `dir` is a real directory (not a link) of this user that no one else
+/// may write or read, in a parent no one else may write (or a sticky one,
+/// like /tmp): nobody else can plant a record, a link or a pipe in it.
+#[cfg(unix)]
+fn check_private(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = std::fs::metadata("/proc/self").map(|m| m.uid()).ok();
+    let bad = |why: &str| {
+        std::io::Error::other(format!(
+            "{} {why}: the run journal must be a directory of this user's own, mode 0700 \
+             (set LIFEBOAT_STATE_DIR to one)",
+            dir.display()
+        ))
+    };
+    let m = std::fs::symlink_metadata(dir)?;
+    if m.file_type().is_symlink() || !m.is_dir() {
+        return Err(bad("is not a directory (a link?)"));
+    }
+    if me.is_some_and(|me| m.uid() != me) {
+        return Err(bad("belongs to another user"));
+    }
+    if m.mode() & 0o077 != 0 {
+        return Err(bad("is open to other users"));
+    }
+    if let Some(parent) = dir.parent() {
+        let p = std::fs::metadata(parent)?;
+        let others_write = p.mode() & 0o022 != 0 && p.mode() & 0o1000 == 0;
+        if others_write || me.is_some_and(|me| p.uid() != me && p.uid() != 0) {
+            return Err(bad("is in a folder another user may change"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_: &Path) -> std::io::Result<()> {
+    Ok(())
+}
+
 impl Entry {
     /// The run finished and its record is stored (or kept as `done-`).
     pub fn close(self) {
         let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use lifeboat_store::backend::LocalBackend;
+    use lifeboat_store::{InitOptions, RestoreKey};
+
+    use super::*;
+
+    #[test]
+    fn records_are_signed_with_the_restore_key_only_and_trim_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(LocalBackend::new(dir.path()));
+        let (full, backup_key) = Repository::init(
+            backend.clone(),
+            &RestoreKey::generate(),
+            &InitOptions::default(),
+        )
+        .unwrap();
+        let backup = Repository::open_for_backup(backend, backup_key).unwrap();
+        for i in 0..5 {
+            let mut r = RunRecord::begin(RunKind::Backup, "backup");
+            r.start += chrono::TimeDelta::seconds(i);
+            finish_unsealed(&mut r, 0, None);
+            store(&backup, &r).unwrap();
+        }
+        for i in 0..3 {
+            let mut r = RunRecord::begin(RunKind::Drill, "drill");
+            r.start += chrono::TimeDelta::seconds(i);
+            finish(
+                &full,
+                &mut r,
+                Outcome {
+                    exit_code: 4,
+                    error: Some("table `patients` differs".into()),
+                    drill: Some(serde_json::json!({"sources": []})),
+                },
+            );
+            // The restore-key command's message is sealed, not in the clear.
+            assert!(r.error.is_none());
+            assert!(r.sealed.is_some());
+            store(&full, &r).unwrap();
+        }
+        let (all, bad) = list(&backup, true).unwrap();
+        assert_eq!((all.len(), bad), (8, 0));
+        for (_, r) in &all {
+            assert_eq!(r.signed, r.kind == RunKind::Drill, "{r:?}");
+        }
+        let drill = &all
+            .iter()
+            .find(|(_, r)| r.kind == RunKind::Drill)
+            .unwrap()
+            .1;
+        let d = detail(&full, drill).unwrap();
+        assert_eq!(d.error.as_deref(), Some("table `patients` differs"));
+        assert_eq!(trim(&full, 2).unwrap(), 4);
+        let (left, _) = list(&backup, true).unwrap();
+        let starts = |k: RunKind| -> Vec<DateTime<Utc>> {
+            left.iter()
+                .filter(|(_, r)| r.kind == k)
+                .map(|(_, r)| r.start)
+                .collect()
+        };
+        let newest = |k: RunKind| -> Vec<DateTime<Utc>> {
+            let mut v: Vec<_> = all
+                .iter()
+                .filter(|(_, r)| r.kind == k)
+                .map(|(_, r)| r.start)
+                .collect();
+            v.drain(..v.len() - 2);
+            v
+        };
+        assert_eq!(starts(RunKind::Backup), newest(RunKind::Backup));
+        assert_eq!(starts(RunKind::Drill), newest(RunKind::Drill));
+    }
+
+    #[test]
+    fn a_journal_stores_what_a_killed_or_cut_off_run_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let (full, _) =
+            Repository::init(backend, &RestoreKey::generate(), &InitOptions::default()).unwrap();
+        let journal = Journal::new(dir.path().join("journal"));
+        // A run of a process that is gone (pid 0 never is ours).
+        let gone = Journaled {
+            pid: Some(u32::MAX - 1),
+            process: None,
+            record: RunRecord::begin(RunKind::Verify, "verify"),
+        };
+        journal.write("run-1-4294967294.json", &gone).unwrap();
+        // A finished record the store did not take.
+        let mut done = RunRecord::begin(RunKind::Prune, "prune");
+        finish_unsealed(&mut done, 7, Some("unreachable".into()));
+        journal.keep(&done);
+        // This process's own run stays.
+        let mine = RunRecord::begin(RunKind::Backup, "backup");
+        let entry = journal.begin(&mine).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("journal"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "{mode:o}");
+        }
+        assert_eq!(journal.flush(&full, None), 2);
+        let (all, _) = list(&full, true).unwrap();
+        let kinds: Vec<RunKind> = all.iter().map(|(_, r)| r.kind).collect();
+        assert_eq!(kinds.len(), 2);
+        assert!(kinds.contains(&RunKind::Verify) && kinds.contains(&RunKind::Prune));
+        let verify = &all
+            .iter()
+            .find(|(_, r)| r.kind == RunKind::Verify)
+            .unwrap()
+            .1;
+        assert_eq!((verify.end, verify.exit_code), (None, None));
+        // A restore-key command's message is dropped without the store.
+        let prune = &all
+            .iter()
+            .find(|(_, r)| r.kind == RunKind::Prune)
+            .unwrap()
+            .1;
+        assert_eq!((prune.exit_code, prune.error.as_deref()), (Some(7), None));
+        entry.close();
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("journal"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+}
+
+#[cfg(test)]
+mod summary_tests {
+    #[test]
+    fn the_summary_names_no_path_or_object() {
+        assert_eq!(
+            super::summary("objects backup failed: reading /up/patient-4711.pdf: denied"),
+            "objects backup failed"
+        );
+        assert_eq!(
+            super::summary("no repository at /var/backups/x (config missing)\nmore"),
+            "no repository at … (config missing)"
+        );
+        assert_eq!(
+            super::summary("the command exited with status 3: echo ... (arguments not shown)"),
+            "the command exited with status 3"
+        );
+    }
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod journal_tests {
+    use std::sync::Arc;
+
+    use lifeboat_store::backend::LocalBackend;
+    use lifeboat_store::{InitOptions, RestoreKey};
+
+    use super::*;
+
+    /// Links, pipes and huge files in the journal are skipped, never read
+    /// (a pipe would hang the run, /dev/zero fill its memory); a journal
+    /// folder that is a link, or another user's, is not used at all.
+    #[test]
+    fn a_journal_someone_else_could_write_is_not_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let (full, _) =
+            Repository::init(backend, &RestoreKey::generate(), &InitOptions::default()).unwrap();
+        let jdir = dir.path().join("journal");
+        let journal = Journal::new(&jdir);
+        let mut r = RunRecord::begin(RunKind::Drill, "drill");
+        finish_unsealed(&mut r, 0, None);
+        journal.keep(&r);
+        std::os::unix::fs::symlink("/dev/zero", jdir.join("done-1-1.json")).unwrap();
+        let fifo = jdir.join("done-2-2.json");
+        assert!(std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success());
+        // Only the real record is stored.
+        assert_eq!(journal.flush(&full, None), 1);
+        assert_eq!(list(&full, false).unwrap().0.len(), 1);
+
+        // The journal folder a link to elsewhere: not written, not read.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let linked = dir.path().join("linked");
+        std::os::unix::fs::symlink(&elsewhere, &linked).unwrap();
+        let j2 = Journal::new(&linked);
+        assert!(j2
+            .begin(&RunRecord::begin(RunKind::Backup, "backup"))
+            .is_none());
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+
+        // Another user's folder (when the test may give one away).
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        let given = std::process::Command::new("chown")
+            .args(["65534", theirs.to_str().unwrap()])
+            .status()
+            .is_ok_and(|s| s.success());
+        if given {
+            let j3 = Journal::new(&theirs);
+            std::fs::write(
+                theirs.join("done-3-3.json"),
+                serde_json::to_vec(&serde_json::json!({"record": r})).unwrap(),
+            )
+            .unwrap();
+            assert_eq!(j3.flush(&full, None), 0);
+            assert!(j3
+                .begin(&RunRecord::begin(RunKind::Backup, "backup"))
+                .is_none());
+        }
     }
 }

@@ -35,6 +35,9 @@ pub struct StatusOptions {
     pub objectives: Objectives,
     /// How many of the newest run records to list.
     pub recent_runs: usize,
+    /// The sources the config backs up: each is shown (and checked) even
+    /// when no snapshot holds it.
+    pub sources: Vec<String>,
     /// "Now" (tests pass one).
     pub now: DateTime<Utc>,
 }
@@ -44,6 +47,7 @@ impl Default for StatusOptions {
         StatusOptions {
             objectives: Objectives::default(),
             recent_runs: 20,
+            sources: Vec::new(),
             now: Utc::now(),
         }
     }
@@ -139,8 +143,8 @@ pub struct CheckSeen {
     /// Problems found.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problems: Option<u64>,
-    /// Written with a restore key (signed); a drill's objectives count
-    /// only such records, which a backup host cannot forge.
+    /// Written with a restore key (signed): always, since only signed
+    /// records are shown here.
     pub signed: bool,
 }
 
@@ -219,7 +223,7 @@ fn check(
 /// Work out the status of `repo` (any key).
 pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<Status> {
     let (all, bad) = repo.snapshots()?;
-    let (records, bad_runs) = runs::list(repo)?;
+    let (records, bad_runs) = runs::list(repo, false)?;
     Ok(compute(
         repo.config().id.clone(),
         &all,
@@ -296,7 +300,14 @@ pub(crate) fn compute(
         }
     }
 
-    let mut names: Vec<String> = good.keys().chain(failures.keys()).cloned().collect();
+    // Configured sources too: one that was never backed up, or whose last
+    // snapshot retention removed, must show (and miss max_age).
+    let mut names: Vec<String> = good
+        .keys()
+        .chain(failures.keys())
+        .chain(&opts.sources)
+        .cloned()
+        .collect();
     names.sort();
     names.dedup();
 
@@ -329,10 +340,11 @@ pub(crate) fn compute(
             let last = snaps.last().map(|e| seen(e));
             let growth_bytes = match snaps.as_slice() {
                 [.., a, b] => {
+                    // Sizes are whatever a snapshot file says: no overflow.
                     let size = |e: &SnapshotEntry| {
-                        e.snapshot.sources.get(&name).map_or(0, |s| s.bytes) as i64
+                        i128::from(e.snapshot.sources.get(&name).map_or(0, |s| s.bytes))
                     };
-                    Some(size(b) - size(a))
+                    Some((size(b) - size(a)).clamp(i64::MIN.into(), i64::MAX.into()) as i64)
                 }
                 _ => None,
             };
@@ -375,14 +387,15 @@ pub(crate) fn compute(
         problems: r.problems,
         signed: r.signed,
     };
-    let of = |kind: RunKind| records.iter().filter(move |r| r.kind == kind);
+    // Drills and verifies count only when signed, that is written with a
+    // restore key: whoever holds the backup key can write any record, so
+    // an unsigned "passed" proves nothing, and must not hide a signed
+    // failure either. (A verify with the backup key alone is listed in
+    // `runs`, and counts for nothing.)
+    let of = |kind: RunKind| records.iter().filter(move |r| r.kind == kind && r.signed);
     let last_drill = of(RunKind::Drill).next_back().map(check_seen);
     let last_verify = of(RunKind::Verify).next_back().map(check_seen);
-    // A drill needs the restore key: an unsigned drill record was written
-    // by someone without it (forged) and proves nothing.
-    let passing = |kind: RunKind| {
-        of(kind).filter(move |r| r.exit_code == Some(0) && (kind != RunKind::Drill || r.signed))
-    };
+    let passing = |kind: RunKind| of(kind).filter(|r| r.exit_code == Some(0));
     let age_of_passing = |kind: RunKind| {
         passing(kind)
             .next_back()

@@ -10,9 +10,9 @@ use crate::crypto;
 use crate::error::{Error, Result};
 use crate::repository::{Access, FullAccess, Repository, Unreadable};
 
-/// Largest plaintext of a run record (a drill's table of a thousand tables
-/// fits many times over).
-pub const MAX_RUN_LEN: usize = 1 << 20;
+/// Largest plaintext of a run record (a drill's sealed table of a
+/// thousand tables fits many times over).
+pub const MAX_RUN_LEN: usize = 256 << 10;
 
 /// One stored run record.
 #[derive(Debug, Clone)]
@@ -70,25 +70,43 @@ impl<A: Access> Repository<A> {
     /// (a forged or damaged record is skipped, never believed).
     pub fn runs(&self) -> Result<(Vec<RunFile>, Vec<Unreadable>)> {
         let mut out = Vec::new();
+        let bad = self.each_run(|f| out.push(f))?;
+        Ok((out, bad))
+    }
+
+    /// [`runs`](Self::runs) one at a time, so a caller keeps only what it
+    /// needs of each (the store holds thousands after a while).
+    pub fn each_run(&self, mut f: impl FnMut(RunFile)) -> Result<Vec<Unreadable>> {
         let mut bad = Vec::new();
-        for f in self.inner.backend.list(FileKind::Run)? {
+        // Sealing adds a header and zstd at most a little: a larger file is
+        // not a record, and is not read.
+        let max_file = (MAX_RUN_LEN + MAX_RUN_LEN / 64 + 4096) as u64;
+        for file in self.inner.backend.list(FileKind::Run)? {
+            if file.size > max_file {
+                bad.push(Unreadable {
+                    file: FileKind::Run.path(&file.name),
+                    detail: format!("{} bytes: larger than any run record", file.size),
+                });
+                continue;
+            }
+            let f_name = file.name;
             match self
-                .read_meta_file(FileKind::Run, &f.name, MAX_RUN_LEN)
-                .and_then(|plain| self.check_run_signature(plain, &f.name))
+                .read_meta_file(FileKind::Run, &f_name, MAX_RUN_LEN)
+                .and_then(|plain| self.check_run_signature(plain, &f_name))
             {
-                Ok((body, signed)) => out.push(RunFile {
-                    name: f.name,
+                Ok((body, signed)) => f(RunFile {
+                    name: f_name,
                     body,
                     signed,
                 }),
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
                 Err(e) => bad.push(Unreadable {
-                    file: FileKind::Run.path(&f.name),
+                    file: FileKind::Run.path(&f_name),
                     detail: e.to_string(),
                 }),
             }
         }
-        Ok((out, bad))
+        Ok(bad)
     }
 
     /// A record's body, and whether it carries a good signature; a bad

@@ -153,6 +153,17 @@ impl<A: Access> Repository<A> {
             });
         }
         report.snapshots = snapshots.len();
+        let (_, bad_runs) = self.runs()?;
+        for u in bad_runs {
+            damage.files.push(Problem {
+                what: u.file,
+                detail: format!(
+                    "{} (a run record: restores are unaffected; status no longer counts that run)",
+                    u.detail
+                ),
+                needed_by: vec![],
+            });
+        }
 
         self.check_structure(&index, &packs, &mut report, &mut damage);
         if let Some(pct) = opts.read_data_percent {

@@ -355,21 +355,30 @@ fn missed_objectives(ctx: &Ctx) -> Vec<String> {
     };
     let opts = lifeboat_ops::StatusOptions {
         objectives,
+        sources: super::status::configured_sources(ctx),
         ..Default::default()
     };
-    let st = ctx
-        .open_any()
-        .and_then(|repo| Ok(with_repo!(repo, r => lifeboat_ops::status(r, &opts))?));
+    // Whatever the store holds, the job's notification goes out: a panic
+    // here (a bug meeting a forged file) is caught and said.
+    let st = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        ctx.open_any()
+            .and_then(|repo| Ok(with_repo!(repo, r => lifeboat_ops::status(r, &opts))?))
+    }));
     match st {
-        Ok(st) => st
+        Ok(Ok(st)) => st
             .missed()
             .into_iter()
             .map(super::status::describe)
             .collect(),
-        Err(e) => {
+        Ok(Err(e)) => {
             tracing::error!("checking the objectives: {e:#}");
             Vec::new()
         }
+        Err(_) => vec![
+            "the objectives could not be checked (lifeboat failed reading the \
+                        store: run `lifeboat status` and `lifeboat verify`)"
+                .to_string(),
+        ],
     }
 }
 

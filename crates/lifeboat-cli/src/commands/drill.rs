@@ -42,6 +42,7 @@ pub fn run(ctx: &Ctx, args: &DrillArgs) -> Result<Code> {
         )?,
         report_file: args.report.clone(),
         until: args.until,
+        expected_sources: super::status::configured_sources(ctx),
     };
     let repo = ctx.open_full()?;
     let report = drill::drill(&repo, &opts, &ctx.bars)?;

@@ -123,6 +123,9 @@ fn recorded(command: &Command) -> Option<(lifeboat_ops::runs::RunKind, String, b
             (RunKind::Verify, "verify --read-data-subset".into(), true)
         }
         Command::Verify(_) => (RunKind::Verify, "verify".into(), true),
+        // A dry run changes nothing, in the store either.
+        Command::Forget(a) if a.dry_run => return None,
+        Command::Prune(a) if a.dry_run => return None,
         Command::Forget(_) => (RunKind::Forget, "forget".into(), true),
         Command::Prune(_) => (RunKind::Prune, "prune".into(), true),
         _ => return None,

@@ -14,6 +14,16 @@ use super::Ctx;
 use crate::cli::{ReportArgs, StatusArgs};
 use crate::exit::Code;
 
+/// The sources the config backs up.
+pub fn configured_sources(ctx: &Ctx) -> Vec<String> {
+    lifeboat_ops::SourceKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .filter(|n| ctx.config.has(n))
+        .map(String::from)
+        .collect()
+}
+
 fn objectives(ctx: &Ctx) -> Result<lifeboat_ops::Objectives> {
     Ok(match ctx.config.objectives()? {
         Some(o) => o.parse()?,
@@ -26,6 +36,7 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Code> {
     let opts = lifeboat_ops::report::DashboardOptions {
         objectives: objectives(ctx)?,
         days: args.days,
+        sources: configured_sources(ctx),
         now: Utc::now(),
     };
     let repo = ctx.open_any()?;
@@ -44,13 +55,11 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
     let opts = StatusOptions {
         objectives,
         recent_runs: args.runs,
+        sources: configured_sources(ctx),
         now: Utc::now(),
     };
     let repo = ctx.open_any()?;
     let st = with_repo!(repo, r => lifeboat_ops::status(r, &opts))?;
-    if let Some(path) = &args.metrics_file {
-        write_metrics(path, &prometheus(&st))?;
-    }
     if args.prometheus {
         print!("{}", prometheus(&st));
     } else if ctx.global.json {
@@ -59,13 +68,18 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
         print_text(&st)?;
     }
     let missed = st.missed();
-    if missed.is_empty() {
-        return Ok(Code::Ok);
-    }
     for m in &missed {
         eprintln!("objective missed: {}", describe(m));
     }
-    Ok(Code::Warning)
+    // After the status is out: a metrics file that cannot be written
+    // hides nothing else.
+    if let Some(path) = &args.metrics_file {
+        write_metrics(path, &prometheus(&st))?;
+    }
+    Ok(match missed.is_empty() {
+        true => Code::Ok,
+        false => Code::Warning,
+    })
 }
 
 /// "90s", "26h", "7d": the largest unit that keeps it whole, else seconds.
@@ -82,12 +96,21 @@ pub fn duration(secs: f64) -> String {
     format!("{s}s")
 }
 
+/// Text from the store, printed on a terminal or sent in a notification:
+/// control characters (terminal escapes, line breaks a forged record put
+/// in a name) become `?`.
+pub fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
 /// One line naming a missed objective.
 pub fn describe(o: &ObjectiveCheck) -> String {
     let who = o
         .source
         .as_deref()
-        .map(|s| format!(" ({s})"))
+        .map(|s| format!(" ({})", clean(s)))
         .unwrap_or_default();
     let what = match o.name {
         "max_age" => "newest good snapshot",
@@ -146,14 +169,16 @@ fn print_text(st: &Status) -> Result<()> {
             ),
             None => "no good snapshot".into(),
         };
-        outln!("{:<8} {good}", s.source)?;
+        outln!("{:<8} {good}", clean(&s.source))?;
         if let Some(f) = &s.last_failure {
             outln!(
                 "         last failure {}: {}",
                 ago(f.time, now),
-                f.message
-                    .as_deref()
-                    .unwrap_or("(message readable with the restore key)")
+                clean(
+                    f.message
+                        .as_deref()
+                        .unwrap_or("(message readable with the restore key)")
+                )
             )?;
         }
     }
