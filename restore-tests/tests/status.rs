@@ -32,6 +32,21 @@ fn setup(objectives: &str) -> (Lifeboat, String) {
     (lb, cfg.display().to_string())
 }
 
+/// `backup --source objects` with the backup key, checked.
+fn backup_objects(lb: &Lifeboat, cfg: &str) {
+    let bk = lb.backup_key.display().to_string();
+    lb.run(&[
+        "--config",
+        cfg,
+        "backup",
+        "--source",
+        "objects",
+        "--backup-key-file",
+        &bk,
+    ])
+    .ok();
+}
+
 fn status_json(lb: &Lifeboat, cfg: &str, code: i32) -> serde_json::Value {
     let bk = lb.backup_key.display().to_string();
     let out = lb
@@ -149,16 +164,7 @@ fn status_reports_each_run_and_names_missed_objectives() {
     // max_age of 1 s, 2 s later: missed for each source, named, exit 8.
     let (lb2, cfg2) = setup("max_age = \"1s\"\n");
     let bk2 = lb2.backup_key.display().to_string();
-    lb2.run(&[
-        "--config",
-        &cfg2,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk2,
-    ])
-    .ok();
+    backup_objects(&lb2, &cfg2);
     lb2.backup_command("echo dump", "db.sql", &[]).ok();
     std::thread::sleep(Duration::from_secs(2));
     let out = lb2
@@ -223,16 +229,7 @@ fn a_killed_run_and_a_run_without_the_store_are_recorded_by_the_next() {
         out.stderr
     );
     std::fs::rename(&away, &repo).unwrap();
-    lb.run(&[
-        "--config",
-        &cfg,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    backup_objects(&lb, &cfg);
     let st = status_json(&lb, &cfg, 0);
     let runs = st["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 3, "{st:#}");
@@ -280,16 +277,7 @@ fn prometheus_text_parses_with_the_real_parser_and_equals_the_json() {
     let (lb, cfg) = setup("max_age = \"26h\"\ndrill_every = \"7d\"\n");
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    lb.run(&[
-        "--config",
-        &cfg,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    backup_objects(&lb, &cfg);
     lb.run(&["--config", &cfg, "drill", "--restore-key-file", &rk])
         .ok();
     let metrics = lb.path("textfile/lifeboat.prom");
@@ -459,18 +447,8 @@ fn the_daemon_webhook_names_the_missed_objective() {
 fn a_backup_host_cannot_forge_a_passing_drill() {
     use lifeboat_testkit::forge;
     let (lb, cfg) = setup("drill_every = \"1h\"\n");
-    let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    lb.run(&[
-        "--config",
-        &cfg,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    backup_objects(&lb, &cfg);
     lb.run(&["--config", &cfg, "drill", "--restore-key-file", &rk])
         .ok();
     let store = forge::Store::new(lb.repo_path());
@@ -555,16 +533,7 @@ fn the_dashboard_is_one_self_contained_page_that_escapes_what_it_shows() {
     let (mut lb, cfg) = setup("max_age = \"26h\"\nrto = \"1s\"\n");
     let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    lb.run(&[
-        "--config",
-        &cfg,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    backup_objects(&lb, &cfg);
     let drill_json = lb.path("drill.json");
     lb.run(&[
         "--config",
@@ -651,18 +620,8 @@ fn the_dashboard_is_one_self_contained_page_that_escapes_what_it_shows() {
 #[test]
 fn a_drill_covers_every_configured_source() {
     let (lb, cfg) = setup("");
-    let bk = lb.backup_key.display().to_string();
     let rk = lb.restore_key.display().to_string();
-    lb.run(&[
-        "--config",
-        &cfg,
-        "backup",
-        "--source",
-        "objects",
-        "--backup-key-file",
-        &bk,
-    ])
-    .ok();
+    backup_objects(&lb, &cfg);
     lb.backup_command("echo hi", "x.sql", &[]).ok();
     let snaps = lb.snapshots();
     let objects_id = snaps[0]["id"].as_str().unwrap().to_string();

@@ -248,12 +248,7 @@ fn render(
     );
 
     // Objectives.
-    let objectives: Vec<&ObjectiveCheck> = st
-        .sources
-        .iter()
-        .flat_map(|s| &s.objectives)
-        .chain(&st.objectives)
-        .collect();
+    let objectives = st.all_objectives();
     b.push_str("<h2>Recovery objectives</h2>");
     if objectives.is_empty() {
         b.push_str("<p class=\"muted\">none set: add <code>[objectives]</code> to the config</p>");

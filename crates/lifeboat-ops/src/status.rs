@@ -189,12 +189,19 @@ pub struct Status {
 }
 
 impl Status {
-    /// Every objective missed, sources' first.
-    pub fn missed(&self) -> Vec<&ObjectiveCheck> {
+    /// Every objective checked, sources' first.
+    pub fn all_objectives(&self) -> Vec<&ObjectiveCheck> {
         self.sources
             .iter()
             .flat_map(|s| &s.objectives)
             .chain(&self.objectives)
+            .collect()
+    }
+
+    /// Every objective missed, sources' first.
+    pub fn missed(&self) -> Vec<&ObjectiveCheck> {
+        self.all_objectives()
+            .into_iter()
             .filter(|o| !o.met)
             .collect()
     }

@@ -269,6 +269,11 @@ impl Repository<FullAccess> {
                 Err(_) => report.unreadable.push(FileKind::Snapshot.path(&f.name)),
             }
         }
+        // Run records of format 1 are not authenticated and only ever fed
+        // `status`: dropped, not vouched for with a tag.
+        for f in self.backend().list(FileKind::Run)? {
+            old.push((FileKind::Run, f.name));
+        }
         Ok(old)
     }
 

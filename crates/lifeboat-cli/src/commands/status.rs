@@ -218,12 +218,7 @@ fn print_text(st: &Status) -> Result<()> {
         )?,
         None => outln!("verify   none recorded")?,
     }
-    let all: Vec<&ObjectiveCheck> = st
-        .sources
-        .iter()
-        .flat_map(|s| &s.objectives)
-        .chain(&st.objectives)
-        .collect();
+    let all = st.all_objectives();
     if all.is_empty() {
         outln!("objectives: none set (add [objectives] to the config)")?;
     }
@@ -355,12 +350,7 @@ pub fn prometheus(st: &Status) -> String {
             vec![(String::new(), b.lag_seconds)],
         );
     }
-    let objectives: Vec<&ObjectiveCheck> = st
-        .sources
-        .iter()
-        .flat_map(|s| &s.objectives)
-        .chain(&st.objectives)
-        .collect();
+    let objectives = st.all_objectives();
     let ol = |o: &ObjectiveCheck| match &o.source {
         Some(s) => format!("{{objective=\"{}\",source=\"{}\"}}", o.name, label(s)),
         None => format!("{{objective=\"{}\"}}", o.name),
