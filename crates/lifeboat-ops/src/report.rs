@@ -65,7 +65,7 @@ table{border-collapse:collapse;width:100%;font-size:.92em}th,td{text-align:left;
 td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
 .ok{color:#11692e}.bad{color:#b3261e;font-weight:600}.pill{display:inline-block;padding:.15em .6em;border-radius:1em;color:#fff;font-weight:600}\
 .pill.ok{background:#1e7d3b}.pill.bad{background:#b3261e}.muted{color:#667}\
-svg{width:100%;height:auto;display:block;margin:.4em 0}svg text{font:11px sans-serif;fill:#445}\
+svg{width:100%;min-width:28em;height:auto;display:block;margin:.4em 0}svg text{font:11px sans-serif;fill:#445}\
 .wrap{overflow-x:auto}\
 @media print{body{max-width:none;font-size:11pt}h2{break-after:avoid}svg,table{break-inside:avoid}}";
 
@@ -117,32 +117,44 @@ impl Frame {
         self.left + f * (self.w - self.left - 10.0)
     }
 
-    /// Day ticks along the bottom at `y`.
+    /// Ticks along the bottom at `y`: every 10 minutes, hour or 6 hours
+    /// for a span of two days or less, else days (every 1, 7 or 14).
     fn axis(&self, out: &mut String, y: f64) {
-        let days = (self.to - self.from).num_days().max(1);
-        let step = match days {
-            0..=10 => 1,
-            11..=40 => 7,
-            _ => 14,
+        let span = self.to - self.from;
+        let (step, label): (TimeDelta, &str) = match span.num_hours() {
+            0..=1 => (TimeDelta::minutes(10), "%H:%M"),
+            2..=6 => (TimeDelta::hours(1), "%H:00"),
+            7..=48 => (TimeDelta::hours(6), "%m-%d %H:00"),
+            _ => match span.num_days() {
+                0..=10 => (TimeDelta::days(1), "%m-%d"),
+                11..=40 => (TimeDelta::days(7), "%m-%d"),
+                _ => (TimeDelta::days(14), "%m-%d"),
+            },
         };
-        let mut d = self.to.date_naive();
-        let first = self.from.date_naive();
-        let mut i = 0;
-        while d >= first {
-            if i % step == 0 {
-                if let Some(t) = d.and_hms_opt(0, 0, 0).map(|n| n.and_utc()) {
-                    let x = self.x(t);
-                    let _ = write!(
-                        out,
-                        "<line x1=\"{x:.1}\" y1=\"0\" x2=\"{x:.1}\" y2=\"{y}\" stroke=\"#eef0f3\"/>\
-                         <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
-                        y + 13.0,
-                        d.format("%m-%d")
-                    );
-                }
+        // From the last tick at or before `to`, on whole steps from midnight.
+        let Some(midnight) = self
+            .to
+            .date_naive()
+            .and_hms_opt(0, 0, 0)
+            .map(|n| n.and_utc())
+        else {
+            return;
+        };
+        let steps = (self.to - midnight).num_seconds() / step.num_seconds().max(1);
+        let mut t = midnight + step * steps as i32;
+        for _ in 0..40 {
+            if t < self.from {
+                break;
             }
-            d -= TimeDelta::days(1);
-            i += 1;
+            let x = self.x(t);
+            let _ = write!(
+                out,
+                "<line x1=\"{x:.1}\" y1=\"0\" x2=\"{x:.1}\" y2=\"{y}\" stroke=\"#eef0f3\"/>\
+                 <text x=\"{x:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text>",
+                y + 13.0,
+                t.format(label)
+            );
+            t -= step;
         }
     }
 }
@@ -231,8 +243,24 @@ fn render(
     opts: &DashboardOptions,
 ) -> String {
     let now = opts.now;
+    // The charts span the days asked for, or less when the history is
+    // shorter (a new repository's first hours fill the width).
+    let oldest_asked = now - TimeDelta::days(i64::from(opts.days.clamp(1, 36_500)));
+    let earliest = all
+        .iter()
+        .map(|e| e.snapshot.time)
+        .chain(records.iter().map(|r| r.start))
+        .filter(|t| *t >= oldest_asked && *t <= now)
+        .min();
+    let from = match earliest {
+        Some(t) => {
+            let pad = ((now - t) / 20).max(TimeDelta::minutes(10));
+            (t - pad).max(oldest_asked)
+        }
+        None => oldest_asked,
+    };
     let frame = Frame {
-        from: now - TimeDelta::days(i64::from(opts.days.max(1))),
+        from,
         to: now,
         w: 720.0,
         left: 70.0,
@@ -255,7 +283,7 @@ fn render(
     } else {
         let _ = write!(
             b,
-            "<p><span class=\"pill {}\">{}</span></p><table><tr><th></th><th>objective</th><th class=\"n\">now</th><th class=\"n\">limit</th></tr>{}</table>",
+            "<p><span class=\"pill {}\">{}</span></p><div class=\"wrap\"><table><tr><th></th><th>objective</th><th class=\"n\">now</th><th class=\"n\">limit</th></tr>{}</table></div>",
             if st.ok { "ok" } else { "bad" },
             if st.ok { "all met" } else { "objective missed" },
             objective_rows(&objectives)
@@ -263,7 +291,7 @@ fn render(
     }
 
     // Sources.
-    b.push_str("<h2>Sources</h2><table><tr><th>source</th><th>last good</th><th class=\"n\">size</th><th class=\"n\">growth</th><th>last failure</th></tr>");
+    b.push_str("<h2>Sources</h2><div class=\"wrap\"><table><tr><th>source</th><th>last good</th><th class=\"n\">size</th><th class=\"n\">growth</th><th>last failure</th></tr>");
     for s in &st.sources {
         let good = s
             .last_success
@@ -303,7 +331,7 @@ fn render(
                 .unwrap_or_default(),
         );
     }
-    b.push_str("</table>");
+    b.push_str("</table></div>");
 
     // Timeline: a row per source, a mark per snapshot (red: the source
     // failed, stored partial) and per failed run; the binlog's reach.
@@ -485,7 +513,7 @@ fn render(
                     ""
                 },
             );
-            b.push_str("<table><tr><th>source</th><th class=\"n\">items</th><th class=\"n\">bytes</th><th class=\"n\">restore</th><th class=\"n\">verify</th><th>result</th></tr>");
+            b.push_str("<div class=\"wrap\"><table><tr><th>source</th><th class=\"n\">items</th><th class=\"n\">bytes</th><th class=\"n\">restore</th><th class=\"n\">verify</th><th>result</th></tr>");
             for s in &d.sources {
                 let _ = write!(
                     b,
@@ -504,7 +532,7 @@ fn render(
                     }
                 );
             }
-            b.push_str("</table><p class=\"muted\">names of what differed are readable with the restore key (the drill's own report)</p>");
+            b.push_str("</table></div><p class=\"muted\">names of what differed are readable with the restore key (the drill's own report)</p>");
         }
     }
 
@@ -525,7 +553,7 @@ fn render(
             b.push_str("<p class=\"muted\">no binlog stored: restores go to snapshots only</p>")
         }
     }
-    b.push_str("<h2>Recent runs</h2><table><tr><th>started</th><th>command</th><th>host</th><th class=\"n\">took</th><th>result</th></tr>");
+    b.push_str("<h2>Recent runs</h2><div class=\"wrap\"><table><tr><th>started</th><th>command</th><th>host</th><th class=\"n\">took</th><th>result</th></tr>");
     for r in &st.runs {
         let took = r
             .end
@@ -547,7 +575,7 @@ fn render(
             esc(&r.host)
         );
     }
-    b.push_str("</table>");
+    b.push_str("</table></div>");
     if st.unreadable > 0 {
         let _ = write!(
             b,
@@ -581,7 +609,7 @@ pub fn drill_html(r: &crate::drill::DrillReport) -> String {
     if let Some(p) = r.sample_percent {
         let _ = write!(b, "<li>objects: a {p}% sample</li>");
     }
-    b.push_str("</ul><table><tr><th>source</th><th>target</th><th class=\"n\">items</th><th class=\"n\">bytes</th><th class=\"n\">restore s</th><th class=\"n\">verify s</th><th>result</th></tr>");
+    b.push_str("</ul><div class=\"wrap\"><table><tr><th>source</th><th>target</th><th class=\"n\">items</th><th class=\"n\">bytes</th><th class=\"n\">restore s</th><th class=\"n\">verify s</th><th>result</th></tr>");
     for x in &r.sources {
         let _ = write!(
             b,
@@ -597,7 +625,7 @@ pub fn drill_html(r: &crate::drill::DrillReport) -> String {
             if x.ok() { "match" } else { "MISMATCH" }
         );
     }
-    b.push_str("</table>");
+    b.push_str("</table></div>");
     for x in &r.sources {
         if x.notes.is_empty() && x.mismatches.is_empty() {
             continue;
