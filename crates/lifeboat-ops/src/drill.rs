@@ -148,6 +148,15 @@ fn wipe(dir: &Path) -> std::io::Result<()> {
 /// and the restore elsewhere), and on Linux a directory another user owns
 /// (they could put a link in at any moment).
 fn check_scratch(scratch: &Path) -> Result<(), String> {
+    // And no other user may change a folder on the way there (they could
+    // swap the staging directory for one of theirs mid-drill).
+    lifeboat_paths::check_trusted_path(scratch).map_err(|e| {
+        format!(
+            "{e}: refusing to wipe and restore below {} (set [staging] dir to a directory of \
+             yours, in folders only you and root may change)",
+            scratch.display()
+        )
+    })?;
     let me = owner_uid(Path::new("/proc/self"));
     for p in [scratch.parent(), Some(scratch)].into_iter().flatten() {
         let Ok(m) = std::fs::symlink_metadata(p) else {
@@ -1087,7 +1096,7 @@ fn md(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
-            '[' | ']' | '<' | '>' | '|' => {
+            '\\' | '[' | ']' | '<' | '>' | '|' => {
                 out.push('\\');
                 out.push(c);
             }

@@ -87,7 +87,15 @@ fn runs(all: &[SnapshotEntry]) -> Vec<(&SnapshotEntry, Run)> {
         .filter_map(|e| {
             let s = e.snapshot.sources.get(BINLOG_SOURCE)?;
             let run: Run = serde_json::from_value(s.facts.clone()).ok()?;
-            (run.start.check().is_ok() && run.end.check().is_ok()).then_some((e, run))
+            // The server's clock when the run caught up: after 1970 and no
+            // further ahead than a snapshot may be (a forged far-future
+            // value would keep binlog_lag met for good, an extreme one
+            // overflowed the window's arithmetic).
+            let latest = (Utc::now()
+                + chrono::TimeDelta::from_std(lifeboat_store::MAX_CLOCK_SKEW).unwrap_or_default())
+            .timestamp();
+            let sane = run.caught_up_at > 0 && run.caught_up_at <= latest;
+            (sane && run.start.check().is_ok() && run.end.check().is_ok()).then_some((e, run))
         })
         .collect()
 }

@@ -559,7 +559,11 @@ fn render(
             .end
             .map(|e| dur((e - r.start).num_milliseconds() as f64 / 1000.0))
             .unwrap_or_default();
+        let needs_signature = matches!(r.kind, RunKind::Drill | RunKind::Verify);
         let result = match r.exit_code {
+            _ if needs_signature && !r.signed => {
+                "<span class=\"bad\">not signed by a restore key: not counted</span>".to_string()
+            }
             Some(0) => "<span class=\"ok\">ok</span>".to_string(),
             Some(c) => format!(
                 "<span class=\"bad\">exit {c}</span> {}",

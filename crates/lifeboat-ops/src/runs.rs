@@ -403,7 +403,7 @@ pub fn list<A: Access>(
     let mut unreadable = 0;
     let mut out = Vec::new();
     let bad = repo.each_run(|f| match serde_json::from_slice::<RunRecord>(&f.body) {
-        Ok(mut r) if r.version == 1 && r.start <= latest => {
+        Ok(mut r) if r.version == 1 && r.start <= latest && r.end.is_none_or(|e| e <= latest) => {
             r.signed = f.signed;
             if !with_sealed {
                 r.sealed = None;
@@ -687,14 +687,9 @@ fn check_private(dir: &Path) -> std::io::Result<()> {
     if m.mode() & 0o077 != 0 {
         return Err(bad("is open to other users"));
     }
-    if let Some(parent) = dir.parent() {
-        let p = std::fs::metadata(parent)?;
-        let others_write = p.mode() & 0o022 != 0 && p.mode() & 0o1000 == 0;
-        if others_write || me.is_some_and(|me| p.uid() != me && p.uid() != 0) {
-            return Err(bad("is in a folder another user may change"));
-        }
-    }
-    Ok(())
+    // No folder on the way may be another user's to change: they could
+    // swap the journal for theirs between this check and its use.
+    lifeboat_paths::check_trusted_path(dir).map_err(|e| bad(&format!("is not safe ({e})")))
 }
 
 #[cfg(not(unix))]

@@ -415,21 +415,19 @@ pub(crate) fn compute(
             .and_then(|r| r.rto_seconds);
         objectives.push(check("rto", None, limit, rto));
     }
-    if let Some(limit) = obj.drill_every {
-        objectives.push(check(
-            "drill_every",
-            None,
-            limit,
-            age_of_passing(RunKind::Drill),
-        ));
-    }
-    if let Some(limit) = obj.verify_every {
-        objectives.push(check(
-            "verify_every",
-            None,
-            limit,
-            age_of_passing(RunKind::Verify),
-        ));
+    // A newer failure misses the objective, whatever passed before it:
+    // a drill that fails today says more than one that passed last week.
+    let newest_failed =
+        |kind: RunKind| of(kind).next_back().is_some_and(|r| r.exit_code != Some(0));
+    for (name, limit, kind) in [
+        ("drill_every", obj.drill_every, RunKind::Drill),
+        ("verify_every", obj.verify_every, RunKind::Verify),
+    ] {
+        if let Some(limit) = limit {
+            let mut c = check(name, None, limit, age_of_passing(kind));
+            c.met &= !newest_failed(kind);
+            objectives.push(c);
+        }
     }
     let runs: Vec<RunRecord> = records
         .iter()
@@ -452,4 +450,45 @@ pub(crate) fn compute(
     };
     st.ok = st.missed().is_empty();
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drill(ago_secs: i64, exit: i32, signed: bool, now: DateTime<Utc>) -> RunRecord {
+        let mut r = RunRecord::begin(RunKind::Drill, "drill");
+        r.start = now - chrono::TimeDelta::seconds(ago_secs);
+        r.end = Some(r.start);
+        r.exit_code = Some(exit);
+        r.rto_seconds = Some(10.0);
+        r.signed = signed;
+        r
+    }
+
+    #[test]
+    fn a_newer_failed_drill_misses_and_an_unsigned_pass_does_not_count() {
+        let now = Utc::now();
+        let opts = StatusOptions {
+            objectives: Objectives {
+                drill_every: Some(Duration::from_secs(3600)),
+                rto: Some(Duration::from_secs(60)),
+                ..Default::default()
+            },
+            now,
+            ..Default::default()
+        };
+        let passed = drill(600, 0, true, now);
+        let st = compute("r".into(), &[], vec![passed.clone()], 0, &opts);
+        assert!(st.ok, "{:?}", st.objectives);
+        // A forged unsigned pass changes nothing; a signed failure after
+        // the pass misses drill_every (the RTO of the pass still stands).
+        let forged = drill(10, 0, false, now);
+        let failed = drill(300, 4, true, now);
+        let st = compute("r".into(), &[], vec![passed, failed, forged], 0, &opts);
+        assert!(!st.ok);
+        let missed: Vec<&str> = st.missed().iter().map(|o| o.name).collect();
+        assert_eq!(missed, ["drill_every"]);
+        assert_eq!(st.last_drill.as_ref().map(|d| d.ok), Some(false));
+    }
 }

@@ -318,6 +318,70 @@ pub fn write_file(path: &Path, bytes: &[u8], replace: bool, mode: Option<u32>) -
     publish(tmp, path, replace, mode).map(drop)
 }
 
+/// Whether no other user can change what `path` leads to: every folder on
+/// the way (as written, and with its links resolved) belongs to this user
+/// or to root, and none is writable by others unless sticky (like /tmp,
+/// where only an entry's owner may rename it, and the next component
+/// must then be ours or root's). A folder another user could write is
+/// where they would swap a directory for one of theirs between lifeboat's
+/// check and its use. The parts of `path` that do not exist yet are
+/// skipped (lifeboat creates them, private). Linux; elsewhere always Ok.
+pub fn check_trusted_path(path: &Path) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let me = fs::metadata("/proc/self")?.uid();
+        let check = |p: &Path, m: &fs::Metadata| -> io::Result<()> {
+            if m.uid() != me && m.uid() != 0 {
+                return Err(io::Error::other(format!(
+                    "{} belongs to another user (uid {}): they could swap what is below it",
+                    p.display(),
+                    m.uid()
+                )));
+            }
+            if m.is_dir() && m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+                return Err(io::Error::other(format!(
+                    "{} may be written by other users (mode {:o}): they could swap what is \
+                     below it",
+                    p.display(),
+                    m.mode() & 0o7777
+                )));
+            }
+            Ok(())
+        };
+        let absolute = match path.is_absolute() {
+            true => path.to_path_buf(),
+            false => std::env::current_dir()?.join(path),
+        };
+        let mut walked = PathBuf::new();
+        for c in absolute.components() {
+            walked.push(c);
+            match fs::symlink_metadata(&walked) {
+                Ok(m) => check(&walked, &m)?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            }
+        }
+        // And where the links lead.
+        let mut existing = absolute.as_path();
+        while !existing.exists() {
+            match existing.parent() {
+                Some(p) => existing = p,
+                None => return Ok(()),
+            }
+        }
+        let real = fs::canonicalize(existing)?;
+        let mut walked = PathBuf::new();
+        for c in real.components() {
+            walked.push(c);
+            check(&walked, &fs::metadata(&walked)?)?;
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

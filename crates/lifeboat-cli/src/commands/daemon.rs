@@ -328,7 +328,9 @@ fn run_job(ctx: &Ctx, config: &std::path::Path, job: &str, extra: &[String]) -> 
             n,
             &serde_json::json!({
                 "job": job,
-                "ok": ok,
+                // The notification's verdict: the job, and the objectives.
+                "ok": ok && missed.is_empty(),
+                "job_ok": ok,
                 "exit_code": code,
                 "started": started,
                 "seconds": seconds,

@@ -4,6 +4,7 @@ use anyhow::Result;
 use lifeboat_store::{Access, Repository, SnapshotEntry};
 
 use super::backup::human;
+use super::status::clean;
 use super::{AnyRepo, Ctx};
 use crate::cli::ShowArgs;
 use crate::exit::Code;
@@ -36,8 +37,8 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
                 "{:<10} {:<20} {:<16} {:<24} {:>6} {:>11} {:>11}",
                 s.id.short(),
                 snap.time.format("%Y-%m-%d %H:%M:%S"),
-                snap.hostname,
-                snap.tags.join(","),
+                clean(&snap.hostname),
+                clean(&snap.tags.join(",")),
                 snap.stats.items,
                 human(snap.stats.bytes),
                 human(snap.stats.added_bytes)
@@ -101,7 +102,7 @@ pub fn show(ctx: &Ctx, args: ShowArgs) -> Result<Code> {
             "snapshot {} taken {} on {}",
             snap.id,
             snap.snapshot.time,
-            snap.snapshot.hostname
+            clean(&snap.snapshot.hostname)
         )?;
         outln!(
             "{:<10} {:<8} {:>11}  {:<16} name",

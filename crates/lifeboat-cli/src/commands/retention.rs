@@ -87,7 +87,7 @@ fn print_forget(r: &ForgetReport) -> Result<()> {
             "keep   {} {} [{}] ({})",
             k.id.short(),
             k.time.format("%Y-%m-%d %H:%M:%S"),
-            k.tags.join(","),
+            super::status::clean(&k.tags.join(",")),
             k.reasons.join(", ")
         )?;
     }
@@ -96,7 +96,7 @@ fn print_forget(r: &ForgetReport) -> Result<()> {
             "remove {} {} [{}]",
             k.id.short(),
             k.time.format("%Y-%m-%d %H:%M:%S"),
-            k.tags.join(",")
+            super::status::clean(&k.tags.join(","))
         )?;
     }
     outln!(
