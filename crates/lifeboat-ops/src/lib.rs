@@ -60,6 +60,22 @@ pub use verify::{verify, verify_data, VerifyAllReport};
 /// The tag of pre-migration snapshots, which every retention policy keeps.
 pub const PRE_MIGRATION_TAG: &str = "pre-migration";
 
+/// Bytes for people: 1.5 GiB (the CLI's output and the HTML pages).
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < UNITS.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
 /// An error and its causes on one line (`a: b: c`), for messages that
 /// are kept (a failed source's summary in a snapshot, notifications).
 pub fn chain(e: &dyn std::error::Error) -> String {

@@ -13,9 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lifeboat_store::{Access, Repository, SnapshotEntry};
 
 use crate::error::Result;
-use crate::runs::{self, RunKind, RunRecord};
+use crate::runs::{RunKind, RunRecord};
 use crate::status::{self, ObjectiveCheck, Status};
-use crate::Objectives;
+use crate::{human_bytes, Objectives};
 
 /// Options of [`dashboard`].
 #[derive(Debug, Clone)]
@@ -79,18 +79,9 @@ fn page(title: &str, body: &str) -> String {
     )
 }
 
+/// [`human_bytes`] for a chart's values.
 fn human(n: f64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n;
-    let mut u = 0;
-    while v.abs() >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    match u {
-        0 => format!("{v:.0} B"),
-        _ => format!("{v:.1} {}", UNITS[u]),
-    }
+    human_bytes(n as u64)
 }
 
 fn dur(secs: f64) -> String {
@@ -218,14 +209,12 @@ fn objective_rows(all: &[&ObjectiveCheck]) -> String {
 /// per source, stored and added bytes, backup durations, drill RTO over
 /// time, the latest drill's table and the point-in-time coverage.
 pub fn dashboard<A: Access>(repo: &Repository<A>, opts: &DashboardOptions) -> Result<String> {
-    let (all, bad) = repo.snapshots()?;
-    let (records, bad_runs) = runs::list(repo, false)?;
-    let records: Vec<RunRecord> = records.into_iter().map(|(_, r)| r).collect();
+    let (all, records, unreadable) = status::read(repo)?;
     let st = status::compute(
         repo.config().id.clone(),
         &all,
-        records.clone(),
-        bad.len() + bad_runs,
+        &records,
+        unreadable,
         &crate::StatusOptions {
             objectives: opts.objectives.clone(),
             recent_runs: 15,
@@ -324,10 +313,10 @@ fn render(
             esc(&s.source),
             s.last_success
                 .as_ref()
-                .map(|l| human(l.bytes as f64))
+                .map(|l| human_bytes(l.bytes))
                 .unwrap_or_default(),
             s.growth_bytes
-                .map(|g| format!("{}{}", if g < 0 { "−" } else { "+" }, human(g.unsigned_abs() as f64)))
+                .map(|g| format!("{}{}", if g < 0 { "−" } else { "+" }, human_bytes(g.unsigned_abs())))
                 .unwrap_or_default(),
         );
     }
@@ -521,7 +510,7 @@ fn render(
                     esc(&s.source),
                     s.items,
                     s.expected.unwrap_or(s.items),
-                    human(s.bytes as f64),
+                    human_bytes(s.bytes),
                     s.restore_seconds.map(dur).unwrap_or_default(),
                     s.verify_seconds.map(dur).unwrap_or_default(),
                     if s.ok { "ok" } else { "bad" },
@@ -622,7 +611,7 @@ pub fn drill_html(r: &crate::drill::DrillReport) -> String {
             esc(&x.target),
             x.items,
             x.items_expected,
-            human(x.bytes as f64),
+            human_bytes(x.bytes),
             x.restore_seconds,
             x.verify_seconds,
             if x.ok() { "ok" } else { "bad" },
@@ -680,7 +669,7 @@ mod tests {
         let st = status::compute(
             "0123456789abcdef".into(),
             &[],
-            Vec::new(),
+            &[],
             0,
             &crate::StatusOptions::default(),
         );

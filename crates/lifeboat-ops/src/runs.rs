@@ -398,12 +398,31 @@ pub fn list<A: Access>(
     repo: &Repository<A>,
     with_sealed: bool,
 ) -> Result<(Vec<(String, RunRecord)>, usize)> {
+    let scan = scan(repo, with_sealed)?;
+    Ok((scan.listed, scan.unreadable + scan.ahead.len()))
+}
+
+/// What one pass over `runs/` found.
+struct Scan {
+    /// What [`list`] gives, oldest first.
+    listed: Vec<(String, RunRecord)>,
+    /// Files that do not read, authenticate or parse.
+    unreadable: usize,
+    /// Readable records dated ahead of the clock (forged).
+    ahead: Vec<String>,
+}
+
+fn scan<A: Access>(repo: &Repository<A>, with_sealed: bool) -> Result<Scan> {
     let skew = TimeDelta::from_std(lifeboat_store::MAX_CLOCK_SKEW).unwrap_or_default();
     let latest = Utc::now() + skew;
     let mut unreadable = 0;
+    let mut ahead = Vec::new();
     let mut out = Vec::new();
     let bad = repo.each_run(|f| match serde_json::from_slice::<RunRecord>(&f.body) {
-        Ok(mut r) if r.version == 1 && r.start <= latest && r.end.is_none_or(|e| e <= latest) => {
+        Ok(r) if r.version == 1 && (r.start > latest || r.end.is_some_and(|e| e > latest)) => {
+            ahead.push(f.name)
+        }
+        Ok(mut r) if r.version == 1 => {
             r.signed = f.signed;
             if !with_sealed {
                 r.sealed = None;
@@ -424,7 +443,11 @@ pub fn list<A: Access>(
     })?;
     unreadable += bad.len();
     out.sort_by(|a, b| a.1.start.cmp(&b.1.start).then(a.0.cmp(&b.0)));
-    Ok((out, unreadable))
+    Ok(Scan {
+        listed: out,
+        unreadable,
+        ahead,
+    })
 }
 
 fn truncate(s: &mut String, max: usize) {
@@ -462,16 +485,11 @@ pub fn detail(repo: &Repository<FullAccess>, record: &RunRecord) -> Option<RunDe
 /// readable records dated ahead of this host's clock (forged: `list`
 /// leaves them out).
 pub fn trim(repo: &Repository<FullAccess>, keep: usize) -> Result<usize> {
-    let (all, _) = list(repo, false)?;
-    let listed: std::collections::HashSet<&str> = all.iter().map(|(n, _)| n.as_str()).collect();
-    let mut doomed: Vec<String> = Vec::new();
-    repo.each_run(|f| {
-        if !listed.contains(f.name.as_str())
-            && serde_json::from_slice::<RunRecord>(&f.body).is_ok_and(|r| r.version == 1)
-        {
-            doomed.push(f.name);
-        }
-    })?;
+    let Scan {
+        listed: all,
+        ahead: mut doomed,
+        ..
+    } = scan(repo, false)?;
     for kind in RunKind::ALL {
         let mut of: Vec<&String> = Vec::new();
         for (n, r) in all.iter().filter(|(_, r)| r.kind == kind) {
@@ -511,6 +529,18 @@ struct Journaled {
     record: RunRecord,
 }
 
+impl Journaled {
+    /// `record`'s run, in progress in this process.
+    fn running(record: &RunRecord) -> Self {
+        let pid = std::process::id();
+        Journaled {
+            pid: Some(pid),
+            process: lifeboat_store::process_identity(pid),
+            record: record.clone(),
+        }
+    }
+}
+
 impl Journal {
     /// The journal in `dir` (created, private, when first written).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -539,12 +569,7 @@ impl Journal {
             "run-{}-{pid}.json",
             record.start.timestamp_nanos_opt().unwrap_or_default()
         );
-        let j = Journaled {
-            pid: Some(pid),
-            process: lifeboat_store::process_identity(pid),
-            record: record.clone(),
-        };
-        match self.write(&name, &j) {
+        match self.write(&name, &Journaled::running(record)) {
             Ok(path) => Some(Entry { path }),
             Err(e) => {
                 tracing::warn!("run journal {}: {e}", self.dir.display());
@@ -559,13 +584,7 @@ impl Journal {
         let Some(name) = entry.path.file_name().and_then(|n| n.to_str()) else {
             return;
         };
-        let pid = std::process::id();
-        let j = Journaled {
-            pid: Some(pid),
-            process: lifeboat_store::process_identity(pid),
-            record: record.clone(),
-        };
-        if let Err(e) = self.write(name, &j) {
+        if let Err(e) = self.write(name, &Journaled::running(record)) {
             tracing::warn!("run journal {}: {e}", self.dir.display());
         }
     }

@@ -229,22 +229,32 @@ fn check(
 
 /// Work out the status of `repo` (any key).
 pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<Status> {
-    let (all, bad) = repo.snapshots()?;
-    let (records, bad_runs) = runs::list(repo, false)?;
+    let (all, records, unreadable) = read(repo)?;
     Ok(compute(
         repo.config().id.clone(),
         &all,
-        records.into_iter().map(|(_, r)| r).collect(),
-        bad.len() + bad_runs,
+        &records,
+        unreadable,
         opts,
     ))
+}
+
+/// What status is worked out from: every snapshot, every run record (no
+/// sealed parts), and how many files of either did not read.
+pub(crate) fn read<A: Access>(
+    repo: &Repository<A>,
+) -> Result<(Vec<SnapshotEntry>, Vec<RunRecord>, usize)> {
+    let (all, bad) = repo.snapshots()?;
+    let (records, bad_runs) = runs::list(repo, false)?;
+    let records = records.into_iter().map(|(_, r)| r).collect();
+    Ok((all, records, bad.len() + bad_runs))
 }
 
 /// [`status`] over what was read (tests call it with their own).
 pub(crate) fn compute(
     repository: String,
     all: &[SnapshotEntry],
-    records: Vec<RunRecord>,
+    records: &[RunRecord],
     unreadable: usize,
     opts: &StatusOptions,
 ) -> Status {
@@ -479,13 +489,13 @@ mod tests {
             ..Default::default()
         };
         let passed = drill(600, 0, true, now);
-        let st = compute("r".into(), &[], vec![passed.clone()], 0, &opts);
+        let st = compute("r".into(), &[], std::slice::from_ref(&passed), 0, &opts);
         assert!(st.ok, "{:?}", st.objectives);
         // A forged unsigned pass changes nothing; a signed failure after
         // the pass misses drill_every (the RTO of the pass still stands).
         let forged = drill(10, 0, false, now);
         let failed = drill(300, 4, true, now);
-        let st = compute("r".into(), &[], vec![passed, failed, forged], 0, &opts);
+        let st = compute("r".into(), &[], &[passed, failed, forged], 0, &opts);
         assert!(!st.ok);
         let missed: Vec<&str> = st.missed().iter().map(|o| o.name).collect();
         assert_eq!(missed, ["drill_every"]);

@@ -66,16 +66,10 @@ impl<A: Access> Repository<A> {
         Ok(self.write_meta_file(FileKind::Run, plain)?.0)
     }
 
-    /// Every run record that reads and authenticates, and those that do not
-    /// (a forged or damaged record is skipped, never believed).
-    pub fn runs(&self) -> Result<(Vec<RunFile>, Vec<Unreadable>)> {
-        let mut out = Vec::new();
-        let bad = self.each_run(|f| out.push(f))?;
-        Ok((out, bad))
-    }
-
-    /// [`runs`](Self::runs) one at a time, so a caller keeps only what it
-    /// needs of each (the store holds thousands after a while).
+    /// Every run record that reads and authenticates, passed to `f` one at
+    /// a time (the store holds thousands after a while: a caller keeps only
+    /// what it needs of each); returns those that do not (a forged or
+    /// damaged record is skipped, never believed).
     pub fn each_run(&self, mut f: impl FnMut(RunFile)) -> Result<Vec<Unreadable>> {
         let mut bad = Vec::new();
         // Sealing adds a header and zstd at most a little: a larger file is

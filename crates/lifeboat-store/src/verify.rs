@@ -153,7 +153,7 @@ impl<A: Access> Repository<A> {
             });
         }
         report.snapshots = snapshots.len();
-        let (_, bad_runs) = self.runs()?;
+        let bad_runs = self.each_run(|_| {})?;
         for u in bad_runs {
             damage.files.push(Problem {
                 what: u.file,

@@ -103,17 +103,4 @@ fn print(ctx: &Ctx, report: &BackupReport) -> Result<()> {
 }
 
 /// Bytes for people: 1.5 GiB.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
+pub use lifeboat_ops::human_bytes as human;
