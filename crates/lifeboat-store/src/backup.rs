@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Instant;
@@ -69,16 +69,24 @@ struct Shared<A: Access> {
     dedup: DedupKey,
     uploaded: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
+    /// Set with the first error: a caller waiting for blob ids stops
+    /// waiting (a thread that died holding a job will never answer).
+    broken: AtomicBool,
     new_blobs: AtomicU64,
     new_plain_bytes: AtomicU64,
     added_bytes: AtomicU64,
     /// Pack buffers: a fixed number circulate between workers and
     /// uploaders, which bounds memory and avoids allocator churn.
     pool: (Sender<Vec<u8>>, Receiver<Vec<u8>>),
+    /// Test hook: a worker panics right after claiming this blob id, the
+    /// moment a bug would leave `seen` naming a blob no pack holds.
+    #[cfg(test)]
+    panic_after_claim: Mutex<Option<BlobId>>,
 }
 
 impl<A: Access> Shared<A> {
     fn fail(&self, e: Error) {
+        self.broken.store(true, Ordering::SeqCst);
         if let Ok(mut slot) = self.error.lock() {
             if slot.is_none() {
                 *slot = Some(e);
@@ -87,11 +95,45 @@ impl<A: Access> Shared<A> {
     }
 
     fn failed(&self) -> bool {
-        self.error.lock().map(|e| e.is_some()).unwrap_or(true)
+        self.broken.load(Ordering::SeqCst) || self.error.lock().map(|e| e.is_some()).unwrap_or(true)
+    }
+
+    /// Run a pipeline thread's body; a panic in it fails the session. The
+    /// blobs that thread claimed (in `seen`, answered to the caller) may
+    /// never reach a pack, so no snapshot may be committed after it.
+    fn guard(&self, what: &str, body: impl FnOnce()) {
+        if let Err(panic) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+            self.fail(thread_panicked(what, panic.as_ref()));
+        }
+    }
+
+    /// The session's first error, kept for `close`: the session is over
+    /// once a thread failed, whoever sees the error first. (A source that
+    /// gets a store error and carries on as a failed source must not
+    /// lead to a committed snapshot whose other items name blobs in the
+    /// pack that never got stored.)
+    fn error_copy(&self) -> Option<Error> {
+        if !self.broken.load(Ordering::SeqCst) {
+            return None;
+        }
+        let kept = self.error.lock().ok();
+        Some(match kept.as_ref().and_then(|e| e.as_ref()) {
+            Some(e) => duplicate(e),
+            None => Error::Internal("the backup pipeline failed".into()),
+        })
     }
 
     fn take_error(&self) -> Option<Error> {
-        self.error.lock().ok().and_then(|mut e| e.take())
+        if !self.broken.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(
+            self.error
+                .lock()
+                .ok()
+                .and_then(|mut e| e.take())
+                .unwrap_or_else(|| Error::Internal("the backup pipeline failed".into())),
+        )
     }
 
     /// Write an index file naming every pack uploaded since the last one.
@@ -112,6 +154,46 @@ impl<A: Access> Shared<A> {
         self.added_bytes.fetch_add(len, Ordering::Relaxed);
         Ok(())
     }
+}
+
+/// The same error again, for a second caller (errors hold no handles
+/// worth sharing; variants that matter for the exit status keep theirs).
+fn duplicate(e: &Error) -> Error {
+    match e {
+        Error::Backend(b) => Error::Backend(crate::error::BackendError {
+            kind: b.kind,
+            op: b.op,
+            path: b.path.clone(),
+            message: b.message.clone(),
+            local: b.local,
+        }),
+        Error::Damaged { what, detail } => Error::Damaged {
+            what: what.clone(),
+            detail: detail.clone(),
+        },
+        Error::Source(m) => Error::Source(m.clone()),
+        Error::Invalid(m) => Error::Invalid(m.clone()),
+        Error::Locked(m) => Error::Locked(m.clone()),
+        Error::Io { context, error } => Error::Io {
+            context: context.clone(),
+            error: io::Error::new(error.kind(), error.to_string()),
+        },
+        other => Error::Internal(other.to_string()),
+    }
+}
+
+/// The error a panicked pipeline thread becomes.
+fn thread_panicked(what: &str, panic: &(dyn std::any::Any + Send)) -> Error {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".into());
+    Error::Internal(format!(
+        "a backup {what} thread panicked ({message}): this backup is abandoned and no \
+         snapshot is stored; what it uploaded is reused by the next run. Please report \
+         this bug"
+    ))
 }
 
 fn inner_of<A: Access>(s: &Shared<A>) -> &Inner {
@@ -137,6 +219,15 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
             .unwrap_or(false);
         if !fresh || shared.failed() {
             continue;
+        }
+        #[cfg(test)]
+        if shared
+            .panic_after_claim
+            .lock()
+            .map(|p| *p == Some(id))
+            .unwrap_or(false)
+        {
+            panic!("test hook: panic after claiming blob {}", id.to_hex());
         }
         // A delta only if its base is stored (or being stored by this run).
         let (payload, base) = match job.delta {
@@ -294,13 +385,21 @@ impl ItemState {
         }
     }
 
-    fn collect(&mut self, block: bool) -> Result<()> {
+    fn collect(&mut self, block: Option<&AtomicBool>) -> Result<()> {
         loop {
-            let next = if block && self.received < self.sent {
-                self.reply_rx
-                    .recv()
-                    .map_err(|_| Error::Invalid("backup workers stopped".into()))
-                    .map(Some)?
+            let next = if let Some(broken) = block.filter(|_| self.received < self.sent) {
+                match self
+                    .reply_rx
+                    .recv_timeout(std::time::Duration::from_millis(200))
+                {
+                    Ok(reply) => Some(reply),
+                    // A thread that died holding a job never answers: the
+                    // session's error says why.
+                    Err(_) if broken.load(Ordering::SeqCst) => {
+                        return Err(Error::Invalid("backup workers stopped".into()))
+                    }
+                    Err(_) => continue,
+                }
             } else {
                 self.reply_rx.try_recv().ok()
             };
@@ -320,7 +419,7 @@ impl ItemState {
             data,
             &mut job_sender(self.kind, &mut self.sent, &self.reply_tx, jobs),
         )?;
-        self.collect(false)
+        self.collect(None)
     }
 
     /// Cut what the chunker holds into blobs.
@@ -360,7 +459,7 @@ impl ItemState {
             Some(id),
             delta,
         )?;
-        self.collect(false)
+        self.collect(None)
     }
 
     /// One whole blob that is already stored as `id`: counted in the
@@ -374,12 +473,16 @@ impl ItemState {
         }
         self.ids[seq] = Some(id);
         self.received += 1;
-        self.collect(false)
+        self.collect(None)
     }
 
-    fn finish(&mut self, jobs: &Sender<Job>) -> Result<(u64, String, Vec<BlobId>)> {
+    fn finish(
+        &mut self,
+        jobs: &Sender<Job>,
+        broken: &AtomicBool,
+    ) -> Result<(u64, String, Vec<BlobId>)> {
         self.flush_chunker(jobs)?;
-        self.collect(true)?;
+        self.collect(Some(broken))?;
         let ids = std::mem::take(&mut self.ids)
             .into_iter()
             .collect::<Option<Vec<_>>>()
@@ -423,10 +526,13 @@ impl<A: Access> Repository<A> {
             dedup: self.key().dedup.clone(),
             uploaded: Mutex::new(Vec::new()),
             error: Mutex::new(None),
+            broken: AtomicBool::new(false),
             new_blobs: AtomicU64::new(0),
             new_plain_bytes: AtomicU64::new(0),
             added_bytes: AtomicU64::new(0),
             pool: crossbeam_channel::unbounded(),
+            #[cfg(test)]
+            panic_after_claim: Mutex::new(None),
         });
         let cores = std::thread::available_parallelism()
             .map(|n| n.get())
@@ -450,12 +556,18 @@ impl<A: Access> Repository<A> {
         let mut workers = Vec::new();
         for _ in 0..cores {
             let (s, j, p) = (shared.clone(), job_rx.clone(), pack_tx.clone());
-            workers.push(spawn("lifeboat-seal", Box::new(move || worker(s, j, p)))?);
+            workers.push(spawn(
+                "lifeboat-seal",
+                Box::new(move || s.clone().guard("sealing", || worker(s, j, p))),
+            )?);
         }
         let mut uploaders = Vec::new();
         for _ in 0..uploads {
             let (s, p) = (shared.clone(), pack_rx.clone());
-            uploaders.push(spawn("lifeboat-upload", Box::new(move || uploader(s, p)))?);
+            uploaders.push(spawn(
+                "lifeboat-upload",
+                Box::new(move || s.clone().guard("upload", || uploader(s, p))),
+            )?);
         }
         Ok(BackupSession {
             manifest: ItemState::new(self, BlobKind::Tree),
@@ -723,7 +835,7 @@ impl<A: Access> BackupSession<A> {
                 "info blobs need repository format 3 (lifeboat upgrade)".into(),
             ));
         }
-        if let Some(e) = self.shared.take_error() {
+        if let Some(e) = self.shared.error_copy() {
             return Err(e);
         }
         let salt = hex::encode(rand::random::<[u8; 16]>());
@@ -783,14 +895,29 @@ impl<A: Access> BackupSession<A> {
         Ok(())
     }
 
+    /// Test hook: a sealing thread panics right after claiming `id`.
+    #[cfg(test)]
+    fn panic_after_claiming(&self, id: BlobId) {
+        if let Ok(mut p) = self.shared.panic_after_claim.lock() {
+            *p = Some(id);
+        }
+    }
+
     /// Stop the pipeline, wait for every pack to be stored, write the last index.
     fn close(&mut self) -> Result<()> {
         drop(self.jobs.take());
-        for w in self.workers.drain(..) {
-            let _ = w.join();
-        }
-        for u in self.uploaders.drain(..) {
-            let _ = u.join();
+        // Every thread's end is checked: one that died may have claimed
+        // blobs it never stored (`guard` turns a panic into the session's
+        // error; a join error is a panic that escaped even that).
+        for (what, t) in self
+            .workers
+            .drain(..)
+            .map(|t| ("sealing", t))
+            .chain(self.uploaders.drain(..).map(|t| ("upload", t)))
+        {
+            if let Err(panic) = t.join() {
+                self.shared.fail(thread_panicked(what, panic.as_ref()));
+            }
         }
         let flushed = self.shared.flush_index(1);
         if let Some(e) = self.shared.take_error() {
@@ -802,7 +929,10 @@ impl<A: Access> BackupSession<A> {
     /// Finish: store the manifest, the index and then the snapshot.
     pub fn commit(mut self) -> Result<(SnapshotId, Snapshot)> {
         let jobs = self.jobs()?.clone();
-        let (size, sha256, blobs) = self.manifest.finish(&jobs)?;
+        let (size, sha256, blobs) = self
+            .manifest
+            .finish(&jobs, &self.shared.broken)
+            .map_err(|e| self.shared.error_copy().unwrap_or(e))?;
         drop(jobs);
         self.manifest_blobs = blobs;
         self.close()?;
@@ -855,7 +985,7 @@ impl<A: Access> Drop for BackupSession<A> {
 impl<A: Access> ItemWriter<'_, A> {
     /// Add bytes.
     pub fn push(&mut self, data: &[u8]) -> Result<()> {
-        if let Some(e) = self.session.shared.take_error() {
+        if let Some(e) = self.session.shared.error_copy() {
             return Err(e);
         }
         let jobs = self.session.jobs()?.clone();
@@ -868,7 +998,7 @@ impl<A: Access> ItemWriter<'_, A> {
     /// as a patch against `delta.0` (see [`crate::delta`]); returns its id.
     /// The item's content is still `data`, whatever the storage.
     pub fn push_blob(&mut self, data: Vec<u8>, delta: Option<(BlobId, Vec<u8>)>) -> Result<BlobId> {
-        if let Some(e) = self.session.shared.take_error() {
+        if let Some(e) = self.session.shared.error_copy() {
             return Err(e);
         }
         let id = self.session.shared.dedup.blob_id(&data);
@@ -889,7 +1019,7 @@ impl<A: Access> ItemWriter<'_, A> {
         if !self.session.knows_blobs(&[same]) {
             return self.push_blob(data.to_vec(), None);
         }
-        if let Some(e) = self.session.shared.take_error() {
+        if let Some(e) = self.session.shared.error_copy() {
             return Err(e);
         }
         let jobs = self.session.jobs()?.clone();
@@ -908,8 +1038,11 @@ impl<A: Access> ItemWriter<'_, A> {
     /// Wait for the item's blob ids; its name stays taken.
     fn complete(&mut self, meta: serde_json::Value) -> Result<ManifestItem> {
         let jobs = self.session.jobs()?.clone();
-        let (size, sha256, blobs) = self.state.finish(&jobs)?;
-        if let Some(e) = self.session.shared.take_error() {
+        let (size, sha256, blobs) = self
+            .state
+            .finish(&jobs, &self.session.shared.broken)
+            .map_err(|e| self.session.shared.error_copy().unwrap_or(e))?;
+        if let Some(e) = self.session.shared.error_copy() {
             return Err(e);
         }
         let item = ManifestItem {
@@ -1064,6 +1197,60 @@ mod tests {
             full.manifest(&index, &snap).is_err(),
             "b.pdf's line is not an item's"
         );
+    }
+
+    #[test]
+    fn a_panicking_pipeline_thread_never_commits_and_the_next_backup_stores_the_blob() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let key = RestoreKey::generate();
+        let (repo, _) = Repository::init(backend.clone(), &key, &InitOptions::default()).unwrap();
+        let a = b"first source's row\n".repeat(3000);
+        let b = b"second source's row\n".repeat(3000);
+        let id_a = repo.key().dedup.blob_id(&a);
+
+        // The sealing thread claims `a` (its id is answered and recorded
+        // in `seen`), then panics before `a` reaches a pack. The source
+        // that sees the error carries on as a failed source, as sources do
+        // with their own errors; the other source's item names `a`.
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        s.panic_after_claiming(id_a);
+        let mut w = s.item("one", "a", "table", &NoProgress).unwrap();
+        assert_eq!(w.push_blob(a.clone(), None).unwrap(), id_a);
+        w.finish(serde_json::Value::Null).unwrap();
+        let mut w = s.item("two", "b", "table", &NoProgress).unwrap();
+        let pushed = w.push_blob(b.clone(), None);
+        let finished = pushed.and_then(|_| w.finish(serde_json::Value::Null));
+        if let Err(e) = finished {
+            s.set_source_failed("two", &e.to_string());
+        }
+        let err = s.commit().unwrap_err();
+        assert!(
+            matches!(&err, Error::Internal(m) if m.contains("panicked") && m.contains("no snapshot is stored")),
+            "{err}"
+        );
+        assert!(repo.snapshots().unwrap().0.is_empty(), "nothing committed");
+
+        // The next backup does not believe `a` stored: it stores it.
+        let mut s = repo.begin_backup(BackupOptions::default()).unwrap();
+        let mut w = s.item("one", "a", "table", &NoProgress).unwrap();
+        w.push_blob(a.clone(), None).unwrap();
+        let item = w.finish(serde_json::Value::Null).unwrap();
+        let (_, snap) = s.commit().unwrap();
+        assert!(
+            snap.stats.new_blobs >= 2,
+            "a and the manifest: {:?}",
+            snap.stats
+        );
+        let full = Repository::open_for_restore(backend, &key).unwrap();
+        let (index, _) = full.load_index().unwrap();
+        assert!(index.contains(&id_a));
+        let mut out = Vec::new();
+        full.restore_item(&index, &item, &mut out, &NoProgress)
+            .unwrap();
+        assert_eq!(out, a);
+        let report = full.verify(&Default::default(), &NoProgress).unwrap();
+        assert!(report.problems.is_empty(), "{:?}", report.problems);
     }
 
     #[test]
