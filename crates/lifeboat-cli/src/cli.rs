@@ -63,6 +63,12 @@ pub struct Global {
     /// anyone with write access to it could have replaced it.
     #[arg(long, global = true, env = "LIFEBOAT_TRUST_UNAUTHENTICATED")]
     pub trust_unauthenticated: bool,
+    /// This host never deletes or rewrites a file in the store (its S3
+    /// credentials lack s3:DeleteObject): backups and captures release
+    /// their locks with a record instead of a DELETE, and forget, prune,
+    /// repair, unlock, upgrade and key add/remove are refused here.
+    #[arg(long, global = true, env = "LIFEBOAT_APPEND_ONLY")]
+    pub append_only: bool,
     /// S3 credentials from the config file (never from flags: argv is public).
     #[arg(skip)]
     pub s3_access_key_id: Option<String>,

@@ -314,6 +314,9 @@ pub struct RepositoryConfig {
     pub access_key_id: Option<String>,
     pub secret_access_key: Option<String>,
     pub connections: Option<usize>,
+    /// This host never deletes from the store (see `--append-only`).
+    #[serde(default)]
+    pub append_only: bool,
 }
 
 impl std::fmt::Debug for RepositoryConfig {

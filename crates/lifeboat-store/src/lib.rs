@@ -66,7 +66,10 @@ pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{hints, BackendError, BackendErrorKind, Classify, Error, ErrorClass, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};
 pub use index::{BlobLocation, Index};
-pub use lock::{hostname, process_alive, process_identity, LockInfo, MAX_CLOCK_SKEW, STALE_AFTER};
+pub use lock::{
+    hostname, lock_states, process_alive, process_identity, LockInfo, LockState, MAX_CLOCK_SKEW,
+    STALE_AFTER,
+};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
 pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};

@@ -2,7 +2,15 @@
 //! an exclusive one. A lock is refreshed every few minutes; one older than
 //! [`STALE_AFTER`], or whose process is gone from this host, is stale and
 //! ignored, so a crashed run never blocks the next nightly one.
+//!
+//! Taking, refreshing and releasing a lock never needs a DELETE: a host
+//! whose credentials cannot delete (an append-only backup host) releases
+//! its lock by writing a release record naming its holder id, and each
+//! refresh supersedes the one before. Those files stay until an admin
+//! command that may delete (`prune`, `unlock`) clears them.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -40,6 +48,68 @@ pub struct LockInfo {
     /// restarted, pids wrapped) does not keep a dead run's lock alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub process: Option<String>,
+    /// Random, the same for every file of one lock (its refreshes and its
+    /// release record).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub holder: Option<String>,
+    /// A release record: the lock of `holder` is gone (written instead of
+    /// deleting the lock's files when they cannot be deleted).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
+}
+
+/// What a lock file means now, given every other lock file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    /// Held: blocks what conflicts with it.
+    Live,
+    /// Its process is gone or it was not refreshed in time.
+    Stale,
+    /// Its holder wrote a release record (or this is that record).
+    Released,
+    /// Its holder refreshed it since: a newer file of the same lock counts.
+    Superseded,
+    /// Not a lock file lifeboat can read.
+    Unreadable,
+}
+
+/// Every lock file with what it means now. `Live` ones are the locks held.
+pub fn lock_states(locks: &[(String, Option<LockInfo>)]) -> Vec<LockState> {
+    let released: HashSet<&str> = locks
+        .iter()
+        .filter_map(|(_, i)| i.as_ref().filter(|i| i.released))
+        .filter_map(|i| i.holder.as_deref())
+        .collect();
+    let mut newest: HashMap<&str, (DateTime<Utc>, &str)> = HashMap::new();
+    for (name, info) in locks {
+        if let Some((holder, time)) = info
+            .as_ref()
+            .and_then(|i| Some((i.holder.as_deref()?, i.time)))
+        {
+            let e = newest.entry(holder).or_insert((time, name));
+            if (time, name.as_str()) > (e.0, e.1) {
+                *e = (time, name);
+            }
+        }
+    }
+    locks
+        .iter()
+        .map(|(name, info)| {
+            let Some(info) = info else {
+                return LockState::Unreadable;
+            };
+            let holder = info.holder.as_deref();
+            if info.released || holder.is_some_and(|h| released.contains(h)) {
+                LockState::Released
+            } else if holder.is_some_and(|h| newest.get(h).is_some_and(|n| n.1 != name)) {
+                LockState::Superseded
+            } else if info.is_stale() {
+                LockState::Stale
+            } else {
+                LockState::Live
+            }
+        })
+        .collect()
 }
 
 impl LockInfo {
@@ -90,10 +160,73 @@ pub fn process_identity(pid: u32) -> Option<String> {
 
 /// Held while an operation runs; released on drop.
 pub(crate) struct LockGuard {
-    backend: Arc<dyn Backend>,
-    name: Arc<Mutex<String>>,
+    release: Arc<Release>,
     stop: Option<std::sync::mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// Writes a lock's release record: (holder, exclusive) -> file name.
+type WriteRelease = Box<dyn Fn(&str, bool) -> Result<String> + Send + Sync>;
+
+/// How to let go of one lock: delete its file, or, where this host may not
+/// delete (or a refresh left an older file behind), write a release record.
+struct Release {
+    /// Writes release records (a repository handle, type-erased).
+    write: WriteRelease,
+    backend: Arc<dyn Backend>,
+    holder: String,
+    exclusive: bool,
+    /// The lock's current file.
+    name: Mutex<String>,
+    /// A refresh could not delete the file it replaced.
+    left_behind: AtomicBool,
+}
+
+impl Release {
+    /// Replace the current file by `new`, deleting the old one if this host may.
+    fn refreshed(&self, new: String) {
+        let old = self
+            .name
+            .lock()
+            .map(|mut n| std::mem::replace(&mut *n, new))
+            .ok();
+        if let Some(old) = old {
+            if self.left_behind.load(Ordering::Relaxed) || !self.delete(&old) {
+                self.left_behind.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Delete one of this lock's files; false when it stays.
+    fn delete(&self, name: &str) -> bool {
+        match self.backend.remove(FileKind::Lock, name) {
+            Ok(()) => true,
+            Err(e) if e.kind == crate::error::BackendErrorKind::Access => {
+                tracing::debug!("lock {name} stays (this host may not delete): {e}");
+                false
+            }
+            Err(e) => {
+                tracing::debug!("could not remove lock {name}: {e}");
+                false
+            }
+        }
+    }
+
+    /// Let go: delete the lock's file, or say in a release record that its
+    /// files no longer count.
+    fn release(&self) {
+        let name = self.name.lock().map(|n| n.clone()).unwrap_or_default();
+        if !self.left_behind.load(Ordering::Relaxed) && self.delete(&name) {
+            return;
+        }
+        if let Err(e) = (self.write)(&self.holder, self.exclusive) {
+            tracing::warn!(
+                "could not release the repository lock ({e}): it counts as held until it is \
+                 {} minutes old",
+                STALE_AFTER.as_secs() / 60
+            );
+        }
+    }
 }
 
 impl Drop for LockGuard {
@@ -102,15 +235,12 @@ impl Drop for LockGuard {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let name = self.name.lock().map(|n| n.clone()).unwrap_or_default();
-        if let Err(e) = self.backend.remove(FileKind::Lock, &name) {
-            tracing::warn!("could not remove lock {name}: {e}");
-        }
+        self.release.release();
     }
 }
 
 impl<A: Access> Repository<A> {
-    fn write_lock(&self, exclusive: bool) -> Result<String> {
+    fn write_lock(&self, exclusive: bool, holder: &str, released: bool) -> Result<String> {
         let info = LockInfo {
             hostname: hostname(),
             pid: std::process::id(),
@@ -118,6 +248,8 @@ impl<A: Access> Repository<A> {
             exclusive,
             nonce: rand::random(),
             process: process_identity(std::process::id()),
+            holder: Some(holder.to_string()),
+            released,
         };
         let json = serde_json::to_vec(&info).expect("lock serializes");
         Ok(self.write_meta_file(FileKind::Lock, &json)?.0)
@@ -136,21 +268,36 @@ impl<A: Access> Repository<A> {
         Ok(out)
     }
 
-    /// Remove stale and unreadable locks, and partial files left by dead
-    /// writers; returns how many locks.
+    /// Remove every lock file that no longer counts (stale, released,
+    /// superseded, unreadable) and partial files left by dead writers;
+    /// returns how many lock files. Needs a host that may delete.
     pub fn remove_stale_locks(&self) -> Result<usize> {
         let partial = self.inner.backend.remove_partial_writes()?;
         if partial > 0 {
             tracing::info!("removed {partial} partial file(s) left by interrupted writes");
         }
+        let locks = self.locks()?;
         let mut n = 0;
-        for (name, info) in self.locks()? {
-            if info.map(|i| i.is_stale()).unwrap_or(true) {
-                self.inner.backend.remove(FileKind::Lock, &name)?;
+        for ((name, _), state) in locks.iter().zip(lock_states(&locks)) {
+            if state != LockState::Live {
+                self.inner.backend.remove(FileKind::Lock, name)?;
                 n += 1;
             }
         }
         Ok(n)
+    }
+
+    /// The first held lock that conflicts with taking one (`exclusive` or
+    /// not), other than the file `mine`.
+    fn conflict(&self, exclusive: bool, mine: Option<&str>) -> Result<Option<LockInfo>> {
+        let locks = self.locks()?;
+        let states = lock_states(&locks);
+        Ok(locks
+            .into_iter()
+            .zip(states)
+            .filter(|((name, _), state)| *state == LockState::Live && Some(name.as_str()) != mine)
+            .filter_map(|((_, info), _)| info)
+            .find(|info| exclusive || info.exclusive))
     }
 
     /// Take a lock. A shared lock (backup, forget) waits for an exclusive
@@ -180,56 +327,65 @@ impl<A: Access> Repository<A> {
         }
     }
 
+    /// Look, then write, then look again: nothing is written while a
+    /// conflicting lock is plainly held (a backup waiting for a prune adds
+    /// no file per attempt), and two takers racing both see each other.
     fn try_lock(&self, exclusive: bool) -> Result<LockGuard> {
-        let mine = self.write_lock(exclusive)?;
-        let guard_backend = self.inner.backend.clone();
-        for (name, info) in self.locks()? {
-            if name == mine {
-                continue;
+        let locked = |info: LockInfo| {
+            Error::Locked(format!(
+                "{} lock held by pid {} on {} since {}",
+                if info.exclusive { "an exclusive" } else { "a" },
+                info.pid,
+                info.hostname,
+                info.time.format("%Y-%m-%d %H:%M:%S UTC")
+            ))
+        };
+        if let Some(info) = self.conflict(exclusive, None)? {
+            return Err(locked(info));
+        }
+        let holder = hex::encode(rand::random::<[u8; 16]>());
+        let mine = self.write_lock(exclusive, &holder, false)?;
+        let writer = self.clone();
+        let release = Arc::new(Release {
+            write: Box::new(move |holder, exclusive| writer.write_lock(exclusive, holder, true)),
+            backend: self.inner.backend.clone(),
+            holder: holder.clone(),
+            exclusive,
+            name: Mutex::new(mine.clone()),
+            left_behind: AtomicBool::new(false),
+        });
+        match self.conflict(exclusive, Some(&mine)) {
+            Ok(None) => {}
+            Ok(Some(info)) => {
+                release.release();
+                return Err(locked(info));
             }
-            let Some(info) = info else { continue };
-            if info.is_stale() {
-                continue;
-            }
-            if exclusive || info.exclusive {
-                let _ = guard_backend.remove(FileKind::Lock, &mine);
-                return Err(Error::Locked(format!(
-                    "{} lock held by pid {} on {} since {}",
-                    if info.exclusive { "an exclusive" } else { "a" },
-                    info.pid,
-                    info.hostname,
-                    info.time.format("%Y-%m-%d %H:%M:%S UTC")
-                )));
+            Err(e) => {
+                release.release();
+                return Err(e);
             }
         }
-        let name = Arc::new(Mutex::new(mine));
         let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
         let repo = self.clone();
-        let name2 = name.clone();
+        let refresh = release.clone();
         let thread = std::thread::Builder::new()
             .name("lifeboat-lock".into())
             .spawn(move || {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stop_rx.recv_timeout(REFRESH_EVERY)
                 {
-                    match repo.write_lock(exclusive) {
-                        Ok(new) => {
-                            let old = name2
-                                .lock()
-                                .map(|mut n| std::mem::replace(&mut *n, new))
-                                .ok();
-                            if let Some(old) = old {
-                                let _ = repo.inner.backend.remove(FileKind::Lock, &old);
-                            }
-                        }
+                    match repo.write_lock(exclusive, &holder, false) {
+                        Ok(new) => refresh.refreshed(new),
                         Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
                     }
                 }
             })
-            .map_err(|e| Error::io("starting the lock refresher", e))?;
+            .map_err(|e| {
+                release.release();
+                Error::io("starting the lock refresher", e)
+            })?;
         Ok(LockGuard {
-            backend: guard_backend,
-            name,
+            release,
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -248,6 +404,8 @@ mod tests {
             exclusive: true,
             nonce: 1,
             process,
+            holder: None,
+            released: false,
         }
     }
 
@@ -270,6 +428,102 @@ mod tests {
         let mut old = lock_of(me, Some(identity));
         old.time = Utc::now() - chrono::Duration::hours(1);
         assert!(old.is_stale());
+    }
+
+    #[test]
+    fn a_host_that_may_not_delete_leaves_no_lock_that_counts_and_prune_clears_them() {
+        use crate::backend::{AppendOnly, LocalBackend};
+        use crate::{BackupOptions, InitOptions, PruneOptions, RestoreKey};
+        let dir = tempfile::tempdir().unwrap();
+        let full: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("repo")));
+        let key = RestoreKey::generate();
+        let (admin, _) = Repository::init(full.clone(), &key, &InitOptions::default()).unwrap();
+        let host = Repository::open_for_backup(AppendOnly::wrap(full.clone()), admin.backup_key())
+            .unwrap();
+        for night in 0..3 {
+            let mut s = host.begin_backup(BackupOptions::default()).unwrap();
+            let mut w = s.item("x", "a", "stream", &crate::NoProgress).unwrap();
+            w.push(format!("night {night}").as_bytes()).unwrap();
+            w.finish(serde_json::Value::Null).unwrap();
+            s.commit().unwrap();
+        }
+        // A refresh on such a host supersedes the file before it, which
+        // stays; the release ends both.
+        let guard = host.lock(false).unwrap();
+        let new = host
+            .write_lock(false, &guard.release.holder, false)
+            .unwrap();
+        guard.release.refreshed(new);
+        let locks = admin.locks().unwrap();
+        let mut states = lock_states(&locks);
+        states.sort_by_key(|s| format!("{s:?}"));
+        assert_eq!(
+            states.iter().filter(|s| **s == LockState::Live).count(),
+            1,
+            "{states:?}"
+        );
+        assert_eq!(
+            states
+                .iter()
+                .filter(|s| **s == LockState::Superseded)
+                .count(),
+            1,
+            "{states:?}"
+        );
+        drop(guard);
+        // Each lock's files and its release record stay; none counts.
+        let locks = admin.locks().unwrap();
+        assert_eq!(locks.len(), 9, "{locks:?}");
+        let states = lock_states(&locks);
+        assert!(
+            states.iter().all(|s| *s == LockState::Released),
+            "{states:?}"
+        );
+        // So an exclusive lock is not held off by them, and prune, on a
+        // host that may delete, clears them.
+        let report = admin.prune(&PruneOptions::default()).unwrap();
+        assert_eq!(report.lock_files_removed, 9);
+        assert!(admin.locks().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_refreshed_lock_supersedes_its_old_file_and_a_release_ends_them_all() {
+        let info = |holder: &str, minutes_ago: i64, released: bool| LockInfo {
+            hostname: "elsewhere".into(),
+            pid: 1,
+            time: Utc::now() - chrono::Duration::minutes(minutes_ago),
+            exclusive: true,
+            nonce: 1,
+            process: None,
+            holder: Some(holder.into()),
+            released,
+        };
+        let mut locks = vec![
+            ("a1".to_string(), Some(info("a", 10, false))),
+            ("a2".to_string(), Some(info("a", 5, false))),
+            ("b1".to_string(), Some(info("b", 3, false))),
+            (
+                "old".to_string(),
+                Some(LockInfo {
+                    holder: None,
+                    ..info("", 2, false)
+                }),
+            ),
+            ("junk".to_string(), None),
+        ];
+        use LockState::*;
+        assert_eq!(
+            lock_states(&locks),
+            [Superseded, Live, Live, Live, Unreadable]
+        );
+        locks.push(("a3".to_string(), Some(info("a", 0, true))));
+        assert_eq!(
+            lock_states(&locks),
+            [Released, Released, Live, Live, Unreadable, Released]
+        );
+        // A lock not refreshed for longer than STALE_AFTER is stale.
+        locks[2].1.as_mut().unwrap().time = Utc::now() - chrono::Duration::hours(1);
+        assert_eq!(lock_states(&locks)[2], Stale);
     }
 
     #[test]

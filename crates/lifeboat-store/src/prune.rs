@@ -199,6 +199,9 @@ pub struct PruneReport {
     pub index_files_replaced: usize,
     /// State files no remaining snapshot names.
     pub state_files_removed: usize,
+    /// Lock files that no longer count: released, superseded or stale
+    /// (append-only backup hosts leave them; prune clears them).
+    pub lock_files_removed: usize,
     /// Bytes of pack files before.
     pub bytes_before: u64,
     /// Bytes of pack files after (estimated when dry).
@@ -307,6 +310,8 @@ impl Repository<FullAccess> {
         for name in &old_states {
             backend.remove(FileKind::State, name)?;
         }
+        // 6. Lock files that no longer count (this prune's own is live).
+        report.lock_files_removed = self.remove_stale_locks()?;
         report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
         Ok(report)
     }

@@ -254,9 +254,22 @@ fn serve(
         match injected {
             Some(Fault::Status(status)) => {
                 relay_body(&req, &mut client_r, &mut std::io::sink(), false)?;
-                let body =
-                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>InternalError</Code>\
-                        <Message>injected by the test proxy</Message></Error>";
+                // The code S3 sends with that status: the SDK retries by
+                // code (InternalError, SlowDown), not by status alone.
+                let (code, message) = match status {
+                    403 => ("AccessDenied", "Access Denied"),
+                    404 => ("NoSuchKey", "The specified key does not exist."),
+                    412 => (
+                        "PreconditionFailed",
+                        "At least one of the pre-conditions you specified did not hold",
+                    ),
+                    503 => ("SlowDown", "Please reduce your request rate."),
+                    _ => ("InternalError", "injected by the test proxy"),
+                };
+                let body = format!(
+                    "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code>\
+                        <Message>{message}</Message></Error>"
+                );
                 write!(
                     client_w,
                     "HTTP/1.1 {status} Injected\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",

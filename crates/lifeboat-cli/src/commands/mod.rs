@@ -47,7 +47,7 @@ use lifeboat_store::backend::{open_backend, Backend, S3Options};
 use lifeboat_store::secrecy::SecretString;
 use lifeboat_store::{BackupAccess, BackupKey, FullAccess, Repository, RestoreKey};
 
-use crate::cli::{Cli, Command, Global, RepairCommand};
+use crate::cli::{Cli, Command, Global, KeyCommand, RepairCommand};
 use crate::exit::{self, Code};
 use crate::progress::Bars;
 
@@ -236,7 +236,29 @@ impl Ctx {
     }
 }
 
+/// The commands that delete or rewrite files in the store: an admin
+/// host's, refused on an append-only one before they start.
+fn deletes(command: &Command) -> Option<&'static str> {
+    Some(match command {
+        Command::Forget(_) => "forget",
+        Command::Prune(_) => "prune",
+        Command::Unlock => "unlock",
+        Command::Repair(_) => "repair",
+        Command::Upgrade(_) => "upgrade",
+        Command::Key(KeyCommand::Add { .. }) => "key add",
+        Command::Key(KeyCommand::Remove { .. }) => "key remove",
+        _ => return None,
+    })
+}
+
 fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
+    if let Some(name) = deletes(&command).filter(|_| ctx.global.append_only) {
+        return Err(exit::usage(format!(
+            "{name} deletes or rewrites files in the store, and this host is append-only \
+             (--append-only, LIFEBOAT_APPEND_ONLY or [repository] append_only): run it on an \
+             admin host whose credentials may delete"
+        )));
+    }
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Backup(a) => backup::run(ctx, a),
@@ -270,6 +292,7 @@ fn apply_config(g: &mut Global, r: crate::config::RepositoryConfig) {
     g.s3.s3_endpoint = g.s3.s3_endpoint.take().or(r.endpoint);
     g.s3.s3_region = g.s3.s3_region.take().or(r.region);
     g.s3.s3_connections = g.s3.s3_connections.or(r.connections);
+    g.append_only |= r.append_only;
     g.s3_access_key_id = r.access_key_id;
     g.s3_secret_access_key = r.secret_access_key;
 }
@@ -313,7 +336,12 @@ impl Ctx {
             secret_access_key: self.global.s3_secret_access_key.clone(),
             ..Default::default()
         };
-        Ok(open_backend(url, &s3)?)
+        let backend = open_backend(url, &s3)?;
+        Ok(if self.global.append_only {
+            lifeboat_store::backend::AppendOnly::wrap(backend)
+        } else {
+            backend
+        })
     }
 
     pub fn restore_key_path(&self) -> Result<&Path> {

@@ -135,8 +135,13 @@ pub fn unlock(ctx: &Ctx) -> Result<Code> {
 }
 
 fn remove_stale<A: Access>(repo: &Repository<A>) -> Result<usize> {
-    for (name, info) in repo.locks()? {
-        if let Some(i) = info.filter(|i| !i.is_stale()) {
+    let locks = repo.locks()?;
+    let states = lifeboat_store::lock_states(&locks);
+    for ((name, info), state) in locks.iter().zip(states) {
+        if let Some(i) = info
+            .as_ref()
+            .filter(|_| state == lifeboat_store::LockState::Live)
+        {
             outln!(
                 "kept live lock {} of pid {} on {} ({})",
                 &name[..8],

@@ -156,6 +156,12 @@ fn print_prune(all: &PruneAllReport, dry: bool) -> Result<()> {
         r.index_files_replaced,
         r.state_files_removed
     )?;
+    if r.lock_files_removed > 0 {
+        outln!(
+            "removed {} lock file(s) that no longer count (released, superseded or stale)",
+            r.lock_files_removed
+        )?;
+    }
     outln!(
         "packs: {} -> {}{}",
         human(r.bytes_before),

@@ -10,7 +10,7 @@ use std::sync::Arc;
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Options};
 
-use crate::error::{BackendError, Error, Result};
+use crate::error::{BackendError, BackendErrorKind, Error, Result};
 
 /// The kinds of file a repository holds, each in its own folder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +122,65 @@ pub trait Backend: Send + Sync + 'static {
     /// How many transfers may usefully run at once.
     fn connections(&self) -> usize {
         2
+    }
+}
+
+/// A backend this host only adds to: `remove` is refused here, before any
+/// request, so an append-only backup host (S3 credentials without
+/// `s3:DeleteObject`) never sends a DELETE the store would deny and its
+/// audit log would record. Everything else is passed through.
+pub struct AppendOnly(Arc<dyn Backend>);
+
+impl AppendOnly {
+    /// Wrap `inner`.
+    pub fn wrap(inner: Arc<dyn Backend>) -> Arc<dyn Backend> {
+        Arc::new(AppendOnly(inner))
+    }
+}
+
+impl Backend for AppendOnly {
+    fn location(&self) -> String {
+        self.0.location()
+    }
+    fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, BackendError> {
+        self.0.list(kind)
+    }
+    fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
+        self.0.read(kind, name)
+    }
+    fn read_range(
+        &self,
+        kind: FileKind,
+        name: &str,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<u8>, BackendError> {
+        self.0.read_range(kind, name, offset, length)
+    }
+    fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        self.0.write(kind, name, data)
+    }
+    fn write_shared(
+        &self,
+        kind: FileKind,
+        name: &str,
+        data: Arc<Vec<u8>>,
+    ) -> Result<(), BackendError> {
+        self.0.write_shared(kind, name, data)
+    }
+    fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError> {
+        Err(BackendError::new(
+            BackendErrorKind::Access,
+            "remove",
+            kind.path(name),
+            "this host is append-only ([repository] append_only): deleting is for an admin host",
+        ))
+    }
+    fn remove_partial_writes(&self) -> Result<usize, BackendError> {
+        Ok(0)
+    }
+    fn connections(&self) -> usize {
+        self.0.connections()
     }
 }
 
