@@ -24,17 +24,7 @@ const KEY: &str = "rnd_AppendOnlyKey";
 
 /// Run through `endpoint` (the proxy, or the store itself for the admin).
 fn run_at(lb: &Lifeboat, endpoint: &str, args: &[&str]) -> Output {
-    let out = lb
-        .command(args)
-        .env("LIFEBOAT_S3_ENDPOINT", endpoint)
-        .output()
-        .expect("run lifeboat");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        peak_rss_kib: None,
-    }
+    Output::of(lb.command(args).env("LIFEBOAT_S3_ENDPOINT", endpoint))
 }
 
 /// Nothing about the refused requests reaches the operator.

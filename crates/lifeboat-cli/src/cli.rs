@@ -92,8 +92,14 @@ pub struct S3Args {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Create a repository and its two keys.
+    /// Create a repository and its two keys (or, with --replica-of, a
+    /// replica of an existing one, with its keys).
     Init(InitArgs),
+    /// Copy snapshots into a replica made by `init --replica-of` (another
+    /// store, or a local disk): sealed files as they are, only what the
+    /// replica lacks, resumable; the backup key suffices. Then verifies
+    /// the replica.
+    Copy(CopyArgs),
     /// Store a new snapshot.
     Backup(BackupArgs),
     /// List snapshots (works with the backup key alone).
@@ -188,6 +194,38 @@ pub struct InitArgs {
         allow_negative_numbers = true
     )]
     pub compression_level: i32,
+    /// Make --repo a replica of this repository instead: its config and
+    /// keyrings byte for byte, opened with the key given (the backup key
+    /// suffices). Then `lifeboat copy --to` it.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["passphrase", "compression_level"])]
+    pub replica_of: Option<String>,
+    #[command(flatten)]
+    pub replica: ReplicaS3Args,
+}
+
+/// The replica's S3 settings (`copy --to`, `init --replica-of`'s --repo);
+/// unset ones come from `[copy]`, then from the repository's. Credentials:
+/// `[copy]` or LIFEBOAT_COPY_ACCESS_KEY_ID / LIFEBOAT_COPY_SECRET_ACCESS_KEY.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ReplicaS3Args {
+    /// The replica's S3 endpoint.
+    #[arg(long, env = "LIFEBOAT_COPY_S3_ENDPOINT", value_name = "URL")]
+    pub to_s3_endpoint: Option<String>,
+    /// The replica's S3 region.
+    #[arg(long, env = "LIFEBOAT_COPY_S3_REGION")]
+    pub to_s3_region: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// The replica: a directory or s3://BUCKET/PREFIX (else `[copy] to`).
+    #[arg(long, env = "LIFEBOAT_COPY_TO", value_name = "URL")]
+    pub to: Option<String>,
+    #[command(flatten)]
+    pub replica: ReplicaS3Args,
+    /// Do not verify the replica afterwards.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 #[derive(Debug, Args)]

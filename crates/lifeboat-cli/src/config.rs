@@ -31,6 +31,7 @@ pub struct Config {
     retention: Option<RetentionConfig>,
     notify: Option<NotifyConfig>,
     objectives: Option<ObjectivesConfig>,
+    copy: Option<CopyConfig>,
     #[serde(default)]
     schedule: Vec<ScheduleConfig>,
     /// Section → why it could not be read (an unset variable).
@@ -79,8 +80,32 @@ sections!(
     retention: Option<RetentionConfig>,
     notify: Option<NotifyConfig>,
     objectives: Option<ObjectivesConfig>,
+    copy: Option<CopyConfig>,
     schedule: Vec<ScheduleConfig>,
 );
+
+/// `[copy]`: the replica `lifeboat copy` fills (and `init --replica-of`
+/// makes). S3 settings left unset are the repository's.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyConfig {
+    /// A directory or s3://BUCKET/PREFIX.
+    pub to: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub connections: Option<usize>,
+}
+
+impl std::fmt::Debug for CopyConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CopyConfig")
+            .field("to", &self.to)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
 
 /// `[objectives]`: what `status` checks (durations like "26h", "7d").
 #[derive(Default, Deserialize)]
@@ -373,7 +398,7 @@ impl Config {
         if let Some(why) = unresolved.get("repository") {
             return Err(exit::usage(why.clone()));
         }
-        const SECTIONS: [&str; 10] = [
+        const SECTIONS: [&str; 12] = [
             "repository",
             "mysql",
             "objects",
@@ -383,6 +408,8 @@ impl Config {
             "check",
             "retention",
             "notify",
+            "objectives",
+            "copy",
             "schedule",
         ];
         if let Some(unknown) = unresolved.keys().find(|k| !SECTIONS.contains(&k.as_str())) {

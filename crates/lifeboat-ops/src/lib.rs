@@ -14,6 +14,7 @@
 //! - [`capture_binlog`] and [`restore_until`]: point-in-time recovery (the
 //!   MySQL binary log stored between snapshots, applied after a replay);
 //! - [`forget`] and prune;
+//! - [`copy()`]: snapshots into a replica, sealed files as they are;
 //! - [`upgrade()`]: the repository's format upgrade, with source states
 //!   rewritten for the new format;
 //! - [`check_references`]: document rows (MySQL) against objects.
@@ -26,6 +27,7 @@
 
 mod backup;
 mod check;
+mod copy;
 pub mod drill;
 mod error;
 mod pitr;
@@ -40,6 +42,7 @@ mod verify;
 
 pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan, StreamInput};
 pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
+pub use copy::{copy, CopyOptions, CopyOutcome};
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
     apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogCheck,

@@ -40,6 +40,7 @@
 pub mod backend;
 mod backup;
 mod chunker;
+mod copy;
 mod crypto;
 pub mod delta;
 mod error;
@@ -62,6 +63,7 @@ mod verify;
 
 pub use backup::{backup_reader, BackupOptions, BackupSession, ItemWriter, PARTIAL_TAG};
 pub use chunker::ChunkerParams;
+pub use copy::{CopyPlan, CopyReport};
 pub use crypto::{create_private_dir, write_secret_file, BackupKey, RestoreKey};
 pub use error::{hints, BackendError, BackendErrorKind, Classify, Error, ErrorClass, Result};
 pub use id::{sha256, sha256_hex, BlobId, PackId, SnapshotId};

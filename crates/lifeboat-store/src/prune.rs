@@ -212,6 +212,8 @@ impl Repository<FullAccess> {
     /// Remove snapshot files (their data stays until [`prune`](Self::prune)).
     pub fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
         let _lock = self.lock(false)?;
+        // Remembered first: a replica never gets them back from a copy.
+        self.remember_forgotten(ids)?;
         for id in ids {
             self.backend()
                 .remove(FileKind::Snapshot, &id.to_hex())
@@ -318,7 +320,7 @@ impl Repository<FullAccess> {
 
     /// Everything the snapshots need (their own blobs, their items' blobs
     /// and info blobs, delta bases), and the state files they name.
-    fn used_blobs(
+    pub(crate) fn used_blobs(
         &self,
         snapshots: &[SnapshotEntry],
         index: &Index,

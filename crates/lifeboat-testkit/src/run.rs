@@ -108,6 +108,11 @@ impl Lifeboat {
         self.env.push((key.to_string(), value.to_string()));
     }
 
+    /// The repository's URL (a directory or s3://BUCKET/PREFIX).
+    pub fn repo_url(&self) -> String {
+        self.repo.clone()
+    }
+
     /// The repository directory (local repositories only).
     pub fn repo_path(&self) -> &Path {
         Path::new(&self.repo)
@@ -201,9 +206,15 @@ impl Lifeboat {
 
     /// The binary with `--repo` and the environment set; keys are not.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_at(&self.repo, args)
+    }
+
+    /// [`command`](Self::command) on another repository (a replica) with
+    /// this one's scratch directory and environment.
+    pub fn command_at(&self, repo: &str, args: &[&str]) -> Command {
         let mut c = Command::new(lifeboat_bin());
         c.arg("--repo")
-            .arg(&self.repo)
+            .arg(repo)
             .args(args)
             .current_dir(self.dir.path());
         for var in [
@@ -225,7 +236,19 @@ impl Lifeboat {
 
     /// Run and capture.
     pub fn run(&self, args: &[&str]) -> Output {
-        let out = self.command(args).output().expect("run lifeboat");
+        Output::of(&mut self.command(args))
+    }
+
+    /// Run on another repository (a replica) and capture.
+    pub fn run_at(&self, repo: &str, args: &[&str]) -> Output {
+        Output::of(&mut self.command_at(repo, args))
+    }
+}
+
+impl Output {
+    /// Run `command` and capture.
+    pub fn of(command: &mut Command) -> Output {
+        let out = command.output().expect("run lifeboat");
         Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -233,7 +256,9 @@ impl Lifeboat {
             peak_rss_kib: None,
         }
     }
+}
 
+impl Lifeboat {
     /// Run under `/usr/bin/time` to learn the peak resident memory.
     pub fn run_measured(&self, args: &[&str]) -> Output {
         let rss_file = self.path("rss.txt");

@@ -8,6 +8,9 @@ use crate::cli::InitArgs;
 use crate::exit::{self, Code};
 
 pub fn run(ctx: &Ctx, args: InitArgs) -> Result<Code> {
+    if let Some(source) = &args.replica_of {
+        return super::copy::init_replica(ctx, &args, source);
+    }
     let restore_path = ctx.restore_key_path().map_err(|_| {
         exit::usage("init needs --restore-key-file (where to write the new restore key)")
     })?;

@@ -23,6 +23,7 @@ macro_rules! with_repo {
 mod backup;
 mod binlog;
 mod check;
+mod copy;
 mod daemon;
 mod drill;
 mod git;
@@ -261,6 +262,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
     }
     match command {
         Command::Init(a) => init::run(ctx, a),
+        Command::Copy(a) => copy::run(ctx, &a),
         Command::Backup(a) => backup::run(ctx, a),
         Command::Snapshots => read::snapshots(ctx),
         Command::Status(a) => status::run(ctx, &a),
@@ -328,12 +330,56 @@ impl Ctx {
             self.global.repo.as_deref().ok_or_else(|| {
                 exit::usage("no repository given: pass --repo or set LIFEBOAT_REPO")
             })?;
+        self.backend_at(url)
+    }
+
+    /// The backend at `url` with the repository's S3 settings.
+    pub fn backend_at(&self, url: &str) -> Result<Arc<dyn Backend>> {
         let s3 = S3Options {
             endpoint: self.global.s3.s3_endpoint.clone(),
             region: self.global.s3.s3_region.clone(),
             connections: self.global.s3.s3_connections,
             access_key_id: self.global.s3_access_key_id.clone(),
             secret_access_key: self.global.s3_secret_access_key.clone(),
+            ..Default::default()
+        };
+        let backend = open_backend(url, &s3)?;
+        Ok(if self.global.append_only {
+            lifeboat_store::backend::AppendOnly::wrap(backend)
+        } else {
+            backend
+        })
+    }
+
+    /// A replica's backend: `url` with the replica's S3 settings (flags,
+    /// then `[copy]`, then the repository's own).
+    pub fn replica_backend(
+        &self,
+        url: &str,
+        args: &crate::cli::ReplicaS3Args,
+    ) -> Result<Arc<dyn Backend>> {
+        let copy = self.config.copy()?.as_ref();
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let s3 = S3Options {
+            endpoint: args
+                .to_s3_endpoint
+                .clone()
+                .or_else(|| copy.and_then(|c| c.endpoint.clone()))
+                .or_else(|| self.global.s3.s3_endpoint.clone()),
+            region: args
+                .to_s3_region
+                .clone()
+                .or_else(|| copy.and_then(|c| c.region.clone()))
+                .or_else(|| self.global.s3.s3_region.clone()),
+            connections: copy
+                .and_then(|c| c.connections)
+                .or(self.global.s3.s3_connections),
+            access_key_id: env("LIFEBOAT_COPY_ACCESS_KEY_ID")
+                .or_else(|| copy.and_then(|c| c.access_key_id.clone()))
+                .or_else(|| self.global.s3_access_key_id.clone()),
+            secret_access_key: env("LIFEBOAT_COPY_SECRET_ACCESS_KEY")
+                .or_else(|| copy.and_then(|c| c.secret_access_key.clone()))
+                .or_else(|| self.global.s3_secret_access_key.clone()),
             ..Default::default()
         };
         let backend = open_backend(url, &s3)?;

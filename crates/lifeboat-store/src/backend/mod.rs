@@ -32,6 +32,9 @@ pub enum FileKind {
     State,
     /// `runs/`: one record per run of a command, failed ones included.
     Run,
+    /// `forgotten/`: the snapshot ids `forget` removed, so a copy never
+    /// brings them back into this repository.
+    Forgotten,
 }
 
 impl FileKind {
@@ -46,6 +49,7 @@ impl FileKind {
             FileKind::Lock => "locks",
             FileKind::State => "state",
             FileKind::Run => "runs",
+            FileKind::Forgotten => "forgotten",
         }
     }
 
@@ -59,7 +63,7 @@ impl FileKind {
     }
 
     /// Every kind, in the order verify reports them.
-    pub const ALL: [FileKind; 8] = [
+    pub const ALL: [FileKind; 9] = [
         FileKind::Config,
         FileKind::Keys,
         FileKind::Pack,
@@ -68,6 +72,7 @@ impl FileKind {
         FileKind::State,
         FileKind::Lock,
         FileKind::Run,
+        FileKind::Forgotten,
     ];
 }
 

@@ -1,0 +1,145 @@
+//! `lifeboat copy`: snapshots into a replica; and `init --replica-of`.
+
+use anyhow::Result;
+use lifeboat_ops::{CopyOptions, CopyOutcome};
+use lifeboat_store::{BackupKey, Repository};
+
+use super::{AnyRepo, Ctx};
+use crate::cli::{CopyArgs, InitArgs};
+use crate::exit::{self, Code};
+use lifeboat_ops::human_bytes as human;
+
+pub fn run(ctx: &Ctx, args: &CopyArgs) -> Result<Code> {
+    let url = match &args.to {
+        Some(u) => u.clone(),
+        None => ctx
+            .config
+            .copy()?
+            .as_ref()
+            .and_then(|c| c.to.clone())
+            .ok_or_else(|| exit::usage("copy needs --to URL (or `to` in the config's [copy])"))?,
+    };
+    let dest = ctx.replica_backend(&url, &args.replica)?;
+    let opts = CopyOptions {
+        no_verify: args.no_verify,
+    };
+    // The restore key, when given, sends only what the snapshots use.
+    let outcome = match ctx.open_any()? {
+        AnyRepo::Full(src) => {
+            let key = ctx.load_restore_key()?;
+            let dest = Repository::open_for_restore_with(dest, &key, &ctx.open_options())?;
+            lifeboat_ops::copy(&src, &dest, Some(&src), &opts, &ctx.bars)?
+        }
+        AnyRepo::Backup(src) => {
+            let dest = Repository::open_for_backup(dest, backup_key(ctx)?)?;
+            lifeboat_ops::copy(&src, &dest, None, &opts, &ctx.bars)?
+        }
+    };
+    let problems = outcome.verify.as_ref().map_or(0, |v| v.problems.len());
+    if ctx.global.json {
+        ctx.print_json(&outcome)?;
+    } else {
+        print(&outcome, &url)?;
+    }
+    Ok(if problems > 0 {
+        Code::Damaged
+    } else {
+        Code::Ok
+    })
+}
+
+fn print(o: &CopyOutcome, url: &str) -> Result<()> {
+    let c = &o.copy;
+    outln!(
+        "copied {} snapshot(s) to {url}: {} pack(s), {}{}{}",
+        c.snapshots_copied,
+        c.packs_copied,
+        human(c.pack_bytes),
+        if c.packs_resumed > 0 {
+            format!(
+                " ({} pack(s) an interrupted copy had sent)",
+                c.packs_resumed
+            )
+        } else {
+            String::new()
+        },
+        if o.exact || c.packs_copied == 0 {
+            ""
+        } else {
+            " (every blob the replica lacked: with the backup key a copy cannot tell which \
+             blobs the snapshots use)"
+        }
+    )?;
+    outln!(
+        "the replica already held {} snapshot(s); {} it forgot were left out",
+        c.snapshots_present,
+        c.snapshots_forgotten
+    )?;
+    if let Some(v) = &o.verify {
+        for p in &v.problems {
+            outln!("DAMAGED {}: {}", p.what, p.detail)?;
+        }
+        outln!(
+            "replica verified: {} snapshot(s), {} pack(s), {}",
+            v.snapshots,
+            v.packs,
+            if v.problems.is_empty() {
+                "no problems".to_string()
+            } else {
+                format!("{} problem(s)", v.problems.len())
+            }
+        )?;
+    }
+    Ok(())
+}
+
+fn backup_key(ctx: &Ctx) -> Result<BackupKey> {
+    let path = ctx.global.backup_key_file.as_deref().ok_or_else(|| {
+        exit::usage("no backup key given: pass --backup-key-file or set LIFEBOAT_BACKUP_KEY_FILE")
+    })?;
+    Ok(BackupKey::load(path)?)
+}
+
+/// `init --repo REPLICA --replica-of SOURCE`.
+pub fn init_replica(ctx: &Ctx, args: &InitArgs, source_url: &str) -> Result<Code> {
+    let replica_url =
+        ctx.global.repo.clone().ok_or_else(|| {
+            exit::usage("init --replica-of needs --repo (where the replica goes)")
+        })?;
+    let source = ctx.backend_at(source_url)?;
+    let dest = ctx.replica_backend(&replica_url, &args.replica)?;
+    let id = match ctx.global.restore_key_file.is_some() {
+        true => {
+            let key = ctx.load_restore_key()?;
+            let src = Repository::open_for_restore_with(source, &key, &ctx.open_options())?;
+            src.init_replica(&dest)?;
+            Repository::open_for_restore_with(dest.clone(), &key, &ctx.open_options())?
+                .config()
+                .id
+                .clone()
+        }
+        false => {
+            let key = backup_key(ctx)?;
+            let src = Repository::open_for_backup(source, key.clone())?;
+            src.init_replica(&dest)?;
+            Repository::open_for_backup(dest.clone(), key)?
+                .config()
+                .id
+                .clone()
+        }
+    };
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({
+            "repository": id,
+            "location": dest.location(),
+            "replica_of": source_url,
+        }))?;
+    } else {
+        outln!(
+            "made {} a replica of repository {id}: the same keys open it; fill it with \
+             `lifeboat copy --to {replica_url}`",
+            dest.location()
+        )?;
+    }
+    Ok(Code::Ok)
+}
