@@ -1,8 +1,14 @@
 //! `copy`: snapshots into a replica (another store, or a local disk for
 //! 3-2-1), sealed files moved as they are, then the replica verified.
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use lifeboat_store::backend::{Backend, FileKind};
 use lifeboat_store::{
-    Access, CopyReport, FullAccess, ProgressBars, Repository, VerifyOptions, VerifyReport,
+    Access, CopyReport, FullAccess, ProgressBars, Repository, SnapshotEntry, VerifyOptions,
+    VerifyReport,
 };
 
 use crate::error::Result;
@@ -26,6 +32,73 @@ pub struct CopyOutcome {
     /// The replica's verify afterwards (structure: every snapshot's
     /// files and blobs present and authentic).
     pub verify: Option<VerifyReport>,
+}
+
+/// A replica to look at: where it is, and its store.
+#[derive(Clone)]
+pub struct Replica {
+    /// Its URL, as configured.
+    pub to: String,
+    /// Its store.
+    pub backend: Arc<dyn Backend>,
+}
+
+impl std::fmt::Debug for Replica {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Replica").field("to", &self.to).finish()
+    }
+}
+
+/// A replica as `status` and `snapshots` show it: which of this
+/// repository's snapshots it holds (by file name: nothing is opened).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CopyHolding {
+    /// Where it is.
+    pub to: String,
+    /// This repository's snapshots it holds.
+    pub holds: usize,
+    /// This repository's snapshots.
+    pub of: usize,
+    /// The oldest snapshot it lacks (a copy is behind since then).
+    pub missing_since: Option<DateTime<Utc>>,
+    /// Why it could not be listed.
+    pub error: Option<String>,
+    /// The ids it holds (not serialized: `snapshots --json` puts the
+    /// copy on each snapshot).
+    #[serde(skip)]
+    pub ids: HashSet<String>,
+}
+
+/// What the replica at `to` holds of `snapshots`.
+pub fn copy_holding(
+    to: &str,
+    replica: &Arc<dyn Backend>,
+    snapshots: &[SnapshotEntry],
+) -> CopyHolding {
+    let mut h = CopyHolding {
+        to: to.to_string(),
+        holds: 0,
+        of: snapshots.len(),
+        missing_since: None,
+        error: None,
+        ids: HashSet::new(),
+    };
+    match replica.list(FileKind::Snapshot) {
+        Ok(files) => {
+            let there: HashSet<String> = files.into_iter().map(|f| f.name).collect();
+            for s in snapshots {
+                let id = s.id.to_hex();
+                if there.contains(&id) {
+                    h.holds += 1;
+                    h.ids.insert(id);
+                } else if h.missing_since.is_none_or(|t| s.snapshot.time < t) {
+                    h.missing_since = Some(s.snapshot.time);
+                }
+            }
+        }
+        Err(e) => h.error = Some(e.to_string()),
+    }
+    h
 }
 
 /// Copy every snapshot of `source` that `dest` (a replica) neither holds

@@ -42,7 +42,7 @@ mod verify;
 
 pub use backup::{backup, backup_stream, BackupOptions, BackupReport, SourcePlan, StreamInput};
 pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documents, Objects};
-pub use copy::{copy, CopyOptions, CopyOutcome};
+pub use copy::{copy, copy_holding, CopyHolding, CopyOptions, CopyOutcome, Replica};
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
     apply_until, capture_binlog, follow_binlog, plan_until, restore_until, windows, BinlogCheck,

@@ -220,6 +220,7 @@ pub fn dashboard<A: Access>(repo: &Repository<A>, opts: &DashboardOptions) -> Re
             recent_runs: 15,
             sources: opts.sources.clone(),
             now: opts.now,
+            copies: Vec::new(),
         },
     );
     Ok(render(&st, &all, &records, opts))

@@ -40,6 +40,8 @@ pub struct StatusOptions {
     pub sources: Vec<String>,
     /// "Now" (tests pass one).
     pub now: DateTime<Utc>,
+    /// Replicas to show (what each holds of this repository's snapshots).
+    pub copies: Vec<crate::copy::Replica>,
 }
 
 impl Default for StatusOptions {
@@ -49,6 +51,7 @@ impl Default for StatusOptions {
             recent_runs: 20,
             sources: Vec::new(),
             now: Utc::now(),
+            copies: Vec::new(),
         }
     }
 }
@@ -186,6 +189,10 @@ pub struct Status {
     pub runs: Vec<RunRecord>,
     /// Run records or snapshot files that could not be read.
     pub unreadable: usize,
+    /// The replicas (`[copy]`) and what they hold; filled by the caller
+    /// with [`copy_holding`](crate::copy_holding).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub copies: Vec<crate::CopyHolding>,
 }
 
 impl Status {
@@ -230,13 +237,13 @@ fn check(
 /// Work out the status of `repo` (any key).
 pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<Status> {
     let (all, records, unreadable) = read(repo)?;
-    Ok(compute(
-        repo.config().id.clone(),
-        &all,
-        &records,
-        unreadable,
-        opts,
-    ))
+    let mut st = compute(repo.config().id.clone(), &all, &records, unreadable, opts);
+    st.copies = opts
+        .copies
+        .iter()
+        .map(|r| crate::copy_holding(&r.to, &r.backend, &all))
+        .collect();
+    Ok(st)
 }
 
 /// What status is worked out from: every snapshot, every run record (no
@@ -457,6 +464,7 @@ pub(crate) fn compute(
         snapshots: full.len(),
         runs,
         unreadable,
+        copies: Vec::new(),
     };
     st.ok = st.missed().is_empty();
     st

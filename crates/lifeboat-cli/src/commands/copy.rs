@@ -93,6 +93,27 @@ fn print(o: &CopyOutcome, url: &str) -> Result<()> {
     Ok(())
 }
 
+/// The replica of `[copy] to`, if the config names one (a replica that
+/// cannot be opened is left out with a warning: status still prints).
+pub fn configured(ctx: &Ctx) -> Vec<lifeboat_ops::Replica> {
+    let Some(to) = ctx
+        .config
+        .copy()
+        .ok()
+        .and_then(|c| c.as_ref())
+        .and_then(|c| c.to.clone())
+    else {
+        return Vec::new();
+    };
+    match ctx.replica_backend(&to, &Default::default()) {
+        Ok(backend) => vec![lifeboat_ops::Replica { to, backend }],
+        Err(e) => {
+            tracing::warn!("the copy at {to} cannot be opened: {e:#}");
+            Vec::new()
+        }
+    }
+}
+
 fn backup_key(ctx: &Ctx) -> Result<BackupKey> {
     let path = ctx.global.backup_key_file.as_deref().ok_or_else(|| {
         exit::usage("no backup key given: pass --backup-key-file or set LIFEBOAT_BACKUP_KEY_FILE")

@@ -17,8 +17,30 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
     for u in &bad {
         tracing::warn!("unreadable snapshot file {}: {}", u.file, u.detail);
     }
+    let copies: Vec<_> = super::copy::configured(ctx)
+        .iter()
+        .map(|r| lifeboat_ops::copy_holding(&r.to, &r.backend, &list))
+        .collect();
+    for c in copies
+        .iter()
+        .filter_map(|c| Some((&c.to, c.error.as_ref()?)))
+    {
+        tracing::warn!("the copy at {} could not be listed: {}", c.0, c.1);
+    }
     if ctx.global.json {
-        let out: Vec<_> = list.iter().map(snapshot_json).collect();
+        let out: Vec<_> = list
+            .iter()
+            .map(|s| {
+                let mut v = snapshot_json(s);
+                let id = s.id.to_hex();
+                v["copies"] = copies
+                    .iter()
+                    .filter(|c| c.ids.contains(&id))
+                    .map(|c| c.to.clone())
+                    .collect();
+                v
+            })
+            .collect();
         ctx.print_json(&out)?;
     } else {
         outln!(
@@ -45,6 +67,9 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
             )?;
         }
         outln!("{} snapshot(s)", list.len())?;
+        for c in copies.iter().filter(|c| c.error.is_none()) {
+            outln!("copy {}: holds {} of them", c.to, c.holds)?;
+        }
         for w in lifeboat_ops::windows(&list) {
             outln!(
                 "point-in-time window: {} to {} UTC (from snapshot {})",

@@ -57,6 +57,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
         recent_runs: args.runs,
         sources: configured_sources(ctx),
         now: Utc::now(),
+        copies: super::copy::configured(ctx),
     };
     let repo = ctx.open_any()?;
     let st = with_repo!(repo, r => lifeboat_ops::status(r, &opts))?;
@@ -218,6 +219,20 @@ fn print_text(st: &Status) -> Result<()> {
         )?,
         None => outln!("verify   none recorded")?,
     }
+    for c in &st.copies {
+        match &c.error {
+            Some(e) => outln!("copy     {}: could not be listed: {}", c.to, clean(e))?,
+            None => outln!(
+                "copy     {}: holds {} of {} snapshot(s){}",
+                c.to,
+                c.holds,
+                c.of,
+                c.missing_since
+                    .map(|t| format!(", behind since {}", ago(t, now)))
+                    .unwrap_or_default()
+            )?,
+        }
+    }
     let all = st.all_objectives();
     if all.is_empty() {
         outln!("objectives: none set (add [objectives] to the config)")?;
@@ -375,6 +390,20 @@ pub fn prometheus(st: &Status) -> String {
         "lifeboat_objective_limit_seconds",
         "The objective's limit.",
         objectives.iter().map(|o| (ol(o), o.limit)).collect(),
+    );
+    family(
+        "lifeboat_copy_missing_snapshots",
+        "Snapshots of this repository the replica does not hold.",
+        st.copies
+            .iter()
+            .filter(|c| c.error.is_none())
+            .map(|c| {
+                (
+                    format!("{{copy=\"{}\"}}", label(&c.to)),
+                    (c.of - c.holds) as f64,
+                )
+            })
+            .collect(),
     );
     family(
         "lifeboat_status_timestamp_seconds",
