@@ -176,6 +176,15 @@ pub enum RepairCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// After a mass delete or overwrite (ransomware): bring back every
+    /// file as it was at --as-of, from the versions an S3 bucket with
+    /// object lock keeps, then verify. Files written since are left.
+    /// Needs the restore key.
+    Undelete {
+        /// The moment before the attack: RFC 3339 or YYYY-MM-DD HH:MM:SS (UTC).
+        #[arg(long, value_name = "TIME", value_parser = parse_time)]
+        as_of: chrono::DateTime<chrono::Utc>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -197,8 +206,16 @@ pub struct InitArgs {
     /// Make --repo a replica of this repository instead: its config and
     /// keyrings byte for byte, opened with the key given (the backup key
     /// suffices). Then `lifeboat copy --to` it.
-    #[arg(long, value_name = "URL", conflicts_with_all = ["passphrase", "compression_level"])]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["passphrase", "compression_level", "object_lock_days"])]
     pub replica_of: Option<String>,
+    /// Keep every file under S3 Object Lock for N days (the bucket must
+    /// have object lock enabled); prune keeps the files in use locked.
+    #[arg(long, value_name = "N")]
+    pub object_lock_days: Option<u32>,
+    /// `governance` (a role with s3:BypassGovernanceRetention may shorten
+    /// it) or `compliance` (no one may).
+    #[arg(long, value_name = "MODE", default_value = "governance", value_parser = parse_lock_mode, requires = "object_lock_days")]
+    pub object_lock_mode: lifeboat_store::backend::LockMode,
     #[command(flatten)]
     pub replica: ReplicaS3Args,
 }
@@ -669,6 +686,14 @@ pub struct UpgradeArgs {
     /// `upgrade`; a key not given cannot open the repository until then).
     #[arg(long, value_name = "FILE")]
     pub also_key: Vec<std::path::PathBuf>,
+}
+
+fn parse_lock_mode(s: &str) -> Result<lifeboat_store::backend::LockMode, String> {
+    match s {
+        "governance" => Ok(lifeboat_store::backend::LockMode::Governance),
+        "compliance" => Ok(lifeboat_store::backend::LockMode::Compliance),
+        _ => Err(format!("{s:?}: give governance or compliance")),
+    }
 }
 
 /// A moment: RFC 3339, or `YYYY-MM-DD HH:MM:SS` (UTC).

@@ -51,6 +51,7 @@ pub mod fuzzing;
 mod id;
 mod index;
 mod lock;
+mod object_lock;
 mod pack;
 mod progress;
 mod prune;
@@ -72,13 +73,14 @@ pub use lock::{
     hostname, lock_states, process_alive, process_identity, LockInfo, LockState, MAX_CLOCK_SKEW,
     STALE_AFTER,
 };
+pub use object_lock::{undelete, LockReport, UndeleteReport};
 pub use pack::{BlobKind, PackEntry, PACK_MAGIC};
 pub use progress::{NoProgress, Progress, ProgressBars};
 pub use prune::{ForgetPlan, ForgetPolicy, PruneOptions, PruneReport};
 pub use repair::{RepairOptions, RepairReport};
 pub use repository::{
-    Access, BackupAccess, FullAccess, InitOptions, KeyEntry, OpenOptions, RepoConfig, Repository,
-    Unreadable, FORMAT_VERSION,
+    Access, BackupAccess, FullAccess, InitOptions, KeyEntry, ObjectLock, OpenOptions, RepoConfig,
+    Repository, Unreadable, FORMAT_VERSION,
 };
 pub use runs::{RunFile, MAX_RUN_LEN};
 pub use snapshot::{

@@ -202,6 +202,8 @@ pub struct PruneReport {
     /// Lock files that no longer count: released, superseded or stale
     /// (append-only backup hosts leave them; prune clears them).
     pub lock_files_removed: usize,
+    /// Object lock: files extended, old versions purged or still locked.
+    pub object_lock: crate::LockReport,
     /// Bytes of pack files before.
     pub bytes_before: u64,
     /// Bytes of pack files after (estimated when dry).
@@ -314,6 +316,9 @@ impl Repository<FullAccess> {
         }
         // 6. Lock files that no longer count (this prune's own is live).
         report.lock_files_removed = self.remove_stale_locks()?;
+        // 7. Object lock: files in use stay locked; old versions go once
+        // their lock has passed.
+        report.object_lock = self.maintain_locks()?;
         report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
         Ok(report)
     }

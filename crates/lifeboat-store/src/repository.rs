@@ -180,6 +180,11 @@ pub struct RepoConfig {
     /// removed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generation: Option<u64>,
+    /// S3 Object Lock: every file is written locked, and `prune` keeps the
+    /// files in use locked (docs/FORMAT.md, "Object lock"). Signed with the
+    /// rest, so a store that drops it is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<ObjectLock>,
     /// Format 1: HMAC-SHA256 (config MAC key) of this JSON with `mac` empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
@@ -252,6 +257,29 @@ impl RepoConfig {
     }
 }
 
+/// A repository's Object Lock promise: each file in use stays locked for
+/// at least half of `days` from any moment `prune` ran (it extends them),
+/// and each new file for `days` from its write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectLock {
+    /// Retention of a new file, in days.
+    pub days: u32,
+    /// Governance or compliance.
+    pub mode: crate::backend::LockMode,
+}
+
+impl ObjectLock {
+    /// The retention in seconds (`LIFEBOAT_TEST_OBJECT_LOCK_SECS` replaces
+    /// it in tests, which cannot wait a day).
+    pub fn secs(&self) -> u64 {
+        std::env::var("LIFEBOAT_TEST_OBJECT_LOCK_SECS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(u64::from(self.days) * 86_400)
+    }
+}
+
 /// Options of [`Repository::open_for_restore_with`].
 #[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
@@ -270,6 +298,8 @@ pub struct InitOptions {
     pub pack_size: u32,
     /// zstd level (default 1).
     pub compression_level: i32,
+    /// Keep every file under S3 Object Lock (the bucket must have it on).
+    pub object_lock: Option<ObjectLock>,
 }
 
 impl Default for InitOptions {
@@ -278,6 +308,7 @@ impl Default for InitOptions {
             chunker: ChunkerParams::default(),
             pack_size: 16 * 1024 * 1024,
             compression_level: 1,
+            object_lock: None,
         }
     }
 }
@@ -436,6 +467,11 @@ pub(crate) fn parse_config(raw: &[u8]) -> Result<RepoConfig> {
 }
 
 pub(crate) fn build_inner(backend: Arc<dyn Backend>, config: RepoConfig) -> Result<Inner> {
+    // Every file this handle writes is locked as the config says. (A local
+    // directory cannot lock: a local replica of such a repository is not.)
+    if let (Some(lock), Some(locking)) = (&config.object_lock, backend.locking()) {
+        locking.retain_writes(lock.mode, lock.secs());
+    }
     let data_recipient = crypto::parse_recipient(&config.data_recipient)
         .map_err(|e| Error::damaged("config", e.to_string()))?;
     let meta_recipient = crypto::parse_recipient(&config.metadata_recipient)
@@ -599,6 +635,28 @@ impl Repository<FullAccess> {
             }
             Err(e) => return Err(e),
         }
+        if let Some(lock) = &opts.object_lock {
+            let locking = backend.locking().ok_or_else(|| {
+                Error::Invalid(format!(
+                    "object lock needs an S3 store: {} has none",
+                    backend.location()
+                ))
+            })?;
+            if lock.days == 0 {
+                return Err(Error::Invalid(
+                    "--object-lock-days must be at least 1".into(),
+                ));
+            }
+            if !locking.lock_enabled()? {
+                return Err(Error::Invalid(format!(
+                    "the bucket of {} does not have S3 Object Lock enabled: create a bucket \
+                     with it (aws s3api create-bucket --object-lock-enabled-for-bucket, or the \
+                     provider's console) and init there",
+                    backend.location()
+                )));
+            }
+            locking.retain_writes(lock.mode, lock.secs());
+        }
         let id = hex::encode(rand::random::<[u8; 16]>());
         let dedup = DedupKey::generate();
         let meta = x25519::Identity::generate();
@@ -635,6 +693,7 @@ impl Repository<FullAccess> {
             keys,
             verify_key: None,
             generation: Some(1),
+            object_lock: opts.object_lock,
             mac: None,
             signature: None,
         };

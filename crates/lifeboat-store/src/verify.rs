@@ -165,6 +165,8 @@ impl<A: Access> Repository<A> {
             });
         }
 
+        // Object lock: files in use locked for less than promised.
+        damage.files.extend(self.check_retention()?);
         self.check_structure(&index, &packs, &mut report, &mut damage);
         if let Some(pct) = opts.read_data_percent {
             self.read_data(&index, &packs, pct, progress, &mut report, &mut damage)?;

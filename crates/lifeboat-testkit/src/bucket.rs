@@ -229,6 +229,102 @@ impl S3Client {
         })
     }
 
+    /// Create a bucket with S3 Object Lock enabled (so versioned).
+    pub fn create_locked_bucket(&self, bucket: &str) {
+        self.rt
+            .block_on(
+                self.client
+                    .create_bucket()
+                    .bucket(bucket)
+                    .object_lock_enabled_for_bucket(true)
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("create locked bucket {bucket}: {e:?}"));
+    }
+
+    /// The retention end of a key's current version, if any.
+    pub fn retention(&self, bucket: &str, key: &str) -> Option<i64> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .send()
+                .await
+                .ok()?;
+            out.object_lock_retain_until_date().map(|t| t.secs())
+        })
+    }
+
+    /// `(key, version id, is latest, is a delete marker)` of every version.
+    pub fn versions(&self, bucket: &str) -> Vec<(String, String, bool, bool)> {
+        self.rt.block_on(async {
+            let out = self
+                .client
+                .list_object_versions()
+                .bucket(bucket)
+                .send()
+                .await
+                .expect("list versions");
+            let mut v: Vec<_> = out
+                .versions()
+                .iter()
+                .map(|o| {
+                    (
+                        o.key().unwrap_or("").to_string(),
+                        o.version_id().unwrap_or("").to_string(),
+                        o.is_latest().unwrap_or(false),
+                        false,
+                    )
+                })
+                .chain(out.delete_markers().iter().map(|m| {
+                    (
+                        m.key().unwrap_or("").to_string(),
+                        m.version_id().unwrap_or("").to_string(),
+                        m.is_latest().unwrap_or(false),
+                        true,
+                    )
+                }))
+                .collect();
+            v.sort();
+            v
+        })
+    }
+
+    /// Delete one version for good; the service's error code if refused.
+    pub fn delete_version(&self, bucket: &str, key: &str, version: &str) -> Result<(), String> {
+        self.rt.block_on(async {
+            self.client
+                .delete_object()
+                .bucket(bucket)
+                .key(key)
+                .version_id(version)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| {
+                    aws_sdk_s3::error::ProvideErrorMetadata::code(&e)
+                        .unwrap_or("?")
+                        .to_string()
+                })
+        })
+    }
+
+    /// Write `data` over `key` (a new version on a versioned bucket).
+    pub fn put(&self, bucket: &str, key: &str, data: &[u8]) {
+        self.rt
+            .block_on(
+                self.client
+                    .put_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .body(data.to_vec().into())
+                    .send(),
+            )
+            .unwrap_or_else(|e| panic!("put {key}: {e:?}"));
+    }
+
     pub fn delete(&self, bucket: &str, keys: &[String]) {
         self.rt.block_on(async {
             let mut dels = futures_util::stream::iter(keys.iter().map(|k| {

@@ -87,6 +87,11 @@ impl Lifeboat {
     /// A repository in a fresh bucket of `server`.
     pub fn s3(server: &S3Server, bucket: &str) -> Self {
         server.create_bucket(bucket);
+        Self::s3_in(server, bucket)
+    }
+
+    /// A repository in `bucket`, which the test made (e.g. with object lock).
+    pub fn s3_in(server: &S3Server, bucket: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         Self::with(dir, format!("s3://{bucket}/lifeboat"), server.env())
     }

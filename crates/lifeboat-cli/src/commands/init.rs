@@ -44,6 +44,12 @@ pub fn run(ctx: &Ctx, args: InitArgs) -> Result<Code> {
         &key,
         &InitOptions {
             compression_level: args.compression_level,
+            object_lock: args
+                .object_lock_days
+                .map(|days| lifeboat_store::ObjectLock {
+                    days,
+                    mode: args.object_lock_mode,
+                }),
             ..InitOptions::default()
         },
     ) {

@@ -282,6 +282,7 @@ fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
         Command::Key(k) => key::run(ctx, k),
         Command::Unlock => read::unlock(ctx),
         Command::Repair(RepairCommand::Index { dry_run }) => verify::repair_index(ctx, dry_run),
+        Command::Repair(RepairCommand::Undelete { as_of }) => verify::undelete(ctx, as_of),
         Command::Upgrade(a) => key::upgrade(ctx, &a),
     }
 }

@@ -156,6 +156,16 @@ fn print_prune(all: &PruneAllReport, dry: bool) -> Result<()> {
         r.index_files_replaced,
         r.state_files_removed
     )?;
+    let l = &r.object_lock;
+    if l.extended + l.purged + l.still_locked > 0 {
+        outln!(
+            "object lock: extended {} file(s) in use; purged {} old version(s); {} old \
+             version(s) still locked are left for a later prune",
+            l.extended,
+            l.purged,
+            l.still_locked
+        )?;
+    }
     if r.lock_files_removed > 0 {
         outln!(
             "removed {} lock file(s) that no longer count (released, superseded or stale)",

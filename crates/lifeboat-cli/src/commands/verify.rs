@@ -107,6 +107,46 @@ fn parse_percent(s: &str) -> Result<f64> {
 }
 
 /// `lifeboat repair index`.
+/// `repair undelete --as-of TIME`, then a verify of the result.
+pub fn undelete(ctx: &Ctx, as_of: chrono::DateTime<chrono::Utc>) -> Result<Code> {
+    // On the raw store first: the config may be what was overwritten.
+    let r = lifeboat_store::undelete(&*ctx.backend()?, as_of)?;
+    let repo = ctx.open_full()?;
+    repo.keep_locked()?;
+    let bar = ctx.bars.counter("verifying");
+    let v = repo.verify(&lifeboat_store::VerifyOptions::default(), &*bar)?;
+    if ctx.global.json {
+        ctx.print_json(&serde_json::json!({"undelete": r, "verify": v}))?;
+    } else {
+        outln!(
+            "brought back {} file(s) as they were at {}; {} unchanged; {} written since left as \
+             they are",
+            r.revived,
+            as_of.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.unchanged,
+            r.newer
+        )?;
+        for p in &v.problems {
+            outln!("DAMAGED {}: {}", p.what, p.detail)?;
+        }
+        outln!(
+            "verify: {} snapshot(s), {} pack(s), {}",
+            v.snapshots,
+            v.packs,
+            if v.problems.is_empty() {
+                "no problems".to_string()
+            } else {
+                format!("{} problem(s)", v.problems.len())
+            }
+        )?;
+    }
+    Ok(if v.problems.is_empty() {
+        Code::Ok
+    } else {
+        Code::Damaged
+    })
+}
+
 pub fn repair_index(ctx: &Ctx, dry_run: bool) -> Result<Code> {
     let repo = ctx.open_full()?;
     let bar = ctx.bars.counter("pack headers");

@@ -4,6 +4,7 @@
 
 mod local;
 pub mod s3;
+mod s3_lock;
 
 use std::sync::Arc;
 
@@ -76,6 +77,63 @@ impl FileKind {
     ];
 }
 
+/// S3 Object Lock's two modes: governance (a role with
+/// s3:BypassGovernanceRetention may still shorten it) and compliance (no
+/// one may, not even the account's root, until it ends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    /// Shortened only with s3:BypassGovernanceRetention.
+    Governance,
+    /// Never shortened.
+    Compliance,
+}
+
+/// One version of one file in a versioned bucket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileVersion {
+    /// The path relative to the repository (`data/ab/ab12...`, `config`).
+    pub path: String,
+    /// The store's version id.
+    pub version: String,
+    /// When it was written.
+    pub modified: chrono::DateTime<chrono::Utc>,
+    /// The current version of its path.
+    pub latest: bool,
+    /// A delete marker (the path reads as absent while it is the latest).
+    pub delete_marker: bool,
+}
+
+/// What a bucket with S3 Object Lock (versioned, write-once versions) can
+/// do beyond plain files. Paths are relative to the repository.
+pub trait Locking: Send + Sync {
+    /// Whether the bucket has Object Lock enabled.
+    fn lock_enabled(&self) -> Result<bool, BackendError>;
+    /// From now on every write carries this retention: `mode` for `secs`.
+    fn retain_writes(&self, mode: LockMode, secs: u64);
+    /// A file's (current version's) retention end, if it has one.
+    fn retention(
+        &self,
+        kind: FileKind,
+        name: &str,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BackendError>;
+    /// Lock a file's current version until `until` (S3 refuses to shorten).
+    fn extend(
+        &self,
+        kind: FileKind,
+        name: &str,
+        mode: LockMode,
+        until: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), BackendError>;
+    /// Every version of every file of the repository.
+    fn versions(&self) -> Result<Vec<FileVersion>, BackendError>;
+    /// Delete one version for good (refused while it is locked).
+    fn purge(&self, path: &str, version: &str) -> Result<(), BackendError>;
+    /// Make an older version of `path` the current one again (a copy of it
+    /// on top, with the write retention).
+    fn revive(&self, path: &str, version: &str) -> Result<(), BackendError>;
+}
+
 /// A listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
@@ -127,6 +185,10 @@ pub trait Backend: Send + Sync + 'static {
     /// How many transfers may usefully run at once.
     fn connections(&self) -> usize {
         2
+    }
+    /// The bucket's Object Lock operations, where the store has them (S3).
+    fn locking(&self) -> Option<&dyn Locking> {
+        None
     }
 }
 
@@ -186,6 +248,9 @@ impl Backend for AppendOnly {
     }
     fn connections(&self) -> usize {
         self.0.connections()
+    }
+    fn locking(&self) -> Option<&dyn Locking> {
+        self.0.locking()
     }
 }
 

@@ -71,12 +71,14 @@ fn env(name: &str) -> Option<String> {
 
 /// Files under `prefix` in a bucket.
 pub struct S3Backend {
-    client: Client,
-    bucket: String,
-    prefix: String,
+    pub(super) client: Client,
+    pub(super) bucket: String,
+    pub(super) prefix: String,
     endpoint: String,
     connections: usize,
     rt: tokio::runtime::Runtime,
+    /// Object Lock retention every write carries (mode, seconds).
+    pub(super) retain: std::sync::Mutex<Option<(super::LockMode, u64)>>,
 }
 
 impl S3Options {
@@ -172,10 +174,11 @@ impl S3Backend {
             endpoint: endpoint.unwrap_or_else(|| "AWS".into()),
             connections: opts.connections.unwrap_or(4).max(1),
             rt,
+            retain: std::sync::Mutex::new(None),
         })
     }
 
-    fn key(&self, kind: FileKind, name: &str) -> String {
+    pub(super) fn key(&self, kind: FileKind, name: &str) -> String {
         if self.prefix.is_empty() {
             kind.path(name)
         } else {
@@ -185,7 +188,7 @@ impl S3Backend {
 
     /// Run a request on our runtime from any thread (including threads of
     /// another tokio runtime) and wait for it.
-    fn run<T: Send + 'static>(
+    pub(super) fn run<T: Send + 'static>(
         &self,
         what: (&'static str, &str),
         fut: impl Future<Output = Result<T, BackendError>> + Send + 'static,
@@ -205,7 +208,7 @@ impl S3Backend {
     }
 }
 
-fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+pub(super) fn map_err<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     op: &'static str,
     key: &str,
     err: SdkError<E>,
@@ -281,6 +284,10 @@ impl Backend for S3Backend {
 
     fn connections(&self) -> usize {
         self.connections
+    }
+
+    fn locking(&self) -> Option<&dyn super::Locking> {
+        Some(self)
     }
 
     fn list(&self, kind: FileKind) -> Result<Vec<FileInfo>, BackendError> {
@@ -370,6 +377,7 @@ impl Backend for S3Backend {
         let content_md5 = aws_smithy_types::base64::encode(md5);
         let body = bytes::Bytes::from_owner(SharedBuf(data));
         let k = key.clone();
+        let lock = self.write_lock();
         self.run(("write", &key), async move {
             // The SDK retries transient failures itself. These two mean the
             // bytes were damaged on the way: the server refused them
@@ -383,6 +391,8 @@ impl Backend for S3Backend {
                     .bucket(&bucket)
                     .key(&k)
                     .content_md5(&content_md5)
+                    .set_object_lock_mode(lock.as_ref().map(|l| l.0.clone()))
+                    .set_object_lock_retain_until_date(lock.as_ref().map(|l| l.1))
                     .body(ByteStream::from(body.clone()))
                     .send()
                     .await;
