@@ -61,13 +61,13 @@ pub struct Global {
     /// `lifeboat upgrade`), or, for `upgrade`, this restore key's keyring
     /// written before format 2. Only for a store you trust as it is now:
     /// anyone with write access to it could have replaced it.
-    #[arg(long, global = true, env = "LIFEBOAT_TRUST_UNAUTHENTICATED")]
+    #[arg(long, global = true, env = "LIFEBOAT_TRUST_UNAUTHENTICATED", value_parser = clap::builder::BoolishValueParser::new())]
     pub trust_unauthenticated: bool,
     /// This host never deletes or rewrites a file in the store (its S3
     /// credentials lack s3:DeleteObject): backups and captures release
     /// their locks with a record instead of a DELETE, and forget, prune,
     /// repair, unlock, upgrade and key add/remove are refused here.
-    #[arg(long, global = true, env = "LIFEBOAT_APPEND_ONLY")]
+    #[arg(long, global = true, env = "LIFEBOAT_APPEND_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub append_only: bool,
     /// S3 credentials from the config file (never from flags: argv is public).
     #[arg(skip)]

@@ -41,6 +41,8 @@ pub struct Replica {
     pub to: String,
     /// Its store.
     pub backend: Arc<dyn Backend>,
+    /// The snapshots its `forget` removed (not missing: left out on purpose).
+    pub forgotten: HashSet<lifeboat_store::SnapshotId>,
 }
 
 impl std::fmt::Debug for Replica {
@@ -69,21 +71,21 @@ pub struct CopyHolding {
     pub ids: HashSet<String>,
 }
 
-/// What the replica at `to` holds of `snapshots`.
-pub fn copy_holding(
-    to: &str,
-    replica: &Arc<dyn Backend>,
-    snapshots: &[SnapshotEntry],
-) -> CopyHolding {
+/// What `replica` holds of `snapshots` (those it forgot left out).
+pub fn copy_holding(replica: &Replica, snapshots: &[SnapshotEntry]) -> CopyHolding {
+    let snapshots: Vec<&SnapshotEntry> = snapshots
+        .iter()
+        .filter(|s| !replica.forgotten.contains(&s.id))
+        .collect();
     let mut h = CopyHolding {
-        to: to.to_string(),
+        to: replica.to.clone(),
         holds: 0,
         of: snapshots.len(),
         missing_since: None,
         error: None,
         ids: HashSet::new(),
     };
-    match replica.list(FileKind::Snapshot) {
+    match replica.backend.list(FileKind::Snapshot) {
         Ok(files) => {
             let there: HashSet<String> = files.into_iter().map(|f| f.name).collect();
             for s in snapshots {
@@ -113,13 +115,32 @@ pub fn copy<A: Access, B: Access>(
     bars: &dyn ProgressBars,
 ) -> Result<CopyOutcome> {
     let plan = source.copy_plan(dest)?;
-    let needed = match (full, plan.snapshots.is_empty()) {
-        (Some(f), false) => Some(f.blobs_needed_by(&plan.snapshots)?),
-        _ => None,
+    // What every snapshot the replica should hold uses (held ones too: a
+    // snapshot file can be there before its data). A damaged source falls
+    // back to sending every blob the replica lacks, and says so.
+    let mut problems = Vec::new();
+    let needed = match full {
+        Some(f) => {
+            let all: Vec<SnapshotEntry> =
+                plan.snapshots.iter().chain(&plan.held).cloned().collect();
+            match f.blobs_needed_by(&all) {
+                Ok(n) => Some(n),
+                Err(e @ lifeboat_store::Error::Damaged { .. }) => {
+                    problems.push(e.to_string());
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        None => None,
     };
     let bar = bars.bytes("copying packs");
-    let copy = source.copy(dest, &plan, needed.as_ref(), &*bar)?;
-    let verify = if opts.no_verify || copy.snapshots_copied == 0 {
+    let mut copy = source.copy(dest, &plan, needed.as_ref(), &*bar)?;
+    copy.source_problems.splice(0..0, problems);
+    let exact = full.is_some() && needed.is_some();
+    // Verified every time, even when nothing was sent: a replica damaged
+    // since the last copy says so here.
+    let verify = if opts.no_verify {
         None
     } else {
         let bar = bars.counter("verifying the replica");
@@ -127,7 +148,7 @@ pub fn copy<A: Access, B: Access>(
     };
     Ok(CopyOutcome {
         copy,
-        exact: full.is_some(),
+        exact,
         verify,
     })
 }

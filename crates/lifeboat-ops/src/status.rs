@@ -241,7 +241,7 @@ pub fn status<A: Access>(repo: &Repository<A>, opts: &StatusOptions) -> Result<S
     st.copies = opts
         .copies
         .iter()
-        .map(|r| crate::copy_holding(&r.to, &r.backend, &all))
+        .map(|r| crate::copy_holding(r, &all))
         .collect();
     Ok(st)
 }

@@ -320,6 +320,9 @@ pub struct BackupSession<A: Access> {
     opts: BackupOptions,
     started: Instant,
     time: chrono::DateTime<Utc>,
+    /// Packs that held blobs before this backup and that its items use:
+    /// checked to be there before the snapshot is written.
+    reused: HashSet<crate::id::PackId>,
     _lock: LockGuard,
 }
 
@@ -582,6 +585,7 @@ impl<A: Access> Repository<A> {
             opts,
             started: Instant::now(),
             time: Utc::now(),
+            reused: HashSet::new(),
             _lock: lock,
         })
     }
@@ -886,6 +890,14 @@ impl<A: Access> BackupSession<A> {
             .clone()
             .ok_or_else(|| Error::Invalid("session closed".into()))?;
         self.manifest.push(&line, &jobs)?;
+        for b in item.needed_blobs() {
+            if let Some(l) = self.shared.known.get(b) {
+                self.reused.insert(l.pack);
+                if let Some(base) = l.base.and_then(|b| self.shared.known.get(&b)) {
+                    self.reused.insert(base.pack);
+                }
+            }
+        }
         let s = self.sources.entry(item.source.clone()).or_default();
         s.items += 1;
         s.bytes += item.size;
@@ -955,6 +967,26 @@ impl<A: Access> BackupSession<A> {
             stats: self.stats.clone(),
             program: format!("lifeboat {}", env!("CARGO_PKG_VERSION")),
         };
+        // The data this snapshot reuses is still there: a prune that ran
+        // meanwhile (its exclusive lock broken, or a clock gone wrong) must
+        // not leave a snapshot naming packs it deleted.
+        if !self.reused.is_empty() {
+            let present: HashSet<String> = self
+                .shared
+                .repo
+                .backend()
+                .list(FileKind::Pack)?
+                .into_iter()
+                .map(|f| f.name)
+                .collect();
+            if let Some(p) = self.reused.iter().find(|p| !present.contains(&p.to_hex())) {
+                return Err(Error::Locked(format!(
+                    "pack {} that this backup reuses was deleted while it ran (a prune \
+                     despite the lock?): no snapshot was stored; run the backup again",
+                    &p.to_hex()[..12]
+                )));
+            }
+        }
         // The snapshot file itself counts towards what this run added.
         let json_len = serde_json::to_vec(&snapshot).map(|v| v.len()).unwrap_or(0) as u64;
         snapshot.stats.added_bytes = s.added_bytes.load(Ordering::Relaxed) + json_len;

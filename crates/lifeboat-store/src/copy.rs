@@ -13,7 +13,7 @@
 //! it forgot (`forgotten/` files, written by every `forget`), and a copy
 //! never brings such a snapshot back.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::backend::{Backend, FileKind};
+use crate::crypto;
 use crate::error::{Error, Result};
 use crate::id::{sha256_hex, BlobId, PackId, SnapshotId};
 use crate::index::IndexPack;
@@ -41,13 +42,36 @@ struct ForgottenFile {
     version: u32,
     time: DateTime<Utc>,
     snapshots: Vec<SnapshotId>,
+    /// The config signing key's signature (hex) of
+    /// `"lifeboat forgotten v1\n" ‖ JSON of this with signature ""`: only a
+    /// restore key's `forget` writes one a copy believes (the backup key
+    /// could otherwise hide snapshots from a replica for good).
+    #[serde(default)]
+    signature: String,
+}
+
+impl ForgottenFile {
+    fn signing_input(&self) -> Vec<u8> {
+        let unsigned = ForgottenFile {
+            signature: String::new(),
+            snapshots: self.snapshots.clone(),
+            ..*self
+        };
+        let mut m = b"lifeboat forgotten v1\n".to_vec();
+        m.extend(serde_json::to_vec(&unsigned).expect("forgotten serializes"));
+        m
+    }
 }
 
 /// What a copy will move.
 #[derive(Debug, Clone)]
 pub struct CopyPlan {
-    /// Snapshots the replica lacks, oldest first.
+    /// Snapshots the replica lacks (or holds a damaged file of), oldest
+    /// first.
     pub snapshots: Vec<SnapshotEntry>,
+    /// Snapshots the replica holds: their data is checked and completed
+    /// too (a snapshot file can be there before its packs).
+    pub held: Vec<SnapshotEntry>,
     /// Snapshots the replica already holds.
     pub already: usize,
     /// Snapshots the replica forgot: never copied again.
@@ -71,6 +95,11 @@ pub struct CopyReport {
     pub pack_bytes: u64,
     /// Index, state and snapshot files written.
     pub files_copied: usize,
+    /// Packs the replica had that did not match their name, sent again.
+    pub packs_replaced: usize,
+    /// What is wrong in this repository (it is copied as it is; run
+    /// `lifeboat verify` on it).
+    pub source_problems: Vec<String>,
 }
 
 impl<A: Access> Repository<A> {
@@ -107,6 +136,10 @@ impl<A: Access> Repository<A> {
     pub fn forgotten(&self) -> Result<HashSet<SnapshotId>> {
         let mut out = HashSet::new();
         for f in self.backend().list(FileKind::Forgotten)? {
+            if f.size > MAX_FORGOTTEN_LEN as u64 {
+                tracing::warn!("skipping forgotten/{:?}: {} bytes", f.name, f.size);
+                continue;
+            }
             let parsed = self
                 .read_meta_file(FileKind::Forgotten, &f.name, MAX_FORGOTTEN_LEN)
                 .and_then(|json| {
@@ -114,8 +147,16 @@ impl<A: Access> Repository<A> {
                         Error::damaged(FileKind::Forgotten.path(&f.name), e.to_string())
                     })
                 });
+            let signed = |f: &ForgottenFile| match self.config().verify_key.as_deref() {
+                Some(key) => crypto::verify_signature(key, &f.signing_input(), &f.signature),
+                None => false,
+            };
             match parsed {
-                Ok(file) => out.extend(file.snapshots),
+                Ok(file) if signed(&file) => out.extend(file.snapshots),
+                Ok(_) => tracing::warn!(
+                    "skipping {}: not signed by the restore key's forget",
+                    FileKind::Forgotten.path(&f.name)
+                ),
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
                 Err(e) => tracing::warn!("skipping {}: {e}", FileKind::Forgotten.path(&f.name)),
             }
@@ -128,11 +169,18 @@ impl<A: Access> Repository<A> {
         if ids.is_empty() {
             return Ok(());
         }
-        let file = ForgottenFile {
+        let mut file = ForgottenFile {
             version: 1,
             time: Utc::now(),
             snapshots: ids.to_vec(),
+            signature: String::new(),
         };
+        // A format-1 repository has no signing key: nothing a copy could
+        // believe, so nothing is written.
+        let Some(signature) = self.access.sign_hex(&file.signing_input()) else {
+            return Ok(());
+        };
+        file.signature = signature;
         let json = serde_json::to_vec(&file).expect("forgotten serializes");
         self.write_meta_file(FileKind::Forgotten, &json)?;
         Ok(())
@@ -162,21 +210,36 @@ impl<A: Access> Repository<A> {
         if let Some(b) = bad.first() {
             tracing::warn!("not copying unreadable {}: {}", b.file, b.detail);
         }
-        let present: HashSet<String> = dest
+        // A replica's snapshot file counts as held only with the size of
+        // ours (a damaged or planted one is sent again; the same size with
+        // other bytes fails its name's hash in verify).
+        let sizes: HashMap<String, u64> = self
             .backend()
             .list(FileKind::Snapshot)?
             .into_iter()
-            .map(|f| f.name)
+            .map(|f| (f.name, f.size))
+            .collect();
+        let present: HashMap<String, u64> = dest
+            .backend()
+            .list(FileKind::Snapshot)?
+            .into_iter()
+            .map(|f| (f.name, f.size))
             .collect();
         let forgotten = dest.forgotten()?;
         let mut plan = CopyPlan {
             snapshots: Vec::new(),
+            held: Vec::new(),
             already: 0,
             forgotten: 0,
         };
         for s in mine {
-            if present.contains(&s.id.to_hex()) {
+            let name = s.id.to_hex();
+            if present
+                .get(&name)
+                .is_some_and(|n| Some(n) == sizes.get(&name))
+            {
                 plan.already += 1;
+                plan.held.push(s);
             } else if forgotten.contains(&s.id) {
                 plan.forgotten += 1;
             } else {
@@ -202,35 +265,51 @@ impl<A: Access> Repository<A> {
             snapshots_forgotten: plan.forgotten,
             ..Default::default()
         };
-        if plan.snapshots.is_empty() {
-            return Ok(report);
-        }
         // Neither side's prune may run meanwhile: ours would delete packs
         // about to be read, theirs packs the new index files name.
         let _ours = self.lock(false)?;
         let _theirs = dest.lock(false)?;
         let listing = self.backend().list(FileKind::Pack)?;
         let (index, _) = self.load_index_over(&listing, false)?;
+        // Index entries naming packs this repository lacks: its own damage,
+        // which the replica will share (a backup-key verify of the replica
+        // cannot see it: say it here).
+        let present: HashSet<&str> = listing.iter().map(|f| f.name.as_str()).collect();
+        let mut lost = std::collections::BTreeSet::new();
+        self.each_index_file(|file| {
+            for p in file.packs {
+                if !present.contains(p.id.to_hex().as_str()) {
+                    lost.insert(p.id.to_hex());
+                }
+            }
+        })?;
+        for p in lost {
+            report.source_problems.push(format!(
+                "{}: named by an index file but missing here: what it held is not in the copy \
+                 either",
+                FileKind::Pack.path(&p)
+            ));
+        }
         let dest_listing = dest.backend().list(FileKind::Pack)?;
         let (dest_index, _) = dest.load_index_over(&dest_listing, false)?;
         let dest_packs: HashSet<&str> = dest_listing.iter().map(|f| f.name.as_str()).collect();
 
-        // The packs holding a wanted blob the replica lacks.
+        // The packs holding a wanted blob the replica lacks: every copy of
+        // it (an index entry proves nothing about the bytes; a reader
+        // falls back to another copy, so the replica gets them all).
         let mut wanted: HashSet<BlobId> = match needed {
             Some(n) => n.clone(),
             None => index.iter().map(|(id, _)| id).collect(),
         };
-        if let Some(id) = index.close_over_bases(&mut wanted).first() {
-            return Err(Error::damaged(
-                format!("blob {id}"),
-                "a snapshot to copy needs it and no index of this repository names it: run \
-                 `lifeboat verify`",
+        for id in index.close_over_bases(&mut wanted) {
+            report.source_problems.push(format!(
+                "blob {id}: a snapshot needs it and no index here names it"
             ));
         }
         let packs: HashSet<PackId> = wanted
             .iter()
             .filter(|id| !dest_index.contains(id))
-            .filter_map(|id| index.get(id).map(|l| l.pack))
+            .flat_map(|id| index.copies(id).into_iter().map(|l| l.pack))
             .collect();
         let mut entries: BTreeMap<PackId, Vec<PackEntry>> =
             packs.iter().map(|p| (*p, Vec::new())).collect();
@@ -260,7 +339,8 @@ impl<A: Access> Repository<A> {
         let queue = Mutex::new(entries.into_iter());
         let done: Mutex<Vec<IndexPack>> = Mutex::new(Vec::new());
         let error: Mutex<Option<Error>> = Mutex::new(None);
-        let (copied, resumed, bytes, indexes) = (
+        let (copied, resumed, replaced, bytes, indexes) = (
+            AtomicUsize::new(0),
             AtomicUsize::new(0),
             AtomicUsize::new(0),
             AtomicU64::new(0),
@@ -296,9 +376,20 @@ impl<A: Access> Repository<A> {
                     };
                     let name = pack.to_hex();
                     let step = || -> Result<()> {
-                        if dest_packs.contains(name.as_str()) {
+                        // Left by a killed copy (or planted): kept only if
+                        // its bytes match its name.
+                        let kept = dest_packs.contains(name.as_str())
+                            && match dest.backend().read(FileKind::Pack, &name) {
+                                Ok(d) => sha256_hex(&d) == name,
+                                Err(e) if e.is_not_found() => false,
+                                Err(e) => return Err(e.into()),
+                            };
+                        if kept {
                             resumed.fetch_add(1, Ordering::Relaxed);
                         } else {
+                            if dest_packs.contains(name.as_str()) {
+                                replaced.fetch_add(1, Ordering::Relaxed);
+                            }
                             let data = self.backend().read(FileKind::Pack, &name)?;
                             if sha256_hex(&data) != name {
                                 return Err(Error::damaged(
@@ -335,6 +426,7 @@ impl<A: Access> Repository<A> {
         flush(1)?;
         report.packs_copied = copied.load(Ordering::Relaxed);
         report.packs_resumed = resumed.load(Ordering::Relaxed);
+        report.packs_replaced = replaced.load(Ordering::Relaxed);
         report.pack_bytes = bytes.load(Ordering::Relaxed);
         report.files_copied = indexes.load(Ordering::Relaxed);
 
@@ -346,7 +438,7 @@ impl<A: Access> Repository<A> {
             .map(|f| f.name)
             .collect();
         let mut sent = HashSet::new();
-        for s in &plan.snapshots {
+        for s in plan.snapshots.iter().chain(&plan.held) {
             for v in s.snapshot.sources.values() {
                 for name in v.state.iter().chain(&v.state_parts) {
                     if dest_states.contains(name) || !sent.insert(name.clone()) {
@@ -396,4 +488,93 @@ fn copy_file(
     }
     to.write(kind, name, &data)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::LocalBackend;
+    use crate::{BackupOptions, InitOptions, NoProgress, RestoreKey};
+
+    fn copy_all(src: &Repository<FullAccess>, dest: &Repository<FullAccess>) -> CopyReport {
+        let plan = src.copy_plan(dest).unwrap();
+        src.copy(dest, &plan, None, &NoProgress).unwrap()
+    }
+
+    #[test]
+    fn planted_files_in_a_replica_do_not_pass_for_a_copy() {
+        let dir = tempfile::tempdir().unwrap();
+        let a: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("a")));
+        let b: Arc<dyn Backend> = Arc::new(LocalBackend::new(dir.path().join("b")));
+        let key = RestoreKey::generate();
+        let (src, _) = Repository::init(a.clone(), &key, &InitOptions::default()).unwrap();
+        let data = b"a row of the clinic's data\n".repeat(40_000);
+        let (id, _) = crate::backup_reader(
+            &src,
+            BackupOptions::default(),
+            "x",
+            "data",
+            &mut &data[..],
+            None,
+        )
+        .unwrap();
+        src.init_replica(&b).unwrap();
+        let dest = Repository::open_for_restore(b.clone(), &key).unwrap();
+
+        // Someone with the store's credentials puts the (authentic)
+        // snapshot file into the replica before its data, and a damaged
+        // copy of its pack under the pack's name.
+        let snap = a.read(FileKind::Snapshot, &id.to_hex()).unwrap();
+        b.write(FileKind::Snapshot, &id.to_hex(), &snap).unwrap();
+        let pack = a.list(FileKind::Pack).unwrap()[0].name.clone();
+        let mut bad = a.read(FileKind::Pack, &pack).unwrap();
+        bad[1000] ^= 1;
+        b.write(FileKind::Pack, &pack, &bad).unwrap();
+        // And a forgotten record for the snapshot, not signed.
+        let forged = ForgottenFile {
+            version: 1,
+            time: Utc::now(),
+            snapshots: vec![id],
+            signature: String::new(),
+        };
+        dest.write_meta_file(FileKind::Forgotten, &serde_json::to_vec(&forged).unwrap())
+            .unwrap();
+        assert!(
+            dest.forgotten().unwrap().is_empty(),
+            "unsigned: not believed"
+        );
+
+        let report = copy_all(&src, &dest);
+        assert_eq!(report.snapshots_present, 1, "{report:?}");
+        assert_eq!(report.packs_replaced, 1, "{report:?}");
+        assert_eq!(
+            b.read(FileKind::Pack, &pack).unwrap(),
+            a.read(FileKind::Pack, &pack).unwrap()
+        );
+        let (index, _) = dest.load_index().unwrap();
+        let snapshot = dest.find_snapshot(&id.to_hex()).unwrap();
+        let items = dest.manifest(&index, &snapshot.snapshot).unwrap();
+        let mut out = Vec::new();
+        dest.restore_item(&index, &items[0], &mut out, &NoProgress)
+            .unwrap();
+        assert_eq!(out, data);
+
+        // A signed record (a forget on the replica) is believed.
+        dest.forget(&[id]).unwrap();
+        assert!(dest.forgotten().unwrap().contains(&id));
+        let plan = src.copy_plan(&dest).unwrap();
+        assert_eq!((plan.snapshots.len(), plan.forgotten), (0, 1));
+    }
+
+    #[test]
+    fn a_name_from_the_store_never_becomes_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = LocalBackend::new(dir.path().join("a"));
+        std::fs::write(dir.path().join("secret"), b"x").unwrap();
+        for name in ["../../secret", "../secret", "a/b", ".tmp-x", "", "a\nb"] {
+            let err = a.read(FileKind::State, name).unwrap_err();
+            assert!(err.is_not_found(), "{name:?}: {err}");
+            assert!(a.write(FileKind::State, name, b"y").is_err(), "{name:?}");
+        }
+    }
 }

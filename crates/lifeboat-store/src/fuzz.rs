@@ -206,8 +206,9 @@ fn write_corpus() {
         exclusive: false,
         nonce: 1_234_567_890,
         process: Some("5f3e9b1c-0000-4000-8000-000000000000:123456".into()),
-        holder: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f0".into()),
+        holder: Some("0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0".into()),
         released: false,
+        secret: None,
     };
     put(
         "lock",

@@ -56,6 +56,20 @@ pub struct LockInfo {
     /// deleting the lock's files when they cannot be deleted).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub released: bool,
+    /// In a release record: the secret whose SHA-256 is `holder`. Only the
+    /// process that took the lock knows it, so no one else (a backup-key
+    /// holder forging a record) can release a lock that is still held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+impl LockInfo {
+    /// A release record whose secret proves it comes from the holder.
+    fn releases(&self) -> Option<&str> {
+        let holder = self.holder.as_deref()?;
+        let secret = self.secret.as_deref()?;
+        (self.released && crate::id::sha256_hex(secret.as_bytes()) == holder).then_some(holder)
+    }
 }
 
 /// What a lock file means now, given every other lock file.
@@ -77,13 +91,15 @@ pub enum LockState {
 pub fn lock_states(locks: &[(String, Option<LockInfo>)]) -> Vec<LockState> {
     let released: HashSet<&str> = locks
         .iter()
-        .filter_map(|(_, i)| i.as_ref().filter(|i| i.released))
-        .filter_map(|i| i.holder.as_deref())
+        .filter_map(|(_, i)| i.as_ref()?.releases())
         .collect();
     let mut newest: HashMap<&str, (DateTime<Utc>, &str)> = HashMap::new();
     for (name, info) in locks {
+        // Only a lock file supersedes another (not a release record,
+        // which may be forged).
         if let Some((holder, time)) = info
             .as_ref()
+            .filter(|i| !i.released)
             .and_then(|i| Some((i.holder.as_deref()?, i.time)))
         {
             let e = newest.entry(holder).or_insert((time, name));
@@ -165,8 +181,8 @@ pub(crate) struct LockGuard {
     thread: Option<JoinHandle<()>>,
 }
 
-/// Writes a lock's release record: (holder, exclusive) -> file name.
-type WriteRelease = Box<dyn Fn(&str, bool) -> Result<String> + Send + Sync>;
+/// Writes a lock's release record: (holder, secret, exclusive) -> file name.
+type WriteRelease = Box<dyn Fn(&str, &str, bool) -> Result<String> + Send + Sync>;
 
 /// How to let go of one lock: delete its file, or, where this host may not
 /// delete (or a refresh left an older file behind), write a release record.
@@ -175,6 +191,8 @@ struct Release {
     write: WriteRelease,
     backend: Arc<dyn Backend>,
     holder: String,
+    /// Whose SHA-256 is `holder`: revealed in the release record only.
+    secret: String,
     exclusive: bool,
     /// The lock's current file.
     name: Mutex<String>,
@@ -219,7 +237,7 @@ impl Release {
         if !self.left_behind.load(Ordering::Relaxed) && self.delete(&name) {
             return;
         }
-        if let Err(e) = (self.write)(&self.holder, self.exclusive) {
+        if let Err(e) = (self.write)(&self.holder, &self.secret, self.exclusive) {
             tracing::warn!(
                 "could not release the repository lock ({e}): it counts as held until it is \
                  {} minutes old",
@@ -240,7 +258,8 @@ impl Drop for LockGuard {
 }
 
 impl<A: Access> Repository<A> {
-    fn write_lock(&self, exclusive: bool, holder: &str, released: bool) -> Result<String> {
+    /// Write one lock file; with `secret`, the release record of `holder`.
+    fn write_lock(&self, exclusive: bool, holder: &str, secret: Option<&str>) -> Result<String> {
         let info = LockInfo {
             hostname: hostname(),
             pid: std::process::id(),
@@ -249,7 +268,8 @@ impl<A: Access> Repository<A> {
             nonce: rand::random(),
             process: process_identity(std::process::id()),
             holder: Some(holder.to_string()),
-            released,
+            released: secret.is_some(),
+            secret: secret.map(str::to_string),
         };
         let json = serde_json::to_vec(&info).expect("lock serializes");
         Ok(self.write_meta_file(FileKind::Lock, &json)?.0)
@@ -343,13 +363,17 @@ impl<A: Access> Repository<A> {
         if let Some(info) = self.conflict(exclusive, None)? {
             return Err(locked(info));
         }
-        let holder = hex::encode(rand::random::<[u8; 16]>());
-        let mine = self.write_lock(exclusive, &holder, false)?;
+        let secret = hex::encode(rand::random::<[u8; 16]>());
+        let holder = crate::id::sha256_hex(secret.as_bytes());
+        let mine = self.write_lock(exclusive, &holder, None)?;
         let writer = self.clone();
         let release = Arc::new(Release {
-            write: Box::new(move |holder, exclusive| writer.write_lock(exclusive, holder, true)),
+            write: Box::new(move |holder, secret, exclusive| {
+                writer.write_lock(exclusive, holder, Some(secret))
+            }),
             backend: self.inner.backend.clone(),
             holder: holder.clone(),
+            secret,
             exclusive,
             name: Mutex::new(mine.clone()),
             left_behind: AtomicBool::new(false),
@@ -374,7 +398,7 @@ impl<A: Access> Repository<A> {
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stop_rx.recv_timeout(REFRESH_EVERY)
                 {
-                    match repo.write_lock(exclusive, &holder, false) {
+                    match repo.write_lock(exclusive, &holder, None) {
                         Ok(new) => refresh.refreshed(new),
                         Err(e) => tracing::warn!("could not refresh the repository lock: {e}"),
                     }
@@ -406,6 +430,7 @@ mod tests {
             process,
             holder: None,
             released: false,
+            secret: None,
         }
     }
 
@@ -450,9 +475,7 @@ mod tests {
         // A refresh on such a host supersedes the file before it, which
         // stays; the release ends both.
         let guard = host.lock(false).unwrap();
-        let new = host
-            .write_lock(false, &guard.release.holder, false)
-            .unwrap();
+        let new = host.write_lock(false, &guard.release.holder, None).unwrap();
         guard.release.refreshed(new);
         let locks = admin.locks().unwrap();
         let mut states = lock_states(&locks);
@@ -487,8 +510,10 @@ mod tests {
     }
 
     #[test]
-    fn a_refreshed_lock_supersedes_its_old_file_and_a_release_ends_them_all() {
-        let info = |holder: &str, minutes_ago: i64, released: bool| LockInfo {
+    fn a_refreshed_lock_supersedes_its_old_file_and_only_its_holders_release_ends_them() {
+        // Holder "a" is sha256("secret a"); its release record shows the secret.
+        let a = crate::id::sha256_hex(b"secret a");
+        let info = |holder: &str, minutes_ago: i64, secret: Option<&str>| LockInfo {
             hostname: "elsewhere".into(),
             pid: 1,
             time: Utc::now() - chrono::Duration::minutes(minutes_ago),
@@ -496,17 +521,18 @@ mod tests {
             nonce: 1,
             process: None,
             holder: Some(holder.into()),
-            released,
+            released: secret.is_some(),
+            secret: secret.map(str::to_string),
         };
         let mut locks = vec![
-            ("a1".to_string(), Some(info("a", 10, false))),
-            ("a2".to_string(), Some(info("a", 5, false))),
-            ("b1".to_string(), Some(info("b", 3, false))),
+            ("a1".to_string(), Some(info(&a, 10, None))),
+            ("a2".to_string(), Some(info(&a, 5, None))),
+            ("b1".to_string(), Some(info("b", 3, None))),
             (
                 "old".to_string(),
                 Some(LockInfo {
                     holder: None,
-                    ..info("", 2, false)
+                    ..info("", 2, None)
                 }),
             ),
             ("junk".to_string(), None),
@@ -516,7 +542,12 @@ mod tests {
             lock_states(&locks),
             [Superseded, Live, Live, Live, Unreadable]
         );
-        locks.push(("a3".to_string(), Some(info("a", 0, true))));
+        // A forged release (anyone who can write a lock file) names the
+        // holder but cannot show its secret: the lock stays held.
+        locks.push(("forged".to_string(), Some(info(&a, 0, Some("guess")))));
+        assert_eq!(lock_states(&locks)[1], Live);
+        locks.pop();
+        locks.push(("a3".to_string(), Some(info(&a, 0, Some("secret a")))));
         assert_eq!(
             lock_states(&locks),
             [Released, Released, Live, Live, Unreadable, Released]

@@ -1280,6 +1280,14 @@ impl<A: Access> Repository<A> {
         let mut names = Vec::new();
         let mut bad = Vec::new();
         for file in self.inner.backend.list(FileKind::Index)? {
+            if file.size > MAX_INDEX_LEN as u64 {
+                bad.push(Unreadable {
+                    file: FileKind::Index.path(&file.name),
+                    detail: format!("{} bytes: larger than any index file", file.size),
+                });
+                names.push(file.name);
+                continue;
+            }
             match self
                 .read_meta_file(FileKind::Index, &file.name, MAX_INDEX_LEN)
                 .and_then(|json| {
@@ -1304,6 +1312,15 @@ impl<A: Access> Repository<A> {
         let mut out = Vec::new();
         let mut bad = Vec::new();
         for f in self.inner.backend.list(FileKind::Snapshot)? {
+            // Only names a snapshot can have, and sizes one can have (a
+            // planted 8 GB file is not read into memory).
+            if f.name.parse::<SnapshotId>().is_err() || f.size > MAX_SNAPSHOT_LEN as u64 {
+                bad.push(Unreadable {
+                    file: format!("{}/{:?}", FileKind::Snapshot.dir(), f.name),
+                    detail: format!("not a snapshot file ({} bytes)", f.size),
+                });
+                continue;
+            }
             let r = self
                 .read_meta_file(FileKind::Snapshot, &f.name, MAX_SNAPSHOT_LEN)
                 .and_then(|json| {

@@ -35,7 +35,8 @@ pub fn run(ctx: &Ctx, args: &CopyArgs) -> Result<Code> {
             lifeboat_ops::copy(&src, &dest, None, &opts, &ctx.bars)?
         }
     };
-    let problems = outcome.verify.as_ref().map_or(0, |v| v.problems.len());
+    let problems = outcome.verify.as_ref().map_or(0, |v| v.problems.len())
+        + outcome.copy.source_problems.len();
     if ctx.global.json {
         ctx.print_json(&outcome)?;
     } else {
@@ -75,9 +76,22 @@ fn print(o: &CopyOutcome, url: &str) -> Result<()> {
         c.snapshots_present,
         c.snapshots_forgotten
     )?;
+    for p in &c.source_problems {
+        outln!("SOURCE DAMAGED {}", super::status::clean(p))?;
+    }
+    if c.packs_replaced > 0 {
+        outln!(
+            "{} pack(s) in the replica did not match their names and were sent again",
+            c.packs_replaced
+        )?;
+    }
     if let Some(v) = &o.verify {
         for p in &v.problems {
-            outln!("DAMAGED {}: {}", p.what, p.detail)?;
+            outln!(
+                "DAMAGED {}: {}",
+                super::status::clean(&p.what),
+                super::status::clean(&p.detail)
+            )?;
         }
         outln!(
             "replica verified: {} snapshot(s), {} pack(s), {}",
@@ -106,7 +120,35 @@ pub fn configured(ctx: &Ctx) -> Vec<lifeboat_ops::Replica> {
         return Vec::new();
     };
     match ctx.replica_backend(&to, &Default::default()) {
-        Ok(backend) => vec![lifeboat_ops::Replica { to, backend }],
+        Ok(backend) => {
+            // What it forgot, read with whichever key is at hand (signed
+            // records only); without, every snapshot it lacks is missing.
+            let forgotten = match ctx.open_any() {
+                Ok(AnyRepo::Backup(_)) => backup_key(ctx)
+                    .and_then(|k| Ok(Repository::open_for_backup(backend.clone(), k)?))
+                    .and_then(|r| Ok(r.forgotten()?)),
+                Ok(AnyRepo::Full(_)) => ctx
+                    .load_restore_key()
+                    .and_then(|k| {
+                        Ok(Repository::open_for_restore_with(
+                            backend.clone(),
+                            &k,
+                            &ctx.open_options(),
+                        )?)
+                    })
+                    .and_then(|r| Ok(r.forgotten()?)),
+                Err(e) => Err(e),
+            };
+            let forgotten = forgotten.unwrap_or_else(|e| {
+                tracing::warn!("the copy at {to}: {e:#}");
+                Default::default()
+            });
+            vec![lifeboat_ops::Replica {
+                to,
+                backend,
+                forgotten,
+            }]
+        }
         Err(e) => {
             tracing::warn!("the copy at {to} cannot be opened: {e:#}");
             Vec::new()

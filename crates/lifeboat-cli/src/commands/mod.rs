@@ -77,6 +77,14 @@ pub fn run(mut cli: Cli) -> Result<Code> {
         None => crate::config::Config::default(),
     };
     apply_config(&mut cli.global, std::mem::take(&mut config.repository));
+    // Before anything is recorded: a refused admin command did not run.
+    if let Some(name) = deletes(&cli.command).filter(|_| cli.global.append_only) {
+        return Err(exit::usage(format!(
+            "{name} deletes or rewrites files in the store, and this host is append-only \
+             (--append-only, LIFEBOAT_APPEND_ONLY or [repository] append_only): run it on an \
+             admin host whose credentials may delete"
+        )));
+    }
     let recorded = recorded(&cli.command);
     let journal = match recorded {
         Some(_) => journal_dir(cli.global.repo.as_deref()).map(lifeboat_ops::runs::Journal::new),
@@ -253,13 +261,6 @@ fn deletes(command: &Command) -> Option<&'static str> {
 }
 
 fn dispatch(ctx: &Ctx, command: Command) -> Result<Code> {
-    if let Some(name) = deletes(&command).filter(|_| ctx.global.append_only) {
-        return Err(exit::usage(format!(
-            "{name} deletes or rewrites files in the store, and this host is append-only \
-             (--append-only, LIFEBOAT_APPEND_ONLY or [repository] append_only): run it on an \
-             admin host whose credentials may delete"
-        )));
-    }
     match command {
         Command::Init(a) => init::run(ctx, a),
         Command::Copy(a) => copy::run(ctx, &a),

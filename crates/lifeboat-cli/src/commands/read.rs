@@ -19,7 +19,7 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
     }
     let copies: Vec<_> = super::copy::configured(ctx)
         .iter()
-        .map(|r| lifeboat_ops::copy_holding(&r.to, &r.backend, &list))
+        .map(|r| lifeboat_ops::copy_holding(r, &list))
         .collect();
     for c in copies
         .iter()

@@ -31,7 +31,11 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
         ctx.print_json(&report)?;
     } else {
         for p in report.problems() {
-            outln!("DAMAGED {}: {}", p.what, p.detail)?;
+            outln!(
+                "DAMAGED {}: {}",
+                super::status::clean(&p.what),
+                super::status::clean(&p.detail)
+            )?;
             for n in &p.needed_by {
                 outln!("    needed by {n}")?;
             }
@@ -127,7 +131,11 @@ pub fn undelete(ctx: &Ctx, as_of: chrono::DateTime<chrono::Utc>) -> Result<Code>
             r.newer
         )?;
         for p in &v.problems {
-            outln!("DAMAGED {}: {}", p.what, p.detail)?;
+            outln!(
+                "DAMAGED {}: {}",
+                super::status::clean(&p.what),
+                super::status::clean(&p.detail)
+            )?;
         }
         outln!(
             "verify: {} snapshot(s), {} pack(s), {}",

@@ -136,6 +136,7 @@ impl Backend for LocalBackend {
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
+        super::check_name(kind, name)?;
         let path = self.full(kind, name);
         fs::read(&path).map_err(|e| BackendError::io("read", path.display().to_string(), &e))
     }
@@ -147,6 +148,7 @@ impl Backend for LocalBackend {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, BackendError> {
+        super::check_name(kind, name)?;
         let path = self.full(kind, name);
         let err = |e: &std::io::Error| BackendError::io("read", path.display().to_string(), e);
         let mut f = fs::File::open(&path).map_err(|e| err(&e))?;
@@ -168,6 +170,7 @@ impl Backend for LocalBackend {
     }
 
     fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<(), BackendError> {
+        super::check_name(kind, name)?;
         let path = self.full(kind, name);
         let shown = path.display().to_string();
         let dir = path.parent().unwrap_or(&self.root).to_path_buf();
@@ -186,6 +189,7 @@ impl Backend for LocalBackend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError> {
+        super::check_name(kind, name)?;
         let path = self.full(kind, name);
         match fs::remove_file(&path) {
             Ok(()) => Ok(()),

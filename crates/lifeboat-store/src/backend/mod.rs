@@ -134,6 +134,27 @@ pub trait Locking: Send + Sync {
     fn revive(&self, path: &str, version: &str) -> Result<(), BackendError>;
 }
 
+/// Refuse a file name that is not one plain name: names come from the
+/// store (a snapshot's state names, index entries), so `../x`, `a/b` or
+/// `.tmp-*` must not reach a path or key.
+pub(crate) fn check_name(kind: FileKind, name: &str) -> Result<(), BackendError> {
+    let plain = !name.is_empty()
+        && !name.starts_with('.')
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if plain {
+        Ok(())
+    } else {
+        Err(BackendError::new(
+            BackendErrorKind::NotFound,
+            "open",
+            format!("{}/{name:?}", kind.dir()),
+            "not a file name lifeboat writes (a path or a hidden name): refused",
+        ))
+    }
+}
+
 /// A listed file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {

@@ -331,6 +331,7 @@ impl Backend for S3Backend {
     }
 
     fn read(&self, kind: FileKind, name: &str) -> Result<Vec<u8>, BackendError> {
+        super::check_name(kind, name)?;
         self.get(self.key(kind, name), None)
     }
 
@@ -341,6 +342,7 @@ impl Backend for S3Backend {
         offset: u64,
         length: u64,
     ) -> Result<Vec<u8>, BackendError> {
+        super::check_name(kind, name)?;
         if length == 0 {
             return Ok(Vec::new());
         }
@@ -370,6 +372,7 @@ impl Backend for S3Backend {
         name: &str,
         data: std::sync::Arc<Vec<u8>>,
     ) -> Result<(), BackendError> {
+        super::check_name(kind, name)?;
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();
@@ -424,6 +427,7 @@ impl Backend for S3Backend {
     }
 
     fn remove(&self, kind: FileKind, name: &str) -> Result<(), BackendError> {
+        super::check_name(kind, name)?;
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();

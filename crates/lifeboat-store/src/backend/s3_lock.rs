@@ -78,6 +78,7 @@ impl Locking for S3Backend {
     }
 
     fn retention(&self, kind: FileKind, name: &str) -> Result<Option<DateTime<Utc>>, BackendError> {
+        super::check_name(kind, name)?;
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();
@@ -99,6 +100,7 @@ impl Locking for S3Backend {
         mode: LockMode,
         until: DateTime<Utc>,
     ) -> Result<(), BackendError> {
+        super::check_name(kind, name)?;
         let key = self.key(kind, name);
         let client = self.client.clone();
         let bucket = self.bucket.clone();
