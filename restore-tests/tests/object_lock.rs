@@ -16,6 +16,8 @@ use lifeboat_testkit::{data, sha256_file, Lifeboat, S3Server};
 
 const SECS: u64 = 8;
 
+const RUNBOOK: &str = include_str!("../../docs/DISASTER-RECOVERY.md");
+
 fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
@@ -103,17 +105,29 @@ fn locked_files_survive_a_mass_delete_and_prune_keeps_the_locks_it_promised() {
     s3.put(&bucket, "lifeboat/config", b"{\"paid\": false}");
     let gone = lb.run(&["snapshots", "--backup-key-file", &bk]);
     assert_ne!(gone.code, 0, "{}", gone.stdout);
-    let undone = lb
-        .run(&[
-            "repair",
-            "undelete",
-            "--restore-key-file",
-            &rk,
-            "--as-of",
-            &before_attack.to_rfc3339(),
-        ])
-        .ok();
-    assert!(undone.stdout.contains("no problems"), "{}", undone.stdout);
+    // docs/DISASTER-RECOVERY.md, "The store was attacked: undelete", each
+    // command verbatim (the moment filled in).
+    lb.set_env("LIFEBOAT_RESTORE_KEY_FILE", &rk);
+    let moment = before_attack.format("%Y-%m-%d %H:%M:%S").to_string();
+    for doc in [
+        "lifeboat repair undelete --as-of '2026-12-06 02:00:00'",
+        "lifeboat verify --read-data",
+    ] {
+        assert!(RUNBOOK.contains(doc), "the runbook no longer says: {doc}");
+        let args: Vec<String> = doc
+            .replace("'2026-12-06 02:00:00'", "MOMENT")
+            .split_whitespace()
+            .skip(1)
+            .map(|w| if w == "MOMENT" { moment.clone() } else { w.to_string() })
+            .collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = lb.run(&args).ok();
+        assert!(
+            out.stdout.contains("no problems") || out.stdout.contains("0 problem"),
+            "{doc}: {}",
+            out.stdout
+        );
+    }
     let out = lb.path("a.out");
     lb.restore_item("latest", "a.bin", &out).ok();
     assert_eq!(sha256_file(&out), sha256_file(&a));
