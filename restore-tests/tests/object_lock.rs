@@ -118,7 +118,13 @@ fn locked_files_survive_a_mass_delete_and_prune_keeps_the_locks_it_promised() {
             .replace("'2026-12-06 02:00:00'", "MOMENT")
             .split_whitespace()
             .skip(1)
-            .map(|w| if w == "MOMENT" { moment.clone() } else { w.to_string() })
+            .map(|w| {
+                if w == "MOMENT" {
+                    moment.clone()
+                } else {
+                    w.to_string()
+                }
+            })
             .collect();
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = lb.run(&args).ok();

@@ -86,23 +86,7 @@ fn print(o: &CopyOutcome, url: &str) -> Result<()> {
         )?;
     }
     if let Some(v) = &o.verify {
-        for p in &v.problems {
-            outln!(
-                "DAMAGED {}: {}",
-                super::status::clean(&p.what),
-                super::status::clean(&p.detail)
-            )?;
-        }
-        outln!(
-            "replica verified: {} snapshot(s), {} pack(s), {}",
-            v.snapshots,
-            v.packs,
-            if v.problems.is_empty() {
-                "no problems".to_string()
-            } else {
-                format!("{} problem(s)", v.problems.len())
-            }
-        )?;
+        super::verify::print_problems(v, "replica verified")?;
     }
     Ok(())
 }

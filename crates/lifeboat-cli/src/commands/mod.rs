@@ -345,12 +345,7 @@ impl Ctx {
             secret_access_key: self.global.s3_secret_access_key.clone(),
             ..Default::default()
         };
-        let backend = open_backend(url, &s3)?;
-        Ok(if self.global.append_only {
-            lifeboat_store::backend::AppendOnly::wrap(backend)
-        } else {
-            backend
-        })
+        self.open_url(url, &s3)
     }
 
     /// A replica's backend: `url` with the replica's S3 settings (flags,
@@ -384,7 +379,13 @@ impl Ctx {
                 .or_else(|| self.global.s3_secret_access_key.clone()),
             ..Default::default()
         };
-        let backend = open_backend(url, &s3)?;
+        self.open_url(url, &s3)
+    }
+
+    /// The backend at `url`, refusing deletes here when this host is
+    /// append-only.
+    fn open_url(&self, url: &str, s3: &S3Options) -> Result<Arc<dyn Backend>> {
+        let backend = open_backend(url, s3)?;
         Ok(if self.global.append_only {
             lifeboat_store::backend::AppendOnly::wrap(backend)
         } else {

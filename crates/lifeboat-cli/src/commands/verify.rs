@@ -111,6 +111,28 @@ fn parse_percent(s: &str) -> Result<f64> {
 }
 
 /// `lifeboat repair index`.
+/// A structure verify's problems, then one line `WHAT: N snapshot(s), ...`.
+pub fn print_problems(v: &lifeboat_store::VerifyReport, what: &str) -> Result<()> {
+    for p in &v.problems {
+        outln!(
+            "DAMAGED {}: {}",
+            super::status::clean(&p.what),
+            super::status::clean(&p.detail)
+        )?;
+    }
+    outln!(
+        "{what}: {} snapshot(s), {} pack(s), {}",
+        v.snapshots,
+        v.packs,
+        if v.problems.is_empty() {
+            "no problems".to_string()
+        } else {
+            format!("{} problem(s)", v.problems.len())
+        }
+    )?;
+    Ok(())
+}
+
 /// `repair undelete --as-of TIME`, then a verify of the result.
 pub fn undelete(ctx: &Ctx, as_of: chrono::DateTime<chrono::Utc>) -> Result<Code> {
     // On the raw store first: the config may be what was overwritten.
@@ -130,23 +152,7 @@ pub fn undelete(ctx: &Ctx, as_of: chrono::DateTime<chrono::Utc>) -> Result<Code>
             r.unchanged,
             r.newer
         )?;
-        for p in &v.problems {
-            outln!(
-                "DAMAGED {}: {}",
-                super::status::clean(&p.what),
-                super::status::clean(&p.detail)
-            )?;
-        }
-        outln!(
-            "verify: {} snapshot(s), {} pack(s), {}",
-            v.snapshots,
-            v.packs,
-            if v.problems.is_empty() {
-                "no problems".to_string()
-            } else {
-                format!("{} problem(s)", v.problems.len())
-            }
-        )?;
+        print_problems(&v, "verify")?;
     }
     Ok(if v.problems.is_empty() {
         Code::Ok
