@@ -204,4 +204,51 @@ fn locked_files_survive_a_mass_delete_and_prune_keeps_the_locks_it_promised() {
     let out = lb.path("a2.out");
     lb.restore_item("latest", "a.bin", &out).ok();
     assert_eq!(sha256_file(&out), sha256_file(&a));
+
+    // An overwrite instead of a delete: a pack gets other bytes of the
+    // same size, and a console's folder marker and a stray key appear.
+    std::thread::sleep(Duration::from_millis(1100));
+    let before_overwrite = chrono::Utc::now();
+    std::thread::sleep(Duration::from_millis(1100));
+    let victim = data_keys(&s3, &bucket)[0].clone();
+    let size = s3
+        .list(&bucket)
+        .into_iter()
+        .find(|(k, _)| *k == victim)
+        .unwrap()
+        .1;
+    s3.put(&bucket, &victim, &vec![0x5a; size as usize]);
+    s3.put(&bucket, "lifeboat/data/", b"");
+    s3.put(&bucket, "lifeboat/data/x", b"junk");
+    // Plain verify (the backup key) names it; prune, past the retention,
+    // does not purge the real version underneath.
+    let v = lb.run(&["verify", "--json", "--backup-key-file", &bk]);
+    assert_eq!(v.code, 4, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("overwritten"), "{}", v.stdout);
+    std::thread::sleep(Duration::from_secs(SECS + 1));
+    let _ = lb.run(&["prune", "--restore-key-file", &rk]);
+    let versions = s3
+        .versions(&bucket)
+        .into_iter()
+        .filter(|v| v.0 == victim && !v.3)
+        .count();
+    assert_eq!(versions, 2, "the overwritten pack's real version is kept");
+    let undone = lb
+        .run(&[
+            "repair",
+            "undelete",
+            "--as-of",
+            &before_overwrite.to_rfc3339(),
+        ])
+        .ok();
+    assert!(
+        undone.stdout.contains("brought back 1 file"),
+        "{}",
+        undone.stdout
+    );
+    let v = lb.verify_read_data();
+    assert_eq!(v.json()["problems"], serde_json::json!([]), "{}", v.stdout);
+    let out = lb.path("a3.out");
+    lb.restore_item("latest", "a.bin", &out).ok();
+    assert_eq!(sha256_file(&out), sha256_file(&a));
 }

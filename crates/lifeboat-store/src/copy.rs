@@ -123,7 +123,24 @@ impl<A: Access> Repository<A> {
                 "the repository's config changed while it was being copied: try again".into(),
             ));
         }
+        // A replica of a repository under object lock is locked alike
+        // where its store can (a local disk cannot).
+        if let (Some(lock), Some(locking)) = (self.config().object_lock, dest.locking()) {
+            if !locking.lock_enabled()? {
+                return Err(Error::Invalid(format!(
+                    "this repository keeps its files under S3 Object Lock and the bucket of {} \
+                     does not have it enabled: make the replica in a bucket with object lock \
+                     (or on a local disk)",
+                    dest.location()
+                )));
+            }
+            locking.retain_writes(lock.mode, lock.secs());
+        }
+        // Only the keyrings the config names (a stray file is not copied).
         for f in self.backend().list(FileKind::Keys)? {
+            if !self.config().keys.iter().any(|k| k.file == f.name) {
+                continue;
+            }
             let bytes = self.backend().read(FileKind::Keys, &f.name)?;
             dest.write(FileKind::Keys, &f.name, &bytes)?;
         }
@@ -526,9 +543,16 @@ mod tests {
         // copy of its pack under the pack's name.
         let snap = a.read(FileKind::Snapshot, &id.to_hex()).unwrap();
         b.write(FileKind::Snapshot, &id.to_hex(), &snap).unwrap();
-        let pack = a.list(FileKind::Pack).unwrap()[0].name.clone();
+        let pack = a
+            .list(FileKind::Pack)
+            .unwrap()
+            .into_iter()
+            .max_by_key(|f| f.size)
+            .unwrap()
+            .name;
         let mut bad = a.read(FileKind::Pack, &pack).unwrap();
-        bad[1000] ^= 1;
+        let middle = bad.len() / 2;
+        bad[middle] ^= 1;
         b.write(FileKind::Pack, &pack, &bad).unwrap();
         // And a forgotten record for the snapshot, not signed.
         let forged = ForgottenFile {

@@ -10,7 +10,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, Duration, Utc};
 
-use crate::backend::{FileKind, FileVersion, Locking};
+use crate::backend::{is_own_name, parse_path, FileKind, FileVersion, Locking};
 use crate::error::{BackendErrorKind, Error, Result};
 use crate::repository::{Access, FullAccess, ObjectLock, Repository};
 use crate::verify::Problem;
@@ -47,8 +47,10 @@ pub struct UndeleteReport {
     pub revived: usize,
     /// Files already as they were.
     pub unchanged: usize,
-    /// Files written since that moment, left as they are.
+    /// Files written since that moment (or absent then), left as they are.
     pub newer: usize,
+    /// Files that could not be brought back, and why (the others were).
+    pub failed: Vec<String>,
 }
 
 impl<A: Access> Repository<A> {
@@ -68,40 +70,81 @@ impl<A: Access> Repository<A> {
         let floor = Utc::now() + Duration::seconds(secs / 4);
         let files = self.kept_files()?;
         let problems = Mutex::new(Vec::new());
+        let problem = |what: String, detail: String| {
+            if let Ok(mut p) = problems.lock() {
+                p.push(Problem {
+                    what,
+                    detail,
+                    needed_by: Vec::new(),
+                });
+            }
+        };
         self.each_parallel(&files, |kind, name| {
-            let until = locking.retention(kind, name)?;
-            if until.is_none_or(|u| u < floor) {
-                if let Ok(mut p) = problems.lock() {
-                    p.push(Problem {
-                        what: kind.path(name),
-                        detail: match until {
-                            Some(u) => format!(
-                                "locked only until {} (the repository keeps files in use locked \
-                                 for {} days): run `lifeboat prune`, which extends it",
-                                u.format("%Y-%m-%d %H:%M:%S UTC"),
-                                lock.days
-                            ),
-                            None => "not locked (the repository keeps every file under object \
-                                     lock): run `lifeboat prune`, which locks it"
-                                .into(),
-                        },
-                        needed_by: Vec::new(),
-                    });
-                }
+            let r = locking.retention(kind, name)?;
+            let detail = match (r.until, r.mode) {
+                (None, _) | (_, None) => Some(
+                    "not locked (the repository keeps every file under object lock): run \
+                     `lifeboat prune`, which locks it"
+                        .to_string(),
+                ),
+                (_, Some(m)) if m != lock.mode => Some(format!(
+                    "locked in {m:?} mode, not the repository's {:?} (a file put back \
+                     over it?): see `lifeboat repair undelete`",
+                    lock.mode
+                )),
+                (Some(u), _) if u < floor => Some(format!(
+                    "locked only until {} (the repository keeps files in use locked for {} \
+                     days): run `lifeboat prune`, which extends it",
+                    u.format("%Y-%m-%d %H:%M:%S UTC"),
+                    lock.days
+                )),
+                _ => None,
+            };
+            if let Some(d) = detail {
+                problem(kind.path(name), d);
             }
             Ok(())
         })?;
+        // A file lifeboat never rewrites whose versions hold different
+        // bytes was overwritten: the earlier version is the real one.
+        for (path, versions) in by_path(locking.versions()?) {
+            let Some((kind, _)) = parse_path(&path) else {
+                continue;
+            };
+            if kind == FileKind::Config || !KEPT.contains(&kind) {
+                continue;
+            }
+            // The first version is lifeboat's (its name is the hash of new
+            // bytes); the current one must hold the same.
+            let first = versions.iter().find(|v| !v.delete_marker);
+            let now = versions.last().filter(|v| !v.delete_marker);
+            let changed = match (first, now) {
+                (Some(f), Some(n)) => f.etag.is_some() && n.etag != f.etag,
+                _ => false,
+            };
+            if changed {
+                problem(
+                    path,
+                    "overwritten with other bytes (the store keeps the earlier version): run \
+                     `lifeboat repair undelete --as-of` a moment before it"
+                        .into(),
+                );
+            }
+        }
         let mut p = problems.into_inner().unwrap_or_default();
         p.sort_by(|a, b| a.what.cmp(&b.what));
         Ok(p)
     }
 
-    /// Every current file of the kinds kept locked.
+    /// Every current file of the kinds kept locked (names lifeboat
+    /// writes only: a stray key is not its file).
     fn kept_files(&self) -> Result<Vec<(FileKind, String)>> {
         let mut files = Vec::new();
         for kind in KEPT {
             for f in self.backend().list(kind)? {
-                files.push((kind, f.name));
+                if is_own_name(kind, &f.name) {
+                    files.push((kind, f.name));
+                }
             }
         }
         Ok(files)
@@ -152,7 +195,7 @@ impl Repository<FullAccess> {
         let extended = AtomicUsize::new(0);
         let files = self.kept_files()?;
         self.each_parallel(&files, |kind, name| {
-            let until = locking.retention(kind, name)?;
+            let until = locking.retention(kind, name)?.until;
             if until.is_none_or(|u| u < now + Duration::seconds(secs / 2)) {
                 locking.extend(kind, name, lock.mode, now + Duration::seconds(secs))?;
                 extended.fetch_add(1, Ordering::Relaxed);
@@ -162,39 +205,41 @@ impl Repository<FullAccess> {
         Ok(extended.into_inner())
     }
 
-    /// After a prune: extend the lock of every file in use that ends
-    /// within half the retention, and purge versions overwritten or deleted
-    /// more than the retention ago whose lock has passed.
-    pub(crate) fn maintain_locks(&self) -> Result<LockReport> {
+    /// After a prune: delete for good the versions of files deleted more
+    /// than the retention ago (the newest version of the path is a delete
+    /// marker that old) once their lock has passed. Versions of a file
+    /// that is still there are never purged: lifeboat never rewrites one,
+    /// so an older version is what an attacker's overwrite replaced.
+    pub(crate) fn purge_old_versions(&self) -> Result<LockReport> {
         let Some((lock, locking)) = self.locked() else {
             return Ok(LockReport::default());
         };
-        let secs = lock.secs() as i64;
-        let now = Utc::now();
-        let mut report = LockReport {
-            extended: self.keep_locked()?,
-            ..Default::default()
-        };
-        // A version is old once something newer (a version or a delete
-        // marker) replaced it more than the retention ago: kept that long
-        // for `repair undelete`, whatever its own lock.
-        let before = now - Duration::seconds(secs);
+        let before = Utc::now() - Duration::seconds(lock.secs() as i64);
+        let mut report = LockReport::default();
         for (path, versions) in by_path(locking.versions()?) {
-            let replaced_at = |i: usize| versions.get(i + 1).map(|n: &FileVersion| n.modified);
-            let only_markers = versions.iter().all(|v| v.delete_marker);
-            for (i, v) in versions.iter().enumerate() {
-                let old = match replaced_at(i) {
-                    Some(t) => !v.latest && t < before,
-                    // The newest: only a lone delete marker is old.
-                    None => v.delete_marker && only_markers && v.modified < before,
-                };
-                if !old {
-                    continue;
-                }
+            if parse_path(&path).is_none() {
+                continue;
+            }
+            let Some(last) = versions.last() else {
+                continue;
+            };
+            if !last.delete_marker || last.modified >= before {
+                continue;
+            }
+            let mut left = 0;
+            for v in versions.iter().filter(|v| !v.delete_marker) {
                 match locking.purge(&path, &v.version) {
                     Ok(()) => report.purged += 1,
-                    Err(e) if e.kind == BackendErrorKind::Access => report.still_locked += 1,
+                    Err(e) if e.kind == BackendErrorKind::Access => {
+                        report.still_locked += 1;
+                        left += 1;
+                    }
                     Err(e) => return Err(e.into()),
+                }
+            }
+            if left == 0 {
+                for m in versions.iter().filter(|v| v.delete_marker) {
+                    locking.purge(&path, &m.version)?;
                 }
             }
         }
@@ -221,24 +266,84 @@ pub fn undelete(
     })?;
     let mut report = UndeleteReport::default();
     for (path, versions) in by_path(locking.versions()?) {
-        if path.starts_with("locks/") {
+        // Only lifeboat's own files (locks come and go).
+        let Some((kind, name)) = parse_path(&path) else {
+            continue;
+        };
+        if kind == FileKind::Lock {
             continue;
         }
-        let then = versions.iter().rev().find(|v| v.modified <= as_of);
-        let now = versions.last();
-        match (then, now) {
-            (Some(t), Some(n)) if !t.delete_marker => {
-                if n.version == t.version {
-                    report.unchanged += 1;
-                } else {
-                    locking.revive(&path, &t.version)?;
-                    report.revived += 1;
-                }
+        // Absent at that moment (never written, or deleted): leave it.
+        if versions
+            .iter()
+            .rev()
+            .find(|v| v.modified <= as_of)
+            .is_none_or(|v| v.delete_marker)
+        {
+            report.newer += 1;
+            continue;
+        }
+        let chosen = match pick(locking, &path, kind, &name, &versions, as_of) {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                report.failed.push(format!(
+                    "{path}: no version from before then holds the bytes its name is the hash of"
+                ));
+                continue;
             }
-            _ => report.newer += 1,
+            Err(e) => {
+                report.failed.push(format!("{path}: {e}"));
+                continue;
+            }
+        };
+        let now = versions.last();
+        let same = now.is_some_and(|n| {
+            !n.delete_marker
+                && (n.version == chosen.version || (n.etag.is_some() && n.etag == chosen.etag))
+        });
+        if same {
+            report.unchanged += 1;
+        } else {
+            match locking.revive(&path, &chosen.version) {
+                Ok(()) => report.revived += 1,
+                Err(e) => report.failed.push(format!("{path}: {e}")),
+            }
         }
     }
     Ok(report)
+}
+
+/// The version of `path` to bring back for `as_of`: the newest written by
+/// then; for a file named by the hash of its bytes, the newest by then
+/// whose bytes match its name (read only when versions differ).
+fn pick<'v>(
+    locking: &dyn Locking,
+    path: &str,
+    kind: FileKind,
+    name: &str,
+    versions: &'v [FileVersion],
+    as_of: DateTime<Utc>,
+) -> Result<Option<&'v FileVersion>> {
+    let candidates: Vec<&FileVersion> = versions
+        .iter()
+        .rev()
+        .filter(|v| v.modified <= as_of && !v.delete_marker)
+        .collect();
+    let Some(newest) = candidates.first() else {
+        return Ok(None);
+    };
+    let all_same = candidates
+        .iter()
+        .all(|v| v.etag.is_some() && v.etag == newest.etag);
+    if kind == FileKind::Config || all_same {
+        return Ok(Some(newest));
+    }
+    for v in candidates {
+        if crate::id::sha256_hex(&locking.read_version(path, &v.version)?) == name {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
 }
 
 /// Versions grouped by path, oldest first.
@@ -252,4 +357,39 @@ fn by_path(all: Vec<FileVersion>) -> BTreeMap<String, Vec<FileVersion>> {
         v.sort_by(|a, b| a.modified.cmp(&b.modified).then(a.latest.cmp(&b.latest)));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_paths_lifeboat_writes_are_its_files() {
+        let h = "ab".repeat(32);
+        assert_eq!(
+            parse_path(&format!("data/ab/{h}")),
+            Some((FileKind::Pack, h.clone()))
+        );
+        assert_eq!(
+            parse_path("config"),
+            Some((FileKind::Config, "config".into()))
+        );
+        assert_eq!(
+            parse_path(&format!("snapshots/{h}")),
+            Some((FileKind::Snapshot, h.clone()))
+        );
+        for stray in [
+            "data/".to_string(),
+            "data/x".to_string(),
+            format!("data/cd/{h}"),
+            format!("data//{h}"),
+            "%41".to_string(),
+            format!("index/{h}/x"),
+            format!("index/{}", h.to_uppercase()),
+            "../x".to_string(),
+            "configs".to_string(),
+        ] {
+            assert_eq!(parse_path(&stray), None, "{stray}");
+        }
+    }
 }

@@ -227,6 +227,10 @@ impl Repository<FullAccess> {
     /// Delete what no snapshot needs; see the module documentation.
     pub fn prune(&self, opts: &PruneOptions) -> Result<PruneReport> {
         let _lock = self.lock(true)?;
+        // Object lock: files in use stay locked first of all, whatever
+        // stops this prune below (a damaged snapshot must not let every
+        // lock lapse while someone looks into it).
+        let extended = if opts.dry_run { 0 } else { self.keep_locked()? };
         let backend = self.backend().clone();
         let (snapshots, bad) = self.snapshots()?;
         if let Some(b) = bad.first() {
@@ -318,7 +322,10 @@ impl Repository<FullAccess> {
         report.lock_files_removed = self.remove_stale_locks()?;
         // 7. Object lock: files in use stay locked; old versions go once
         // their lock has passed.
-        report.object_lock = self.maintain_locks()?;
+        report.object_lock = crate::LockReport {
+            extended,
+            ..self.purge_old_versions()?
+        };
         report.bytes_after = backend.list(FileKind::Pack)?.iter().map(|f| f.size).sum();
         Ok(report)
     }

@@ -270,13 +270,16 @@ pub struct ObjectLock {
 }
 
 impl ObjectLock {
-    /// The retention in seconds (`LIFEBOAT_TEST_OBJECT_LOCK_SECS` replaces
-    /// it in tests, which cannot wait a day).
+    /// The retention in seconds (in debug builds,
+    /// `LIFEBOAT_TEST_OBJECT_LOCK_SECS` replaces it: tests cannot wait a
+    /// day; a release build ignores it).
     pub fn secs(&self) -> u64 {
-        std::env::var("LIFEBOAT_TEST_OBJECT_LOCK_SECS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(u64::from(self.days) * 86_400)
+        // Debug builds only: a release binary's promise is the config's.
+        let test = cfg!(debug_assertions)
+            .then(|| std::env::var("LIFEBOAT_TEST_OBJECT_LOCK_SECS").ok())
+            .flatten()
+            .and_then(|v| v.parse().ok());
+        test.unwrap_or(u64::from(self.days) * 86_400)
     }
 }
 

@@ -152,9 +152,12 @@ pub fn undelete(ctx: &Ctx, as_of: chrono::DateTime<chrono::Utc>) -> Result<Code>
             r.unchanged,
             r.newer
         )?;
+        for f in &r.failed {
+            outln!("NOT BROUGHT BACK {}", super::status::clean(f))?;
+        }
         print_problems(&v, "verify")?;
     }
-    Ok(if v.problems.is_empty() {
+    Ok(if v.problems.is_empty() && r.failed.is_empty() {
         Code::Ok
     } else {
         Code::Damaged

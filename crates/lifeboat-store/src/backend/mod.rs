@@ -102,6 +102,48 @@ pub struct FileVersion {
     pub latest: bool,
     /// A delete marker (the path reads as absent while it is the latest).
     pub delete_marker: bool,
+    /// Its ETag (the MD5 of its bytes for a plain upload): two versions
+    /// with the same one hold the same bytes.
+    pub etag: Option<String>,
+}
+
+/// A file's object lock as the store reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Retention {
+    /// Locked until then.
+    pub until: Option<chrono::DateTime<chrono::Utc>>,
+    /// In this mode.
+    pub mode: Option<LockMode>,
+}
+
+/// Whether `name` is a name lifeboat gives a file of `kind` (anything
+/// else under the repository's prefix is not its own: a folder marker a
+/// console made, a planted key).
+pub fn is_own_name(kind: FileKind, name: &str) -> bool {
+    match kind {
+        FileKind::Config => name == "config",
+        _ => name.len() == 64 && name.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+    }
+}
+
+/// The kind and name of a path relative to the repository, when it is a
+/// path lifeboat writes (`data/ab/ab12..`, `index/..`, `config`).
+pub fn parse_path(path: &str) -> Option<(FileKind, String)> {
+    if path == "config" {
+        return Some((FileKind::Config, path.to_string()));
+    }
+    let (dir, rest) = path.split_once('/')?;
+    let kind = FileKind::ALL
+        .into_iter()
+        .find(|k| *k != FileKind::Config && k.dir() == dir)?;
+    let name = match kind {
+        FileKind::Pack => {
+            let (fan, name) = rest.split_once('/')?;
+            (name.get(..2) == Some(fan)).then_some(name)?
+        }
+        _ => rest,
+    };
+    is_own_name(kind, name).then(|| (kind, name.to_string()))
 }
 
 /// What a bucket with S3 Object Lock (versioned, write-once versions) can
@@ -111,12 +153,10 @@ pub trait Locking: Send + Sync {
     fn lock_enabled(&self) -> Result<bool, BackendError>;
     /// From now on every write carries this retention: `mode` for `secs`.
     fn retain_writes(&self, mode: LockMode, secs: u64);
-    /// A file's (current version's) retention end, if it has one.
-    fn retention(
-        &self,
-        kind: FileKind,
-        name: &str,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, BackendError>;
+    /// A file's (current version's) lock.
+    fn retention(&self, kind: FileKind, name: &str) -> Result<Retention, BackendError>;
+    /// One version's bytes.
+    fn read_version(&self, path: &str, version: &str) -> Result<Vec<u8>, BackendError>;
     /// Lock a file's current version until `until` (S3 refuses to shorten).
     fn extend(
         &self,

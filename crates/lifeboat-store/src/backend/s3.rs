@@ -319,6 +319,10 @@ impl Backend for S3Backend {
                     if kind == FileKind::Config && key != prefix {
                         continue;
                     }
+                    // A folder marker (`data/`, made by a console) is no file.
+                    if name.is_empty() {
+                        continue;
+                    }
                     out.push(FileInfo {
                         name: name.to_string(),
                         size: obj.size().unwrap_or(0).max(0) as u64,

@@ -9,7 +9,7 @@ use aws_smithy_types::DateTime as SmithyTime;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::s3::{map_err, S3Backend};
-use super::{FileKind, FileVersion, LockMode, Locking};
+use super::{FileKind, FileVersion, LockMode, Locking, Retention};
 use crate::error::BackendError;
 
 fn sdk_mode(m: LockMode) -> ObjectLockMode {
@@ -17,6 +17,20 @@ fn sdk_mode(m: LockMode) -> ObjectLockMode {
         LockMode::Governance => ObjectLockMode::Governance,
         LockMode::Compliance => ObjectLockMode::Compliance,
     }
+}
+
+/// Percent-encode for an `x-amz-copy-source` (everything but unreserved
+/// characters and `/`).
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 fn to_chrono(t: &SmithyTime) -> DateTime<Utc> {
@@ -77,7 +91,7 @@ impl Locking for S3Backend {
         }
     }
 
-    fn retention(&self, kind: FileKind, name: &str) -> Result<Option<DateTime<Utc>>, BackendError> {
+    fn retention(&self, kind: FileKind, name: &str) -> Result<Retention, BackendError> {
         super::check_name(kind, name)?;
         let key = self.key(kind, name);
         let client = self.client.clone();
@@ -87,7 +101,14 @@ impl Locking for S3Backend {
         // moto 5.2.5 has no GetObjectRetention).
         self.run(("retention", &key), async move {
             match client.head_object().bucket(&bucket).key(&k).send().await {
-                Ok(out) => Ok(out.object_lock_retain_until_date().map(to_chrono)),
+                Ok(out) => Ok(Retention {
+                    until: out.object_lock_retain_until_date().map(to_chrono),
+                    mode: match out.object_lock_mode() {
+                        Some(ObjectLockMode::Compliance) => Some(LockMode::Compliance),
+                        Some(ObjectLockMode::Governance) => Some(LockMode::Governance),
+                        _ => None,
+                    },
+                }),
                 Err(e) => Err(map_err("retention", &k, e)),
             }
         })
@@ -159,6 +180,7 @@ impl Locking for S3Backend {
                         modified: v.last_modified().map(to_chrono).unwrap_or_default(),
                         latest: v.is_latest().unwrap_or(false),
                         delete_marker: false,
+                        etag: v.e_tag().map(|e| e.trim_matches('"').to_string()),
                     });
                 }
                 for m in page.delete_markers() {
@@ -171,6 +193,7 @@ impl Locking for S3Backend {
                         modified: m.last_modified().map(to_chrono).unwrap_or_default(),
                         latest: m.is_latest().unwrap_or(false),
                         delete_marker: true,
+                        etag: None,
                     });
                 }
                 if page.is_truncated() != Some(true) {
@@ -183,6 +206,32 @@ impl Locking for S3Backend {
                 }
             }
             Ok(out)
+        })
+    }
+
+    fn read_version(&self, path: &str, version: &str) -> Result<Vec<u8>, BackendError> {
+        let key = self.full(path);
+        let client = self.client.clone();
+        let bucket = self.bucket.clone();
+        let (k, v) = (key.clone(), version.to_string());
+        self.run(("read version", &key), async move {
+            let out = client
+                .get_object()
+                .bucket(&bucket)
+                .key(&k)
+                .version_id(&v)
+                .send()
+                .await
+                .map_err(|e| map_err("read version", &k, e))?;
+            let body = out.body.collect().await.map_err(|e| {
+                BackendError::new(
+                    crate::error::BackendErrorKind::Other,
+                    "read version",
+                    &k,
+                    format!("body: {e}"),
+                )
+            })?;
+            Ok(body.into_bytes().to_vec())
         })
     }
 
@@ -215,7 +264,12 @@ impl Locking for S3Backend {
                 .copy_object()
                 .bucket(&bucket)
                 .key(&k)
-                .copy_source(format!("{bucket}/{k}?versionId={v}"))
+                .copy_source(format!(
+                    "{}/{}?versionId={}",
+                    encode(&bucket),
+                    encode(&k),
+                    encode(&v)
+                ))
                 .set_object_lock_mode(lock.as_ref().map(|l| l.0.clone()))
                 .set_object_lock_retain_until_date(lock.as_ref().map(|l| l.1))
                 .send()
