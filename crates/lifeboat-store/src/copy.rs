@@ -27,7 +27,7 @@ use crate::id::{sha256_hex, BlobId, PackId, SnapshotId};
 use crate::index::IndexPack;
 use crate::pack::PackEntry;
 use crate::progress::Progress;
-use crate::repository::{parse_config, read_config, Access, FullAccess, Repository};
+use crate::repository::{parse_config, read_config, Access, FullAccess, Repository, Unreadable};
 use crate::snapshot::SnapshotEntry;
 
 /// Largest `forgotten/` file read.
@@ -151,10 +151,25 @@ impl<A: Access> Repository<A> {
     /// Snapshot ids this repository's `forget` removed (a replica's
     /// memory); unreadable `forgotten/` files are skipped with a warning.
     pub fn forgotten(&self) -> Result<HashSet<SnapshotId>> {
+        let (ids, bad) = self.read_forgotten()?;
+        for u in bad {
+            tracing::warn!("skipping {}: {}", u.file, u.detail);
+        }
+        Ok(ids)
+    }
+
+    /// The ids of the `forgotten/` records that read and verify, and the
+    /// records that do not (`verify` names them: a planted one could hide
+    /// snapshots from a copy).
+    pub(crate) fn read_forgotten(&self) -> Result<(HashSet<SnapshotId>, Vec<Unreadable>)> {
         let mut out = HashSet::new();
+        let mut bad = Vec::new();
         for f in self.backend().list(FileKind::Forgotten)? {
             if f.size > MAX_FORGOTTEN_LEN as u64 {
-                tracing::warn!("skipping forgotten/{:?}: {} bytes", f.name, f.size);
+                bad.push(Unreadable {
+                    file: format!("forgotten/{:?}", f.name),
+                    detail: format!("{} bytes: larger than any forgotten record", f.size),
+                });
                 continue;
             }
             let parsed = self
@@ -170,15 +185,19 @@ impl<A: Access> Repository<A> {
             };
             match parsed {
                 Ok(file) if signed(&file) => out.extend(file.snapshots),
-                Ok(_) => tracing::warn!(
-                    "skipping {}: not signed by the restore key's forget",
-                    FileKind::Forgotten.path(&f.name)
-                ),
+                Ok(_) => bad.push(Unreadable {
+                    file: FileKind::Forgotten.path(&f.name),
+                    detail: "not signed by a restore key's forget (planted?): copies ignore it"
+                        .into(),
+                }),
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
-                Err(e) => tracing::warn!("skipping {}: {e}", FileKind::Forgotten.path(&f.name)),
+                Err(e) => bad.push(Unreadable {
+                    file: FileKind::Forgotten.path(&f.name),
+                    detail: e.to_string(),
+                }),
             }
         }
-        Ok(out)
+        Ok((out, bad))
     }
 
     /// Remember that `ids` were forgotten (before their files go).
@@ -566,6 +585,15 @@ mod tests {
         assert!(
             dest.forgotten().unwrap().is_empty(),
             "unsigned: not believed"
+        );
+        let named = dest.verify(&Default::default(), &NoProgress).unwrap();
+        assert!(
+            named
+                .problems
+                .iter()
+                .any(|p| p.what.starts_with("forgotten/") && p.detail.contains("not signed")),
+            "{:?}",
+            named.problems
         );
 
         let report = copy_all(&src, &dest);

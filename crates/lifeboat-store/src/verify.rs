@@ -165,6 +165,15 @@ impl<A: Access> Repository<A> {
             });
         }
 
+        // Forgotten records that do not verify (copies ignore them).
+        let (_, bad_forgotten) = self.read_forgotten()?;
+        for u in bad_forgotten {
+            damage.files.push(Problem {
+                what: u.file,
+                detail: u.detail,
+                needed_by: vec![],
+            });
+        }
         // Object lock: files in use locked for less than promised.
         damage.files.extend(self.check_retention()?);
         self.check_structure(&index, &packs, &mut report, &mut damage);
