@@ -306,24 +306,15 @@ impl<A: Access> Repository<A> {
         let _ours = self.lock(false)?;
         let _theirs = dest.lock(false)?;
         let listing = self.backend().list(FileKind::Pack)?;
-        let (index, _) = self.load_index_over(&listing, false)?;
         // Index entries naming packs this repository lacks: its own damage,
         // which the replica will share (a backup-key verify of the replica
         // cannot see it: say it here).
-        let present: HashSet<&str> = listing.iter().map(|f| f.name.as_str()).collect();
-        let mut lost = std::collections::BTreeSet::new();
-        self.each_index_file(|file| {
-            for p in file.packs {
-                if !present.contains(p.id.to_hex().as_str()) {
-                    lost.insert(p.id.to_hex());
-                }
-            }
-        })?;
+        let (index, lost, _) = self.load_index_split(&listing)?;
         for p in lost {
             report.source_problems.push(format!(
                 "{}: named by an index file but missing here: what it held is not in the copy \
                  either",
-                FileKind::Pack.path(&p)
+                FileKind::Pack.path(&p.to_hex())
             ));
         }
         let dest_listing = dest.backend().list(FileKind::Pack)?;
@@ -351,14 +342,7 @@ impl<A: Access> Repository<A> {
             packs.iter().map(|p| (*p, Vec::new())).collect();
         for (id, loc) in index.iter_copies() {
             if let Some(v) = entries.get_mut(&loc.pack) {
-                v.push(PackEntry {
-                    id,
-                    kind: loc.kind,
-                    offset: loc.offset,
-                    length: loc.length,
-                    plain_length: loc.plain_length,
-                    base: loc.base,
-                });
+                v.push(loc.entry(id));
             }
         }
         let sizes: BTreeMap<&str, u64> =
@@ -372,9 +356,8 @@ impl<A: Access> Repository<A> {
         );
 
         // Packs, several at a time; an index file every few.
-        let queue = Mutex::new(entries.into_iter());
+        let entries: Vec<(PackId, Vec<PackEntry>)> = entries.into_iter().collect();
         let done: Mutex<Vec<IndexPack>> = Mutex::new(Vec::new());
-        let error: Mutex<Option<Error>> = Mutex::new(None);
         let (copied, resumed, replaced, bytes, indexes) = (
             AtomicUsize::new(0),
             AtomicUsize::new(0),
@@ -399,61 +382,45 @@ impl<A: Access> Repository<A> {
         let threads = dest
             .backend()
             .connections()
-            .min(self.backend().connections())
-            .max(1);
-        std::thread::scope(|scope| {
-            for _ in 0..threads {
-                scope.spawn(|| loop {
-                    if error.lock().map(|e| e.is_some()).unwrap_or(true) {
-                        return;
-                    }
-                    let Some((pack, blobs)) = queue.lock().ok().and_then(|mut q| q.next()) else {
-                        return;
-                    };
-                    let name = pack.to_hex();
-                    let step = || -> Result<()> {
-                        // Left by a killed copy (or planted): kept only if
-                        // its bytes match its name.
-                        let kept = dest_packs.contains(name.as_str())
-                            && match dest.backend().read(FileKind::Pack, &name) {
-                                Ok(d) => sha256_hex(&d) == name,
-                                Err(e) if e.is_not_found() => false,
-                                Err(e) => return Err(e.into()),
-                            };
-                        if kept {
-                            resumed.fetch_add(1, Ordering::Relaxed);
-                        } else {
-                            if dest_packs.contains(name.as_str()) {
-                                replaced.fetch_add(1, Ordering::Relaxed);
-                            }
-                            let data = self.backend().read(FileKind::Pack, &name)?;
-                            if sha256_hex(&data) != name {
-                                return Err(Error::damaged(
-                                    FileKind::Pack.path(&name),
-                                    "content does not match its name (SHA-256): not copied; \
-                                     run `lifeboat verify` on the source",
-                                ));
-                            }
-                            dest.backend().write(FileKind::Pack, &name, &data)?;
-                            copied.fetch_add(1, Ordering::Relaxed);
-                            bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
-                            progress.inc(data.len() as u64);
-                        }
-                        if let Ok(mut d) = done.lock() {
-                            d.push(IndexPack { id: pack, blobs });
-                        }
-                        flush(INDEX_EVERY_PACKS)
-                    };
-                    if let Err(e) = step() {
-                        if let Ok(mut slot) = error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        return;
-                    }
+            .min(self.backend().connections());
+        let sent = crate::parallel::for_each(&entries, threads, |(pack, blobs)| {
+            let name = pack.to_hex();
+            // Left by a killed copy (or planted): kept only if its bytes
+            // match its name.
+            let kept = dest_packs.contains(name.as_str())
+                && match dest.backend().read(FileKind::Pack, &name) {
+                    Ok(d) => sha256_hex(&d) == name,
+                    Err(e) if e.is_not_found() => false,
+                    Err(e) => return Err(e.into()),
+                };
+            if kept {
+                resumed.fetch_add(1, Ordering::Relaxed);
+            } else {
+                if dest_packs.contains(name.as_str()) {
+                    replaced.fetch_add(1, Ordering::Relaxed);
+                }
+                let data = self.backend().read(FileKind::Pack, &name)?;
+                if sha256_hex(&data) != name {
+                    return Err(Error::damaged(
+                        FileKind::Pack.path(&name),
+                        "content does not match its name (SHA-256): not copied; \
+                         run `lifeboat verify` on the source",
+                    ));
+                }
+                dest.backend().write(FileKind::Pack, &name, &data)?;
+                copied.fetch_add(1, Ordering::Relaxed);
+                bytes.fetch_add(data.len() as u64, Ordering::Relaxed);
+                progress.inc(data.len() as u64);
+            }
+            if let Ok(mut d) = done.lock() {
+                d.push(IndexPack {
+                    id: *pack,
+                    blobs: blobs.clone(),
                 });
             }
+            flush(INDEX_EVERY_PACKS)
         });
-        if let Some(e) = error.into_inner().ok().flatten() {
+        if let Err(e) = sent {
             // What was sent is findable by the next copy (it is in the
             // replica's listing), indexed or not.
             let _ = flush(1);

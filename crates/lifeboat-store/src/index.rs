@@ -43,6 +43,20 @@ pub struct BlobLocation {
     pub base: Option<BlobId>,
 }
 
+impl BlobLocation {
+    /// The pack header / index entry of blob `id` stored here.
+    pub(crate) fn entry(&self, id: BlobId) -> crate::pack::PackEntry {
+        crate::pack::PackEntry {
+            id,
+            kind: self.kind,
+            offset: self.offset,
+            length: self.length,
+            plain_length: self.plain_length,
+            base: self.base,
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Slot {
     pack: u32,

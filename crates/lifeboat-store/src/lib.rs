@@ -53,6 +53,7 @@ mod index;
 mod lock;
 mod object_lock;
 mod pack;
+mod parallel;
 mod progress;
 mod prune;
 mod repair;

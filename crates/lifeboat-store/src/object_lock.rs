@@ -15,17 +15,11 @@ use crate::error::{BackendErrorKind, Error, Result};
 use crate::repository::{Access, FullAccess, ObjectLock, Repository};
 use crate::verify::Problem;
 
-/// The kinds whose files are kept locked (locks and run records come and
-/// go; they are locked when written, not extended).
-const KEPT: [FileKind; 7] = [
-    FileKind::Config,
-    FileKind::Keys,
-    FileKind::Pack,
-    FileKind::Index,
-    FileKind::Snapshot,
-    FileKind::State,
-    FileKind::Forgotten,
-];
+/// Whether files of `kind` are kept locked (locks and run records come
+/// and go; they are locked when written, not extended).
+fn kept(kind: FileKind) -> bool {
+    !matches!(kind, FileKind::Lock | FileKind::Run)
+}
 
 /// What prune did about object lock.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -111,7 +105,7 @@ impl<A: Access> Repository<A> {
             let Some((kind, _)) = parse_path(&path) else {
                 continue;
             };
-            if kind == FileKind::Config || !KEPT.contains(&kind) {
+            if kind == FileKind::Config || !kept(kind) {
                 continue;
             }
             // The first version is lifeboat's (its name is the hash of new
@@ -140,7 +134,7 @@ impl<A: Access> Repository<A> {
     /// writes only: a stray key is not its file).
     fn kept_files(&self) -> Result<Vec<(FileKind, String)>> {
         let mut files = Vec::new();
-        for kind in KEPT {
+        for kind in FileKind::ALL.into_iter().filter(|k| kept(*k)) {
             for f in self.backend().list(kind)? {
                 if is_own_name(kind, &f.name) {
                     files.push((kind, f.name));
@@ -156,28 +150,9 @@ impl<A: Access> Repository<A> {
         files: &[(FileKind, String)],
         f: impl Fn(FileKind, &str) -> Result<()> + Sync,
     ) -> Result<()> {
-        let next = AtomicUsize::new(0);
-        let error: Mutex<Option<Error>> = Mutex::new(None);
-        std::thread::scope(|s| {
-            for _ in 0..self.backend().connections().max(1) {
-                s.spawn(|| loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some((kind, name)) = files.get(i) else {
-                        return;
-                    };
-                    if let Err(e) = f(*kind, name) {
-                        if let Ok(mut slot) = error.lock() {
-                            slot.get_or_insert(e);
-                        }
-                        return;
-                    }
-                });
-            }
-        });
-        match error.into_inner().ok().flatten() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
+        crate::parallel::for_each(files, self.backend().connections(), |(kind, name)| {
+            f(*kind, name)
+        })
     }
 }
 

@@ -470,17 +470,10 @@ fn plan_packs(
             && kept_copy
                 .get(&id)
                 .is_none_or(|c| *c == (loc.pack, loc.offset));
-        by_pack.entry(loc.pack).or_default().push((
-            PackEntry {
-                id,
-                kind: loc.kind,
-                offset: loc.offset,
-                length: loc.length,
-                plain_length: loc.plain_length,
-                base: loc.base,
-            },
-            is_used,
-        ));
+        by_pack
+            .entry(loc.pack)
+            .or_default()
+            .push((loc.entry(id), is_used));
     }
     let mut plan = PackPlan {
         keep: Vec::new(),

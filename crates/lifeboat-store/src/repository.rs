@@ -1250,20 +1250,10 @@ impl<A: Access> Repository<A> {
         listing: &[crate::backend::FileInfo],
         with_missing: bool,
     ) -> Result<(Index, Vec<Unreadable>)> {
-        let present: std::collections::HashSet<crate::PackId> =
-            listing.iter().filter_map(|f| f.name.parse().ok()).collect();
-        let mut index = Index::default();
-        let mut any_missing = false;
-        let (_, bad) = self.each_index_file(|file| {
-            for p in &file.packs {
-                if present.contains(&p.id) {
-                    index.add_pack(p);
-                } else {
-                    any_missing = true;
-                }
-            }
-        })?;
-        if any_missing && with_missing {
+        let (mut index, missing, bad) = self.load_index_split(listing)?;
+        if !missing.is_empty() && with_missing {
+            let present: std::collections::HashSet<crate::PackId> =
+                listing.iter().filter_map(|f| f.name.parse().ok()).collect();
             self.each_index_file(|file| {
                 for p in file.packs.iter().filter(|p| !present.contains(&p.id)) {
                     index.add_pack(p);
@@ -1271,6 +1261,28 @@ impl<A: Access> Repository<A> {
             })?;
         }
         Ok((index, bad))
+    }
+
+    /// The index of the packs in `listing`, and the packs index files name
+    /// that `listing` lacks (one read of every index file).
+    pub(crate) fn load_index_split(
+        &self,
+        listing: &[crate::backend::FileInfo],
+    ) -> Result<(Index, BTreeSet<crate::PackId>, Vec<Unreadable>)> {
+        let present: std::collections::HashSet<crate::PackId> =
+            listing.iter().filter_map(|f| f.name.parse().ok()).collect();
+        let mut index = Index::default();
+        let mut missing = BTreeSet::new();
+        let (_, bad) = self.each_index_file(|file| {
+            for p in &file.packs {
+                if present.contains(&p.id) {
+                    index.add_pack(p);
+                } else {
+                    missing.insert(p.id);
+                }
+            }
+        })?;
+        Ok((index, missing, bad))
     }
 
     /// Read every index file and pass each readable one to `f`; returns the

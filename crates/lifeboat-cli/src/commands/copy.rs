@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use lifeboat_ops::{CopyOptions, CopyOutcome};
-use lifeboat_store::{BackupKey, Repository};
+use lifeboat_store::Repository;
 
 use super::{AnyRepo, Ctx};
 use crate::cli::{CopyArgs, InitArgs};
@@ -31,7 +31,7 @@ pub fn run(ctx: &Ctx, args: &CopyArgs) -> Result<Code> {
             lifeboat_ops::copy(&src, &dest, Some(&src), &opts, &ctx.bars)?
         }
         AnyRepo::Backup(src) => {
-            let dest = Repository::open_for_backup(dest, backup_key(ctx)?)?;
+            let dest = Repository::open_for_backup(dest, ctx.load_backup_key()?)?;
             lifeboat_ops::copy(&src, &dest, None, &opts, &ctx.bars)?
         }
     };
@@ -91,9 +91,10 @@ fn print(o: &CopyOutcome, url: &str) -> Result<()> {
     Ok(())
 }
 
-/// The replica of `[copy] to`, if the config names one (a replica that
-/// cannot be opened is left out with a warning: status still prints).
-pub fn configured(ctx: &Ctx) -> Vec<lifeboat_ops::Replica> {
+/// The replica of `[copy] to`, if the config names one, with what it
+/// forgot read with `repo`'s key (signed records only). A replica that
+/// cannot be opened is left out with a warning: status still prints.
+pub fn configured(ctx: &Ctx, repo: &AnyRepo) -> Vec<lifeboat_ops::Replica> {
     let Some(to) = ctx
         .config
         .copy()
@@ -103,48 +104,30 @@ pub fn configured(ctx: &Ctx) -> Vec<lifeboat_ops::Replica> {
     else {
         return Vec::new();
     };
-    match ctx.replica_backend(&to, &Default::default()) {
-        Ok(backend) => {
-            // What it forgot, read with whichever key is at hand (signed
-            // records only); without, every snapshot it lacks is missing.
-            let forgotten = match ctx.open_any() {
-                Ok(AnyRepo::Backup(_)) => backup_key(ctx)
-                    .and_then(|k| Ok(Repository::open_for_backup(backend.clone(), k)?))
-                    .and_then(|r| Ok(r.forgotten()?)),
-                Ok(AnyRepo::Full(_)) => ctx
-                    .load_restore_key()
-                    .and_then(|k| {
-                        Ok(Repository::open_for_restore_with(
-                            backend.clone(),
-                            &k,
-                            &ctx.open_options(),
-                        )?)
-                    })
-                    .and_then(|r| Ok(r.forgotten()?)),
-                Err(e) => Err(e),
-            };
-            let forgotten = forgotten.unwrap_or_else(|e| {
-                tracing::warn!("the copy at {to}: {e:#}");
-                Default::default()
-            });
-            vec![lifeboat_ops::Replica {
-                to,
-                backend,
-                forgotten,
-            }]
-        }
+    let backend = match ctx.replica_backend(&to, &Default::default()) {
+        Ok(b) => b,
         Err(e) => {
             tracing::warn!("the copy at {to} cannot be opened: {e:#}");
-            Vec::new()
+            return Vec::new();
         }
-    }
-}
-
-fn backup_key(ctx: &Ctx) -> Result<BackupKey> {
-    let path = ctx.global.backup_key_file.as_deref().ok_or_else(|| {
-        exit::usage("no backup key given: pass --backup-key-file or set LIFEBOAT_BACKUP_KEY_FILE")
-    })?;
-    Ok(BackupKey::load(path)?)
+    };
+    // The metadata identity is all `forgotten/` needs: the backup key's
+    // part, which a restore key holds too.
+    let key = match repo {
+        AnyRepo::Full(r) => Ok(r.backup_key()),
+        AnyRepo::Backup(_) => ctx.load_backup_key(),
+    };
+    let forgotten = key
+        .and_then(|k| Ok(Repository::open_for_backup(backend.clone(), k)?.forgotten()?))
+        .unwrap_or_else(|e| {
+            tracing::warn!("the copy at {to}: {e:#}");
+            Default::default()
+        });
+    vec![lifeboat_ops::Replica {
+        to,
+        backend,
+        forgotten,
+    }]
 }
 
 /// `init --repo REPLICA --replica-of SOURCE`.
@@ -166,7 +149,7 @@ pub fn init_replica(ctx: &Ctx, args: &InitArgs, source_url: &str) -> Result<Code
                 .clone()
         }
         false => {
-            let key = backup_key(ctx)?;
+            let key = ctx.load_backup_key()?;
             let src = Repository::open_for_backup(source, key.clone())?;
             src.init_replica(&dest)?;
             Repository::open_for_backup(dest.clone(), key)?

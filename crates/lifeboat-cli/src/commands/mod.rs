@@ -424,14 +424,17 @@ impl Ctx {
         }
     }
 
-    pub fn open_backup(&self) -> Result<Repository<BackupAccess>> {
+    pub fn load_backup_key(&self) -> Result<BackupKey> {
         let path = self.global.backup_key_file.as_deref().ok_or_else(|| {
             exit::usage(
                 "no backup key given: pass --backup-key-file or set LIFEBOAT_BACKUP_KEY_FILE",
             )
         })?;
-        let key = BackupKey::load(path)?;
-        let repo = Repository::open_for_backup(self.backend()?, key)?;
+        Ok(BackupKey::load(path)?)
+    }
+
+    pub fn open_backup(&self) -> Result<Repository<BackupAccess>> {
+        let repo = Repository::open_for_backup(self.backend()?, self.load_backup_key()?)?;
         self.remember(AnyRepo::Backup(repo.clone()));
         Ok(repo)
     }

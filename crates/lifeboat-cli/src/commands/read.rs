@@ -10,14 +10,15 @@ use crate::cli::ShowArgs;
 use crate::exit::Code;
 
 pub fn snapshots(ctx: &Ctx) -> Result<Code> {
-    let (list, bad) = match ctx.open_any()? {
+    let repo = ctx.open_any()?;
+    let (list, bad) = match &repo {
         AnyRepo::Backup(r) => r.snapshots()?,
         AnyRepo::Full(r) => r.snapshots()?,
     };
     for u in &bad {
         tracing::warn!("unreadable snapshot file {}: {}", u.file, u.detail);
     }
-    let copies: Vec<_> = super::copy::configured(ctx)
+    let copies: Vec<_> = super::copy::configured(ctx, &repo)
         .iter()
         .map(|r| lifeboat_ops::copy_holding(r, &list))
         .collect();

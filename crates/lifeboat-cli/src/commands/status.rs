@@ -52,14 +52,14 @@ pub fn report(ctx: &Ctx, args: &ReportArgs) -> Result<Code> {
 
 pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<Code> {
     let objectives = objectives(ctx)?;
+    let repo = ctx.open_any()?;
     let opts = StatusOptions {
         objectives,
         recent_runs: args.runs,
         sources: configured_sources(ctx),
         now: Utc::now(),
-        copies: super::copy::configured(ctx),
+        copies: super::copy::configured(ctx, &repo),
     };
-    let repo = ctx.open_any()?;
     let st = with_repo!(repo, r => lifeboat_ops::status(r, &opts))?;
     if args.prometheus {
         print!("{}", prometheus(&st));
