@@ -4,6 +4,7 @@
 #   scripts/bench.sh store [SIZE_MIB]   # default 1024
 #   scripts/bench.sh mysql [SCALE_MB]   # default 1000: the generated clinic DB
 #   scripts/bench.sh objects [COUNT] [MAX_MIB]  # default 5000 objects up to 50 MiB
+#   scripts/bench.sh objects-scale [COUNT]      # default 1,000,000 small objects
 #   scripts/bench.sh pitr [SCALE_MB] [LOAD_SECS] [FLUSH_SECS]  # default 1000, 600, 60
 #
 # store: ingest of a stream (half incompressible, half SQL-like text) into a
@@ -21,11 +22,14 @@ fi
 if [ "$what" = pitr ]; then
     exec bash scripts/bench-pitr.sh "${2:-1000}" "${3:-600}" "${4:-60}"
 fi
+if [ "$what" = objects-scale ]; then
+    exec bash scripts/bench-objects-scale.sh "${2:-1000000}"
+fi
 if [ "$what" = objects ]; then
     exec bash scripts/bench-objects.sh "${2:-5000}" "${3:-50}"
 fi
 SIZE_MIB=${2:-1024}
-[ "$what" = store ] || { echo "usage: $0 store [SIZE_MIB] | mysql [SCALE_MB] | objects [COUNT] [MAX_MIB] | pitr [SCALE_MB] [LOAD_SECS] [FLUSH_SECS]" >&2; exit 2; }
+[ "$what" = store ] || { echo "usage: $0 store [SIZE_MIB] | mysql [SCALE_MB] | objects [COUNT] [MAX_MIB] | objects-scale [COUNT] | pitr [SCALE_MB] [LOAD_SECS] [FLUSH_SECS]" >&2; exit 2; }
 
 scripts/dev-services.sh install
 command -v restic >/dev/null || { sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_=sudo; $sudo_ apt-get install -y -qq restic >/dev/null 2>&1 || true; }

@@ -1,15 +1,16 @@
 //! Backing up a bucket or a directory into a backup session.
 //!
 //! ```text
-//! list (all pages) -> plan per object: carry | refresh headers | fetch
+//! list (pages in key order, merged with the previous state, a window
+//!      of objects at a time) -> plan per object: carry | refresh | fetch
 //! fetch: ranged GETs pinned to the listed ETag, `connections` in flight,
 //!        results in key order -> one item per object (this thread)
 //! carry: the previous snapshot's blobs, by reference, nothing downloaded
 //! ```
-//! Memory: the listing and the state (a few hundred bytes per object) plus
-//! `connections` ranges of `range_size` bytes in flight.
+//! Memory: a window of the listing and of the state (a few MiB), 16 bytes
+//! per object of the previous state, and `connections` ranges of
+//! `range_size` bytes in flight.
 
-use std::collections::HashSet;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
@@ -23,7 +24,7 @@ use serde::Serialize;
 use crate::bucket::{Bucket, Fetched, Remote};
 use crate::error::{Error, Result};
 use crate::meta::{Headers, Listed, ObjectMeta};
-use crate::state::{self, Details, Entry, KeyHasher, State};
+use crate::state::{self, Details, Entry, KeyHasher};
 use crate::{dir, SOURCE};
 
 /// What to back up.
@@ -164,11 +165,65 @@ impl Piece {
 /// How often an object that changes while it is read is tried again.
 const CHANGE_ROUNDS: usize = 3;
 
+/// Objects planned at a time: their listing entries, plans and new state
+/// entries are what memory holds of the bucket (a few MiB), whatever its size.
+const WINDOW: usize = 16_384;
+
+/// The objects of a source in key order, as they are listed.
+enum Listing {
+    Bucket(crate::bucket::Pages),
+    Dir(dir::Walk),
+}
+
+impl Iterator for Listing {
+    type Item = Result<Listed>;
+
+    fn next(&mut self) -> Option<Result<Listed>> {
+        match self {
+            Listing::Bucket(p) => p.next(),
+            Listing::Dir(w) => w.next(),
+        }
+    }
+}
+
+/// What to do with a listed object, given the previous state's entry for it.
+fn plan<A: Access>(
+    session: &BackupSession<A>,
+    source: &Source,
+    o: &Listed,
+    previous: Option<Entry>,
+) -> Plan {
+    match previous {
+        Some(e)
+            if e.size == o.size
+                && e.etag() == o.etag
+                && !o.etag.is_empty()
+                && e.details().is_some()
+                && session.knows_blobs(&e.needed_blobs()) =>
+        {
+            let same_time = e.last_modified() == o.last_modified.as_deref();
+            match e.details() {
+                _ if same_time || matches!(source, Source::Dir(_)) => Plan::Carry(e),
+                // New headers are merged into the meta in clear; sealed
+                // meta cannot be, so the object is read again.
+                Some(Details::Clear) => Plan::Refresh(e),
+                _ => Plan::Fetch,
+            }
+        }
+        _ => Plan::Fetch,
+    }
+}
+
 /// Back up `source` into `session` as one `objects` item per object, with
 /// the object list stored as the source's state for the next run. A failed
 /// listing or read returns an error and the caller aborts the session: no
 /// snapshot. Too many deletions set [`ObjectsReport::alarm`] but store the
 /// snapshot anyway (the caller reports it).
+///
+/// The listing, the previous state and the new state are streams in key
+/// order, worked through [`WINDOW`] objects at a time: memory does not
+/// grow with the number of objects, but for 16 bytes per object of the
+/// previous state (see [`state::Previous`]).
 pub fn backup<A: Access>(
     session: &mut BackupSession<A>,
     repo: &Repository<A>,
@@ -177,91 +232,89 @@ pub fn backup<A: Access>(
     bars: &dyn ProgressBars,
 ) -> Result<ObjectsReport> {
     let location = source.location();
-    let previous = state::previous(repo, &location)?;
-    let (listed, skipped) = match source {
-        Source::Bucket(b) => (b.list()?, Vec::new()),
-        Source::Dir(p) => dir::list(p)?,
+    let mut previous = state::Previous::open(repo, &location)?;
+    let mut listing = match source {
+        Source::Bucket(b) => Listing::Bucket(b.listing()),
+        Source::Dir(p) => Listing::Dir(dir::Walk::new(p)?),
     };
-    for s in &skipped {
-        tracing::warn!("skipped {s}");
-    }
     let sealed = session.seals_item_info();
     let hasher = KeyHasher::new(session.derived_key("objects key"));
-    let keys: Vec<String> = listed.iter().map(|o| hasher.hash(&o.key)).collect();
     let mut report = ObjectsReport {
         location: location.clone(),
-        skipped,
+        previous_objects: previous.as_ref().map(|p| p.count),
         ..Default::default()
     };
-    let mut prev = previous.map(State::into_map);
-    if let Some(prev) = &prev {
-        let now: HashSet<&String> = keys.iter().collect();
-        report.previous_objects = Some(prev.len() as u64);
-        report.deleted = prev.keys().filter(|k| !now.contains(k)).count() as u64;
-    }
-    let mut plans = Vec::with_capacity(listed.len());
-    let mut to_fetch = 0u64;
-    for (o, k) in listed.iter().zip(&keys) {
-        let plan = match prev.as_mut().and_then(|p| p.remove(k)) {
-            Some(e)
-                if e.size == o.size
-                    && e.etag() == o.etag
-                    && !o.etag.is_empty()
-                    && e.details().is_some()
-                    && session.knows_blobs(&e.needed_blobs()) =>
-            {
-                let same_time = e.last_modified() == o.last_modified.as_deref();
-                match e.details() {
-                    _ if same_time || matches!(source, Source::Dir(_)) => Plan::Carry(e),
-                    // New headers are merged into the meta in clear; sealed
-                    // meta cannot be, so the object is read again.
-                    Some(Details::Clear { .. }) => Plan::Refresh(e),
-                    _ => {
-                        to_fetch += o.size;
-                        Plan::Fetch
-                    }
-                }
-            }
-            _ => {
-                to_fetch += o.size;
-                Plan::Fetch
-            }
-        };
-        plans.push(plan);
-    }
-    drop(prev);
+    let mut writer = state::Writer::new(
+        &location,
+        if sealed { state::SEALED } else { state::CLEAR },
+        previous
+            .as_ref()
+            .map(|p| p.reusable().clone())
+            .unwrap_or_default(),
+    );
     let bar = bars.bytes("objects");
-    bar.set_length(to_fetch);
-    let mut run = Run {
-        session,
-        state: State::new(&location, if sealed { state::SEALED } else { state::CLEAR }),
-        info: sealed.then(InfoBatch::default),
-        report,
-        listed: &listed,
-        keys: &keys,
-        bar: &*bar,
-    };
-    match source {
-        Source::Bucket(b) => {
-            let retry = run.read_bucket(b, plans, opts)?;
-            run.retry_changed(b, retry, opts)?;
-            let c = b.counters();
-            run.report.requests = Requests {
-                lists: c.lists.load(std::sync::atomic::Ordering::Relaxed),
-                gets: c.gets.load(std::sync::atomic::Ordering::Relaxed),
-                heads: c.heads.load(std::sync::atomic::Ordering::Relaxed),
-            };
+    let mut to_fetch = 0u64;
+    loop {
+        let (mut listed, mut keys, mut plans) = (Vec::new(), Vec::new(), Vec::new());
+        let mut fetches = 0;
+        while listed.len() < WINDOW && fetches < INFO_LINES {
+            let Some(o) = listing.next() else { break };
+            let o = o?;
+            let k = hasher.hash(&o.key);
+            let p = plan(
+                session,
+                source,
+                &o,
+                previous.as_mut().and_then(|p| p.take(&k)),
+            );
+            if matches!(p, Plan::Fetch) {
+                to_fetch += o.size;
+                fetches += 1;
+            }
+            listed.push(o);
+            keys.push(k);
+            plans.push(p);
         }
-        Source::Dir(root) => run.read_dir(root, plans)?,
+        if listed.is_empty() {
+            break;
+        }
+        bar.set_length(to_fetch);
+        let mut run = Run {
+            session,
+            slots: (0..listed.len()).map(|_| None).collect(),
+            info: sealed.then(InfoBatch::default),
+            report: &mut report,
+            listed: &listed,
+            keys: &keys,
+            bar: &*bar,
+        };
+        match source {
+            Source::Bucket(b) => {
+                let retry = run.read_bucket(b, plans, opts)?;
+                run.retry_changed(b, retry, opts)?;
+            }
+            Source::Dir(root) => run.read_dir(root, plans)?,
+        }
+        run.finish(&mut writer)?;
     }
     bar.finish();
-    run.flush_info()?;
-    let Run {
-        session,
-        state,
-        mut report,
-        ..
-    } = run;
+    if let Listing::Dir(walk) = listing {
+        report.skipped = walk.skipped;
+    }
+    for s in &report.skipped {
+        tracing::warn!("skipped {s}");
+    }
+    if let Source::Bucket(b) = source {
+        let c = b.counters();
+        report.requests = Requests {
+            lists: c.lists.load(std::sync::atomic::Ordering::Relaxed),
+            gets: c.gets.load(std::sync::atomic::Ordering::Relaxed),
+            heads: c.heads.load(std::sync::atomic::Ordering::Relaxed),
+        };
+    }
+    if let Some(p) = &previous {
+        report.deleted = p.count.saturating_sub(p.matched);
+    }
     if let Some(prev_n) = report.previous_objects.filter(|n| *n > 0) {
         let share = report.deleted as f64 / prev_n as f64;
         if share > opts.max_deleted_share {
@@ -275,8 +328,13 @@ pub fn backup<A: Access>(
             ));
         }
     }
-    let state_json = serde_json::to_vec(&state).expect("state serializes");
-    session.set_source_state(SOURCE, &state_json)?;
+    drop(previous);
+    tracing::debug!(
+        "object list: {} parts written, {} unchanged",
+        writer.written,
+        writer.reused
+    );
+    writer.finish(session)?;
     let mut facts = serde_json::to_value(&report).expect("report serializes");
     if let Some(f) = facts.as_object_mut() {
         // Keys of vanished or skipped files are for the operator's log, not
@@ -293,7 +351,7 @@ pub fn backup<A: Access>(
 #[derive(Default)]
 struct InfoBatch {
     infos: Vec<ItemInfo>,
-    /// The state entries (indexes into `State::objects`) of the lines, in order.
+    /// The objects (indexes into the window) of the lines, in order.
     entries: Vec<usize>,
 }
 
@@ -301,27 +359,30 @@ struct InfoBatch {
 /// object reads a blob of some 100 KiB sealed.
 const INFO_LINES: usize = 1024;
 
+/// One window of objects being backed up.
 struct Run<'a, 's, A: Access> {
     session: &'s mut BackupSession<A>,
-    state: State,
+    /// The new state entry of each object of the window, once recorded.
+    slots: Vec<Option<Entry>>,
     /// Format 3: details go into info blobs; `None` writes them in clear
     /// (a format-2 repository).
     info: Option<InfoBatch>,
-    report: ObjectsReport,
+    report: &'a mut ObjectsReport,
     listed: &'a [Listed],
     keys: &'a [String],
     bar: &'a dyn Progress,
 }
 
 impl<A: Access> Run<'_, '_, A> {
-    /// Keep an object whose details (SHA-256, meta) this run knows: in the
-    /// state in clear (format 2), or as a line of the next info blob.
+    /// Keep an object read by this run: its state entry, with its details
+    /// (SHA-256, meta) in clear (format 2) or as a line of the next info
+    /// blob. Its manifest line is written with the window's.
     fn record(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) -> Result<()> {
-        self.report.objects += 1;
-        self.report.bytes += item.size;
+        self.report.fetched += 1;
+        self.report.fetched_bytes += item.size;
         let k = self.keys[idx].clone();
         let Some(batch) = self.info.as_mut() else {
-            self.state.objects.push(Entry {
+            self.slots[idx] = Some(Entry {
                 k,
                 size: item.size,
                 sha256: Some(item.sha256),
@@ -335,8 +396,8 @@ impl<A: Access> Run<'_, '_, A> {
             sha256: item.sha256,
             meta: serde_json::to_value(&meta).expect("meta serializes"),
         });
-        batch.entries.push(self.state.objects.len());
-        self.state.objects.push(Entry {
+        batch.entries.push(idx);
+        self.slots[idx] = Some(Entry {
             k,
             size: item.size,
             blobs: item.blobs,
@@ -358,22 +419,52 @@ impl<A: Access> Run<'_, '_, A> {
         let infos = std::mem::take(&mut batch.infos);
         let entries = std::mem::take(&mut batch.entries);
         let refs = self.session.put_info_blob(SOURCE, &infos)?;
-        for (r, e) in refs.into_iter().zip(entries) {
-            self.state.objects[e].info = Some(r);
+        for (r, idx) in refs.into_iter().zip(entries) {
+            if let Some(e) = self.slots[idx].as_mut() {
+                e.info = Some(r);
+            }
         }
         Ok(())
     }
 
-    fn record_fetched(&mut self, idx: usize, item: ManifestItem, meta: ObjectMeta) -> Result<()> {
-        self.report.fetched += 1;
-        self.report.fetched_bytes += item.size;
-        self.record(idx, item, meta)
+    /// End of the window: the manifest lines of its objects, in key order
+    /// and in one form whether an object was read tonight or carried over
+    /// (so that the manifest of an unchanged night is the same bytes and
+    /// deduplicates), and their state entries, handed to `writer`.
+    fn finish(mut self, writer: &mut state::Writer) -> Result<()> {
+        self.flush_info()?;
+        for (idx, slot) in std::mem::take(&mut self.slots).into_iter().enumerate() {
+            let Some(e) = slot else { continue };
+            let (sha256, meta) = match (&e.sha256, &e.meta) {
+                (Some(sha), Some(meta)) => (
+                    sha.clone(),
+                    serde_json::to_value(meta).expect("meta serializes"),
+                ),
+                _ => (String::new(), serde_json::Value::Null),
+            };
+            let item = self.session.carry_item(ManifestItem {
+                name: self.listed[idx].key.clone(),
+                source: SOURCE.into(),
+                kind: "object".into(),
+                size: e.size,
+                sha256,
+                blobs: e.blobs.clone(),
+                meta,
+                info: e.info,
+            })?;
+            self.report.objects += 1;
+            self.report.bytes += item.size;
+            writer.push(self.session, e)?;
+        }
+        Ok(())
     }
 
     fn carry(&mut self, idx: usize, entry: Entry, fresh: Option<(&Listed, Headers)>) -> Result<()> {
-        let details = match entry.details() {
-            Some(Details::Clear { sha256, meta }) => Some((sha256.to_string(), meta.clone())),
-            Some(Details::Sealed) => None,
+        let mut entry = match entry.details() {
+            Some(_) => Entry {
+                k: self.keys[idx].clone(),
+                ..entry
+            },
             None => {
                 return Err(Error::Internal(format!(
                     "object {} planned to be carried without its details",
@@ -381,45 +472,18 @@ impl<A: Access> Run<'_, '_, A> {
                 )))
             }
         };
-        let name = self.listed[idx].key.clone();
         self.report.carried += 1;
-        let Some((sha256, mut meta)) = details else {
-            // Sealed details: the item refers to the same info line, unread.
-            let item = self.session.carry_item(ManifestItem {
-                name,
-                source: SOURCE.into(),
-                kind: "object".into(),
-                size: entry.size,
-                sha256: String::new(),
-                blobs: entry.blobs.clone(),
-                meta: serde_json::Value::Null,
-                info: entry.info,
-            })?;
-            self.report.objects += 1;
-            self.report.bytes += item.size;
-            self.state.objects.push(Entry {
-                k: self.keys[idx].clone(),
-                ..entry
-            });
-            return Ok(());
-        };
-        if let Some((l, h)) = fresh {
-            meta.last_modified = l.last_modified.clone();
-            meta.headers = h;
-        } else {
-            meta.last_modified = self.listed[idx].last_modified.clone();
+        // Details in clear take tonight's Last-Modified and headers.
+        if let Some(meta) = entry.meta.as_mut() {
+            if let Some((l, h)) = fresh {
+                meta.last_modified = l.last_modified.clone();
+                meta.headers = h;
+            } else {
+                meta.last_modified = self.listed[idx].last_modified.clone();
+            }
         }
-        let item = self.session.carry_item(ManifestItem {
-            name,
-            source: SOURCE.into(),
-            kind: "object".into(),
-            size: entry.size,
-            sha256,
-            blobs: entry.blobs,
-            meta: serde_json::to_value(&meta).expect("meta serializes"),
-            info: None,
-        })?;
-        self.record(idx, item, meta)
+        self.slots[idx] = Some(entry);
+        Ok(())
     }
 
     /// Carry every planned carry before `until`.
@@ -479,8 +543,9 @@ impl<A: Access> Run<'_, '_, A> {
                 headers: Headers::default(),
                 mode: dir::mode(&fmeta),
             };
-            let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-            self.record_fetched(idx, item, meta)?;
+            let item =
+                item.finish_unlisted(serde_json::to_value(&meta).expect("meta serializes"))?;
+            self.record(idx, item, meta)?;
         }
         Ok(())
     }
@@ -645,8 +710,8 @@ impl<A: Access> Run<'_, '_, A> {
             headers: headers.unwrap_or_default(),
             mode: None,
         };
-        let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-        self.record_fetched(idx, item, meta)?;
+        let item = item.finish_unlisted(serde_json::to_value(&meta).expect("meta serializes"))?;
+        self.record(idx, item, meta)?;
         Ok(true)
     }
 
@@ -700,8 +765,9 @@ impl<A: Access> Run<'_, '_, A> {
                     headers,
                     mode: None,
                 };
-                let item = item.finish(serde_json::to_value(&meta).expect("meta serializes"))?;
-                self.record_fetched(idx, item, meta)?;
+                let item =
+                    item.finish_unlisted(serde_json::to_value(&meta).expect("meta serializes"))?;
+                self.record(idx, item, meta)?;
             }
             retry = again;
         }

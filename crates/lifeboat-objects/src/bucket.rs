@@ -120,6 +120,38 @@ fn headers_of(
     }
 }
 
+/// Listing pages fetched ahead of the one being worked on.
+const LIST_AHEAD: usize = 4;
+
+/// A bucket listing as it arrives: see [`Bucket::listing`].
+pub(crate) struct Pages {
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<Listed>>>,
+    page: std::vec::IntoIter<Listed>,
+    last: Option<String>,
+}
+
+impl Iterator for Pages {
+    type Item = Result<Listed>;
+
+    fn next(&mut self) -> Option<Result<Listed>> {
+        loop {
+            if let Some(o) = self.page.next() {
+                // A key listed twice (across pages of a listing that moved)
+                // is one object.
+                if self.last.as_deref() == Some(o.key.as_str()) {
+                    continue;
+                }
+                self.last = Some(o.key.clone());
+                return Some(Ok(o));
+            }
+            match self.rx.blocking_recv()? {
+                Ok(page) => self.page = page.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 impl Bucket {
     /// Connect (lazily: nothing is sent until the first request).
     pub fn open(opts: &BucketOptions) -> Result<Self> {
@@ -174,35 +206,60 @@ impl Bucket {
     /// Every object under the prefix, sorted by key. Any failed page fails
     /// the whole listing: a partial list must never look like deletions.
     pub fn list(&self) -> Result<Vec<Listed>> {
-        self.rt.block_on(async {
-            let mut out = Vec::new();
-            let r = &self.remote;
+        let mut out = self.listing().collect::<Result<Vec<_>>>()?;
+        out.sort_by(|a, b| a.key.cmp(&b.key));
+        out.dedup_by(|a, b| a.key == b.key);
+        Ok(out)
+    }
+
+    /// Every object under the prefix in the server's (key) order, page by
+    /// page: a few pages are fetched ahead while the caller works. A failed
+    /// page ends the listing with its error.
+    pub(crate) fn listing(&self) -> Pages {
+        let (tx, rx) = tokio::sync::mpsc::channel(LIST_AHEAD);
+        let r = self.remote.clone();
+        let prefix = self.prefix.clone();
+        self.rt.spawn(async move {
             let mut pages = r
                 .client
                 .list_objects_v2()
                 .bucket(&r.bucket)
-                .prefix(&self.prefix)
+                .prefix(&prefix)
                 .into_paginator()
                 .send();
             while let Some(page) = pages.next().await {
                 r.counters.lists.fetch_add(1, Ordering::Relaxed);
-                let page = page.map_err(|e| r.sdk_error("listing", &self.prefix, e))?;
-                for obj in page.contents() {
-                    let Some(key) = obj.key() else { continue };
-                    out.push(Listed {
-                        key: key.to_string(),
-                        size: obj.size().unwrap_or(0).max(0) as u64,
-                        etag: unquote(obj.e_tag().unwrap_or("")),
-                        last_modified: obj
-                            .last_modified()
-                            .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),
-                    });
+                let page = match page {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let _ = tx.send(Err(r.sdk_error("listing", &prefix, e))).await;
+                        return;
+                    }
+                };
+                let objects = page
+                    .contents()
+                    .iter()
+                    .filter_map(|obj| {
+                        Some(Listed {
+                            key: obj.key()?.to_string(),
+                            size: obj.size().unwrap_or(0).max(0) as u64,
+                            etag: unquote(obj.e_tag().unwrap_or("")),
+                            last_modified: obj
+                                .last_modified()
+                                .and_then(|t| t.fmt(DateTimeFormat::DateTime).ok()),
+                        })
+                    })
+                    .collect();
+                if tx.send(Ok(objects)).await.is_err() {
+                    return;
                 }
             }
-            out.sort_by(|a, b| a.key.cmp(&b.key));
-            out.dedup_by(|a, b| a.key == b.key);
-            Ok(out)
-        })
+        });
+        Pages {
+            rx,
+            page: Vec::new().into_iter(),
+            last: None,
+        }
     }
 
     /// Whether nothing is stored under the prefix.

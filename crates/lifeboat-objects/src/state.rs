@@ -3,7 +3,17 @@
 //! with the backup key): per object a keyed hash of its key, its size and
 //! blob ids, and what decides whether it changed (ETag, Last-Modified).
 //!
-//! Two versions (docs/FORMAT.md, "state/ files"):
+//! A state is stored in parts (state format 3, docs/FORMAT.md, "state/
+//! files"): a head naming the location and the object count, and the
+//! entries in key order, cut into parts where an entry's keyed hash says so
+//! (content-defined, about [`PART_ENTRIES`] entries each). A part whose
+//! entries did not change is the same file as the night before: an
+//! unchanged night writes no part. The previous state is read as a stream
+//! beside the listing, which comes in the same key order: memory holds one
+//! part and 16 bytes per object of the previous state, never the list.
+//!
+//! Each part (and the single-file state older versions wrote) is a
+//! [`State`] with one of two entry versions:
 //! - 2 (repositories in format 3): an object's SHA-256 and meta (headers,
 //!   user metadata, content-disposition: a patient's name may be in it) are
 //!   not here but in an info blob sealed to the data recipient; the entry
@@ -12,12 +22,12 @@
 //!   key. Written only into format-2 repositories; `lifeboat upgrade`
 //!   rewrites every such state without them ([`scrub`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 
 use hmac::{Hmac, Mac};
-use lifeboat_store::{Access, BlobId, InfoRef, Repository};
+use lifeboat_store::{Access, BackupSession, BlobId, InfoRef, Repository, Snapshot};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::error::Result;
 use crate::meta::ObjectMeta;
@@ -27,6 +37,25 @@ use crate::SOURCE;
 pub(crate) const SEALED: u32 = 2;
 /// The state format with details in clear (format 2 repositories).
 pub(crate) const CLEAR: u32 = 1;
+/// The head of a state stored in parts.
+pub(crate) const CHUNKED: u32 = 3;
+
+/// Entries per part on average: a part ends after an entry whose keyed
+/// hash is 0 modulo this (about 200 KiB of JSON, 100 KiB sealed).
+pub(crate) const PART_ENTRIES: u32 = 2048;
+/// A part ends here whatever the hashes say.
+const MAX_PART_ENTRIES: usize = 16 * PART_ENTRIES as usize;
+
+/// The head of a state in parts (the `state` file; its parts are the
+/// summary's `state_parts`, in key order). It has no `objects` list, so a
+/// reader of single-file states finds it unreadable rather than empty.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Head {
+    version: u32,
+    location: String,
+    /// Entries in all parts.
+    count: u64,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct State {
@@ -60,12 +89,9 @@ pub(crate) struct Entry {
 
 /// What an entry says about its object's content, when it says enough to
 /// carry the object over unread.
-pub(crate) enum Details<'a> {
+pub(crate) enum Details {
     /// SHA-256 and meta in clear (a version-1 entry).
-    Clear {
-        sha256: &'a str,
-        meta: &'a ObjectMeta,
-    },
+    Clear,
     /// Sealed in an info blob's line (a version-2 entry).
     Sealed,
 }
@@ -82,9 +108,9 @@ impl Entry {
         }
     }
 
-    pub fn details(&self) -> Option<Details<'_>> {
+    pub fn details(&self) -> Option<Details> {
         match (&self.sha256, &self.meta, self.info) {
-            (Some(sha256), Some(meta), _) => Some(Details::Clear { sha256, meta }),
+            (Some(_), Some(_), _) => Some(Details::Clear),
             (_, _, Some(_)) => Some(Details::Sealed),
             _ => None,
         }
@@ -95,20 +121,6 @@ impl Entry {
         let mut v = self.blobs.clone();
         v.extend(self.info.map(|i| i.blob));
         v
-    }
-}
-
-impl State {
-    pub fn new(location: &str, version: u32) -> Self {
-        State {
-            version,
-            location: location.to_string(),
-            objects: Vec::new(),
-        }
-    }
-
-    pub fn into_map(self) -> HashMap<String, Entry> {
-        self.objects.into_iter().map(|e| (e.k.clone(), e)).collect()
     }
 }
 
@@ -128,43 +140,287 @@ impl KeyHasher {
     }
 }
 
-/// The state of the newest snapshot that backed up `location`. An
-/// unreadable state is not fatal: the backup reads everything again.
-pub(crate) fn previous<A: Access>(repo: &Repository<A>, location: &str) -> Result<Option<State>> {
-    let (snapshots, _) = repo.snapshots()?;
-    for snap in snapshots.iter().rev() {
-        let Some(summary) = snap.snapshot.sources.get(SOURCE) else {
-            continue;
-        };
-        if summary.facts.get("location").and_then(|l| l.as_str()) != Some(location) {
-            continue;
-        }
-        if summary.state.is_none() {
-            continue;
-        }
-        match repo.source_state(&snap.snapshot, SOURCE) {
-            Ok(Some(raw)) => match serde_json::from_slice::<State>(&raw) {
-                Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == location => {
-                    return Ok(Some(s))
-                }
-                Ok(_) => tracing::warn!(
-                    "the object list of snapshot {} has another format: reading every object",
-                    snap.id.short()
-                ),
-                Err(e) => tracing::warn!(
-                    "the object list of snapshot {} is unreadable ({e}): reading every object",
-                    snap.id.short()
-                ),
-            },
-            Ok(None) => {}
-            Err(e) => tracing::warn!(
-                "the object list of snapshot {} is unreadable ({e}): reading every object",
-                snap.id.short()
-            ),
-        }
-        return Ok(None);
+/// The first 128 bits of an entry's keyed hash, or `None` if `k` is not one.
+fn key_bits(k: &str) -> Option<u128> {
+    if k.len() != 64 {
+        return None;
     }
-    Ok(None)
+    u128::from_str_radix(&k[..32], 16).ok()
+}
+
+/// Whether a part ends after the entry with keyed hash `k`.
+fn cuts_after(k: &str) -> bool {
+    k.get(56..)
+        .and_then(|tail| u32::from_str_radix(tail, 16).ok())
+        .is_some_and(|v| v % PART_ENTRIES == 0)
+}
+
+/// A state's entries as a stream, with the keyed hashes of all of them
+/// (16 bytes each) to tell a listed key that is new from one further on.
+pub(crate) struct Previous<'r, A: Access> {
+    repo: &'r Repository<A>,
+    snapshot: Snapshot,
+    /// Parts not yet read, in order.
+    parts: VecDeque<String>,
+    current: std::vec::IntoIter<Entry>,
+    keys: Vec<u128>,
+    /// Entries in the state.
+    pub count: u64,
+    /// Entries handed out by [`take`](Self::take).
+    pub matched: u64,
+    /// Parts read and checked, by the SHA-256 of their plaintext.
+    reusable: HashMap<[u8; 32], String>,
+    location: String,
+    /// The snapshot's short id, for warnings.
+    id: String,
+}
+
+/// Why a previous state is not used (the backup then reads every object).
+fn unusable(snapshot: &str, why: impl std::fmt::Display) {
+    tracing::warn!(
+        "the object list of snapshot {snapshot} is unreadable ({why}): reading every object"
+    );
+}
+
+impl<'r, A: Access> Previous<'r, A> {
+    /// The state of the newest snapshot that backed up `location`. An
+    /// unreadable state is not fatal: the backup reads everything again.
+    pub fn open(repo: &'r Repository<A>, location: &str) -> Result<Option<Self>> {
+        let (snapshots, _) = repo.snapshots()?;
+        let Some(snap) = snapshots.into_iter().rev().find(|s| {
+            s.snapshot.sources.get(SOURCE).is_some_and(|summary| {
+                summary.facts.get("location").and_then(|l| l.as_str()) == Some(location)
+                    && summary.state.is_some()
+            })
+        }) else {
+            return Ok(None);
+        };
+        let (id, snapshot) = (snap.id.short(), snap.snapshot);
+        let raw = match repo.source_state(&snapshot, SOURCE) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(None),
+            Err(e) => {
+                unusable(&id, e);
+                return Ok(None);
+            }
+        };
+        let mut prev = Previous {
+            repo,
+            parts: VecDeque::new(),
+            current: Vec::new().into_iter(),
+            keys: Vec::new(),
+            count: 0,
+            matched: 0,
+            reusable: HashMap::new(),
+            location: location.to_string(),
+            snapshot,
+            id,
+        };
+        if let Ok(head) = serde_json::from_slice::<Head>(&raw) {
+            if head.version != CHUNKED || head.location != location {
+                unusable(&prev.id, "another format or location");
+                return Ok(None);
+            }
+            let names = prev.snapshot.sources[SOURCE].state_parts.clone();
+            prev.keys.reserve(head.count.min(1 << 24) as usize);
+            // First pass: the keys, and which parts read back as stored.
+            for name in &names {
+                let Some(part) = prev.read_part(name) else {
+                    return Ok(None);
+                };
+                for e in &part.objects {
+                    let Some(bits) = key_bits(&e.k) else {
+                        unusable(&prev.id, "an entry without a keyed hash");
+                        return Ok(None);
+                    };
+                    prev.keys.push(bits);
+                }
+            }
+            prev.parts = names.into();
+        } else {
+            match serde_json::from_slice::<State>(&raw) {
+                Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == location => {
+                    for e in &s.objects {
+                        let Some(bits) = key_bits(&e.k) else {
+                            unusable(&prev.id, "an entry without a keyed hash");
+                            return Ok(None);
+                        };
+                        prev.keys.push(bits);
+                    }
+                    prev.current = s.objects.into_iter();
+                }
+                Ok(_) => {
+                    unusable(&prev.id, "another format or location");
+                    return Ok(None);
+                }
+                Err(e) => {
+                    unusable(&prev.id, e);
+                    return Ok(None);
+                }
+            }
+        }
+        prev.count = prev.keys.len() as u64;
+        prev.keys.sort_unstable();
+        Ok(Some(prev))
+    }
+
+    /// A part of the state, checked; remembered as reusable by the SHA-256
+    /// of its plaintext. `None` (with a warning) if it does not read.
+    fn read_part(&mut self, name: &str) -> Option<State> {
+        let raw = match self.repo.source_state_part(&self.snapshot, SOURCE, name) {
+            Ok(raw) => raw,
+            Err(e) => {
+                unusable(&self.id, e);
+                return None;
+            }
+        };
+        match serde_json::from_slice::<State>(&raw) {
+            Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == self.location => {
+                self.reusable
+                    .insert(Sha256::digest(&raw).into(), name.to_string());
+                Some(s)
+            }
+            Ok(_) => {
+                unusable(&self.id, "a part of another format or location");
+                None
+            }
+            Err(e) => {
+                unusable(&self.id, e);
+                None
+            }
+        }
+    }
+
+    fn next_entry(&mut self) -> Option<Entry> {
+        loop {
+            if let Some(e) = self.current.next() {
+                return Some(e);
+            }
+            let name = self.parts.pop_front()?;
+            match self.read_part(&name) {
+                Some(part) => self.current = part.objects.into_iter(),
+                None => {
+                    // Read before, not now: what is left counts as new.
+                    self.parts.clear();
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// The entry of the object whose keyed hash is `k`, if the state has
+    /// one. Keys must be asked for in the order the state was written
+    /// (the listing's key order): entries passed over are deleted objects.
+    /// Asked out of order, an entry passed over already is not found and
+    /// its object is read again (correct, only slower).
+    pub fn take(&mut self, k: &str) -> Option<Entry> {
+        let bits = key_bits(k)?;
+        self.keys.binary_search(&bits).ok()?;
+        while let Some(e) = self.next_entry() {
+            if e.k == k {
+                self.matched += 1;
+                return Some(e);
+            }
+        }
+        None
+    }
+
+    /// Parts read and checked, by the SHA-256 of their plaintext: a new
+    /// part with the same bytes is that file.
+    pub fn reusable(&self) -> &HashMap<[u8; 32], String> {
+        &self.reusable
+    }
+}
+
+/// Writes a state in parts, reusing a previous part whose bytes are the same.
+pub(crate) struct Writer {
+    location: String,
+    version: u32,
+    part: Vec<Entry>,
+    names: Vec<String>,
+    count: u64,
+    reusable: HashMap<[u8; 32], String>,
+    /// Parts written, and reused from the previous state.
+    pub written: u64,
+    /// Parts reused.
+    pub reused: u64,
+}
+
+impl Writer {
+    pub fn new(location: &str, version: u32, reusable: HashMap<[u8; 32], String>) -> Self {
+        Writer {
+            location: location.to_string(),
+            version,
+            part: Vec::new(),
+            names: Vec::new(),
+            count: 0,
+            reusable,
+            written: 0,
+            reused: 0,
+        }
+    }
+
+    /// Add the next entry (in key order).
+    pub fn push<A: Access>(&mut self, session: &BackupSession<A>, e: Entry) -> Result<()> {
+        // A format-2 repository keeps its single-file state (its upgrade
+        // rewrites state files, not parts): memory then grows with the list.
+        let cut =
+            self.version != CLEAR && (cuts_after(&e.k) || self.part.len() + 1 >= MAX_PART_ENTRIES);
+        self.part.push(e);
+        self.count += 1;
+        if cut {
+            self.flush(session)?;
+        }
+        Ok(())
+    }
+
+    fn flush<A: Access>(&mut self, session: &BackupSession<A>) -> Result<()> {
+        if self.part.is_empty() {
+            return Ok(());
+        }
+        let part = State {
+            version: self.version,
+            location: self.location.clone(),
+            objects: std::mem::take(&mut self.part),
+        };
+        let json = serde_json::to_vec(&part).expect("state serializes");
+        let sha: [u8; 32] = Sha256::digest(&json).into();
+        let name = match self.reusable.get(&sha) {
+            Some(name) => {
+                self.reused += 1;
+                name.clone()
+            }
+            None => {
+                self.written += 1;
+                session.write_state_part(&json)?
+            }
+        };
+        self.names.push(name);
+        Ok(())
+    }
+
+    /// Store the last part and the head, and name them in the session.
+    pub fn finish<A: Access>(mut self, session: &mut BackupSession<A>) -> Result<()> {
+        if self.version == CLEAR {
+            let state = State {
+                version: CLEAR,
+                location: self.location,
+                objects: self.part,
+            };
+            let json = serde_json::to_vec(&state).expect("state serializes");
+            return Ok(session.set_source_state(SOURCE, &json)?);
+        }
+        self.flush(session)?;
+        let head = Head {
+            version: CHUNKED,
+            location: self.location,
+            count: self.count,
+        };
+        let json = serde_json::to_vec(&head).expect("state serializes");
+        session.set_source_state(SOURCE, &json)?;
+        session.set_source_state_parts(SOURCE, self.names);
+        Ok(())
+    }
 }
 
 /// An objects state without what the backup key must not read: SHA-256s

@@ -65,7 +65,7 @@ type Pack = (PackId, Vec<u8>, Vec<PackEntry>);
 struct Shared<A: Access> {
     repo: Repository<A>,
     known: Index,
-    seen: Mutex<HashSet<BlobId>>,
+    seen: Mutex<crate::index::BlobSet>,
     dedup: DedupKey,
     uploaded: Mutex<Vec<IndexPack>>,
     error: Mutex<Option<Error>>,
@@ -208,15 +208,18 @@ fn worker<A: Access>(shared: Arc<Shared<A>>, jobs: Receiver<Job>, packs: Sender<
     let mut builder: Option<PackBuilder> = None;
     for job in jobs {
         let id = job.id.unwrap_or_else(|| shared.dedup.blob_id(&job.data));
-        let _ = job.reply.send((job.seq, id));
         if shared.known.contains(&id) {
+            let _ = job.reply.send((job.seq, id));
             continue;
         }
+        // Claimed before the id is answered: once a caller has an id,
+        // `knows_blobs` says so.
         let fresh = shared
             .seen
             .lock()
             .map(|mut s| s.insert(id))
             .unwrap_or(false);
+        let _ = job.reply.send((job.seq, id));
         if !fresh || shared.failed() {
             continue;
         }
@@ -300,6 +303,17 @@ fn uploader<A: Access>(shared: Arc<Shared<A>>, packs: Receiver<Pack>) {
     }
 }
 
+/// What [`BackupSession`] keeps of an item's name to find a second item
+/// of the same name: 128 bits of the SHA-256 of source and name.
+fn name_hash(source: &str, name: &str) -> u128 {
+    let mut h = Sha256::new();
+    h.update(source.as_bytes());
+    h.update([0]);
+    h.update(name.as_bytes());
+    let d = h.finalize();
+    u128::from_le_bytes(d[..16].try_into().expect("16 bytes"))
+}
+
 /// The tag a snapshot gets when a source failed.
 pub const PARTIAL_TAG: &str = "partial";
 
@@ -313,13 +327,18 @@ pub struct BackupSession<A: Access> {
     uploaders: Vec<JoinHandle<()>>,
     manifest: ItemState,
     manifest_blobs: Vec<BlobId>,
-    /// (source, name) of every item so far: names are unique per source.
-    names: HashSet<(String, String)>,
+    /// (source, name) of every item so far, as 128 bits of their SHA-256
+    /// (16 bytes an item, not the names: a million objects' keys are 100
+    /// MB): names are unique per source.
+    names: HashSet<u128>,
     sources: BTreeMap<String, SourceSummary>,
     stats: BackupStats,
     opts: BackupOptions,
     started: Instant,
     time: chrono::DateTime<Utc>,
+    /// Info blobs this session sent to be stored (perhaps not yet claimed
+    /// by a sealing thread): items may name them at once.
+    info_sent: HashSet<BlobId>,
     /// Packs that held blobs before this backup and that its items use:
     /// checked to be there before the snapshot is written.
     reused: HashSet<crate::id::PackId>,
@@ -525,7 +544,7 @@ impl<A: Access> Repository<A> {
         let shared = Arc::new(Shared {
             repo: self.clone(),
             known,
-            seen: Mutex::new(HashSet::new()),
+            seen: Mutex::new(Default::default()),
             dedup: self.key().dedup.clone(),
             uploaded: Mutex::new(Vec::new()),
             error: Mutex::new(None),
@@ -580,6 +599,7 @@ impl<A: Access> Repository<A> {
             uploaders,
             manifest_blobs: Vec::new(),
             names: HashSet::new(),
+            info_sent: HashSet::new(),
             sources: BTreeMap::new(),
             stats: BackupStats::default(),
             opts,
@@ -704,7 +724,7 @@ impl<A: Access> BackupSession<A> {
                 "item name {name:?} must be non-empty and one line"
             )));
         }
-        if !self.names.insert((source.to_string(), name.to_string())) {
+        if !self.names.insert(name_hash(source, name)) {
             return Err(Error::Invalid(format!(
                 "item {name:?} of {source} appears twice in one snapshot"
             )));
@@ -796,7 +816,9 @@ impl<A: Access> BackupSession<A> {
     pub fn knows_blobs(&self, blobs: &[BlobId]) -> bool {
         let seen = self.shared.seen.lock();
         blobs.iter().all(|b| {
-            self.shared.known.contains(b) || seen.as_ref().map(|s| s.contains(b)).unwrap_or(false)
+            self.shared.known.contains(b)
+                || self.info_sent.contains(b)
+                || seen.as_ref().map(|s| s.contains(b)).unwrap_or(false)
         })
     }
 
@@ -869,6 +891,7 @@ impl<A: Access> BackupSession<A> {
             None,
         )?;
         self.stats.blobs += 1;
+        self.info_sent.insert(blob);
         self.sources
             .entry(source.to_string())
             .or_default()
@@ -1067,6 +1090,18 @@ impl<A: Access> ItemWriter<'_, A> {
         Ok(item)
     }
 
+    /// Wait for the item's blob ids and return the item without adding it
+    /// to the manifest: the source adds it later with
+    /// [`BackupSession::carry_item`] (its details perhaps moved to an info
+    /// blob, its line in an order of the source's). Its name is free until then.
+    pub fn finish_unlisted(mut self, meta: serde_json::Value) -> Result<ManifestItem> {
+        let item = self.complete(meta)?;
+        self.session
+            .names
+            .remove(&name_hash(&item.source, &item.name));
+        Ok(item)
+    }
+
     /// Wait for the item's blob ids; its name stays taken.
     fn complete(&mut self, meta: serde_json::Value) -> Result<ManifestItem> {
         let jobs = self.session.jobs()?.clone();
@@ -1096,11 +1131,9 @@ impl<A: Access> Drop for ItemWriter<'_, A> {
     /// snapshot, so its name is free again (a source may retry it).
     fn drop(&mut self) {
         if !self.name.is_empty() {
-            let key = (
-                std::mem::take(&mut self.source),
-                std::mem::take(&mut self.name),
-            );
-            self.session.names.remove(&key);
+            self.session
+                .names
+                .remove(&name_hash(&self.source, &self.name));
         }
     }
 }

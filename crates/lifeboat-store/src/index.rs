@@ -57,6 +57,7 @@ impl BlobLocation {
     }
 }
 
+/// A blob's place: 24 bytes (a delta's base is in [`Index::bases`]).
 #[derive(Clone, Copy)]
 struct Slot {
     pack: u32,
@@ -64,15 +65,115 @@ struct Slot {
     offset: u32,
     length: u32,
     plain_length: u32,
-    base: Option<BlobId>,
+    /// Position of a delta blob's base in `bases`, or [`NO_BASE`].
+    base: u32,
 }
 
-/// All blobs known to the repository, compactly (about 120 bytes a blob).
+const NO_BASE: u32 = u32::MAX;
+
+/// Blob id → `V`, for millions of blobs: a sorted array (no table slack:
+/// 56 bytes a blob for the index) and a hash table of the blobs added
+/// since it was last merged into the array (when the table reaches an
+/// eighth of it).
+pub(crate) struct BlobMap<V> {
+    sorted: Vec<(BlobId, V)>,
+    recent: HashMap<BlobId, V>,
+}
+
+impl<V> Default for BlobMap<V> {
+    fn default() -> Self {
+        BlobMap {
+            sorted: Vec::new(),
+            recent: HashMap::new(),
+        }
+    }
+}
+
+/// A set of blob ids, 32 bytes each (see [`BlobMap`]).
+pub(crate) type BlobSet = BlobMap<()>;
+
+impl BlobSet {
+    /// Add `id`; false if it was there.
+    pub(crate) fn insert(&mut self, id: BlobId) -> bool {
+        if self.get(&id).is_some() {
+            return false;
+        }
+        self.insert_new(id, ());
+        true
+    }
+
+    pub(crate) fn contains(&self, id: &BlobId) -> bool {
+        self.get(id).is_some()
+    }
+}
+
+impl<V: Copy> BlobMap<V> {
+    pub(crate) fn get(&self, id: &BlobId) -> Option<&V> {
+        self.recent.get(id).or_else(|| {
+            self.sorted
+                .binary_search_by(|(b, _)| b.cmp(id))
+                .ok()
+                .map(|i| &self.sorted[i].1)
+        })
+    }
+
+    /// Add a blob the map does not hold.
+    fn insert_new(&mut self, id: BlobId, value: V) {
+        self.recent.insert(id, value);
+        if self.recent.len() >= (self.sorted.len() / 8).max(1 << 16) {
+            self.merge();
+        }
+    }
+
+    /// Move the recent blobs into the sorted array: sorted apart, then
+    /// merged from the back in place.
+    fn merge(&mut self) {
+        let mut new: Vec<(BlobId, V)> = self.recent.drain().collect();
+        self.recent.shrink_to_fit();
+        new.sort_unstable_by_key(|a| a.0);
+        let old = self.sorted.len();
+        let Some(&filler) = new.first() else { return };
+        self.sorted.reserve_exact(new.len());
+        self.sorted.resize(old + new.len(), filler);
+        let (mut i, mut j, mut k) = (old, new.len(), old + new.len());
+        while j > 0 {
+            if i > 0 && self.sorted[i - 1].0 > new[j - 1].0 {
+                self.sorted[k - 1] = self.sorted[i - 1];
+                i -= 1;
+            } else {
+                self.sorted[k - 1] = new[j - 1];
+                j -= 1;
+            }
+            k -= 1;
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.sorted.len() + self.recent.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&BlobId, &V)> + '_ {
+        self.sorted
+            .iter()
+            .map(|(b, s)| (b, s))
+            .chain(self.recent.iter())
+    }
+
+    fn remove(&mut self, ids: &HashSet<BlobId>) {
+        self.recent.retain(|id, _| !ids.contains(id));
+        self.sorted.retain(|(id, _)| !ids.contains(id));
+    }
+}
+
+/// All blobs known to the repository, compactly (about 60 bytes a blob,
+/// twice that while the table grows).
 #[derive(Default)]
 pub struct Index {
     packs: Vec<PackId>,
     pack_pos: HashMap<PackId, u32>,
-    blobs: HashMap<BlobId, Slot>,
+    /// Bases of delta blobs (few: most blobs are whole).
+    bases: Vec<BlobId>,
+    blobs: BlobMap<Slot>,
     /// Further copies of blobs stored more than once, in the order found:
     /// two backups racing, a pack prune kept beside its copies, or copies
     /// planted by a backup host (an index entry proves nothing about the
@@ -87,21 +188,26 @@ impl Index {
             (self.packs.len() - 1) as u32
         });
         for e in &pack.blobs {
+            let base = match e.base {
+                Some(b) => {
+                    self.bases.push(b);
+                    (self.bases.len() - 1) as u32
+                }
+                None => NO_BASE,
+            };
             let slot = Slot {
                 pack: pos,
                 kind: e.kind,
                 offset: e.offset,
                 length: e.length,
                 plain_length: e.plain_length,
-                base: e.base,
+                base,
             };
             let same = |s: &Slot| s.pack == pos && s.offset == e.offset;
-            match self.blobs.entry(e.id) {
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(slot);
-                }
-                std::collections::hash_map::Entry::Occupied(o) if same(o.get()) => {}
-                std::collections::hash_map::Entry::Occupied(_) => {
+            match self.blobs.get(&e.id) {
+                None => self.blobs.insert_new(e.id, slot),
+                Some(first) if same(first) => {}
+                Some(_) => {
                     let more = self.others.entry(e.id).or_default();
                     if !more.iter().any(same) {
                         more.push(slot);
@@ -118,8 +224,12 @@ impl Index {
             offset: s.offset,
             length: s.length,
             plain_length: s.plain_length,
-            base: s.base,
+            base: self.base(s),
         }
+    }
+
+    fn base(&self, s: &Slot) -> Option<BlobId> {
+        (s.base != NO_BASE).then(|| self.bases[s.base as usize])
     }
 
     /// Where `id` is stored, if anywhere (its first copy).
@@ -148,7 +258,7 @@ impl Index {
 
     /// True when `id` is stored.
     pub fn contains(&self, id: &BlobId) -> bool {
-        self.blobs.contains_key(id)
+        self.blobs.get(id).is_some()
     }
 
     /// Number of distinct blobs.
@@ -158,7 +268,7 @@ impl Index {
 
     /// True when no blob is known.
     pub fn is_empty(&self) -> bool {
-        self.blobs.is_empty()
+        self.blobs.len() == 0
     }
 
     /// Every pack named by an index.
@@ -195,24 +305,53 @@ impl Index {
             let broken: Vec<BlobId> = self
                 .blobs
                 .iter()
-                .filter(|(_, s)| s.base.is_some_and(|b| !self.blobs.contains_key(&b)))
+                .filter(|(_, s)| self.base(s).is_some_and(|b| self.blobs.get(&b).is_none()))
                 .map(|(id, _)| *id)
                 .collect();
             if broken.is_empty() {
                 return removed;
             }
             removed += broken.len();
-            for id in broken {
-                self.blobs.remove(&id);
-                self.others.remove(&id);
-            }
+            let broken: HashSet<BlobId> = broken.into_iter().collect();
+            self.blobs.remove(&broken);
+            self.others.retain(|id, _| !broken.contains(id));
         }
     }
 
     /// Every blob with its location.
     pub fn iter(&self) -> impl Iterator<Item = (BlobId, BlobLocation)> + '_ {
-        self.blobs
-            .keys()
-            .filter_map(|id| self.get(id).map(|l| (*id, l)))
+        self.blobs.iter().map(|(id, s)| (*id, self.location(s)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_set_finds_every_blob_across_merges() {
+        let id = |i: u32| {
+            let mut b = [0u8; 32];
+            b[..4].copy_from_slice(&i.wrapping_mul(2_654_435_761).to_be_bytes());
+            b[4..8].copy_from_slice(&i.to_le_bytes());
+            BlobId(b)
+        };
+        let mut set = BlobSet::default();
+        let n = 300_000;
+        for i in 0..n {
+            assert!(set.insert(id(i)), "{i} is new");
+        }
+        assert!(set.sorted.len() > n as usize / 2, "merged into the array");
+        assert!(set.sorted.windows(2).all(|w| w[0].0 < w[1].0));
+        assert_eq!(set.len(), n as usize);
+        for i in (0..n).step_by(7) {
+            assert!(set.contains(&id(i)));
+            assert!(!set.insert(id(i)), "{i} is there");
+        }
+        assert!(!set.contains(&id(n)));
+        let gone: HashSet<BlobId> = (0..n).step_by(2).map(id).collect();
+        set.remove(&gone);
+        assert_eq!(set.len(), n as usize / 2);
+        assert!(set.contains(&id(1)) && !set.contains(&id(2)));
     }
 }

@@ -22,6 +22,7 @@ pub mod render;
 mod run;
 mod s3;
 pub mod smtp;
+pub mod synth_s3;
 
 pub use run::{lifeboat_bin, strs, Lifeboat, Output};
 pub use s3::S3Server;

@@ -100,6 +100,7 @@ fn snapshot_json(s: &SnapshotEntry) -> serde_json::Value {
         "items": snap.stats.items,
         "size": snap.stats.bytes,
         "added_bytes": snap.stats.added_bytes,
+        "manifest_size": snap.manifest.size,
         "stats": snap.stats,
         "program": snap.program,
     })

@@ -12,6 +12,9 @@
 //!         the local MariaDB) and set the row's sha256 and size_bytes to match
 //!     lifeboat-gen render-fake PORT API_KEY SEED
 //!         serve the fake Render API (the clinic deployment) until killed
+//!     lifeboat-gen synth-s3 PORT BUCKET COUNT CHANGED_PER_MILLE
+//!         serve a synthetic bucket of COUNT objects until killed
+//!         (`POST /_synth/next`: a night of changes; `GET /_synth/counts`)
 
 use std::path::Path;
 
@@ -69,6 +72,16 @@ fn main() {
             println!("{}", fake.url);
             fake.wait();
         }
+        Some("synth-s3") if args.len() == 6 => {
+            let s3 = lifeboat_testkit::synth_s3::SynthS3::start_on(
+                &args[3],
+                num(4),
+                num(5),
+                num(2) as u16,
+            );
+            println!("{}", s3.endpoint);
+            s3.wait();
+        }
         _ => usage(),
     }
 }
@@ -89,7 +102,8 @@ fn usage() -> ! {
     eprintln!(
         "usage: lifeboat-gen stream BYTES SEED OUT | change FILE FRACTION SEED | clinic SCALE_MB SEED \
          | bucket ENDPOINT BUCKET COUNT SEED MAX_BYTES [CHANGE_PERCENT] \
-         | documents DB ENDPOINT BUCKET MAX_BYTES | render-fake PORT API_KEY SEED"
+         | documents DB ENDPOINT BUCKET MAX_BYTES | render-fake PORT API_KEY SEED \
+         | synth-s3 PORT BUCKET COUNT CHANGED_PER_MILLE"
     );
     std::process::exit(2)
 }
