@@ -37,6 +37,11 @@ use crate::snapshot::{
 /// Write an index file after this many packs, so a killed backup leaves
 /// most of what it uploaded findable by the next one.
 const INDEX_EVERY_PACKS: usize = 4;
+/// ... or once the packs waiting hold this many blobs: packs of small
+/// objects hold tens of thousands, and an index file is built whole in
+/// memory (about 130 bytes of JSON a blob, then tagged, compressed and
+/// sealed copies).
+const INDEX_EVERY_BLOBS: usize = 16_384;
 
 /// Options of a backup.
 #[derive(Debug, Clone, Default)]
@@ -143,7 +148,8 @@ impl<A: Access> Shared<A> {
                 .uploaded
                 .lock()
                 .map_err(|_| Error::Invalid("index writer poisoned".into()))?;
-            if up.len() < min_packs.max(1) {
+            let blobs: usize = up.iter().map(|p| p.blobs.len()).sum();
+            if up.is_empty() || (up.len() < min_packs && blobs < INDEX_EVERY_BLOBS) {
                 return Ok(());
             }
             std::mem::take(&mut *up)
@@ -328,9 +334,9 @@ pub struct BackupSession<A: Access> {
     manifest: ItemState,
     manifest_blobs: Vec<BlobId>,
     /// (source, name) of every item so far, as 128 bits of their SHA-256
-    /// (16 bytes an item, not the names: a million objects' keys are 100
-    /// MB): names are unique per source.
-    names: HashSet<u128>,
+    /// in a sorted array (16 bytes an item, not the names: a million
+    /// objects' keys are 100 MB): names are unique per source.
+    names: crate::index::BlobMap<(), u128>,
     sources: BTreeMap<String, SourceSummary>,
     stats: BackupStats,
     opts: BackupOptions,
@@ -560,9 +566,11 @@ impl<A: Access> Repository<A> {
             .map(|n| n.get())
             .unwrap_or(2);
         let uploads = self.backend().connections();
-        // One buffer per worker and per uploader, plus one so a worker can
-        // fill the next pack while the uploaders are busy.
-        for _ in 0..cores + uploads + 1 {
+        // One buffer per worker and per uploader: a worker hands its full
+        // buffer to a free uploader (rendezvous) and takes one back from
+        // the pool, where an uploader puts each buffer it has stored, so a
+        // worker never waits for a buffer but while every uploader is busy.
+        for _ in 0..cores + uploads {
             let _ = shared.pool.0.send(Vec::new());
         }
         let (job_tx, job_rx) = crossbeam_channel::bounded::<Job>(cores * 2);
@@ -598,7 +606,7 @@ impl<A: Access> Repository<A> {
             workers,
             uploaders,
             manifest_blobs: Vec::new(),
-            names: HashSet::new(),
+            names: Default::default(),
             info_sent: HashSet::new(),
             sources: BTreeMap::new(),
             stats: BackupStats::default(),
@@ -1098,7 +1106,7 @@ impl<A: Access> ItemWriter<'_, A> {
         let item = self.complete(meta)?;
         self.session
             .names
-            .remove(&name_hash(&item.source, &item.name));
+            .remove_one(&name_hash(&item.source, &item.name));
         Ok(item)
     }
 
@@ -1133,7 +1141,7 @@ impl<A: Access> Drop for ItemWriter<'_, A> {
         if !self.name.is_empty() {
             self.session
                 .names
-                .remove(&name_hash(&self.source, &self.name));
+                .remove_one(&name_hash(&self.source, &self.name));
         }
     }
 }

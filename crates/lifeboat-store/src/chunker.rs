@@ -73,7 +73,10 @@ impl Chunker {
             mask_l,
             gear,
             gear_ls,
-            buf: Vec::with_capacity(2 * p.max_size as usize),
+            // Grown as bytes come (up to 2 * max): an item of a few bytes,
+            // one of a million small objects, must not take (and, through
+            // the allocator, leave behind) a buffer of megabytes.
+            buf: Vec::new(),
             start: 0,
         }
     }

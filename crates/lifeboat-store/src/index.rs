@@ -3,6 +3,7 @@
 //! the union of all of them.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::Hash;
 
 use serde::{Deserialize, Serialize};
 
@@ -71,16 +72,16 @@ struct Slot {
 
 const NO_BASE: u32 = u32::MAX;
 
-/// Blob id → `V`, for millions of blobs: a sorted array (no table slack:
-/// 56 bytes a blob for the index) and a hash table of the blobs added
-/// since it was last merged into the array (when the table reaches an
-/// eighth of it).
-pub(crate) struct BlobMap<V> {
-    sorted: Vec<(BlobId, V)>,
-    recent: HashMap<BlobId, V>,
+/// Key → `V` for millions of keys: a sorted array (no table slack: 56
+/// bytes a blob for the index) and a hash table of the keys added since
+/// it was last merged into the array (when the table reaches an eighth of
+/// it).
+pub(crate) struct BlobMap<V, K = BlobId> {
+    sorted: Vec<(K, V)>,
+    recent: HashMap<K, V>,
 }
 
-impl<V> Default for BlobMap<V> {
+impl<V, K> Default for BlobMap<V, K> {
     fn default() -> Self {
         BlobMap {
             sorted: Vec::new(),
@@ -92,9 +93,9 @@ impl<V> Default for BlobMap<V> {
 /// A set of blob ids, 32 bytes each (see [`BlobMap`]).
 pub(crate) type BlobSet = BlobMap<()>;
 
-impl BlobSet {
+impl<K: Ord + Hash + Copy> BlobMap<(), K> {
     /// Add `id`; false if it was there.
-    pub(crate) fn insert(&mut self, id: BlobId) -> bool {
+    pub(crate) fn insert(&mut self, id: K) -> bool {
         if self.get(&id).is_some() {
             return false;
         }
@@ -102,13 +103,22 @@ impl BlobSet {
         true
     }
 
-    pub(crate) fn contains(&self, id: &BlobId) -> bool {
+    pub(crate) fn contains(&self, id: &K) -> bool {
         self.get(id).is_some()
+    }
+
+    /// Take `id` out.
+    pub(crate) fn remove_one(&mut self, id: &K) {
+        if self.recent.remove(id).is_none() {
+            if let Ok(i) = self.sorted.binary_search_by(|(b, _)| b.cmp(id)) {
+                self.sorted.remove(i);
+            }
+        }
     }
 }
 
-impl<V: Copy> BlobMap<V> {
-    pub(crate) fn get(&self, id: &BlobId) -> Option<&V> {
+impl<V: Copy, K: Ord + Hash + Copy> BlobMap<V, K> {
+    pub(crate) fn get(&self, id: &K) -> Option<&V> {
         self.recent.get(id).or_else(|| {
             self.sorted
                 .binary_search_by(|(b, _)| b.cmp(id))
@@ -117,18 +127,18 @@ impl<V: Copy> BlobMap<V> {
         })
     }
 
-    /// Add a blob the map does not hold.
-    fn insert_new(&mut self, id: BlobId, value: V) {
+    /// Add a key the map does not hold.
+    fn insert_new(&mut self, id: K, value: V) {
         self.recent.insert(id, value);
         if self.recent.len() >= (self.sorted.len() / 8).max(1 << 16) {
             self.merge();
         }
     }
 
-    /// Move the recent blobs into the sorted array: sorted apart, then
+    /// Move the recent keys into the sorted array: sorted apart, then
     /// merged from the back in place.
     fn merge(&mut self) {
-        let mut new: Vec<(BlobId, V)> = self.recent.drain().collect();
+        let mut new: Vec<(K, V)> = self.recent.drain().collect();
         self.recent.shrink_to_fit();
         new.sort_unstable_by_key(|a| a.0);
         let old = self.sorted.len();
@@ -152,14 +162,14 @@ impl<V: Copy> BlobMap<V> {
         self.sorted.len() + self.recent.len()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&BlobId, &V)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
         self.sorted
             .iter()
             .map(|(b, s)| (b, s))
             .chain(self.recent.iter())
     }
 
-    fn remove(&mut self, ids: &HashSet<BlobId>) {
+    fn remove(&mut self, ids: &HashSet<K>) {
         self.recent.retain(|id, _| !ids.contains(id));
         self.sorted.retain(|(id, _)| !ids.contains(id));
     }
