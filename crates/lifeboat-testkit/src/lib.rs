@@ -31,6 +31,34 @@ use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::Path;
 
+/// Serve `router` on 127.0.0.1:`port` (0: any free port) from a thread of
+/// its own until the returned sender fires (or is dropped); returns
+/// `http://ADDRESS`. For the fake and synthetic HTTP servers.
+pub(crate) fn serve_http(
+    router: axum::Router,
+    port: u16,
+) -> (String, tokio::sync::oneshot::Sender<()>) {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind a test server");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let url = format!("http://{}", listener.local_addr().expect("server address"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime for a test server");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+            let _ = axum::serve(listener, router)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+    });
+    (url, stop)
+}
+
 /// SHA-256 of a file, hex.
 pub fn sha256_file(path: &Path) -> String {
     let mut f =

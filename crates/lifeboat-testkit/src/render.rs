@@ -298,25 +298,8 @@ impl FakeRender {
             world: world.clone(),
             key: Arc::new(key.to_string()),
         };
-        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the fake");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let url = format!("http://{}/v1", listener.local_addr().expect("fake address"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime for the fake");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let router = Router::new().fallback(handle).with_state(app);
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let (base, stop) = crate::serve_http(Router::new().fallback(handle).with_state(app), port);
+        let url = format!("{base}/v1");
         FakeRender {
             url,
             key: key.to_string(),

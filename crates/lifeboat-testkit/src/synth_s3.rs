@@ -134,26 +134,8 @@ impl SynthS3 {
             shape: shape.clone(),
             counts: counts.clone(),
         };
-        let listener =
-            std::net::TcpListener::bind(("127.0.0.1", port)).expect("bind the synthetic S3");
-        listener.set_nonblocking(true).expect("nonblocking");
-        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
-                let router = Router::new().fallback(handle).with_state(app);
-                let _ = axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    })
-                    .await;
-            });
-        });
+        let (endpoint, stop) =
+            crate::serve_http(Router::new().fallback(handle).with_state(app), port);
         SynthS3 {
             endpoint,
             bucket: bucket.to_string(),
