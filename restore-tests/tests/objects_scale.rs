@@ -145,3 +145,132 @@ fn walk(dir: &std::path::Path) -> u64 {
     }
     n
 }
+
+/// As a compromised backup host (the backup key): rewrite the newest
+/// snapshot's objects list with `edit(head, parts)`, store it as FORMAT.md
+/// says (tagged, sealed to the metadata recipient) and put a snapshot
+/// naming it in place of the newest one.
+fn forge_list(lb: &Lifeboat, edit: impl FnOnce(&mut Value, &mut Vec<Value>)) {
+    use lifeboat_testkit::forge::{self, Store};
+    let store = Store::new(lb.repo_path());
+    let (dedup, _) = forge::backup_key_secrets(&lb.backup_key);
+    let key = forge::file_key(&dedup);
+    let config = store.config();
+    let meta = config["metadata_recipient"].as_str().expect("recipient");
+    let snaps = store.open_all("snapshots", &lb.backup_key);
+    let (snap_name, body) = snaps
+        .iter()
+        .max_by_key(|(_, b)| {
+            serde_json::from_slice::<Value>(b).expect("snapshot")["time"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .expect("a snapshot");
+    let mut snap: Value = serde_json::from_slice(body).expect("snapshot");
+    let states: std::collections::HashMap<String, Value> = store
+        .open_all("state", &lb.backup_key)
+        .into_iter()
+        .map(|(n, b)| (n, serde_json::from_slice(&b).expect("state")))
+        .collect();
+    let summary = &mut snap["sources"]["objects"];
+    let mut head = states[summary["state"].as_str().expect("head")].clone();
+    let mut parts: Vec<Value> = summary["state_parts"]
+        .as_array()
+        .expect("parts")
+        .iter()
+        .map(|n| states[n.as_str().expect("name")].clone())
+        .collect();
+    edit(&mut head, &mut parts);
+    let put = |label: &str, v: &Value| {
+        let plain = forge::tagged(&key, label, &serde_json::to_vec(v).expect("json"));
+        store.put(label, &forge::seal(meta, &plain))
+    };
+    let names: Vec<Value> = parts.iter().map(|p| Value::from(put("state", p))).collect();
+    summary["state"] = Value::from(put("state", &head));
+    summary["state_parts"] = Value::Array(names);
+    put("snapshots", &snap);
+    std::fs::remove_file(lb.repo_path().join("snapshots").join(snap_name)).expect("remove");
+}
+
+/// A backup of `dir` into `lb`, then a restore of it compared file by file.
+fn backup_and_compare(lb: &Lifeboat, cfg: &str, dir: &std::path::Path, files: u64) -> Value {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    backup(lb, cfg);
+    let rk = lb.restore_key.display().to_string();
+    let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let to = lb.path(&format!("restored-{run}"));
+    lb.run(&[
+        "--config",
+        cfg,
+        "--restore-key-file",
+        &rk,
+        "restore",
+        "latest",
+        "--source",
+        "objects",
+        "--to",
+        &to.display().to_string(),
+    ])
+    .ok();
+    for i in 0..files {
+        let name = format!("a/f{i:05}.txt");
+        let want = std::fs::read(dir.join(&name)).expect("source");
+        let got = std::fs::read(to.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(want == got, "{name} restored with other bytes");
+    }
+    newest(lb).0["facts"].clone()
+}
+
+#[test]
+fn a_forged_object_list_is_read_again_never_carried_into_a_wrong_or_broken_snapshot() {
+    const FILES: u64 = 3000;
+    let lb = Lifeboat::local();
+    lb.init();
+    let dir = lb.path("uploads");
+    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+    for i in 0..FILES {
+        std::fs::write(dir.join(format!("a/f{i:05}.txt")), format!("file {i}\n")).expect("write");
+    }
+    let cfg = lb.path("lifeboat.toml");
+    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", dir.display())).expect("config");
+    let cfg = cfg.display().to_string();
+    backup(&lb, &cfg);
+
+    // An entry pointing at its info blob's salt line, and one with no blobs
+    // for its bytes: both would make every later restore fail. They are
+    // read again; everything else is carried.
+    forge_list(&lb, |_, parts| {
+        let objects = parts[0]["objects"].as_array_mut().expect("entries");
+        objects[3]["info"]["line"] = Value::from(0);
+        objects[4]["blobs"] = Value::Array(Vec::new());
+    });
+    let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
+    assert_eq!(facts["fetched"], 2, "{facts}");
+    assert_eq!(facts["carried"], FILES - 2);
+
+    // A part named many times (memory for each naming), or a head that
+    // lies about the count: the list is not used, everything is read.
+    forge_list(&lb, |_, parts| {
+        let first = parts[0].clone();
+        parts.extend(std::iter::repeat_n(first, 50));
+    });
+    let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
+    assert_eq!(facts["fetched"], FILES, "{facts}");
+    forge_list(&lb, |head, _| head["count"] = Value::from(u64::MAX));
+    let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
+    assert_eq!(facts["fetched"], FILES, "{facts}");
+
+    // Entries out of order: objects are read again where the stream
+    // passed them, but none is counted as deleted (no false alarm).
+    forge_list(&lb, |_, parts| {
+        parts.reverse();
+        for p in parts.iter_mut() {
+            p["objects"].as_array_mut().expect("entries").reverse();
+        }
+    });
+    let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
+    assert_eq!(facts["deleted"], 0, "{facts}");
+    assert!(facts["alarm"].is_null(), "{facts}");
+    assert_eq!(facts["objects"], FILES);
+}

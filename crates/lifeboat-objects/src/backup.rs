@@ -194,11 +194,17 @@ fn plan<A: Access>(
     previous: Option<Entry>,
 ) -> Plan {
     match previous {
+        // The entry comes from the store: it is carried only if its blobs
+        // are indexed and hold its size, and its info line is not the
+        // blob's salt line (a forged entry is read again, never carried
+        // into a snapshot that cannot restore it).
         Some(e)
             if e.size == o.size
                 && e.etag() == o.etag
                 && !o.etag.is_empty()
                 && e.details().is_some()
+                && e.info.is_none_or(|i| i.line > 0)
+                && session.indexed_size(&e.blobs) == Some(e.size)
                 && session.knows_blobs(&e.needed_blobs()) =>
         {
             let same_time = e.last_modified() == o.last_modified.as_deref();

@@ -163,10 +163,13 @@ pub(crate) struct Previous<'r, A: Access> {
     /// Parts not yet read, in order.
     parts: VecDeque<String>,
     current: std::vec::IntoIter<Entry>,
+    /// 128 bits of every entry's keyed hash, sorted, each once.
     keys: Vec<u128>,
-    /// Entries in the state.
+    /// One bit per key: listed tonight.
+    found: Vec<u64>,
+    /// Objects in the state (distinct keys).
     pub count: u64,
-    /// Entries handed out by [`take`](Self::take).
+    /// Of those, listed tonight (whatever order the state was in).
     pub matched: u64,
     /// Parts read and checked, by the SHA-256 of their plaintext.
     reusable: HashMap<[u8; 32], String>,
@@ -209,6 +212,7 @@ impl<'r, A: Access> Previous<'r, A> {
             parts: VecDeque::new(),
             current: Vec::new().into_iter(),
             keys: Vec::new(),
+            found: Vec::new(),
             count: 0,
             matched: 0,
             reusable: HashMap::new(),
@@ -222,6 +226,13 @@ impl<'r, A: Access> Previous<'r, A> {
                 return Ok(None);
             }
             let names = prev.snapshot.sources[SOURCE].state_parts.clone();
+            // A part named twice would be read twice (a forged list could
+            // name one part a million times).
+            let distinct: std::collections::HashSet<&String> = names.iter().collect();
+            if distinct.len() != names.len() {
+                unusable(&prev.id, "a part is named twice");
+                return Ok(None);
+            }
             prev.keys.reserve(head.count.min(1 << 24) as usize);
             // First pass: the keys, and which parts read back as stored.
             for name in &names {
@@ -235,6 +246,13 @@ impl<'r, A: Access> Previous<'r, A> {
                     };
                     prev.keys.push(bits);
                 }
+            }
+            if prev.keys.len() as u64 != head.count {
+                unusable(
+                    &prev.id,
+                    "its parts do not hold the entries its head counts",
+                );
+                return Ok(None);
             }
             prev.parts = names.into();
         } else {
@@ -259,8 +277,10 @@ impl<'r, A: Access> Previous<'r, A> {
                 }
             }
         }
-        prev.count = prev.keys.len() as u64;
         prev.keys.sort_unstable();
+        prev.keys.dedup();
+        prev.count = prev.keys.len() as u64;
+        prev.found = vec![0; prev.keys.len().div_ceil(64)];
         Ok(Some(prev))
     }
 
@@ -315,10 +335,16 @@ impl<'r, A: Access> Previous<'r, A> {
     /// its object is read again (correct, only slower).
     pub fn take(&mut self, k: &str) -> Option<Entry> {
         let bits = key_bits(k)?;
-        self.keys.binary_search(&bits).ok()?;
+        let i = self.keys.binary_search(&bits).ok()?;
+        // Counted here, not by the stream: a list out of order (forged or
+        // not) must not make objects that are there look deleted.
+        let (word, bit) = (i / 64, 1u64 << (i % 64));
+        if self.found[word] & bit == 0 {
+            self.found[word] |= bit;
+            self.matched += 1;
+        }
         while let Some(e) = self.next_entry() {
             if e.k == k {
-                self.matched += 1;
                 return Some(e);
             }
         }

@@ -819,6 +819,17 @@ impl<A: Access> BackupSession<A> {
             .state_parts = parts;
     }
 
+    /// The plaintext size of `blobs` together, per the index loaded when
+    /// the session began; `None` if one is not indexed or is a delta blob.
+    /// A source checks an entry of its state against it before carrying an
+    /// item over: a forged entry naming other blobs fails here.
+    pub fn indexed_size(&self, blobs: &[BlobId]) -> Option<u64> {
+        blobs.iter().try_fold(0u64, |sum, b| {
+            let l = self.shared.known.get(b)?;
+            l.base.is_none().then(|| sum + u64::from(l.plain_length))
+        })
+    }
+
     /// Whether every one of `blobs` is already stored (per the index loaded
     /// when the session began, or stored by this session).
     pub fn knows_blobs(&self, blobs: &[BlobId]) -> bool {
