@@ -29,6 +29,24 @@ fn backup(lb: &Lifeboat, cfg: &str) -> Value {
     .json()
 }
 
+/// `restore latest --source objects --to DIR` with the restore key.
+fn restore_to(lb: &Lifeboat, cfg: &str, dir: &std::path::Path) {
+    let rk = lb.restore_key.display().to_string();
+    lb.run(&[
+        "--config",
+        cfg,
+        "--restore-key-file",
+        &rk,
+        "restore",
+        "latest",
+        "--source",
+        "objects",
+        "--to",
+        &dir.display().to_string(),
+    ])
+    .ok();
+}
+
 /// The newest snapshot's objects summary and its manifest's size.
 fn newest(lb: &Lifeboat) -> (Value, u64) {
     let snaps = lb.snapshots();
@@ -106,21 +124,8 @@ fn a_large_bucket_is_backed_up_in_parts_and_an_unchanged_night_adds_almost_nothi
     assert!(summary["facts"]["alarm"].is_null());
 
     // The newest snapshot restores byte-identical: every object, no other file.
-    let rk = lb.restore_key.display().to_string();
     let dir = lb.path("restored");
-    lb.run(&[
-        "--config",
-        &cfg,
-        "--restore-key-file",
-        &rk,
-        "restore",
-        "latest",
-        "--source",
-        "objects",
-        "--to",
-        &dir.display().to_string(),
-    ])
-    .ok();
+    restore_to(&lb, &cfg, &dir);
     let shape = synth.shape();
     for i in 0..shape.count {
         let key = lifeboat_testkit::synth_s3::key(i);
@@ -129,6 +134,7 @@ fn a_large_bucket_is_backed_up_in_parts_and_an_unchanged_night_adds_almost_nothi
     }
     let files = walk(&dir);
     assert_eq!(files, shape.count, "no other file");
+    let rk = lb.restore_key.display().to_string();
     lb.run(&["verify", "--restore-key-file", &rk]).ok();
 }
 
@@ -197,22 +203,9 @@ fn forge_list(lb: &Lifeboat, edit: impl FnOnce(&mut Value, &mut Vec<Value>)) {
 fn backup_and_compare(lb: &Lifeboat, cfg: &str, dir: &std::path::Path, files: u64) -> Value {
     static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     backup(lb, cfg);
-    let rk = lb.restore_key.display().to_string();
     let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let to = lb.path(&format!("restored-{run}"));
-    lb.run(&[
-        "--config",
-        cfg,
-        "--restore-key-file",
-        &rk,
-        "restore",
-        "latest",
-        "--source",
-        "objects",
-        "--to",
-        &to.display().to_string(),
-    ])
-    .ok();
+    restore_to(lb, cfg, &to);
     for i in 0..files {
         let name = format!("a/f{i:05}.txt");
         let want = std::fs::read(dir.join(&name)).expect("source");

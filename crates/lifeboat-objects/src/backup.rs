@@ -465,19 +465,20 @@ impl<A: Access> Run<'_, '_, A> {
         Ok(())
     }
 
-    fn carry(&mut self, idx: usize, entry: Entry, fresh: Option<(&Listed, Headers)>) -> Result<()> {
-        let mut entry = match entry.details() {
-            Some(_) => Entry {
-                k: self.keys[idx].clone(),
-                ..entry
-            },
-            None => {
-                return Err(Error::Internal(format!(
-                    "object {} planned to be carried without its details",
-                    self.listed[idx].key
-                )))
-            }
-        };
+    /// Keep `entry` (the previous list's, whose `k` is this object's) for
+    /// an object carried over unread.
+    fn carry(
+        &mut self,
+        idx: usize,
+        mut entry: Entry,
+        fresh: Option<(&Listed, Headers)>,
+    ) -> Result<()> {
+        if entry.details().is_none() {
+            return Err(Error::Internal(format!(
+                "object {} planned to be carried without its details",
+                self.listed[idx].key
+            )));
+        }
         self.report.carried += 1;
         // Details in clear take tonight's Last-Modified and headers.
         if let Some(meta) = entry.meta.as_mut() {

@@ -178,6 +178,16 @@ pub(crate) struct Previous<'r, A: Access> {
     id: String,
 }
 
+/// A single-file state or a part: a [`State`] of a known entry version,
+/// of `location`; else why not.
+fn parse_state(raw: &[u8], location: &str) -> std::result::Result<State, String> {
+    match serde_json::from_slice::<State>(raw) {
+        Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == location => Ok(s),
+        Ok(_) => Err("another format or location".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Why a previous state is not used (the backup then reads every object).
 fn unusable(snapshot: &str, why: impl std::fmt::Display) {
     tracing::warn!(
@@ -239,12 +249,8 @@ impl<'r, A: Access> Previous<'r, A> {
                 let Some(part) = prev.read_part(name) else {
                     return Ok(None);
                 };
-                for e in &part.objects {
-                    let Some(bits) = key_bits(&e.k) else {
-                        unusable(&prev.id, "an entry without a keyed hash");
-                        return Ok(None);
-                    };
-                    prev.keys.push(bits);
+                if !prev.keep_keys(&part.objects) {
+                    return Ok(None);
                 }
             }
             if prev.keys.len() as u64 != head.count {
@@ -256,23 +262,15 @@ impl<'r, A: Access> Previous<'r, A> {
             }
             prev.parts = names.into();
         } else {
-            match serde_json::from_slice::<State>(&raw) {
-                Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == location => {
-                    for e in &s.objects {
-                        let Some(bits) = key_bits(&e.k) else {
-                            unusable(&prev.id, "an entry without a keyed hash");
-                            return Ok(None);
-                        };
-                        prev.keys.push(bits);
+            match parse_state(&raw, location) {
+                Ok(s) => {
+                    if !prev.keep_keys(&s.objects) {
+                        return Ok(None);
                     }
                     prev.current = s.objects.into_iter();
                 }
-                Ok(_) => {
-                    unusable(&prev.id, "another format or location");
-                    return Ok(None);
-                }
-                Err(e) => {
-                    unusable(&prev.id, e);
+                Err(why) => {
+                    unusable(&prev.id, why);
                     return Ok(None);
                 }
             }
@@ -294,21 +292,30 @@ impl<'r, A: Access> Previous<'r, A> {
                 return None;
             }
         };
-        match serde_json::from_slice::<State>(&raw) {
-            Ok(s) if [CLEAR, SEALED].contains(&s.version) && s.location == self.location => {
+        match parse_state(&raw, &self.location) {
+            Ok(s) => {
                 self.reusable
                     .insert(Sha256::digest(&raw).into(), name.to_string());
                 Some(s)
             }
-            Ok(_) => {
-                unusable(&self.id, "a part of another format or location");
-                None
-            }
-            Err(e) => {
-                unusable(&self.id, e);
+            Err(why) => {
+                unusable(&self.id, why);
                 None
             }
         }
+    }
+
+    /// Keep 128 bits of each entry's keyed hash; false (with a warning)
+    /// if an entry has none.
+    fn keep_keys(&mut self, entries: &[Entry]) -> bool {
+        for e in entries {
+            let Some(bits) = key_bits(&e.k) else {
+                unusable(&self.id, "an entry without a keyed hash");
+                return false;
+            };
+            self.keys.push(bits);
+        }
+        true
     }
 
     fn next_entry(&mut self) -> Option<Entry> {
