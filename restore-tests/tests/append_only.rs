@@ -74,7 +74,7 @@ fn nightly_backups_on_a_host_that_may_not_delete_or_overwrite_commit_and_an_admi
                 refused.fetch_add(1, Ordering::SeqCst);
                 return Some(403);
             }
-            if r.method == "PUT" && r.query.is_empty() {
+            if r.writes_object() {
                 let fresh = existing.lock().unwrap().insert(r.path.clone());
                 if !fresh {
                     overwrites.fetch_add(1, Ordering::SeqCst);

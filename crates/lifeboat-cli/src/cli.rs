@@ -69,6 +69,16 @@ pub struct Global {
     /// repair, unlock, upgrade and key add/remove are refused here.
     #[arg(long, global = true, env = "LIFEBOAT_APPEND_ONLY", value_parser = clap::builder::BoolishValueParser::new())]
     pub append_only: bool,
+    /// The store is under a bucket lock rule of this many days (Cloudflare
+    /// R2): nothing deletes or overwrites a file younger than that, and
+    /// forget and prune leave such files for a later run.
+    #[arg(
+        long,
+        global = true,
+        env = "LIFEBOAT_IMMUTABLE_DAYS",
+        value_name = "DAYS"
+    )]
+    pub immutable_days: Option<f64>,
     /// S3 credentials from the config file (never from flags: argv is public).
     #[arg(skip)]
     pub s3_access_key_id: Option<String>,

@@ -342,6 +342,8 @@ pub struct RepositoryConfig {
     /// This host never deletes from the store (see `--append-only`).
     #[serde(default)]
     pub append_only: bool,
+    /// The bucket's lock rule, in days (see `--immutable-days`).
+    pub immutable_days: Option<f64>,
 }
 
 impl std::fmt::Debug for RepositoryConfig {

@@ -644,8 +644,14 @@ pub fn compact_runs(repo: &Repository<FullAccess>, dry_run: bool) -> Result<Comp
     let (all, _) = repo.snapshots()?;
     let runs = runs(&all);
     let cutoff = Utc::now() - compact_after();
+    // Runs a bucket lock rule still protects cannot be forgotten once
+    // merged: they wait until it frees them.
+    let protected = repo.protected_files(lifeboat_store::backend::FileKind::Snapshot)?;
     let mut groups: Vec<Vec<&(&SnapshotEntry, Run)>> = Vec::new();
-    for r in runs.iter().filter(|(e, _)| e.snapshot.time < cutoff) {
+    for r in runs
+        .iter()
+        .filter(|(e, _)| e.snapshot.time < cutoff && !protected.contains_key(&e.id.to_hex()))
+    {
         let joins = groups.last().and_then(|g| g.last()).is_some_and(|(pe, p)| {
             p.server == r.1.server
                 && p.end == r.1.start

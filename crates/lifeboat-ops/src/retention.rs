@@ -100,7 +100,19 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
                         .push((s.id, vec!["point-in-time log".to_string()])),
                 }
             }
-            (plan.keep, plan.remove)
+            // A bucket lock rule keeps young snapshot files: the policy
+            // forgets them on a later run, once they are free.
+            let protected = repo.protected_files(lifeboat_store::backend::FileKind::Snapshot)?;
+            let (held, free): (Vec<SnapshotId>, Vec<SnapshotId>) = plan
+                .remove
+                .into_iter()
+                .partition(|id| protected.contains_key(&id.to_hex()));
+            for id in held {
+                let until = protected[&id.to_hex()].format("%Y-%m-%d %H:%M UTC");
+                plan.keep
+                    .push((id, vec![format!("bucket lock rule until {until}")]));
+            }
+            (plan.keep, free)
         }
         Selection::Named(specs) => {
             let mut ids = Vec::new();

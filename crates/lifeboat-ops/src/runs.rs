@@ -502,6 +502,9 @@ pub fn trim(repo: &Repository<FullAccess>, keep: usize) -> Result<usize> {
         let extra = of.len().saturating_sub(keep);
         doomed.extend(of.into_iter().take(extra).cloned());
     }
+    // A bucket lock rule keeps young records: a later trim deletes them.
+    let protected = repo.protected_files(lifeboat_store::backend::FileKind::Run)?;
+    doomed.retain(|n| !protected.contains_key(n));
     repo.remove_runs(&doomed)?;
     Ok(doomed.len())
 }

@@ -204,6 +204,12 @@ pub struct PruneReport {
     pub lock_files_removed: usize,
     /// Object lock: files extended, old versions purged or still locked.
     pub object_lock: crate::LockReport,
+    /// Files prune would have deleted (or packs it would have repacked)
+    /// that the bucket lock rule still protects (`[repository]
+    /// immutable_days`): left for a later prune.
+    pub protected_left: usize,
+    /// When the last of those is free.
+    pub protected_until: Option<DateTime<Utc>>,
     /// Bytes of pack files before.
     pub bytes_before: u64,
     /// Bytes of pack files after (estimated when dry).
@@ -211,9 +217,32 @@ pub struct PruneReport {
 }
 
 impl Repository<FullAccess> {
+    /// The files of `kind` a bucket lock rule still protects
+    /// (`[repository] immutable_days`), with until when; none without one.
+    pub fn protected_files(&self, kind: FileKind) -> Result<HashMap<String, DateTime<Utc>>> {
+        match self.backend().immutability() {
+            None => Ok(HashMap::new()),
+            Some(rule) => Ok(rule.protected_in(&self.backend().list(kind)?, Utc::now())),
+        }
+    }
+
     /// Remove snapshot files (their data stays until [`prune`](Self::prune)).
+    /// Refuses, removing none, when the bucket lock rule still protects
+    /// one of them.
     pub fn forget(&self, ids: &[SnapshotId]) -> Result<()> {
         let _lock = self.lock(false)?;
+        let protected = self.protected_files(FileKind::Snapshot)?;
+        if let Some((id, until)) = ids
+            .iter()
+            .find_map(|id| Some((id, protected.get(&id.to_hex())?)))
+        {
+            return Err(Error::Invalid(format!(
+                "snapshot {id} is protected by the bucket's lock rule until {} ([repository] \
+                 immutable_days): nothing was forgotten; forget it after then (a retention \
+                 policy keeps such snapshots by itself and forgets them later)",
+                until.format("%Y-%m-%d %H:%M UTC")
+            )));
+        }
         // Remembered first: a replica never gets them back from a copy.
         self.remember_forgotten(ids)?;
         for id in ids {
@@ -245,6 +274,8 @@ impl Repository<FullAccess> {
         // One listing of the packs for the index and the plan (the
         // exclusive lock keeps backups from adding any meanwhile).
         let listing = backend.list(FileKind::Pack)?;
+        let index_files = backend.list(FileKind::Index)?;
+        let state_files = backend.list(FileKind::State)?;
         let (index, bad) = self.load_index_over(&listing, true)?;
         if let Some(b) = bad.first() {
             return Err(Error::damaged(
@@ -256,7 +287,8 @@ impl Repository<FullAccess> {
             ));
         }
         let (used, states) = self.used_blobs(&snapshots, &index)?;
-        let kept_copy = self.choose_copies(&index, &used)?;
+        let hold = self.hold(&listing, &index_files, &state_files)?;
+        let kept_copy = self.choose_copies(&index, &used, &listing)?;
         let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
         let mut report = PruneReport {
             snapshots: snapshots.len(),
@@ -271,20 +303,22 @@ impl Repository<FullAccess> {
             &used,
             &kept_copy,
             &stored,
+            &hold,
             opts,
             small_below,
             &mut report,
         )?;
-        let old_indexes: Vec<String> = backend
-            .list(FileKind::Index)?
+        // Index and state files the rule protects stay; the packs those
+        // index files name stay with them (`hold.pinned`).
+        let old_indexes: Vec<String> = index_files
             .into_iter()
             .map(|f| f.name)
+            .filter(|n| !report.hold(&hold.indexes, n))
             .collect();
-        let old_states: Vec<String> = backend
-            .list(FileKind::State)?
+        let old_states: Vec<String> = state_files
             .into_iter()
             .map(|f| f.name)
-            .filter(|n| !states.contains(n))
+            .filter(|n| !states.contains(n) && !report.hold(&hold.states, n))
             .collect();
         report.state_files_removed = old_states.len();
         report.index_files_replaced = old_indexes.len();
@@ -357,21 +391,56 @@ impl Repository<FullAccess> {
         Ok((used, states))
     }
 
+    /// What a bucket lock rule keeps from this prune: the packs, index and
+    /// state files it still protects, and the packs those index files name
+    /// (a pack is never deleted while an index file naming it stays).
+    fn hold(
+        &self,
+        packs: &[crate::backend::FileInfo],
+        indexes: &[crate::backend::FileInfo],
+        states: &[crate::backend::FileInfo],
+    ) -> Result<Hold> {
+        let Some(rule) = self.backend().immutability() else {
+            return Ok(Hold::default());
+        };
+        let now = Utc::now();
+        let indexes = rule.protected_in(indexes, now);
+        let mut pinned = HashSet::new();
+        for name in indexes.keys() {
+            pinned.extend(self.read_index_file(name)?.packs.iter().map(|p| p.id));
+        }
+        Ok(Hold {
+            packs: rule.protected_in(packs, now),
+            indexes,
+            states: rule.protected_in(states, now),
+            pinned,
+        })
+    }
+
     /// For each used blob stored more than once, the copy to keep: one that
     /// reads back (an index entry proves nothing about the bytes: a backup
     /// host can name a copy of its own under an existing id); the others
-    /// are unused. None reads back: stop, deleting nothing.
+    /// are unused. None reads back: stop, deleting nothing. The newest
+    /// pack's copy is tried first: a repack's copy wins over the pack it
+    /// came from while a bucket lock rule keeps that one (and its index
+    /// file) a while longer, so the next prune does not copy it again.
     fn choose_copies(
         &self,
         index: &Index,
         used: &HashSet<BlobId>,
+        packs: &[crate::backend::FileInfo],
     ) -> Result<HashMap<BlobId, (PackId, u32)>> {
+        let written: HashMap<PackId, Option<DateTime<Utc>>> = packs
+            .iter()
+            .filter_map(|f| Some((f.name.parse().ok()?, f.modified)))
+            .collect();
         let mut kept_copy = HashMap::new();
         for id in used {
-            let copies = index.copies(id);
+            let mut copies = index.copies(id);
             if copies.len() < 2 {
                 continue;
             }
+            copies.sort_by_key(|c| std::cmp::Reverse(written.get(&c.pack).copied().flatten()));
             let mut good = None;
             for loc in &copies {
                 match self.read_copy(index, id, loc, 0) {
@@ -440,6 +509,28 @@ impl Repository<FullAccess> {
     }
 }
 
+/// What a bucket lock rule keeps from a prune (empty without one): files
+/// it protects, with until when, and the packs protected index files name.
+#[derive(Default)]
+struct Hold {
+    packs: HashMap<String, DateTime<Utc>>,
+    indexes: HashMap<String, DateTime<Utc>>,
+    states: HashMap<String, DateTime<Utc>>,
+    pinned: HashSet<PackId>,
+}
+
+impl PruneReport {
+    /// Whether `held` keeps `name`; counted as left for later when so.
+    fn hold(&mut self, held: &HashMap<String, DateTime<Utc>>, name: &str) -> bool {
+        let Some(until) = held.get(name) else {
+            return false;
+        };
+        self.protected_left += 1;
+        self.protected_until = self.protected_until.max(Some(*until));
+        true
+    }
+}
+
 /// What prune does with each pack.
 struct PackPlan {
     /// Packs kept (whole), as the new index files name them.
@@ -455,11 +546,18 @@ struct PackPlan {
 /// `small_below` bytes, when that makes fewer packs) or keep whole. Counts
 /// go into `report`. A pack an index names with used blobs but the backend
 /// lacks: their data is lost; stop.
+///
+/// Under a bucket lock rule (`hold`): a pack the rule protects is kept
+/// whole or left (never repacked: the copy could not replace it yet); an
+/// older pack a protected index file names may be repacked, but it is
+/// deleted only by a prune after that index file is free.
+#[allow(clippy::too_many_arguments)]
 fn plan_packs(
     index: &Index,
     used: &HashSet<BlobId>,
     kept_copy: &HashMap<BlobId, (PackId, u32)>,
     stored: &BTreeMap<String, u64>,
+    hold: &Hold,
     opts: &PruneOptions,
     small_below: u64,
     report: &mut PruneReport,
@@ -483,13 +581,32 @@ fn plan_packs(
     // Small packs kept whole so far: (name, id, used entries, bytes used).
     type Small = (String, PackId, Vec<PackEntry>, u64, usize);
     let mut small: Vec<(Small, IndexPack)> = Vec::new();
+    // Deleted now, or left for a later prune: the rule protects it, or an
+    // index file it protects names it (counted in `report` either way).
+    let remove = |plan: &mut PackPlan, report: &mut PruneReport, name: &String, id: PackId| {
+        let mut held = report.hold(&hold.packs, name);
+        if !held && hold.pinned.contains(&id) {
+            // Free when the index files naming it are: not known here
+            // which; the rule's whole length from now bounds it.
+            let until = hold.indexes.values().max().copied();
+            report.protected_left += 1;
+            report.protected_until = report.protected_until.max(until);
+            held = true;
+        }
+        if !held {
+            plan.remove.push(name.clone());
+        }
+    };
     for (name, size) in stored {
         let Ok(pack_id) = name.parse::<PackId>() else {
             continue;
         };
+        let young = hold.packs.contains_key(name);
         let Some(entries) = by_pack.remove(&pack_id) else {
-            report.unindexed_packs_removed += 1;
-            plan.remove.push(name.clone());
+            if !young {
+                report.unindexed_packs_removed += 1;
+            }
+            remove(&mut plan, report, name, pack_id);
             continue;
         };
         let total: u64 = entries.iter().map(|(e, _)| u64::from(e.length)).sum();
@@ -500,15 +617,20 @@ fn plan_packs(
             .sum();
         let unused_count = entries.iter().filter(|(_, u)| !u).count();
         if unused == total {
-            report.packs_removed += 1;
-            report.blobs_removed += unused_count;
-            plan.remove.push(name.clone());
-        } else if unused_count > 0 && unused as f64 > opts.repack_unused_share * total as f64 {
+            if !young && !hold.pinned.contains(&pack_id) {
+                report.packs_removed += 1;
+                report.blobs_removed += unused_count;
+            }
+            remove(&mut plan, report, name, pack_id);
+        } else if !young
+            && unused_count > 0
+            && unused as f64 > opts.repack_unused_share * total as f64
+        {
             report.packs_repacked += 1;
             report.blobs_removed += unused_count;
             let kept = entries.into_iter().filter(|(_, u)| *u).map(|(e, _)| e);
             plan.repack.push((pack_id, kept.collect()));
-            plan.remove.push(name.clone());
+            remove(&mut plan, report, name, pack_id);
         } else {
             // Kept whole; its unused blobs stay indexed (and reusable),
             // but not a copy set aside for another that reads back.
@@ -520,7 +642,7 @@ fn plan_packs(
                     .map(|(e, _)| *e)
                     .collect(),
             };
-            if opts.compact_small && *size < small_below {
+            if opts.compact_small && *size < small_below && !young {
                 let all = entries.len();
                 let used: Vec<PackEntry> = entries
                     .into_iter()
@@ -544,7 +666,7 @@ fn plan_packs(
             report.packs_compacted += 1;
             report.blobs_removed += unused;
             plan.repack.push((id, used));
-            plan.remove.push(name);
+            remove(&mut plan, report, &name, id);
         }
     } else {
         plan.keep.extend(small.into_iter().map(|(_, whole)| whole));
@@ -594,6 +716,174 @@ mod tests {
                 program: String::new(),
             },
         }
+    }
+
+    /// Backdate every file of the repository at `root` except locks by
+    /// `days`, as the store's clock would see them after that long.
+    fn age_all(root: &std::path::Path, days: u64) {
+        let then = std::time::SystemTime::now() - std::time::Duration::from_secs(days * 86_400);
+        let mut dirs = vec![root.to_path_buf()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let p = e.unwrap().path();
+                if p.is_dir() {
+                    if !p.ends_with("locks") {
+                        dirs.push(p);
+                    }
+                } else {
+                    let f = std::fs::File::options().write(true).open(&p).unwrap();
+                    f.set_modified(then).unwrap();
+                }
+            }
+        }
+    }
+
+    fn names(root: &std::path::Path, kind: FileKind) -> Vec<String> {
+        let b = crate::backend::LocalBackend::new(root);
+        let mut n: Vec<String> = crate::backend::Backend::list(&b, kind)
+            .unwrap()
+            .into_iter()
+            .map(|f| f.name)
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn under_a_bucket_lock_rule_prune_deletes_only_free_files_and_never_a_pack_an_index_still_names(
+    ) {
+        use crate::backend::{Backend, Immutability, Immutable, LocalBackend};
+        use crate::{BackupOptions, InitOptions, RestoreKey};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
+        let rule = Immutability::from_days(7.0).unwrap();
+        let key = RestoreKey::generate();
+        Repository::init(local.clone(), &key, &InitOptions::default()).unwrap();
+        // A fresh handle each step: the wrapper learns ages from listings.
+        let admin =
+            || Repository::open_for_restore(Immutable::wrap(local.clone(), rule), &key).unwrap();
+        let mut rng = 7u64;
+        let mut bytes = |n: usize| -> Vec<u8> {
+            (0..n)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng as u8
+                })
+                .collect()
+        };
+        let shared = bytes(300_000);
+        let mut own = Vec::new();
+        let mut snaps = Vec::new();
+        for night in 0..3 {
+            let host = Repository::open_for_backup(local.clone(), admin().backup_key()).unwrap();
+            let mut s = host.begin_backup(BackupOptions::default()).unwrap();
+            let data = bytes(300_000);
+            for (name, content) in [("shared", &shared), ("own", &data)] {
+                let mut w = s.item("x", name, "stream", &crate::NoProgress).unwrap();
+                w.push(content).unwrap();
+                w.finish(serde_json::Value::Null).unwrap();
+            }
+            snaps.push(s.commit().unwrap().0);
+            own.push(data);
+            let _ = night;
+        }
+        let packs = names(&root, FileKind::Pack);
+        assert!(packs.len() >= 3, "a pack a night at least");
+        let no_repack = PruneOptions {
+            repack_unused_share: 0.0,
+            compact_small: false,
+            ..PruneOptions::default()
+        };
+        // Everything young: a forget is refused whole, and prune deletes
+        // nothing (it would replace the index files).
+        let e = admin().forget(&snaps[..1]).unwrap_err();
+        assert!(e.to_string().contains("bucket's lock rule"), "{e}");
+        assert_eq!(admin().snapshots().unwrap().0.len(), 3);
+        let indexes = names(&root, FileKind::Index);
+        let r = admin().prune(&no_repack).unwrap();
+        assert_eq!((r.packs_removed, r.packs_repacked), (0, 0));
+        assert_eq!(r.protected_left, indexes.len(), "{r:?}");
+        assert!(r.protected_until.unwrap() > Utc::now() + chrono::Duration::days(6));
+        assert_eq!(names(&root, FileKind::Pack), packs);
+        assert!(indexes
+            .iter()
+            .all(|i| names(&root, FileKind::Index).contains(i)));
+        // Eight days on, one prune replaces them all with index files of
+        // its own (young again, naming every pack).
+        age_all(&root, 8);
+        let r = admin().prune(&no_repack).unwrap();
+        assert_eq!(r.protected_left, 0, "{r:?}");
+        let young_index = names(&root, FileKind::Index);
+        assert!(young_index.iter().all(|i| !indexes.contains(i)));
+        // Night 0 forgotten: its pack holds the shared item (used) and its
+        // own (unused), so it is repacked; but the young index names it,
+        // so it stays until that index file is free.
+        admin().forget(&snaps[..1]).unwrap();
+        let r = admin().prune(&no_repack).unwrap();
+        assert!(r.packs_repacked >= 1 && r.packs_written >= 1, "{r:?}");
+        assert_eq!(r.packs_removed, 0, "{r:?}");
+        assert!(r.protected_left > young_index.len(), "{r:?}");
+        let now = names(&root, FileKind::Pack);
+        assert_eq!(
+            now.len(),
+            packs.len() + r.packs_written,
+            "the repacked pack stays beside its copy"
+        );
+        // A second prune at once copies nothing again: the newer copy wins.
+        let r = admin().prune(&no_repack).unwrap();
+        assert_eq!((r.packs_repacked, r.packs_removed), (0, 0), "{r:?}");
+        assert_eq!(names(&root, FileKind::Pack), now);
+        // Whatever the index files say, every pack they name exists, and
+        // both remaining snapshots read back.
+        let check = |expect_packs: usize| {
+            let repo = admin();
+            let listed: HashSet<String> = names(&root, FileKind::Pack).into_iter().collect();
+            assert_eq!(listed.len(), expect_packs);
+            repo.each_index_file(|f| {
+                for p in &f.packs {
+                    assert!(
+                        listed.contains(&p.id.to_hex()),
+                        "index names a deleted pack"
+                    );
+                }
+            })
+            .unwrap();
+            let report = repo
+                .verify(
+                    &crate::VerifyOptions {
+                        read_data_percent: Some(100.0),
+                    },
+                    &crate::NoProgress,
+                )
+                .unwrap();
+            assert!(report.problems.is_empty(), "{:?}", report.problems);
+            let (index, _) = repo.load_index().unwrap();
+            for (n, snap) in snaps.iter().enumerate().skip(1) {
+                let entry = repo.find_snapshot(&snap.to_hex()).unwrap();
+                for item in repo.manifest(&index, &entry.snapshot).unwrap() {
+                    let mut out = Vec::new();
+                    repo.restore_item(&index, &item, &mut out, &crate::NoProgress)
+                        .unwrap();
+                    let want = if item.name == "shared" {
+                        &shared
+                    } else {
+                        &own[n]
+                    };
+                    assert!(out == *want, "{} of night {n}", item.name);
+                }
+            }
+        };
+        check(now.len());
+        // Once the rule frees them: the old pack and index files go.
+        age_all(&root, 8);
+        let r = admin().prune(&no_repack).unwrap();
+        assert_eq!(r.protected_left, 0, "{r:?}");
+        assert!(r.packs_removed >= 1, "{r:?}");
+        check(now.len() - r.packs_removed);
     }
 
     #[test]

@@ -868,6 +868,7 @@ impl Repository<FullAccess> {
                 "this repository is in format 1: run `lifeboat upgrade` before adding keys".into(),
             ));
         }
+        self.check_free(FileKind::Config, "config")?;
         let keyring = self.keyring();
         let mut config = self.inner.config.clone();
         for ident in &new.identities {
@@ -908,9 +909,26 @@ impl Repository<FullAccess> {
             ));
         }
         let entry = config.keys.remove(pos);
+        self.check_free(FileKind::Config, "config")?;
+        self.check_free(FileKind::Keys, &entry.file)?;
         self.write_config(config)?;
         self.inner.backend.remove(FileKind::Keys, &entry.file)?;
         Ok(())
+    }
+
+    /// Refuse, before changing anything, when a bucket lock rule still
+    /// protects a file this change must rewrite or delete.
+    fn check_free(&self, kind: FileKind, name: &str) -> Result<()> {
+        match self.protected_files(kind)?.get(name) {
+            None => Ok(()),
+            Some(until) => Err(Error::Invalid(format!(
+                "{} is protected by the bucket's lock rule until {} ([repository] \
+                 immutable_days) and this change rewrites it: nothing was changed; run it again \
+                 after then",
+                kind.path(name),
+                until.format("%Y-%m-%d %H:%M UTC")
+            ))),
+        }
     }
 
     pub(crate) fn keyring(&self) -> Keyring {
@@ -1285,6 +1303,13 @@ impl<A: Access> Repository<A> {
         Ok((index, missing, bad))
     }
 
+    /// One index file, read and parsed.
+    pub(crate) fn read_index_file(&self, name: &str) -> Result<IndexFile> {
+        let json = self.read_meta_file(FileKind::Index, name, MAX_INDEX_LEN)?;
+        serde_json::from_slice::<IndexFile>(&json)
+            .map_err(|e| Error::damaged(FileKind::Index.path(name), e.to_string()))
+    }
+
     /// Read every index file and pass each readable one to `f`; returns the
     /// names of all of them and the ones that could not be read (a storage
     /// failure other than a file gone since the listing is an error).
@@ -1303,13 +1328,7 @@ impl<A: Access> Repository<A> {
                 names.push(file.name);
                 continue;
             }
-            match self
-                .read_meta_file(FileKind::Index, &file.name, MAX_INDEX_LEN)
-                .and_then(|json| {
-                    serde_json::from_slice::<IndexFile>(&json).map_err(|e| {
-                        Error::damaged(FileKind::Index.path(&file.name), e.to_string())
-                    })
-                }) {
+            match self.read_index_file(&file.name) {
                 Ok(parsed) => f(parsed),
                 Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
                 Err(e) => bad.push(Unreadable {

@@ -20,6 +20,26 @@ pub struct Request {
     pub query: String,
 }
 
+impl Request {
+    /// Whether this request creates or replaces an object's content: a
+    /// PutObject (which the SDK sends with `?x-id=PutObject`) or a
+    /// multipart upload's completion, not a part, a retention or tags.
+    pub fn writes_object(&self) -> bool {
+        let has = |p: &str| {
+            self.query
+                .split('&')
+                .any(|q| q.split('=').next() == Some(p))
+        };
+        match self.method.as_str() {
+            "PUT" => {
+                !has("partNumber") && !has("retention") && !has("tagging") && !has("legal-hold")
+            }
+            "POST" => has("uploadId"),
+            _ => false,
+        }
+    }
+}
+
 /// What the proxy does to one request instead of relaying it faithfully.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {

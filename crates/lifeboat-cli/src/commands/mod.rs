@@ -297,6 +297,7 @@ fn apply_config(g: &mut Global, r: crate::config::RepositoryConfig) {
     g.s3.s3_region = g.s3.s3_region.take().or(r.region);
     g.s3.s3_connections = g.s3.s3_connections.or(r.connections);
     g.append_only |= r.append_only;
+    g.immutable_days = g.immutable_days.or(r.immutable_days);
     g.s3_access_key_id = r.access_key_id;
     g.s3_secret_access_key = r.secret_access_key;
 }
@@ -383,14 +384,18 @@ impl Ctx {
     }
 
     /// The backend at `url`, refusing deletes here when this host is
-    /// append-only.
+    /// append-only, and those of files a bucket lock rule protects.
     fn open_url(&self, url: &str, s3: &S3Options) -> Result<Arc<dyn Backend>> {
-        let backend = open_backend(url, s3)?;
-        Ok(if self.global.append_only {
-            lifeboat_store::backend::AppendOnly::wrap(backend)
-        } else {
-            backend
-        })
+        use lifeboat_store::backend::{AppendOnly, Immutability, Immutable};
+        let mut backend = open_backend(url, s3)?;
+        if let Some(days) = self.global.immutable_days {
+            let rule = Immutability::from_days(days).map_err(exit::usage)?;
+            backend = Immutable::wrap(backend, rule);
+        }
+        if self.global.append_only {
+            backend = AppendOnly::wrap(backend);
+        }
+        Ok(backend)
     }
 
     pub fn restore_key_path(&self) -> Result<&Path> {

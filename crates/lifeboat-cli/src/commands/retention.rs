@@ -166,6 +166,16 @@ fn print_prune(all: &PruneAllReport, dry: bool) -> Result<()> {
             l.still_locked
         )?;
     }
+    if r.protected_left > 0 {
+        let until = r
+            .protected_until
+            .map(|t| t.format(" (the last until %Y-%m-%d %H:%M UTC)").to_string())
+            .unwrap_or_default();
+        outln!(
+            "bucket lock rule: {} file(s) it still protects are left for a later prune{until}",
+            r.protected_left
+        )?;
+    }
     if r.lock_files_removed > 0 {
         outln!(
             "removed {} lock file(s) that no longer count (released, superseded or stale)",

@@ -45,6 +45,7 @@ impl LocalBackend {
                 out.push(FileInfo {
                     name,
                     size: meta.len(),
+                    modified: meta.modified().ok().map(Into::into),
                 });
             }
         }
@@ -111,6 +112,7 @@ impl Backend for LocalBackend {
                     out.push(FileInfo {
                         name: "config".into(),
                         size: meta.len(),
+                        modified: meta.modified().ok().map(Into::into),
                     });
                 }
             }
@@ -235,13 +237,10 @@ mod tests {
         b.write(FileKind::Config, "config", b"{}").unwrap();
         assert!(dir.path().join("data/ab/abcdef").is_file());
         let l = b.list(FileKind::Pack).unwrap();
-        assert_eq!(
-            l,
-            vec![FileInfo {
-                name: "abcdef".into(),
-                size: 10
-            }]
-        );
+        assert_eq!(l.len(), 1);
+        assert_eq!((l[0].name.as_str(), l[0].size), ("abcdef", 10));
+        let age = chrono::Utc::now() - l[0].modified.expect("a file's mtime");
+        assert!(age.num_seconds().abs() < 60, "{age}");
         assert_eq!(b.list(FileKind::Config).unwrap().len(), 1);
         assert_eq!(
             b.read_range(FileKind::Pack, "abcdef", 2, 3).unwrap(),

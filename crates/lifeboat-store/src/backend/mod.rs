@@ -2,12 +2,14 @@
 //! (packs, indexes, snapshots) give the bytes meaning and encrypt them; a
 //! backend never sees plaintext.
 
+mod immutable;
 mod local;
 pub mod s3;
 mod s3_lock;
 
 use std::sync::Arc;
 
+pub use immutable::{Immutability, Immutable};
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Options};
 
@@ -202,6 +204,9 @@ pub struct FileInfo {
     pub name: String,
     /// Its size in bytes.
     pub size: u64,
+    /// When it was last written, as the store says (S3's LastModified, a
+    /// file's mtime); `None` where the store does not say.
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A place to keep repository files. Implementations must make `write`
@@ -249,6 +254,11 @@ pub trait Backend: Send + Sync + 'static {
     }
     /// The bucket's Object Lock operations, where the store has them (S3).
     fn locking(&self) -> Option<&dyn Locking> {
+        None
+    }
+    /// The bucket lock rule files are under, when this host was told of
+    /// one ([`Immutable`]).
+    fn immutability(&self) -> Option<Immutability> {
         None
     }
 }
@@ -312,6 +322,9 @@ impl Backend for AppendOnly {
     }
     fn locking(&self) -> Option<&dyn Locking> {
         self.0.locking()
+    }
+    fn immutability(&self) -> Option<Immutability> {
+        self.0.immutability()
     }
 }
 

@@ -326,6 +326,9 @@ impl Backend for S3Backend {
                     out.push(FileInfo {
                         name: name.to_string(),
                         size: obj.size().unwrap_or(0).max(0) as u64,
+                        modified: obj.last_modified().and_then(|t| {
+                            chrono::DateTime::from_timestamp(t.secs(), t.subsec_nanos())
+                        }),
                     });
                 }
             }
