@@ -133,8 +133,14 @@ fn under_r2_bucket_lock_rules_forget_and_prune_wait_for_files_to_be_free_and_not
         out.stdout
     );
     assert_eq!(lb.snapshots().len(), 3);
+    let out = admin(&lb, &["forget", &ids[0], "--dry-run"]);
+    assert_eq!(
+        out.code, 2,
+        "a dry run says what the real run would: {}",
+        out.stdout
+    );
     let out = admin(&lb, &["forget", &ids[0]]);
-    assert_ne!(out.code, 0);
+    assert_eq!(out.code, 2);
     assert!(out.stderr.contains("bucket's lock rule"), "{}", out.stderr);
     assert!(
         out.stderr.contains("nothing was forgotten"),

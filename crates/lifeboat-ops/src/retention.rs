@@ -119,6 +119,7 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
             for spec in &specs {
                 ids.push(repo.find_snapshot(spec)?.id);
             }
+            repo.check_forgettable(&ids)?;
             let keep = all
                 .iter()
                 .filter(|s| !ids.contains(&s.id))

@@ -68,6 +68,9 @@ pub enum BackendErrorKind {
     NotFound,
     /// Permission denied, bad credentials, missing bucket.
     Access,
+    /// A bucket lock rule (`[repository] immutable_days`) protects the
+    /// file: refused here, before any request.
+    Protected,
     /// Anything else: network, timeouts after retries, disk errors.
     Other,
 }
@@ -275,6 +278,9 @@ impl Error {
             }
             Error::Unauthenticated { .. } => {
                 "if this is your store and you trust it as it is now, pass --trust-unauthenticated once to run `lifeboat upgrade`; if you upgraded it already, it was replaced: see docs/DISASTER-RECOVERY.md"
+            }
+            Error::Backend(e) if e.kind == BackendErrorKind::Protected => {
+                "nothing is wrong with the store: the bucket lock rule frees the file at the time given; run this again after then"
             }
             Error::Backend(e) if !e.local => {
                 "check the repository location, credentials and network; then retry"

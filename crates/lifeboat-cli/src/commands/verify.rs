@@ -81,7 +81,7 @@ pub fn run(ctx: &Ctx, args: VerifyArgs) -> Result<Code> {
         )?;
         if store.unindexed_packs > 0 {
             outln!(
-                "{} pack(s) not yet indexed (left by an interrupted backup; the next backup reuses them)",
+                "{} pack(s) not yet indexed (left by an interrupted backup or prune; a backup reuses them, prune removes the rest)",
                 store.unindexed_packs
             )?;
         }

@@ -75,7 +75,7 @@ impl Immutability {
         until: DateTime<Utc>,
     ) -> BackendError {
         BackendError::new(
-            BackendErrorKind::Access,
+            BackendErrorKind::Protected,
             op,
             kind.path(name),
             format!(
