@@ -10,7 +10,8 @@
 //! index files, then the unused and repacked packs, then state files no
 //! snapshot names. Killed at any point, the repository stays readable: the
 //! worst case is duplicate index entries or packs no index names, which the
-//! next prune removes.
+//! next prune removes. An index file it cannot read stays, with every pack
+//! no readable index file names (one junk file must not stop every prune).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -202,6 +203,9 @@ pub struct PruneReport {
     /// Lock files that no longer count: released, superseded or stale
     /// (append-only backup hosts leave them; prune clears them).
     pub lock_files_removed: usize,
+    /// Index files that could not be read: left as they are, with every
+    /// pack no readable index file names (run `lifeboat repair index`).
+    pub unreadable_index_files: Vec<String>,
     /// Object lock: files extended, old versions purged or still locked.
     pub object_lock: crate::LockReport,
     /// Files prune would have deleted (or packs it would have repacked)
@@ -284,21 +288,23 @@ impl Repository<FullAccess> {
         let listing = backend.list(FileKind::Pack)?;
         let index_files = backend.list(FileKind::Index)?;
         let state_files = backend.list(FileKind::State)?;
+        // An index file that cannot be read (damaged, or planted by anyone
+        // who may write to the store) does not stop prune, which would
+        // let one junk file hold off every prune for good. What it names
+        // is unknown, so it stays, and so does every pack no readable
+        // index file names; a snapshot needing a blob only it named stops
+        // prune below (`used_blobs`). `repair index` deals with it.
         let (index, bad) = self.load_index_over(&listing, true)?;
-        if let Some(b) = bad.first() {
-            return Err(Error::damaged(
-                &b.file,
-                format!(
-                    "{}; prune needs every index file: run `lifeboat verify` first",
-                    b.detail
-                ),
-            ));
-        }
+        let unreadable: HashSet<String> = bad
+            .iter()
+            .filter_map(|b| b.file.rsplit('/').next().map(str::to_string))
+            .collect();
         let (used, states) = self.used_blobs(&snapshots, &index)?;
         let hold = self.hold(&listing, &index_files, &state_files)?;
         let kept_copy = self.choose_copies(&index, &used, &listing)?;
         let stored: BTreeMap<String, u64> = listing.into_iter().map(|f| (f.name, f.size)).collect();
         let mut report = PruneReport {
+            unreadable_index_files: bad.into_iter().map(|b| b.file).collect(),
             snapshots: snapshots.len(),
             packs: stored.len(),
             blobs_used: used.len(),
@@ -321,7 +327,7 @@ impl Repository<FullAccess> {
         let old_indexes: Vec<String> = index_files
             .into_iter()
             .map(|f| f.name)
-            .filter(|n| !report.hold(&hold.indexes, n))
+            .filter(|n| !unreadable.contains(n) && !report.hold(&hold.indexes, n))
             .collect();
         let old_states: Vec<String> = state_files
             .into_iter()
@@ -421,7 +427,13 @@ impl Repository<FullAccess> {
         let indexes = rule.protected_in(indexes, now);
         let mut pinned = HashSet::new();
         for name in indexes.keys() {
-            pinned.extend(self.read_index_file(name)?.packs.iter().map(|p| p.id));
+            match self.read_index_file(name) {
+                Ok(file) => pinned.extend(file.packs.iter().map(|p| p.id)),
+                // Unreadable: left alone, as are the packs no readable index
+                // file names (see `prune`).
+                Err(Error::Backend(e)) if !e.is_not_found() => return Err(Error::Backend(e)),
+                Err(_) => {}
+            }
         }
         Ok(Hold {
             packs: rule.protected_in(packs, now),
@@ -617,6 +629,10 @@ fn plan_packs(
         };
         let young = hold.packs.contains_key(name);
         let Some(entries) = by_pack.remove(&pack_id) else {
+            // An unreadable index file may name it: kept.
+            if !report.unreadable_index_files.is_empty() {
+                continue;
+            }
             if !young {
                 report.unindexed_packs_removed += 1;
             }
@@ -905,6 +921,63 @@ mod tests {
         assert_eq!(r.protected_left, 0, "{r:?}");
         assert_eq!(r.packs_removed, 1, "{r:?}");
         check(1);
+    }
+
+    #[test]
+    fn a_junk_index_file_does_not_stop_prune_and_holds_back_only_unindexed_packs() {
+        use crate::backend::{Backend, Immutability, Immutable, LocalBackend};
+        use crate::{BackupOptions, InitOptions, RestoreKey};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("repo");
+        let local: Arc<dyn Backend> = Arc::new(LocalBackend::new(&root));
+        let key = RestoreKey::generate();
+        let (admin, _) = Repository::init(local.clone(), &key, &InitOptions::default()).unwrap();
+        let mut snaps = Vec::new();
+        for night in 0..2u8 {
+            let host = Repository::open_for_backup(local.clone(), admin.backup_key()).unwrap();
+            let mut s = host.begin_backup(BackupOptions::default()).unwrap();
+            let mut w = s.item("x", "a", "stream", &crate::NoProgress).unwrap();
+            w.push(&vec![night; 200_000]).unwrap();
+            w.finish(serde_json::Value::Null).unwrap();
+            snaps.push(s.commit().unwrap().0);
+        }
+        // Planted by whoever may write to the store, and a pack no index
+        // names (a killed backup's, or one only the junk "names").
+        let junk = "ab".repeat(32);
+        local
+            .write(FileKind::Index, &junk, b"not an index file")
+            .unwrap();
+        let stray = "cd".repeat(32);
+        local.write(FileKind::Pack, &stray, b"stray").unwrap();
+        admin.forget(&snaps[..1]).unwrap();
+        let r = admin.prune(&PruneOptions::default()).unwrap();
+        assert_eq!(r.unreadable_index_files, vec![FileKind::Index.path(&junk)]);
+        assert!(r.packs_removed >= 1, "night 0's data goes: {r:?}");
+        assert_eq!(r.unindexed_packs_removed, 0, "{r:?}");
+        assert!(names(&root, FileKind::Index).contains(&junk));
+        assert!(names(&root, FileKind::Pack).contains(&stray));
+        // The same under a bucket lock rule, the junk young.
+        let ruled = Repository::open_for_restore(
+            Immutable::wrap(local.clone(), Immutability::from_days(7.0).unwrap()),
+            &key,
+        )
+        .unwrap();
+        ruled.prune(&PruneOptions::default()).unwrap();
+        let (index, _) = admin.load_index().unwrap();
+        let entry = admin.find_snapshot(&snaps[1].to_hex()).unwrap();
+        for item in admin.manifest(&index, &entry.snapshot).unwrap() {
+            let mut out = Vec::new();
+            admin
+                .restore_item(&index, &item, &mut out, &crate::NoProgress)
+                .unwrap();
+            assert!(out == vec![1u8; 200_000]);
+        }
+        // Once the junk is gone (repair), the stray pack goes too.
+        local.remove(FileKind::Index, &junk).unwrap();
+        let r = admin.prune(&PruneOptions::default()).unwrap();
+        assert!(r.unreadable_index_files.is_empty());
+        assert_eq!(r.unindexed_packs_removed, 1, "{r:?}");
     }
 
     #[test]

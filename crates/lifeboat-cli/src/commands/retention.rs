@@ -166,6 +166,14 @@ fn print_prune(all: &PruneAllReport, dry: bool) -> Result<()> {
             l.still_locked
         )?;
     }
+    if !r.unreadable_index_files.is_empty() {
+        outln!(
+            "left {} index file(s) that cannot be read ({}), and every pack no other index file \
+             names: run `lifeboat verify`, then `lifeboat repair index`",
+            r.unreadable_index_files.len(),
+            r.unreadable_index_files.join(", ")
+        )?;
+    }
     if r.protected_left > 0 {
         let until = r
             .protected_until
