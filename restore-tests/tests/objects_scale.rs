@@ -267,3 +267,79 @@ fn a_forged_object_list_is_read_again_never_carried_into_a_wrong_or_broken_snaps
     assert!(facts["alarm"].is_null(), "{facts}");
     assert_eq!(facts["objects"], FILES);
 }
+
+#[test]
+fn after_a_compromise_reread_objects_reads_every_object_and_undoes_a_swapped_list() {
+    const FILES: u64 = 300;
+    let lb = Lifeboat::local();
+    lb.init();
+    let dir = lb.path("uploads");
+    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+    for i in 0..FILES {
+        std::fs::write(dir.join(format!("a/f{i:05}.txt")), format!("file {i}\n")).expect("write");
+    }
+    let cfg = lb.path("lifeboat.toml");
+    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", dir.display())).expect("config");
+    let cfg = cfg.display().to_string();
+    backup(&lb, &cfg);
+
+    // A compromised host swaps what two entries of one size point at
+    // (files 10 and 11: eight bytes each; entries are in key order).
+    forge_list(&lb, |_, parts| {
+        let objects = parts[0]["objects"].as_array_mut().expect("entries");
+        assert!(
+            objects.len() > 11,
+            "a first part of {} entries",
+            objects.len()
+        );
+        assert_eq!(objects[10]["size"], objects[11]["size"]);
+        for field in ["blobs", "info"] {
+            let a = objects[10][field].take();
+            let b = std::mem::replace(&mut objects[11][field], a);
+            objects[10][field] = b;
+        }
+    });
+    // The known limit: an honest night carries the swap (each entry still
+    // names whole blobs of its size), and the restore has file 11's bytes
+    // under file 10's name.
+    let facts = &newest_after(&lb, &cfg, &[])["facts"];
+    assert_eq!(facts["fetched"], 0, "{facts}");
+    let to = lb.path("swapped");
+    restore_to(&lb, &cfg, &to);
+    assert_eq!(
+        std::fs::read(to.join("a/f00010.txt")).expect("restored"),
+        b"file 11\n"
+    );
+    // The remedy: a night that reads every object again, carrying nothing;
+    // the list is still used to count deletions (none).
+    let facts = newest_after(&lb, &cfg, &["--reread-objects"])["facts"].clone();
+    assert_eq!(facts["fetched"], FILES, "{facts}");
+    assert_eq!(facts["carried"], 0, "{facts}");
+    let to = lb.path("reread");
+    restore_to(&lb, &cfg, &to);
+    for i in 0..FILES {
+        let name = format!("a/f{i:05}.txt");
+        let got = std::fs::read(to.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(got, format!("file {i}\n").into_bytes(), "{name}");
+    }
+    // And the nights after carry the right entries again.
+    let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
+    assert_eq!(facts["carried"], FILES, "{facts}");
+}
+
+/// `backup --source objects EXTRA...`, then the newest snapshot's objects summary.
+fn newest_after(lb: &Lifeboat, cfg: &str, extra: &[&str]) -> Value {
+    let bk = lb.backup_key.display().to_string();
+    let mut args = vec![
+        "--config",
+        cfg,
+        "--backup-key-file",
+        &bk,
+        "backup",
+        "--source",
+        "objects",
+    ];
+    args.extend_from_slice(extra);
+    lb.run(&args).ok();
+    newest(lb).0
+}

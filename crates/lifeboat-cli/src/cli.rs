@@ -261,6 +261,11 @@ pub struct BackupArgs {
     /// `render`, `git`.
     #[arg(long = "source", value_name = "SOURCE", value_parser = parse_source, conflicts_with_all = ["stdin", "stdin_from_command", "file"])]
     pub sources: Vec<SourceKind>,
+    /// Objects: read every object again instead of carrying unchanged
+    /// ones over from the previous snapshot's list (after a backup host
+    /// was compromised: its lists could swap two objects of one size).
+    #[arg(long)]
+    pub reread_objects: bool,
     /// The MySQL database for `--source mysql` (else the config's [mysql] url).
     #[arg(
         long,

@@ -69,6 +69,12 @@ pub struct ObjectsBackupOptions {
     pub max_deleted_share: f64,
     /// Bytes per ranged GET (default 8 MiB).
     pub range_size: u64,
+    /// Read every object again, carrying none from the previous snapshot's
+    /// list: after a backup host was compromised (its lists could swap the
+    /// entries of two objects of one size, which every later backup would
+    /// carry), or to prove the store against the bucket. The list still
+    /// counts deletions.
+    pub reread: bool,
 }
 
 impl Default for ObjectsBackupOptions {
@@ -76,6 +82,7 @@ impl Default for ObjectsBackupOptions {
         ObjectsBackupOptions {
             max_deleted_share: 0.10,
             range_size: 8 << 20,
+            reread: false,
         }
     }
 }
@@ -271,7 +278,11 @@ pub fn backup<A: Access>(
                 session,
                 source,
                 &o,
-                previous.as_mut().and_then(|p| p.take(&k)),
+                // Taken even when rereading: it marks the object found.
+                previous
+                    .as_mut()
+                    .and_then(|p| p.take(&k))
+                    .filter(|_| !opts.reread),
             );
             if matches!(p, Plan::Fetch) {
                 to_fetch += o.size;

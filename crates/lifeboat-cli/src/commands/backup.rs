@@ -40,7 +40,13 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
         }
         None => {
             let kinds = super::plan::chosen(ctx, &args.sources)?;
-            let sources = super::plan::plans(ctx, &kinds, repo.id(), args.mysql_url.as_deref())?;
+            let mut sources =
+                super::plan::plans(ctx, &kinds, repo.id(), args.mysql_url.as_deref())?;
+            for s in &mut sources {
+                if let lifeboat_ops::SourcePlan::Objects { options, .. } = s {
+                    options.reread = args.reread_objects;
+                }
+            }
             let opts = BackupOptions { snapshot, sources };
             with_repo!(repo, r => lifeboat_ops::backup(r, opts, &ctx.bars))?
         }
