@@ -14,8 +14,13 @@ use serde_json::Value;
 const COUNT: u64 = 20_000;
 
 fn backup(lb: &Lifeboat, cfg: &str) -> Value {
+    backup_with(lb, cfg, &[])
+}
+
+/// `backup --json --source objects EXTRA...` with the backup key.
+fn backup_with(lb: &Lifeboat, cfg: &str, extra: &[&str]) -> Value {
     let bk = lb.backup_key.display().to_string();
-    lb.run(&[
+    let mut args = vec![
         "--config",
         cfg,
         "--backup-key-file",
@@ -24,9 +29,9 @@ fn backup(lb: &Lifeboat, cfg: &str) -> Value {
         "backup",
         "--source",
         "objects",
-    ])
-    .ok()
-    .json()
+    ];
+    args.extend_from_slice(extra);
+    lb.run(&args).ok().json()
 }
 
 /// `restore latest --source objects --to DIR` with the restore key.
@@ -199,10 +204,33 @@ fn forge_list(lb: &Lifeboat, edit: impl FnOnce(&mut Value, &mut Vec<Value>)) {
     std::fs::remove_file(lb.repo_path().join("snapshots").join(snap_name)).expect("remove");
 }
 
+/// A repository and a directory `uploads/a` of `files` numbered files
+/// (`file N`), configured as the objects source and backed up once.
+fn numbered_files(files: u64) -> (Lifeboat, std::path::PathBuf, String) {
+    let lb = Lifeboat::local();
+    lb.init();
+    let dir = lb.path("uploads");
+    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
+    for i in 0..files {
+        std::fs::write(dir.join(format!("a/f{i:05}.txt")), format!("file {i}\n")).expect("write");
+    }
+    let cfg = lb.path("lifeboat.toml");
+    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", dir.display())).expect("config");
+    let cfg = cfg.display().to_string();
+    backup(&lb, &cfg);
+    (lb, dir, cfg)
+}
+
 /// A backup of `dir` into `lb`, then a restore of it compared file by file.
 fn backup_and_compare(lb: &Lifeboat, cfg: &str, dir: &std::path::Path, files: u64) -> Value {
-    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     backup(lb, cfg);
+    restore_and_compare(lb, cfg, dir, files);
+    newest(lb).0["facts"].clone()
+}
+
+/// The newest snapshot restored and compared with `dir` file by file.
+fn restore_and_compare(lb: &Lifeboat, cfg: &str, dir: &std::path::Path, files: u64) {
+    static RUN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let run = RUN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let to = lb.path(&format!("restored-{run}"));
     restore_to(lb, cfg, &to);
@@ -212,23 +240,12 @@ fn backup_and_compare(lb: &Lifeboat, cfg: &str, dir: &std::path::Path, files: u6
         let got = std::fs::read(to.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(want == got, "{name} restored with other bytes");
     }
-    newest(lb).0["facts"].clone()
 }
 
 #[test]
 fn a_forged_object_list_is_read_again_never_carried_into_a_wrong_or_broken_snapshot() {
     const FILES: u64 = 3000;
-    let lb = Lifeboat::local();
-    lb.init();
-    let dir = lb.path("uploads");
-    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
-    for i in 0..FILES {
-        std::fs::write(dir.join(format!("a/f{i:05}.txt")), format!("file {i}\n")).expect("write");
-    }
-    let cfg = lb.path("lifeboat.toml");
-    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", dir.display())).expect("config");
-    let cfg = cfg.display().to_string();
-    backup(&lb, &cfg);
+    let (lb, dir, cfg) = numbered_files(FILES);
 
     // An entry pointing at its info blob's salt line, and one with no blobs
     // for its bytes: both would make every later restore fail. They are
@@ -271,17 +288,7 @@ fn a_forged_object_list_is_read_again_never_carried_into_a_wrong_or_broken_snaps
 #[test]
 fn after_a_compromise_reread_objects_reads_every_object_and_undoes_a_swapped_list() {
     const FILES: u64 = 300;
-    let lb = Lifeboat::local();
-    lb.init();
-    let dir = lb.path("uploads");
-    std::fs::create_dir_all(dir.join("a")).expect("mkdir");
-    for i in 0..FILES {
-        std::fs::write(dir.join(format!("a/f{i:05}.txt")), format!("file {i}\n")).expect("write");
-    }
-    let cfg = lb.path("lifeboat.toml");
-    std::fs::write(&cfg, format!("[objects]\npath = \"{}\"\n", dir.display())).expect("config");
-    let cfg = cfg.display().to_string();
-    backup(&lb, &cfg);
+    let (lb, dir, cfg) = numbered_files(FILES);
 
     // A compromised host swaps what two entries of one size point at
     // (files 10 and 11: eight bytes each; entries are in key order).
@@ -302,7 +309,8 @@ fn after_a_compromise_reread_objects_reads_every_object_and_undoes_a_swapped_lis
     // The known limit: an honest night carries the swap (each entry still
     // names whole blobs of its size), and the restore has file 11's bytes
     // under file 10's name.
-    let facts = &newest_after(&lb, &cfg, &[])["facts"];
+    backup(&lb, &cfg);
+    let facts = &newest(&lb).0["facts"];
     assert_eq!(facts["fetched"], 0, "{facts}");
     let to = lb.path("swapped");
     restore_to(&lb, &cfg, &to);
@@ -312,34 +320,12 @@ fn after_a_compromise_reread_objects_reads_every_object_and_undoes_a_swapped_lis
     );
     // The remedy: a night that reads every object again, carrying nothing;
     // the list is still used to count deletions (none).
-    let facts = newest_after(&lb, &cfg, &["--reread-objects"])["facts"].clone();
+    backup_with(&lb, &cfg, &["--reread-objects"]);
+    let facts = &newest(&lb).0["facts"];
     assert_eq!(facts["fetched"], FILES, "{facts}");
     assert_eq!(facts["carried"], 0, "{facts}");
-    let to = lb.path("reread");
-    restore_to(&lb, &cfg, &to);
-    for i in 0..FILES {
-        let name = format!("a/f{i:05}.txt");
-        let got = std::fs::read(to.join(&name)).unwrap_or_else(|e| panic!("{name}: {e}"));
-        assert_eq!(got, format!("file {i}\n").into_bytes(), "{name}");
-    }
+    restore_and_compare(&lb, &cfg, &dir, FILES);
     // And the nights after carry the right entries again.
     let facts = backup_and_compare(&lb, &cfg, &dir, FILES);
     assert_eq!(facts["carried"], FILES, "{facts}");
-}
-
-/// `backup --source objects EXTRA...`, then the newest snapshot's objects summary.
-fn newest_after(lb: &Lifeboat, cfg: &str, extra: &[&str]) -> Value {
-    let bk = lb.backup_key.display().to_string();
-    let mut args = vec![
-        "--config",
-        cfg,
-        "--backup-key-file",
-        &bk,
-        "backup",
-        "--source",
-        "objects",
-    ];
-    args.extend_from_slice(extra);
-    lb.run(&args).ok();
-    newest(lb).0
 }
