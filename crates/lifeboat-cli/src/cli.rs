@@ -380,6 +380,17 @@ pub struct RestoreArgs {
         value_parser = parse_gtid_set
     )]
     pub until_gtid: Option<String>,
+    /// Prove the stored binlog: restore the MySQL database by replaying
+    /// the newest full snapshot before SNAPSHOT and applying the stored
+    /// binlog up to exactly SNAPSHOT's coordinates, then compare every
+    /// table with SNAPSHOT (exit 4 naming the tables that differ). What a
+    /// periodic full backup proves about the nights between.
+    #[arg(
+        long,
+        requires = "source",
+        conflicts_with_all = ["until", "until_gtid"]
+    )]
+    pub from_binlog: bool,
     /// Restore a whole source instead of one item: `mysql`, `objects`,
     /// `render`, `git`.
     #[arg(long, value_name = "SOURCE", value_parser = parse_source)]

@@ -54,6 +54,10 @@ pub struct Piece {
     /// segment's start; 4: the file's beginning, its format description
     /// included).
     pub start: u64,
+    /// Events starting at or after this position are not applied, and the
+    /// apply ends there: a later snapshot's coordinates, which are a
+    /// transaction boundary (`None`: to the piece's end).
+    pub to: Option<u64>,
 }
 
 /// Options of [`apply`].
@@ -177,10 +181,12 @@ pub fn apply(
         error: None,
         stopped: false,
         from: 0,
+        to: None,
         group_bytes: group_bytes(),
     };
     for piece in pieces {
         a.from = piece.from;
+        a.to = piece.to;
         a.piece_start = piece.start;
         a.tables.clear();
         let mut reader = Reader::new();
@@ -288,6 +294,7 @@ struct Applier<'o> {
     error: Option<Error>,
     stopped: bool,
     from: u64,
+    to: Option<u64>,
     group_bytes: usize,
 }
 
@@ -316,6 +323,9 @@ impl Applier<'_> {
         self.next_pos = end;
         if end <= self.from {
             return Ok(());
+        }
+        if self.to.is_some_and(|to| end - u64::from(h.size) >= to) {
+            return self.stop_at_position();
         }
         let boundary = self.txns.feed(f, e);
         let at = i64::from(h.timestamp);
@@ -798,6 +808,19 @@ impl Applier<'_> {
     fn stop(&mut self, at: i64) -> Result<()> {
         self.rollback()?;
         self.report.next_commit = Some(at);
+        self.stopped = true;
+        Err(Error::Internal(Stop.to_string()))
+    }
+
+    /// The position bound ([`Piece::to`]) was reached: it must be between
+    /// transactions.
+    fn stop_at_position(&mut self) -> Result<()> {
+        if self.open || !self.txns.at_safe_point() {
+            return Err(binlog::damaged(
+                "the position to stop at is inside a transaction of the stored binlog",
+            ));
+        }
+        self.rollback()?;
         self.stopped = true;
         Err(Error::Internal(Stop.to_string()))
     }

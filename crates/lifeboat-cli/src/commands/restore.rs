@@ -21,6 +21,14 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
         let until = args.until.unwrap_or_else(chrono::Utc::now);
         return super::mysql::restore_until(ctx, &repo, &args, until);
     }
+    if args.from_binlog {
+        if args.source != Some(SourceKind::Mysql) {
+            return Err(exit::usage(
+                "--from-binlog restores MySQL only: add --source mysql",
+            ));
+        }
+        return super::mysql::restore_from_binlog(ctx, &repo, &args);
+    }
     let snap = repo.find_snapshot(&args.snapshot)?;
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
