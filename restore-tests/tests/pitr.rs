@@ -1021,9 +1021,8 @@ fn churn(s: &Setup, rng: &mut Lcg, n: usize) {
     s.sql(&sql);
 }
 
-#[test]
-fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named() {
-    let s = Setup::new(1);
+/// `clinic.kinds`: 3,000 rows of the kinds of value [`churn`] changes.
+fn kinds_table(s: &Setup) {
     s.sql(
         "CREATE TABLE clinic.kinds (id INT PRIMARY KEY, grp INT, d DECIMAL(20,6), j JSON, \
            t DATETIME(6), b LONGBLOB, f DOUBLE, s VARCHAR(50) CHARACTER SET utf8mb4 NULL, KEY (grp));\
@@ -1031,6 +1030,21 @@ fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named
            '2026-01-01 00:00:00.000001' + INTERVAL seq SECOND, REPEAT(UNHEX(HEX(seq)), seq % 40), \
            seq / 3, IF(seq % 9 = 0, NULL, CONCAT('é', seq)) FROM clinic.seq_1_to_3000",
     );
+}
+
+fn seeded() -> Lcg {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("seed {seed}");
+    Lcg(seed)
+}
+
+#[test]
+fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named() {
+    let s = Setup::new(1);
+    kinds_table(&s);
     let rk = s.lb.restore_key.display().to_string();
     let from_binlog = |snapshot: &str, target: &str| {
         s.run(&[
@@ -1055,12 +1069,7 @@ fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named
         none.stderr
     );
 
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    eprintln!("seed {seed}");
-    let mut rng = Lcg(seed);
+    let mut rng = seeded();
     churn(&s, &mut rng, 150);
     s.with_backup_key(&["binlog"]).ok();
     churn(&s, &mut rng, 150);
@@ -1108,4 +1117,212 @@ fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named
         failed.stderr
     );
     assert!(!failed.stderr.contains("patients"), "{}", failed.stderr);
+}
+
+#[test]
+fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
+    let s = Setup::with_config(1, "binlog_nightly = true\n\n[retention]\nbinlog = \"1s\"\n");
+    kinds_table(&s);
+    let rk = s.lb.restore_key.display().to_string();
+    let restore = |snapshot: &str, target: &str| {
+        s.run(&[
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "restore",
+            snapshot,
+            "--source",
+            "mysql",
+            "--target",
+            &s.server.url(target),
+        ])
+    };
+    let backup = || s.with_backup_key(&["--json", "backup"]).ok().json();
+    // No full snapshot yet: a full read.
+    let full = backup();
+    let full_id = full["id"].as_str().unwrap().to_string();
+    assert!(full["mysql_derived"].is_null(), "{full}");
+    assert!(
+        full["mysql_full_read"]
+            .as_str()
+            .unwrap()
+            .contains("no full snapshot"),
+        "{full}"
+    );
+
+    let mut rng = seeded();
+    churn(&s, &mut rng, 200);
+    let at_n1 = s.fingerprint("clinic");
+    let n1 = backup();
+    let n1_id = n1["id"].as_str().unwrap().to_string();
+    assert_eq!(n1["mysql_derived"]["base"], full_id.as_str(), "{n1}");
+    // The night stores its binlog run and a snapshot with no MySQL item.
+    let snaps = s.lb.snapshots();
+    let snap = |id: &str| {
+        snaps
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap_or_else(|| panic!("{id} not listed"))
+            .clone()
+    };
+    assert_eq!(
+        snap(&n1_id)["sources"]["mysql"]["items"],
+        0,
+        "{}",
+        snap(&n1_id)
+    );
+    let run = snap(n1["mysql_derived"]["run"].as_str().unwrap());
+    assert!(run["tags"].to_string().contains("binlog"), "{run}");
+    let night = n1["stats"]["added_bytes"].as_u64().unwrap()
+        + run["stats"]["added_bytes"].as_u64().unwrap();
+    let first = full["stats"]["added_bytes"].as_u64().unwrap();
+    eprintln!("derived night: {night} bytes added, first backup {first}");
+    assert!(night * 4 < first, "{night} of {first}");
+
+    churn(&s, &mut rng, 200);
+    let at_n2 = s.fingerprint("clinic");
+    let n2 = backup();
+    let n2_id = n2["id"].as_str().unwrap().to_string();
+    assert_eq!(n2["mysql_derived"]["base"], full_id.as_str(), "{n2}");
+    churn(&s, &mut rng, 50);
+    s.with_backup_key(&["binlog"]).ok();
+
+    // Each night restores to exactly its moment, the binlog after it in
+    // the same run or later ones notwithstanding.
+    let r1 = restore(&n1_id, "r1").ok().json();
+    assert_eq!(r1["snapshot"], full_id.as_str(), "{r1}");
+    assert_eq!(s.fingerprint("r1"), at_n1, "night 1 restores differently");
+    restore(&n2_id, "r2").ok();
+    assert_eq!(s.fingerprint("r2"), at_n2, "night 2 restores differently");
+
+    // A drill of the latest night: its full snapshot checked after its
+    // replay, then the binlog to the night's end.
+    let drill_cfg = s.lb.path("drill.toml");
+    std::fs::write(
+        &drill_cfg,
+        format!(
+            "{}\n[staging]\nmysql_url = \"{}\"\n",
+            std::fs::read_to_string(&s.cfg).unwrap(),
+            s.server.url("staging_nightly")
+        ),
+    )
+    .unwrap();
+    let drill =
+        s.lb.run(&[
+            "--config",
+            drill_cfg.to_str().unwrap(),
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "drill",
+        ])
+        .ok()
+        .json();
+    assert_eq!(drill["snapshot"], n2_id.as_str(), "{drill}");
+    assert_eq!(
+        s.fingerprint("staging_nightly"),
+        at_n2,
+        "the drill's staging differs"
+    );
+    let notes = drill["sources"][0]["notes"].to_string();
+    assert!(notes.contains("derived backup"), "{notes}");
+
+    // Retention keeps what the kept night is made of; the full snapshot
+    // cannot be forgotten by name while a night needs it.
+    std::thread::sleep(Duration::from_millis(1500));
+    let named = s
+        .run(&["--restore-key-file", &rk, "forget", &full_id])
+        .code(2);
+    assert!(named.stderr.contains(&n2_id[..8]), "{}", named.stderr);
+    let forget = s
+        .run(&[
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "forget",
+            "--keep-last",
+            "1",
+        ])
+        .ok()
+        .json();
+    let kept = forget["keep"].to_string();
+    assert!(kept.contains(&full_id), "{forget}");
+    assert!(kept.contains("needed by derived backup"), "{forget}");
+    let removed = forget["remove"].as_array().unwrap().len();
+    assert!(removed >= 2, "{forget}");
+    s.run(&["--restore-key-file", &rk, "prune"]).ok();
+    s.run(&["--restore-key-file", &rk, "verify"]).ok();
+    restore(&n2_id, "r2_after").ok();
+    assert_eq!(
+        s.fingerprint("r2_after"),
+        at_n2,
+        "night 2 after forget differs"
+    );
+
+    // A derived night has no SQL of its own to export.
+    let export = s.run(&[
+        "--restore-key-file",
+        &rk,
+        "export",
+        &n2_id,
+        "--source",
+        "mysql",
+        "--to",
+        s.lb.path("n2.sql").to_str().unwrap(),
+    ]);
+    assert_eq!(export.code, 2, "{}", export.stderr);
+    assert!(export.stderr.contains("derived"), "{}", export.stderr);
+
+    // `backup --full` reads it all.
+    let forced = s
+        .with_backup_key(&["--json", "backup", "--full"])
+        .ok()
+        .json();
+    assert_eq!(forced["mysql_full_read"], "asked for (--full)", "{forced}");
+    churn(&s, &mut rng, 100);
+    // A full read due by age (full_read_days), which then stores the
+    // binlog up to its coordinates: the proof of the nights before it
+    // runs at once.
+    let due_cfg = s.lb.path("due.toml");
+    std::fs::write(
+        &due_cfg,
+        std::fs::read_to_string(&s.cfg).unwrap().replace(
+            "binlog_nightly = true\n",
+            "binlog_nightly = true\nfull_read_days = 0.00001\n",
+        ),
+    )
+    .unwrap();
+    let at_full2 = s.fingerprint("clinic");
+    let bk = s.lb.backup_key.display().to_string();
+    let full2 =
+        s.lb.run(&[
+            "--config",
+            due_cfg.to_str().unwrap(),
+            "--backup-key-file",
+            &bk,
+            "--json",
+            "backup",
+        ])
+        .ok()
+        .json();
+    assert!(full2["mysql_derived"].is_null(), "{full2}");
+    let why = full2["mysql_full_read"].as_str().unwrap();
+    assert!(why.contains("one is due every"), "{full2}");
+    let proof = s
+        .run(&[
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "restore",
+            full2["id"].as_str().unwrap(),
+            "--source",
+            "mysql",
+            "--from-binlog",
+            "--target",
+            &s.server.url("proof"),
+        ])
+        .ok()
+        .json();
+    assert_eq!(proof["base"], forced["id"], "{proof}");
+    assert_eq!(s.fingerprint("proof"), at_full2);
 }

@@ -266,6 +266,10 @@ pub struct BackupArgs {
     /// was compromised: its lists could swap two objects of one size).
     #[arg(long)]
     pub reread_objects: bool,
+    /// Read the whole MySQL database even when `[mysql] binlog_nightly`
+    /// would derive this backup from the stored binlog.
+    #[arg(long)]
+    pub full: bool,
     /// The MySQL database for `--source mysql` (else the config's [mysql] url).
     #[arg(
         long,

@@ -309,6 +309,14 @@ pub struct MysqlConfig {
     pub binlog_server_id: Option<u32>,
     /// `lifeboat binlog --follow`: seconds between log snapshots (default 60).
     pub binlog_flush_secs: Option<u64>,
+    /// Backups between full reads store no rows: they capture the binary
+    /// log and name the last full snapshot and the stored binlog up to
+    /// their moment (needs `binlog`). `backup --full` reads it all anyway.
+    #[serde(default)]
+    pub binlog_nightly: bool,
+    /// With `binlog_nightly`: a full read when the last one is this many
+    /// days old (default 7).
+    pub full_read_days: Option<f64>,
 }
 
 /// `[staging]`: where restore drills go.

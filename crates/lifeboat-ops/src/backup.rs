@@ -56,6 +56,10 @@ pub struct BackupOptions {
     pub snapshot: lifeboat_store::BackupOptions,
     /// The sources, in the order they run.
     pub sources: Vec<SourcePlan>,
+    /// Derive the MySQL part from the stored binlog when a full read is
+    /// not due ([`derive_mysql`](crate::pitr::derive_mysql)); `None`:
+    /// always a full read.
+    pub derive_mysql: Option<crate::pitr::DeriveOptions>,
 }
 
 /// What a backup stored.
@@ -70,6 +74,10 @@ pub struct BackupReport {
     pub failed: Vec<SourceFailure>,
     /// Stored, but worth a look (many objects gone from the bucket).
     pub warnings: Vec<String>,
+    /// The MySQL part was derived from the stored binlog: what it records.
+    pub mysql_derived: Option<crate::pitr::Derived>,
+    /// Derivation was asked for but a full read was made: why.
+    pub mysql_full_read: Option<String>,
 }
 
 impl BackupReport {
@@ -93,9 +101,39 @@ pub fn backup<A: Access>(
     let mut caches = Vec::new();
     let mut warnings = Vec::new();
     let mut failed = Vec::new();
+    let mut mysql_derived = None;
+    let mut mysql_full_read = None;
     for plan in opts.sources {
         let kind = plan.kind();
-        match back_up_source(&mut session, repo, plan, bars) {
+        let derive = match (&plan, &opts.derive_mysql) {
+            (SourcePlan::Mysql(_), Some(d)) => Some(d),
+            _ => None,
+        };
+        let result = match derive.map(|d| crate::pitr::derive_mysql(repo, d, bars)) {
+            Some(Ok(Ok(d))) => {
+                tracing::info!(
+                    "mysql: derived from full snapshot {} and the stored binlog up to {} (run {}): no rows read",
+                    d.base.short(),
+                    d.end,
+                    d.run.short()
+                );
+                record_derived(&mut session, &d).map(|()| {
+                    mysql_derived = Some(d);
+                    SourceDone {
+                        cache: None,
+                        warning: None,
+                    }
+                })
+            }
+            Some(Err(e)) => Err(e),
+            Some(Ok(Err(why))) => {
+                tracing::info!("mysql: a full read: {why}");
+                mysql_full_read = Some(why);
+                back_up_source(&mut session, repo, plan, bars)
+            }
+            None => back_up_source(&mut session, repo, plan, bars),
+        };
+        match result {
             Ok(done) => {
                 caches.extend(done.cache);
                 warnings.extend(done.warning);
@@ -131,12 +169,42 @@ pub fn backup<A: Access>(
     for cache in caches {
         cache.keep(&id);
     }
+    // A full read where nights are derived: the binlog up to its
+    // coordinates stored at once, so the proof that the nights before it
+    // were right (`restore --from-binlog`) can run now.
+    if let (Some(d), Some(_)) = (&opts.derive_mysql, &mysql_full_read) {
+        let capture = crate::pitr::BinlogOptions {
+            capture: d.capture.clone(),
+            hostname: d.hostname.clone(),
+        };
+        if let Err(e) = crate::pitr::capture_binlog(repo, &capture, bars) {
+            warnings.push(format!(
+                "mysql: the binlog after the full read could not be stored ({e}); the next \
+                 backup or `lifeboat binlog` stores it"
+            ));
+        }
+    }
     Ok(BackupReport {
         id,
         snapshot,
         failed,
         warnings,
+        mysql_derived,
+        mysql_full_read,
     })
+}
+
+/// The MySQL part of the snapshot is `d`: its facts, no item.
+fn record_derived<A: Access>(
+    session: &mut BackupSession<A>,
+    d: &crate::pitr::Derived,
+) -> Result<()> {
+    let value = serde_json::to_value(d)
+        .map_err(|e| Error::Invalid(format!("recording the derived MySQL backup: {e}")))?;
+    let mut facts = serde_json::Map::new();
+    facts.insert(crate::pitr::DERIVED.to_string(), value);
+    session.set_source_facts(lifeboat_mysql::SOURCE, serde_json::Value::Object(facts));
+    Ok(())
 }
 
 /// Whether a failure of one source lets the others go on.

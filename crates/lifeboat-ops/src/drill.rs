@@ -295,11 +295,35 @@ pub fn run(
             return report;
         }
     }
+    // A MySQL part derived from the stored binlog is its full snapshot's
+    // tables, then the binlog up to the backup's end.
+    let mut derived_plan = None;
+    let mut base_items = Vec::new();
+    if crate::pitr::derived(snap).is_some() && plan.mysql.is_some() {
+        let planned = repo
+            .snapshots()
+            .map_err(crate::Error::from)
+            .and_then(|(all, _)| crate::pitr::plan_derived(&all, snap))
+            .and_then(|p| Ok((repo.manifest(index, &p.snapshot.snapshot)?, p)));
+        match planned {
+            Ok((base, p)) => {
+                base_items = base;
+                derived_plan = Some(p);
+            }
+            Err(e) => report.problems.push(format!("mysql: {e}")),
+        }
+    }
     let d = Drill {
         repo,
         index,
         snap,
         items,
+        mysql_items: match derived_plan {
+            Some(_) => &base_items,
+            None => items,
+        },
+        binlog: derived_plan.as_ref().or(plan.binlog.as_ref()),
+        derived: derived_plan.is_some(),
         plan,
         bars,
     };
@@ -326,12 +350,13 @@ pub fn run(
     for r in results.values_mut().filter(|r| r.bytes == 0 && r.ok()) {
         r.bytes = items
             .iter()
+            .chain(d.mysql_items.iter().filter(|_| d.derived))
             .filter(|i| i.source == r.source)
             .map(|i| i.size)
             .sum();
     }
     let others = d.check_others(&results);
-    if items.is_empty() {
+    if items.is_empty() && !d.derived {
         report
             .problems
             .push("the snapshot holds no item: nothing to verify".into());
@@ -372,6 +397,13 @@ struct Drill<'a> {
     index: &'a Index,
     snap: &'a SnapshotEntry,
     items: &'a [ManifestItem],
+    /// The MySQL items replayed: the snapshot's, or for a derived backup
+    /// its full snapshot's.
+    mysql_items: &'a [ManifestItem],
+    /// The stored binlog applied after the replay (`drill --until`, or a
+    /// derived backup's).
+    binlog: Option<&'a crate::UntilPlan>,
+    derived: bool,
     plan: &'a DrillPlan,
     bars: &'a dyn ProgressBars,
 }
@@ -386,6 +418,11 @@ impl Drill<'_> {
     fn restore_mysql(&self) -> Option<(SourceResult, lifeboat_mysql::ExpectedSchema)> {
         let target = self.plan.mysql.as_ref()?;
         if !self.has(lifeboat_mysql::SOURCE) {
+            return None;
+        }
+        let derived = crate::pitr::derived(self.snap);
+        if derived.is_some() && !self.derived {
+            // It could not be planned: the report says why.
             return None;
         }
         let t = Instant::now();
@@ -417,7 +454,7 @@ impl Drill<'_> {
             connections: self.plan.connections.max(1),
             // To a moment: compared with the snapshot now, before the
             // binlog moves the database on.
-            verify: self.plan.binlog.is_some(),
+            verify: self.binlog.is_some(),
             definers: lifeboat_mysql::Definers::Auto,
             disable_events: true,
             with_users: false,
@@ -430,13 +467,13 @@ impl Drill<'_> {
         };
         r.notes = notes;
         let mut expected = lifeboat_mysql::ExpectedSchema::default();
-        match lifeboat_mysql::replay(self.repo, self.index, self.items, &opts, self.bars) {
+        match lifeboat_mysql::replay(self.repo, self.index, self.mysql_items, &opts, self.bars) {
             Ok(report) => {
                 r.notes
                     .extend(report.rewritten.iter().map(|w| format!("rewritten: {w}")));
                 r.notes.extend(report.notes);
                 expected = report.expected;
-                if let Some(plan) = &self.plan.binlog {
+                if let Some(plan) = self.binlog {
                     r.items = report.tables.len() as u64;
                     r.items_expected = r.items;
                     r.verify_seconds = report.check_seconds;
@@ -444,8 +481,17 @@ impl Drill<'_> {
                         "{} tables compared with snapshot {} right after its replay, before \
                          the binlog was applied",
                         report.tables.len(),
-                        self.snap.id.short()
+                        plan.snapshot.id.short()
                     ));
+                    if let Some(d) = &derived {
+                        r.notes.push(format!(
+                            "derived backup: full snapshot {} and the stored binlog up to {}; \
+                             the next full read proves that binlog (`restore FULL --source \
+                             mysql --from-binlog`)",
+                            d.base.short(),
+                            d.end
+                        ));
+                    }
                     // Applied as the staging account (binlog events need
                     // BINLOG REPLAY, which the restricted account lacks);
                     // the apply itself keeps to the staging database.
@@ -461,7 +507,7 @@ impl Drill<'_> {
     /// `drill --until`: the stored binlog after the snapshot, up to the
     /// plan's moment.
     fn apply_binlog(&self, plan: &crate::UntilPlan, target: &MysqlOptions, r: &mut SourceResult) {
-        match crate::apply_until(self.repo, self.index, plan, self.items, target) {
+        match crate::apply_until(self.repo, self.index, plan, self.mysql_items, target) {
             Ok(a) => {
                 let last = a
                     .last_commit
@@ -698,7 +744,7 @@ impl Drill<'_> {
         let Some(target) = &self.plan.mysql else {
             return;
         };
-        if !r.ok() || self.plan.binlog.is_some() {
+        if !r.ok() || self.binlog.is_some() {
             // To a moment: compared right after the replay.
             return;
         }

@@ -45,9 +45,11 @@ pub use check::{check_references, CrossCheck, CrossCheckOptions, DocRef, Documen
 pub use copy::{copy, copy_holding, CopyHolding, CopyOptions, CopyOutcome, Replica};
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
-    apply_until, capture_binlog, follow_binlog, plan_until, prove_binlog, restore_until, windows,
-    BinlogCheck, BinlogOptions, BinlogReport, CompactReport, ProveOptions, ProveReport,
-    RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window, WindowCheck,
+    apply_until, capture_binlog, derive_mysql, derived, follow_binlog, plan_derived, plan_until,
+    prove_binlog, restore_derived, restore_until, windows, BinlogCheck, BinlogOptions,
+    BinlogReport, CompactReport, DeriveOptions, Derived, ProveOptions, ProveReport,
+    RestoreDerivedOptions, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window, WindowCheck,
+    DERIVED,
 };
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,

@@ -450,8 +450,9 @@ pub struct UntilPlan {
     /// The full snapshot replayed first.
     pub snapshot: SnapshotEntry,
     /// The runs' pieces to apply after it, in log order: the run, the
-    /// segment, where in it to begin.
-    pieces: Vec<(SnapshotEntry, lifeboat_mysql::Segment, u64)>,
+    /// segment, where in it to begin, where in it to stop (see
+    /// [`Piece::to`]).
+    pieces: Vec<(SnapshotEntry, lifeboat_mysql::Segment, u64, Option<u64>)>,
     /// The moment restored to (with a GTID set: the bound on the
     /// snapshot's time).
     pub until: DateTime<Utc>,
@@ -459,6 +460,11 @@ pub struct UntilPlan {
     pub until_gtid: Option<GtidSet>,
     /// The end of the window the moment is in.
     pub window_until: DateTime<Utc>,
+    /// Instead of a moment: exactly up to this position of the server's
+    /// log (a later snapshot's coordinates, a derived backup's end).
+    pub to: Option<Position>,
+    /// The log snapshots (binlog runs) the pieces come from.
+    pub runs: Vec<SnapshotId>,
 }
 
 /// Choose what restores the database to `until` (or `until_gtid`): the
@@ -543,7 +549,10 @@ pub fn plan_until(
     };
     let gtid_mode = until_gtid.is_some();
     let Chain {
-        pieces, covered, ..
+        pieces,
+        covered,
+        runs: used,
+        ..
     } = chain(&b, &runs, (!gtid_mode).then_some(until));
     if !gtid_mode && covered.is_none_or(|c| c < until) {
         return Err(Error::Invalid(format!(
@@ -559,13 +568,15 @@ pub fn plan_until(
         snapshot: b.entry.clone(),
         pieces: pieces
             .into_iter()
-            .map(|(e, seg, from)| (e.clone(), seg, from))
+            .map(|(e, seg, from)| (e.clone(), seg, from, None))
             .collect(),
         until: until_time,
         until_gtid: until_gtid.cloned(),
         window_until: covered
             .and_then(|c| Utc.timestamp_opt(c, 0).single())
             .unwrap_or(until_time),
+        to: None,
+        runs: used,
     })
 }
 
@@ -581,15 +592,15 @@ pub fn apply_until(
     let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, items)?;
     let mut manifests = Manifests::default();
     let mut resolved = Vec::with_capacity(plan.pieces.len());
-    for (entry, seg, from) in &plan.pieces {
+    for (entry, seg, from, to) in &plan.pieces {
         resolved.push(Piece {
             item: manifests.item(repo, index, entry, seg)?,
             from: *from,
             start: seg.start,
-            to: None,
+            to: *to,
         });
     }
-    let gtid_mode = plan.until_gtid.is_some();
+    let gtid_mode = plan.until_gtid.is_some() || plan.to.is_some();
     Ok(lifeboat_mysql::apply(
         repo,
         index,
@@ -831,6 +842,17 @@ pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
             .or_insert(e.snapshot.time);
         *t = (*t).min(e.snapshot.time);
     }
+    // Each derived MySQL backup needs its full snapshot and the stored
+    // binlog up to its end.
+    for e in all.iter().filter(|e| derived(e).is_some()) {
+        if let Err(err) = plan_derived(all, e) {
+            check.problems.push(lifeboat_store::Problem {
+                what: format!("snapshot {} (mysql, derived)", e.id.short()),
+                detail: err.to_string(),
+                needed_by: vec![format!("snapshot {}", e.id.short())],
+            });
+        }
+    }
     for (entry, run) in &runs {
         if used.contains(&entry.id) || inside_used(run) {
             continue;
@@ -1046,33 +1068,16 @@ pub fn prove_binlog(
             proved.start
         )));
     };
-    let base_items = repo.manifest(index, &b.entry.snapshot)?;
-    let base_items = lifeboat_mysql::select_database(&base_items, opts.database.as_deref())?;
+    let plan = plan_to(&b, c, &proved.start, named.snapshot.time);
     let proved_items = repo.manifest(index, &named.snapshot)?;
     let proved_items = lifeboat_mysql::select_database(&proved_items, opts.database.as_deref())?;
-    let replay = lifeboat_mysql::replay(repo, index, &base_items, &opts.replay, bars)?;
-    let (source_database, tables) = lifeboat_mysql::snapshot_tables(repo, index, &base_items)?;
-    let mut manifests = Manifests::default();
-    let mut pieces = Vec::new();
-    for (entry, seg, from, to) in pieces_to(&c, &proved.start) {
-        pieces.push(Piece {
-            item: manifests.item(repo, index, entry, &seg)?,
-            from,
-            start: seg.start,
-            to,
-        });
-    }
-    let applied = lifeboat_mysql::apply(
+    let (replay, applied) = restore_plan(
         repo,
         index,
-        &pieces,
-        &ApplyOptions {
-            target: opts.replay.target.clone(),
-            source_database,
-            tables,
-            until: None,
-            until_gtid: None,
-        },
+        &plan,
+        opts.database.as_deref(),
+        &opts.replay,
+        bars,
     )?;
     let check = lifeboat_mysql::verify_database(
         repo,
@@ -1101,9 +1106,296 @@ pub fn prove_binlog(
         snapshot_time: named.snapshot.time,
         base: b.entry.id,
         base_time: b.entry.snapshot.time,
-        runs: c.runs.clone(),
+        runs: plan.runs.clone(),
         replay,
         applied,
         check,
+    })
+}
+
+/// The plan that replays `b` and applies its chain `c` up to exactly `to`
+/// (which the chain reaches). `time` is what the plan restores to, for
+/// reports.
+fn plan_to(b: &Base<'_>, c: Chain<'_>, to: &Position, time: DateTime<Utc>) -> UntilPlan {
+    let pieces: Vec<_> = pieces_to(&c, to)
+        .into_iter()
+        .map(|(e, seg, from, cut)| (e.clone(), seg, from, cut))
+        .collect();
+    let mut runs: Vec<SnapshotId> = Vec::new();
+    for (e, ..) in &pieces {
+        if !runs.contains(&e.id) {
+            runs.push(e.id);
+        }
+    }
+    UntilPlan {
+        snapshot: b.entry.clone(),
+        pieces,
+        until: time,
+        until_gtid: None,
+        window_until: c
+            .covered
+            .and_then(|t| Utc.timestamp_opt(t, 0).single())
+            .unwrap_or(time),
+        to: Some(to.clone()),
+        runs,
+    }
+}
+
+/// The snapshots the derived backups among `all` for which `kept` holds
+/// need, each with the derived backup that needs it: its full snapshot
+/// and the binlog runs its stored binlog comes from. A derived backup that
+/// cannot be planned (what it needs is already gone) needs nothing.
+pub fn needed_by_derived(
+    all: &[SnapshotEntry],
+    kept: &dyn Fn(&SnapshotId) -> bool,
+) -> Vec<(SnapshotId, SnapshotId)> {
+    let mut out = Vec::new();
+    for e in all.iter().filter(|e| kept(&e.id) && derived(e).is_some()) {
+        if let Ok(plan) = plan_derived(all, e) {
+            out.push((plan.snapshot.id, e.id));
+            out.extend(plan.runs.iter().map(|r| (*r, e.id)));
+        }
+    }
+    out
+}
+
+/// Replay `plan`'s full snapshot (checked against its manifest) into
+/// `replay.target`, then apply its stored binlog.
+fn restore_plan(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    plan: &UntilPlan,
+    database: Option<&str>,
+    replay: &ReplayOptions,
+    bars: &dyn ProgressBars,
+) -> Result<(ReplayReport, ApplyReport)> {
+    let items = repo.manifest(index, &plan.snapshot.snapshot)?;
+    let items = lifeboat_mysql::select_database(&items, database)?;
+    let replayed = lifeboat_mysql::replay(repo, index, &items, replay, bars)?;
+    let applied = apply_until(repo, index, plan, &items, &replay.target)?;
+    Ok((replayed, applied))
+}
+
+/// The facts key of a derived MySQL backup.
+pub const DERIVED: &str = "derived";
+
+/// A MySQL backup that stores no rows: the last full snapshot and the
+/// stored binlog after it, up to the backup's moment, are its content.
+/// Kept as the `derived` fact of the snapshot's `mysql` source (the backup
+/// key writes and reads it, like a binlog run's facts).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Derived {
+    /// The full snapshot it starts from.
+    pub base: SnapshotId,
+    /// The server (as the base records it).
+    pub server: String,
+    /// Every transaction before this position of the server's log is in
+    /// it, none after.
+    pub end: Position,
+    /// The server's clock when the capture caught up.
+    pub caught_up_at: i64,
+    /// The binlog run the backup stored.
+    pub run: SnapshotId,
+}
+
+/// The derived MySQL backup of `entry`, if its MySQL part is one.
+pub fn derived(entry: &SnapshotEntry) -> Option<Derived> {
+    let s = entry.snapshot.sources.get(lifeboat_mysql::SOURCE)?;
+    if s.error.is_some() {
+        return None;
+    }
+    serde_json::from_value(s.facts.get(DERIVED)?.clone()).ok()
+}
+
+/// Options of a backup whose MySQL part may be derived from the stored
+/// binlog ([`derive_mysql`]).
+#[derive(Clone)]
+pub struct DeriveOptions {
+    /// The server and the replica id to capture as.
+    pub capture: CaptureOptions,
+    /// A full read (a real dump) when the last one is this old.
+    pub full_every: chrono::TimeDelta,
+    /// The capture's snapshot host name.
+    pub hostname: Option<String>,
+    /// A full read now, whatever the last one's age (`backup --full`).
+    pub full_now: bool,
+}
+
+/// Capture the binary log up to now and, when the newest full snapshot of
+/// the server is younger than `full_every` and the stored binlog continues
+/// it without a gap up to what was just captured, return what the backup
+/// records instead of a dump. `Ok(Err(why))`: a full read is needed, and
+/// why.
+pub fn derive_mysql<A: Access>(
+    repo: &Repository<A>,
+    opts: &DeriveOptions,
+    bars: &dyn ProgressBars,
+) -> Result<std::result::Result<Derived, String>> {
+    if opts.full_now {
+        return Ok(Err("asked for (--full)".into()));
+    }
+    let (all, _) = repo.snapshots()?;
+    let capture = match Capture::connect(&opts.capture) {
+        Ok(c) => c,
+        Err(e) => return Ok(Err(format!("the binary log cannot be read ({e})"))),
+    };
+    let server = capture.log.server.clone();
+    drop(capture);
+    let Some(b) = all
+        .iter()
+        .rev()
+        .filter_map(base)
+        .find(|b| b.server == server && !b.entry.snapshot.is_from_the_future())
+    else {
+        return Ok(Err(format!(
+            "no full snapshot of server {server} with binlog coordinates yet"
+        )));
+    };
+    let age = Utc::now() - b.entry.snapshot.time;
+    if age >= opts.full_every {
+        return Ok(Err(format!(
+            "the last full read (snapshot {}, {}) is {:.1} day(s) old; one is due every {:.1} \
+             day(s)",
+            b.entry.id.short(),
+            b.entry.snapshot.time.format("%Y-%m-%d %H:%M UTC"),
+            age.num_seconds() as f64 / 86_400.0,
+            opts.full_every.num_seconds() as f64 / 86_400.0
+        )));
+    }
+    let base_id = b.entry.id;
+    let report = capture_binlog(
+        repo,
+        &BinlogOptions {
+            capture: opts.capture.clone(),
+            hostname: opts.hostname.clone(),
+        },
+        bars,
+    )?;
+    if let Some(gap) = report.gap {
+        return Ok(Err(gap));
+    }
+    // The chain from the base, with the run just stored, must reach the
+    // run's end: otherwise the binlog between them is not all stored.
+    let (all, _) = repo.snapshots()?;
+    let runs = runs(&all);
+    let Some(b) = all.iter().filter(|e| e.id == base_id).find_map(base) else {
+        return Ok(Err(format!(
+            "full snapshot {} is gone from the store",
+            base_id.short()
+        )));
+    };
+    let c = chain(&b, &runs, None);
+    if !at_or_before(&report.run.end, &c.end) {
+        return Ok(Err(format!(
+            "the stored binlog after snapshot {} ends at {}, before what was just captured ({}): \
+             binlog is missing in between",
+            base_id.short(),
+            c.end,
+            report.run.end
+        )));
+    }
+    Ok(Ok(Derived {
+        base: base_id,
+        server,
+        end: report.run.end.clone(),
+        caught_up_at: report.run.caught_up_at,
+        run: report.id,
+    }))
+}
+
+/// What restores a derived backup: its full snapshot and the stored
+/// binlog after it, up to exactly its end. An error names what is missing.
+pub fn plan_derived(all: &[SnapshotEntry], entry: &SnapshotEntry) -> Result<UntilPlan> {
+    let d = derived(entry).ok_or_else(|| {
+        Error::Invalid(format!(
+            "snapshot {} holds no MySQL backup derived from the stored binlog",
+            entry.id.short()
+        ))
+    })?;
+    d.end.check().map_err(|e| {
+        Error::Damaged(format!(
+            "snapshot {}'s derived MySQL backup names a bad position: {e}",
+            entry.id.short()
+        ))
+    })?;
+    let b = all
+        .iter()
+        .filter(|e| e.id == d.base)
+        .find_map(base)
+        .ok_or_else(|| {
+            Error::Damaged(format!(
+                "snapshot {}'s MySQL backup is derived from full snapshot {}, which the store \
+                 no longer holds (or which has no binlog coordinates): restore MySQL from \
+                 another snapshot (`lifeboat snapshots`)",
+                entry.id.short(),
+                d.base.short()
+            ))
+        })?;
+    if b.server != d.server || !at_or_before(&b.start, &d.end) {
+        return Err(Error::Damaged(format!(
+            "snapshot {}'s derived MySQL backup (server {}, up to {}) does not continue full \
+             snapshot {} (server {}, from {}): forged or damaged",
+            entry.id.short(),
+            d.server,
+            d.end,
+            d.base.short(),
+            b.server,
+            b.start
+        )));
+    }
+    let c = chain(&b, &runs(all), None);
+    if !at_or_before(&d.end, &c.end) {
+        return Err(Error::Damaged(format!(
+            "snapshot {}'s MySQL backup needs the stored binlog from snapshot {} ({}) up to \
+             {}, but it reaches {} only (a binlog run forgotten or lost): restore MySQL from \
+             full snapshot {} and `--until` a moment the window covers",
+            entry.id.short(),
+            d.base.short(),
+            b.start,
+            d.end,
+            c.end,
+            d.base.short()
+        )));
+    }
+    Ok(plan_to(&b, c, &d.end, entry.snapshot.time))
+}
+
+/// Options of [`restore_derived`].
+pub struct RestoreDerivedOptions {
+    /// `latest` or a snapshot id whose MySQL backup is derived.
+    pub snapshot: String,
+    /// With several databases in the snapshot: which.
+    pub database: Option<String>,
+    /// How the full snapshot is replayed (the target among them).
+    pub replay: ReplayOptions,
+}
+
+/// Restore a derived MySQL backup: replay its full snapshot, checked
+/// against that snapshot's manifest, then apply the stored binlog up to
+/// exactly the backup's end.
+pub fn restore_derived(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    opts: &RestoreDerivedOptions,
+    bars: &dyn ProgressBars,
+) -> Result<RestoreUntilReport> {
+    let (all, _) = repo.snapshots()?;
+    let entry = repo.find_snapshot(&opts.snapshot)?;
+    let plan = plan_derived(&all, &entry)?;
+    let (replay, applied) = restore_plan(
+        repo,
+        index,
+        &plan,
+        opts.database.as_deref(),
+        &opts.replay,
+        bars,
+    )?;
+    Ok(RestoreUntilReport {
+        snapshot: plan.snapshot.id,
+        snapshot_time: plan.snapshot.snapshot.time,
+        until: entry.snapshot.time,
+        window_until: plan.window_until,
+        replay,
+        applied,
     })
 }

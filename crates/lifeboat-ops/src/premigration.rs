@@ -56,6 +56,9 @@ pub fn snapshot_before_migration<A: Access>(
                 note: Some(opts.note),
             },
             sources: opts.sources,
+            // What a migration may have to be undone to: a real dump,
+            // restored without the binlog.
+            derive_mysql: None,
         },
         bars,
     )?;

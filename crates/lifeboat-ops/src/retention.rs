@@ -100,6 +100,26 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
                         .push((s.id, vec!["point-in-time log".to_string()])),
                 }
             }
+            // A derived MySQL backup kept keeps what it is made of: its
+            // full snapshot and the binlog runs after it.
+            loop {
+                let kept = |id: &SnapshotId| plan.keep.iter().any(|(k, _)| k == id);
+                let needed = crate::pitr::needed_by_derived(&all, &kept);
+                let moved: Vec<(SnapshotId, SnapshotId)> = needed
+                    .into_iter()
+                    .filter(|(id, _)| plan.remove.contains(id))
+                    .collect();
+                if moved.is_empty() {
+                    break;
+                }
+                for (id, by) in moved {
+                    if let Some(p) = plan.remove.iter().position(|r| *r == id) {
+                        plan.remove.remove(p);
+                        plan.keep
+                            .push((id, vec![format!("needed by derived backup {}", by.short())]));
+                    }
+                }
+            }
             // A bucket lock rule keeps young snapshot files: the policy
             // forgets them on a later run, once they are free.
             let protected = repo.protected_files(lifeboat_store::backend::FileKind::Snapshot)?;
@@ -118,6 +138,21 @@ pub fn forget(repo: &Repository<FullAccess>, opts: ForgetOptions) -> Result<Forg
             let mut ids = Vec::new();
             for spec in &specs {
                 ids.push(repo.find_snapshot(spec)?.id);
+            }
+            let needed = crate::pitr::needed_by_derived(&all, &|id| !ids.contains(id));
+            if let Some((id, by)) = needed.iter().find(|(id, _)| ids.contains(id)) {
+                let users: Vec<String> = needed
+                    .iter()
+                    .filter(|(n, _)| n == id)
+                    .map(|(_, b)| b.short())
+                    .collect();
+                return Err(Error::Invalid(format!(
+                    "snapshot {} is needed by derived MySQL backup(s) {} (their content is it \
+                     and the binlog after it): forget those too, or keep it (first: {})",
+                    id.short(),
+                    users.join(", "),
+                    by.short()
+                )));
             }
             repo.check_forgettable(&ids)?;
             let keep = all

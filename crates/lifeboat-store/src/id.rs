@@ -58,7 +58,9 @@ macro_rules! id_type {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = <&str>::deserialize(d)?;
+                // Owned: a borrowed str fails to come out of a
+                // serde_json::Value (facts are read that way).
+                let s = String::deserialize(d)?;
                 s.parse().map_err(serde::de::Error::custom)
             }
         }

@@ -36,6 +36,8 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
                 snapshot,
                 failed: Vec::new(),
                 warnings: Vec::new(),
+                mysql_derived: None,
+                mysql_full_read: None,
             }
         }
         None => {
@@ -47,7 +49,12 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
                     options.reread = args.reread_objects;
                 }
             }
-            let opts = BackupOptions { snapshot, sources };
+            let derive_mysql = derive_options(ctx, repo.id(), args.full)?;
+            let opts = BackupOptions {
+                snapshot,
+                sources,
+                derive_mysql,
+            };
             with_repo!(repo, r => lifeboat_ops::backup(r, opts, &ctx.bars))?
         }
     };
@@ -64,6 +71,42 @@ pub fn run(ctx: &Ctx, args: BackupArgs) -> Result<Code> {
         true => Code::Ok,
         false => Code::Warning,
     })
+}
+
+/// `[mysql] binlog_nightly = true`: the MySQL part derived from the
+/// stored binlog between full reads (every `full_read_days`, default 7).
+fn derive_options(
+    ctx: &Ctx,
+    repository_id: &str,
+    full: bool,
+) -> Result<Option<lifeboat_ops::DeriveOptions>> {
+    let Some(cfg) = ctx.config.mysql()?.as_ref() else {
+        return Ok(None);
+    };
+    if !cfg.binlog_nightly {
+        return Ok(None);
+    }
+    if !cfg.binlog {
+        return Err(exit::usage(
+            "[mysql] binlog_nightly needs binlog capture: set `binlog = true` in [mysql] too",
+        ));
+    }
+    let days = cfg.full_read_days.unwrap_or(7.0);
+    if !(days.is_finite() && days > 0.0) {
+        return Err(exit::usage(format!(
+            "[mysql] full_read_days must be a number of days above 0 (it is {days})"
+        )));
+    }
+    let source = super::mysql::source_options(ctx, None)?;
+    Ok(Some(lifeboat_ops::DeriveOptions {
+        capture: lifeboat_mysql::CaptureOptions {
+            mysql: source.mysql,
+            server_id: super::binlog::server_id(cfg.binlog_server_id, repository_id),
+        },
+        full_every: chrono::TimeDelta::seconds((days * 86_400.0) as i64),
+        hostname: None,
+        full_now: full,
+    }))
 }
 
 /// The stream to back up, if the flags name one (else the sources).
@@ -94,6 +137,8 @@ fn print(ctx: &Ctx, report: &BackupReport) -> Result<()> {
             "time": snap.time,
             "tags": snap.tags,
             "stats": snap.stats,
+            "mysql_derived": report.mysql_derived,
+            "mysql_full_read": report.mysql_full_read,
         }));
     }
     let s = &snap.stats;
@@ -105,7 +150,19 @@ fn print(ctx: &Ctx, report: &BackupReport) -> Result<()> {
         human(s.new_plain_bytes),
         human(s.added_bytes),
         s.duration_ms as f64 / 1000.0
-    )
+    )?;
+    if let Some(d) = &report.mysql_derived {
+        outln!(
+            "mysql: derived from full snapshot {} and the stored binlog up to {} (binlog run {}): no rows read",
+            d.base.short(),
+            d.end,
+            d.run.short()
+        )?;
+    }
+    if let Some(why) = &report.mysql_full_read {
+        outln!("mysql: a full read: {why}")?;
+    }
+    Ok(())
 }
 
 /// Bytes for people: 1.5 GiB.

@@ -119,8 +119,29 @@ pub fn restore_until(
         replay: replay_options(ctx, args)?,
     };
     let report = lifeboat_ops::restore_until(repo, &index, &opts, &ctx.bars)?;
+    print_until(ctx, &report)
+}
+
+/// `restore SNAPSHOT --source mysql` of a backup derived from the stored
+/// binlog: its full snapshot, then the binlog up to exactly its end.
+pub fn restore_derived(
+    ctx: &Ctx,
+    repo: &Repository<FullAccess>,
+    args: &RestoreArgs,
+) -> Result<Code> {
+    let (index, _) = repo.load_index()?;
+    let opts = lifeboat_ops::RestoreDerivedOptions {
+        snapshot: args.snapshot.clone(),
+        database: args.database.clone(),
+        replay: replay_options(ctx, args)?,
+    };
+    let report = lifeboat_ops::restore_derived(repo, &index, &opts, &ctx.bars)?;
+    print_until(ctx, &report)
+}
+
+fn print_until(ctx: &Ctx, report: &lifeboat_ops::RestoreUntilReport) -> Result<Code> {
     if ctx.global.json {
-        return ctx.print_json(&report).map(|()| Code::Ok);
+        return ctx.print_json(report).map(|()| Code::Ok);
     }
     let a = &report.applied;
     outln!(
@@ -289,6 +310,19 @@ pub fn export(ctx: &Ctx, args: ExportArgs) -> Result<Code> {
     }
     let repo = ctx.open_full()?;
     let snap = repo.find_snapshot(&args.snapshot)?;
+    if let Some(d) = lifeboat_ops::derived(&snap) {
+        return Err(exit::usage(format!(
+            "snapshot {}'s MySQL backup is derived: full snapshot {} and the stored binlog up \
+             to {}, no SQL of its own. Restore it into a database (`lifeboat restore {} \
+             --source mysql --target URL`) and dump that, or export full snapshot {} and \
+             apply the stored binlog with mysqlbinlog (docs/FORMAT.md)",
+            snap.id.short(),
+            d.base.short(),
+            d.end,
+            snap.id.short(),
+            d.base.short()
+        )));
+    }
     let (index, _) = repo.load_index()?;
     let items = repo.manifest(&index, &snap.snapshot)?;
     let items = lifeboat_mysql::select_database(&items, args.database.as_deref())?;

@@ -47,6 +47,9 @@ pub fn run(ctx: &Ctx, args: RestoreArgs) -> Result<Code> {
                 snap.id.short()
             )));
         }
+        if source == SourceKind::Mysql && lifeboat_ops::derived(&snap).is_some() {
+            return super::mysql::restore_derived(ctx, &repo, &args);
+        }
         return match source {
             SourceKind::Mysql => super::mysql::restore(ctx, &repo, &index, &items, &args),
             SourceKind::Objects => super::objects::restore(ctx, &repo, &index, items, &args),
