@@ -20,7 +20,11 @@ cargo build -q --release -p lifeboat-cli -p lifeboat-testkit
 LB=$PWD/target/release/lifeboat
 GEN=$PWD/target/release/lifeboat-gen
 W=$(mktemp -d /var/tmp/lifeboat-bench.XXXXXX)
-cleanup() { rm -rf "$W"; for d in $SRC lb_bench_a lb_bench_b lb_bench_c; do $MYSQL -e "DROP DATABASE IF EXISTS $d" || true; done; }
+BL_PID=""
+cleanup() {
+    [ -n "$BL_PID" ] && kill "$BL_PID" 2>/dev/null && wait "$BL_PID" 2>/dev/null || true
+    rm -rf "$W"; for d in $SRC lb_bench_a lb_bench_b lb_bench_c; do $MYSQL -e "DROP DATABASE IF EXISTS $d" || true; done
+}
 trap cleanup EXIT
 export LIFEBOAT_CACHE_DIR=$W/cache RESTIC_PASSWORD=bench
 
@@ -89,12 +93,14 @@ fi
 measure "lifeboat restore --source mysql (replay + check)" "$LB --repo '$W/repo' restore -q --restore-key-file '$W/r.key' latest --source mysql --target mysql://root@127.0.0.1:3306/lb_bench_c --force"
 
 # The nightly: 1% scattered updates and 1% new audit rows.
-$MYSQL $SRC -e "UPDATE appointments SET status = IF(status = 'done', 'no_show', 'done'), notes = CONCAT(COALESCE(notes, ''), ' (seen)') WHERE (id * 7) % 100 = 3;
+CHANGE="UPDATE appointments SET status = IF(status = 'done', 'no_show', 'done'), notes = CONCAT(COALESCE(notes, ''), ' (seen)') WHERE (id * 7) % 100 = 3;
   INSERT INTO audit_log (user_id, action, entity, entity_id, details, at) SELECT user_id, 'view', entity, entity_id, details, at FROM audit_log WHERE id % 100 = 1;"
+$MYSQL $SRC -e "$CHANGE"
 # CPU seconds (user + system) the server spent, from /proc (0 when the
 # server is not a local process).
 server_cpu() {
-    local pid; pid=$(pidof mariadbd mysqld 2>/dev/null | awk '{print $1}')
+    local pid=${SERVER_PID:-}
+    [ -n "$pid" ] || pid=$(pidof mariadbd mysqld 2>/dev/null | awk '{print $1}')
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"
 }
@@ -128,6 +134,45 @@ if command -v restic >/dev/null; then
     RESTIC_LINE=$(awk "BEGIN{printf \"| restic backup --stdin of the dump | %d | %d | %.1f%% |\", $R1, $R2, 100*$R2/$R1}")
 fi
 
+# The binlog-derived nightly ([mysql] binlog_nightly): the same database and
+# change in a private MariaDB that writes a binary log (ROW, FULL), since the
+# nightly reads the change from it. First backup (a full read), the change,
+# then the nightly: it captures the binlog and reads no rows.
+BL_LINE=""
+if command -v mariadb-install-db >/dev/null; then
+    BL_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    mkdir -p "$W/bl/tmp"
+    (cd "$W/bl" && mariadb-install-db --no-defaults --user="$(id -un)" --datadir="$W/bl/data" \
+        --tmpdir="$W/bl/tmp" --auth-root-authentication-method=normal >/dev/null)
+    /usr/sbin/mariadbd --no-defaults --user="$(id -un)" --datadir="$W/bl/data" --port="$BL_PORT" \
+        --bind-address=127.0.0.1 --socket="$W/bl/s.sock" --tmpdir="$W/bl/tmp" \
+        --log-bin="$W/bl/data/bin" --binlog-format=ROW --server-id=1 \
+        --innodb-buffer-pool-size=512M --max-allowed-packet=256M >/dev/null 2>&1 &
+    BL_PID=$!
+    BLSQL="mariadb -h 127.0.0.1 -P $BL_PORT -u root --default-character-set=utf8mb4"
+    for _ in $(seq 300); do $BLSQL -e 'SELECT 1' >/dev/null 2>&1 && break; sleep 0.2; done
+    echo "generating the clinic database again, in a server with a binary log..." >&2
+    $BLSQL -e "CREATE DATABASE clinic CHARACTER SET utf8mb4"
+    "$GEN" clinic "$SCALE" 7 | $BLSQL clinic
+    printf '[mysql]\nurl = "mysql://root@127.0.0.1:%s/clinic"\nbinlog = true\nbinlog_nightly = true\n' "$BL_PORT" >"$W/bl.toml"
+    $LB --repo "$W/repo-bl" init --restore-key-file "$W/rbl.key" --backup-key-file "$W/bbl.key" >/dev/null
+    BLBACKUP="LIFEBOAT_CACHE_DIR=$W/cache-bl $LB --config '$W/bl.toml' --repo '$W/repo-bl' backup -q --backup-key-file '$W/bbl.key'"
+    SERVER_PID=$BL_PID
+    settle
+    read -r BL_FIRST_T _ _ <<<"$(night first "$BLBACKUP")"
+    BL_FIRST=$(du -sb "$W/repo-bl" | cut -f1)
+    $BLSQL clinic -e "$CHANGE"
+    settle
+    read -r BL_T BL_CPU BL_SRV <<<"$(night derived "$BLBACKUP")"
+    BL_ADDED=$(( $(du -sb "$W/repo-bl" | cut -f1) - BL_FIRST ))
+    # What the night costs at restore time: the full snapshot's replay plus
+    # the binlog applied, against the plain restore measured above.
+    $BLSQL -e "CREATE DATABASE r CHARACTER SET utf8mb4"
+    BL_RESTORE_T=$( { /usr/bin/time -f "%e" $LB --config "$W/bl.toml" --repo "$W/repo-bl" restore -q --restore-key-file "$W/rbl.key" latest --source mysql --target "mysql://root@127.0.0.1:$BL_PORT/r" --force >/dev/null; } 2>&1 | tail -1)
+    SERVER_PID=""
+    BL_LINE=$(awk "BEGIN{printf \"| lifeboat, binlog-derived (second run %s s = %.2fx its first backup's %s s; CPU: lifeboat %s s, server %s s; its restore %s s) | %d | %d | %.2f%% |\", \"$BL_T\", $BL_T / $BL_FIRST_T, \"$BL_FIRST_T\", \"$BL_CPU\", \"$BL_SRV\", \"$BL_RESTORE_T\", $BL_FIRST, $BL_ADDED, 100*$BL_ADDED/$BL_FIRST}")
+fi
+
 echo
 echo "Clinic database: scale $SCALE, plain dump $((DUMP_BYTES / 1000000)) MB; $(nproc) cores; MariaDB $($MYSQL -N -e 'SELECT VERSION()'); $(date -u +%Y-%m-%d)."
 echo
@@ -139,6 +184,7 @@ echo "| nightly after 1% updates + 1% inserts | first run bytes | second run add
 echo "|---|---|---|---|"
 awk "BEGIN{printf \"| lifeboat (second run %s s; CPU: lifeboat %s s, server %s s) | %d | %d | %.2f%% |\n\", \"$NIGHT_T\", \"$NIGHT_CPU\", \"$NIGHT_SRV\", $FIRST, $SECOND, 100*$SECOND/$FIRST}"
 awk "BEGIN{printf \"| lifeboat, host without its cache (second run %s s; CPU: lifeboat %s s, server %s s) | %d | %d | %.2f%% |\n\", \"$NODISK_T\", \"$NODISK_CPU\", \"$NODISK_SRV\", $NODISK_FIRST, $NODISK, 100*$NODISK/$NODISK_FIRST}"
+[ -n "$BL_LINE" ] && echo "$BL_LINE"
 [ -n "$RESTIC_LINE" ] && echo "$RESTIC_LINE"
 echo
 echo "Row-hash records in the first backup: $RECORDS bytes of plaintext (8 bytes a row; sealed, not compressible)."

@@ -1280,6 +1280,9 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
         .json();
     assert_eq!(forced["mysql_full_read"], "asked for (--full)", "{forced}");
     churn(&s, &mut rng, 100);
+    let n3 = backup();
+    assert_eq!(n3["mysql_derived"]["base"], forced["id"], "{n3}");
+    churn(&s, &mut rng, 100);
     // A full read due by age (full_read_days), which then stores the
     // binlog up to its coordinates: the proof of the nights before it
     // runs at once.
@@ -1325,4 +1328,37 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
         .json();
     assert_eq!(proof["base"], forced["id"], "{proof}");
     assert_eq!(s.fingerprint("proof"), at_full2);
+
+    // The weekly drill of that full read proves the nights before it too.
+    let drill = |expect: i32| {
+        s.lb.run(&[
+            "--config",
+            drill_cfg.to_str().unwrap(),
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "drill",
+        ])
+        .code(expect)
+    };
+    let proved = drill(0).json();
+    assert_eq!(proved["snapshot"], full2["id"], "{proved}");
+    let notes = proved["sources"][0]["notes"].to_string();
+    assert!(notes.contains("binlog proof"), "{notes}");
+    assert_eq!(s.fingerprint("staging_nightly"), at_full2);
+
+    // A change the binary log never saw, a derived night, the next full
+    // read: its drill fails, naming the table.
+    s.sql("SET SESSION sql_log_bin = 0; UPDATE clinic.kinds SET d = d + 1 ORDER BY id LIMIT 1");
+    churn(&s, &mut rng, 20);
+    let n4 = backup();
+    assert_eq!(n4["mysql_derived"]["base"], full2["id"], "{n4}");
+    s.with_backup_key(&["backup", "--full"]).ok();
+    let failed = drill(4);
+    assert!(
+        failed.stdout.contains("binlog proof failed"),
+        "{}",
+        failed.stdout
+    );
+    assert!(failed.stdout.contains("kinds"), "{}", failed.stdout);
 }

@@ -331,7 +331,15 @@ pub fn run(
     // items of sources not restored anywhere are read and checked.
     let mut results: BTreeMap<SourceKind, SourceResult> = BTreeMap::new();
     let mut expected = lifeboat_mysql::ExpectedSchema::default();
-    if let Some((r, e)) = d.restore_mysql() {
+    // A full read after derived nights: first the proof that their binlog
+    // gives it (in staging, which the drill then replaces).
+    let proof = d.prove_binlog();
+    if let Some((mut r, e)) = d.restore_mysql() {
+        match proof {
+            Some(Ok(note)) => r.notes.push(note),
+            Some(Err(e)) => r.mismatches.push(e),
+            None => {}
+        }
         results.insert(SourceKind::Mysql, r);
         expected = e;
     }
@@ -502,6 +510,50 @@ impl Drill<'_> {
         }
         r.restore_seconds = t.elapsed().as_secs_f64() - r.verify_seconds;
         Some((r, expected))
+    }
+
+    /// When derived nights were made from the full snapshot before this
+    /// one ([`crate::pitr::proof_due`]): the previous full snapshot and the
+    /// stored binlog up to this one's coordinates, replayed into staging and
+    /// compared with this snapshot. `Ok`: the note; `Err`: the mismatch.
+    fn prove_binlog(&self) -> Option<Result<String, String>> {
+        let target = self.plan.mysql.as_ref()?;
+        if self.derived || self.plan.binlog.is_some() {
+            return None;
+        }
+        let all = self.repo.snapshots().ok()?.0;
+        if !crate::pitr::proof_due(&all, self.snap) {
+            return None;
+        }
+        let opts = crate::pitr::ProveOptions {
+            snapshot: self.snap.id.to_hex(),
+            database: lifeboat_mysql::databases(self.items).into_iter().next(),
+            replay: ReplayOptions {
+                target: target.clone(),
+                force: true,
+                allow_source: false,
+                trust_object_bodies: false,
+                connections: self.plan.connections.max(1),
+                verify: true,
+                definers: lifeboat_mysql::Definers::Auto,
+                disable_events: true,
+                with_users: false,
+                with_global_grants: false,
+            },
+        };
+        Some(
+            match crate::pitr::prove_binlog(self.repo, self.index, &opts, self.bars) {
+                Ok(p) => Ok(format!(
+                    "binlog proof: full snapshot {} and the stored binlog up to this \
+                     snapshot's coordinates ({} transaction(s)) give this snapshot: {} tables \
+                     equal, so the derived nights between them restore what the server held",
+                    p.base.short(),
+                    p.applied.transactions,
+                    p.check.tables.len()
+                )),
+                Err(e) => Err(format!("binlog proof failed: {e}")),
+            },
+        )
     }
 
     /// `drill --until`: the stored binlog after the snapshot, up to the

@@ -46,7 +46,7 @@ pub use copy::{copy, copy_holding, CopyHolding, CopyOptions, CopyOutcome, Replic
 pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
     apply_until, capture_binlog, derive_mysql, derived, follow_binlog, plan_derived, plan_until,
-    prove_binlog, restore_derived, restore_until, windows, BinlogCheck, BinlogOptions,
+    proof_due, prove_binlog, restore_derived, restore_until, windows, BinlogCheck, BinlogOptions,
     BinlogReport, CompactReport, DeriveOptions, Derived, ProveOptions, ProveReport,
     RestoreDerivedOptions, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window, WindowCheck,
     DERIVED,

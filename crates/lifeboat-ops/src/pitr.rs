@@ -1399,3 +1399,23 @@ pub fn restore_derived(
         applied,
     })
 }
+
+/// True when derived backups were made from the full snapshot before
+/// `entry` on its server: a drill of `entry` then proves their binlog
+/// ([`prove_binlog`]).
+pub fn proof_due(all: &[SnapshotEntry], entry: &SnapshotEntry) -> bool {
+    let Some(me) = base(entry) else {
+        return false;
+    };
+    let previous = all.iter().rev().filter_map(base).find(|b| {
+        b.server == me.server
+            && b.entry.id != entry.id
+            && b.entry.snapshot.time < entry.snapshot.time
+    });
+    let Some(previous) = previous else {
+        return false;
+    };
+    all.iter()
+        .filter_map(derived)
+        .any(|d| d.base == previous.entry.id)
+}
