@@ -1184,6 +1184,15 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
     let n2 = backup();
     let n2_id = n2["id"].as_str().unwrap().to_string();
     assert_eq!(n2["mysql_derived"]["base"], full_id.as_str(), "{n2}");
+    let listed = s.with_backup_key(&["snapshots"]).ok().stdout;
+    assert!(
+        listed.contains(&format!(
+            "snapshot {}: mysql is full snapshot {}",
+            &n2_id[..8],
+            &full_id[..8]
+        )),
+        "{listed}"
+    );
     churn(&s, &mut rng, 50);
     s.with_backup_key(&["binlog"]).ok();
 

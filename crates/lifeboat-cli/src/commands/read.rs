@@ -79,6 +79,16 @@ pub fn snapshots(ctx: &Ctx) -> Result<Code> {
                 w.snapshot.short()
             )?;
         }
+        for s in &list {
+            if let Some(d) = lifeboat_ops::derived(s) {
+                outln!(
+                    "snapshot {}: mysql is full snapshot {} and the stored binlog up to {}",
+                    s.id.short(),
+                    d.base.short(),
+                    d.end
+                )?;
+            }
+        }
     }
     Ok(if bad.is_empty() {
         Code::Ok
