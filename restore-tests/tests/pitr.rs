@@ -1371,3 +1371,64 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
     );
     assert!(failed.stdout.contains("kinds"), "{}", failed.stdout);
 }
+
+#[test]
+fn binlog_nightlies_beside_a_running_follower_restore_exactly() {
+    let s = Setup::with_config(1, "binlog_nightly = true\nbinlog_flush_secs = 1\n");
+    kinds_table(&s);
+    let bk = s.lb.backup_key.display().to_string();
+    let rk = s.lb.restore_key.display().to_string();
+    let full = s.with_backup_key(&["--json", "backup"]).ok().json();
+    let mut follower =
+        s.lb.command(&[
+            "--config",
+            &s.cfg,
+            "--backup-key-file",
+            &bk,
+            "binlog",
+            "--follow",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut rng = seeded();
+    let mut nights = Vec::new();
+    for _ in 0..3 {
+        churn(&s, &mut rng, 100);
+        let at = s.fingerprint("clinic");
+        let night = s.with_backup_key(&["--json", "backup"]).ok().json();
+        assert_eq!(night["mysql_derived"]["base"], full["id"], "{night}");
+        nights.push((night["id"].as_str().unwrap().to_string(), at));
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    // The follower was never dropped by the nightly's capture: still
+    // running, and the nights restore exactly, each to its own moment.
+    assert!(
+        follower.try_wait().unwrap().is_none(),
+        "the follower stopped"
+    );
+    follower.kill().unwrap();
+    let out = follower.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("reconnecting"), "{log}");
+    for (i, (id, at)) in nights.iter().enumerate() {
+        let target = format!("night{i}");
+        s.run(&[
+            "--restore-key-file",
+            &rk,
+            "restore",
+            id,
+            "--source",
+            "mysql",
+            "--target",
+            &s.server.url(&target),
+        ])
+        .ok();
+        assert_eq!(
+            &s.fingerprint(&target),
+            at,
+            "night {i} restores differently"
+        );
+    }
+}

@@ -1263,14 +1263,21 @@ pub fn derive_mysql<A: Access>(
         )));
     }
     let base_id = b.entry.id;
-    let report = capture_binlog(
+    let captured = capture_binlog(
         repo,
         &BinlogOptions {
             capture: opts.capture.clone(),
             hostname: opts.hostname.clone(),
         },
         bars,
-    )?;
+    );
+    let report = match captured {
+        Ok(r) => r,
+        // The server or the log failed us, not the store: a full read.
+        Err(Error::Mysql(e)) => return Ok(Err(format!("capturing the binary log failed ({e})"))),
+        Err(Error::Gap(gap)) => return Ok(Err(gap)),
+        Err(e) => return Err(e),
+    };
     if let Some(gap) = report.gap {
         return Ok(Err(gap));
     }

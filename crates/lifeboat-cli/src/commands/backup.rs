@@ -101,7 +101,10 @@ fn derive_options(
     Ok(Some(lifeboat_ops::DeriveOptions {
         capture: lifeboat_mysql::CaptureOptions {
             mysql: source.mysql,
-            server_id: super::binlog::server_id(cfg.binlog_server_id, repository_id),
+            // Not the follower's id: a server drops a replica connection
+            // when another one connects with the same id.
+            server_id: super::binlog::server_id(cfg.binlog_server_id, repository_id)
+                .wrapping_add(1),
         },
         full_every: chrono::TimeDelta::seconds((days * 86_400.0) as i64),
         hostname: None,
