@@ -100,6 +100,31 @@ impl Setup {
         ])
     }
 
+    /// `restore SNAPSHOT --source mysql --target URL(target) EXTRA...`
+    /// with the restore key, as JSON.
+    fn restore_mysql(
+        &self,
+        snapshot: &str,
+        target: &str,
+        extra: &[&str],
+    ) -> lifeboat_testkit::Output {
+        let rk = self.lb.restore_key.display().to_string();
+        let url = self.server.url(target);
+        let mut args = vec![
+            "--restore-key-file",
+            &rk,
+            "--json",
+            "restore",
+            snapshot,
+            "--source",
+            "mysql",
+            "--target",
+            &url,
+        ];
+        args.extend_from_slice(extra);
+        self.run(&args)
+    }
+
     fn sql(&self, q: &str) {
         self.server.sql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
     }
@@ -1045,21 +1070,8 @@ fn seeded() -> Lcg {
 fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named() {
     let s = Setup::new(1);
     kinds_table(&s);
-    let rk = s.lb.restore_key.display().to_string();
-    let from_binlog = |snapshot: &str, target: &str| {
-        s.run(&[
-            "--restore-key-file",
-            &rk,
-            "--json",
-            "restore",
-            snapshot,
-            "--source",
-            "mysql",
-            "--from-binlog",
-            "--target",
-            &s.server.url(target),
-        ])
-    };
+    let from_binlog =
+        |snapshot: &str, target: &str| s.restore_mysql(snapshot, target, &["--from-binlog"]);
     let base = s.with_backup_key(&["--json", "backup"]).ok().json();
     // Nothing to prove the first full backup against.
     let none = from_binlog(base["id"].as_str().unwrap(), "p0").code(2);
@@ -1124,19 +1136,7 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
     let s = Setup::with_config(1, "binlog_nightly = true\n\n[retention]\nbinlog = \"1s\"\n");
     kinds_table(&s);
     let rk = s.lb.restore_key.display().to_string();
-    let restore = |snapshot: &str, target: &str| {
-        s.run(&[
-            "--restore-key-file",
-            &rk,
-            "--json",
-            "restore",
-            snapshot,
-            "--source",
-            "mysql",
-            "--target",
-            &s.server.url(target),
-        ])
-    };
+    let restore = |snapshot: &str, target: &str| s.restore_mysql(snapshot, target, &[]);
     let backup = || s.with_backup_key(&["--json", "backup"]).ok().json();
     // No full snapshot yet: a full read.
     let full = backup();
@@ -1321,18 +1321,7 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
     let why = full2["mysql_full_read"].as_str().unwrap();
     assert!(why.contains("one is due every"), "{full2}");
     let proof = s
-        .run(&[
-            "--restore-key-file",
-            &rk,
-            "--json",
-            "restore",
-            full2["id"].as_str().unwrap(),
-            "--source",
-            "mysql",
-            "--from-binlog",
-            "--target",
-            &s.server.url("proof"),
-        ])
+        .restore_mysql(full2["id"].as_str().unwrap(), "proof", &["--from-binlog"])
         .ok()
         .json();
     assert_eq!(proof["base"], forced["id"], "{proof}");
@@ -1377,7 +1366,6 @@ fn binlog_nightlies_beside_a_running_follower_restore_exactly() {
     let s = Setup::with_config(1, "binlog_nightly = true\nbinlog_flush_secs = 1\n");
     kinds_table(&s);
     let bk = s.lb.backup_key.display().to_string();
-    let rk = s.lb.restore_key.display().to_string();
     let full = s.with_backup_key(&["--json", "backup"]).ok().json();
     let mut follower =
         s.lb.command(&[
@@ -1414,17 +1402,7 @@ fn binlog_nightlies_beside_a_running_follower_restore_exactly() {
     assert!(!log.contains("reconnecting"), "{log}");
     for (i, (id, at)) in nights.iter().enumerate() {
         let target = format!("night{i}");
-        s.run(&[
-            "--restore-key-file",
-            &rk,
-            "restore",
-            id,
-            "--source",
-            "mysql",
-            "--target",
-            &s.server.url(&target),
-        ])
-        .ok();
+        s.restore_mysql(id, &target, &[]).ok();
         assert_eq!(
             &s.fingerprint(&target),
             at,

@@ -525,7 +525,7 @@ impl Drill<'_> {
         if !crate::pitr::proof_due(&all, self.snap) {
             return None;
         }
-        let opts = crate::pitr::ProveOptions {
+        let opts = crate::pitr::BinlogRestoreOptions {
             snapshot: self.snap.id.to_hex(),
             database: lifeboat_mysql::databases(self.items).into_iter().next(),
             replay: ReplayOptions {

@@ -47,9 +47,8 @@ pub use error::{Error, Result, SourceFailure};
 pub use pitr::{
     apply_until, capture_binlog, derive_mysql, derived, follow_binlog, plan_derived, plan_until,
     proof_due, prove_binlog, restore_derived, restore_until, windows, BinlogCheck, BinlogOptions,
-    BinlogReport, CompactReport, DeriveOptions, Derived, ProveOptions, ProveReport,
-    RestoreDerivedOptions, RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window, WindowCheck,
-    DERIVED,
+    BinlogReport, BinlogRestoreOptions, CompactReport, DeriveOptions, Derived, ProveReport,
+    RestoreUntilOptions, RestoreUntilReport, UntilPlan, Window, WindowCheck, DERIVED,
 };
 pub use premigration::{
     snapshot_before_migration, Checked, PreMigrationOptions, PreMigrationReport,

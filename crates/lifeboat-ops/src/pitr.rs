@@ -963,13 +963,15 @@ pub fn restore_until(
     })
 }
 
-/// Options of [`prove_binlog`].
-pub struct ProveOptions {
-    /// The full snapshot to prove (`latest`: the newest full one).
+/// Options of [`prove_binlog`] and [`restore_derived`]: a snapshot whose
+/// MySQL content is a full snapshot and the stored binlog after it.
+pub struct BinlogRestoreOptions {
+    /// `latest` or a snapshot id: the full snapshot to prove, or the
+    /// derived backup to restore.
     pub snapshot: String,
     /// With several databases in the snapshots: which.
     pub database: Option<String>,
-    /// How the earlier snapshot is replayed (the target among them).
+    /// How the full snapshot is replayed (the target among them).
     pub replay: ReplayOptions,
 }
 
@@ -1029,7 +1031,7 @@ fn pieces_to<'a>(
 pub fn prove_binlog(
     repo: &Repository<FullAccess>,
     index: &Index,
-    opts: &ProveOptions,
+    opts: &BinlogRestoreOptions,
     bars: &dyn ProgressBars,
 ) -> Result<ProveReport> {
     let (all, _) = repo.snapshots()?;
@@ -1367,23 +1369,13 @@ pub fn plan_derived(all: &[SnapshotEntry], entry: &SnapshotEntry) -> Result<Unti
     Ok(plan_to(&b, c, &d.end, entry.snapshot.time))
 }
 
-/// Options of [`restore_derived`].
-pub struct RestoreDerivedOptions {
-    /// `latest` or a snapshot id whose MySQL backup is derived.
-    pub snapshot: String,
-    /// With several databases in the snapshot: which.
-    pub database: Option<String>,
-    /// How the full snapshot is replayed (the target among them).
-    pub replay: ReplayOptions,
-}
-
 /// Restore a derived MySQL backup: replay its full snapshot, checked
 /// against that snapshot's manifest, then apply the stored binlog up to
 /// exactly the backup's end.
 pub fn restore_derived(
     repo: &Repository<FullAccess>,
     index: &Index,
-    opts: &RestoreDerivedOptions,
+    opts: &BinlogRestoreOptions,
     bars: &dyn ProgressBars,
 ) -> Result<RestoreUntilReport> {
     let (all, _) = repo.snapshots()?;

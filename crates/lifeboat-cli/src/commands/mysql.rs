@@ -130,11 +130,7 @@ pub fn restore_derived(
     args: &RestoreArgs,
 ) -> Result<Code> {
     let (index, _) = repo.load_index()?;
-    let opts = lifeboat_ops::RestoreDerivedOptions {
-        snapshot: args.snapshot.clone(),
-        database: args.database.clone(),
-        replay: replay_options(ctx, args)?,
-    };
+    let opts = binlog_restore_options(ctx, args)?;
     let report = lifeboat_ops::restore_derived(repo, &index, &opts, &ctx.bars)?;
     print_until(ctx, &report)
 }
@@ -171,6 +167,17 @@ fn print_until(ctx: &Ctx, report: &lifeboat_ops::RestoreUntilReport) -> Result<C
     Ok(Code::Ok)
 }
 
+fn binlog_restore_options(
+    ctx: &Ctx,
+    args: &RestoreArgs,
+) -> Result<lifeboat_ops::BinlogRestoreOptions> {
+    Ok(lifeboat_ops::BinlogRestoreOptions {
+        snapshot: args.snapshot.clone(),
+        database: args.database.clone(),
+        replay: replay_options(ctx, args)?,
+    })
+}
+
 /// `restore --source mysql --from-binlog`: the proof that the stored
 /// binlog between two full snapshots gives the later one.
 pub fn restore_from_binlog(
@@ -179,11 +186,7 @@ pub fn restore_from_binlog(
     args: &RestoreArgs,
 ) -> Result<Code> {
     let (index, _) = repo.load_index()?;
-    let opts = lifeboat_ops::ProveOptions {
-        snapshot: args.snapshot.clone(),
-        database: args.database.clone(),
-        replay: replay_options(ctx, args)?,
-    };
+    let opts = binlog_restore_options(ctx, args)?;
     let report = lifeboat_ops::prove_binlog(repo, &index, &opts, &ctx.bars)?;
     if ctx.global.json {
         return ctx.print_json(&report).map(|()| Code::Ok);
