@@ -1359,6 +1359,19 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
         failed.stdout
     );
     assert!(failed.stdout.contains("kinds"), "{}", failed.stdout);
+
+    // The full snapshot a night needs is lost (its file deleted behind
+    // lifeboat's back): verify names the night, its restore says what is
+    // missing, nothing is restored from something else.
+    let n4_id = n4["id"].as_str().unwrap();
+    let full2_id = full2["id"].as_str().unwrap();
+    std::fs::remove_file(s.lb.repo_path().join("snapshots").join(full2_id)).unwrap();
+    let verify = s.run(&["--restore-key-file", &rk, "verify"]);
+    assert_ne!(verify.code, 0, "{}", verify.stdout);
+    assert!(verify.stdout.contains(&n4_id[..8]), "{}", verify.stdout);
+    let gone = s.restore_mysql(n4_id, "r_gone", &[]).code(4);
+    assert!(gone.stderr.contains(&full2_id[..8]), "{}", gone.stderr);
+    assert!(gone.stderr.contains("no longer holds"), "{}", gone.stderr);
 }
 
 #[test]
