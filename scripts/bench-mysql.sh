@@ -40,9 +40,11 @@ RCPT=$(age-keygen -y "$W/age.key")
 # pays for the one before it (a dump right after the bulk load ran 20-60%
 # slower while pages were flushed). Without a local server process, a fixed
 # pause.
+# The server process listening on PORT (empty when none is local).
+port_pid() { ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
 settle() {
     local pid a b
-    pid=$(pidof mariadbd || true)
+    pid=${SERVER_PID:-$(port_pid 3306)}
     [ -n "$pid" ] || { sleep 30; return 0; }
     for _ in $(seq 60); do
         a=$(awk '{print $14 + $15}' "/proc/$pid/stat"); sleep 3; b=$(awk '{print $14 + $15}' "/proc/$pid/stat")
@@ -100,7 +102,7 @@ $MYSQL $SRC -e "$CHANGE"
 # server is not a local process).
 server_cpu() {
     local pid=${SERVER_PID:-}
-    [ -n "$pid" ] || pid=$(pidof mariadbd mysqld 2>/dev/null | awk '{print $1}')
+    [ -n "$pid" ] || pid=$(port_pid 3306)
     [ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || { echo 0; return; }
     awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$pid/stat"
 }
