@@ -1109,6 +1109,13 @@ fn a_full_backup_proves_the_stored_binlog_before_it_and_a_missed_change_is_named
             .all(|t| t["checksum_matches"] == true && t["rows_found"] == t["rows_expected"]),
         "{proof}"
     );
+    // Table definitions compared too, text for text (the same server).
+    assert_eq!(proof["check"]["schema"]["tables_exact"], true, "{proof}");
+    assert_eq!(
+        proof["check"]["schema"]["differences"],
+        serde_json::json!([]),
+        "{proof}"
+    );
     assert!(
         proof["applied"]["transactions"].as_u64().unwrap() >= 100,
         "{proof}"

@@ -65,7 +65,7 @@ pub use export::{export, export_accounts, AccountsExportOptions, ExportOptions};
 pub use fidelity::{schema_line, Definers, ExpectedSchema, SchemaCheck};
 pub use records::RowHashReport;
 pub use replay::{
-    databases, replay, select_database, snapshot_tables, verify_database, AccountsReport,
-    ReplayOptions, ReplayReport, TableCheck,
+    databases, expected_tables, replay, select_database, snapshot_tables, verify_database,
+    AccountsReport, ReplayOptions, ReplayReport, TableCheck,
 };
 pub use schema::{strip_definer, Schema, SOURCE};

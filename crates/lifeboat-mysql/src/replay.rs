@@ -1087,6 +1087,20 @@ pub fn verify_database(
     Ok(report)
 }
 
+/// What [`verify_database`] compares the target's tables' definitions
+/// with: those of the MySQL backup in `items`, as `target`'s server prints
+/// them (its views, triggers, routines and events are only counted).
+pub fn expected_tables(
+    repo: &Repository<FullAccess>,
+    index: &Index,
+    items: &[ManifestItem],
+    target: &MysqlOptions,
+) -> Result<ExpectedSchema> {
+    let (schema, _) = load_schema(repo, index, items)?;
+    let version = connect(target)?.text_value("SELECT VERSION()")?;
+    Ok(ExpectedSchema::tables_of(&schema, &version))
+}
+
 /// The names the read-back check quotes into its SELECTs.
 fn check_names(schema: &Schema) -> Result<()> {
     for t in &schema.tables {

@@ -1081,13 +1081,15 @@ pub fn prove_binlog(
         &opts.replay,
         bars,
     )?;
+    let expected =
+        lifeboat_mysql::expected_tables(repo, index, &proved_items, &opts.replay.target)?;
     let check = lifeboat_mysql::verify_database(
         repo,
         index,
         &proved_items,
         &opts.replay.target,
         opts.replay.connections,
-        &lifeboat_mysql::ExpectedSchema::default(),
+        &expected,
     )
     .map_err(|e| match e {
         lifeboat_mysql::Error::Mismatch(m) => Error::Damaged(format!(
