@@ -183,6 +183,7 @@ pub fn apply(
         from: 0,
         to: None,
         group_bytes: group_bytes(),
+        seen: Vec::new(),
     };
     for piece in pieces {
         a.from = piece.from;
@@ -296,6 +297,8 @@ struct Applier<'o> {
     from: u64,
     to: Option<u64>,
     group_bytes: usize,
+    /// The last GTID applied or skipped, per stream.
+    seen: Vec<binlog::Gtid>,
 }
 
 impl Applier<'_> {
@@ -449,7 +452,13 @@ impl Applier<'_> {
             }
             kind::XID if late => return self.stop(at),
             kind::XID => self.commit(f, at)?,
-            kind::GTID | kind::MARIA_GTID => self.gtid = binlog::Gtid::parse(f, e),
+            kind::GTID | kind::MARIA_GTID => {
+                let g = binlog::Gtid::parse(f, e);
+                if let Some(g) = &g {
+                    self.forward(g)?;
+                }
+                self.gtid = g;
+            }
             // Context of statements (never sent) and markers.
             _ => {}
         }
@@ -812,6 +821,23 @@ impl Applier<'_> {
         Err(Error::Internal(Stop.to_string()))
     }
 
+    /// GTIDs only go forward in one server's log: one that goes back
+    /// means the stored pieces are not one log (the server's binary log
+    /// was reset, or another server took its address), and applying on
+    /// would replay transactions of another history.
+    fn forward(&mut self, g: &binlog::Gtid) -> Result<()> {
+        if let Some(p) = self.seen.iter().find(|p| binlog::GtidSet::reaches(g, p)) {
+            return Err(binlog::damaged(format!(
+                "the stored binlog goes back from GTID {p} to {g}: it is not one continuous log \
+                 of the server (its binary log was reset, or another server took its address). \
+                 Restore from a full snapshot taken after that, or --until a moment before it"
+            )));
+        }
+        self.seen.retain(|p| !binlog::Gtid::same_stream(p, g));
+        self.seen.push(g.clone());
+        Ok(())
+    }
+
     /// The position bound ([`Piece::to`]) was reached: it must be between
     /// transactions.
     fn stop_at_position(&mut self) -> Result<()> {
@@ -845,7 +871,7 @@ impl Applier<'_> {
 
 /// What a logged statement is, by its first words.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Class {
+pub(crate) enum Class {
     /// GRANT, REVOKE, CREATE/DROP/ALTER/RENAME USER or ROLE, SET PASSWORD.
     Account,
     /// ANALYZE, OPTIMIZE, REPAIR, CHECK TABLE: no logical change.
@@ -858,7 +884,7 @@ enum Class {
 }
 
 impl Class {
-    fn of(sql: &[u8]) -> Class {
+    pub(crate) fn of(sql: &[u8]) -> Class {
         // Comments before the first word (a client's /* ... */) count as
         // Other: the guard's lexer is not run for a classification.
         let mut words = sql

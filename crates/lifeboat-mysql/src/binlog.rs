@@ -405,6 +405,11 @@ pub enum Statement {
 }
 
 impl Statement {
+    /// BEGIN, COMMIT, ROLLBACK, savepoints and XA: no change of their own.
+    pub fn is_transaction_control(&self) -> bool {
+        !matches!(self, Statement::Other)
+    }
+
     pub fn of(sql: &[u8]) -> Statement {
         // The first words tell (a big statement is not split whole); a
         // name cut off there makes the statement `Other`.
@@ -671,6 +676,17 @@ pub fn with_statement_end(f: &Format, event: &[u8]) -> Vec<u8> {
 pub enum Gtid {
     Maria { domain: u32, server: u32, seq: u64 },
     Mysql { uuid: [u8; 16], number: u64 },
+}
+
+impl Gtid {
+    /// Of the same replication domain (MariaDB) or source (MySQL).
+    pub fn same_stream(a: &Gtid, b: &Gtid) -> bool {
+        match (a, b) {
+            (Gtid::Maria { domain: x, .. }, Gtid::Maria { domain: y, .. }) => x == y,
+            (Gtid::Mysql { uuid: x, .. }, Gtid::Mysql { uuid: y, .. }) => x == y,
+            _ => false,
+        }
+    }
 }
 
 impl std::fmt::Display for Gtid {

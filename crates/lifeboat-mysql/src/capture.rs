@@ -69,6 +69,15 @@ pub struct Run {
     /// (MySQL), for reading.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub gtids: Vec<String>,
+    /// Statements it stored other than transaction control (BEGIN,
+    /// COMMIT, ROLLBACK, SAVEPOINT, XA): schema changes, statement-logged
+    /// writes, FLUSH, ANALYZE... A binlog nightly is derived only over runs
+    /// holding none (`None`: a run stored before they were counted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statements: Option<u64>,
+    /// Where the last of those statements ends in the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_statement: Option<Position>,
 }
 
 /// What a capture needs to know about the server before it reads.
@@ -95,6 +104,9 @@ pub struct CaptureOptions {
     pub mysql: MysqlOptions,
     /// The replica id to connect as (unique among the server's replicas).
     pub server_id: u32,
+    /// The databases backed up: a run counts the statements that may
+    /// concern them ([`Run::statements`]); empty: every statement.
+    pub databases: Vec<String>,
 }
 
 /// A connection ready to capture, its checks passed.
@@ -103,6 +115,7 @@ pub struct Capture {
     pub log: ServerLog,
     server_id: u32,
     mysql: MysqlOptions,
+    databases: Vec<String>,
     /// Where the open dump stands between runs (follow mode).
     stream: Option<Stream>,
     /// Reads the server's clock and position at a flush (follow mode).
@@ -193,6 +206,7 @@ impl Capture {
             },
             server_id: opts.server_id,
             mysql: opts.mysql.clone(),
+            databases: opts.databases.clone(),
             stream: None,
             control: None,
         })
@@ -323,8 +337,13 @@ impl Capture {
             caught_up_at: 0,
             segments: Vec::new(),
             gtids: Vec::new(),
+            statements: Some(0),
+            last_statement: None,
         };
-        let mut gtids = Gtids::default();
+        let mut gtids = Gtids {
+            databases: self.databases.clone(),
+            ..Gtids::default()
+        };
         loop {
             // Each file starts with a made-up rotate naming it, then its
             // format description.
@@ -362,6 +381,8 @@ impl Capture {
             }
         }
         run.gtids = gtids.list();
+        run.statements = Some(gtids.statements);
+        run.last_statement = gtids.last_statement.take();
         Ok(run)
     }
 
@@ -398,21 +419,50 @@ fn current_position(conn: &mut Conn) -> Result<Position> {
     }
 }
 
-/// The last GTID per domain (MariaDB) or source uuid (MySQL).
+/// The last GTID per domain (MariaDB) or source uuid (MySQL), and the
+/// statements other than transaction control, of what a run stored.
 #[derive(Default)]
-struct Gtids(std::collections::BTreeMap<String, Gtid>);
+struct Gtids {
+    last: std::collections::BTreeMap<String, Gtid>,
+    statements: u64,
+    last_statement: Option<Position>,
+    /// See [`CaptureOptions::databases`].
+    databases: Vec<String>,
+}
 
 impl Gtids {
+    /// Whether a statement other than transaction control may change
+    /// what is backed up: it runs in one of the databases, names one, or
+    /// is not a schema, account or maintenance statement (a write logged
+    /// as a statement may reach them through a view, a trigger or a
+    /// routine of another database).
+    fn concerns(&self, q: &binlog::Query<'_>) -> bool {
+        if self.databases.is_empty() {
+            return true;
+        }
+        let text = String::from_utf8_lossy(q.sql).to_lowercase();
+        let own = self.databases.iter().any(|d| {
+            q.database.eq_ignore_ascii_case(d.as_bytes()) || text.contains(&d.to_lowercase())
+        });
+        own || !matches!(
+            crate::apply::Class::of(q.sql),
+            crate::apply::Class::Ddl
+                | crate::apply::Class::Database
+                | crate::apply::Class::Account
+                | crate::apply::Class::Maintenance
+        )
+    }
+
     fn see(&mut self, g: Gtid) {
         let key = match &g {
             Gtid::Maria { domain, .. } => domain.to_string(),
             Gtid::Mysql { uuid, .. } => hex::encode(uuid),
         };
-        self.0.insert(key, g);
+        self.last.insert(key, g);
     }
 
     fn list(&self) -> Vec<String> {
-        self.0.values().map(Gtid::to_string).collect()
+        self.last.values().map(Gtid::to_string).collect()
     }
 }
 
@@ -628,6 +678,19 @@ impl SegmentState {
             .flatten();
         if let Some(g) = Gtid::parse(f, event) {
             self.gtid = Some(g);
+        }
+        if matches!(h.kind, kind::QUERY | kind::QUERY_COMPRESSED) {
+            // An unreadable one counts.
+            let counts = binlog::Query::parse(f, event).is_none_or(|q| {
+                !binlog::Statement::of(q.sql).is_transaction_control() && gtids.concerns(&q)
+            });
+            if counts {
+                gtids.statements += 1;
+                gtids.last_statement = Some(Position {
+                    file: self.seg.file.clone(),
+                    pos: end,
+                });
+            }
         }
         let boundary = self.txns.feed(f, event);
         self.pending.extend_from_slice(event);

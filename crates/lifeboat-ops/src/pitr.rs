@@ -95,9 +95,35 @@ fn runs(all: &[SnapshotEntry]) -> Vec<(&SnapshotEntry, Run)> {
                 + chrono::TimeDelta::from_std(lifeboat_store::MAX_CLOCK_SKEW).unwrap_or_default())
             .timestamp();
             let sane = run.caught_up_at > 0 && run.caught_up_at <= latest;
-            (sane && run.start.check().is_ok() && run.end.check().is_ok()).then_some((e, run))
+            (sane && run.start.check().is_ok() && run.end.check().is_ok() && contiguous(&run))
+                .then_some((e, run))
         })
         .collect()
+}
+
+/// A run's pieces cover it without a hole: each segment begins where the
+/// run or the segment before it ended (or at the start of a later file,
+/// after a rotation), and the run ends where its last segment does (or at
+/// the start of a later file). A run whose facts leave a hole would make
+/// a window skip the transactions in it.
+fn contiguous(run: &Run) -> bool {
+    let follows =
+        |cur: &Position, next: &Position| cur == next || (next.pos == 4 && before(cur, next));
+    let mut cur = run.start.clone();
+    for seg in &run.segments {
+        let start = Position {
+            file: seg.file.clone(),
+            pos: seg.start,
+        };
+        if !follows(&cur, &start) || seg.end < seg.start {
+            return false;
+        }
+        cur = Position {
+            file: seg.file.clone(),
+            pos: seg.end,
+        };
+    }
+    follows(&cur, &run.end)
 }
 
 fn before(a: &Position, b: &Position) -> bool {
@@ -710,6 +736,12 @@ pub fn compact_runs(repo: &Repository<FullAccess>, dry_run: bool) -> Result<Comp
             caught_up_at: group.iter().map(|(_, r)| r.caught_up_at).max().unwrap_or(0),
             segments: Vec::new(),
             gtids: Vec::new(),
+            // Counted only when every merged run counted them.
+            statements: group.iter().map(|(_, r)| r.statements).sum::<Option<u64>>(),
+            last_statement: group
+                .iter()
+                .filter_map(|(_, r)| r.last_statement.clone())
+                .max_by(|a, b| a.cmp_in_log(b).unwrap_or(Ordering::Equal)),
         };
         // The last GTID of each stream (MySQL `uuid:n`, MariaDB `d-s-n`).
         let mut gtids: std::collections::BTreeMap<String, String> = Default::default();
@@ -1053,21 +1085,21 @@ pub fn prove_binlog(
             b.server == proved.server
                 && b.entry.id != proved.entry.id
                 && b.entry.snapshot.time < proved.entry.snapshot.time
-                && at_or_before(&b.start, &proved.start)
+                && before(&b.start, &proved.start)
         })
         .map(|b| {
             let c = chain(&b, &runs, None);
             (b, c)
         })
-        .find(|(b, c)| b.start == proved.start || at_or_before(&proved.start, &c.end));
+        .find(|(_, c)| at_or_before(&proved.start, &c.end));
     let Some((b, c)) = found else {
         return Err(Error::Invalid(format!(
-            "no earlier full snapshot of server {} has stored binlog reaching snapshot {}'s \
-             coordinates ({}): nothing to prove it against. Keep `lifeboat binlog` running \
-             between full backups (see `lifeboat verify` for the windows stored)",
+            "no earlier full snapshot of server {} (at coordinates before {}) has stored \
+             binlog reaching snapshot {}'s: nothing to prove it against. Keep `lifeboat binlog` \
+             running between full backups (see `lifeboat verify` for the windows stored)",
             proved.server,
-            named.id.short(),
-            proved.start
+            proved.start,
+            named.id.short()
         )));
     };
     let plan = plan_to(&b, c, &proved.start, named.snapshot.time);
@@ -1305,6 +1337,18 @@ pub fn derive_mysql<A: Access>(
             report.run.end
         )));
     }
+    let plan = plan_to(&b, c, &report.run.end, Utc::now());
+    let used: Vec<&Run> = plan
+        .runs
+        .iter()
+        .filter_map(|id| runs.iter().find(|(e, _)| e.id == *id).map(|(_, r)| r))
+        .collect();
+    if let Some(why) = not_derivable(&used, &b.start) {
+        return Ok(Err(format!(
+            "the stored binlog since snapshot {} {why}",
+            base_id.short()
+        )));
+    }
     Ok(Ok(Derived {
         base: base_id,
         server,
@@ -1312,6 +1356,49 @@ pub fn derive_mysql<A: Access>(
         caught_up_at: report.run.caught_up_at,
         run: report.id,
     }))
+}
+
+/// Why the binlog of `runs` (in log order) cannot stand for a night, if
+/// it cannot: a statement in it (a schema change, a write logged as a
+/// statement, which the apply refuses or skips: the night would not
+/// restore, or not whole), runs stored before statements were counted, or
+/// GTIDs going back (the server's log was reset, or another server took
+/// its address: positions would chain two histories).
+fn not_derivable(runs: &[&Run], from: &Position) -> Option<String> {
+    if runs.iter().any(|r| r.statements.is_none()) {
+        return Some("was stored before lifeboat counted its statements".into());
+    }
+    // Statements before `from` (in a run that began before the full
+    // read) are in the full snapshot already.
+    if let Some(at) = runs
+        .iter()
+        .filter_map(|r| r.last_statement.as_ref())
+        .find(|p| before(from, p))
+    {
+        return Some(format!(
+            "holds a statement besides row changes (a schema change, a write logged as a \
+             statement, FLUSH, ANALYZE...), the last ending at {at}"
+        ));
+    }
+    let mut last: Vec<lifeboat_mysql::binlog::Gtid> = Vec::new();
+    for r in runs {
+        for g in r
+            .gtids
+            .iter()
+            .filter_map(|g| g.parse::<GtidSet>().ok())
+            .flat_map(|s| s.ends())
+        {
+            if let Some(p) = last.iter().find(|p| GtidSet::reaches(&g, p)) {
+                return Some(format!(
+                    "goes back from GTID {p} to {g}: was the server's binary log reset (RESET \
+                     MASTER), or another server put at its address?"
+                ));
+            }
+            last.retain(|p| !lifeboat_mysql::binlog::Gtid::same_stream(p, &g));
+            last.push(g);
+        }
+    }
+    None
 }
 
 /// What restores a derived backup: its full snapshot and the stored
@@ -1419,4 +1506,120 @@ pub fn proof_due(all: &[SnapshotEntry], entry: &SnapshotEntry) -> bool {
     all.iter()
         .filter_map(derived)
         .any(|d| d.base == previous.entry.id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(file: &str, pos: u64) -> Position {
+        Position {
+            file: file.into(),
+            pos,
+        }
+    }
+
+    fn seg(file: &str, start: u64, end: u64) -> lifeboat_mysql::Segment {
+        lifeboat_mysql::Segment {
+            item: format!("binlog/{file}@{start}"),
+            file: file.into(),
+            start,
+            end,
+            first_commit: None,
+            last_commit: None,
+            transactions: 1,
+            bytes: end - start,
+        }
+    }
+
+    fn run(start: Position, end: Position, segments: Vec<lifeboat_mysql::Segment>) -> Run {
+        Run {
+            server: "s".into(),
+            flavor: "mariadb".into(),
+            start,
+            end,
+            caught_up_at: 1,
+            segments,
+            gtids: Vec::new(),
+            statements: Some(0),
+            last_statement: None,
+        }
+    }
+
+    #[test]
+    fn a_run_with_a_hole_in_its_pieces_is_not_contiguous() {
+        let ok = run(
+            pos("bin.000001", 647),
+            pos("bin.000002", 900),
+            vec![seg("bin.000001", 647, 903), seg("bin.000002", 4, 900)],
+        );
+        assert!(contiguous(&ok));
+        // Rotated at the very end: the run ends at the next file's start.
+        let rotated = run(
+            pos("bin.000001", 647),
+            pos("bin.000002", 4),
+            vec![seg("bin.000001", 647, 903)],
+        );
+        assert!(contiguous(&rotated));
+        let empty = run(pos("bin.000001", 647), pos("bin.000001", 647), vec![]);
+        assert!(contiguous(&empty));
+        // The first segment starts after the run: 647..903 would be skipped.
+        let late = run(
+            pos("bin.000001", 647),
+            pos("bin.000001", 1200),
+            vec![seg("bin.000001", 903, 1200)],
+        );
+        assert!(!contiguous(&late));
+        // No segment at all for a span of one file.
+        let hollow = run(pos("bin.000001", 647), pos("bin.000001", 903), vec![]);
+        assert!(!contiguous(&hollow));
+        // A gap between two segments of one file, and a segment back in
+        // an earlier file.
+        let gap = run(
+            pos("bin.000001", 4),
+            pos("bin.000001", 900),
+            vec![seg("bin.000001", 4, 300), seg("bin.000001", 400, 900)],
+        );
+        assert!(!contiguous(&gap));
+        let back = run(
+            pos("bin.000002", 4),
+            pos("bin.000001", 900),
+            vec![seg("bin.000002", 4, 300), seg("bin.000001", 4, 900)],
+        );
+        assert!(!contiguous(&back));
+    }
+
+    #[test]
+    fn a_night_is_derived_only_over_row_changes_of_one_history() {
+        let mut a = run(pos("bin.000001", 4), pos("bin.000001", 900), vec![]);
+        a.gtids = vec!["0-1-36".into(), "7-1-3".into()];
+        let from = pos("bin.000001", 500);
+        let mut b = a.clone();
+        b.gtids = vec!["0-1-40".into()];
+        assert_eq!(not_derivable(&[&a, &b], &from), None);
+        // After RESET MASTER the sequence starts again.
+        let mut reset = a.clone();
+        reset.gtids = vec!["0-1-5".into()];
+        let why = not_derivable(&[&a, &reset], &from).unwrap();
+        assert!(why.contains("0-0-36") || why.contains("0-1-36"), "{why}");
+        assert!(why.contains("reset"), "{why}");
+        // Another domain's sequence is its own.
+        let mut other = a.clone();
+        other.gtids = vec!["9-1-1".into()];
+        assert_eq!(not_derivable(&[&a, &other], &from), None);
+        // A statement anywhere, or a run that did not count them.
+        let mut ddl = b.clone();
+        ddl.statements = Some(1);
+        ddl.last_statement = Some(pos("bin.000001", 700));
+        let why = not_derivable(&[&a, &ddl], &from).unwrap();
+        assert!(why.contains("bin.000001:700"), "{why}");
+        // A statement before the full read's coordinates is in it.
+        ddl.last_statement = Some(pos("bin.000001", 450));
+        assert_eq!(not_derivable(&[&a, &ddl], &from), None);
+        let mut old = b.clone();
+        old.statements = None;
+        assert!(not_derivable(&[&a, &old], &from)
+            .unwrap()
+            .contains("before lifeboat counted"));
+    }
 }

@@ -100,6 +100,7 @@ fn derive_options(
     let source = super::mysql::source_options(ctx, None)?;
     Ok(Some(lifeboat_ops::DeriveOptions {
         capture: lifeboat_mysql::CaptureOptions {
+            databases: super::binlog::backed_up(&source)?,
             mysql: source.mysql,
             // Not the follower's id: a server drops a replica connection
             // when another one connects with the same id.

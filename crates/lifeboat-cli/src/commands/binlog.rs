@@ -21,6 +21,18 @@ pub fn server_id(configured: Option<u32>, repository_id: &str) -> u32 {
     })
 }
 
+/// The databases a dump of `source` reads: `[mysql] databases`, else the
+/// URL's.
+pub fn backed_up(source: &lifeboat_mysql::DumpOptions) -> Result<Vec<String>> {
+    Ok(match source.databases.is_empty() {
+        true => vec![source
+            .mysql
+            .database()
+            .map_err(|e| exit::usage(e.to_string()))?],
+        false => source.databases.clone(),
+    })
+}
+
 pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
     let cfg = ctx.config.mysql()?.as_ref();
     if !cfg.is_some_and(|c| c.binlog) {
@@ -34,6 +46,7 @@ pub fn run(ctx: &Ctx, args: &BinlogArgs) -> Result<Code> {
     let repo = ctx.open_for_backup()?;
     let opts = BinlogOptions {
         capture: CaptureOptions {
+            databases: backed_up(&source)?,
             mysql: source.mysql,
             server_id: server_id(cfg.and_then(|c| c.binlog_server_id), repo.id()),
         },
