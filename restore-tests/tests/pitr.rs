@@ -1376,6 +1376,15 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
     let verify = s.run(&["--restore-key-file", &rk, "verify"]);
     assert_ne!(verify.code, 0, "{}", verify.stdout);
     assert!(verify.stdout.contains(&n4_id[..8]), "{}", verify.stdout);
+    let status = s.with_backup_key(&["--json", "status"]).json();
+    let mysql = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == "mysql")
+        .unwrap()
+        .clone();
+    assert_eq!(mysql["last_failure"]["snapshot"], n4_id, "{mysql}");
     let gone = s.restore_mysql(n4_id, "r_gone", &[]).code(4);
     assert!(gone.stderr.contains(&full2_id[..8]), "{}", gone.stderr);
     assert!(gone.stderr.contains("no longer holds"), "{}", gone.stderr);

@@ -282,8 +282,19 @@ pub(crate) fn compute(
         }
     };
     for e in &full {
+        // A derived MySQL night is good only while what it is made of (its
+        // full snapshot, the binlog after it) is in the store.
+        let broken = crate::pitr::derived(e)
+            .is_some()
+            .then(|| crate::pitr::plan_derived(all, e).err())
+            .flatten();
         for (name, s) in &e.snapshot.sources {
-            match &s.error {
+            let error = match (&s.error, &broken) {
+                (Some(m), _) => Some(m.clone()),
+                (None, Some(b)) if name == lifeboat_mysql::SOURCE => Some(b.to_string()),
+                (None, _) => None,
+            };
+            match &error {
                 None => good.entry(name.clone()).or_default().push(e),
                 Some(msg) => note_failure(
                     name,
