@@ -1482,6 +1482,18 @@ fn a_statement_or_a_reset_log_since_the_full_read_makes_the_night_a_full_read() 
     s.restore_mysql(via["id"].as_str().unwrap(), "r_view", &[])
         .ok();
     assert_eq!(s.fingerprint("r_view"), at_view);
+    // An XA transaction on ours (the apply refuses a prepared one's
+    // commit): the night reads everything.
+    s.sql(
+        "XA START 'x1'; INSERT INTO clinic.kinds (id, grp) VALUES (990001, 1); XA END 'x1'; \
+         XA PREPARE 'x1'; XA COMMIT 'x1'",
+    );
+    let at_xa = s.fingerprint("clinic");
+    let xa = s.with_backup_key(&["--json", "backup"]).ok().json();
+    assert!(xa["mysql_derived"].is_null(), "{xa}");
+    s.restore_mysql(xa["id"].as_str().unwrap(), "r_xa", &[])
+        .ok();
+    assert_eq!(s.fingerprint("r_xa"), at_xa);
     // The server's log is reset: whatever the next nights are, none
     // chains the old log into the new one, and each restores exactly.
     s.sql("RESET MASTER");

@@ -75,6 +75,11 @@ pub struct ApplyOptions {
     /// Apply up to and including the last transaction of this set (an
     /// error if the stored binlog ends before it).
     pub until_gtid: Option<binlog::GtidSet>,
+    /// The binlog stands for a backup (a derived night, the proof of a
+    /// full read): each transaction must follow the one before it in its
+    /// GTID stream (no hole), and a statement that may have changed the
+    /// snapshot's database stops the apply instead of being skipped.
+    pub strict: bool,
 }
 
 /// What [`apply`] did.
@@ -580,6 +585,10 @@ impl Applier<'_> {
                 Ok(())
             }
             Class::Ddl if ours => self.schema_change(q, Class::Ddl),
+            // `CREATE TABLE ... SELECT f()`: code that may write anywhere.
+            Class::Ddl if self.opts.strict && creates_table_from_query(q.sql) => {
+                self.refuse_or_skip(q, "a schema change that runs a query")
+            }
             Class::Ddl => {
                 self.skip(format!(
                     "a schema change in another database ({}): {}",
@@ -724,6 +733,15 @@ impl Applier<'_> {
                 short(q.sql)
             )));
         }
+        if self.opts.strict {
+            return Err(Error::Invalid(format!(
+                "the binlog holds {what} in another database ({}) that may have changed \
+                 database {db} (through a view, trigger or routine): a backup made of this \
+                 binlog cannot be restored exactly. Restore from a full snapshot \
+                 (`lifeboat snapshots`)",
+                String::from_utf8_lossy(q.database)
+            )));
+        }
         self.skip(format!(
             "{what} in another database ({}): {}",
             String::from_utf8_lossy(q.database),
@@ -826,6 +844,19 @@ impl Applier<'_> {
     /// was reset, or another server took its address), and applying on
     /// would replay transactions of another history.
     fn forward(&mut self, g: &binlog::Gtid) -> Result<()> {
+        if self.opts.strict {
+            if let Some(hole) = self
+                .seen
+                .iter()
+                .find(|p| binlog::Gtid::same_stream(p, g))
+                .and_then(|p| crate::continuity::hole(p, g))
+            {
+                return Err(binlog::damaged(format!(
+                    "the stored binlog is not whole: {hole}. A backup made of it cannot be \
+                     restored exactly: restore from a full snapshot (`lifeboat snapshots`)"
+                )));
+            }
+        }
         if let Some(p) = self.seen.iter().find(|p| binlog::GtidSet::reaches(g, p)) {
             return Err(binlog::damaged(format!(
                 "the stored binlog goes back from GTID {p} to {g}: it is not one continuous log \
@@ -935,6 +966,18 @@ fn xa_refused(what: &str) -> Error {
 
 /// Whether `word` appears in `sql` as a whole name (not inside a longer
 /// one: `shop` is not in `shop2` or `shop_archive`).
+/// `CREATE [OR REPLACE] [TEMPORARY] TABLE ... SELECT`: a schema change
+/// that runs a query (whose functions may write anywhere). A view's or a
+/// routine's SELECT does not run when it is created.
+pub(crate) fn creates_table_from_query(sql: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(sql).to_lowercase();
+    let Some((head, _)) = text.split_once("select") else {
+        return false;
+    };
+    let mut words = head.split(|c: char| c.is_whitespace() || c == '(');
+    words.next() == Some("create") && head.split_whitespace().any(|w| w == "table")
+}
+
 fn names_word(sql: &[u8], word: &[u8]) -> bool {
     if word.is_empty() || sql.len() < word.len() {
         return false;
@@ -1006,6 +1049,25 @@ fn first_words(sql: &[u8], n: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_table_made_from_a_query_runs_code_when_created() {
+        for yes in [
+            "CREATE TABLE ctas AS SELECT f() AS c",
+            "create or replace table x (a int) select 1",
+            "CREATE TEMPORARY TABLE t SELECT * FROM clinic.t",
+        ] {
+            assert!(creates_table_from_query(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "CREATE ALGORITHM=UNDEFINED DEFINER=`a`@`%` SQL SECURITY DEFINER VIEW `v` AS select 1",
+            "CREATE TABLE t (id INT)",
+            "CREATE DEFINER=`a`@`%` PROCEDURE p() BEGIN SELECT 1; END",
+            "ALTER TABLE t ADD COLUMN selected INT",
+        ] {
+            assert!(!creates_table_from_query(no.as_bytes()), "{no}");
+        }
+    }
 
     #[test]
     fn messages_leave_strings_and_account_statements_out() {

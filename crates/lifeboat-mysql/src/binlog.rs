@@ -405,11 +405,6 @@ pub enum Statement {
 }
 
 impl Statement {
-    /// BEGIN, COMMIT, ROLLBACK, savepoints and XA: no change of their own.
-    pub fn is_transaction_control(&self) -> bool {
-        !matches!(self, Statement::Other)
-    }
-
     pub fn of(sql: &[u8]) -> Statement {
         // The first words tell (a big statement is not split whole); a
         // name cut off there makes the statement `Other`.

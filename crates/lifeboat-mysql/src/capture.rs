@@ -444,13 +444,15 @@ impl Gtids {
         let own = self.databases.iter().any(|d| {
             q.database.eq_ignore_ascii_case(d.as_bytes()) || text.contains(&d.to_lowercase())
         });
-        own || !matches!(
-            crate::apply::Class::of(q.sql),
-            crate::apply::Class::Ddl
-                | crate::apply::Class::Database
-                | crate::apply::Class::Account
-                | crate::apply::Class::Maintenance
-        )
+        // `CREATE TABLE ... SELECT f()` runs code that may write anywhere.
+        own || crate::apply::creates_table_from_query(q.sql)
+            || !matches!(
+                crate::apply::Class::of(q.sql),
+                crate::apply::Class::Ddl
+                    | crate::apply::Class::Database
+                    | crate::apply::Class::Account
+                    | crate::apply::Class::Maintenance
+            )
     }
 
     fn see(&mut self, g: Gtid) {
@@ -681,9 +683,18 @@ impl SegmentState {
         }
         if matches!(h.kind, kind::QUERY | kind::QUERY_COMPRESSED) {
             // An unreadable one counts.
-            let counts = binlog::Query::parse(f, event).is_none_or(|q| {
-                !binlog::Statement::of(q.sql).is_transaction_control() && gtids.concerns(&q)
-            });
+            // XA is counted too: the apply refuses a prepared transaction's
+            // commit.
+            let counts =
+                binlog::Query::parse(f, event).is_none_or(|q| match binlog::Statement::of(q.sql) {
+                    binlog::Statement::Begin
+                    | binlog::Statement::Commit
+                    | binlog::Statement::Rollback
+                    | binlog::Statement::Savepoint(_)
+                    | binlog::Statement::RollbackTo(_) => false,
+                    binlog::Statement::Other => gtids.concerns(&q),
+                    _ => true,
+                });
             if counts {
                 gtids.statements += 1;
                 gtids.last_statement = Some(Position {

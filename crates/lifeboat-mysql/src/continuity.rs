@@ -68,19 +68,25 @@ fn after(prev: &Gtid) -> String {
 
 /// `next` must be the transaction after `prev` in its stream.
 fn link(prev: &Gtid, next: &Gtid, holes: &mut Vec<String>) {
+    holes.extend(hole(prev, next));
+}
+
+/// Why `next` is not the transaction after `prev` in their stream, if it
+/// is not.
+pub(crate) fn hole(prev: &Gtid, next: &Gtid) -> Option<String> {
     let (_, p) = stream(prev);
     let (_, n) = stream(next);
     if n == p + 1 {
-        return;
+        return None;
     }
-    holes.push(if n <= p {
+    Some(if n <= p {
         format!("GTID {next} comes after {prev}: a transaction stored twice or out of order")
     } else {
         format!(
             "GTID {next} follows {prev}: the transactions from {} on are not stored",
             after(prev)
         )
-    });
+    })
 }
 
 /// Read `span`'s item whole and check it.

@@ -637,6 +637,8 @@ pub fn apply_until(
             tables,
             until: (!gtid_mode).then_some(plan.until.timestamp()),
             until_gtid: plan.until_gtid.clone(),
+            // Up to a position: a derived night or a proof.
+            strict: plan.to.is_some(),
         },
     )?)
 }
@@ -1380,22 +1382,20 @@ fn not_derivable(runs: &[&Run], from: &Position) -> Option<String> {
              statement, FLUSH, ANALYZE...), the last ending at {at}"
         ));
     }
-    let mut last: Vec<lifeboat_mysql::binlog::Gtid> = Vec::new();
+    let mut last: Vec<(lifeboat_mysql::binlog::Gtid, &str)> = Vec::new();
     for r in runs {
-        for g in r
-            .gtids
-            .iter()
-            .filter_map(|g| g.parse::<GtidSet>().ok())
-            .flat_map(|s| s.ends())
-        {
-            if let Some(p) = last.iter().find(|p| GtidSet::reaches(&g, p)) {
+        for (text, g) in r.gtids.iter().filter_map(|t| {
+            let g = t.parse::<GtidSet>().ok()?.ends().into_iter().next()?;
+            Some((t.as_str(), g))
+        }) {
+            if let Some((_, p)) = last.iter().find(|(p, _)| GtidSet::reaches(&g, p)) {
                 return Some(format!(
-                    "goes back from GTID {p} to {g}: was the server's binary log reset (RESET \
-                     MASTER), or another server put at its address?"
+                    "does not move forward from GTID {p} to {text}: was the server's binary \
+                     log reset (RESET MASTER), or another server put at its address?"
                 ));
             }
-            last.retain(|p| !lifeboat_mysql::binlog::Gtid::same_stream(p, &g));
-            last.push(g);
+            last.retain(|(p, _)| !lifeboat_mysql::binlog::Gtid::same_stream(p, &g));
+            last.push((g, text));
         }
     }
     None
