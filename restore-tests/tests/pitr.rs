@@ -125,6 +125,24 @@ impl Setup {
         self.run(&args)
     }
 
+    /// `lifeboat binlog --follow` with the backup key, its stderr as given.
+    fn follower(&self, stderr: Stdio) -> std::process::Child {
+        let bk = self.lb.backup_key.display().to_string();
+        self.lb
+            .command(&[
+                "--config",
+                &self.cfg,
+                "--backup-key-file",
+                &bk,
+                "binlog",
+                "--follow",
+            ])
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .unwrap()
+    }
+
     fn sql(&self, q: &str) {
         self.server.sql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
     }
@@ -557,21 +575,7 @@ fn follow_mode_survives_kills_and_a_server_restart_losing_and_duplicating_nothin
             n
         })
     };
-    let bk = s.lb.backup_key.display().to_string();
-    let follow = |s: &Setup| {
-        s.lb.command(&[
-            "--config",
-            &s.cfg,
-            "--backup-key-file",
-            &bk,
-            "binlog",
-            "--follow",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-    };
+    let follow = |s: &Setup| s.follower(Stdio::null());
     let mut child = follow(&s);
 
     // RPO: a row committed at t is stored within the flush interval and
@@ -1394,21 +1398,8 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
 fn binlog_nightlies_beside_a_running_follower_restore_exactly() {
     let s = Setup::with_config(1, "binlog_nightly = true\nbinlog_flush_secs = 1\n");
     kinds_table(&s);
-    let bk = s.lb.backup_key.display().to_string();
     let full = s.with_backup_key(&["--json", "backup"]).ok().json();
-    let mut follower =
-        s.lb.command(&[
-            "--config",
-            &s.cfg,
-            "--backup-key-file",
-            &bk,
-            "binlog",
-            "--follow",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut follower = s.follower(Stdio::piped());
     let mut rng = seeded();
     let mut nights = Vec::new();
     for _ in 0..3 {

@@ -135,21 +135,33 @@ pub fn restore_derived(
     print_until(ctx, &report)
 }
 
+/// The full snapshot replayed (and checked), and what the binlog apply
+/// skipped.
+fn print_replayed(
+    id: &lifeboat_store::SnapshotId,
+    time: chrono::DateTime<chrono::Utc>,
+    replay: &lifeboat_mysql::ReplayReport,
+    applied: &lifeboat_mysql::ApplyReport,
+) -> Result<()> {
+    outln!(
+        "replayed snapshot {} ({}) into {} and checked it: {} tables match",
+        id.short(),
+        time.format("%Y-%m-%d %H:%M:%S UTC"),
+        replay.target,
+        replay.tables.len()
+    )?;
+    for (what, n) in &applied.skipped {
+        outln!("skipped: {what} ({n}x)")?;
+    }
+    Ok(())
+}
+
 fn print_until(ctx: &Ctx, report: &lifeboat_ops::RestoreUntilReport) -> Result<Code> {
     if ctx.global.json {
         return ctx.print_json(report).map(|()| Code::Ok);
     }
     let a = &report.applied;
-    outln!(
-        "replayed snapshot {} ({}) into {} and checked it: {} tables match",
-        report.snapshot.short(),
-        report.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC"),
-        report.replay.target,
-        report.replay.tables.len()
-    )?;
-    for (what, n) in &a.skipped {
-        outln!("skipped: {what} ({n}x)")?;
-    }
+    print_replayed(&report.snapshot, report.snapshot_time, &report.replay, a)?;
     let last = a
         .last_commit
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
@@ -192,16 +204,7 @@ pub fn restore_from_binlog(
         return ctx.print_json(&report).map(|()| Code::Ok);
     }
     let a = &report.applied;
-    outln!(
-        "replayed snapshot {} ({}) into {} and checked it: {} tables match",
-        report.base.short(),
-        report.base_time.format("%Y-%m-%d %H:%M:%S UTC"),
-        report.replay.target,
-        report.replay.tables.len()
-    )?;
-    for (what, n) in &a.skipped {
-        outln!("skipped: {what} ({n}x)")?;
-    }
+    print_replayed(&report.base, report.base_time, &report.replay, a)?;
     outln!(
         "applied the stored binlog of {} run(s) up to snapshot {}'s coordinates: {} \
          transaction(s), {} row event(s) in {:.1}s",
