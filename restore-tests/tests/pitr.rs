@@ -143,6 +143,22 @@ impl Setup {
             .unwrap()
     }
 
+    /// The config with `[staging] mysql_url` on database `staging` of the
+    /// same server, for drills.
+    fn drill_config(&self, staging: &str) -> std::path::PathBuf {
+        let path = self.lb.path("drill.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "{}\n[staging]\nmysql_url = \"{}\"\n",
+                std::fs::read_to_string(&self.cfg).unwrap(),
+                self.server.url(staging)
+            ),
+        )
+        .unwrap();
+        path
+    }
+
     fn sql(&self, q: &str) {
         self.server.sql(q).unwrap_or_else(|e| panic!("{q}: {e}"));
     }
@@ -270,16 +286,7 @@ fn restores_until_a_moment_and_until_the_end_equal_the_database_then() {
     );
     // drill --until T1: the snapshot replayed into staging and compared
     // with its manifest, then the binlog applied up to T1.
-    let drill_cfg = s.lb.path("drill.toml");
-    std::fs::write(
-        &drill_cfg,
-        format!(
-            "{}\n[staging]\nmysql_url = \"{}\"\n",
-            std::fs::read_to_string(&s.cfg).unwrap(),
-            s.server.url("staging_t1")
-        ),
-    )
-    .unwrap();
+    let drill_cfg = s.drill_config("staging_t1");
     let rk = s.lb.restore_key.display().to_string();
     let drill =
         s.lb.run(&[
@@ -1217,16 +1224,7 @@ fn binlog_nightlies_store_no_rows_restore_exactly_and_keep_what_they_need() {
 
     // A drill of the latest night: its full snapshot checked after its
     // replay, then the binlog to the night's end.
-    let drill_cfg = s.lb.path("drill.toml");
-    std::fs::write(
-        &drill_cfg,
-        format!(
-            "{}\n[staging]\nmysql_url = \"{}\"\n",
-            std::fs::read_to_string(&s.cfg).unwrap(),
-            s.server.url("staging_nightly")
-        ),
-    )
-    .unwrap();
+    let drill_cfg = s.drill_config("staging_nightly");
     let drill =
         s.lb.run(&[
             "--config",

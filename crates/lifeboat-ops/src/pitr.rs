@@ -234,7 +234,16 @@ pub fn capture_binlog<A: Access>(
     opts: &BinlogOptions,
     bars: &dyn ProgressBars,
 ) -> Result<BinlogReport> {
-    let capture = Capture::connect(&opts.capture)?;
+    capture_with(repo, Capture::connect(&opts.capture)?, opts, bars)
+}
+
+/// [`capture_binlog`] on a connection already made.
+fn capture_with<A: Access>(
+    repo: &Repository<A>,
+    capture: Capture,
+    opts: &BinlogOptions,
+    bars: &dyn ProgressBars,
+) -> Result<BinlogReport> {
     let (start, started_from, gap) = plan_start(repo, &capture)?;
     let mut session = begin_run(repo, opts)?;
     let bar = bars.bytes("binlog");
@@ -878,14 +887,12 @@ pub fn check_binlog(all: &[SnapshotEntry]) -> BinlogCheck {
     }
     // Each derived MySQL backup needs its full snapshot and the stored
     // binlog up to its end.
-    for e in all.iter().filter(|e| derived(e).is_some()) {
-        if let Err(err) = plan_derived(all, e) {
-            check.problems.push(lifeboat_store::Problem {
-                what: format!("snapshot {} (mysql, derived)", e.id.short()),
-                detail: err.to_string(),
-                needed_by: vec![format!("snapshot {}", e.id.short())],
-            });
-        }
+    for (e, err) in broken_derived_in(all, &runs) {
+        check.problems.push(lifeboat_store::Problem {
+            what: format!("snapshot {} (mysql, derived)", e.id.short()),
+            detail: err.to_string(),
+            needed_by: vec![format!("snapshot {}", e.id.short())],
+        });
     }
     for (entry, run) in &runs {
         if used.contains(&entry.id) || inside_used(run) {
@@ -1187,14 +1194,31 @@ pub fn needed_by_derived(
     all: &[SnapshotEntry],
     kept: &dyn Fn(&SnapshotId) -> bool,
 ) -> Vec<(SnapshotId, SnapshotId)> {
+    let runs = runs(all);
     let mut out = Vec::new();
     for e in all.iter().filter(|e| kept(&e.id) && derived(e).is_some()) {
-        if let Ok(plan) = plan_derived(all, e) {
+        if let Ok(plan) = plan_derived_in(all, &runs, e) {
             out.push((plan.snapshot.id, e.id));
             out.extend(plan.runs.iter().map(|r| (*r, e.id)));
         }
     }
     out
+}
+
+/// The derived backups among `all` that cannot be restored (what they
+/// are made of is gone, or their facts are forged), each with why.
+pub fn broken_derived(all: &[SnapshotEntry]) -> Vec<(&SnapshotEntry, Error)> {
+    broken_derived_in(all, &runs(all))
+}
+
+fn broken_derived_in<'a>(
+    all: &'a [SnapshotEntry],
+    runs: &[(&SnapshotEntry, Run)],
+) -> Vec<(&'a SnapshotEntry, Error)> {
+    all.iter()
+        .filter(|e| derived(e).is_some())
+        .filter_map(|e| plan_derived_in(all, runs, e).err().map(|err| (e, err)))
+        .collect()
 }
 
 /// Replay `plan`'s full snapshot (checked against its manifest) into
@@ -1278,7 +1302,6 @@ pub fn derive_mysql<A: Access>(
         Err(e) => return Ok(Err(format!("the binary log cannot be read ({e})"))),
     };
     let server = capture.log.server.clone();
-    drop(capture);
     let Some(b) = all
         .iter()
         .rev()
@@ -1301,8 +1324,9 @@ pub fn derive_mysql<A: Access>(
         )));
     }
     let base_id = b.entry.id;
-    let captured = capture_binlog(
+    let captured = capture_with(
         repo,
+        capture,
         &BinlogOptions {
             capture: opts.capture.clone(),
             hostname: opts.hostname.clone(),
@@ -1404,6 +1428,15 @@ fn not_derivable(runs: &[&Run], from: &Position) -> Option<String> {
 /// What restores a derived backup: its full snapshot and the stored
 /// binlog after it, up to exactly its end. An error names what is missing.
 pub fn plan_derived(all: &[SnapshotEntry], entry: &SnapshotEntry) -> Result<UntilPlan> {
+    plan_derived_in(all, &runs(all), entry)
+}
+
+/// [`plan_derived`] with `all`'s runs read once for many entries.
+fn plan_derived_in(
+    all: &[SnapshotEntry],
+    runs: &[(&SnapshotEntry, Run)],
+    entry: &SnapshotEntry,
+) -> Result<UntilPlan> {
     let d = derived(entry).ok_or_else(|| {
         Error::Invalid(format!(
             "snapshot {} holds no MySQL backup derived from the stored binlog",
@@ -1441,7 +1474,7 @@ pub fn plan_derived(all: &[SnapshotEntry], entry: &SnapshotEntry) -> Result<Unti
             b.start
         )));
     }
-    let c = chain(&b, &runs(all), None);
+    let c = chain(&b, runs, None);
     if !at_or_before(&d.end, &c.end) {
         return Err(Error::Damaged(format!(
             "snapshot {}'s MySQL backup needs the stored binlog from snapshot {} ({}) up to \

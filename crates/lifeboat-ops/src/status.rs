@@ -281,17 +281,19 @@ pub(crate) fn compute(
             failures.insert(source.to_string(), f);
         }
     };
+    // A derived MySQL night is good only while what it is made of (its
+    // full snapshot, the binlog after it) is in the store.
+    let broken_nights: BTreeMap<lifeboat_store::SnapshotId, String> =
+        crate::pitr::broken_derived(all)
+            .into_iter()
+            .map(|(e, err)| (e.id, err.to_string()))
+            .collect();
     for e in &full {
-        // A derived MySQL night is good only while what it is made of (its
-        // full snapshot, the binlog after it) is in the store.
-        let broken = crate::pitr::derived(e)
-            .is_some()
-            .then(|| crate::pitr::plan_derived(all, e).err())
-            .flatten();
+        let broken = broken_nights.get(&e.id);
         for (name, s) in &e.snapshot.sources {
-            let error = match (&s.error, &broken) {
+            let error = match (&s.error, broken) {
                 (Some(m), _) => Some(m.clone()),
-                (None, Some(b)) if name == lifeboat_mysql::SOURCE => Some(b.to_string()),
+                (None, Some(b)) if name == lifeboat_mysql::SOURCE => Some(b.clone()),
                 (None, _) => None,
             };
             match &error {
